@@ -1,0 +1,47 @@
+"""Create the catalog's topics on a broker, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams import topics as catalog
+from streams.errors import BrokerUnavailable
+
+
+@dataclass
+class CreateReport:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+
+def create_topics(
+    bootstrap_servers: str,
+    wanted: Iterable[catalog.Topic] = catalog.ALL,
+    *,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> CreateReport:
+    """Create every topic in `wanted` that does not exist yet; existing ones are left alone."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    report = CreateReport()
+    new = [
+        NewTopic(t.name, t.partitions, replication_factor, config=t.config()) for t in wanted
+    ]
+    if not new:
+        return report
+    futures = admin.create_topics(new, request_timeout=timeout, operation_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            report.created.append(name)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                report.existing.append(name)
+            else:
+                raise BrokerUnavailable(f"could not create {name}: {error.str()}") from exc
+    return report

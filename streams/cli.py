@@ -1,0 +1,137 @@
+"""`wedsync`: the command line. Each subcommand parses settings once and hands them down."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from streams.errors import WedsyncError
+from streams.settings import Settings, load_settings
+
+
+def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port)
+    bootstrap = broker.start()
+    if args.create_topics:
+        from streams.admin import create_topics
+
+        create_topics(bootstrap)
+    print(f"embedded Kafka broker on {bootstrap} (memory storage); Ctrl-C stops it", flush=True)
+    print(f"export KAFKA_BOOTSTRAP_SERVERS={bootstrap}", flush=True)
+    try:
+        assert broker.process is not None
+        broker.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.admin import create_topics
+    from streams.broker import kafka_broker
+
+    if not settings.kafka_bootstrap_servers:
+        print("KAFKA_BOOTSTRAP_SERVERS is not set: set it, or run `wedsync broker` first",
+              file=sys.stderr)
+        return 2
+    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
+        report = create_topics(bootstrap, replication_factor=settings.replication_factor)
+    for name in report.created:
+        print(f"created  {name}")
+    for name in report.existing:
+        print(f"exists   {name}")
+    return 0
+
+
+def _cmd_topics_list(args: argparse.Namespace, settings: Settings) -> int:
+    from streams import topics
+
+    for t in topics.ALL:
+        schema = t.schema or "(raw bytes)"
+        print(f"{t.name:34} {schema:32} p={t.partitions:<2} {t.cleanup:7} key={t.key}")
+    return 0
+
+
+def _cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.schema_store import SchemaStore
+
+    store = SchemaStore(args.dir or settings.schemas_dir)
+    problems = store.check_compatibility()
+    for problem in problems:
+        print(f"INCOMPATIBLE {problem}", file=sys.stderr)
+    versions = store.all_versions()
+    if problems:
+        return 1
+    print(f"{len(versions)} schema files, {len(store.keys())} schemas: all parse, and every "
+          "version reads every earlier one (backward transitive)")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(settings)
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, once=args.once)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wedsync", description="wedsync-streams: CDC and webhooks in, deliveries out."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("broker", help="run the embedded Kafka broker (Tansu) in the foreground")
+    p.add_argument("--port", type=int, default=None, help="listen port (default: a free one)")
+    p.add_argument("--create-topics", action="store_true", help="create the catalog's topics")
+    p.set_defaults(func=_cmd_broker)
+
+    topics = sub.add_parser("topics", help="the topic catalog").add_subparsers(
+        dest="topics_command", required=True, metavar="ACTION"
+    )
+    topics.add_parser("create", help="create every catalog topic (idempotent)").set_defaults(
+        func=_cmd_topics_create
+    )
+    topics.add_parser("list", help="print the catalog").set_defaults(func=_cmd_topics_list)
+
+    schemas = sub.add_parser("schemas", help="Avro schemas").add_subparsers(
+        dest="schemas_command", required=True, metavar="ACTION"
+    )
+    check = schemas.add_parser("check", help="parse all schemas; check backward compatibility")
+    check.add_argument("--dir", default=None, help="schema directory (default: schemas/)")
+    check.set_defaults(func=_cmd_schemas_check)
+
+    sub.add_parser(
+        "worker", help="run the stream agents (Faust worker); embedded broker if none is set"
+    ).set_defaults(func=_cmd_worker)
+
+    demo = sub.add_parser("demo", help="broker + worker + sample CDC events, shown decoded")
+    demo.add_argument("--once", action="store_true", help="exit after the samples came out")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+        func: Callable[[argparse.Namespace, Settings], int] = args.func
+        return func(args, settings)
+    except WedsyncError as exc:
+        print(f"wedsync: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

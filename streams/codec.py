@@ -1,0 +1,132 @@
+"""The one codec: Avro in the Confluent wire format.
+
+    byte 0       magic byte 0x00
+    bytes 1-4    schema id, big-endian (from the registry, see `streams.registry`)
+    bytes 5-     Avro binary (schemaless) encoding of the record
+
+Any Confluent-compatible consumer reads what we write, and we read what it writes. Records
+are plain dicts (what fastavro produces); `streams.models` gives them types where needed.
+
+Decoding resolves the writer's schema (looked up by id) against our reader schema, so a
+reader holding version 2 reads version-1 records. Every way the bytes can be wrong raises
+`DecodeError`, which the runtime turns into a dead-letter record; it never crashes a worker.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import to_parsing_canonical_form
+
+from streams.errors import DecodeError
+from streams.registry import ConfluentRegistry, EmbeddedRegistry, Registry
+from streams.schema_store import SchemaStore
+from streams.settings import Settings
+from streams.topics import Topic
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+HEADER_SIZE = _HEADER.size
+
+
+class AvroCodec:
+    """Encode and decode one record type (one schema key) for one subject.
+
+    Create one per topic and reuse it: schemas are parsed once and the writer id is
+    registered once, on first use.
+    """
+
+    def __init__(self, registry: Registry, subject: str, schema: dict[str, Any]) -> None:
+        self.registry = registry
+        self.subject = subject
+        self.schema = schema
+        self._canonical = to_parsing_canonical_form(schema)
+        self._id: int | None = None
+        self._header = b""
+        # writer id -> reader schema to resolve against (None: same schema, no resolution)
+        self._readers: dict[int, dict[str, Any] | None] = {}
+
+    @property
+    def schema_id(self) -> int:
+        if self._id is None:
+            self._id = self.registry.register(self.subject, self.schema)
+            self._header = _HEADER.pack(MAGIC, self._id)
+            self._readers[self._id] = None
+        return self._id
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """Serialize `record`; raises ValueError/TypeError naming the bad field if it does
+        not match the schema (a programming error, not bad input)."""
+        self.schema_id  # noqa: B018 - registers on first use and sets the header
+        buf = io.BytesIO()
+        buf.write(self._header)
+        schemaless_writer(buf, self.registry.lookup(self._id or 0), record)
+        return buf.getvalue()
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """Deserialize one message value; DecodeError if it is not a valid record."""
+        if data is None:
+            raise DecodeError("empty message value (tombstone) where a record was expected")
+        if len(data) < HEADER_SIZE:
+            raise DecodeError(f"truncated message: {len(data)} bytes, the header alone is 5")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise DecodeError(
+                f"wrong magic byte {magic:#04x}: not Confluent-framed Avro (expected 0x00)"
+            )
+        writer = self.registry.lookup(schema_id)
+        if schema_id not in self._readers:
+            same = to_parsing_canonical_form(writer) == self._canonical
+            self._readers[schema_id] = None if same else self.registry.lookup(self.schema_id)
+        reader = self._readers[schema_id]
+        buf = io.BytesIO(data)
+        buf.seek(HEADER_SIZE)
+        try:
+            record = schemaless_reader(buf, writer, reader)
+        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
+            raise DecodeError(f"corrupt Avro payload for schema id {schema_id}: {exc!r}") from exc
+        if buf.tell() != len(data):
+            raise DecodeError(
+                f"trailing bytes: record ended at {buf.tell()} of {len(data)} bytes"
+            )
+        if not isinstance(record, dict):
+            raise DecodeError(f"schema id {schema_id} does not describe a record")
+        return record
+
+
+class TopicCodecs:
+    """One `AvroCodec` per catalog topic, built on first use and shared.
+
+    The registry is chosen from settings: a Confluent Schema Registry when
+    `SCHEMA_REGISTRY_URL` is set, else the embedded one.
+    """
+
+    def __init__(self, store: SchemaStore, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+        self._codecs: dict[str, AvroCodec] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicCodecs:
+        store = SchemaStore(settings.schemas_dir)
+        registry: Registry
+        if settings.schema_registry_url:
+            auth = settings.schema_registry_basic_auth
+            registry = ConfluentRegistry(
+                settings.schema_registry_url, auth.get_secret_value() if auth else None
+            )
+        else:
+            registry = EmbeddedRegistry(store)
+        return cls(store, registry)
+
+    def __getitem__(self, topic: Topic) -> AvroCodec:
+        codec = self._codecs.get(topic.name)
+        if codec is None:
+            if topic.schema is None:
+                raise KeyError(f"{topic.name} carries raw bytes; it has no codec")
+            codec = AvroCodec(self.registry, topic.subject, self.store.latest(topic.schema).raw)
+            self._codecs[topic.name] = codec
+        return codec

@@ -1,0 +1,46 @@
+"""Dead-letter records: the original bytes, untouched, with the reason in headers.
+
+A dead-letter record can be replayed onto its source topic as it is: value and key are the
+original ones; everything we know about the failure travels in `wedsync.dlq.*` headers.
+"""
+
+from __future__ import annotations
+
+import time
+
+H_REASON = "wedsync.dlq.reason"
+H_ERROR_CLASS = "wedsync.dlq.error_class"
+H_STAGE = "wedsync.dlq.stage"
+H_TOPIC = "wedsync.dlq.source_topic"
+H_PARTITION = "wedsync.dlq.source_partition"
+H_OFFSET = "wedsync.dlq.source_offset"
+H_FAILED_AT = "wedsync.dlq.failed_at_ms"
+
+_MAX_REASON = 1000
+
+
+def dead_letter_headers(
+    *,
+    stage: str,
+    error: BaseException,
+    topic: str,
+    partition: int,
+    offset: int,
+    now_ms: int | None = None,
+) -> list[tuple[str, bytes]]:
+    """Headers that say where a record came from and why it could not be processed."""
+    failed_at = int(time.time() * 1000) if now_ms is None else now_ms
+    return [
+        (H_REASON, str(error)[:_MAX_REASON].encode()),
+        (H_ERROR_CLASS, type(error).__name__.encode()),
+        (H_STAGE, stage.encode()),
+        (H_TOPIC, topic.encode()),
+        (H_PARTITION, str(partition).encode()),
+        (H_OFFSET, str(offset).encode()),
+        (H_FAILED_AT, str(failed_at).encode()),
+    ]
+
+
+def header_map(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Kafka headers as a dict of text (last value wins), for reading dead letters."""
+    return {k: (v or b"").decode(errors="replace") for k, v in headers or []}

@@ -1,0 +1,74 @@
+"""The error tree. Every failure the pipeline can meet is one of these; foreign exceptions
+(httpx, confluent-kafka, fastavro, psycopg2) are translated once, at the boundary.
+
+    WedsyncError                   base; never raised directly
+    ├── ConfigurationError         bad settings: fix the configuration and restart
+    ├── BrokerUnavailable          Kafka could not be reached: retry later (HTTP 503 upstream)
+    ├── SchemaError                a schema file or registry answer is unusable
+    │   └── IncompatibleSchema     a new schema version cannot read older data
+    ├── DeliveryError              a sink could not deliver a message
+    │   ├── RetryableError         transient: retry with exponential backoff
+    │   ├── BackpressureError      the target asked us to slow down: retry after `retry_after`
+    │   └── FatalError             will never succeed as sent: dead-letter it, do not retry
+    └── PoisonMessage              the record itself is bad: dead-letter it with the reason
+        └── DecodeError            bytes are not a valid record in our wire format
+"""
+
+from __future__ import annotations
+
+
+class WedsyncError(Exception):
+    """Base of every error raised by wedsync-streams."""
+
+
+class ConfigurationError(WedsyncError):
+    """Settings are missing or invalid. Fix the configuration; retrying will not help."""
+
+
+class BrokerUnavailable(WedsyncError):
+    """Kafka did not answer in time. Callers retry later; HTTP handlers answer 503."""
+
+
+class SchemaError(WedsyncError):
+    """A schema file, or the registry's answer about one, cannot be used."""
+
+
+class IncompatibleSchema(SchemaError):
+    """A schema version cannot read data written with an earlier version.
+
+    ``field`` names the offending field path so the author knows what to fix.
+    """
+
+    def __init__(self, message: str, *, subject: str, field: str) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.field = field
+
+
+class DeliveryError(WedsyncError):
+    """A sink failed to deliver; the subclass says whether and when to retry."""
+
+
+class RetryableError(DeliveryError):
+    """Transient failure (timeout, 5xx, connection reset): retry with backoff."""
+
+
+class BackpressureError(DeliveryError):
+    """The target throttled us (429, Retry-After): retry no sooner than ``retry_after`` s."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(DeliveryError):
+    """Will never succeed as sent (4xx, archived channel, bad credentials): dead-letter it."""
+
+
+class PoisonMessage(WedsyncError):
+    """The record itself is bad. Dead-letter it with this message as the reason; keep going."""
+
+
+class DecodeError(PoisonMessage):
+    """Bytes are not a record in our wire format: wrong magic byte, unknown schema id,
+    truncated or corrupt Avro. The original bytes belong on the dead-letter topic."""

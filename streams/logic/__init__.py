@@ -1,0 +1,1 @@
+"""Pure decisions: no Kafka, no HTTP, no database imports (tests/unit/test_purity.py checks)."""

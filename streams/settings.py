@@ -1,0 +1,50 @@
+"""Settings, parsed once at the edge from the environment (and a `.env` file if present).
+
+`KAFKA_BOOTSTRAP_SERVERS` and `SCHEMA_REGISTRY_URL` keep their conventional names; everything
+else is prefixed `WEDSYNC_`. Settings are frozen and validated before any I/O happens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WEDSYNC_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "WEDSYNC_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Use this Kafka cluster; when unset an embedded broker is started.",
+    )
+    schema_registry_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "WEDSYNC_SCHEMA_REGISTRY_URL"),
+        description="Confluent-compatible Schema Registry; when unset the embedded registry is used.",
+    )
+    schema_registry_basic_auth: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "WEDSYNC_SCHEMA_REGISTRY_BASIC_AUTH"
+        ),
+        description="'user:password' for the Schema Registry.",
+    )
+    schemas_dir: Path = REPO_ROOT / "schemas"
+    app_id: str = "wedsync"
+    default_partitions: int = 6
+    replication_factor: int = 1
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "info"
+
+
+def load_settings() -> Settings:
+    """Read the environment once. Call at process start, pass the result down."""
+    return Settings()

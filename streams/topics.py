@@ -1,0 +1,122 @@
+"""THE topic catalog: every topic's name, schema, key, partitions and retention.
+
+Naming: `wedsync.<stage>.<what>[.retry|.dlq]`. No other module writes a topic name as a
+string; import the constant (or look one up with `topic(name)`).
+
+Dead-letter topics carry the original bytes untouched (no schema) and the reason in headers
+(see `streams.deadletter`). Retry topics carry the same records as their main topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+class Cleanup(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    schema: str | None  # key into schemas/ (e.g. "events/domain_event"); None = raw bytes
+    key: str  # what the Kafka key is, for readers of the catalog
+    partitions: int = 6
+    cleanup: Cleanup = Cleanup.DELETE
+    retention_ms: int = 7 * DAY_MS
+
+    @property
+    def subject(self) -> str:
+        """Schema Registry subject (TopicNameStrategy)."""
+        return f"{self.name}-value"
+
+    def config(self) -> dict[str, str]:
+        return {"cleanup.policy": str(self.cleanup), "retention.ms": str(self.retention_ms)}
+
+
+class Destination(StrEnum):
+    """Kinds of destination; each has a deliver topic, a retry topic and a dead-letter topic."""
+
+    CALENDAR = "calendar"
+    CRM = "crm"
+    EMAIL = "email"
+    SLACK = "slack"
+    SMS = "sms"
+    WEBHOOK = "webhook"
+    INAPP = "inapp"
+
+
+# ---- ingest ---------------------------------------------------------------------------
+INGEST_CDC = Topic(
+    "wedsync.ingest.cdc", "ingest/change_event", key="<table>:<primary key values>"
+)
+INGEST_WEBHOOKS = Topic(
+    "wedsync.ingest.webhooks", "ingest/inbound_webhook", key="<source>:<delivery id>"
+)
+INGEST_DLQ = Topic(
+    "wedsync.ingest.dlq", None, key="original key", retention_ms=30 * DAY_MS
+)
+
+# ---- domain events ----------------------------------------------------------------------
+EVENTS = Topic("wedsync.events", "events/domain_event", key="aggregate_id")
+EVENTS_DLQ = Topic("wedsync.events.dlq", None, key="original key", retention_ms=30 * DAY_MS)
+
+
+# ---- deliveries, one triple per destination kind ----------------------------------------
+@dataclass(frozen=True)
+class DeliveryTopics:
+    deliver: Topic
+    retry: Topic
+    dlq: Topic
+
+
+def _delivery_topics(dest: Destination) -> DeliveryTopics:
+    base = f"wedsync.deliver.{dest.value}"
+    schema = f"deliveries/{dest.value}_delivery"
+    return DeliveryTopics(
+        deliver=Topic(base, schema, key="aggregate_id"),
+        retry=Topic(f"{base}.retry", schema, key="aggregate_id"),
+        dlq=Topic(f"{base}.dlq", None, key="original key", retention_ms=30 * DAY_MS),
+    )
+
+
+DELIVER: dict[Destination, DeliveryTopics] = {d: _delivery_topics(d) for d in Destination}
+
+DELIVERY_RESULTS = Topic(
+    "wedsync.delivery.results", "deliveries/delivery_result", key="integration_id"
+)
+
+# ---- health ---------------------------------------------------------------------------
+SLA_HEALTH = Topic(
+    "wedsync.sla.health",
+    "health/sla_health",
+    key="integration_id",
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    retention_ms=-1,
+)
+
+ALL: tuple[Topic, ...] = (
+    INGEST_CDC,
+    INGEST_WEBHOOKS,
+    INGEST_DLQ,
+    EVENTS,
+    EVENTS_DLQ,
+    *(t for d in DELIVER.values() for t in (d.deliver, d.retry, d.dlq)),
+    DELIVERY_RESULTS,
+    SLA_HEALTH,
+)
+
+_BY_NAME = {t.name: t for t in ALL}
+
+
+def topic(name: str) -> Topic:
+    """Look a topic up by name; KeyError names the catalog when it is not there."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"topic {name!r} is not in streams/topics.py") from None
