@@ -16,7 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WEDSYNC_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="WEDSYNC_", env_file=".env", extra="ignore", frozen=True,
+        populate_by_name=True,
     )
 
     kafka_bootstrap_servers: str | None = Field(
