@@ -6,7 +6,7 @@ name from `streams.errors`, `destination` a `streams.topics.Destination` value.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_IN = Counter(
     "wedsync_records_consumed_total", "Records an agent read from its input topic.", ["stage"]
@@ -25,3 +25,52 @@ END_TO_END_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+
+# ---- ingest gateway (connectors/sources/webhooks) ---------------------------------------
+# `source` is a configured source name, or "_unknown" for paths naming no source; `reason` is
+# a `Rejected.reason` from connectors/sources/webhooks/verify.py and the gateway (closed sets).
+INGEST_REQUESTS = Counter(
+    "wedsync_ingest_requests_total",
+    "Requests the ingest gateway answered, by source and outcome "
+    "(stored, duplicate, handshake, rejected, unavailable).",
+    ["source", "outcome"],
+)
+INGEST_REJECTIONS = Counter(
+    "wedsync_ingest_rejections_total",
+    "Requests the ingest gateway refused (4xx and 503), by source and reason.",
+    ["source", "reason"],
+)
+INGEST_ACK_SECONDS = Histogram(
+    "wedsync_ingest_ack_seconds",
+    "Time from producing a record to Kafka's acknowledgement, per ingest topic.",
+    ["topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+# ---- end of ingest gateway ---------------------------------------------------------------
+
+# ---- PostgreSQL CDC source (connectors/sources/postgres_cdc) -------------------------------
+# `op` is a change event op (c, u, d, r): a closed set. One slot per process, so no labels.
+CDC_EVENTS_PRODUCED = Counter(
+    "wedsync_cdc_events_produced_total",
+    "Change events the CDC source produced and Kafka acknowledged, by op.",
+    ["op"],
+)
+CDC_CONFIRMED_LSN = Gauge(
+    "wedsync_cdc_confirmed_lsn",
+    "WAL position last confirmed to PostgreSQL (everything before it is in Kafka).",
+)
+CDC_SERVER_WAL_END = Gauge(
+    "wedsync_cdc_server_wal_end_lsn", "Server WAL end last reported on the replication stream."
+)
+CDC_LAG_BYTES = Gauge(
+    "wedsync_cdc_lag_bytes",
+    "Server WAL end minus the confirmed position: WAL the slot still pins, in bytes.",
+)
+CDC_HEARTBEATS = Counter(
+    "wedsync_cdc_heartbeats_total", "Periodic feedback messages the CDC source sent."
+)
+CDC_TRUNCATES_SKIPPED = Counter(
+    "wedsync_cdc_truncates_skipped_total",
+    "TRUNCATE statements seen on captured tables (no row events exist for them).",
+)
+# ---- end of PostgreSQL CDC source ----------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Connectors: sources bring data into Kafka, sinks deliver it out."""

@@ -1,0 +1,1 @@
+"""Source connectors: PostgreSQL CDC, inbound webhooks, calendar change feeds."""

@@ -1,0 +1,315 @@
+"""The inbound webhook gateway: an aiohttp server that stores requests in Kafka before it
+acknowledges them.
+
+    POST /webhooks/{source}   verified request -> InboundWebhook on INGEST_WEBHOOKS
+    POST /changes/{source}    verified Supabase/Debezium payload -> ChangeEvent on INGEST_CDC
+    GET  /healthz             200 while the Kafka producer is usable, else 503
+    GET  /metrics             Prometheus exposition
+
+Per request, in this order: the source exists (404) -> body within its limit (413) -> the
+source's rate limit (429 + Retry-After; checked before verification so forged floods cost
+little) -> verification (401, see `verify.py`; Graph's validationToken is echoed here) ->
+JSON parses (400) -> already stored within the dedupe window (200, nothing produced) -> the
+record is produced and acknowledged by Kafka (200, or 202 for Graph) -> the delivery id is
+marked seen. When Kafka does not acknowledge within the configured timeout the answer is 503
+with Retry-After: nothing is acknowledged that is not stored.
+
+Every refusal is counted in `wedsync_ingest_rejections_total{source, reason}`. Logs name the
+source and the reason only: never a body, a header value, a secret or a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from streams import metrics
+from streams.codec import TopicCodecs
+from streams.errors import BrokerUnavailable
+from streams.models import InboundWebhook
+from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic
+
+from connectors.producer import AckedProducer
+from connectors.sources.webhooks.config import GatewayConfig, HmacSource, SourceConfig
+from connectors.sources.webhooks.convert import (
+    ConversionError,
+    change_key,
+    from_debezium,
+    from_supabase,
+)
+from connectors.sources.webhooks.dedupe import DedupeWindow, TokenBucket
+from connectors.sources.webhooks.verify import Rejected, Request, Verified, verify
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "_unknown"
+_CHUNK = 64 * 1024
+# Header names containing any of these never reach Kafka (credentials and signatures).
+_SECRET_HEADER_PARTS = (
+    "authorization", "signature", "token", "secret", "cookie", "api-key", "apikey", "password",
+)  # fmt: skip
+
+
+def stored_headers(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
+    """The request headers worth keeping, lower-cased, without credentials or signatures."""
+    extra = source.signature_header if isinstance(source, HmacSource) else None
+    return {
+        name: value
+        for name, value in headers.items()
+        if name != extra and not any(part in name for part in _SECRET_HEADER_PARTS)
+    }
+
+
+@dataclass(frozen=True)
+class _Record:
+    topic: Topic
+    key: bytes
+    value: bytes
+    delivery_id: str
+
+
+class Gateway:
+    """Request handling and its in-memory state (dedupe window, rate buckets, in-flight ids).
+
+    `wall_clock` gives unix seconds (signature timestamps, record times); `monotonic` drives
+    the dedupe window and the rate limits. Both are injectable for tests."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        producer: AckedProducer,
+        codecs: TopicCodecs,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.producer = producer
+        self.codecs = codecs
+        self._wall = wall_clock
+        self._mono = monotonic
+        self.dedupe = DedupeWindow(config.dedupe_window_seconds, config.dedupe_max_entries)
+        now = monotonic()
+        self._buckets = {
+            name: TokenBucket(src.rate_per_second, src.burst, now)
+            for name, src in config.sources.items()
+        }
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/webhooks/{source}", self.handle_webhook)
+        app.router.add_post("/changes/{source}", self.handle_change)
+        app.router.add_get("/healthz", self.handle_health)
+        app.router.add_get("/metrics", self.handle_metrics)
+        return app
+
+    # ---- endpoints ----------------------------------------------------------------------
+    async def handle_webhook(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, changes=False)
+
+    async def handle_change(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, changes=True)
+
+    async def handle_health(self, request: web.Request) -> web.StreamResponse:
+        if self.producer.fatal:
+            return web.json_response({"status": "kafka producer failed"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def handle_metrics(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # ---- the pipeline ---------------------------------------------------------------------
+    async def _handle(self, request: web.Request, *, changes: bool) -> web.StreamResponse:
+        name = request.match_info["source"]
+        source = self.config.sources.get(name)
+        if source is None or (source.payload != "raw") != changes:
+            return self._refuse(UNKNOWN, Rejected(404, "unknown_source", "no such source"))
+        try:
+            return await self._accept(request, name, source)
+        except Rejected as rejected:
+            return self._refuse(name, rejected)
+        except ConversionError as exc:
+            return self._refuse(name, Rejected(400, "bad_change_event", str(exc)))
+        except BrokerUnavailable as exc:
+            log.warning("ingest %s: Kafka unavailable (%s); answering 503", name, exc)
+            retry = self.config.retry_after_seconds
+            return self._refuse(name, Rejected(503, "kafka_unavailable", retry_after=retry))
+
+    async def _accept(
+        self, request: web.Request, name: str, source: SourceConfig
+    ) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > source.max_body_bytes:
+            raise Rejected(413, "body_too_large", f"limit is {source.max_body_bytes} bytes")
+        wait = self._buckets[name].try_acquire(self._mono())
+        if wait > 0:
+            retry = int(TokenBucket.retry_after_header(wait))
+            raise Rejected(429, "rate_limited", "too many requests", retry_after=retry)
+        body = await _read_limited(request, source.max_body_bytes)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        now = self._wall()
+        verified = verify(source, Request(headers, body, dict(request.query)), now)
+        if verified.handshake is not None:
+            metrics.INGEST_REQUESTS.labels(name, "handshake").inc()
+            return web.Response(
+                text=verified.handshake,
+                content_type="text/plain",
+                headers={"X-Content-Type-Options": "nosniff"},
+            )
+        document = _parse_json(body) if source.json_body and body else None
+        record = self._record(name, source, verified, headers, body, document, now)
+        ok_status = 202 if verified.method == "graph_client_state" else 200
+        return await self._store_once(name, record, ok_status)
+
+    def _record(
+        self,
+        name: str,
+        source: SourceConfig,
+        verified: Verified,
+        headers: dict[str, str],
+        body: bytes,
+        document: Any,
+        now: float,
+    ) -> _Record:
+        received_ms = int(now * 1000)
+        if source.payload != "raw":
+            convert = from_supabase if source.payload == "supabase" else from_debezium
+            if document is None:
+                raise Rejected(400, "malformed_json", "a change payload needs a JSON body")
+            change = convert(
+                document,
+                database=source.database,
+                primary_keys=source.primary_keys,
+                received_ms=received_ms,
+            )
+            value = self.codecs[INGEST_CDC].encode(dict(change))
+            return _Record(INGEST_CDC, change_key(change), value, change["event_id"])
+        webhook = InboundWebhook(
+            event_id=hashlib.blake2b(
+                f"{name}:{verified.delivery_id}".encode(), digest_size=16
+            ).hexdigest(),
+            source=name,
+            verification=verified.method,
+            delivery_id=verified.delivery_id,
+            headers=stored_headers(headers, source),
+            content_type=headers.get("content-type", ""),
+            body=body,
+            received_at_ms=received_ms,
+            source_ts_ms=verified.source_ts_ms or received_ms,
+        )
+        value = self.codecs[INGEST_WEBHOOKS].encode(dict(webhook))
+        key = f"{name}:{verified.delivery_id}".encode()
+        return _Record(INGEST_WEBHOOKS, key, value, verified.delivery_id)
+
+    async def _store_once(self, name: str, record: _Record, ok_status: int) -> web.Response:
+        """Produce unless stored within the window; concurrent twins wait for the first."""
+        seen_key = f"{name}:{record.delivery_id}"
+        if self.dedupe.seen(seen_key, self._mono()):
+            metrics.INGEST_REQUESTS.labels(name, "duplicate").inc()
+            return web.json_response({"status": "duplicate"}, status=200)
+        twin = self._inflight.get(seen_key)
+        if twin is not None:
+            await asyncio.shield(twin)  # raises BrokerUnavailable if the first one failed
+            metrics.INGEST_REQUESTS.labels(name, "duplicate").inc()
+            return web.json_response({"status": "duplicate"}, status=200)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[seen_key] = done
+        started = time.perf_counter()
+        try:
+            await self.producer.send(
+                record.topic,
+                key=record.key,
+                value=record.value,
+                on_late_ack=lambda: self.dedupe.mark(seen_key, self._mono()),
+            )
+        except BrokerUnavailable as exc:
+            done.set_exception(exc)
+            done.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            self._inflight.pop(seen_key, None)
+        metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
+        self.dedupe.mark(seen_key, self._mono())
+        done.set_result(None)
+        metrics.INGEST_REQUESTS.labels(name, "stored").inc()
+        return web.json_response({"status": "stored"}, status=ok_status)
+
+    def _refuse(self, label: str, rejected: Rejected) -> web.Response:
+        metrics.INGEST_REJECTIONS.labels(label, rejected.reason).inc()
+        outcome = "unavailable" if rejected.status == 503 else "rejected"
+        metrics.INGEST_REQUESTS.labels(label, outcome).inc()
+        log.info("ingest %s: %d %s", label, rejected.status, rejected.reason)
+        headers = {}
+        if rejected.retry_after is not None:
+            headers["Retry-After"] = str(rejected.retry_after)
+        if rejected.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="wedsync-ingest"'
+        return web.json_response(
+            {"error": rejected.reason, "detail": rejected.detail},
+            status=rejected.status,
+            headers=headers,
+        )
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it grows past `limit` (chunked bodies included)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "body_too_large", f"limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise Rejected(400, "malformed_json", "body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise Rejected(400, "malformed_json", where) from None
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    config: GatewayConfig,
+    bootstrap_servers: str,
+    codecs: TopicCodecs,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    producer_config: dict[str, Any] | None = None,
+) -> AsyncIterator[tuple[Gateway, int]]:
+    """Run the gateway on `host:port` (default: the config's) until the block exits; yields
+    the gateway and the bound port. The producer is flushed and closed on the way out."""
+    producer = AckedProducer(
+        bootstrap_servers, ack_timeout=config.ack_timeout_seconds, config=producer_config
+    )
+    producer.start()
+    gateway = Gateway(config, producer, codecs)
+    runner = web.AppRunner(gateway.app(), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host or config.host, config.port if port is None else port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        bound = int(sockets[0].getsockname()[1]) if sockets else int(port or config.port)
+        log.info("ingest gateway listening on %s:%d", host or config.host, bound)
+        yield gateway, bound
+    finally:
+        await runner.cleanup()
+        await asyncio.get_running_loop().run_in_executor(None, producer.close)

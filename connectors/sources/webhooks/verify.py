@@ -1,0 +1,314 @@
+"""Pure request verification: does this request come from the source it claims to?
+
+`verify(source, request, now)` takes a frozen `Request` (lower-cased headers, query, raw body)
+and the current time, and returns a `Verified` result (which method accepted it, the delivery
+id to deduplicate on, the provider's timestamp, and an optional handshake answer), or raises
+`Rejected` carrying the HTTP status to answer and a short reason from a closed set (it is a
+metric label). No I/O, no clock, no logging: the gateway does those.
+
+Every comparison of a secret-derived value is constant-time (`hmac.compare_digest`). A
+malformed header is a 401, never a 500. Exception messages never contain secrets or tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from streams.errors import WedsyncError
+
+from connectors.sources.webhooks.config import (
+    BasicSource,
+    BearerSource,
+    GoogleChannelSource,
+    GraphSource,
+    HmacSource,
+    JwtSource,
+    NoVerificationSource,
+    SourceConfig,
+    StandardWebhooksSource,
+    decode_whsec,
+)
+
+GOOGLE_STATES = frozenset({"sync", "exists", "not_exists"})
+GRAPH_LIFECYCLE = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
+_MAX_VALIDATION_TOKEN = 1024
+
+
+class Rejected(WedsyncError):
+    """The request is refused. `status` is the HTTP answer, `reason` a metric label from a
+    closed set (e.g. `bad_signature`), `detail` a human explanation free of secrets."""
+
+    def __init__(
+        self, status: int, reason: str, detail: str = "", *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(f"{status} {reason}: {detail}" if detail else f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.detail = detail or reason.replace("_", " ")
+        self.retry_after = retry_after
+
+
+def _unauthorized(reason: str, detail: str = "") -> Rejected:
+    return Rejected(401, reason, detail)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What verification needs to see of an HTTP request. Header names are lower-case."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The request is authentic.
+
+    `delivery_id` is what duplicates share (provider id, or a body hash when the provider
+    sends none); `source_ts_ms` the provider's timestamp when it sends one; `handshake` is a
+    text to echo with 200 instead of storing anything (Graph's validationToken).
+    """
+
+    method: str
+    delivery_id: str
+    source_ts_ms: int | None = None
+    handshake: str | None = None
+
+
+def body_hash(body: bytes) -> str:
+    """Delivery id of a request whose provider sends none: the body's SHA-256, hex."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def _delivery_id(source: SourceConfig, request: Request) -> str:
+    if source.delivery_id_header and (value := request.headers.get(source.delivery_id_header)):
+        return value
+    return body_hash(request.body)
+
+
+def _check_timestamp(raw: str | None, now: float, tolerance: int) -> int:
+    """Unix seconds from a header; 401 when missing, not a number, or outside the tolerance."""
+    if not raw:
+        raise _unauthorized("missing_timestamp")
+    try:
+        ts = int(raw.strip())
+    except ValueError:
+        raise _unauthorized("malformed_timestamp") from None
+    if abs(now - ts) > tolerance:
+        raise _unauthorized("stale_timestamp", f"timestamp is more than {tolerance}s from now")
+    return ts
+
+
+def _any_equal(expected: list[bytes], offered: list[bytes]) -> bool:
+    """Constant-time membership: compares every pair, never stops early."""
+    found = False
+    for want in expected:
+        for got in offered:
+            found |= hmac.compare_digest(want, got)
+    return found
+
+
+def _standard(source: StandardWebhooksSource, request: Request, now: float) -> Verified:
+    msg_id = request.headers.get("webhook-id")
+    signature = request.headers.get("webhook-signature")
+    if not msg_id or not signature:
+        raise _unauthorized("missing_signature", "webhook-id and webhook-signature are required")
+    ts = _check_timestamp(request.headers.get("webhook-timestamp"), now, source.tolerance_seconds)
+    signed = f"{msg_id}.{ts}.".encode() + request.body
+    expected = [
+        hmac.new(decode_whsec(secret), signed, hashlib.sha256).digest() for secret in source.secrets
+    ]
+    offered: list[bytes] = []
+    for item in signature.split():
+        version, _, value = item.partition(",")
+        if version != "v1":
+            continue
+        try:
+            offered.append(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not offered:
+        raise _unauthorized("malformed_signature", "no v1 signature in webhook-signature")
+    if not _any_equal(expected, offered):
+        raise _unauthorized("bad_signature")
+    return Verified("standard_webhooks", msg_id, source_ts_ms=ts * 1000)
+
+
+def _hmac(source: HmacSource, request: Request, now: float) -> Verified:
+    header = request.headers.get(source.signature_header)
+    if not header:
+        raise _unauthorized("missing_signature", f"{source.signature_header} is required")
+    signed, ts_ms = request.body, None
+    if source.timestamp_header:
+        raw_ts = request.headers.get(source.timestamp_header)
+        ts = _check_timestamp(raw_ts, now, source.tolerance_seconds)
+        signed, ts_ms = f"{ts}.".encode() + request.body, ts * 1000
+    offered: list[bytes] = []
+    for item in header.split(","):
+        item = item.strip()
+        if source.prefix:
+            if not item.startswith(source.prefix):
+                continue
+            item = item[len(source.prefix) :]
+        try:
+            digest = bytes.fromhex(item) if source.encoding == "hex" else base64.b64decode(item)
+        except (binascii.Error, ValueError):
+            continue
+        offered.append(digest)
+    if not offered:
+        raise _unauthorized("malformed_signature", f"{source.signature_header} is not readable")
+    expected = [
+        hmac.new(s.get_secret_value().encode(), signed, hashlib.sha256).digest()
+        for s in source.secrets
+    ]
+    if not _any_equal(expected, offered):
+        raise _unauthorized("bad_signature")
+    return Verified("hmac_sha256", _delivery_id(source, request), source_ts_ms=ts_ms)
+
+
+def _bearer_token(request: Request, header: str = "authorization") -> str:
+    value = request.headers.get(header, "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("missing_token", "Authorization: Bearer <token> is required")
+    return token.strip()
+
+
+def _jwt(source: JwtSource, request: Request, now: float) -> Verified:
+    token = _bearer_token(request, source.header)
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        raise _unauthorized("bad_token", "not a JWT") from None
+    if alg not in source.algorithms:
+        raise _unauthorized("bad_token", f"algorithm {alg!r} is not accepted")
+    key: Any = (
+        source.secret.get_secret_value() if alg == "HS256" and source.secret else source.public_key
+    )
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            issuer=source.issuer,
+            audience=source.audience,
+            # exp/nbf are checked below against the injected clock, so this stays pure
+            options={
+                "require": ["exp", "iss", "aud"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.PyJWTError as exc:
+        raise _unauthorized("bad_token", type(exc).__name__) from None
+    exp, nbf, leeway = claims.get("exp"), claims.get("nbf"), source.leeway_seconds
+    if not isinstance(exp, int | float) or now > exp + leeway:
+        raise _unauthorized("expired_token")
+    if isinstance(nbf, int | float) and now + leeway < nbf:
+        raise _unauthorized("bad_token", "token is not valid yet")
+    jti = claims.get("jti")
+    delivery = str(jti) if jti else _delivery_id(source, request)
+    iat = claims.get("iat")
+    return Verified("jwt", delivery, source_ts_ms=int(iat * 1000) if iat else None)
+
+
+def _bearer(source: BearerSource, request: Request, now: float) -> Verified:
+    token = _bearer_token(request).encode()
+    if not _any_equal([t.get_secret_value().encode() for t in source.tokens], [token]):
+        raise _unauthorized("bad_token")
+    return Verified("bearer", _delivery_id(source, request))
+
+
+def _basic(source: BasicSource, request: Request, now: float) -> Verified:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        raise _unauthorized("missing_token", "Authorization: Basic is required")
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).partition(b":")
+    except (binascii.Error, ValueError):
+        raise _unauthorized("malformed_token") from None
+    user_ok = hmac.compare_digest(user, source.username.encode())
+    pass_ok = hmac.compare_digest(password, source.password.get_secret_value().encode())
+    if not (sep and user_ok and pass_ok):
+        raise _unauthorized("bad_token", "wrong user name or password")
+    return Verified("basic", _delivery_id(source, request))
+
+
+def _google(source: GoogleChannelSource, request: Request, now: float) -> Verified:
+    h = request.headers
+    channel, token = h.get("x-goog-channel-id", ""), h.get("x-goog-channel-token", "")
+    state, number = h.get("x-goog-resource-state", ""), h.get("x-goog-message-number", "")
+    if not channel or not h.get("x-goog-resource-id"):
+        raise _unauthorized("missing_channel", "X-Goog-Channel-ID and X-Goog-Resource-ID needed")
+    registered = source.channels.get(channel)
+    # compare against a dummy when the channel is unknown, so timing does not tell which
+    expected = registered.get_secret_value() if registered else "\x00unregistered"
+    token_ok = hmac.compare_digest(token.encode(), expected.encode())
+    if registered is None:
+        raise _unauthorized("unknown_channel")
+    if not token_ok:
+        raise _unauthorized("bad_token", "X-Goog-Channel-Token does not match the channel")
+    if state not in GOOGLE_STATES:
+        raise Rejected(
+            400,
+            "bad_resource_state",
+            "X-Goog-Resource-State must be " + "sync, exists or not_exists",
+        )
+    if not number.isdigit():
+        raise Rejected(400, "bad_message_number", "X-Goog-Message-Number must be an integer")
+    return Verified("google_channel", f"{channel}:{number}")
+
+
+def _graph(source: GraphSource, request: Request, now: float) -> Verified:
+    token = request.query.get("validationToken")
+    if token is not None:  # subscription handshake: echo it as text/plain within 10 s
+        if not token or len(token) > _MAX_VALIDATION_TOKEN:
+            raise Rejected(400, "bad_validation_token")
+        return Verified("graph_client_state", "", handshake=token)
+    try:
+        document = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected(400, "malformed_json", f"body is not JSON: {exc}") from None
+    items = document.get("value") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise Rejected(400, "malformed_notification", "expected {'value': [notification, ...]}")
+    expected = [s.get_secret_value().encode() for s in source.client_states]
+    for item in items:
+        if not _any_equal(expected, [str(item.get("clientState", "")).encode()]):
+            raise _unauthorized("bad_client_state")
+        lifecycle = item.get("lifecycleEvent")
+        if lifecycle is not None and lifecycle not in GRAPH_LIFECYCLE:
+            raise Rejected(400, "unknown_lifecycle_event", f"lifecycleEvent {lifecycle!r}")
+    subscription = str(items[0].get("subscriptionId", ""))
+    return Verified("graph_client_state", f"{subscription}:{body_hash(request.body)[:32]}")
+
+
+def _none(source: NoVerificationSource, request: Request, now: float) -> Verified:
+    return Verified("none", _delivery_id(source, request))
+
+
+_VERIFIERS: dict[type[Any], Callable[[Any, Request, float], Verified]] = {
+    StandardWebhooksSource: _standard,
+    HmacSource: _hmac,
+    JwtSource: _jwt,
+    BearerSource: _bearer,
+    BasicSource: _basic,
+    GoogleChannelSource: _google,
+    GraphSource: _graph,
+    NoVerificationSource: _none,
+}
+
+
+def verify(source: SourceConfig, request: Request, now: float) -> Verified:
+    """Authenticate `request` for `source` at unix time `now`; `Rejected` if it is not."""
+    return _VERIFIERS[type(source)](source, request, now)
