@@ -68,3 +68,151 @@ class DomainEvent(TypedDict):
     source: SourceRef
     payload: dict[str, PayloadValue]
     organization_id: str | None
+
+
+# ---- delivery records (schemas/deliveries/*.avsc) ------------------------------------------
+# One TypedDict per destination kind, field for field. The first ten fields are shared by
+# every delivery record (the envelope); each kind adds its own target and content fields.
+
+
+class CalendarDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    provider: Literal["google", "graph", "caldav"]
+    calendar_id: str
+    operation: Literal["upsert", "delete"]
+    external_event_id: str
+    title: str
+    description: str | None
+    location: str | None
+    starts_at_ms: int
+    ends_at_ms: int
+    time_zone: str
+    all_day: bool
+
+
+CrmValue = bool | int | float | str | None
+
+
+class CrmDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    crm_kind: Literal[
+        "photography_crm", "venue_booking", "tave", "honeybook", "light_blue", "custom"
+    ]
+    endpoint_url: str
+    auth_scheme: Literal["bearer", "api_key_header", "basic", "none"]
+    payload: dict[str, CrmValue]
+
+
+class EmailDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    to_address: str
+    to_name: str | None
+    template: str
+    subject: str
+    variables: dict[str, str]
+
+
+class InAppDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    user_id: str
+    notification_type: str
+    title: str
+    body: str
+    link: str | None
+    data: dict[str, str]
+
+
+class SlackDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    channel: str
+    text: str
+    blocks_json: str
+
+
+class SmsDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    to_number: str
+    text: str
+    urgent: bool
+
+
+class WebhookDelivery(TypedDict):
+    delivery_id: str
+    event_id: str
+    event_type: str
+    aggregate_id: str
+    aggregate_version: int
+    source_ts_ms: int
+    routed_at_ms: int
+    recipient_id: str | None
+    integration_id: str | None
+    attempt: int
+    endpoint_id: str
+    endpoint_url: str
+    event_name: str
+    body_json: str
+
+
+DeliveryRecord = (
+    CalendarDelivery
+    | CrmDelivery
+    | EmailDelivery
+    | InAppDelivery
+    | SlackDelivery
+    | SmsDelivery
+    | WebhookDelivery
+)

@@ -1,4 +1,5 @@
-"""CDC change events -> domain events. Pure: a change event and its position in, events out.
+"""CDC change events and verified webhooks -> domain events. Pure: a record and its position
+in, events out.
 
 The meaning of each table's changes comes from DOMAIN.md:
 
@@ -6,9 +7,16 @@ The meaning of each table's changes comes from DOMAIN.md:
     journey_progress  UPDATE, completion_percentage   journey.milestone_completed
     wedding_details   UPDATE, wedding_date changed    wedding.date_changed (old and new date)
     core_fields       UPDATE                          client.profile_updated (changed fields)
+    suppliers         UPDATE, status changed          vendor.status_changed
+    WEBHOOK_TABLES    INSERT / UPDATE / DELETE        record.changed ('<table>.<op>' for
+                                                      customer webhooks, allow-listed columns)
 
-A change that means nothing (an update that did not touch the watched column) yields no
-event. Event ids are derived from the change's id, so a replay yields the same ids.
+Webhooks (calendar providers, vendor CRMs) are normalized by `normalize_webhook`, implemented
+in `streams.logic.inbound` and re-exported here.
+
+A change that means nothing (an update that did not touch the watched column, a snapshot
+read) yields no event. Event ids are derived from the source record's id, so a replay yields
+the same ids. `aggregate_version` is the source LSN (commit time when the LSN is unknown).
 """
 
 from __future__ import annotations
@@ -16,12 +24,74 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from streams.models import ChangeEvent, DomainEvent, PayloadValue, SourceRef
+from streams.logic.inbound import normalize_webhook
+from streams.models import ChangeEvent, ColumnValue, DomainEvent, PayloadValue, SourceRef
 
-Rule = Callable[[ChangeEvent], "list[tuple[str, str, str, dict[str, PayloadValue]]]"]
+__all__ = [
+    "WEBHOOK_TABLES",
+    "changed_columns",
+    "event_id_for",
+    "normalize_change",
+    "normalize_webhook",
+]
+
+Emitted = list[tuple[str, str, str, dict[str, PayloadValue]]]
+Rule = Callable[[ChangeEvent], Emitted]
 
 # Columns that are bookkeeping, not profile data: never reported as "changed".
 _BOOKKEEPING = frozenset({"updated_at", "created_at", "id", "version"})
+
+OP_NAMES = {"c": "insert", "u": "update", "d": "delete"}
+
+# Tables whose changes customers may subscribe to ('<table>.<op>'), and the only columns of
+# each that an outbound webhook body may carry (PII minimization: no emails, phone numbers,
+# free-text answers, secrets).
+WEBHOOK_TABLES: dict[str, tuple[str, ...]] = {
+    "form_responses": (
+        "id",
+        "form_id",
+        "supplier_id",
+        "client_id",
+        "wedding_id",
+        "status",
+        "created_at",
+    ),
+    "journey_progress": (
+        "id",
+        "journey_id",
+        "supplier_id",
+        "client_id",
+        "completion_percentage",
+        "current_milestone",
+        "updated_at",
+    ),
+    "wedding_details": (
+        "id",
+        "wedding_date",
+        "ceremony_time",
+        "venue_name",
+        "guest_count",
+        "time_zone",
+        "updated_at",
+    ),
+    "core_fields": ("id", "client_id", "wedding_id", "updated_at"),
+}
+
+# wedding_details columns carried by wedding.date_changed: what CRMs and calendars need.
+_WEDDING_FIELDS = (
+    "ceremony_time",
+    "venue_name",
+    "guest_count",
+    "time_zone",
+    "photographer_notes",
+    "setup_time",
+    "reception_start",
+    "special_requirements",
+    "coordinator_notes",
+    "client_id",
+    "booking_id",
+    "updated_at",
+)
 
 
 def event_id_for(source_event_id: str, event_type: str) -> str:
@@ -39,20 +109,35 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _form_response(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, PayloadValue]]]:
+def _scalar(value: ColumnValue) -> PayloadValue:
+    return value
+
+
+def _client_name(row: dict[str, ColumnValue]) -> str | None:
+    """'A & B' from the partner name columns, or the couple_names column."""
+    names = [str(row[c]) for c in ("partner1_name", "partner2_name") if row.get(c)]
+    if names:
+        return " & ".join(names)
+    return _text(row.get("couple_names"))
+
+
+def _form_response(change: ChangeEvent) -> Emitted:
     if change["op"] != "c" or change["after"] is None:
         return []
     row = change["after"]
     payload: dict[str, PayloadValue] = {
         "form_response_id": _text(row.get("id")),
         "form_id": _text(row.get("form_id")),
+        "form_name": _text(row.get("form_name")),
         "supplier_id": _text(row.get("supplier_id")),
         "client_id": _text(row.get("client_id")),
+        "wedding_id": _text(row.get("wedding_id")),
+        "client_name": _client_name(row),
     }
     return [("form.response_received", "supplier", str(row.get("supplier_id")), payload)]
 
 
-def _journey(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, PayloadValue]]]:
+def _journey(change: ChangeEvent) -> Emitted:
     before, after = change["before"], change["after"]
     if change["op"] != "u" or after is None or before is None:
         return []
@@ -69,7 +154,7 @@ def _journey(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, Payload
     return [("journey.milestone_completed", "supplier", str(after.get("supplier_id")), payload)]
 
 
-def _wedding(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, PayloadValue]]]:
+def _wedding(change: ChangeEvent) -> Emitted:
     before, after = change["before"], change["after"]
     if change["op"] != "u" or after is None or before is None:
         return []
@@ -79,11 +164,14 @@ def _wedding(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, Payload
         "wedding_id": _text(after.get("id")),
         "old_date": _text(before.get("wedding_date")),
         "new_date": _text(after.get("wedding_date")),
+        "client_name": _client_name(after),
     }
+    for column in _WEDDING_FIELDS:
+        payload[column] = _scalar(after.get(column))
     return [("wedding.date_changed", "wedding", str(after.get("id")), payload)]
 
 
-def _core_fields(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, PayloadValue]]]:
+def _core_fields(change: ChangeEvent) -> Emitted:
     if change["op"] != "u" or change["after"] is None:
         return []
     fields = [c for c in changed_columns(change) if c not in _BOOKKEEPING]
@@ -91,25 +179,82 @@ def _core_fields(change: ChangeEvent) -> list[tuple[str, str, str, dict[str, Pay
         return []
     row = change["after"]
     client = str(row.get("client_id") or row.get("id"))
-    payload: dict[str, PayloadValue] = {"client_id": client, "changed_fields": fields}
+    payload: dict[str, PayloadValue] = {
+        "client_id": client,
+        "wedding_id": _text(row.get("wedding_id")),
+        "supplier_id": _text(row.get("supplier_id")),
+        "changed_fields": fields,
+    }
     return [("client.profile_updated", "client", client, payload)]
 
 
-RULES: dict[str, Rule] = {
-    "form_responses": _form_response,
-    "journey_progress": _journey,
-    "wedding_details": _wedding,
-    "core_fields": _core_fields,
+def _supplier_status(change: ChangeEvent) -> Emitted:
+    before, after = change["before"], change["after"]
+    if change["op"] != "u" or after is None or before is None:
+        return []
+    if "status" not in after or before.get("status") == after.get("status"):
+        return []
+    supplier = str(after.get("id"))
+    payload: dict[str, PayloadValue] = {
+        "supplier_id": supplier,
+        "old_status": _text(before.get("status")),
+        "new_status": _text(after.get("status")),
+    }
+    return [("vendor.status_changed", "vendor", supplier, payload)]
+
+
+def _record_changed(change: ChangeEvent) -> Emitted:
+    """'<table>.<op>' for customer webhooks: allow-listed columns only, as 'row.<column>'."""
+    columns = WEBHOOK_TABLES.get(change["source"]["table"])
+    op = OP_NAMES.get(change["op"])
+    if columns is None or op is None:
+        return []
+    row = change["after"] if change["after"] is not None else (change["before"] or {})
+    table = change["source"]["table"]
+    wedding = _text(
+        row.get("wedding_id") or (row.get("id") if table == "wedding_details" else None)
+    )
+    supplier = _text(row.get("supplier_id"))
+    payload: dict[str, PayloadValue] = {
+        "table": table,
+        "op": op,
+        "record_id": _text(row.get("id")),
+        "supplier_id": supplier,
+        "wedding_id": wedding,
+        "client_id": _text(row.get("client_id")),
+        "changed_fields": changed_columns(change) if op == "update" else [],
+    }
+    for column in columns:
+        if column in row:
+            payload[f"row.{column}"] = _scalar(row[column])
+    if wedding is not None:
+        return [("record.changed", "wedding", wedding, payload)]
+    if supplier is not None:
+        return [("record.changed", "supplier", supplier, payload)]
+    return [("record.changed", "record", f"{table}:{payload['record_id']}", payload)]
+
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "form_responses": (_form_response, _record_changed),
+    "journey_progress": (_journey, _record_changed),
+    "wedding_details": (_wedding, _record_changed),
+    "core_fields": (_core_fields, _record_changed),
+    "suppliers": (_supplier_status,),
 }
 
 
 def normalize_change(change: ChangeEvent, source: SourceRef) -> list[DomainEvent]:
-    """The domain events one row change means; [] when it means nothing we route."""
-    rule = RULES.get(change["source"]["table"])
-    if rule is None:
+    """The domain events one row change means; [] when it means nothing we route.
+
+    Snapshot reads (op 'r') never mean anything here: they only feed the state tables.
+    """
+    rules = RULES.get(change["source"]["table"])
+    if rules is None or change["op"] == "r":
         return []
     version = change["source"]["lsn"] or change["source_ts_ms"]
     tx = change["source"]["tx_id"]
+    row = change["after"] or change["before"] or {}
+    org = _text(row.get("organization_id"))
     return [
         DomainEvent(
             event_id=event_id_for(change["event_id"], event_type),
@@ -122,7 +267,8 @@ def normalize_change(change: ChangeEvent, source: SourceRef) -> list[DomainEvent
             source_ts_ms=change["source_ts_ms"],
             source=source,
             payload=payload,
-            organization_id=None,
+            organization_id=org,
         )
+        for rule in rules
         for event_type, aggregate_type, aggregate_id, payload in rule(change)
     ]

@@ -1,0 +1,448 @@
+"""Route domain events to deliveries: rules (streams/routing.toml) x recipients' channel
+preferences x routing state. Pure and fast: the rules file is validated once, by pydantic, at
+load; `route` itself does dict look-ups and builds plain dicts.
+
+    rules = load_rules()                          # once; ConfigurationError names a bad rule
+    deliveries = route(event, state, rules, now_ms)
+
+Each `Delivery` carries the destination kind, the Kafka key (the event's aggregate id) and a
+record matching `schemas/deliveries/<kind>_delivery.v1.avsc`. `delivery_id` is derived from
+event id + destination + target, so routing a replayed event yields the same ids.
+
+Channels per recipient: the supplier's `realtime_channels` filtered by the rule's
+`allowed_channels`; the rule's `default_channels` when the supplier chose nothing (an empty
+list is a choice: no personal channels). A channel without an address (no email, no Slack
+channel, no phone) is skipped. Couples are told in-app only: routing state holds no couple
+contact details.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streams.errors import ConfigurationError
+from streams.logic import transform
+from streams.logic.state import IntegrationState, StateTables, SupplierState, active_integrations
+from streams.models import DeliveryRecord, DomainEvent
+from streams.topics import Destination
+
+DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "routing.toml"
+
+Channel = Literal["email", "slack", "sms", "inapp"]
+IntegrationKind = Literal["photography_crm", "venue_booking", "calendar", "email_marketing"]
+Recipients = Literal["supplier", "wedding_vendors", "vendor_and_couple", "none"]
+
+
+class RuleModel(BaseModel):
+    """One `[[rules]]` table of the rules file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    event_type: str = Field(pattern=r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
+    recipients: Recipients = "supplier"
+    default_channels: tuple[Channel, ...] = ()
+    allowed_channels: tuple[Channel, ...] = ()
+    integrations: tuple[IntegrationKind, ...] = ()
+    webhooks: bool = False
+    urgent: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleModel:
+        extra = set(self.default_channels) - set(self.allowed_channels)
+        if extra:
+            raise ValueError(f"default_channels {sorted(extra)} are not in allowed_channels")
+        if self.recipients == "none" and (self.allowed_channels or self.integrations):
+            raise ValueError("recipients = 'none' cannot have channels or integrations")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A validated rule, compiled to plain values for the hot path."""
+
+    name: str
+    event_type: str
+    recipients: str
+    default_channels: tuple[str, ...]
+    allowed_channels: frozenset[str]
+    integrations: frozenset[str]
+    webhooks: bool
+    urgent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRules:
+    by_event_type: Mapping[str, Rule]
+
+
+class Delivery(NamedTuple):
+    destination: Destination
+    key: str
+    record: DeliveryRecord
+
+
+def parse_rules(text: str, origin: str = "<rules>") -> RoutingRules:
+    """Validate a rules document; ConfigurationError names the file and the bad rule."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{origin}: not valid TOML: {exc}") from None
+    unknown = set(document) - {"rules"}
+    if unknown:
+        raise ConfigurationError(f"{origin}: unknown top-level keys {sorted(unknown)}")
+    raw_rules = document.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise ConfigurationError(f"{origin}: needs at least one [[rules]] table")
+    compiled: dict[str, Rule] = {}
+    names: set[str] = set()
+    for index, raw in enumerate(raw_rules, start=1):
+        label = f"rule #{index} {raw.get('name')!r}" if isinstance(raw, dict) else f"#{index}"
+        try:
+            model = RuleModel.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'rule'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigurationError(f"{origin}: {label}: {problems}") from None
+        if model.name in names:
+            raise ConfigurationError(f"{origin}: {label}: duplicate rule name")
+        if model.event_type in compiled:
+            raise ConfigurationError(
+                f"{origin}: {label}: event_type {model.event_type!r} already routed by "
+                f"rule {compiled[model.event_type].name!r}"
+            )
+        names.add(model.name)
+        compiled[model.event_type] = Rule(
+            name=model.name,
+            event_type=model.event_type,
+            recipients=model.recipients,
+            default_channels=model.default_channels,
+            allowed_channels=frozenset(model.allowed_channels),
+            integrations=frozenset(model.integrations),
+            webhooks=model.webhooks,
+            urgent=model.urgent,
+        )
+    return RoutingRules(by_event_type=compiled)
+
+
+def load_rules(path: Path = DEFAULT_RULES_PATH) -> RoutingRules:
+    """Read and validate the rules file; ConfigurationError when missing or invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"routing rules {path}: cannot read: {exc}") from None
+    return parse_rules(text, str(path))
+
+
+# ---- integration classes ------------------------------------------------------------------
+_CLASS_OF_TYPE = {
+    "photography_crm": "photography_crm",
+    "tave": "photography_crm",
+    "honeybook": "photography_crm",
+    "light_blue": "photography_crm",
+    "venue_booking": "venue_booking",
+    "google_calendar": "calendar",
+    "google": "calendar",
+    "outlook": "calendar",
+    "outlook_calendar": "calendar",
+    "microsoft_graph": "calendar",
+    "graph": "calendar",
+    "office365": "calendar",
+    "icloud": "calendar",
+    "icloud_calendar": "calendar",
+    "apple_calendar": "calendar",
+    "caldav": "calendar",
+    "email_marketing": "email_marketing",
+    "mailchimp": "email_marketing",
+}
+_CLASS_OF_TABLE = {"venue_integrations": "venue_booking", "email_integrations": "email_marketing"}
+_CALENDAR_PROVIDER: dict[str, Literal["google", "graph", "caldav"]] = {
+    "google_calendar": "google",
+    "google": "google",
+    "outlook": "graph",
+    "outlook_calendar": "graph",
+    "microsoft_graph": "graph",
+    "graph": "graph",
+    "office365": "graph",
+}
+_CRM_KIND = {"tave": "tave", "honeybook": "honeybook", "light_blue": "light_blue"}
+_AUTH = frozenset({"bearer", "api_key_header", "basic", "none"})
+
+
+def integration_class(integration: IntegrationState) -> str | None:
+    """Which rule integration kind an integration serves, None when none."""
+    kind = _CLASS_OF_TYPE.get(integration["integration_type"])
+    return kind or _CLASS_OF_TABLE.get(integration["source_table"])
+
+
+def _delivery_id(event_id: str, destination: str, target: str) -> str:
+    key = f"{event_id}|{destination}|{target}".encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def _recipients(event: DomainEvent, rule: Rule, state: StateTables) -> list[str]:
+    payload = event["payload"]
+    supplier = payload.get("supplier_id")
+    out: list[str] = [supplier] if isinstance(supplier, str) else []
+    if rule.recipients == "wedding_vendors":
+        wedding = payload.get("wedding_id")
+        links = state.wedding_vendors.get(wedding) if isinstance(wedding, str) else None
+        if links:
+            out.extend(links[k]["supplier_id"] for k in sorted(links))
+    return list(dict.fromkeys(out))
+
+
+def _channels(rule: Rule, supplier: SupplierState | None) -> tuple[str, ...]:
+    chosen = None if supplier is None else supplier["realtime_channels"]
+    if chosen is None:
+        return rule.default_channels
+    return tuple(c for c in dict.fromkeys(chosen) if c in rule.allowed_channels)
+
+
+def route(
+    event: DomainEvent, state: StateTables, rules: RoutingRules, now_ms: int
+) -> list[Delivery]:
+    """Every delivery `event` means under `rules` and `state`, in a deterministic order.
+
+    [] when no rule names the event type or nobody is to be told."""
+    rule = rules.by_event_type.get(event["event_type"])
+    if rule is None:
+        return []
+    event_id = event["event_id"]
+    key = event["aggregate_id"]
+    base: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": event["event_type"],
+        "aggregate_id": key,
+        "aggregate_version": event["aggregate_version"],
+        "source_ts_ms": event["source_ts_ms"],
+        "routed_at_ms": now_ms,
+        "attempt": 0,
+    }
+    out: list[Delivery] = []
+    cache: dict[str, Any] = {}
+
+    def emit(
+        dest: Destination,
+        target: str,
+        recipient: str | None,
+        integration: str | None,
+        fields: dict[str, Any],
+    ) -> None:
+        record = {
+            "delivery_id": _delivery_id(event_id, dest.value, target),
+            **base,
+            "recipient_id": recipient,
+            "integration_id": integration,
+            **fields,
+        }
+        out.append(Delivery(dest, key, record))  # type: ignore[arg-type]
+
+    if rule.recipients != "none":
+        for supplier_id in _recipients(event, rule, state):
+            supplier = state.suppliers.get(supplier_id)
+            for channel in _channels(rule, supplier):
+                _personal(event, channel, supplier_id, supplier, rule, cache, emit)
+            if rule.integrations:
+                for integration in active_integrations(state.integrations, supplier_id):
+                    kind = integration_class(integration)
+                    if kind in rule.integrations:
+                        _system(event, kind, supplier_id, integration, emit)
+        if rule.recipients == "vendor_and_couple":
+            _couple(event, cache, emit)
+    if rule.webhooks:
+        _webhooks(event, state, emit)
+    return out
+
+
+def _personal(
+    event: DomainEvent,
+    channel: str,
+    supplier_id: str,
+    supplier: SupplierState | None,
+    rule: Rule,
+    cache: dict[str, Any],
+    emit: Any,
+) -> None:
+    if channel == "inapp":
+        if "inapp" not in cache:
+            cache["inapp"] = transform.inapp_content(event)
+        title, body, link, data = cache["inapp"]
+        user = supplier["user_id"] if supplier else supplier_id
+        emit(
+            Destination.INAPP,
+            f"inapp:{user}",
+            supplier_id,
+            None,
+            {
+                "user_id": user,
+                "notification_type": event["event_type"],
+                "title": title,
+                "body": body,
+                "link": link,
+                "data": data,
+            },
+        )
+    elif supplier is None:
+        return
+    elif channel == "email" and supplier["email"]:
+        template, subject, variables = transform.email_content(event, supplier["name"])
+        emit(
+            Destination.EMAIL,
+            f"email:{supplier_id}",
+            supplier_id,
+            None,
+            {
+                "to_address": supplier["email"],
+                "to_name": supplier["name"],
+                "template": template,
+                "subject": subject,
+                "variables": variables,
+            },
+        )
+    elif channel == "slack" and supplier["slack_channel"]:
+        if "slack" not in cache:
+            cache["slack"] = transform.slack_content(event)
+        text, blocks = cache["slack"]
+        emit(
+            Destination.SLACK,
+            f"slack:{supplier['slack_channel']}",
+            supplier_id,
+            None,
+            {"channel": supplier["slack_channel"], "text": text, "blocks_json": blocks},
+        )
+    elif channel == "sms" and supplier["phone"]:
+        emit(
+            Destination.SMS,
+            f"sms:{supplier_id}",
+            supplier_id,
+            None,
+            {
+                "to_number": supplier["phone"],
+                "text": transform.sms_text(event),
+                "urgent": rule.urgent,
+            },
+        )
+
+
+def _system(
+    event: DomainEvent, kind: str, supplier_id: str, integration: IntegrationState, emit: Any
+) -> None:
+    integration_id = integration["integration_id"]
+    if kind == "calendar":
+        fields = transform.calendar_fields(event, integration["time_zone"])
+        if fields is None:
+            return
+        wedding = str(event["payload"].get("wedding_id") or event["aggregate_id"])
+        emit(
+            Destination.CALENDAR,
+            f"calendar:{integration_id}",
+            supplier_id,
+            integration_id,
+            {
+                "provider": _CALENDAR_PROVIDER.get(integration["integration_type"], "caldav"),
+                "calendar_id": integration["calendar_id"] or "primary",
+                "operation": "upsert",
+                "external_event_id": transform.external_event_id(
+                    wedding, supplier_id, integration_id
+                ),
+                **fields,
+            },
+        )
+        return
+    if not integration["endpoint_url"]:
+        return
+    if kind == "venue_booking":
+        crm_kind, auth, payload = (
+            "venue_booking",
+            "api_key_header",
+            transform.venue_booking_payload(event),
+        )
+    elif kind == "email_marketing":
+        crm_kind, auth, payload = "custom", "bearer", transform.email_marketing_payload(event)
+    else:
+        crm_kind = _CRM_KIND.get(integration["integration_type"], "photography_crm")
+        auth, payload = "bearer", transform.photography_crm_payload(event)
+    if integration["auth_scheme"] in _AUTH:
+        auth = str(integration["auth_scheme"])
+    emit(
+        Destination.CRM,
+        f"crm:{integration_id}",
+        supplier_id,
+        integration_id,
+        {
+            "crm_kind": crm_kind,
+            "endpoint_url": integration["endpoint_url"],
+            "auth_scheme": auth,
+            "payload": payload,
+        },
+    )
+
+
+def _couple(event: DomainEvent, cache: dict[str, Any], emit: Any) -> None:
+    payload = event["payload"]
+    clients = payload.get("client_ids")
+    ids = list(clients) if isinstance(clients, list) else []
+    if isinstance(payload.get("client_id"), str):
+        ids.insert(0, str(payload["client_id"]))
+    if "inapp" not in cache:
+        cache["inapp"] = transform.inapp_content(event)
+    title, body, link, data = cache["inapp"]
+    for client in dict.fromkeys(ids):
+        emit(
+            Destination.INAPP,
+            f"inapp:{client}",
+            client,
+            None,
+            {
+                "user_id": client,
+                "notification_type": event["event_type"],
+                "title": title,
+                "body": body,
+                "link": link,
+                "data": data,
+            },
+        )
+
+
+def _webhooks(event: DomainEvent, state: StateTables, emit: Any) -> None:
+    payload = event["payload"]
+    name = f"{payload.get('table')}.{payload.get('op')}"
+    owners: list[str] = []
+    if isinstance(payload.get("supplier_id"), str):
+        owners.append(str(payload["supplier_id"]))
+    wedding = payload.get("wedding_id")
+    links = state.wedding_vendors.get(wedding) if isinstance(wedding, str) else None
+    if links:
+        owners.extend(links[k]["supplier_id"] for k in sorted(links))
+    body: str | None = None
+    for owner in dict.fromkeys(owners):
+        endpoints = state.webhook_endpoints.get(owner)
+        if not endpoints:
+            continue
+        for endpoint_id in sorted(endpoints):
+            endpoint = endpoints[endpoint_id]
+            if not endpoint["is_active"] or name not in endpoint["subscribed_events"]:
+                continue
+            if body is None:
+                body = transform.webhook_body(event, name)
+            emit(
+                Destination.WEBHOOK,
+                f"webhook:{endpoint_id}",
+                owner,
+                None,
+                {
+                    "endpoint_id": endpoint_id,
+                    "endpoint_url": endpoint["endpoint_url"],
+                    "event_name": name,
+                    "body_json": body,
+                },
+            )

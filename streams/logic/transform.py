@@ -1,0 +1,373 @@
+"""Per-destination payload builders. Pure: a domain event (and target details) in, the
+content fields of one delivery record out.
+
+PII minimization is by construction: every builder names the fields it copies (allow-lists,
+never "everything but"); generic fallbacks go through `safe_items`, which drops any key that
+looks like contact data or a credential. Couples' email addresses and phone numbers never
+reach Slack, SMS, in-app, calendars, CRMs or webhook bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.models import CrmValue, DomainEvent, PayloadValue
+
+SLACK_MAX_BLOCKS = 50
+SLACK_MAX_SECTION = 3000
+SLACK_MAX_HEADER = 150
+SMS_MAX = 480
+TIMED_EVENT_HOURS = 8  # a timed wedding-day booking spans this long from the ceremony
+
+_PII_MARKERS = (
+    "email",
+    "phone",
+    "mobile",
+    "address",
+    "secret",
+    "token",
+    "password",
+    "credential",
+    "api_key",
+)
+
+
+def is_sensitive(key: str) -> bool:
+    """True for keys that must never leave in a notification (contact data, secrets)."""
+    lowered = key.lower()
+    return any(marker in lowered for marker in _PII_MARKERS)
+
+
+def safe_items(payload: dict[str, PayloadValue]) -> list[tuple[str, PayloadValue]]:
+    """The payload's fields minus sensitive ones, sorted by key."""
+    return sorted((k, v) for k, v in payload.items() if not is_sensitive(k))
+
+
+def _s(payload: dict[str, PayloadValue], key: str, default: str = "") -> str:
+    value = payload.get(key)
+    if value is None:
+        return default
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
+def _scalar(value: PayloadValue) -> CrmValue:
+    return ", ".join(value) if isinstance(value, list) else value
+
+
+def _int_or_none(value: PayloadValue) -> CrmValue:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return int(value) if not isinstance(value, list) else None
+    except ValueError:
+        return None
+
+
+# ---- vendor CRMs ---------------------------------------------------------------------------
+def photography_crm_payload(event: DomainEvent) -> dict[str, CrmValue]:
+    """The generic photography-CRM webhook body (DOMAIN.md), exactly these nine fields."""
+    p = event["payload"]
+    kind = {
+        "form.response_received": "form_response",
+        "wedding.date_changed": "wedding_date_changed",
+    }.get(event["event_type"], event["event_type"])
+    return {
+        "event_type": kind,
+        "wedding_id": _scalar(p.get("wedding_id")),
+        "client_name": _scalar(p.get("client_name")),
+        "wedding_date": _scalar(p.get("new_date") or p.get("wedding_date")),
+        "ceremony_time": _scalar(p.get("ceremony_time")),
+        "venue_name": _scalar(p.get("venue_name")),
+        "guest_count": _int_or_none(p.get("guest_count")),
+        "photographer_notes": _scalar(p.get("photographer_notes")),
+        "updated_at": _scalar(p.get("updated_at")) or _iso_utc(event["occurred_at_ms"]),
+    }
+
+
+def venue_booking_payload(event: DomainEvent) -> dict[str, CrmValue]:
+    """The venue booking system body (DOMAIN.md), exactly these nine fields."""
+    p = event["payload"]
+    return {
+        "booking_id": _scalar(p.get("booking_id") or p.get("wedding_id")),
+        "event_date": _scalar(p.get("new_date") or p.get("wedding_date")),
+        "party_size": _int_or_none(p.get("guest_count")),
+        "setup_time": _scalar(p.get("setup_time")),
+        "ceremony_start": _scalar(p.get("ceremony_time")),
+        "reception_start": _scalar(p.get("reception_start")),
+        "special_requirements": _scalar(p.get("special_requirements")),
+        "coordinator_notes": _scalar(p.get("coordinator_notes")),
+        "last_updated": _scalar(p.get("updated_at")) or _iso_utc(event["occurred_at_ms"]),
+    }
+
+
+def email_marketing_payload(event: DomainEvent) -> dict[str, CrmValue]:
+    """Trigger for an email-marketing platform: which client reached which milestone."""
+    p = event["payload"]
+    return {
+        "event_type": event["event_type"],
+        "supplier_id": _scalar(p.get("supplier_id")),
+        "client_id": _scalar(p.get("client_id")),
+        "journey_id": _scalar(p.get("journey_id")),
+        "milestone": _scalar(p.get("milestone")),
+        "completion_percentage": _scalar(p.get("new_percentage")),
+    }
+
+
+def _iso_utc(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, ZoneInfo("UTC")).isoformat()
+
+
+# ---- email -----------------------------------------------------------------------------------
+def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, dict[str, str]]:
+    """(template, subject, variables) for one recipient."""
+    p = event["payload"]
+    et = event["event_type"]
+    greeting = {"recipient_name": to_name or ""}
+    if et == "form.response_received":
+        client = _s(p, "client_name", "A client")
+        return (
+            "form_response",
+            f"New form response from {client}",
+            {
+                **greeting,
+                "client_name": client,
+                "form_name": _s(p, "form_name"),
+                "form_id": _s(p, "form_id"),
+                "form_response_id": _s(p, "form_response_id"),
+                "link": _link(event),
+            },
+        )
+    if et == "journey.milestone_completed":
+        milestone = _s(p, "milestone", "A milestone")
+        return (
+            "journey_progress",
+            f"Journey milestone completed: {milestone}",
+            {
+                **greeting,
+                "milestone": milestone,
+                "client_id": _s(p, "client_id"),
+                "old_percentage": _s(p, "old_percentage"),
+                "new_percentage": _s(p, "new_percentage"),
+                "link": _link(event),
+            },
+        )
+    if et == "wedding.date_changed":
+        return (
+            "wedding_date_change",
+            f"Wedding date changed to {_s(p, 'new_date')}",
+            {
+                **greeting,
+                "client_name": _s(p, "client_name"),
+                "old_date": _s(p, "old_date"),
+                "new_date": _s(p, "new_date"),
+                "venue_name": _s(p, "venue_name"),
+                "link": _link(event),
+            },
+        )
+    if et == "client.profile_updated":
+        return (
+            "client_profile_update",
+            "A client updated their profile",
+            {
+                **greeting,
+                "client_id": _s(p, "client_id"),
+                "changed_fields": _s(p, "changed_fields"),
+                "link": _link(event),
+            },
+        )
+    summary = summary_text(event)
+    return (
+        "generic",
+        summary,
+        {
+            **greeting,
+            "event_type": et,
+            "summary": summary,
+            **{k: _s(p, k) for k, _ in safe_items(p)},
+        },
+    )
+
+
+# ---- human text shared by Slack, SMS and in-app -----------------------------------------------
+def summary_text(event: DomainEvent) -> str:
+    """One line saying what happened; never contact data."""
+    p = event["payload"]
+    et = event["event_type"]
+    if et == "form.response_received":
+        return f"New form response from {_s(p, 'client_name', 'a client')}"
+    if et == "journey.milestone_completed":
+        return (
+            f"Journey milestone completed: {_s(p, 'milestone', 'milestone')} "
+            f"({_s(p, 'new_percentage')}%)"
+        )
+    if et == "wedding.date_changed":
+        return (
+            f"Wedding date changed from {_s(p, 'old_date')} to {_s(p, 'new_date')}. "
+            "Please update your calendar."
+        )
+    if et == "client.profile_updated":
+        return f"Client profile updated: {_s(p, 'changed_fields')}"
+    if et == "booking.conflict_detected":
+        return f"Double booking: {_s(p, 'booking_id')} overlaps {_s(p, 'conflicting_booking_id')}"
+    if et == "vendor.status_changed":
+        return f"Vendor status changed to {_s(p, 'new_status')}"
+    return et.replace(".", " ").replace("_", " ").capitalize()
+
+
+def _link(event: DomainEvent) -> str:
+    p = event["payload"]
+    if p.get("wedding_id"):
+        return f"/weddings/{p['wedding_id']}"
+    if p.get("client_id"):
+        return f"/clients/{p['client_id']}"
+    return f"/{event['aggregate_type']}s/{event['aggregate_id']}"
+
+
+def sms_text(event: DomainEvent) -> str:
+    """SMS body, at most 480 characters."""
+    text = summary_text(event)
+    return text if len(text) <= SMS_MAX else text[: SMS_MAX - 1] + "…"
+
+
+def inapp_content(event: DomainEvent) -> tuple[str, str, str | None, dict[str, str]]:
+    """(title, body, link, data) of an in-app notification."""
+    title = event["event_type"].split(".")[-1].replace("_", " ").capitalize()
+    data = {k: _s(event["payload"], k) for k, _ in safe_items(event["payload"])}
+    return title, summary_text(event), _link(event), data
+
+
+# ---- Slack -----------------------------------------------------------------------------------
+def _section(text: str) -> dict[str, Any]:
+    if len(text) > SLACK_MAX_SECTION:
+        text = text[: SLACK_MAX_SECTION - 1] + "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:SLACK_MAX_HEADER]}}
+
+
+def slack_blocks(event: DomainEvent) -> list[dict[str, Any]]:
+    """Block Kit blocks: at most 50 blocks, at most 3,000 characters per section."""
+    p = event["payload"]
+    et = event["event_type"]
+    if et == "form.response_received":
+        blocks = [
+            _header("New form response"),
+            _section(
+                f"*{_s(p, 'client_name', 'A client')}* answered "
+                f"*{_s(p, 'form_name', _s(p, 'form_id'))}*."
+            ),
+        ]
+    elif et == "wedding.date_changed":
+        blocks = [
+            _header("Wedding date changed"),
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*Old date:*\n{_s(p, 'old_date')}"},
+                    {"type": "mrkdwn", "text": f"*New date:*\n{_s(p, 'new_date')}"},
+                ],
+            },
+            _section(f"{_s(p, 'client_name')} at {_s(p, 'venue_name', 'the venue')}"),
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": "Please update your calendar."}],
+            },
+        ]
+    else:
+        blocks = [_header(summary_text(event))]
+        blocks += [_section(f"*{k}:* {_s(p, k)}") for k, _ in safe_items(p)]
+    return blocks[:SLACK_MAX_BLOCKS]
+
+
+def slack_content(event: DomainEvent) -> tuple[str, str]:
+    """(fallback text, blocks as a JSON array) of a Slack message."""
+    blocks = json.dumps(slack_blocks(event), separators=(",", ":"), ensure_ascii=False)
+    return summary_text(event), blocks
+
+
+# ---- calendars -------------------------------------------------------------------------------
+def external_event_id(*parts: str) -> str:
+    """Idempotent calendar event id: base32hex (0-9a-v), 32 characters, Google-compatible.
+
+    Derived from the wedding and the target, not the event, so a later change updates the
+    same calendar event instead of adding one."""
+    digest = hashlib.blake2b("|".join(parts).encode(), digest_size=20).digest()
+    return base64.b32hexencode(digest).decode().lower().rstrip("=")
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The IANA zone `name`, UTC when missing or unknown."""
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_ms(day: date, at: time, tz: ZoneInfo) -> int:
+    """Epoch ms of a local wall-clock time in `tz` (DST-aware)."""
+    return int(datetime.combine(day, at, tzinfo=tz).timestamp() * 1000)
+
+
+def calendar_fields(event: DomainEvent, default_zone: str | None) -> dict[str, Any] | None:
+    """Title, description, location, start/end (epoch ms, UTC), time zone and all-day flag
+    for the wedding in `event`; None when the event carries no usable date.
+
+    With a ceremony time the event starts then and lasts TIMED_EVENT_HOURS; without one it
+    is an all-day event from local midnight to the next local midnight."""
+    p = event["payload"]
+    raw = p.get("new_date") or p.get("wedding_date")
+    try:
+        day = date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        return None
+    tz_name = _s(p, "time_zone") or default_zone or "UTC"
+    tz = zone(tz_name)
+    ceremony = p.get("ceremony_time")
+    start_time: time | None = None
+    if isinstance(ceremony, str):
+        try:
+            start_time = time.fromisoformat(ceremony)
+        except ValueError:
+            start_time = None
+    if start_time is None:
+        starts = local_ms(day, time(0), tz)
+        ends = local_ms(day + timedelta(days=1), time(0), tz)
+    else:
+        starts = local_ms(day, start_time.replace(tzinfo=None), tz)
+        ends = starts + TIMED_EVENT_HOURS * 3_600_000
+    client = _s(p, "client_name")
+    return {
+        "title": f"Wedding: {client}" if client else "Wedding",
+        "description": "Date changed from " + _s(p, "old_date") if p.get("old_date") else None,
+        "location": _s(p, "venue_name") or None,
+        "starts_at_ms": starts,
+        "ends_at_ms": ends,
+        "time_zone": tz.key,
+        "all_day": start_time is None,
+    }
+
+
+# ---- outbound webhooks -----------------------------------------------------------------------
+def webhook_body(event: DomainEvent, event_name: str) -> str:
+    """The exact JSON body of an outbound customer webhook: envelope plus the allow-listed
+    row columns normalize put in the payload as 'row.<column>' (sensitive ones dropped)."""
+    p = event["payload"]
+    data = {k[4:]: v for k, v in p.items() if k.startswith("row.") and not is_sensitive(k)}
+    body = {
+        "id": event["event_id"],
+        "event": event_name,
+        "occurred_at_ms": event["occurred_at_ms"],
+        "record_id": p.get("record_id"),
+        "changed_fields": p.get("changed_fields") or [],
+        "data": data,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

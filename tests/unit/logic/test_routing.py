@@ -1,0 +1,246 @@
+"""Routing rules x channel preferences x state -> deliveries."""
+
+from __future__ import annotations
+
+import json
+
+from streams.logic.routing import Delivery, load_rules, route
+from streams.logic.state import StateTables
+from streams.topics import Destination
+
+from tests.unit.logic.factories import (
+    WEDDING,
+    date_changed,
+    event,
+    state_with,
+    supplier_row,
+    wedding_state,
+)
+
+RULES = load_rules()
+NOW = 1_800_000_000_100
+
+
+def kinds(deliveries: list[Delivery]) -> list[tuple[str, str | None]]:
+    return sorted((d.destination.value, d.record["recipient_id"]) for d in deliveries)
+
+
+def form_response(supplier: str = "s-photo") -> object:
+    return event(
+        "form.response_received",
+        {
+            "supplier_id": supplier,
+            "client_id": "c-1",
+            "form_id": "f-7",
+            "client_name": "Alex & Sam",
+        },
+    )
+
+
+def test_form_response_default_reaches_supplier_email_inapp_and_photography_crm() -> None:
+    deliveries = route(form_response(), wedding_state(), RULES, NOW)  # type: ignore[arg-type]
+    assert kinds(deliveries) == [("crm", "s-photo"), ("email", "s-photo"), ("inapp", "s-photo")]
+
+
+def test_journey_milestone_default_reaches_email_slack_and_email_marketing() -> None:
+    state = state_with(
+        ("suppliers", supplier_row("s-1")),
+        (
+            "email_integrations",
+            {"id": "ei", "supplier_id": "s-1", "api_url": "https://mc.example", "is_active": 1},
+        ),
+    )
+    ev = event("journey.milestone_completed", {"supplier_id": "s-1", "milestone": "contract"})
+    assert kinds(route(ev, state, RULES, NOW)) == [
+        ("crm", "s-1"),
+        ("email", "s-1"),
+        ("slack", "s-1"),
+    ]
+
+
+def test_wedding_date_change_fans_out_to_every_vendor_channel_calendar_crm_and_venue() -> None:
+    deliveries = route(date_changed(), wedding_state(), RULES, NOW)
+    assert kinds(deliveries) == sorted(
+        [
+            ("email", "s-photo"),
+            ("slack", "s-photo"),
+            ("inapp", "s-photo"),
+            ("crm", "s-photo"),
+            ("calendar", "s-photo"),
+            ("email", "s-venue"),
+            ("slack", "s-venue"),
+            ("inapp", "s-venue"),
+            ("calendar", "s-venue"),
+            ("crm", "s-venue"),
+        ]
+    )
+
+
+def test_wedding_date_change_reaches_venue_booking_system() -> None:
+    crm = [
+        d.record
+        for d in route(date_changed(), wedding_state(), RULES, NOW)
+        if d.destination is Destination.CRM
+    ]
+    assert sorted(r["crm_kind"] for r in crm) == ["photography_crm", "venue_booking"]  # type: ignore[typeddict-item]
+
+
+def test_client_profile_update_reaches_the_couples_suppliers() -> None:
+    ev = event(
+        "client.profile_updated",
+        {"client_id": "c-1", "wedding_id": WEDDING, "changed_fields": ["phone"]},
+    )
+    recipients = {d.record["recipient_id"] for d in route(ev, wedding_state(), RULES, NOW)}
+    assert recipients == {"s-photo", "s-venue"}
+
+
+def test_supplier_preferences_replace_the_defaults() -> None:
+    state = state_with(("suppliers", supplier_row("s-1", channels=["slack"])))
+    ev = event("form.response_received", {"supplier_id": "s-1"})
+    assert kinds(route(ev, state, RULES, NOW)) == [("slack", "s-1")]
+
+
+def test_preferences_outside_allowed_channels_are_ignored() -> None:
+    state = state_with(("suppliers", supplier_row("s-1", channels=["sms", "inapp"])))
+    ev = event("form.response_received", {"supplier_id": "s-1"})
+    assert kinds(route(ev, state, RULES, NOW)) == [("inapp", "s-1")]
+
+
+def test_empty_preferences_mean_no_personal_channels() -> None:
+    state = state_with(("suppliers", supplier_row("s-1", channels=[])))
+    ev = event("form.response_received", {"supplier_id": "s-1"})
+    assert route(ev, state, RULES, NOW) == []
+
+
+def test_sms_preference_is_honoured_for_urgent_date_change() -> None:
+    state = wedding_state()
+    state.suppliers["s-venue"] = {**state.suppliers["s-venue"], "realtime_channels": ["sms"]}
+    sms = [
+        d.record
+        for d in route(date_changed(), state, RULES, NOW)
+        if d.destination is Destination.SMS
+    ]
+    assert len(sms) == 1 and sms[0]["urgent"] is True  # type: ignore[typeddict-item]
+
+
+def test_channel_without_address_is_skipped() -> None:
+    state = state_with(("suppliers", supplier_row("s-1", email=None)))
+    ev = event("form.response_received", {"supplier_id": "s-1"})
+    assert kinds(route(ev, state, RULES, NOW)) == [("inapp", "s-1")]
+
+
+def test_unknown_supplier_still_gets_inapp_by_default() -> None:
+    ev = event("form.response_received", {"supplier_id": "s-new"})
+    assert kinds(route(ev, StateTables.empty(), RULES, NOW)) == [("inapp", "s-new")]
+
+
+def test_inactive_integration_is_not_called() -> None:
+    state = state_with(
+        (
+            "supplier_integrations",
+            {
+                "id": "si",
+                "supplier_id": "s-1",
+                "integration_type": "photography_crm",
+                "webhook_url": "https://crm.example",
+                "is_active": False,
+            },
+        )
+    )
+    ev = event("form.response_received", {"supplier_id": "s-1"})
+    assert Destination.CRM not in {d.destination for d in route(ev, state, RULES, NOW)}
+
+
+def test_unrouted_event_type_yields_nothing() -> None:
+    assert route(event("calendar.event_changed", {}), wedding_state(), RULES, NOW) == []
+
+
+def test_booking_conflict_reaches_vendor_and_couple() -> None:
+    ev = event(
+        "booking.conflict_detected", {"supplier_id": "s-photo", "client_ids": ["c-1", "c-2"]}
+    )
+    got = kinds(route(ev, wedding_state(), RULES, NOW))
+    assert ("inapp", "c-1") in got and ("inapp", "c-2") in got
+    assert ("email", "s-photo") in got and ("sms", "s-photo") in got
+
+
+def test_delivery_ids_are_deterministic_and_unique_per_target() -> None:
+    first = [d.record["delivery_id"] for d in route(date_changed(), wedding_state(), RULES, NOW)]
+    again = [d.record["delivery_id"] for d in route(date_changed(), wedding_state(), RULES, 5)]
+    assert first == again and len(set(first)) == len(first)
+
+
+def test_delivery_key_is_the_aggregate_id() -> None:
+    assert {d.key for d in route(date_changed(), wedding_state(), RULES, NOW)} == {WEDDING}
+
+
+def test_delivery_envelope_carries_version_and_routing_time() -> None:
+    record = route(date_changed(), wedding_state(), RULES, NOW)[0].record
+    assert (record["aggregate_version"], record["routed_at_ms"], record["attempt"]) == (42, NOW, 0)
+
+
+def _webhook_state(events: list[str], active: bool = True) -> StateTables:
+    return state_with(
+        (
+            "webhook_endpoints",
+            {
+                "id": "we-1",
+                "supplier_id": "s-1",
+                "endpoint_url": "https://hooks.example/in",
+                "secret_key": "whsec_x",
+                "subscribed_events": json.dumps(events),
+                "is_active": active,
+            },
+        )
+    )
+
+
+def _record_changed(op: str = "insert") -> object:
+    return event(
+        "record.changed",
+        {
+            "table": "form_responses",
+            "op": op,
+            "supplier_id": "s-1",
+            "record_id": "fr-1",
+            "row.id": "fr-1",
+        },
+    )
+
+
+def test_subscribed_webhook_gets_table_op_event() -> None:
+    deliveries = route(
+        _record_changed(),
+        _webhook_state(["form_responses.insert"]),  # type: ignore[arg-type]
+        RULES,
+        NOW,
+    )
+    assert [d.record["event_name"] for d in deliveries] == ["form_responses.insert"]  # type: ignore[typeddict-item]
+
+
+def test_webhook_not_subscribed_to_the_op_gets_nothing() -> None:
+    state = _webhook_state(["form_responses.insert"])
+    assert route(_record_changed("delete"), state, RULES, NOW) == []  # type: ignore[arg-type]
+
+
+def test_inactive_webhook_gets_nothing() -> None:
+    state = _webhook_state(["form_responses.insert"], active=False)
+    assert route(_record_changed(), state, RULES, NOW) == []  # type: ignore[arg-type]
+
+
+def test_webhook_of_another_supplier_gets_nothing() -> None:
+    state = _webhook_state(["form_responses.insert"])
+    ev = event(
+        "record.changed", {"table": "form_responses", "op": "insert", "supplier_id": "s-other"}
+    )
+    assert route(ev, state, RULES, NOW) == []
+
+
+def test_webhook_delivery_never_carries_the_secret() -> None:
+    deliveries = route(
+        _record_changed(),
+        _webhook_state(["form_responses.insert"]),  # type: ignore[arg-type]
+        RULES,
+        NOW,
+    )
+    assert "whsec_x" not in json.dumps(deliveries[0].record)
