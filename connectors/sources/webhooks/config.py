@@ -58,18 +58,20 @@ class _Source(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     payload: Payload = Field(
-        "raw",
+        default="raw",
         description="raw: stored as an InboundWebhook (POST /webhooks/{name}); supabase or "
         "debezium: converted to a ChangeEvent (POST /changes/{name}).",
     )
-    max_body_bytes: int = Field(DEFAULT_MAX_BODY, gt=0)
-    rate_per_second: float = Field(100.0, gt=0, description="sustained requests per second")
-    burst: int = Field(200, gt=0, description="requests allowed at once above the rate")
-    json_body: bool = Field(True, description="reject a body that is not JSON with 400")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY, gt=0)
+    rate_per_second: float = Field(default=100.0, gt=0, description="sustained requests per second")
+    burst: int = Field(default=200, gt=0, description="requests allowed at once above the rate")
+    json_body: bool = Field(default=True, description="reject a body that is not JSON with 400")
     delivery_id_header: str | None = Field(
-        None, description="header holding the provider's delivery id (else a body hash)"
+        default=None, description="header holding the provider's delivery id (else a body hash)"
     )
-    database: str = Field("wedsync", description="db name for change payloads that lack one")
+    database: str = Field(
+        default="wedsync", description="db name for change payloads that lack one"
+    )
     primary_keys: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="table -> primary-key columns (default: id)"
     )
@@ -83,7 +85,7 @@ class _Source(BaseModel):
 class StandardWebhooksSource(_Source):
     method: Literal["standard_webhooks"]
     secrets: tuple[SecretStr, ...] = Field(min_length=1, description="whsec_... ; several rotate")
-    tolerance_seconds: int = Field(300, gt=0)
+    tolerance_seconds: int = Field(default=300, gt=0)
 
     @field_validator("secrets")
     @classmethod
@@ -97,12 +99,12 @@ class HmacSource(_Source):
     method: Literal["hmac_sha256"]
     secrets: tuple[SecretStr, ...] = Field(min_length=1)
     signature_header: str = "x-signature"
-    prefix: str = Field("", description="e.g. 'sha256=' in front of the digest")
+    prefix: str = Field(default="", description="e.g. 'sha256=' in front of the digest")
     encoding: Literal["hex", "base64"] = "hex"
     timestamp_header: str | None = Field(
-        None, description="when set, the signed bytes are '<timestamp>.<body>'"
+        default=None, description="when set, the signed bytes are '<timestamp>.<body>'"
     )
-    tolerance_seconds: int = Field(300, gt=0)
+    tolerance_seconds: int = Field(default=300, gt=0)
 
     @field_validator("signature_header", "timestamp_header")
     @classmethod
@@ -113,11 +115,11 @@ class HmacSource(_Source):
 class JwtSource(_Source):
     method: Literal["jwt"]
     algorithms: tuple[Literal["HS256", "RS256"], ...] = ("HS256",)
-    secret: SecretStr | None = Field(None, description="shared key for HS256")
-    public_key: str | None = Field(None, description="PEM public key for RS256")
+    secret: SecretStr | None = Field(default=None, description="shared key for HS256")
+    public_key: str | None = Field(default=None, description="PEM public key for RS256")
     issuer: str
     audience: str
-    leeway_seconds: int = Field(30, ge=0)
+    leeway_seconds: int = Field(default=30, ge=0)
     header: str = "authorization"
 
     @model_validator(mode="after")
@@ -180,12 +182,14 @@ class GatewayConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
-    dedupe_window_seconds: float = Field(3600.0, gt=0)
-    dedupe_max_entries: int = Field(1_000_000, gt=0)
-    ack_timeout_seconds: float = Field(5.0, gt=0, description="wait this long for Kafka's ack")
-    retry_after_seconds: int = Field(5, gt=0, description="Retry-After when Kafka is down")
+    dedupe_window_seconds: float = Field(default=3600.0, gt=0)
+    dedupe_max_entries: int = Field(default=1_000_000, gt=0)
+    ack_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="wait this long for Kafka's ack"
+    )
+    retry_after_seconds: int = Field(default=5, gt=0, description="Retry-After when Kafka is down")
 
     @field_validator("sources")
     @classmethod
