@@ -1,0 +1,160 @@
+"""Double-booking detection: per vendor, the booked intervals; an overlapping booking for the
+same vendor yields `booking.conflict_detected`, addressed to the vendor and the couple(s).
+
+Intervals are half-open [start, end) in epoch milliseconds, UTC, so back-to-back bookings
+(one ends when the next starts) do not conflict, and bookings in different time zones are
+compared on one timeline. Local times are given with an IANA zone and converted with
+zoneinfo (DST-aware); ISO strings with an offset are taken as they are.
+
+State per vendor (the lead keeps it in a table keyed by supplier id) is a plain
+`dict[booking_id, BookedInterval]`. `apply_booking` is the reducer: current bookings and one
+booking.changed event in, (new bookings, conflict events) out. Nothing is mutated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TypedDict
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from streams.models import DomainEvent, PayloadValue, SourceRef
+
+
+class BookedInterval(TypedDict):
+    booking_id: str
+    start_ms: int
+    end_ms: int
+    wedding_id: str | None
+    client_id: str | None
+    version: int
+
+
+VendorBookings = dict[str, BookedInterval]
+
+
+def to_epoch_ms(value: PayloadValue, time_zone: str | None) -> int | None:
+    """Epoch ms of `value`: epoch ms as an int, an ISO string with an offset, or a naive ISO
+    local time in `time_zone` (IANA). None when it cannot be read (or the zone is unknown)."""
+    if isinstance(value, bool) or value is None or isinstance(value, list | float):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        if not time_zone:
+            return None
+        try:
+            parsed = parsed.replace(tzinfo=ZoneInfo(time_zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+    return int(parsed.timestamp() * 1000)
+
+
+def overlaps(a: BookedInterval, b: BookedInterval) -> bool:
+    """True when the half-open intervals share time; touching ends do not overlap."""
+    return a["start_ms"] < b["end_ms"] and b["start_ms"] < a["end_ms"]
+
+
+def booking_interval(event: DomainEvent) -> BookedInterval | None:
+    """The interval a booking.changed event books; None when it has no valid interval."""
+    p = event["payload"]
+    zone = p.get("time_zone")
+    zone_name = zone if isinstance(zone, str) else None
+    start = to_epoch_ms(p.get("starts_at"), zone_name)
+    end = to_epoch_ms(p.get("ends_at"), zone_name)
+    if start is None or end is None or end <= start:
+        return None
+    wedding, client = p.get("wedding_id"), p.get("client_id")
+    return BookedInterval(
+        booking_id=str(p.get("booking_id")),
+        start_ms=start,
+        end_ms=end,
+        wedding_id=wedding if isinstance(wedding, str) else None,
+        client_id=client if isinstance(client, str) else None,
+        version=event["aggregate_version"],
+    )
+
+
+def find_conflicts(
+    bookings: Mapping[str, BookedInterval], candidate: BookedInterval
+) -> list[BookedInterval]:
+    """The vendor's other bookings that overlap `candidate`, earliest first."""
+    found = [
+        b
+        for b in bookings.values()
+        if b["booking_id"] != candidate["booking_id"] and overlaps(b, candidate)
+    ]
+    return sorted(found, key=lambda b: (b["start_ms"], b["booking_id"]))
+
+
+def apply_booking(
+    bookings: Mapping[str, BookedInterval] | None, event: DomainEvent
+) -> tuple[VendorBookings, list[DomainEvent]]:
+    """Fold one booking.changed event into a vendor's bookings.
+
+    A cancelled booking is removed. An update older than the stored version is ignored.
+    A booking without a valid interval (missing times, end not after start) leaves the
+    bookings unchanged. Each overlap with another booking yields one conflict event.
+    """
+    current: VendorBookings = dict(bookings) if bookings else {}
+    p = event["payload"]
+    booking_id = str(p.get("booking_id"))
+    stored = current.get(booking_id)
+    if stored is not None and stored["version"] > event["aggregate_version"]:
+        return current, []
+    if p.get("cancelled") is True:
+        current.pop(booking_id, None)
+        return current, []
+    interval = booking_interval(event)
+    if interval is None:
+        return current, []
+    current[booking_id] = interval
+    supplier = str(p.get("supplier_id"))
+    return current, [
+        conflict_event(event, supplier, interval, other)
+        for other in find_conflicts(current, interval)
+    ]
+
+
+def conflict_event(
+    cause: DomainEvent, supplier_id: str, booking: BookedInterval, other: BookedInterval
+) -> DomainEvent:
+    """booking.conflict_detected for `booking` overlapping `other` at one vendor."""
+    clients = [c for c in dict.fromkeys((booking["client_id"], other["client_id"])) if c]
+    payload: dict[str, PayloadValue] = {
+        "supplier_id": supplier_id,
+        "booking_id": booking["booking_id"],
+        "conflicting_booking_id": other["booking_id"],
+        "wedding_id": booking["wedding_id"],
+        "conflicting_wedding_id": other["wedding_id"],
+        "client_ids": clients,
+        "starts_at_ms": booking["start_ms"],
+        "ends_at_ms": booking["end_ms"],
+        "overlap_start_ms": max(booking["start_ms"], other["start_ms"]),
+        "overlap_end_ms": min(booking["end_ms"], other["end_ms"]),
+    }
+    key = f"{cause['event_id']}|conflict|{other['booking_id']}".encode()
+    source = SourceRef(**{**cause["source"], "kind": "internal"})
+    return DomainEvent(
+        event_id=hashlib.blake2b(key, digest_size=16).hexdigest(),
+        event_type="booking.conflict_detected",
+        aggregate_type="vendor",
+        aggregate_id=supplier_id,
+        aggregate_version=cause["aggregate_version"],
+        occurred_at_ms=cause["occurred_at_ms"],
+        correlation_id=cause["correlation_id"],
+        source_ts_ms=cause["source_ts_ms"],
+        source=source,
+        payload=payload,
+        organization_id=cause["organization_id"],
+    )
+
+
+def prune(bookings: Mapping[str, BookedInterval], before_ms: int) -> VendorBookings:
+    """The bookings that end after `before_ms` (drop the past to bound state)."""
+    return {k: b for k, b in bookings.items() if b["end_ms"] > before_ms}

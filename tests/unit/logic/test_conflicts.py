@@ -1,0 +1,172 @@
+"""Double-booking detection."""
+
+from __future__ import annotations
+
+from streams.logic.conflicts import apply_booking, prune, to_epoch_ms
+from streams.models import PayloadValue
+
+from tests.unit.logic.factories import event
+
+
+def booking(
+    booking_id: str,
+    start: str,
+    end: str,
+    *,
+    supplier: str = "s-photo",
+    zone: str | None = "Europe/London",
+    client: str = "c-1",
+    version: int = 1,
+    **extra: PayloadValue,
+) -> object:
+    ev = event(
+        "booking.changed",
+        {
+            "booking_id": booking_id,
+            "supplier_id": supplier,
+            "wedding_id": f"w-{booking_id}",
+            "client_id": client,
+            "starts_at": start,
+            "ends_at": end,
+            "time_zone": zone,
+            "cancelled": False,
+            **extra,
+        },
+        aggregate_id=booking_id,
+        event_id=f"ev-{booking_id}-{version}",
+    )
+    ev["aggregate_version"] = version
+    return ev
+
+
+def fold(*events: object) -> tuple[dict, list]:  # type: ignore[type-arg]
+    state: dict = {}  # type: ignore[type-arg]
+    conflicts: list = []  # type: ignore[type-arg]
+    for ev in events:
+        state, found = apply_booking(state, ev)  # type: ignore[arg-type]
+        conflicts.extend(found)
+    return state, conflicts
+
+
+def test_overlapping_bookings_for_one_vendor_are_a_double_booking() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00"),
+    )
+    assert len(conflicts) == 1
+    assert conflicts[0]["event_type"] == "booking.conflict_detected"
+    assert conflicts[0]["payload"]["conflicting_booking_id"] == "b1"
+
+
+def test_conflict_is_addressed_to_vendor_and_both_couples() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", client="c-1"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", client="c-2"),
+    )
+    assert conflicts[0]["aggregate_id"] == "s-photo"
+    assert conflicts[0]["payload"]["client_ids"] == ["c-2", "c-1"]
+
+
+def test_conflict_reports_the_overlap() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00"),
+    )
+    p = conflicts[0]["payload"]
+    assert p["overlap_end_ms"] - p["overlap_start_ms"] == 2 * 3_600_000
+
+
+def test_back_to_back_bookings_are_not_a_conflict() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T10:00", "2027-06-12T14:00"),
+        booking("b2", "2027-06-12T14:00", "2027-06-12T18:00"),
+    )
+    assert conflicts == []
+
+
+def test_overlapping_bookings_of_different_vendors_are_not_a_conflict() -> None:
+    _state_a, a = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-a"))
+    _, b = apply_booking(
+        {},
+        booking(
+            "b2",
+            "2027-06-12T12:00",
+            "2027-06-12T20:00",  # type: ignore[arg-type]
+            supplier="s-b",
+        ),
+    )
+    assert a == [] and b == []
+
+
+def test_same_wall_clock_in_different_zones_is_not_a_conflict() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T10:00", "2027-06-12T14:00", zone="Europe/London"),
+        booking("b2", "2027-06-12T10:00", "2027-06-12T14:00", zone="America/New_York"),
+    )
+    assert conflicts == []
+
+
+def test_different_wall_clocks_that_meet_in_utc_are_a_conflict() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T15:00", "2027-06-12T19:00", zone="Europe/London"),
+        booking("b2", "2027-06-12T12:00", "2027-06-12T16:00", zone="America/New_York"),
+    )
+    assert len(conflicts) == 1
+
+
+def test_offsets_in_iso_strings_win_over_the_zone() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T10:00:00+00:00", "2027-06-12T12:00:00+00:00", zone=None),
+        booking("b2", "2027-06-12T12:00:00+01:00", "2027-06-12T14:00:00+01:00", zone=None),
+    )
+    assert len(conflicts) == 1
+
+
+def test_local_time_follows_daylight_saving() -> None:
+    summer = to_epoch_ms("2027-06-12T12:00", "Europe/London")
+    winter = to_epoch_ms("2027-01-12T12:00", "Europe/London")
+    assert summer == to_epoch_ms("2027-06-12T11:00:00Z", None)
+    assert winter == to_epoch_ms("2027-01-12T12:00:00Z", None)
+
+
+def test_moving_a_booking_does_not_conflict_with_itself() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", version=1),
+        booking("b1", "2027-06-12T13:00", "2027-06-12T21:00", version=2),
+    )
+    assert conflicts == []
+
+
+def test_cancelled_booking_frees_the_slot() -> None:
+    state, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", version=1),
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", version=2, cancelled=True),
+        booking("b2", "2027-06-12T12:00", "2027-06-12T20:00"),
+    )
+    assert conflicts == [] and set(state) == {"b2"}
+
+
+def test_stale_update_is_ignored() -> None:
+    state, _ = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", version=5),
+        booking("b1", "2027-06-13T12:00", "2027-06-13T20:00", version=3),
+    )
+    assert state["b1"]["version"] == 5
+
+
+def test_booking_without_valid_interval_is_ignored() -> None:
+    state, conflicts = fold(booking("b1", "2027-06-12T20:00", "2027-06-12T12:00"))
+    assert state == {} and conflicts == []
+
+
+def test_conflict_event_ids_are_deterministic() -> None:
+    events = (
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00"),
+    )
+    assert fold(*events)[1][0]["event_id"] == fold(*events)[1][0]["event_id"]
+
+
+def test_prune_drops_bookings_that_ended() -> None:
+    state, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"))
+    assert prune(state, to_epoch_ms("2027-06-13T00:00:00Z", None) or 0) == {}
