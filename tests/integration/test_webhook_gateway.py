@@ -1,0 +1,389 @@
+"""The ingest gateway end to end: real HTTP in (httpx), real Kafka out (the embedded broker),
+records read back with confluent-kafka and decoded with the codec. Signatures come from the
+official `standardwebhooks` package and PyJWT."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from connectors.sources.webhooks.config import GatewayConfig, parse_gateway_config
+from connectors.sources.webhooks.gateway import running_gateway
+from standardwebhooks.webhooks import Webhook
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker, free_port
+from streams.codec import TopicCodecs
+from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic
+
+pytestmark = pytest.mark.integration
+
+WHSEC = "whsec_" + base64.b64encode(b"integration-secret-32-bytes-long").decode()
+JWT_KEY = "integration-jwt-key-32-bytes-ok!"
+SOURCES: dict[str, Any] = {
+    "billing": {"method": "standard_webhooks", "secrets": [WHSEC]},
+    "crm": {"method": "bearer", "tokens": ["crm-token"], "delivery_id_header": "x-delivery"},
+    "venue": {"method": "jwt", "secret": JWT_KEY, "issuer": "venue", "audience": "wedsync"},
+    "tiny": {"method": "bearer", "tokens": ["t"], "rate_per_second": 0.01, "burst": 2},
+    "gcal": {"method": "google_channel", "channels": {"chan-1": "chan-token"}},
+    "outlook": {"method": "graph_client_state", "client_states": ["cs-secret"]},
+    "supabase": {"method": "bearer", "tokens": ["db-token"], "payload": "supabase"},
+    "debezium": {"method": "bearer", "tokens": ["db-token"], "payload": "debezium"},
+}
+
+
+def make_config(**overrides: Any) -> GatewayConfig:
+    return parse_gateway_config({"sources": SOURCES, **overrides}, {})
+
+
+@pytest.fixture
+async def base_url(kafka_bootstrap: str, codecs: TopicCodecs) -> AsyncIterator[str]:
+    port = free_port()
+    async with running_gateway(make_config(), kafka_bootstrap, codecs, port=port) as (_, bound):
+        yield f"http://127.0.0.1:{bound}"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield http
+
+
+def signed(body: bytes, msg_id: str, ts: float | None = None) -> dict[str, str]:
+    when = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(WHSEC).sign(msg_id, when, body.decode()),
+        "content-type": "application/json",
+    }
+
+
+def read_all(bootstrap: str, topic: Topic, group: str, want: int, key_part: str) -> list[Any]:
+    """Records of `topic` whose key contains `key_part`: poll until `want` arrived, then a
+    moment longer so duplicates would show."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in range(6)])
+    found: list[Any] = []
+    deadline, quiet_until = time.monotonic() + 30, float("inf")
+    try:
+        while time.monotonic() < min(deadline, quiet_until):
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            if key_part in (msg.key() or b"").decode():
+                found.append(msg)
+                if len(found) >= want and quiet_until == float("inf"):
+                    quiet_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return found
+
+
+async def stored(bootstrap: str, topic: Topic, group: str, key_part: str, want: int = 1) -> Any:
+    return await asyncio.to_thread(read_all, bootstrap, topic, group, want, key_part)
+
+
+# ---- stored before acknowledged ---------------------------------------------------------
+async def test_signed_webhook_is_in_kafka_when_answered_200(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    body = b'{"type":"invoice.paid"}'
+    response = await client.post(
+        f"{base_url}/webhooks/billing", content=body, headers=signed(body, f"msg-{unique_id}")
+    )
+    assert response.status_code == 200
+    [msg] = await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"msg-{unique_id}")
+    record = codecs[INGEST_WEBHOOKS].decode(msg.value())
+    assert (record["source"], record["verification"], record["body"]) == (
+        "billing", "standard_webhooks", body,
+    )  # fmt: skip
+
+
+async def test_stored_headers_exclude_signatures_and_authorization(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    headers = {"authorization": "Bearer crm-token", "x-delivery": f"d-{unique_id}",
+               "x-api-key": "k", "x-trace": "t-1"}  # fmt: skip
+    response = await client.post(f"{base_url}/webhooks/crm", json={"a": 1}, headers=headers)
+    assert response.status_code == 200
+    [msg] = await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"d-{unique_id}")
+    kept = codecs[INGEST_WEBHOOKS].decode(msg.value())["headers"]
+    assert ("x-trace" in kept, "authorization" in kept, "x-api-key" in kept) == (True, False, False)
+
+
+async def test_replayed_delivery_is_answered_200_and_stored_once(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    body = b'{"n":1}'
+    headers = signed(body, f"dup-{unique_id}")
+    first = await client.post(f"{base_url}/webhooks/billing", content=body, headers=headers)
+    second = await client.post(f"{base_url}/webhooks/billing", content=body, headers=headers)
+    assert (first.status_code, second.status_code, second.json()["status"]) == (
+        200, 200, "duplicate",
+    )  # fmt: skip
+    assert len(await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"dup-{unique_id}")) == 1
+
+
+async def test_jwt_authenticated_webhook_is_stored(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    claims = {"iss": "venue", "aud": "wedsync", "exp": int(time.time()) + 60, "jti": unique_id}
+    token = jwt.encode(claims, JWT_KEY, algorithm="HS256")
+    response = await client.post(
+        f"{base_url}/webhooks/venue", json={"booking_id": "b-1"},
+        headers={"authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"venue:{unique_id}")
+
+
+# ---- every bad input gets its status ------------------------------------------------------
+async def test_unknown_source_is_404(base_url: str, client: httpx.AsyncClient) -> None:
+    assert (await client.post(f"{base_url}/webhooks/nobody", json={})).status_code == 404
+
+
+async def test_bad_signature_is_401(base_url: str, client: httpx.AsyncClient) -> None:
+    headers = signed(b'{"a":1}', "msg-forged")
+    response = await client.post(
+        f"{base_url}/webhooks/billing", content=b'{"a":2}', headers=headers
+    )
+    assert (response.status_code, response.json()["error"]) == (401, "bad_signature")
+
+
+async def test_missing_signature_is_401(base_url: str, client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{base_url}/webhooks/billing", json={"a": 1})
+    assert response.status_code == 401
+
+
+async def test_stale_timestamp_is_401(base_url: str, client: httpx.AsyncClient) -> None:
+    body = b'{"a":1}'
+    headers = signed(body, "msg-old", ts=time.time() - 3600)
+    response = await client.post(f"{base_url}/webhooks/billing", content=body, headers=headers)
+    assert (response.status_code, response.json()["error"]) == (401, "stale_timestamp")
+
+
+async def test_bad_bearer_token_is_401(base_url: str, client: httpx.AsyncClient) -> None:
+    headers = {"authorization": "Bearer guess"}
+    response = await client.post(f"{base_url}/webhooks/crm", json={}, headers=headers)
+    assert (response.status_code, response.json()["error"]) == (401, "bad_token")
+
+
+async def test_body_over_256_kib_is_413(base_url: str, client: httpx.AsyncClient) -> None:
+    body = b'"' + b"x" * (256 * 1024) + b'"'
+    headers = {"authorization": "Bearer crm-token"}
+    response = await client.post(f"{base_url}/webhooks/crm", content=body, headers=headers)
+    assert response.status_code == 413
+
+
+async def test_malformed_json_is_400_with_the_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    headers = {"authorization": "Bearer crm-token"}
+    response = await client.post(f"{base_url}/webhooks/crm", content=b"{oops", headers=headers)
+    assert (response.status_code, response.json()["error"]) == (400, "malformed_json")
+    assert "line 1" in response.json()["detail"]
+
+
+async def test_over_the_rate_limit_is_429_with_retry_after(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    headers = {"authorization": "Bearer t"}
+    answers = [await client.post(f"{base_url}/webhooks/tiny", json={"i": i}, headers=headers)
+               for i in range(3)]  # fmt: skip
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+
+
+async def test_rejections_are_counted_by_source_and_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    await client.post(f"{base_url}/webhooks/crm", json={}, headers={"authorization": "Bearer x"})
+    metrics = (await client.get(f"{base_url}/metrics")).text
+    assert 'wedsync_ingest_rejections_total{reason="bad_token",source="crm"}' in metrics
+
+
+async def test_healthz_answers_ok(base_url: str, client: httpx.AsyncClient) -> None:
+    assert (await client.get(f"{base_url}/healthz")).json() == {"status": "ok"}
+
+
+# ---- calendar providers -------------------------------------------------------------------
+def goog(channel: str, token: str, number: str) -> dict[str, str]:
+    return {"x-goog-channel-id": channel, "x-goog-channel-token": token,
+            "x-goog-resource-id": "res-1", "x-goog-resource-state": "exists",
+            "x-goog-message-number": number}  # fmt: skip
+
+
+async def test_google_notification_from_the_registered_channel_is_stored(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    number = str(uuid.uuid4().int % 10**12)
+    headers = goog("chan-1", "chan-token", number)
+    response = await client.post(f"{base_url}/webhooks/gcal", headers=headers)
+    assert response.status_code == 200
+    [msg] = await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"chan-1:{number}")
+    record = codecs[INGEST_WEBHOOKS].decode(msg.value())
+    assert (record["headers"]["x-goog-message-number"], "x-goog-channel-token" in record[
+        "headers"]) == (number, False)  # fmt: skip
+
+
+async def test_google_notification_with_a_wrong_channel_token_is_401(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    response = await client.post(f"{base_url}/webhooks/gcal", headers=goog("chan-1", "x", "5"))
+    assert response.status_code == 401
+
+
+async def test_google_notification_for_an_unknown_channel_is_401(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    headers = goog("chan-9", "chan-token", "5")
+    response = await client.post(f"{base_url}/webhooks/gcal", headers=headers)
+    assert (response.status_code, response.json()["error"]) == (401, "unknown_channel")
+
+
+async def test_graph_validation_token_is_echoed_as_text(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    response = await client.post(
+        f"{base_url}/webhooks/outlook", params={"validationToken": "Validation: token 42"}
+    )
+    assert (response.status_code, response.text) == (200, "Validation: token 42")
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+async def test_graph_notification_with_client_state_is_202_and_stored(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    note = {"value": [{"subscriptionId": f"sub-{unique_id}", "clientState": "cs-secret",
+                       "changeType": "updated", "resource": "me/events/1"}]}  # fmt: skip
+    response = await client.post(f"{base_url}/webhooks/outlook", json=note)
+    assert response.status_code == 202
+    assert await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"sub-{unique_id}")
+
+
+async def test_graph_lifecycle_notification_is_accepted(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    note = {"value": [{"subscriptionId": "sub-l", "clientState": "cs-secret",
+                       "lifecycleEvent": "reauthorizationRequired"}]}  # fmt: skip
+    assert (await client.post(f"{base_url}/webhooks/outlook", json=note)).status_code == 202
+
+
+async def test_graph_notification_with_a_wrong_client_state_is_401(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    note = {"value": [{"subscriptionId": "sub-x", "clientState": "guess"}]}
+    response = await client.post(f"{base_url}/webhooks/outlook", json=note)
+    assert (response.status_code, response.json()["error"]) == (401, "bad_client_state")
+
+
+# ---- change events over HTTP ----------------------------------------------------------------
+DB = {"authorization": "Bearer db-token"}
+
+
+async def test_supabase_payload_becomes_a_change_event_on_the_cdc_topic(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    payload = {"type": "UPDATE", "table": "wedding_details", "schema": "public",
+               "record": {"id": f"w-{unique_id}", "wedding_date": "2027-06-19"},
+               "old_record": {"id": f"w-{unique_id}", "wedding_date": "2027-06-12"}}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/supabase", json=payload, headers=DB)
+    assert response.status_code == 200
+    [msg] = await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"w-{unique_id}")
+    change = codecs[INGEST_CDC].decode(msg.value())
+    assert (msg.key(), change["op"], change["source"]["connector"]) == (
+        f"wedding_details:w-{unique_id}".encode(), "u", "supabase-webhook",
+    )  # fmt: skip
+
+
+async def test_debezium_envelope_becomes_a_change_event_on_the_cdc_topic(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    envelope = {"payload": {"op": "c", "before": None,
+                            "after": {"id": f"fr-{unique_id}", "form_id": "f-1"},
+                            "source": {"db": "platform", "schema": "public",
+                                       "table": "form_responses", "lsn": 99, "txId": 7,
+                                       "ts_ms": 1_790_000_000_000},
+                            "ts_ms": 1_790_000_000_001}}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/debezium", json=envelope, headers=DB)
+    assert response.status_code == 200
+    [msg] = await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"fr-{unique_id}")
+    change = codecs[INGEST_CDC].decode(msg.value())
+    assert (change["op"], change["source"]["lsn"], change["source"]["connector"]) == (
+        "c", 99, "debezium-http",
+    )  # fmt: skip
+
+
+async def test_unconvertible_change_payload_is_400_with_the_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    payload = {"type": "TRUNCATE", "table": "t", "schema": "public"}
+    response = await client.post(f"{base_url}/changes/supabase", json=payload, headers=DB)
+    assert (response.status_code, response.json()["error"]) == (400, "bad_change_event")
+    assert "INSERT, UPDATE or DELETE" in response.json()["detail"]
+
+
+async def test_change_sources_are_not_served_as_webhooks(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    response = await client.post(f"{base_url}/webhooks/supabase", json={}, headers=DB)
+    assert response.status_code == 404
+
+
+# ---- the broker stops answering ------------------------------------------------------------
+async def test_paused_broker_gives_503_and_every_2xx_is_in_kafka(
+    codecs: TopicCodecs, client: httpx.AsyncClient, unique_id: str
+) -> None:
+    broker = EmbeddedBroker()
+    bootstrap = broker.start()
+    try:
+        create_topics(bootstrap, [INGEST_WEBHOOKS])
+        config = make_config(ack_timeout_seconds=1.0, retry_after_seconds=2)
+        async with running_gateway(config, bootstrap, codecs, port=free_port()) as (_, port):
+            url = f"http://127.0.0.1:{port}/webhooks/billing"
+
+            async def post(i: int) -> tuple[str, int, str | None]:
+                msg_id, body = f"{unique_id}-{i}", json.dumps({"i": i}).encode()
+                answer = await client.post(url, content=body, headers=signed(body, msg_id))
+                return msg_id, answer.status_code, answer.headers.get("Retry-After")
+
+            before = await asyncio.gather(*(post(i) for i in range(20)))
+            broker.pause()
+            during = await asyncio.gather(*(post(i) for i in range(20, 40)))
+            broker.resume()
+            after = []
+            for i in range(40, 60):  # a client retries a 503 after Retry-After (shortened)
+                for _ in range(20):
+                    result = await post(i)
+                    if result[1] != 503:
+                        break
+                    await asyncio.sleep(0.5)
+                after.append(result)
+        answers = [*before, *during, *after]
+        assert {status for _, status, _ in before} == {200}
+        assert {(status, retry) for _, status, retry in during} == {(503, "2")}
+        assert {status for _, status, _ in after} == {200}
+        acked = {msg_id for msg_id, status, _ in answers if status == 200}
+        records = await stored(bootstrap, INGEST_WEBHOOKS, unique_id, unique_id, len(acked))
+        in_kafka = {codecs[INGEST_WEBHOOKS].decode(m.value())["delivery_id"] for m in records}
+        assert acked <= in_kafka
+        assert len(acked) == 40
+    finally:
+        broker.stop()
