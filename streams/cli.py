@@ -85,6 +85,12 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, once=args.once)
 
 
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.sources.webhooks.serve import run_ingest
+
+    return run_ingest(settings, config_path=args.config, host=args.host, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wedsync", description="wedsync-streams: CDC and webhooks in, deliveries out."
@@ -118,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="broker + worker + sample CDC events, shown decoded")
     demo.add_argument("--once", action="store_true", help="exit after the samples came out")
     demo.set_defaults(func=_cmd_demo)
+
+    ingest = sub.add_parser("ingest", help="inbound webhook gateway: HTTP in, Kafka out")
+    ingest.add_argument("--config", default=None, help="TOML/JSON; default $WEDSYNC_INGEST_CONFIG")
+    ingest.add_argument("--host", default=None, help="listen address (default: from the config)")
+    ingest.add_argument("--port", type=int, default=None, help="listen port (default: config)")
+    ingest.set_defaults(func=_cmd_ingest)
     return parser
 
 

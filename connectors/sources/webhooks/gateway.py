@@ -248,7 +248,7 @@ class Gateway:
         metrics.INGEST_REJECTIONS.labels(label, rejected.reason).inc()
         outcome = "unavailable" if rejected.status == 503 else "rejected"
         metrics.INGEST_REQUESTS.labels(label, outcome).inc()
-        log.info("ingest %s: %d %s", label, rejected.status, rejected.reason)
+        log.debug("ingest %s: %d %s", label, rejected.status, rejected.reason)
         headers = {}
         if rejected.retry_after is not None:
             headers["Retry-After"] = str(rejected.retry_after)

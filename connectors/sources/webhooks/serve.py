@@ -1,0 +1,60 @@
+"""`wedsync ingest`: run the gateway until SIGINT/SIGTERM.
+
+Kafka is `KAFKA_BOOTSTRAP_SERVERS` when set; otherwise an embedded broker is started for the
+lifetime of the process and the catalog's topics are created on it (its data is lost on
+exit: for development only). The configuration is read and validated before anything starts.
+
+Failure means a `WedsyncError` (bad configuration, no broker) that the CLI prints; exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from streams.admin import create_topics
+from streams.broker import kafka_broker
+from streams.codec import TopicCodecs
+from streams.settings import Settings
+
+from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config
+from connectors.sources.webhooks.gateway import running_gateway
+
+log = logging.getLogger(__name__)
+
+
+async def _serve(
+    config: GatewayConfig, bootstrap: str, codecs: TopicCodecs, host: str | None, port: int | None
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with running_gateway(config, bootstrap, codecs, host=host, port=port) as (_, bound):
+        log.info(
+            "ingest gateway on http://%s:%d (%d sources); Kafka %s",
+            host or config.host, bound, len(config.sources), bootstrap,
+        )  # fmt: skip
+        await stop.wait()
+    log.info("ingest gateway stopped")
+
+
+def run_ingest(
+    settings: Settings,
+    *,
+    config_path: str | Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> int:
+    """Validate the config, find or start Kafka, serve until signalled; returns an exit code."""
+    config = load_gateway_config(config_path)
+    codecs = TopicCodecs.from_settings(settings)
+    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
+        if not settings.kafka_bootstrap_servers:
+            create_topics(bootstrap, replication_factor=settings.replication_factor)
+        asyncio.run(_serve(config, bootstrap, codecs, host, port))
+    return 0
