@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,6 +38,7 @@ _PII_MARKERS = (
 )
 
 
+@lru_cache(maxsize=4096)
 def is_sensitive(key: str) -> bool:
     """True for keys that must never leave in a notification (contact data, secrets)."""
     lowered = key.lower()
@@ -121,7 +123,7 @@ def email_marketing_payload(event: DomainEvent) -> dict[str, CrmValue]:
 
 
 def _iso_utc(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, ZoneInfo("UTC")).isoformat()
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat()
 
 
 # ---- email -----------------------------------------------------------------------------------
