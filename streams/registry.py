@@ -76,13 +76,15 @@ class EmbeddedRegistry:
 class ConfluentRegistry:
     """A Confluent Schema Registry, through confluent-kafka's client, with local caches."""
 
-    def __init__(self, url: str, basic_auth_user_info: str | None = None) -> None:
+    def __init__(
+        self, url: str, basic_auth_user_info: str | None = None, *, client: Any = None
+    ) -> None:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
         conf: dict[str, Any] = {"url": url}
         if basic_auth_user_info:
             conf["basic.auth.user.info"] = basic_auth_user_info
-        self.client = SchemaRegistryClient(conf)
+        self.client = client or SchemaRegistryClient.new_client(conf)
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, dict[str, Any]] = {}
 

@@ -50,12 +50,12 @@ class SchemaStore:
     """All schema files of one directory, grouped by key and ordered by version."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = Path(root)
         self._versions: dict[str, list[SchemaVersion]] = {}
-        if not root.is_dir():
+        if not self.root.is_dir():
             raise SchemaError(f"schema directory {root} does not exist; set WEDSYNC_SCHEMAS_DIR")
-        for path in sorted(root.rglob("*.avsc")):
-            version = _load(root, path)
+        for path in sorted(self.root.rglob("*.avsc")):
+            version = _load(self.root, path)
             self._versions.setdefault(version.key, []).append(version)
         for key, versions in self._versions.items():
             versions.sort(key=lambda v: v.version)

@@ -1,0 +1,22 @@
+"""The TypedDicts in streams.models mirror the Avro schemas field for field."""
+
+from __future__ import annotations
+
+from typing import get_type_hints
+
+import pytest
+
+from streams import models
+from streams.schema_store import SchemaStore
+
+MIRRORS = {
+    "ingest/change_event": models.ChangeEvent,
+    "ingest/inbound_webhook": models.InboundWebhook,
+    "events/domain_event": models.DomainEvent,
+}
+
+
+@pytest.mark.parametrize("key", sorted(MIRRORS))
+def test_model_fields_equal_schema_fields(key: str, schema_store: SchemaStore) -> None:
+    schema_fields = [f["name"] for f in schema_store.latest(key).raw["fields"]]
+    assert sorted(get_type_hints(MIRRORS[key])) == sorted(schema_fields)
