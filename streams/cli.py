@@ -91,6 +91,12 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return run_ingest(settings, config_path=args.config, host=args.host, port=args.port)
 
 
+def _cmd_cdc(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.sources.postgres_cdc.cli import run_from_args
+
+    return run_from_args(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wedsync", description="wedsync-streams: CDC and webhooks in, deliveries out."
@@ -130,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--host", default=None, help="listen address (default: from the config)")
     ingest.add_argument("--port", type=int, default=None, help="listen port (default: config)")
     ingest.set_defaults(func=_cmd_ingest)
+
+    from connectors.sources.postgres_cdc.cli import add_arguments as add_cdc_arguments
+
+    cdc = sub.add_parser("cdc", help="PostgreSQL logical replication into the CDC topic")
+    add_cdc_arguments(cdc)
+    cdc.set_defaults(func=_cmd_cdc)
     return parser
 
 
