@@ -10,7 +10,6 @@ from collections.abc import Callable
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-
 from streams import topics
 from streams.codec import AvroCodec
 from streams.registry import ConfluentRegistry
@@ -31,8 +30,9 @@ def run() -> list[str]:
     raw = SchemaStore(REPO_ROOT / "schemas").latest("ingest/change_event").raw
     client = SchemaRegistryClient.new_client({"url": "mock://bench-codec"})
     ctx = SerializationContext(topics.INGEST_CDC.name, MessageField.VALUE)
-    ours = AvroCodec(ConfluentRegistry("mock://bench-codec", client=client),
-                     topics.INGEST_CDC.subject, raw)
+    ours = AvroCodec(
+        ConfluentRegistry("mock://bench-codec", client=client), topics.INGEST_CDC.subject, raw
+    )
     theirs_ser = AvroSerializer(client, json.dumps(raw))
     theirs_de = AvroDeserializer(client)
     records = (demo_changes() * (N // 5 + 1))[:N]

@@ -28,9 +28,7 @@ def create_topics(
     """Create every topic in `wanted` that does not exist yet; existing ones are left alone."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     report = CreateReport()
-    new = [
-        NewTopic(t.name, t.partitions, replication_factor, config=t.config()) for t in wanted
-    ]
+    new = [NewTopic(t.name, t.partitions, replication_factor, config=t.config()) for t in wanted]
     if not new:
         return report
     futures = admin.create_topics(new, request_timeout=timeout, operation_timeout=timeout)

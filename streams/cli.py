@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from streams.errors import WedsyncError
 from streams.settings import Settings, load_settings
@@ -37,8 +38,10 @@ def _cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker import kafka_broker
 
     if not settings.kafka_bootstrap_servers:
-        print("KAFKA_BOOTSTRAP_SERVERS is not set: set it, or run `wedsync broker` first",
-              file=sys.stderr)
+        print(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: set it, or run `wedsync broker` first",
+            file=sys.stderr,
+        )
         return 2
     with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
         report = create_topics(bootstrap, replication_factor=settings.replication_factor)
@@ -68,8 +71,10 @@ def _cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
     versions = store.all_versions()
     if problems:
         return 1
-    print(f"{len(versions)} schema files, {len(store.keys())} schemas: all parse, and every "
-          "version reads every earlier one (backward transitive)")
+    print(
+        f"{len(versions)} schema files, {len(store.keys())} schemas: all parse, and every "
+        "version reads every earlier one (backward transitive)"
+    )
     return 0
 
 
@@ -120,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="schemas_command", required=True, metavar="ACTION"
     )
     check = schemas.add_parser("check", help="parse all schemas; check backward compatibility")
-    check.add_argument("--dir", default=None, help="schema directory (default: schemas/)")
+    check.add_argument(
+        "--dir", type=Path, default=None, help="schema directory (default: schemas/)"
+    )
     check.set_defaults(func=_cmd_schemas_check)
 
     sub.add_parser(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -57,7 +58,7 @@ class AvroCodec:
             self._readers[self._id] = None
         return self._id
 
-    def encode(self, record: dict[str, Any]) -> bytes:
+    def encode(self, record: Mapping[str, Any]) -> bytes:
         """Serialize `record`; raises ValueError/TypeError naming the bad field if it does
         not match the schema (a programming error, not bad input)."""
         self.schema_id  # noqa: B018 - registers on first use and sets the header
@@ -89,9 +90,7 @@ class AvroCodec:
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
             raise DecodeError(f"corrupt Avro payload for schema id {schema_id}: {exc!r}") from exc
         if buf.tell() != len(data):
-            raise DecodeError(
-                f"trailing bytes: record ended at {buf.tell()} of {len(data)} bytes"
-            )
+            raise DecodeError(f"trailing bytes: record ended at {buf.tell()} of {len(data)} bytes")
         if not isinstance(record, dict):
             raise DecodeError(f"schema id {schema_id} does not describe a record")
         return record

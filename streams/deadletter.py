@@ -41,6 +41,14 @@ def dead_letter_headers(
     ]
 
 
-def header_map(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    """Kafka headers as a dict of text (last value wins), for reading dead letters."""
-    return {k: (v or b"").decode(errors="replace") for k, v in headers or []}
+def header_map(headers: object) -> dict[str, str]:
+    """Kafka headers (a list of pairs or a dict, as clients give them) as a dict of text,
+    last value winning, for reading dead letters."""
+    if not headers:
+        return {}
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    out: dict[str, str] = {}
+    for key, value in pairs:  # type: ignore[attr-defined]
+        raw = value.encode() if isinstance(value, str) else (value or b"")
+        out[str(key)] = raw.decode(errors="replace")
+    return out

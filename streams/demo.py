@@ -28,9 +28,13 @@ from streams.settings import Settings
 @contextlib.contextmanager
 def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
     """`wedsync worker` as a child process that cannot outlive us."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-           "WEDSYNC_WEB_PORT": str(free_port()), "WEDSYNC_APP_ID": settings.app_id,
-           "WEDSYNC_LOG_LEVEL": os.environ.get("WEDSYNC_LOG_LEVEL", "warn")}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "WEDSYNC_WEB_PORT": str(free_port()),
+        "WEDSYNC_APP_ID": settings.app_id,
+        "WEDSYNC_LOG_LEVEL": os.environ.get("WEDSYNC_LOG_LEVEL", "warn"),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"], env=env, preexec_fn=_die_with_parent
     )
@@ -52,8 +56,15 @@ def _show(kind: str, record: dict[str, Any]) -> None:
 
 def _expected_event_count(changes: list[ChangeEvent]) -> int:
     """How many domain events the worker should emit for `changes` (asked of the logic)."""
-    ref = SourceRef(kind="cdc", topic=topics.INGEST_CDC.name, partition=0, offset=0, lsn=None,
-                    delivery_id=None, table=None)
+    ref = SourceRef(
+        kind="cdc",
+        topic=topics.INGEST_CDC.name,
+        partition=0,
+        offset=0,
+        lsn=None,
+        delivery_id=None,
+        table=None,
+    )
     return sum(len(normalize_change(change, ref)) for change in changes)
 
 
@@ -66,21 +77,37 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 90.0) -> int:
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         print(f"[2/4] {len(topics.ALL)} catalog topics ready; starting the worker", flush=True)
         with worker_process(bootstrap, settings) as worker:
-            producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                                 "log.connection.close": False})
+            producer = Producer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "enable.idempotence": True,
+                    "log.connection.close": False,
+                }
+            )
             codec = codecs[topics.INGEST_CDC]
             for change in changes:
-                producer.produce(topics.INGEST_CDC.name, key=kafka_key(change),
-                                 value=codec.encode(change))
+                producer.produce(
+                    topics.INGEST_CDC.name, key=kafka_key(change), value=codec.encode(change)
+                )
             producer.produce(topics.INGEST_CDC.name, key=b"garbage", value=b"not avro at all")
             producer.flush(10)
-            print(f"[3/4] produced {len(changes)} sample change events and 1 corrupt record "
-                  f"to {topics.INGEST_CDC.name}", flush=True)
-            consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wedsync-demo",
-                                 "enable.auto.commit": False, "log.connection.close": False})
+            print(
+                f"[3/4] produced {len(changes)} sample change events and 1 corrupt record "
+                f"to {topics.INGEST_CDC.name}",
+                flush=True,
+            )
+            consumer = Consumer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "group.id": "wedsync-demo",
+                    "enable.auto.commit": False,
+                    "log.connection.close": False,
+                }
+            )
             assigned = [
                 TopicPartition(t.name, p, 0)
-                for t in (topics.EVENTS, topics.EVENTS_DLQ) for p in range(t.partitions)
+                for t in (topics.EVENTS, topics.EVENTS_DLQ)
+                for p in range(t.partitions)
             ]
             consumer.assign(assigned)
             events = dead = 0
@@ -107,16 +134,25 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 90.0) -> int:
                         record = codecs[topics.EVENTS].decode(msg.value())
                         events += 1
                         latencies.append(time.time() * 1000 - record["source_ts_ms"])
-                        _show(record["event_type"], {k: record[k] for k in
-                              ("aggregate_id", "aggregate_version", "payload")})
+                        _show(
+                            record["event_type"],
+                            {
+                                k: record[k]
+                                for k in ("aggregate_id", "aggregate_version", "payload")
+                            },
+                        )
                     if events == expected_events and dead == 1 and not reported:
                         reported = True
-                        print(f"OK: {len(changes) + 1} sample records processed end to end: "
-                              f"{events} domain events, {dead} dead letter; max produce-to-read {max(latencies):.0f} ms "
-                              "(includes worker start-up)", flush=True)
+                        print(
+                            f"OK: {len(changes) + 1} sample records processed end to end: "
+                            f"{events} domain events, {dead} dead letter; max produce-to-read "
+                            f"{max(latencies):.0f} ms (includes worker start-up)",
+                            flush=True,
+                        )
                         if not once:
-                            print("worker still running; Ctrl-C stops worker and broker",
-                                  flush=True)
+                            print(
+                                "worker still running; Ctrl-C stops worker and broker", flush=True
+                            )
             except KeyboardInterrupt:
                 print("\nstopping worker and broker", flush=True)
             finally:

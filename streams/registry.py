@@ -17,11 +17,10 @@ import json
 import threading
 from typing import Any, Protocol
 
-from fastavro import parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import DecodeError, SchemaError
-from streams.schema_store import SchemaStore
+from streams.schema_store import SchemaStore, parse_schema
 
 
 class Registry(Protocol):
@@ -113,5 +112,5 @@ class ConfluentRegistry:
                 if exc.http_status_code == 404:
                     raise DecodeError(f"unknown schema id {schema_id}: {exc}") from exc
                 raise SchemaError(f"registry lookup of id {schema_id} failed: {exc}") from exc
-            self._schemas[schema_id] = parse_schema(json.loads(found.schema_str))
+            self._schemas[schema_id] = parse_schema(json.loads(str(found.schema_str)))
         return self._schemas[schema_id]

@@ -14,14 +14,20 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import avro.compatibility
 import avro.schema
-from fastavro import parse_schema
+from fastavro import parse_schema as _parse_schema
 from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import IncompatibleSchema, SchemaError
+
+
+def parse_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """fastavro's parsed form of a record schema (parse once, reuse for every record)."""
+    return cast(dict[str, Any], _parse_schema(schema))
+
 
 _FILE_RE = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.avsc$")
 
@@ -92,7 +98,10 @@ class SchemaStore:
                 for writer in versions[:i]:
                     writer_schema = avro.schema.parse(json.dumps(writer.raw))
                     result = checker.get_compatibility(reader_schema, writer_schema)
-                    if result.compatibility is avro.compatibility.SchemaCompatibilityType.compatible:
+                    if (
+                        result.compatibility
+                        is avro.compatibility.SchemaCompatibilityType.compatible
+                    ):
                         continue
                     fields = ", ".join(sorted(str(m) for m in result.messages)) or "?"
                     where = ", ".join(sorted(result.locations)) or "/"

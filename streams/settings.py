@@ -16,7 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WEDSYNC_", env_file=".env", extra="ignore", frozen=True,
+        env_prefix="WEDSYNC_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
         populate_by_name=True,
     )
 
@@ -28,7 +31,7 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "WEDSYNC_SCHEMA_REGISTRY_URL"),
-        description="Confluent-compatible Schema Registry; when unset the embedded registry is used.",
+        description="Confluent-compatible Schema Registry; unset: the embedded registry.",
     )
     schema_registry_basic_auth: SecretStr | None = Field(
         default=None,

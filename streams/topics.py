@@ -51,15 +51,11 @@ class Destination(StrEnum):
 
 
 # ---- ingest ---------------------------------------------------------------------------
-INGEST_CDC = Topic(
-    "wedsync.ingest.cdc", "ingest/change_event", key="<table>:<primary key values>"
-)
+INGEST_CDC = Topic("wedsync.ingest.cdc", "ingest/change_event", key="<table>:<primary key values>")
 INGEST_WEBHOOKS = Topic(
     "wedsync.ingest.webhooks", "ingest/inbound_webhook", key="<source>:<delivery id>"
 )
-INGEST_DLQ = Topic(
-    "wedsync.ingest.dlq", None, key="original key", retention_ms=30 * DAY_MS
-)
+INGEST_DLQ = Topic("wedsync.ingest.dlq", None, key="original key", retention_ms=30 * DAY_MS)
 
 # ---- domain events ----------------------------------------------------------------------
 EVENTS = Topic("wedsync.events", "events/domain_event", key="aggregate_id")

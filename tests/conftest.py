@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from streams.admin import create_topics
 from streams.broker import kafka_broker
 from streams.codec import TopicCodecs

@@ -40,16 +40,23 @@ def register(app: faust.App, context: Context) -> Any:
             try:
                 change: ChangeEvent = codec.decode(message.value)  # type: ignore[assignment]
                 ref = SourceRef(
-                    kind="cdc", topic=message.topic, partition=message.partition,
-                    offset=message.offset, lsn=change["source"]["lsn"], delivery_id=None,
+                    kind="cdc",
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    lsn=change["source"]["lsn"],
+                    delivery_id=None,
                     table=change["source"]["table"],
                 )
                 out = normalize_change(change, ref)
             except Exception as exc:  # a bad record is data, not a crash: dead-letter it
                 metrics.DEAD_LETTERS.labels(STAGE, type(exc).__name__).inc()
                 headers = dead_letter_headers(
-                    stage=STAGE, error=exc, topic=message.topic,
-                    partition=message.partition, offset=message.offset,
+                    stage=STAGE,
+                    error=exc,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
                 )
                 await dlq.send(key=message.key, value=message.value, headers=headers)
                 continue

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-
 from streams import topics
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, kafka_broker
@@ -93,7 +92,8 @@ def test_broker_is_stopped_when_a_test_fails(tmp_path: Path) -> None:
     """A failing test inside a session that owns a broker still leaves no broker behind."""
     pid_file = tmp_path / "pid"
     test_file = tmp_path / "test_fails.py"
-    test_file.write_text(textwrap.dedent(f"""
+    test_file.write_text(
+        textwrap.dedent(f"""
         import pytest
         from streams.broker import EmbeddedBroker
 
@@ -107,10 +107,13 @@ def test_broker_is_stopped_when_a_test_fails(tmp_path: Path) -> None:
 
         def test_fails(broker):
             assert False, "deliberate failure"
-    """))
+    """)
+    )
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 1, result.stdout
     assert _wait_dead(int(pid_file.read_text()))
@@ -137,7 +140,9 @@ def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
 def test_interrupted_owner_stops_its_broker() -> None:
     """Ctrl-C on `wedsync broker` stops the broker it started."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "broker"], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "streams.cli", "broker"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from streams import topics
 from streams.codec import AvroCodec, TopicCodecs
 from streams.errors import DecodeError
@@ -23,8 +22,15 @@ def _domain_event_v1() -> dict:
         "aggregate_version": 7,
         "occurred_at_ms": 1_700_000_000_000,
         "source_ts_ms": 1_700_000_000_000,
-        "source": {"kind": "cdc", "topic": "t", "partition": 0, "offset": 3, "lsn": 7,
-                   "delivery_id": None, "table": "wedding_details"},
+        "source": {
+            "kind": "cdc",
+            "topic": "t",
+            "partition": 0,
+            "offset": 3,
+            "lsn": 7,
+            "delivery_id": None,
+            "table": "wedding_details",
+        },
         "payload": {"old_date": "2027-06-12", "new_date": "2027-06-19"},
     }
 

@@ -8,7 +8,6 @@ from typing import Any
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-
 from streams import topics
 from streams.codec import AvroCodec
 from streams.registry import ConfluentRegistry, EmbeddedRegistry, fingerprint_id
@@ -47,8 +46,9 @@ def test_our_codec_reads_what_confluent_serializer_writes(schema_store: SchemaSt
     raw = schema_store.latest("ingest/change_event").raw
     client = SchemaRegistryClient.new_client({"url": "mock://interop-1"})
     theirs = AvroSerializer(client, json.dumps(raw))
-    ours = AvroCodec(ConfluentRegistry("mock://interop-1", client=client),
-                     topics.INGEST_CDC.subject, raw)
+    ours = AvroCodec(
+        ConfluentRegistry("mock://interop-1", client=client), topics.INGEST_CDC.subject, raw
+    )
     change = demo_changes()[1]
     assert ours.decode(theirs(change, CTX)) == change
 
@@ -58,8 +58,9 @@ def test_confluent_registry_mode_round_trips_with_confluent_deserializer(
 ) -> None:
     raw = schema_store.latest("ingest/change_event").raw
     client = SchemaRegistryClient.new_client({"url": "mock://interop-2"})
-    ours = AvroCodec(ConfluentRegistry("mock://interop-2", client=client),
-                     topics.INGEST_CDC.subject, raw)
+    ours = AvroCodec(
+        ConfluentRegistry("mock://interop-2", client=client), topics.INGEST_CDC.subject, raw
+    )
     change = demo_changes()[0]
     data = ours.encode(change)
     assert AvroDeserializer(client)(data, CTX) == change

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import get_type_hints
 
 import pytest
-
 from streams import models
 from streams.schema_store import SchemaStore
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from fastavro.utils import generate_many
-
 from streams.codec import AvroCodec
 from streams.registry import EmbeddedRegistry, fingerprint_id
 from streams.schema_store import SchemaStore, SchemaVersion
@@ -62,7 +61,10 @@ def test_schema_ids_are_the_same_in_another_process() -> None:
         "print(fingerprint_id(json.load(sys.stdin)))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], input=json.dumps(raw), capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        input=json.dumps(raw),
+        capture_output=True,
+        text=True,
         check=True,
     )
     assert int(out.stdout) == fingerprint_id(raw)
@@ -90,8 +92,7 @@ def breaking_tree(tmp_path: Path) -> Path:
     base = [{"name": "event_id", "type": "string"}]
     _write(folder, "thing.v1.avsc", base)
     _write(folder, "thing.v2.avsc", [*base, {"name": "venue_id", "type": "string"}])
-    _write(folder, "thing.v3.avsc", [*base, {"name": "venue_id", "type": "string",
-                                             "default": ""}])
+    _write(folder, "thing.v3.avsc", [*base, {"name": "venue_id", "type": "string", "default": ""}])
     return tmp_path
 
 
@@ -105,8 +106,11 @@ def test_compatibility_is_checked_against_all_earlier_versions(tmp_path: Path) -
     folder = tmp_path / "events"
     folder.mkdir()
     _write(folder, "thing.v1.avsc", [{"name": "a", "type": "string"}])
-    _write(folder, "thing.v2.avsc", [{"name": "a", "type": "string"},
-                                     {"name": "b", "type": "long", "default": 0}])
+    _write(
+        folder,
+        "thing.v2.avsc",
+        [{"name": "a", "type": "string"}, {"name": "b", "type": "long", "default": 0}],
+    )
     _write(folder, "thing.v3.avsc", [{"name": "b", "type": "long"}])
     problems = SchemaStore(tmp_path).check_compatibility()
     assert [str(p).split(":")[0] for p in problems] == ["events/thing v3 cannot read v1"]
@@ -115,7 +119,8 @@ def test_compatibility_is_checked_against_all_earlier_versions(tmp_path: Path) -
 def test_schemas_check_command_exits_non_zero_naming_the_field(breaking_tree: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "streams.cli", "schemas", "check", "--dir", str(breaking_tree)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "venue_id" in result.stderr

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from streams import topics
 from streams.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
