@@ -1,9 +1,11 @@
 """An acknowledged async Kafka producer: `await send(...)` returns only once the broker has
 the record (idempotent producer, acks=all), or raises `BrokerUnavailable`.
 
-librdkafka does the batching and retrying in its own threads; a poll thread of ours serves its
-delivery reports, and each report resolves the asyncio future of its record through
-`loop.call_soon_threadsafe`. `send` waits at most `ack_timeout` seconds. A timeout does not
+librdkafka does the batching and retrying in its own threads. Its delivery reports are served
+by a pump task on the event loop (`poll(0)` while records are in flight, an idle poll every
+second otherwise), so each report resolves its record's future on the loop thread itself: no
+GIL ping-pong with a poll thread, which measured slower. `send` waits at most `ack_timeout`
+seconds. A timeout does not
 withdraw the record: librdkafka keeps trying until `message.timeout.ms`, so a record reported
 as unavailable may still land later (at-least-once; the sender retries, dedupe absorbs it).
 `on_late_ack` hears of such records.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from streams.topics import Topic
 DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
-    "linger.ms": 2,
+    "linger.ms": 0,  # each HTTP request waits for its ack: latency first; batches still form
     "message.timeout.ms": 60_000,  # librdkafka's own deadline, after which it gives up
     "socket.keepalive.enable": True,
 }
@@ -47,7 +48,7 @@ class Ack:
 
 class AckedProducer:
     """Async front of a `confluent_kafka.Producer`. Call `start()` inside a running event loop,
-    then `send()` from that loop; `close()` flushes and stops the poll thread."""
+    then `send()` from that loop; `await close()` drains and flushes."""
 
     def __init__(
         self,
@@ -60,26 +61,38 @@ class AckedProducer:
         self._config = {**DEFAULTS, **(config or {}), "bootstrap.servers": bootstrap_servers}
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._running = threading.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._in_flight = 0
         self.fatal: str | None = None
 
+    @property
+    def _running(self) -> bool:
+        return self._pump_task is not None and not self._pump_task.done()
+
     def start(self) -> None:
-        """Create the client and the poll thread; the running loop receives the acks."""
+        """Create the client and its pump task on the running loop (which receives the acks)."""
         self._loop = asyncio.get_running_loop()
         try:
             self._producer = Producer({**self._config, "error_cb": self._on_error})
         except KafkaException as exc:
             raise BrokerUnavailable(f"cannot create the Kafka producer: {exc}") from exc
-        self._running.set()
-        self._thread = threading.Thread(target=self._poll, name="acked-producer-poll", daemon=True)
-        self._thread.start()
+        self._pump_task = self._loop.create_task(self._pump(), name="acked-producer-pump")
 
-    def _poll(self) -> None:
+    async def _pump(self) -> None:
+        """Serve delivery reports: eagerly while records are in flight, lazily when idle."""
         producer = self._producer
         assert producer is not None
-        while self._running.is_set():
-            producer.poll(0.05)
+        while True:
+            served = producer.poll(0)
+            if served:
+                await asyncio.sleep(0)
+            elif self._in_flight:
+                await asyncio.sleep(0.0005)
+            else:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():  # e.g. the idempotent producer lost its sequence: stop accepting
@@ -99,13 +112,14 @@ class AckedProducer:
         BrokerUnavailable when the client is closed or broken, its queue is full, the broker
         reports an error, or no ack arrives within `ack_timeout` seconds."""
         producer, loop = self._producer, self._loop
-        if producer is None or loop is None or not self._running.is_set():
+        if producer is None or loop is None or not self._running:
             raise BrokerUnavailable("the producer is not running")
         if self.fatal:
             raise BrokerUnavailable(f"the producer hit a fatal error: {self.fatal}")
         future: asyncio.Future[Ack] = loop.create_future()
 
-        def settle(err: KafkaError | None, msg: Message) -> None:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:  # inside poll()
+            self._in_flight -= 1
             if future.done():  # we already answered 503; the record made it after all
                 if err is None and on_late_ack is not None:
                     on_late_ack()
@@ -115,31 +129,33 @@ class AckedProducer:
             else:
                 future.set_result(Ack(msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
 
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:  # poll thread
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(settle, err, msg)
-
         try:
             producer.produce(topic.name, value, key, headers=headers, on_delivery=on_delivery)
         except BufferError as exc:
             raise BrokerUnavailable("the producer queue is full (Kafka is not keeping up)") from exc
         except KafkaException as exc:
             raise BrokerUnavailable(f"cannot produce: {exc}") from exc
+        self._in_flight += 1
+        self._wake.set()
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
         except TimeoutError:
-            future.cancel()  # settle() then sees done() and reports a late ack instead
+            future.cancel()  # on_delivery then sees done() and reports a late ack instead
             raise BrokerUnavailable(f"no ack from Kafka within {self.ack_timeout}s") from None
 
-    def close(self, timeout: float = 5.0) -> int:
-        """Flush what is queued (up to `timeout` s), stop polling; returns records unflushed."""
+    async def close(self, timeout: float = 5.0) -> int:
+        """Wait up to `timeout` s for records in flight, stop the pump, flush what is left;
+        returns how many records were still unacknowledged."""
         producer = self._producer
         if producer is None:
             return 0
         deadline = time.monotonic() + timeout
-        remaining = producer.flush(timeout)
-        self._running.clear()
-        if self._thread is not None:
-            self._thread.join(max(0.1, deadline - time.monotonic()))
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+        remaining = producer.flush(max(0.0, deadline - time.monotonic()))
         self._producer = None
         return int(remaining)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -59,13 +60,16 @@ _SECRET_HEADER_PARTS = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_header(name: str) -> bool:
+    return any(part in name for part in _SECRET_HEADER_PARTS)
+
+
 def stored_headers(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
     """The request headers worth keeping, lower-cased, without credentials or signatures."""
     extra = source.signature_header if isinstance(source, HmacSource) else None
     return {
-        name: value
-        for name, value in headers.items()
-        if name != extra and not any(part in name for part in _SECRET_HEADER_PARTS)
+        name: value for name, value in headers.items() if name != extra and not _secret_header(name)
     }
 
 
@@ -312,4 +316,4 @@ async def running_gateway(
         yield gateway, bound
     finally:
         await runner.cleanup()
-        await asyncio.get_running_loop().run_in_executor(None, producer.close)
+        await producer.close()
