@@ -316,7 +316,7 @@ def test_idle_database_does_not_pin_wal(postgres, db, suffix, start_source):
 
 # ---- crash: kill -9 mid-stream, restart, compare the database with the topic ------------
 def _spawn_cdc(
-    postgres: PostgresServer, bootstrap: str, suffix: str, table: str
+    postgres: PostgresServer, bootstrap: str, suffix: str, table: str, log: Any
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -334,11 +334,11 @@ def _spawn_cdc(
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
 
 
-def test_kill_9_mid_stream_loses_no_change(postgres, kafka_bootstrap, db, suffix, reader):
+def test_kill_9_mid_stream_loses_no_change(postgres, kafka_bootstrap, db, suffix, reader, tmp_path):
     table = f"journey_progress_{suffix}"
     with db.cursor() as cur:
         cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, pct int)")
@@ -351,7 +351,7 @@ def test_kill_9_mid_stream_loses_no_change(postgres, kafka_bootstrap, db, suffix
         conn.autocommit = False
         n = 0
         with conn.cursor() as cur:
-            while not stop_writer.is_set() and n < 3000:
+            while not stop_writer.is_set() and n < 50_000:
                 n += 1
                 row = n % 20 + 1
                 cur.execute(f"UPDATE {table} SET pct = %s WHERE id = %s", (n, row))
@@ -359,20 +359,23 @@ def test_kill_9_mid_stream_loses_no_change(postgres, kafka_bootstrap, db, suffix
                 written.append((row, n))
         conn.close()
 
-    proc = _spawn_cdc(postgres, kafka_bootstrap, suffix, table)
+    log = (tmp_path / "cdc.log").open("wb")
+    proc = _spawn_cdc(postgres, kafka_bootstrap, suffix, table, log)
     procs = [proc]
     try:
         r = reader(table)
         r.read_until(has(20))  # the snapshot is in
         thread = threading.Thread(target=writer)
         thread.start()
-        assert wait_until(lambda: len(written) > 600, timeout=60)
+        r.read_until(has(20 + 300), timeout=60)  # streaming is well under way
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         killed_at = len(written)
-        time.sleep(0.3)
-        proc = _spawn_cdc(postgres, kafka_bootstrap, suffix, table)
+        before_restart = len(r.events)
+        proc = _spawn_cdc(postgres, kafka_bootstrap, suffix, table, log)
         procs.append(proc)
+        r.read_until(has(before_restart + 300), timeout=60)  # the restarted source streams
+        stop_writer.set()
         thread.join(timeout=120)
         assert not thread.is_alive()
         assert killed_at < len(written), "the writer must keep writing across the crash"
@@ -388,9 +391,16 @@ def test_kill_9_mid_stream_loses_no_change(postgres, kafka_bootstrap, db, suffix
         assert not missing, f"{len(missing)} changes lost, e.g. {sorted(missing)[:5]}"
         ids = [e["event_id"] for e in r.values()]
         assert len(set(ids)) == len(expected) + 20  # duplicates share their event_id
+        assert before_restart < len(written) + 20
+        with db.cursor() as cur:  # the topic's last value per row is the table's content
+            cur.execute(f"SELECT id, pct FROM {table}")
+            final = dict(cur.fetchall())
+        last = {e["after"]["id"]: e["after"]["pct"] for e in r.values()}
+        assert last == final
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.wait(timeout=30) == 0, (tmp_path / "cdc.log").read_text()
     finally:
+        log.close()
         stop_writer.set()
         for p in procs:
             if p.poll() is None:

@@ -97,12 +97,15 @@ def build_event(
     commit_ms: int,
     now_ms: int,
 ) -> tuple[bytes, ChangeEvent]:
-    """One keyed change event; `event_id` is `<db>:<lsn>:<table>:<pk>`, stable on replay."""
+    """One keyed change event; `event_id` is `<db>:<lsn>:<table>:<pk>`, stable on replay.
+
+    Snapshot reads (op `r`) carry the snapshot's consistent point as their LSN, which is
+    also the LSN of the first streamed change after it, so their ids end in `:r`."""
     row = after if after is not None else (before or {})
     key = kafka_key(table, primary_key, row)
     pk = key.decode()[len(table) + 1 :]
     event = ChangeEvent(
-        event_id=f"{db}:{lsn}:{table}:{pk}",
+        event_id=f"{db}:{lsn}:{table}:{pk}" + (":r" if op == "r" else ""),
         op=op,  # type: ignore[typeddict-item]
         before=before,
         after=after,
