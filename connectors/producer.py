@@ -156,6 +156,10 @@ class AckedProducer:
             self._pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
-        remaining = producer.flush(max(0.0, deadline - time.monotonic()))
+        remaining = int(producer.flush(max(0.0, deadline - time.monotonic())))
+        if remaining:  # never acknowledged to anyone (they got 503): drop, do not hang
+            producer.purge()
+            producer.poll(0)
+        producer.close()  # stops librdkafka's threads now, not whenever GC gets to it
         self._producer = None
-        return int(remaining)
+        return remaining

@@ -189,6 +189,32 @@ async def test_body_over_256_kib_is_413(base_url: str, client: httpx.AsyncClient
     assert response.status_code == 413
 
 
+async def test_chunked_body_over_the_limit_is_413(base_url: str, client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(5):
+            yield b"x" * (64 * 1024)
+
+    headers = {"authorization": "Bearer crm-token"}
+    response = await client.post(f"{base_url}/webhooks/crm", content=chunks(), headers=headers)
+    assert response.status_code == 413
+
+
+async def test_undecodable_header_bytes_are_401_not_500(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    headers = {"authorization": b"Bearer \xff\xfe"}
+    response = await client.post(f"{base_url}/webhooks/crm", json={}, headers=headers)
+    assert response.status_code == 401
+
+
+async def test_a_lone_surrogate_in_a_change_payload_is_400_not_500(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    body = b'{"type":"INSERT","table":"t","schema":"public","record":{"id":"\\ud800"}}'
+    response = await client.post(f"{base_url}/changes/supabase", content=body, headers=DB)
+    assert (response.status_code, response.json()["error"]) == (400, "unencodable")
+
+
 async def test_malformed_json_is_400_with_the_reason(
     base_url: str, client: httpx.AsyncClient
 ) -> None:

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +149,11 @@ class Gateway:
             log.warning("ingest %s: Kafka unavailable (%s); answering 503", name, exc)
             retry = self.config.retry_after_seconds
             return self._refuse(name, Rejected(503, "kafka_unavailable", retry_after=retry))
+        except Exception as exc:  # a bug, not bad input; the message may quote the request,
+            where = traceback.extract_tb(exc.__traceback__)[-1]  # so log only where it was
+            log.error("ingest %s: %s at %s:%s", name, type(exc).__name__, where.filename,
+                      where.lineno)  # fmt: skip
+            return self._refuse(name, Rejected(500, "internal_error"))
 
     async def _accept(
         self, request: web.Request, name: str, source: SourceConfig
@@ -160,7 +166,7 @@ class Gateway:
             retry = int(TokenBucket.retry_after_header(wait))
             raise Rejected(429, "rate_limited", "too many requests", retry_after=retry)
         body = await _read_limited(request, source.max_body_bytes)
-        headers = {k.lower(): v for k, v in request.headers.items()}
+        headers = {k.lower(): _text(v) for k, v in request.headers.items()}
         now = self._wall()
         verified = verify(source, Request(headers, body, dict(request.query)), now)
         if verified.handshake is not None:
@@ -196,7 +202,7 @@ class Gateway:
                 primary_keys=source.primary_keys,
                 received_ms=received_ms,
             )
-            value = self.codecs[INGEST_CDC].encode(dict(change))
+            value = _encode(self.codecs, INGEST_CDC, dict(change))
             return _Record(INGEST_CDC, change_key(change), value, change["event_id"])
         webhook = InboundWebhook(
             event_id=hashlib.blake2b(
@@ -211,7 +217,7 @@ class Gateway:
             received_at_ms=received_ms,
             source_ts_ms=verified.source_ts_ms or received_ms,
         )
-        value = self.codecs[INGEST_WEBHOOKS].encode(dict(webhook))
+        value = _encode(self.codecs, INGEST_WEBHOOKS, dict(webhook))
         key = f"{name}:{verified.delivery_id}".encode()
         return _Record(INGEST_WEBHOOKS, key, value, verified.delivery_id)
 
@@ -265,6 +271,15 @@ class Gateway:
         )
 
 
+def _text(value: str) -> str:
+    """A header value as valid UTF-8 text (aiohttp keeps undecodable bytes as surrogates)."""
+    try:
+        value.encode()
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes:
     """The body, or 413 as soon as it grows past `limit` (chunked bodies included)."""
     chunks: list[bytes] = []
@@ -275,6 +290,15 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
             raise Rejected(413, "body_too_large", f"limit is {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _encode(codecs: TopicCodecs, topic: Topic, record: dict[str, Any]) -> bytes:
+    """Avro bytes; 400 when a value cannot be written (e.g. a lone surrogate in a string)."""
+    try:
+        return codecs[topic].encode(record)
+    except (ValueError, TypeError) as exc:
+        detail = f"cannot store the payload: {type(exc).__name__}"
+        raise Rejected(400, "unencodable", detail) from None
 
 
 def _parse_json(body: bytes) -> Any:

@@ -219,7 +219,8 @@ def _jwt(source: JwtSource, request: Request, now: float) -> Verified:
     jti = claims.get("jti")
     delivery = str(jti) if jti else _delivery_id(source, request)
     iat = claims.get("iat")
-    return Verified("jwt", delivery, source_ts_ms=int(iat * 1000) if iat else None)
+    iat_ms = int(iat * 1000) if isinstance(iat, int | float) and not isinstance(iat, bool) else None
+    return Verified("jwt", delivery, source_ts_ms=iat_ms)
 
 
 def _bearer(source: BearerSource, request: Request, now: float) -> Verified:

@@ -372,3 +372,8 @@ def test_rejections_never_mention_the_secret_or_token() -> None:
     text = " ".join(f"{e} {e.detail}" for e in errors)
     for secret in ("jwt-shared-secret", token, "tok-", "pa:ss", "wrong-pw"):
         assert secret not in text
+
+
+def test_jwt_with_a_non_numeric_iat_has_no_source_timestamp() -> None:
+    token = jwt.encode(claims(iat="soon"), "jwt-shared-secret-of-32-bytes!!!", "HS256")
+    assert verify(JWT_HS, Request(bearer(token), BODY), NOW).source_ts_ms is None
