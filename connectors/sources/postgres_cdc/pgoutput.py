@@ -147,17 +147,32 @@ class _Reader:
         return self.data[self.pos - length : self.pos]
 
     def tuple_data(self) -> TupleData:
+        """The hot path (one call per row image): locals, no per-value method calls."""
+        data, pos, size = self.data, self.pos, len(self.data)
         values: list[str | _Unchanged | None] = []
-        for _ in range(self.unpack(_I16)):
-            kind = self.byte()
-            if kind == "n":
-                values.append(None)
-            elif kind == "u":
-                values.append(UNCHANGED)
-            elif kind == "t":
-                values.append(self.raw(self.unpack(_I32)).decode("utf-8", "replace"))
-            else:  # 'b' needs the `binary` option, which we never ask for
-                raise DecodeError(f"unsupported tuple value kind {kind!r}")
+        append = values.append
+        try:
+            (count,) = _I16.unpack_from(data, pos)
+            pos += 2
+            for _ in range(count):
+                kind = data[pos]
+                pos += 1
+                if kind == 0x74:  # 't'
+                    (length,) = _I32.unpack_from(data, pos)
+                    end = pos + 4 + length
+                    if length < 0 or end > size:
+                        raise DecodeError(f"value of {length} bytes overruns the message")
+                    append(data[pos + 4 : end].decode("utf-8", "replace"))
+                    pos = end
+                elif kind == 0x6E:  # 'n'
+                    append(None)
+                elif kind == 0x75:  # 'u'
+                    append(UNCHANGED)
+                else:  # 'b' needs the `binary` option, which we never ask for
+                    raise DecodeError(f"unsupported tuple value kind {chr(kind)!r}")
+        except (IndexError, struct.error):
+            raise DecodeError(f"pgoutput tuple truncated at byte {pos}") from None
+        self.pos = pos
         return tuple(values)
 
 

@@ -1,0 +1,151 @@
+"""CDC source throughput against a raw confluent-kafka producer, measured in the same run.
+
+A throwaway PostgreSQL gets a slot, then `ROWS` row changes (inserts in transactions of
+`TX_ROWS` rows) are written before the source starts, so the source drains a backlog:
+read the slot, decode pgoutput, encode Avro, produce (idempotent, acks=all) and wait for
+every acknowledgement. The baseline produces the same number of records of the same encoded
+size with the same producer settings and flushes. Both use the embedded broker; the ratio is
+the number to watch, since the broker, PostgreSQL and the client share the machine's cores.
+
+`run()` returns the lines to print; `make bench` calls it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg2
+from connectors.sources.postgres_cdc.config import PostgresCdcConfig
+from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
+from prometheus_client import REGISTRY
+from streams.admin import create_topics
+from streams.broker import EmbeddedBroker
+from streams.codec import TopicCodecs
+from streams.registry import EmbeddedRegistry
+from streams.schema_store import SchemaStore
+from streams.settings import REPO_ROOT
+from streams.topics import INGEST_CDC
+from tests.pg import throwaway_postgres
+
+ROWS = 30_000
+TX_ROWS = 100
+TIMEOUT_S = 60.0
+TABLE = "form_responses"
+
+
+def _produced() -> float:
+    return REGISTRY.get_sample_value("wedsync_cdc_events_produced_total", {"op": "c"}) or 0.0
+
+
+def _write_backlog(dsn: str) -> None:
+    setup = psycopg2.connect(dsn)
+    setup.autocommit = True
+    with setup.cursor() as cur:
+        cur.execute(
+            f"CREATE TABLE {TABLE} (id int PRIMARY KEY, form_id text, supplier_id text, "
+            "client_id text, answered_at timestamptz, answers jsonb)"
+        )
+        cur.execute(f"CREATE PUBLICATION bench FOR TABLE {TABLE}")
+        cur.execute("SELECT pg_create_logical_replication_slot('bench', 'pgoutput')")
+    setup.close()
+    conn = psycopg2.connect(dsn)
+    with conn.cursor() as cur:
+        for start in range(1, ROWS + 1, TX_ROWS):
+            cur.execute(
+                f"INSERT INTO {TABLE} SELECT g, 'f-7', 's-photo', 'c-' || g, now(), "
+                """'{"q1": "yes", "q2": "June"}' FROM generate_series(%s, %s) g""",
+                (start, start + TX_ROWS - 1),
+            )
+            conn.commit()
+    conn.close()
+
+
+def _cdc(bootstrap: str, codecs: TopicCodecs, config: PostgresCdcConfig) -> tuple[float, int]:
+    """Seconds for the source to drain ROWS changes into Kafka (acknowledged)."""
+    source = PostgresCdcSource(config, make_producer(bootstrap), codecs[INGEST_CDC])
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            source.run(stop)
+        except BaseException as exc:
+            errors.append(exc)
+
+    base = _produced()
+    started = time.perf_counter()
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = started + TIMEOUT_S
+    while _produced() - base < ROWS and time.perf_counter() < deadline and not errors:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+    return elapsed, int(_produced() - base)
+
+
+def _baseline(bootstrap: str, record_size: int) -> float:
+    """Seconds for a bare producer to produce and flush ROWS records of `record_size` bytes."""
+    producer = make_producer(bootstrap)
+    value = b"\0" * record_size
+    producer.produce(INGEST_CDC.name, value=value, key=b"warmup")
+    producer.flush(10)
+    started = time.perf_counter()
+    for i in range(ROWS):
+        while True:
+            try:
+                producer.produce(INGEST_CDC.name, value=value, key=f"{TABLE}:{i}".encode())
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+    producer.flush(TIMEOUT_S)
+    return time.perf_counter() - started
+
+
+def _record_size(codecs: TopicCodecs) -> int:
+    from connectors.sources.postgres_cdc.decode import build_event
+
+    _, event = build_event(
+        db="postgres", schema="public", table=TABLE, op="c", before=None,
+        after={"id": 12345, "form_id": "f-7", "supplier_id": "s-photo", "client_id": "c-12345",
+               "answered_at": "2026-11-22 03:22:00.123456+00",
+               "answers": '{"q1": "yes", "q2": "June"}'},
+        primary_key=("id",), lsn=22_000_000, tx_id=1234, commit_ms=1_790_000_000_000,
+        now_ms=1_790_000_000_000,
+    )  # fmt: skip
+    return len(codecs[INGEST_CDC].encode(dict(event)))
+
+
+def run() -> list[str]:
+    store = SchemaStore(REPO_ROOT / "schemas")
+    codecs = TopicCodecs(store, EmbeddedRegistry(store))
+    with EmbeddedBroker() as broker, throwaway_postgres() as pg:
+        bootstrap = broker.bootstrap_servers
+        create_topics(bootstrap, [INGEST_CDC])
+        _write_backlog(pg.dsn)
+        config = PostgresCdcConfig(
+            host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname, slot_name="bench",
+            publication="bench", snapshot=False,
+        )  # fmt: skip
+        cdc_s, drained = _cdc(bootstrap, codecs, config)
+        size = _record_size(codecs)
+        base_s = _baseline(bootstrap, size)
+    cdc_rate, base_rate = drained / cdc_s, ROWS / base_s
+    return [
+        f"cdc: {drained} row changes ({ROWS // TX_ROWS} transactions) drained from the slot "
+        f"into Kafka in {cdc_s:.2f}s = {cdc_rate:,.0f} events/s",
+        f"cdc baseline: raw confluent-kafka producer, {ROWS} records of {size} B "
+        f"in {base_s:.2f}s = {base_rate:,.0f} msgs/s",
+        f"cdc ratio: source / raw producer = {cdc_rate / base_rate:.2f}",
+    ]
+
+
+if __name__ == "__main__":
+    for line in run():
+        print(line)
