@@ -17,12 +17,14 @@ import httpx
 import jwt
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from connectors.producer import AckedProducer
 from connectors.sources.webhooks.config import GatewayConfig, parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
 from standardwebhooks.webhooks import Webhook
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.codec import TopicCodecs
+from streams.errors import BrokerUnavailable
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic
 
 pytestmark = pytest.mark.integration
@@ -136,6 +138,18 @@ async def test_replayed_delivery_is_answered_200_and_stored_once(
         200, 200, "duplicate",
     )  # fmt: skip
     assert len(await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"dup-{unique_id}")) == 1
+
+
+async def test_concurrent_twins_are_answered_200_and_stored_once(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    body = b'{"n":2}'
+    headers = signed(body, f"twin-{unique_id}")
+    url = f"{base_url}/webhooks/billing"
+    answers = await asyncio.gather(*(client.post(url, content=body, headers=headers)
+                                     for _ in range(5)))  # fmt: skip
+    assert {a.status_code for a in answers} == {200}
+    assert len(await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"twin-{unique_id}")) == 1
 
 
 async def test_jwt_authenticated_webhook_is_stored(
@@ -413,3 +427,15 @@ async def test_paused_broker_gives_503_and_every_2xx_is_in_kafka(
         assert len(acked) == 40
     finally:
         broker.stop()
+
+
+async def test_producer_without_a_broker_raises_broker_unavailable_in_time() -> None:
+    producer = AckedProducer(f"127.0.0.1:{free_port()}", ack_timeout=0.5)
+    producer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(BrokerUnavailable, match="no ack"):
+            await producer.send(INGEST_WEBHOOKS, key=b"k", value=b"v")
+        assert time.monotonic() - started < 2.0
+    finally:
+        assert await producer.close(timeout=0.2) == 1

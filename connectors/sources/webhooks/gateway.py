@@ -176,7 +176,8 @@ class Gateway:
                 content_type="text/plain",
                 headers={"X-Content-Type-Options": "nosniff"},
             )
-        document = _parse_json(body) if source.json_body and body else None
+        needs_json = source.json_body or source.payload != "raw"
+        document = _parse_json(body) if needs_json else None
         record = self._record(name, source, verified, headers, body, document, now)
         ok_status = 202 if verified.method == "graph_client_state" else 200
         return await self._store_once(name, record, ok_status)
@@ -194,8 +195,6 @@ class Gateway:
         received_ms = int(now * 1000)
         if source.payload != "raw":
             convert = from_supabase if source.payload == "supabase" else from_debezium
-            if document is None:
-                raise Rejected(400, "malformed_json", "a change payload needs a JSON body")
             change = convert(
                 document,
                 database=source.database,
