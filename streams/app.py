@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import faust
 
+from streams.agents import Agents
 from streams.codec import TopicCodecs
 from streams.settings import Settings
 
@@ -21,6 +22,8 @@ class Context:
 
     settings: Settings
     codecs: TopicCodecs
+    bootstrap_servers: str = ""
+    agents: Agents | None = None
 
 
 def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, Context]:
@@ -43,8 +46,12 @@ def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, C
         web_port=settings.web_port,
         web_in_thread=False,
     )
-    context = Context(settings=settings, codecs=TopicCodecs.from_settings(settings))
+    context = Context(
+        settings=settings,
+        codecs=TopicCodecs.from_settings(settings),
+        bootstrap_servers=bootstrap_servers,
+    )
     from streams.agents import register_all
 
-    register_all(app, context)
+    context.agents = register_all(app, context)
     return app, context

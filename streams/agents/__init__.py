@@ -1,16 +1,45 @@
-"""Thin Faust wiring: decode -> call pure logic -> send. Registration is this explicit list."""
+"""Thin Faust wiring: decode -> call pure logic -> send. Registration is this explicit list.
+
+normalize            wedsync.ingest.cdc, .webhooks -> wedsync.events          (agents)
+state                wedsync.ingest.cdc (state tables) -> GlobalTables        (agent)
+route                wedsync.events -> wedsync.deliver.*                      (engine Service)
+conflicts            booking.changed by supplier -> Table -> wedsync.events   (agent)
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import faust
 
+    from streams.agents.route import RouteService
     from streams.app import Context
+    from streams.logic.state import StateTables
 
 
-def register_all(app: faust.App, context: Context) -> None:
-    from streams.agents import normalize
+@dataclass
+class Agents:
+    """What `register_all` created, for tests and the worker."""
 
-    normalize.register(app, context)
+    normalize: dict[str, Any]
+    state_agent: Any
+    state: StateTables
+    conflicts: dict[str, Any]
+    route: RouteService | None
+
+
+def register_all(app: faust.App, context: Context, *, with_route: bool = True) -> Agents:
+    """Register every stage on `app`. `with_route=False` leaves out the routing engine
+    (agent unit tests run without a broker)."""
+    from streams.agents import conflicts, normalize, route, state
+
+    tables = state.state_tables(app)
+    return Agents(
+        normalize=normalize.register(app, context),
+        state_agent=state.register(app, context, tables),
+        state=tables,
+        conflicts=conflicts.register(app, context),
+        route=route.register(app, context, tables) if with_route else None,
+    )

@@ -1,67 +1,92 @@
-"""Agent: CDC change events (wedsync.ingest.cdc) -> domain events (wedsync.events).
+"""Agents: CDC change events and verified webhooks -> domain events (wedsync.events).
+
+    wedsync.ingest.cdc       --normalize---------> wedsync.events  (key: aggregate id)
+    wedsync.ingest.webhooks  --normalize-webhooks-> wedsync.events
+    (undecodable / failing records)             -> wedsync.events.dlq
 
 Input is read as raw bytes and decoded here, not by Faust, so that a record that does not
 decode goes to the dead-letter topic with its reason instead of being logged and skipped.
+
+Events are taken in batches (`stream.take_events`, up to `BATCH` records or `WITHIN` seconds)
+so Faust's per-event agent machinery runs once per batch; sends are buffered by the producer,
+not awaited one by one. Measured on the embedded broker this stage is not the hot path (see
+`streams.engine` for the routing stage and the numbers).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from streams import metrics, topics
-from streams.deadletter import dead_letter_headers
+from streams.agents.common import dead_letter, raw_topic, source_ref
+from streams.codec import AvroCodec
 from streams.faust_codec import register_codec
-from streams.logic.normalize import normalize_change
-from streams.models import ChangeEvent, SourceRef
+from streams.logic.normalize import normalize_change, normalize_webhook
+from streams.models import ChangeEvent, DomainEvent, InboundWebhook
 
 if TYPE_CHECKING:
     import faust
+    from faust.types import Message
 
     from streams.app import Context
 
 STAGE = "normalize"
+BATCH = 1000
+WITHIN = 0.005  # seconds a partial batch waits: bounds the latency batching adds
+
+Normalizer = Callable[[AvroCodec, "Message"], list[DomainEvent]]
 
 
-def register(app: faust.App, context: Context) -> Any:
-    codec = context.codecs[topics.INGEST_CDC]
-    source = app.topic(topics.INGEST_CDC.name, key_serializer="raw", value_serializer="raw")
+def _from_cdc(codec: AvroCodec, message: Message) -> list[DomainEvent]:
+    change: ChangeEvent = codec.decode(message.value)  # type: ignore[assignment]
+    source = change["source"]
+    ref = source_ref("cdc", message, lsn=source["lsn"], table=source["table"])
+    return normalize_change(change, ref)
+
+
+def _from_webhook(codec: AvroCodec, message: Message) -> list[DomainEvent]:
+    webhook: InboundWebhook = codec.decode(message.value)  # type: ignore[assignment]
+    return normalize_webhook(
+        webhook, source_ref("webhook", message, delivery_id=webhook["delivery_id"])
+    )
+
+
+def register(app: faust.App, context: Context) -> dict[str, Any]:
+    """Register both normalize agents; returns them and their output topics (for tests)."""
     events = app.topic(
         topics.EVENTS.name,
         key_serializer="raw",
         value_serializer=register_codec(context.codecs, topics.EVENTS),
     )
-    dlq = app.topic(topics.EVENTS_DLQ.name, key_serializer="raw", value_serializer="raw")
+    dlq = raw_topic(app, topics.EVENTS_DLQ.name)
 
-    @app.agent(source, name=STAGE)
-    async def normalize(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            metrics.RECORDS_IN.labels(STAGE).inc()
-            try:
-                change: ChangeEvent = codec.decode(message.value)  # type: ignore[assignment]
-                ref = SourceRef(
-                    kind="cdc",
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    lsn=change["source"]["lsn"],
-                    delivery_id=None,
-                    table=change["source"]["table"],
-                )
-                out = normalize_change(change, ref)
-            except Exception as exc:  # a bad record is data, not a crash: dead-letter it
-                metrics.DEAD_LETTERS.labels(STAGE, type(exc).__name__).inc()
-                headers = dead_letter_headers(
-                    stage=STAGE,
-                    error=exc,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                )
-                await dlq.send(key=message.key, value=message.value, headers=headers)
-                continue
-            for domain_event in out:
-                await events.send(key=domain_event["aggregate_id"].encode(), value=domain_event)
-                metrics.RECORDS_OUT.labels(STAGE).inc()
+    def agent(name: str, source: topics.Topic, normalize: Normalizer) -> Any:
+        codec = context.codecs[source]
 
-    return normalize
+        async def run(stream: faust.StreamT[bytes]) -> None:
+            async for batch in cast("faust.Stream[bytes]", stream).take_events(
+                BATCH, within=WITHIN
+            ):
+                metrics.RECORDS_IN.labels(STAGE).inc(len(batch))
+                for event in batch:
+                    try:
+                        out = normalize(codec, event.message)
+                    except Exception as exc:  # a bad record is data: dead-letter it
+                        await dead_letter(dlq, STAGE, event.message, exc)
+                        continue
+                    for domain_event in out:
+                        await events.send(
+                            key=domain_event["aggregate_id"].encode(), value=domain_event
+                        )
+                    metrics.RECORDS_OUT.labels(STAGE).inc(len(out))
+
+        run.__name__ = name.replace("-", "_")
+        return app.agent(raw_topic(app, source.name), name=name)(run)
+
+    return {
+        "normalize": agent(STAGE, topics.INGEST_CDC, _from_cdc),
+        "normalize_webhooks": agent(f"{STAGE}-webhooks", topics.INGEST_WEBHOOKS, _from_webhook),
+        "events": events,
+        "dlq": dlq,
+    }

@@ -1,0 +1,60 @@
+"""What every Faust agent shares: the dead-letter step and the source reference of a record.
+
+A bad record is data, not a crash: `dead_letter` counts it in `streams.metrics` and sends the
+original key and bytes, untouched, to the stage's dead-letter topic with the reason in
+headers (`streams.deadletter`). The send is buffered (not awaited to the broker's ack), like
+every agent send; Faust commits the source offset only after its sends are flushed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from streams import metrics
+from streams.deadletter import dead_letter_headers
+from streams.models import SourceRef
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import Message
+
+
+async def dead_letter(
+    dlq: faust.TopicT, stage: str, message: Message, error: BaseException
+) -> None:
+    """Send `message` as it arrived to `dlq`, with `error` in the headers; count it."""
+    metrics.DEAD_LETTERS.labels(stage, type(error).__name__).inc()
+    headers = dead_letter_headers(
+        stage=stage,
+        error=error,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+    await dlq.send(key=message.key, value=message.value, headers=headers)
+
+
+def source_ref(
+    kind: Literal["cdc", "webhook"],
+    message: Message,
+    *,
+    lsn: int | None = None,
+    delivery_id: str | None = None,
+    table: str | None = None,
+) -> SourceRef:
+    """Where a domain event came from: the input record's position (and LSN/delivery id)."""
+    return SourceRef(
+        kind=kind,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        lsn=lsn,
+        delivery_id=delivery_id,
+        table=table,
+    )
+
+
+def raw_topic(app: faust.App, name: str) -> faust.TopicT:
+    """A topic read or written as raw bytes (decoding is the agent's job, so failures are
+    dead-lettered instead of logged and skipped by Faust)."""
+    return app.topic(name, key_serializer="raw", value_serializer="raw")

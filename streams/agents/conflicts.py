@@ -1,0 +1,74 @@
+"""Agent: booking.changed, regrouped by supplier -> double-booking detection.
+
+    wedsync.events (booking.changed)
+        --route engine re-keys by payload supplier_id--> `<app id>-bookings-by-supplier`
+        --conflicts--> Table bookings (supplier id -> {booking id -> interval})
+        --booking.conflict_detected--> wedsync.events  (routed like any event: to the vendor
+                                                        and the couple)
+
+The routing engine forwards each booking.changed event it reads to the internal
+bookings-by-supplier topic (keyed by the payload's supplier id), which is this agent's
+regrouping: every booking of one vendor lands on one partition, so the `bookings` table,
+co-partitioned with that topic, holds a vendor's whole calendar on one worker and recovers
+from its changelog after a restart. The decision is `streams.logic.conflicts.apply_booking`.
+Conflict events go back to wedsync.events, so routing stays in one place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import faust
+
+from streams import metrics, topics
+from streams.agents.common import dead_letter, raw_topic
+from streams.faust_codec import register_codec
+from streams.logic.conflicts import apply_booking
+
+if TYPE_CHECKING:
+    from streams.app import Context
+
+STAGE = "conflicts"
+
+
+def bookings_topic_name(app_id: str) -> str:
+    """The internal regrouping topic (named after the app, like Faust's own internal topics)."""
+    return f"{app_id}-bookings-by-supplier"
+
+
+def register(app: faust.App, context: Context) -> dict[str, Any]:
+    codec_name = register_codec(context.codecs, topics.EVENTS)
+    source = app.topic(
+        bookings_topic_name(app.conf.id),
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=True,
+        partitions=topics.EVENTS.partitions,
+    )
+    events = app.topic(topics.EVENTS.name, key_serializer="raw", value_serializer=codec_name)
+    dlq = raw_topic(app, topics.EVENTS_DLQ.name)
+    bookings = app.Table(
+        "bookings",
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=topics.EVENTS.partitions,
+        help="supplier id -> {booking id -> booked interval}",
+    )
+    codec = context.codecs[topics.EVENTS]
+
+    @app.agent(source, name=STAGE)
+    async def conflicts(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            metrics.RECORDS_IN.labels(STAGE).inc()
+            try:
+                booking = codec.decode(event.message.value)
+                supplier = str(booking["payload"]["supplier_id"])
+                updated, found = apply_booking(bookings.get(supplier), booking)  # type: ignore[arg-type]
+            except Exception as exc:  # a bad record is data: dead-letter it
+                await dead_letter(dlq, STAGE, event.message, exc)
+                continue
+            bookings[supplier] = updated
+            for conflict in found:
+                await events.send(key=conflict["aggregate_id"].encode(), value=conflict)
+            metrics.RECORDS_OUT.labels(STAGE).inc(len(found))
+
+    return {"agent": conflicts, "source": source, "events": events, "bookings": bookings}

@@ -1,0 +1,134 @@
+"""Helpers for the agent integration tests: a wedding's state as CDC rows, producing, and
+reading every deliver topic."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from streams import topics
+from streams.codec import TopicCodecs
+from streams.logic.state import StateTables, apply_change
+from streams.models import ChangeEvent, ColumnValue
+from streams.samples import change_event, kafka_key
+
+WEDDING = "w-2027-0612"
+
+
+def supplier(supplier_id: str, channels: list[str] | None = None) -> dict[str, ColumnValue]:
+    prefs = {} if channels is None else {"realtime_channels": channels}
+    return {
+        "id": supplier_id, "business_name": f"{supplier_id} Ltd", "email": f"{supplier_id}@x.io",
+        "phone": "+447700900001", "slack_channel_id": f"C-{supplier_id}",
+        "notification_preferences": json.dumps(prefs),
+    }  # fmt: skip
+
+
+def wedding_rows(wedding: str = WEDDING, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """A photographer (CRM + Google calendar) and a venue (booking system + Outlook)."""
+    photo, venue = f"{prefix}s-photo", f"{prefix}s-venue"
+    return [
+        ("suppliers", supplier(photo)),
+        ("suppliers", supplier(venue, ["email", "sms", "inapp"])),
+        ("wedding_vendors", {"id": f"{prefix}wv-1", "wedding_id": wedding, "supplier_id": photo,
+                             "vendor_type": "photographer"}),
+        ("wedding_vendors", {"id": f"{prefix}wv-2", "wedding_id": wedding, "supplier_id": venue,
+                             "vendor_type": "venue"}),
+        ("supplier_integrations", {"id": f"{prefix}si-crm", "supplier_id": photo,
+                                   "integration_type": "photography_crm",
+                                   "webhook_url": "https://crm.example/hook", "is_active": True}),
+        ("supplier_integrations", {"id": f"{prefix}si-cal", "supplier_id": photo,
+                                   "integration_type": "google_calendar",
+                                   "calendar_id": "photo@group.calendar.google.com",
+                                   "is_active": True}),
+        ("supplier_integrations", {"id": f"{prefix}si-cal2", "supplier_id": venue,
+                                   "integration_type": "outlook_calendar", "is_active": True}),
+        ("venue_integrations", {"id": f"{prefix}vi-1", "supplier_id": venue,
+                                "api_url": "https://venue.example/api", "is_active": True}),
+    ]  # fmt: skip
+
+
+def state_changes(rows: Iterable[tuple[str, dict[str, Any]]], lsn: int = 1) -> list[ChangeEvent]:
+    return [change_event(t, "c", after=row, lsn=lsn + i) for i, (t, row) in enumerate(rows)]
+
+
+def state_of(changes: Iterable[ChangeEvent]) -> StateTables:
+    tables = StateTables.empty()
+    for change in changes:
+        apply_change(tables, change)
+    return tables
+
+
+def date_change(wedding: str, lsn: int, old: str, new: str) -> ChangeEvent:
+    before = {"id": wedding, "wedding_date": old, "venue_name": "Oak Barn", "guest_count": 120,
+              "ceremony_time": "14:00", "time_zone": "Europe/London", "client_id": "c-1",
+              "partner1_name": "Alex", "partner2_name": "Sam"}  # fmt: skip
+    return change_event("wedding_details", "u", lsn=lsn, before=before,
+                        after={**before, "wedding_date": new})  # fmt: skip
+
+
+def produce_changes(bootstrap: str, codecs: TopicCodecs, changes: Iterable[ChangeEvent]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+    codec = codecs[topics.INGEST_CDC]
+    for change in changes:
+        producer.produce(topics.INGEST_CDC.name, codec.encode(change), kafka_key(change))
+    assert producer.flush(10) == 0
+
+
+def wait_for_table(
+    bootstrap: str, changelog: str, done: Any, timeout: float = 90.0
+) -> dict[Any, Any]:
+    """Read a Faust table's changelog (JSON keys and values) until `done(table)` holds for
+    the latest value of each key; returns that table."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "probe",
+            "enable.auto.commit": False,
+            "topic.metadata.refresh.interval.ms": 500,
+        }
+    )
+    consumer.assign([TopicPartition(changelog, p, 0) for p in range(topics.EVENTS.partitions)])
+    table: dict[Any, Any] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while not done(table):
+            assert time.monotonic() < deadline, f"{changelog}: {table}"
+            for msg in consumer.consume(500, 0.2):
+                if not msg.error():
+                    table[json.loads(msg.key() or b"null")] = json.loads(msg.value() or b"null")
+    finally:
+        consumer.close()
+    return table
+
+
+class DeliveryReader:
+    """Reads every deliver topic from the start; decoded records by destination."""
+
+    def __init__(self, bootstrap: str, codecs: TopicCodecs) -> None:
+        self.codecs = codecs
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader",
+                                  "enable.auto.commit": False})  # fmt: skip
+        self.consumer.assign([
+            TopicPartition(t.deliver.name, p, 0)
+            for t in topics.DELIVER.values() for p in range(t.deliver.partitions)
+        ])  # fmt: skip
+        self.by_topic = {t.deliver.name: d for d, t in topics.DELIVER.items()}
+        self.records: list[tuple[topics.Destination, dict[str, Any]]] = []
+
+    def read_until(self, predicate: Any, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.records):
+            assert time.monotonic() < deadline, f"timed out with {len(self.records)} deliveries"
+            for msg in self.consumer.consume(1000, 0.2):
+                if msg.error():
+                    continue
+                dest = self.by_topic[msg.topic()]
+                record = self.codecs[topics.DELIVER[dest].deliver].decode(msg.value())
+                self.records.append((dest, record))
+
+    def close(self) -> None:
+        self.consumer.close()
