@@ -46,6 +46,11 @@ class Ack:
         return f"Ack({self.topic}[{self.partition}]@{self.offset})"
 
 
+def _expire(future: asyncio.Future[Ack], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(BrokerUnavailable(f"no ack from Kafka within {timeout}s"))
+
+
 class AckedProducer:
     """Async front of a `confluent_kafka.Producer`. Call `start()` inside a running event loop,
     then `send()` from that loop; `await close()` drains and flushes."""
@@ -137,11 +142,12 @@ class AckedProducer:
             raise BrokerUnavailable(f"cannot produce: {exc}") from exc
         self._in_flight += 1
         self._wake.set()
+        # on expiry on_delivery finds the future done and reports a late ack instead
+        timer = loop.call_later(self.ack_timeout, _expire, future, self.ack_timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
-        except TimeoutError:
-            future.cancel()  # on_delivery then sees done() and reports a late ack instead
-            raise BrokerUnavailable(f"no ack from Kafka within {self.ack_timeout}s") from None
+            return await future
+        finally:
+            timer.cancel()
 
     async def close(self, timeout: float = 5.0) -> int:
         """Wait up to `timeout` s for records in flight, stop the pump, flush what is left;

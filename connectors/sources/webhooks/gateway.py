@@ -109,6 +109,11 @@ class Gateway:
             for name, src in config.sources.items()
         }
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._counted = {  # metric children per source, looked up once
+            (name, outcome): metrics.INGEST_REQUESTS.labels(name, outcome)
+            for name in config.sources
+            for outcome in ("stored", "duplicate", "handshake")
+        }
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -170,7 +175,7 @@ class Gateway:
         now = self._wall()
         verified = verify(source, Request(headers, body, dict(request.query)), now)
         if verified.handshake is not None:
-            metrics.INGEST_REQUESTS.labels(name, "handshake").inc()
+            self._counted[name, "handshake"].inc()
             return web.Response(
                 text=verified.handshake,
                 content_type="text/plain",
@@ -224,12 +229,12 @@ class Gateway:
         """Produce unless stored within the window; concurrent twins wait for the first."""
         seen_key = f"{name}:{record.delivery_id}"
         if self.dedupe.seen(seen_key, self._mono()):
-            metrics.INGEST_REQUESTS.labels(name, "duplicate").inc()
+            self._counted[name, "duplicate"].inc()
             return web.json_response({"status": "duplicate"}, status=200)
         twin = self._inflight.get(seen_key)
         if twin is not None:
             await asyncio.shield(twin)  # raises BrokerUnavailable if the first one failed
-            metrics.INGEST_REQUESTS.labels(name, "duplicate").inc()
+            self._counted[name, "duplicate"].inc()
             return web.json_response({"status": "duplicate"}, status=200)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[seen_key] = done
@@ -250,7 +255,7 @@ class Gateway:
         metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
         self.dedupe.mark(seen_key, self._mono())
         done.set_result(None)
-        metrics.INGEST_REQUESTS.labels(name, "stored").inc()
+        self._counted[name, "stored"].inc()
         return web.json_response({"status": "stored"}, status=ok_status)
 
     def _refuse(self, label: str, rejected: Rejected) -> web.Response:
