@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from connectors.sources.webhooks.config import (
     parse_gateway_config,
 )
 from streams.errors import ConfigurationError
+from streams.settings import REPO_ROOT
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -88,3 +91,13 @@ def test_the_config_is_frozen() -> None:
     config = GatewayConfig()
     with pytest.raises(ValueError):
         config.port = 1
+
+
+def test_the_example_config_parses_with_every_method() -> None:
+    path = REPO_ROOT / "connectors/sources/webhooks/ingest.example.toml"
+    text = path.read_text()
+    env = {name: "whsec_" + "QUJD" * 8 for name in re.findall(r"\$\{(\w+)\}", text)}
+    config = parse_gateway_config(tomllib.loads(text), env)
+    methods = {source.method for source in config.sources.values()}
+    assert methods == {"standard_webhooks", "hmac_sha256", "jwt", "bearer", "basic",
+                       "google_channel", "graph_client_state"}  # fmt: skip
