@@ -1,0 +1,316 @@
+"""Routing throughput and latency: the shipped path against a plain confluent-kafka loop.
+
+Both run on one embedded (Tansu) broker, over the same realistic routing state (suppliers
+with channel preferences, wedding vendors, CRM/venue/calendar integrations, customer
+webhooks) and the same `EVENTS` domain events (a production-like mix: wedding date changes
+fanning out to every vendor, form responses, profile updates, record.changed for webhooks):
+
+(a) shipped: `wedsync worker` as a child process (Faust agents + the routing engine); state
+    goes in as CDC, is folded into GlobalTables, then N events are produced and the clock
+    stops when the engine's committed offsets reach N (offsets are committed only after the
+    deliveries are acked).
+(b) baseline: in this process, consume(5000) -> decode -> route (same pure logic, state in
+    plain dicts) -> encode (fastavro, pre-parsed schemas) -> produce -> flush -> async commit.
+
+Then (a) at a fixed offered load of 1,000 events/s: end-to-end latency per delivery, from the
+event's `source_ts_ms` (set when produced) to the moment this process reads the delivery.
+`run()` returns the lines to print.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from streams import topics
+from streams.admin import create_topics
+from streams.agents.state import changelog_topic_name
+from streams.broker import EmbeddedBroker
+from streams.codec import TopicCodecs
+from streams.demo import worker_process
+from streams.logic.normalize import normalize_change
+from streams.logic.routing import load_rules, route
+from streams.logic.state import StateTables, apply_change
+from streams.models import ChangeEvent, DomainEvent, SourceRef
+from streams.samples import change_event, kafka_key
+from streams.settings import Settings
+
+WEDDINGS = 300
+EVENTS = 12_000
+RATE = 1000
+LATENCY_SECONDS = 5
+_REF = SourceRef(kind="cdc", topic=topics.INGEST_CDC.name, partition=0, offset=0, lsn=None,
+                 delivery_id=None, table=None)  # fmt: skip
+_CHANNELS = [None, ["email", "inapp"], ["email", "slack", "inapp", "sms"], ["inapp"]]
+
+
+def _state_changes(rng: random.Random) -> list[ChangeEvent]:
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for s in range(WEDDINGS * 2):
+        prefs = rng.choice(_CHANNELS)
+        rows.append(("suppliers", {
+            "id": f"s-{s}", "business_name": f"Vendor {s}", "email": f"v{s}@example.com",
+            "phone": "+447700900001", "slack_channel_id": f"C{s:05d}",
+            "notification_preferences": json.dumps({} if prefs is None else
+                                                   {"realtime_channels": prefs}),
+        }))  # fmt: skip
+        kind = ("photography_crm", "google_calendar", "outlook_calendar")[s % 3]
+        rows.append(("supplier_integrations", {"id": f"si-{s}", "supplier_id": f"s-{s}",
+                     "integration_type": kind, "webhook_url": "https://crm.example/hook",
+                     "calendar_id": f"cal-{s}", "is_active": True}))  # fmt: skip
+        if s % 4 == 0:
+            rows.append(("webhook_endpoints", {"id": f"we-{s}", "supplier_id": f"s-{s}",
+                         "endpoint_url": "https://hooks.example/in",
+                         "subscribed_events": json.dumps(["form_responses.insert",
+                                                          "wedding_details.update"]),
+                         "is_active": True}))  # fmt: skip
+    for w in range(WEDDINGS):
+        vendors = rng.sample(range(WEDDINGS * 2), 3)
+        for i, s in enumerate(vendors):
+            rows.append(("wedding_vendors", {"id": f"wv-{w}-{i}", "wedding_id": f"w-{w}",
+                         "supplier_id": f"s-{s}", "vendor_type": "photographer"}))  # fmt: skip
+        rows.append(("venue_integrations", {"id": f"vi-{w}", "supplier_id": f"s-{vendors[0]}",
+                     "api_url": "https://venue.example/api", "is_active": True}))  # fmt: skip
+    return [change_event(t, "c", after=row, lsn=i + 1) for i, (t, row) in enumerate(rows)]
+
+
+def _events(rng: random.Random, count: int, lsn: int) -> list[DomainEvent]:
+    out: list[DomainEvent] = []
+    while len(out) < count:
+        lsn += 1
+        w, roll = rng.randrange(WEDDINGS), rng.random()
+        if roll < 0.3:
+            before = {
+                "id": f"w-{w}",
+                "wedding_date": "2027-06-12",
+                "venue_name": "Oak Barn",
+                "ceremony_time": "14:00",
+                "guest_count": 120,
+                "time_zone": "Europe/London",
+                "client_id": f"c-{w}",
+                "partner1_name": "Alex",
+                "partner2_name": "Sam",
+            }
+            change = change_event(
+                "wedding_details",
+                "u",
+                lsn=lsn,
+                before=before,
+                after={**before, "wedding_date": f"2027-07-{w % 28 + 1:02d}"},
+            )
+        elif roll < 0.8:
+            change = change_event(
+                "form_responses",
+                "c",
+                lsn=lsn,
+                after={
+                    "id": f"fr-{lsn}",
+                    "form_id": "f-1",
+                    "supplier_id": f"s-{rng.randrange(WEDDINGS * 2)}",
+                    "client_id": f"c-{w}",
+                    "wedding_id": f"w-{w}",
+                    "status": "submitted",
+                },
+            )
+        else:
+            change = change_event(
+                "core_fields",
+                "u",
+                lsn=lsn,
+                before={
+                    "id": f"cf-{w}",
+                    "client_id": f"c-{w}",
+                    "wedding_id": f"w-{w}",
+                    "phone": "1",
+                },
+                after={
+                    "id": f"cf-{w}",
+                    "client_id": f"c-{w}",
+                    "wedding_id": f"w-{w}",
+                    "phone": "2",
+                },
+            )
+        out.extend(normalize_change(change, _REF))
+    return out[:count]
+
+
+def _produce(bootstrap: str, codecs: TopicCodecs, events: list[DomainEvent], now: bool) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                         "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+    codec = codecs[topics.EVENTS]
+    for event in events:
+        if now:
+            event = {**event, "source_ts_ms": int(time.time() * 1000)}
+        producer.produce(topics.EVENTS.name, codec.encode(event), event["aggregate_id"].encode())
+    producer.flush(30)
+
+
+def _wait_state(bootstrap: str, app_id: str, expected: int, timeout: float = 120) -> None:
+    """Until the wedding_vendors changelog holds every vendor link (read, not watermarks)."""
+    name = changelog_topic_name(app_id, "wedding_vendors")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-probe",
+                         "topic.metadata.refresh.interval.ms": 500})  # fmt: skip
+    consumer.assign([TopicPartition(name, p, 0) for p in range(topics.EVENTS.partitions)])
+    table: dict[bytes, int] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while sum(table.values()) < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"state not loaded: {sum(table.values())} of {expected}")
+            for msg in consumer.consume(5000, 0.2):
+                if not msg.error():
+                    table[msg.key() or b""] = len(json.loads(msg.value() or b"{}") or {})
+    finally:
+        consumer.close()
+
+
+def _committed(bootstrap: str, group: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = [TopicPartition(topics.EVENTS.name, p) for p in range(topics.EVENTS.partitions)]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=5))
+    finally:
+        consumer.close()
+
+
+def _baseline(bootstrap: str, codecs: TopicCodecs, state: StateTables, count: int) -> float:
+    """The plain loop; seconds to route `count` events already on the topic."""
+    import io
+
+    from fastavro import schemaless_writer  # the same library the codec uses, called directly
+
+    rules = load_rules()
+    writers = {d: (t.deliver.name, codecs[t.deliver]) for d, t in topics.DELIVER.items()}
+    parsed = {
+        d: (name, c.registry.lookup(c.schema_id), c._header) for d, (name, c) in writers.items()
+    }
+    decode = codecs[topics.EVENTS].decode
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-baseline",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "queue.buffering.max.messages": 2_000_000}
+    )
+    consumer.assign(
+        [TopicPartition(topics.EVENTS.name, p, 0) for p in range(topics.EVENTS.partitions)]
+    )
+    done, started = 0, time.perf_counter()
+    try:
+        while done < count:
+            msgs = consumer.consume(5000, 1.0)
+            now_ms = int(time.time() * 1000)
+            for msg in msgs:
+                event: Any = decode(msg.value())
+                for d in route(event, state, rules, now_ms):
+                    name, schema, header = parsed[d.destination]
+                    buf = io.BytesIO()
+                    buf.write(header)
+                    schemaless_writer(buf, schema, d.record)
+                    producer.produce(name, buf.getvalue(), d.key.encode())
+            done += len(msgs)
+            producer.flush(30)
+            if msgs:
+                consumer.commit(asynchronous=True)
+        return time.perf_counter() - started
+    finally:
+        consumer.close()
+
+
+def _latency(bootstrap: str, codecs: TopicCodecs, events: list[DomainEvent]) -> list[float]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-latency", "fetch.wait.max.ms": 5}
+    )
+    parts = []
+    for t in topics.DELIVER.values():
+        for p in range(t.deliver.partitions):
+            high = consumer.get_watermark_offsets(TopicPartition(t.deliver.name, p), 5)[1]
+            parts.append(TopicPartition(t.deliver.name, p, high))
+    consumer.assign(parts)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    codec = codecs[topics.EVENTS]
+    by_topic = {t.deliver.name: codecs[t.deliver] for t in topics.DELIVER.values()}
+    ids = {e["event_id"] for e in events}
+    latencies: list[float] = []
+    start = time.monotonic()
+    sent = 0
+    try:
+        while True:
+            due = min(len(events), int((time.monotonic() - start) * RATE) + 1)
+            for event in events[sent:due]:
+                stamped = {**event, "source_ts_ms": int(time.time() * 1000)}
+                producer.produce(
+                    topics.EVENTS.name, codec.encode(stamped), event["aggregate_id"].encode()
+                )
+            sent = due
+            producer.poll(0)
+            for msg in consumer.consume(1000, 0.001):
+                if msg.error():
+                    continue
+                record = by_topic[msg.topic() or ""].decode(msg.value())
+                if record["event_id"] in ids:
+                    latencies.append(time.time() * 1000 - record["source_ts_ms"])
+            if sent == len(events) and time.monotonic() - start > len(events) / RATE + 3:
+                return latencies
+    finally:
+        consumer.close()
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def run() -> list[str]:
+    rng = random.Random(7)
+    changes = _state_changes(rng)
+    state = StateTables.empty()
+    for change in changes:
+        apply_change(state, change)
+    links = sum(len(v) for v in state.wedding_vendors.values())
+    events = _events(rng, EVENTS, lsn=10_000_000)
+    rules = load_rules()
+    fanout = sum(len(route(e, state, rules, 0)) for e in events) / len(events)
+    lines = [
+        f"routing: {EVENTS} events, {fanout:.1f} deliveries/event on average, "
+        f"{WEDDINGS} weddings, {len(state.suppliers)} suppliers"
+    ]
+    with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        create_topics(bootstrap)
+        settings = Settings(kafka_bootstrap_servers=bootstrap, app_id="bench-routing")
+        codecs = TopicCodecs.from_settings(settings)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        cdc = codecs[topics.INGEST_CDC]
+        for change in changes:
+            producer.produce(topics.INGEST_CDC.name, cdc.encode(change), kafka_key(change))
+        producer.flush(30)
+        with worker_process(bootstrap, settings):
+            _wait_state(bootstrap, settings.app_id, links)
+            started = time.perf_counter()
+            _produce(bootstrap, codecs, events, now=False)
+            group = f"{settings.app_id}-route"
+            while _committed(bootstrap, group) < EVENTS:
+                time.sleep(0.1)
+            shipped = time.perf_counter() - started
+            latencies = _latency(
+                bootstrap, codecs, _events(rng, RATE * LATENCY_SECONDS, 20_000_000)
+            )
+        base = _baseline(bootstrap, codecs, state, EVENTS)
+    a, b = EVENTS / shipped, EVENTS / base
+    lines += [
+        f"(a) shipped routing engine (worker):   {a:>9,.0f} events/s",
+        f"(b) plain confluent-kafka loop:        {b:>9,.0f} events/s",
+        f"ratio shipped/baseline:                {a / b:>9.2f}  (target >= 0.5)",
+        f"latency at {RATE} events/s, source_ts_ms -> delivery read "
+        f"({len(latencies)} deliveries): p50 {_pct(latencies, 0.5):.1f} ms, "
+        f"p99 {_pct(latencies, 0.99):.1f} ms (target p99 < 50 ms)",
+    ]
+    return lines
