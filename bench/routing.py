@@ -34,7 +34,7 @@ from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
 from streams.logic.state import StateTables, apply_change
-from streams.models import ChangeEvent, DomainEvent, SourceRef
+from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.samples import change_event, kafka_key
 from streams.settings import Settings
 
@@ -83,7 +83,7 @@ def _events(rng: random.Random, count: int, lsn: int) -> list[DomainEvent]:
         lsn += 1
         w, roll = rng.randrange(WEDDINGS), rng.random()
         if roll < 0.3:
-            before = {
+            before: dict[str, ColumnValue] = {
                 "id": f"w-{w}",
                 "wedding_date": "2027-06-12",
                 "venue_name": "Oak Barn",
