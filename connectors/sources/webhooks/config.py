@@ -122,6 +122,11 @@ class JwtSource(_Source):
     leeway_seconds: int = Field(default=30, ge=0)
     header: str = "authorization"
 
+    @field_validator("header")
+    @classmethod
+    def _lower_header(cls, value: str) -> str:
+        return value.lower()
+
     @model_validator(mode="after")
     def _keys_present(self) -> JwtSource:
         if "HS256" in self.algorithms and self.secret is None:

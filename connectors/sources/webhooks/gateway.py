@@ -41,7 +41,7 @@ from streams.models import InboundWebhook
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic
 
 from connectors.producer import AckedProducer
-from connectors.sources.webhooks.config import GatewayConfig, HmacSource, SourceConfig
+from connectors.sources.webhooks.config import GatewayConfig, HmacSource, JwtSource, SourceConfig
 from connectors.sources.webhooks.convert import (
     ConversionError,
     change_key,
@@ -68,7 +68,11 @@ def _secret_header(name: str) -> bool:
 
 def stored_headers(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
     """The request headers worth keeping, lower-cased, without credentials or signatures."""
-    extra = source.signature_header if isinstance(source, HmacSource) else None
+    extra: str | None = None
+    if isinstance(source, HmacSource):
+        extra = source.signature_header
+    elif isinstance(source, JwtSource):
+        extra = source.header
     return {
         name: value for name, value in headers.items() if name != extra and not _secret_header(name)
     }

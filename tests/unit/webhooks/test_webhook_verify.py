@@ -13,6 +13,7 @@ from typing import Any
 import jwt
 import pytest
 from connectors.sources.webhooks.config import SourceConfig
+from connectors.sources.webhooks.gateway import stored_headers
 from connectors.sources.webhooks.verify import Rejected, Request, verify
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -377,3 +378,17 @@ def test_rejections_never_mention_the_secret_or_token() -> None:
 def test_jwt_with_a_non_numeric_iat_has_no_source_timestamp() -> None:
     token = jwt.encode(claims(iat="soon"), "jwt-shared-secret-of-32-bytes!!!", "HS256")
     assert verify(JWT_HS, Request(bearer(token), BODY), NOW).source_ts_ms is None
+
+
+def test_stored_headers_drop_credentials_and_configured_signature_headers() -> None:
+    jwt_src = source(method="jwt", secret="k" * 32, issuer="i", audience="a", header="X-Venue-JWT")
+    headers = {"x-venue-jwt": "t", "authorization": "b", "webhook-signature": "s",
+               "x-goog-channel-token": "g", "cookie": "c", "webhook-id": "id-1"}  # fmt: skip
+    assert stored_headers(headers, jwt_src) == {"webhook-id": "id-1"}
+
+
+def test_jwt_can_come_in_a_configured_header() -> None:
+    src = source(method="jwt", secret="jwt-shared-secret-of-32-bytes!!!", issuer="crm",
+                 audience="wedsync", header="X-Venue-JWT")  # fmt: skip
+    token = jwt.encode(claims(), "jwt-shared-secret-of-32-bytes!!!", "HS256")
+    assert verify(src, Request({"x-venue-jwt": f"Bearer {token}"}, BODY), NOW).method == "jwt"
