@@ -22,6 +22,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -77,12 +78,15 @@ class Wire:
             *,
             key: Any = None,
             value: Any = None,
+            partition: int | None = None,
             headers: Any = None,
             key_serializer: Any = None,
             value_serializer: Any = None,
             **_: Any,
-        ) -> None:
+        ) -> Any:
             record(self, key, value, headers, key_serializer, value_serializer)
+            # Tables read the partition the producer chose from the returned future.
+            return SimpleNamespace(message=SimpleNamespace(partition=partition or 0))
 
         monkeypatch.setattr(faust_topics.Topic, "send", send)
         monkeypatch.setattr(faust_topics.Topic, "send_soon", send_soon)
