@@ -61,7 +61,10 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
             metrics.RECORDS_IN.labels(STAGE).inc()
             try:
                 booking = codec.decode(event.message.value)
-                supplier = str(booking["payload"]["supplier_id"])
+                supplier_id = booking["payload"].get("supplier_id")
+                if supplier_id is None or supplier_id == "":
+                    continue  # no vendor named: nothing it could double-book
+                supplier = str(supplier_id)
                 updated, found = apply_booking(bookings.get(supplier), booking)  # type: ignore[arg-type]
             except Exception as exc:  # a bad record is data: dead-letter it
                 await dead_letter(dlq, STAGE, event.message, exc)

@@ -160,7 +160,7 @@ def booking_changed(
     start: str,
     end: str,
     *,
-    supplier: str = "s-photo",
+    supplier: str | None = "s-photo",
     zone: str | None = "Europe/London",
     client: str | None = None,
     version: int = 1,
