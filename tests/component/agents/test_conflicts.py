@@ -9,6 +9,8 @@ how `settle` knows every record has been processed.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from streams import deadletter, topics
 from streams.agents import Agents
@@ -21,7 +23,7 @@ DAY = "2027-06-12"
 
 
 @pytest.fixture
-async def conflicts(agents: Agents, wire: Wire) -> Driver:  # type: ignore[misc]
+async def conflicts(agents: Agents, wire: Wire) -> AsyncIterator[Driver]:
     async with driving(agents.conflicts["agent"], wire) as driver:
         yield driver
 

@@ -9,8 +9,10 @@ the domain event schema. See `harness` for why `put` does not wait and how `sett
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from streams import deadletter, topics
 from streams.agents import Agents
 from streams.codec import TopicCodecs
@@ -28,13 +30,13 @@ GOOGLE = {
 
 
 @pytest.fixture
-async def cdc(agents: Agents, wire: Wire) -> Driver:  # type: ignore[misc]
+async def cdc(agents: Agents, wire: Wire) -> AsyncIterator[Driver]:
     async with driving(agents.normalize["normalize"], wire) as driver:
         yield driver
 
 
 @pytest.fixture
-async def webhooks(agents: Agents, wire: Wire) -> Driver:  # type: ignore[misc]
+async def webhooks(agents: Agents, wire: Wire) -> AsyncIterator[Driver]:
     async with driving(agents.normalize["normalize_webhooks"], wire) as driver:
         yield driver
 
@@ -210,3 +212,20 @@ async def test_webhook_body_that_is_not_json_is_dead_lettered(
     assert dead.headers[deadletter.H_ERROR_CLASS] == "PoisonMessage"
     assert dead.headers[deadletter.H_STAGE] == "normalize"
     assert dead.headers[deadletter.H_TOPIC] == topics.INGEST_WEBHOOKS.name
+
+
+async def test_dead_letters_are_counted_by_stage_and_error_class(cdc: Driver) -> None:
+    labels = {"stage": "normalize", "reason": "DecodeError"}
+    before = REGISTRY.get_sample_value("wedsync_dead_letters_total", labels) or 0.0
+    await cdc.put(b"garbage", b"wedding_details:w-1")
+    await cdc.settle()  # the barrier is a dead letter too
+    after = REGISTRY.get_sample_value("wedsync_dead_letters_total", labels)
+    assert after == before + 2
+
+
+async def test_google_sync_handshake_yields_nothing(
+    webhooks: Driver, wire: Wire, codecs: TopicCodecs
+) -> None:
+    await put_webhook(webhooks, codecs, b"", headers={**GOOGLE, "x-goog-resource-state": "sync"})
+    await webhooks.settle()
+    assert wire.sent == []

@@ -8,6 +8,7 @@ See `harness` for the fake producer and for why `put` does not wait and `settle`
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from streams import deadletter, topics
@@ -43,7 +44,7 @@ ENDPOINT: dict[str, ColumnValue] = {
 
 
 @pytest.fixture
-async def state(agents: Agents, wire: Wire) -> Driver:  # type: ignore[misc]
+async def state(agents: Agents, wire: Wire) -> AsyncIterator[Driver]:
     async with driving(agents.state_agent, wire) as driver:
         yield driver
 
@@ -60,6 +61,14 @@ async def test_supplier_insert_lands_in_the_suppliers_table(
     supplier = agents.state.suppliers["s-photo"]
     assert supplier["email"] == "photo@x.io"
     assert supplier["realtime_channels"] == ["email", "sms"]
+
+
+async def test_snapshot_read_lands_in_the_table(
+    state: Driver, agents: Agents, codecs: TopicCodecs
+) -> None:
+    await put_change(state, codecs, change_event("suppliers", "r", after=SUPPLIER, lsn=1))
+    await state.settle()
+    assert agents.state.suppliers["s-photo"]["supplier_id"] == "s-photo"
 
 
 async def test_wedding_vendor_insert_lands_under_its_wedding(
@@ -123,6 +132,19 @@ async def test_last_vendor_link_delete_removes_the_wedding(
     await put_change(state, codecs, change_event("wedding_vendors", "d", before=VENDOR_LINK, lsn=2))
     await state.settle()
     assert "w-1" not in agents.state.wedding_vendors
+
+
+async def test_vendor_moved_to_another_wedding_leaves_the_old_one(
+    state: Driver, agents: Agents, codecs: TopicCodecs
+) -> None:
+    moved = {**VENDOR_LINK, "wedding_id": "w-2"}
+    await put_change(state, codecs, change_event("wedding_vendors", "c", after=VENDOR_LINK, lsn=1))
+    await put_change(
+        state, codecs, change_event("wedding_vendors", "u", before=VENDOR_LINK, after=moved, lsn=2)
+    )
+    await state.settle()
+    assert "w-1" not in agents.state.wedding_vendors
+    assert set(agents.state.wedding_vendors["w-2"]) == {"wv-1"}
 
 
 async def test_record_of_a_table_that_is_not_state_is_ignored(
