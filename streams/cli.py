@@ -84,6 +84,12 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
+def _cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.route_process import run_route
+
+    return run_route(settings)
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
@@ -133,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "worker", help="run the stream agents (Faust worker); embedded broker if none is set"
     ).set_defaults(func=_cmd_worker)
+
+    sub.add_parser(
+        "route", help="run the routing engine (the worker starts one; more scale it out)"
+    ).set_defaults(func=_cmd_route)
 
     demo = sub.add_parser("demo", help="broker + worker + sample CDC events, shown decoded")
     demo.add_argument("--once", action="store_true", help="exit after the samples came out")

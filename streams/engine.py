@@ -41,6 +41,7 @@ on a shared machine (the bench process itself decodes every delivery); not yet m
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -187,7 +188,10 @@ class RouteEngine:
                 log.debug("route: commit on revoke/stop: %s", exc)
 
     def _load_seen(self, partitions: list[int]) -> dict[int, dict[str, int]]:
-        """Markers of the last window on `partitions` of the seen topic, read to the end."""
+        """Markers of the last window on `partitions` of the seen topic, read to the end.
+
+        A marker record is one routed batch of one partition: value = JSON
+        {"t": routed_at_ms, "ids": [event ids]}."""
         reader = Consumer({
             "bootstrap.servers": self.bootstrap, "group.id": f"{self.group_id}-seen-reader",
             "enable.auto.commit": False, "log.connection.close": False,
@@ -201,14 +205,16 @@ class RouteEngine:
                 if high > low:
                     ends[p] = high
             reader.assign([TopicPartition(self.seen_topic, p, OFFSET_BEGINNING) for p in ends])
-            while ends:
-                for msg in reader.consume(10_000, 1.0):
+            deadline = time.monotonic() + 60
+            while ends and time.monotonic() < deadline:
+                for msg in reader.consume(10_000, 0.5):
                     if msg.error():
                         continue
                     partition, offset = msg.partition() or 0, msg.offset() or 0
-                    seen_at = int(msg.value() or b"0")
-                    if seen_at > horizon:
-                        out[partition][(msg.key() or b"").decode()] = seen_at
+                    marker = json.loads(msg.value() or b"{}")
+                    seen_at = int(marker.get("t", 0))
+                    if seen_at > horizon and partition in out:
+                        out[partition].update(dict.fromkeys(marker.get("ids", []), seen_at))
                     if offset + 1 >= ends.get(partition, 0):
                         ends.pop(partition, None)
         finally:
@@ -256,8 +262,12 @@ class RouteEngine:
             routed.append((partition, event_id))
             self._e2e.observe(max(0.0, now - event["source_ts_ms"] / 1000))
         self._flush_or_raise()
+        by_partition: dict[int, list[str]] = {}
         for partition, event_id in routed:
-            produce(self.seen_topic, str(now_ms).encode(), event_id.encode(), partition=partition)
+            by_partition.setdefault(partition, []).append(event_id)
+        for partition, ids in by_partition.items():
+            marker = json.dumps({"t": now_ms, "ids": ids}).encode()
+            produce(self.seen_topic, marker, str(partition).encode(), partition=partition)
         if offsets:
             commit = [TopicPartition(self.source, p, o) for p, o in offsets.items()]
             self.consumer.commit(offsets=commit, asynchronous=True)

@@ -2,7 +2,7 @@
 
 normalize            wedsync.ingest.cdc, .webhooks -> wedsync.events          (agents)
 state                wedsync.ingest.cdc (state tables) -> GlobalTables        (agent)
-route                wedsync.events -> wedsync.deliver.*                      (engine Service)
+route                wedsync.events -> wedsync.deliver.*     (`wedsync route` child process)
 conflicts            booking.changed by supplier -> Table -> wedsync.events   (agent)
 """
 
@@ -41,5 +41,5 @@ def register_all(app: faust.App, context: Context, *, with_route: bool = True) -
         state_agent=state.register(app, context, tables),
         state=tables,
         conflicts=conflicts.register(app, context),
-        route=route.register(app, context, tables) if with_route else None,
+        route=route.register(app, context) if with_route else None,
     )

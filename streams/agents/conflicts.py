@@ -24,16 +24,12 @@ from streams import metrics, topics
 from streams.agents.common import dead_letter, raw_topic
 from streams.faust_codec import register_codec
 from streams.logic.conflicts import apply_booking
+from streams.route_process import bookings_topic_name
 
 if TYPE_CHECKING:
     from streams.app import Context
 
 STAGE = "conflicts"
-
-
-def bookings_topic_name(app_id: str) -> str:
-    """The internal regrouping topic (named after the app, like Faust's own internal topics)."""
-    return f"{app_id}-bookings-by-supplier"
 
 
 def register(app: faust.App, context: Context) -> dict[str, Any]:

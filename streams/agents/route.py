@@ -1,106 +1,84 @@
-"""Stage: domain events -> deliveries, run by `streams.engine.RouteEngine` in a thread that a
-mode Service owns inside the Faust worker.
+"""Stage: domain events -> deliveries, by `wedsync route` (streams.route_process), a child
+process that a mode Service of the Faust worker starts and supervises.
 
 The Service starts when Faust starts app services, which is after table recovery, so the
-engine routes with the recovered GlobalTables from its first event. It creates the seen
-topic (idempotent), runs the engine in a daemon thread, and on stop asks the thread to finish
-its batch, flush and commit, and joins it. If the engine dies (the broker refused deliveries
-for longer than librdkafka retries), the Service crashes the app: the worker exits non-zero
-and is restarted, re-routing from the last committed offset.
+routing process finds the GlobalTables' changelogs complete. If the child exits while the
+worker runs, it is restarted with exponential backoff (0.5 s doubling to 30 s); on worker
+stop it gets SIGTERM (finish the batch, flush, commit) and is killed after 30 s. The child
+dies with the worker even on SIGKILL (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import logging
+import os
+import signal
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
-from streams import topics
-from streams.admin import create_topics
-from streams.engine import RouteEngine, RouteSettings
-from streams.logic.routing import RoutingRules, load_rules
-from streams.logic.state import StateTables
+from streams.broker import _die_with_parent
 
 if TYPE_CHECKING:
     import faust
 
     from streams.app import Context
 
-
-def read_view(state: StateTables) -> StateTables:
-    """The tables' in-memory dicts (memory store), read without Faust's per-get overhead.
-
-    Values are replaced, never mutated in place, so a reader thread sees whole values."""
-
-    def raw(table: Any) -> Any:
-        data = getattr(getattr(table, "data", None), "data", None)
-        return data if isinstance(data, dict) else table
-
-    return StateTables(*(raw(getattr(state, f)) for f in StateTables.__dataclass_fields__))
+log = logging.getLogger(__name__)
 
 
 class RouteService(Service):
-    """Hosts one `RouteEngine` thread for the app."""
+    """Runs and supervises one `wedsync route` child process."""
 
-    def __init__(self, engine: RouteEngine, bootstrap: str, **kwargs: Any) -> None:
+    def __init__(self, bootstrap: str, app_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.engine = engine
         self.bootstrap = bootstrap
-        self._stop_flag = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self.app_id = app_id
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+               "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "route"], env=env, preexec_fn=_die_with_parent
+        )
 
     async def on_start(self) -> None:
-        seen = topics.Topic(
-            self.engine.seen_topic,
-            None,
-            key="event_id",
-            partitions=topics.EVENTS.partitions,
-            retention_ms=int(self.engine.config.dedupe_window_s * 2000),
-        )
-        await asyncio.get_running_loop().run_in_executor(
-            None, create_topics, self.bootstrap, [seen]
-        )
-        self._thread = threading.Thread(target=self._run, name="wedsync-route", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.engine.run(self._stop_flag)
-        except BaseException as exc:
-            self._error = exc
+        self.process = self._spawn()
 
     @Service.task
-    async def _watch(self) -> None:
+    async def _supervise(self) -> None:
+        backoff = 0.5
         while not self.should_stop:
-            if self._thread is not None and not self._thread.is_alive() and self._error:
-                await self.crash(self._error)
-                return
             await asyncio.sleep(0.5)
+            proc = self.process
+            if proc is None or proc.poll() is None or self.should_stop:
+                continue
+            log.error("route process exited with %s; restarting in %.1f s", proc.returncode,
+                      backoff)  # fmt: skip
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+            self.restarts += 1
+            self.process = self._spawn()
 
     async def on_stop(self) -> None:
-        self._stop_flag.set()
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, proc.wait, 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await loop.run_in_executor(None, proc.wait)
 
 
-def register(
-    app: faust.App, context: Context, state: StateTables, rules: RoutingRules | None = None
-) -> RouteService:
-    from streams.agents.conflicts import bookings_topic_name
-
-    engine = RouteEngine(
-        bootstrap=context.bootstrap_servers,
-        group_id=f"{app.conf.id}-route",
-        app_id=app.conf.id,
-        codecs=context.codecs,
-        rules=rules or load_rules(),
-        state=read_view(state),
-        bookings_topic=bookings_topic_name(app.conf.id),
-        config=RouteSettings(),
-    )
-    service = RouteService(engine, context.bootstrap_servers)
+def register(app: faust.App, context: Context) -> RouteService:
+    service = RouteService(context.bootstrap_servers, app.conf.id)
     app.service(service)  # type: ignore[arg-type]
     return service

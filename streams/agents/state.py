@@ -23,6 +23,7 @@ import faust
 
 from streams import metrics, topics
 from streams.agents.common import dead_letter, raw_topic
+from streams.changelog_state import TABLE_NAMES
 from streams.logic.state import STATE_TABLES, StateTables, apply_change
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ STAGE = "state"
 BATCH = 1000
 WITHIN = 0.01
 _STATE_KEYS = tuple(f"{table}:".encode() for table in STATE_TABLES)
-TABLE_NAMES = ("suppliers", "wedding_vendors", "webhook_endpoints", "integrations")
 
 
 def state_tables(app: faust.App) -> StateTables:
@@ -69,8 +69,3 @@ def register(app: faust.App, context: Context, tables: StateTables) -> Any:
                 metrics.RECORDS_IN.labels(STAGE).inc()
 
     return state
-
-
-def changelog_topic_name(app_id: str, table: str) -> str:
-    """Faust's name for a table's changelog topic (`<app id>-<table>-changelog`)."""
-    return f"{app_id}-{table}-changelog"

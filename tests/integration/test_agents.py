@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 from streams import topics
-from streams.agents.state import changelog_topic_name
+from streams.changelog_state import changelog_topic_name
 from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
