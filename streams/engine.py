@@ -1,50 +1,53 @@
 """The routing engine: wedsync.events -> per-destination deliver topics, in batches.
 
-    wedsync.events --(confluent-kafka batch loop, a thread inside the Faust worker)-->
+    wedsync.events --(confluent-kafka batch loop in the `wedsync route` process)-->
         wedsync.deliver.<kind>            one record per delivery (streams.logic.routing.route)
         <app id>-bookings-by-supplier     booking.changed, re-keyed by supplier (conflicts agent)
-        <app id>-route-seen               one marker per routed event id (dedupe across restarts)
+        <app id>-route-seen               routed event ids (dedupe across restarts)
         wedsync.events.dlq                events that do not decode or cannot be routed/encoded
 
 Why not a Faust agent: Faust's per-event path (stream iteration, event/ack bookkeeping, one
 `send` coroutine and future per output record) costs more than decoding, routing and encoding
 the event together; a stock agent did 4-6k events/s where a plain confluent-kafka loop did
 ~180k/s (FACTS.md). Routing is the stage with the highest fan-out, so it runs as a
-confluent-kafka batch loop hosted by a mode Service inside the Faust worker
-(`streams.agents.route`); Faust keeps the agents whose state needs tables and changelog
-recovery (state, conflicts) and the app's lifecycle. The loop reads routing state straight
-from the Faust GlobalTables (streams.agents.state) and starts only after Faust's table
-recovery has completed (app services start after recovery).
+confluent-kafka batch loop in a process of its own (`streams.route_process`, started and
+supervised by the Faust worker, see `streams.agents.route`). Faust keeps the agents whose
+state needs tables and changelog recovery (state, conflicts) and the app's lifecycle; the
+engine reads the routing state from the GlobalTables' changelogs
+(`streams.changelog_state`).
 
-One batch: `poll` for the first record (blocks at most `idle_wait_s` when idle, so latency at
-low load is one broker round trip), then drain up to `batch_size` already-fetched records
-without waiting; decode, dedupe, route, encode every delivery of an event before producing
-any of it (a failure dead-letters the whole event); produce; `flush()` (waits for the acks);
-then the dedupe markers and an async offset commit. Offsets are committed only after the
-batch's deliveries are acked: at-least-once. On revoke: flush and commit synchronously.
+One batch: `poll` for the first record (blocks at most `idle_wait_s` when idle), then drain up
+to `batch_size` already-fetched records without waiting; decode, dedupe, route and encode
+every delivery of an event before producing any of it (a failure dead-letters the whole
+event); hand the records to the producer WITHOUT waiting for acks. Each batch counts its
+outstanding acks (delivery callbacks); `_complete` retires batches in order once all their
+records are acked, and every `commit_interval_s` commits the retired offsets and writes the
+seen markers. Offsets are committed only after the batch's deliveries are acked:
+at-least-once. At most `max_inflight_batches` batches are unacknowledged (backpressure). On
+revoke and stop: wait for every in-flight batch, then commit synchronously.
 
 Dedupe: an event id already routed within `dedupe_window_s` is skipped. The seen ids live in
-one `SeenWindow` per assigned partition; each routed id is also written (after its
-deliveries are acked) to the seen topic, on the same partition number as its event, which is
-read back when a partition is assigned, so a restart or a rebalance does not forget what was
-routed. Residual duplicates: deliveries acked but the worker killed before the markers were.
+one `SeenWindow` per assigned partition; routed ids are written (after their deliveries are
+acked) to the seen topic, one marker record per partition per commit interval, on the same
+partition number as the events, and read back when a partition is assigned, so a restart or
+a rebalance does not forget what was routed. Residual duplicates: deliveries acked but the
+process killed before the next marker was written (at most `commit_interval_s` of events).
 
-Measured (bench/routing.py on the embedded broker, 2 shared cores, 12,000 events of a
-production-like mix at 3.5 deliveries/event; `.venv/bin/python -c "import bench.routing as r;
-print(*r.run(), sep=chr(10))"`): shipped 1,501 events/s, plain confluent-kafka loop 2,718
-events/s, ratio 0.55. Both are bound by the pure routing logic itself (decode ~60 us, route
-~200 us and encode ~33 us per delivery for a wedding.date_changed with 10 deliveries), not by
-Kafka or Faust. Latency at 1,000 events/s was p50 866 ms / p99 3.7 s: too close to capacity
-on a shared machine (the bench process itself decodes every delivery); not yet meeting the
-50 ms target.
+Measured (`make bench`, bench/routing.py, embedded broker, 2 shared cores): the first design
+(flush after every batch) spent half of each batch waiting for acks; pipelining the acks
+raised the standalone engine from ~3.2k to ~4.5-5.6k events/s (3.5 deliveries/event).
+Per event, in process: decode ~26 us, route ~55 us, encode ~52 us (fastavro unions dominate).
+See the README for the latest figures and what limits latency on the embedded broker.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -80,8 +83,35 @@ class RouteSettings(BaseSettings):
     dedupe_window_s: float = 15 * 60.0
     dedupe_max_entries: int = 1_000_000  # per partition
     idle_wait_s: float = 0.05
-    linger_ms: float = 1.0
-    fetch_wait_max_ms: int = 10
+    linger_ms: float = 5.0
+    fetch_wait_max_ms: int = 5
+    max_inflight_batches: int = 64
+    commit_interval_s: float = 0.2
+
+
+class _Batch:
+    """Records produced for one consumed batch; done when all are acknowledged."""
+
+    __slots__ = ("errors", "offsets", "pending", "produced", "routed", "routed_at_ms", "sealed")
+
+    def __init__(self, routed_at_ms: int) -> None:
+        self.routed_at_ms = routed_at_ms
+        self.offsets: dict[int, int] = {}
+        self.routed: list[tuple[int, str]] = []
+        self.pending = 0
+        self.produced = 0
+        self.sealed = False
+        self.errors: list[KafkaError] = []
+
+    def ack(self, err: KafkaError | None, _msg: Message) -> None:
+        """librdkafka's delivery callback (runs inside producer.poll/flush)."""
+        self.pending -= 1
+        if err is not None:
+            self.errors.append(err)
+
+    @property
+    def done(self) -> bool:
+        return self.sealed and self.pending == 0
 
 
 def seen_topic_name(app_id: str) -> str:
@@ -121,7 +151,10 @@ class RouteEngine:
             dest: (t.deliver.name, codecs[t.deliver].encode) for dest, t in topics.DELIVER.items()
         }
         self.windows: dict[int, SeenWindow] = {}
-        self.failed: list[KafkaError] = []
+        self._inflight: deque[_Batch] = deque()
+        self._acked_offsets: dict[int, int] = {}
+        self._acked_ids: dict[int, list[str]] = {}
+        self._last_commit = 0.0
         self.routed = 0
         self.duplicates = 0
         self._e2e = metrics.END_TO_END_SECONDS.labels(STAGE)
@@ -134,7 +167,7 @@ class RouteEngine:
         self.producer = Producer({
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
             "linger.ms": cfg.linger_ms, "queue.buffering.max.messages": 2_000_000,
-            "batch.num.messages": 10_000, "on_delivery": self._on_delivery,
+            "batch.num.messages": 10_000,
             "log.connection.close": False,
         })  # fmt: skip
         self.consumer = Consumer({
@@ -148,19 +181,18 @@ class RouteEngine:
             ready.set()
         try:
             while not stop.is_set():
+                while len(self._inflight) > cfg.max_inflight_batches:
+                    self._complete(0.01)  # backpressure: the broker is behind
                 first = self.consumer.poll(cfg.idle_wait_s)
                 if first is None:
+                    self._complete()
                     continue
                 batch = [first, *self.consumer.consume(cfg.batch_size - 1, 0)]
                 self.process(batch)
-            self._finish_batch_sync()
+            self._finish_sync()
         finally:
             self.consumer.close()
             self.producer.flush(10)
-
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self.failed.append(err)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
@@ -173,19 +205,20 @@ class RouteEngine:
         log.info("route: assigned %s (%d seen ids loaded)", numbers, sum(map(len, loaded.values())))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._finish_batch_sync()
+        self._finish_sync()
         for tp in partitions:
             self.windows.pop(tp.partition, None)
 
-    def _finish_batch_sync(self) -> None:
-        """Flush everything produced and commit the consumer's positions (synchronously)."""
+    def _finish_sync(self) -> None:
+        """Wait for every in-flight batch, then commit the positions synchronously (stop,
+        revoke): everything consumed so far has been routed and acknowledged by then."""
         assert self.producer is not None and self.consumer is not None
+        self._drain()
         self.producer.flush(30)
-        if not self.failed:
-            try:
-                self.consumer.commit(asynchronous=False)
-            except Exception as exc:  # nothing to commit yet is not an error
-                log.debug("route: commit on revoke/stop: %s", exc)
+        try:
+            self.consumer.commit(asynchronous=False)
+        except Exception as exc:  # nothing to commit yet is not an error
+            log.debug("route: commit on revoke/stop: %s", exc)
 
     def _load_seen(self, partitions: list[int]) -> dict[int, dict[str, int]]:
         """Markers of the last window on `partitions` of the seen topic, read to the end.
@@ -223,21 +256,21 @@ class RouteEngine:
 
     # ---- one batch --------------------------------------------------------------------------
     def process(self, batch: list[Message]) -> None:
-        """Route one batch; returns after its deliveries are acked and its offsets committed
-        (asynchronously)."""
-        assert self.producer is not None and self.consumer is not None
-        produce = self.producer.produce
+        """Route one batch and hand its records to the producer without waiting for acks.
+
+        The batch's offsets are committed (and its seen markers written) by `_complete`,
+        once every record it produced is acknowledged and every earlier batch is done."""
+        assert self.producer is not None
         now = self.clock()
         now_ms = int(now * 1000)
         decode, state, rules = self.codec.decode, self.state, self.rules
-        routed: list[tuple[int, str]] = []
-        offsets: dict[int, int] = {}
-        produced = 0
+        pending = _Batch(now_ms)
+        produce = functools.partial(self._produce, pending)
         for msg in batch:
             if msg.error():
                 continue
             partition = msg.partition() or 0
-            offsets[partition] = (msg.offset() or 0) + 1
+            pending.offsets[partition] = (msg.offset() or 0) + 1
             try:
                 event: Any = decode(msg.value())
                 event_id = event["event_id"]
@@ -251,47 +284,86 @@ class RouteEngine:
                 ]
                 encoded = [(name, key, enc(record)) for (name, enc), key, record in out]
             except Exception as exc:  # a bad record is data: dead-letter it, keep going
-                self._dead_letter(msg, exc)
+                self._dead_letter(pending, msg, exc)
                 continue
             for name, key, value in encoded:
                 produce(name, value, key)
-            produced += len(encoded)
             if self.bookings_topic and event["event_type"] == "booking.changed":
-                supplier = str(event["payload"].get("supplier_id"))
-                produce(self.bookings_topic, msg.value(), supplier.encode())
-            routed.append((partition, event_id))
+                supplier = event["payload"].get("supplier_id")
+                if supplier:
+                    produce(self.bookings_topic, msg.value(), str(supplier).encode())
+            pending.routed.append((partition, event_id))
             self._e2e.observe(max(0.0, now - event["source_ts_ms"] / 1000))
-        self._flush_or_raise()
-        by_partition: dict[int, list[str]] = {}
-        for partition, event_id in routed:
-            by_partition.setdefault(partition, []).append(event_id)
-        for partition, ids in by_partition.items():
-            marker = json.dumps({"t": now_ms, "ids": ids}).encode()
-            produce(self.seen_topic, marker, str(partition).encode(), partition=partition)
-        if offsets:
-            commit = [TopicPartition(self.source, p, o) for p, o in offsets.items()]
-            self.consumer.commit(offsets=commit, asynchronous=True)
-        self.routed += len(routed)
+        pending.sealed = True
+        self._inflight.append(pending)
         metrics.RECORDS_IN.labels(STAGE).inc(len(batch))
-        metrics.RECORDS_OUT.labels(STAGE).inc(produced)
+        metrics.RECORDS_OUT.labels(STAGE).inc(pending.produced)
+        self._complete()
 
-    def _flush_or_raise(self) -> None:
+    def _produce(
+        self, batch: _Batch, topic: str, value: bytes | None, key: bytes | None, **kw: Any
+    ) -> None:
+        """Produce one record counted against `batch`; waits (serving acks) while
+        librdkafka's queue is full."""
         assert self.producer is not None
-        remaining = self.producer.flush(60)
-        if self.failed or remaining:
-            errors, self.failed = self.failed[:3], []
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=batch.ack, **kw)
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        batch.pending += 1
+        batch.produced += 1
+
+    def _complete(self, timeout: float = 0.0, *, force: bool = False) -> None:
+        """Serve delivery callbacks; collect every leading batch whose records are all acked,
+        and at most every `commit_interval_s` (or when `force`d) write the collected seen
+        markers and commit the collected offsets (asynchronously). Coalescing keeps the
+        broker's request rate flat when batches are small (low load, low latency)."""
+        assert self.producer is not None and self.consumer is not None
+        self.producer.poll(timeout)
+        while self._inflight and self._inflight[0].done:
+            batch = self._inflight.popleft()
+            if batch.errors:
+                raise BrokerUnavailable(
+                    f"route: {len(batch.errors)} deliveries failed, e.g. {batch.errors[:3]}; "
+                    "offsets not committed (the batch is routed again after restart)"
+                )
+            self._acked_offsets.update(batch.offsets)
+            for partition, event_id in batch.routed:
+                self._acked_ids.setdefault(partition, []).append(event_id)
+            self.routed += len(batch.routed)
+        now = time.monotonic()
+        if not force and now - self._last_commit < self.config.commit_interval_s:
+            return
+        self._last_commit = now
+        now_ms = int(self.clock() * 1000)
+        for partition, ids in self._acked_ids.items():
+            marker = json.dumps({"t": now_ms, "ids": ids}).encode()
+            self.producer.produce(
+                self.seen_topic, marker, str(partition).encode(), partition=partition
+            )
+        if self._acked_offsets:
+            commit = [TopicPartition(self.source, p, o) for p, o in self._acked_offsets.items()]
+            self.consumer.commit(offsets=commit, asynchronous=True)
+        self._acked_ids, self._acked_offsets = {}, {}
+
+    def _drain(self, timeout: float = 60.0) -> None:
+        """Wait until every in-flight batch is acked and committed (stop, revoke)."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            self._complete(0.05)
+        self._complete(force=True)
+        if self._inflight:
             raise BrokerUnavailable(
-                f"route: {remaining} deliveries unacknowledged, errors {errors}; "
+                f"route: {len(self._inflight)} batches unacknowledged after {timeout:.0f} s; "
                 "offsets not committed"
             )
 
-    def _dead_letter(self, msg: Message, exc: Exception) -> None:
-        assert self.producer is not None
+    def _dead_letter(self, batch: _Batch, msg: Message, exc: Exception) -> None:
         metrics.DEAD_LETTERS.labels(STAGE, type(exc).__name__).inc()
         headers = dead_letter_headers(
             stage=STAGE, error=exc, topic=msg.topic() or self.source,
             partition=msg.partition() or 0, offset=msg.offset() or 0,
         )  # fmt: skip
-        self.producer.produce(
-            topics.EVENTS_DLQ.name, msg.value(), msg.key(), headers=list[Any](headers)
-        )
+        self._produce(batch, topics.EVENTS_DLQ.name, msg.value(), msg.key(), headers=headers)
