@@ -112,6 +112,7 @@ class EmbeddedBroker:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
+                start_new_session=True,  # Ctrl-C reaches our owner, who stops us last
             )
             _LIVE.add(self.process)
             try:

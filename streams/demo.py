@@ -36,7 +36,10 @@ def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Po
         "WEDSYNC_LOG_LEVEL": os.environ.get("WEDSYNC_LOG_LEVEL", "warn"),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=env, preexec_fn=_die_with_parent
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env,
+        preexec_fn=_die_with_parent,
+        start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker first
     )
     try:
         yield proc
@@ -68,7 +71,12 @@ def _expected_event_count(changes: list[ChangeEvent]) -> int:
     return sum(len(normalize_change(change, ref)) for change in changes)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, *, once: bool, timeout: float = 90.0) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     codecs = TopicCodecs.from_settings(settings)
     changes = demo_changes(base_lsn=int(time.time()))
     expected_events = _expected_event_count(changes)

@@ -44,7 +44,10 @@ class RouteService(Service):
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "route"], env=env, preexec_fn=_die_with_parent
+            [sys.executable, "-m", "streams.cli", "route"],
+            env=env,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # stopped by this service, not by a terminal Ctrl-C
         )
 
     async def on_start(self) -> None:
