@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 STAGE = "state"
 BATCH = 1000
-WITHIN = 0.01
+WITHIN = 0.1  # state changes are rare: fewer idle wake-ups of the worker (measured ~15 % CPU idle)
 _STATE_KEYS = tuple(f"{table}:".encode() for table in STATE_TABLES)
 
 
