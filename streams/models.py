@@ -75,7 +75,9 @@ class DomainEvent(TypedDict):
 # every delivery record (the envelope); each kind adds its own target and content fields.
 
 
-class CalendarDelivery(TypedDict):
+class DeliveryCommon(TypedDict):
+    """Fields every delivery record carries (schemas/deliveries/*.avsc start with them)."""
+
     delivery_id: str
     event_id: str
     event_type: str
@@ -86,6 +88,9 @@ class CalendarDelivery(TypedDict):
     recipient_id: str | None
     integration_id: str | None
     attempt: int
+
+
+class CalendarDelivery(DeliveryCommon):
     provider: Literal["google", "graph", "caldav"]
     calendar_id: str
     operation: Literal["upsert", "delete"]
@@ -102,17 +107,7 @@ class CalendarDelivery(TypedDict):
 CrmValue = bool | int | float | str | None
 
 
-class CrmDelivery(TypedDict):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    source_ts_ms: int
-    routed_at_ms: int
-    recipient_id: str | None
-    integration_id: str | None
-    attempt: int
+class CrmDelivery(DeliveryCommon):
     crm_kind: Literal[
         "photography_crm", "venue_booking", "tave", "honeybook", "light_blue", "custom"
     ]
@@ -121,17 +116,7 @@ class CrmDelivery(TypedDict):
     payload: dict[str, CrmValue]
 
 
-class EmailDelivery(TypedDict):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    source_ts_ms: int
-    routed_at_ms: int
-    recipient_id: str | None
-    integration_id: str | None
-    attempt: int
+class EmailDelivery(DeliveryCommon):
     to_address: str
     to_name: str | None
     template: str
@@ -139,17 +124,7 @@ class EmailDelivery(TypedDict):
     variables: dict[str, str]
 
 
-class InAppDelivery(TypedDict):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    source_ts_ms: int
-    routed_at_ms: int
-    recipient_id: str | None
-    integration_id: str | None
-    attempt: int
+class InAppDelivery(DeliveryCommon):
     user_id: str
     notification_type: str
     title: str
@@ -158,49 +133,19 @@ class InAppDelivery(TypedDict):
     data: dict[str, str]
 
 
-class SlackDelivery(TypedDict):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    source_ts_ms: int
-    routed_at_ms: int
-    recipient_id: str | None
-    integration_id: str | None
-    attempt: int
+class SlackDelivery(DeliveryCommon):
     channel: str
     text: str
     blocks_json: str
 
 
-class SmsDelivery(TypedDict):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    source_ts_ms: int
-    routed_at_ms: int
-    recipient_id: str | None
-    integration_id: str | None
-    attempt: int
+class SmsDelivery(DeliveryCommon):
     to_number: str
     text: str
     urgent: bool
 
 
-class WebhookDelivery(TypedDict):
-    delivery_id: str
-    event_id: str
-    event_type: str
-    aggregate_id: str
-    aggregate_version: int
-    source_ts_ms: int
-    routed_at_ms: int
-    recipient_id: str | None
-    integration_id: str | None
-    attempt: int
+class WebhookDelivery(DeliveryCommon):
     endpoint_id: str
     endpoint_url: str
     event_name: str

@@ -12,6 +12,13 @@ MIRRORS = {
     "ingest/change_event": models.ChangeEvent,
     "ingest/inbound_webhook": models.InboundWebhook,
     "events/domain_event": models.DomainEvent,
+    "deliveries/calendar_delivery": models.CalendarDelivery,
+    "deliveries/crm_delivery": models.CrmDelivery,
+    "deliveries/email_delivery": models.EmailDelivery,
+    "deliveries/inapp_delivery": models.InAppDelivery,
+    "deliveries/slack_delivery": models.SlackDelivery,
+    "deliveries/sms_delivery": models.SmsDelivery,
+    "deliveries/webhook_delivery": models.WebhookDelivery,
 }
 
 
