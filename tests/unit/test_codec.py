@@ -111,3 +111,19 @@ def test_record_of_another_type_raises_decode_error(codecs: TopicCodecs) -> None
 def test_raw_topics_have_no_codec(codecs: TopicCodecs) -> None:
     with pytest.raises(KeyError, match="raw bytes"):
         codecs[topics.EVENTS_DLQ]
+
+
+def test_payload_values_of_every_branch_round_trip(codecs: TopicCodecs) -> None:
+    event = {**_domain_event_v1(), "correlation_id": None, "organization_id": "org-1"}
+    event["payload"] = {
+        "flag": True, "count": 3, "ratio": 0.5, "name": "x", "none": None, "fields": ["a", "b"],
+    }  # fmt: skip
+    codec = codecs[topics.EVENTS]
+    assert codec.decode(codec.encode(event)) == event
+
+
+def test_value_of_a_type_the_schema_lacks_is_refused(codecs: TopicCodecs) -> None:
+    event = {**_domain_event_v1(), "correlation_id": None, "organization_id": None}
+    event["payload"] = {"when": object()}
+    with pytest.raises((ValueError, TypeError)):
+        codecs[topics.EVENTS].encode(event)

@@ -131,3 +131,16 @@ def test_schemas_check_command_passes_on_the_tree() -> None:
         [sys.executable, "-m", "streams.cli", "schemas", "check"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS, ids=lambda v: f"{v.key}.v{v.version}")
+def test_union_hints_write_the_same_bytes_as_plain_fastavro(version: SchemaVersion) -> None:
+    import io
+
+    from fastavro import schemaless_writer
+
+    codec = AvroCodec(EmbeddedRegistry(STORE), "subject", version.raw)
+    for record in generate_many(version.parsed, 25):
+        plain = io.BytesIO()
+        schemaless_writer(plain, version.parsed, record)
+        assert codec.encode(record)[5:] == plain.getvalue()
