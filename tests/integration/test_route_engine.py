@@ -1,0 +1,163 @@
+"""The routing engine on the real broker: one event id routes once (also across a restart),
+and a record that cannot be routed goes to the dead-letter topic while routing goes on."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from streams import topics
+from streams.admin import create_topics
+from streams.codec import TopicCodecs
+from streams.deadletter import H_ERROR_CLASS, H_STAGE, header_map
+from streams.engine import RouteEngine, RouteSettings
+from streams.logic.normalize import normalize_change
+from streams.logic.routing import load_rules
+from streams.models import DomainEvent, SourceRef
+from streams.route_process import internal_topics
+from streams.settings import Settings
+
+from tests.integration.agents_support import (
+    WEDDING,
+    DeliveryReader,
+    date_change,
+    state_changes,
+    state_of,
+    wedding_rows,
+)
+
+pytestmark = pytest.mark.integration
+
+_REF = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, delivery_id=None,
+                 table=None)  # fmt: skip
+
+
+class RunningEngine:
+    def __init__(self, engine: RouteEngine) -> None:
+        self.engine = engine
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=engine.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def start_engine(kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs) -> Iterator[object]:
+    config = RouteSettings(commit_interval_s=0.05)
+    create_topics(kafka_bootstrap, internal_topics(settings.app_id, config))
+    prefix = f"{settings.app_id}-"
+    state = state_of(state_changes(wedding_rows(f"{prefix}{WEDDING}", prefix)))
+    running: list[RunningEngine] = []
+
+    def start() -> RunningEngine:
+        engine = RouteEngine(
+            bootstrap=kafka_bootstrap, group_id=f"{settings.app_id}-route",
+            app_id=settings.app_id, codecs=codecs, rules=load_rules(), state=state,
+            bookings_topic=None, config=config,
+        )  # fmt: skip
+        running.append(RunningEngine(engine))
+        return running[-1]
+
+    yield start
+    for r in running:
+        if r.thread.is_alive():
+            r.close()
+
+
+def _wedding_moved(settings: Settings) -> DomainEvent:
+    wedding = f"{settings.app_id}-{WEDDING}"
+    change = date_change(wedding, lsn=7, old="2027-06-12", new="2027-06-19")
+    (event,) = [e for e in normalize_change(change, _REF) if e["event_type"] != "record.changed"]
+    return event
+
+
+def _send(bootstrap: str, codecs: TopicCodecs, *values: tuple[bytes, bytes]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for key, value in values:
+        producer.produce(topics.EVENTS.name, value, key)
+    assert producer.flush(10) == 0
+
+
+def _wait(predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _delivery_counts(reader: DeliveryReader, event_id: str, expected: int) -> Counter[str]:
+    """Read until `expected` deliveries of `event_id` are in, then 2 s more: duplicates that
+    arrive late are counted too."""
+
+    def ours(got: list[tuple[object, dict[str, object]]]) -> int:
+        return sum(1 for _, r in got if r["event_id"] == event_id)
+
+    reader.read_until(lambda got: ours(got) >= expected, timeout=60)
+    settle = time.monotonic() + 2
+    reader.read_until(lambda got: time.monotonic() > settle, timeout=10)
+    return Counter(r["delivery_id"] for _, r in reader.records if r["event_id"] == event_id)
+
+
+def test_an_event_id_seen_twice_is_routed_once_also_after_a_restart(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+) -> None:
+    event = _wedding_moved(settings)
+    value = codecs[topics.EVENTS].encode(event)
+    key = event["aggregate_id"].encode()
+    reader = DeliveryReader(kafka_bootstrap, codecs)
+    try:
+        first = start_engine()  # type: ignore[operator]
+        _send(kafka_bootstrap, codecs, (key, value), (key, value))
+        _wait(lambda: first.engine.duplicates >= 1)
+        first.close()
+        second = start_engine()  # type: ignore[operator]
+        _send(kafka_bootstrap, codecs, (key, value))
+        _wait(lambda: second.engine.duplicates >= 1)
+        counts = _delivery_counts(reader, event["event_id"], expected=10)
+    finally:
+        reader.close()
+    assert len(counts) == 10  # every vendor channel, calendar and system of the wedding
+    assert set(counts.values()) == {1}
+
+
+def test_unroutable_record_is_dead_lettered_and_routing_goes_on(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+) -> None:
+    event = _wedding_moved(settings)
+    bad_key = f"{settings.app_id}-garbage".encode()
+    dlq = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{settings.app_id}-dlq"})
+    dlq.assign(
+        [TopicPartition(topics.EVENTS_DLQ.name, p, 0) for p in range(topics.EVENTS_DLQ.partitions)]
+    )
+    reader = DeliveryReader(kafka_bootstrap, codecs)
+    try:
+        start_engine()  # type: ignore[operator]
+        _send(
+            kafka_bootstrap, codecs, (bad_key, b"\x00\x00\x00\x00\x01not avro"),
+            (event["aggregate_id"].encode(), codecs[topics.EVENTS].encode(event)),
+        )  # fmt: skip
+        reader.read_until(
+            lambda got: any(r["event_id"] == event["event_id"] for _, r in got), timeout=60
+        )
+        dead = None
+        deadline = time.monotonic() + 30
+        while dead is None and time.monotonic() < deadline:
+            for msg in dlq.consume(100, 0.2):
+                if not msg.error() and msg.key() == bad_key:
+                    dead = msg
+    finally:
+        reader.close()
+        dlq.close()
+    assert dead is not None
+    assert dead.value() == b"\x00\x00\x00\x00\x01not avro"
+    headers = header_map(dead.headers())
+    assert headers[H_STAGE] == "route"
+    assert headers[H_ERROR_CLASS] == "DecodeError"
