@@ -37,8 +37,9 @@ from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
 from streams.logic.state import StateTables, apply_change
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
-from streams.samples import change_event, kafka_key
+from streams.samples import change_event
 from streams.settings import Settings
+from streams.topics import change_key
 
 WEDDINGS = 300
 EVENTS = 12_000
@@ -306,7 +307,7 @@ def _shipped(
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
         cdc = codecs[topics.INGEST_CDC]
         for change in changes:
-            producer.produce(topics.INGEST_CDC.name, cdc.encode(change), kafka_key(change))
+            producer.produce(topics.INGEST_CDC.name, cdc.encode(change), change_key(change))
         producer.flush(30)
         with worker_process(bootstrap, settings):
             _wait_state(bootstrap, settings.app_id, links)

@@ -21,8 +21,9 @@ from streams.codec import TopicCodecs
 from streams.deadletter import H_REASON, header_map
 from streams.logic.normalize import normalize_change
 from streams.models import ChangeEvent, SourceRef
-from streams.samples import demo_changes, kafka_key
+from streams.samples import demo_changes
 from streams.settings import Settings
+from streams.topics import change_key
 
 
 @contextlib.contextmanager
@@ -95,7 +96,7 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 90.0) -> int:
             codec = codecs[topics.INGEST_CDC]
             for change in changes:
                 producer.produce(
-                    topics.INGEST_CDC.name, key=kafka_key(change), value=codec.encode(change)
+                    topics.INGEST_CDC.name, key=change_key(change), value=codec.encode(change)
                 )
             producer.produce(topics.INGEST_CDC.name, key=b"garbage", value=b"not avro at all")
             producer.flush(10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from streams.models import ChangeEvent, ColumnValue
+from streams.topics import primary_key_text
 
 
 def change_event(
@@ -20,7 +21,7 @@ def change_event(
 ) -> ChangeEvent:
     commit = int(time.time() * 1000) if commit_ms is None else commit_ms
     row = after or before or {}
-    pk = ",".join(str(row.get(col)) for col in primary_key)
+    pk = primary_key_text(primary_key, row)
     return ChangeEvent(
         event_id=f"wedsync:{lsn}:{table}:{pk}",
         op=op,  # type: ignore[typeddict-item]
@@ -40,13 +41,6 @@ def change_event(
         ts_ms=commit,
         source_ts_ms=commit,
     )
-
-
-def kafka_key(change: ChangeEvent) -> bytes:
-    """Key of a change event on the CDC topic: '<table>:<primary key values>'."""
-    row = change["after"] or change["before"] or {}
-    pk = ",".join(str(row.get(col)) for col in change["primary_key"])
-    return f"{change['source']['table']}:{pk}".encode()
 
 
 def demo_changes(base_lsn: int = 1000) -> list[ChangeEvent]:

@@ -9,10 +9,32 @@ Dead-letter topics carry the original bytes untouched (no schema) and the reason
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.models import ChangeEvent
 
 DAY_MS = 24 * 60 * 60 * 1000
+
+
+def primary_key_text(primary_key: Iterable[str], row: Mapping[str, object]) -> str:
+    """A row's primary-key values joined by ',' (part of CDC keys and event ids)."""
+    return ",".join(str(row.get(col)) for col in primary_key)
+
+
+def cdc_key(table: str, pk: str) -> bytes:
+    """Key of a row change on INGEST_CDC: '<table>:<primary key text>', so one row's changes
+    stay ordered on one partition, whichever source produced them."""
+    return f"{table}:{pk}".encode()
+
+
+def change_key(change: ChangeEvent) -> bytes:
+    """The INGEST_CDC key of a change event (from its after image, or before for deletes)."""
+    row = change["after"] if change["after"] is not None else change["before"] or {}
+    return cdc_key(change["source"]["table"], primary_key_text(change["primary_key"], row))
 
 
 class Cleanup(StrEnum):

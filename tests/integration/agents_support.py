@@ -13,7 +13,8 @@ from streams import topics
 from streams.codec import TopicCodecs
 from streams.logic.state import StateTables, apply_change
 from streams.models import ChangeEvent, ColumnValue
-from streams.samples import change_event, kafka_key
+from streams.samples import change_event
+from streams.topics import change_key
 
 WEDDING = "w-2027-0612"
 
@@ -74,7 +75,7 @@ def produce_changes(bootstrap: str, codecs: TopicCodecs, changes: Iterable[Chang
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
     codec = codecs[topics.INGEST_CDC]
     for change in changes:
-        producer.produce(topics.INGEST_CDC.name, codec.encode(change), kafka_key(change))
+        producer.produce(topics.INGEST_CDC.name, codec.encode(change), change_key(change))
     assert producer.flush(10) == 0
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from streams.errors import DecodeError
 from streams.models import ChangeEvent, ColumnValue
+from streams.topics import cdc_key, primary_key_text
 
 from connectors.sources.postgres_cdc.pgoutput import (
     UNCHANGED,
@@ -78,11 +79,6 @@ class Step:
     truncated: tuple[str, ...] = ()
 
 
-def kafka_key(table: str, primary_key: tuple[str, ...], row: Mapping[str, ColumnValue]) -> bytes:
-    """`<table>:<primary key values joined by ,>` (the CDC topic's key)."""
-    return f"{table}:{','.join(str(row.get(col)) for col in primary_key)}".encode()
-
-
 def build_event(
     *,
     db: str,
@@ -102,8 +98,8 @@ def build_event(
     Snapshot reads (op `r`) carry the snapshot's consistent point as their LSN, which is
     also the LSN of the first streamed change after it, so their ids end in `:r`."""
     row = after if after is not None else (before or {})
-    key = kafka_key(table, primary_key, row)
-    pk = key.decode()[len(table) + 1 :]
+    pk = primary_key_text(primary_key, row)
+    key = cdc_key(table, pk)
     event = ChangeEvent(
         event_id=f"{db}:{lsn}:{table}:{pk}" + (":r" if op == "r" else ""),
         op=op,  # type: ignore[typeddict-item]

@@ -182,11 +182,3 @@ def from_debezium(
         ts_ms=received_ms,
         source_ts_ms=commit_ms,
     )
-
-
-def change_key(change: ChangeEvent) -> bytes:
-    """Kafka key on the CDC topic: '<table>:<primary key values joined by ,>' (the same
-    format as the PostgreSQL source, so one row's changes share a partition)."""
-    row = change["after"] if change["after"] is not None else change["before"] or {}
-    values = ",".join(str(row.get(col)) for col in change["primary_key"])
-    return f"{change['source']['table']}:{values}".encode()

@@ -38,13 +38,12 @@ from streams import metrics
 from streams.codec import TopicCodecs
 from streams.errors import BrokerUnavailable
 from streams.models import InboundWebhook
-from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic
+from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic, change_key
 
 from connectors.producer import AckedProducer
 from connectors.sources.webhooks.config import GatewayConfig, HmacSource, JwtSource, SourceConfig
 from connectors.sources.webhooks.convert import (
     ConversionError,
-    change_key,
     from_debezium,
     from_supabase,
 )

@@ -16,7 +16,8 @@ from prometheus_client import REGISTRY
 from streams import deadletter, topics
 from streams.agents import Agents
 from streams.codec import TopicCodecs
-from streams.samples import change_event, kafka_key
+from streams.samples import change_event
+from streams.topics import change_key
 
 from tests.component.agents.harness import Driver, Wire, driving, events_sent, webhook
 
@@ -42,7 +43,7 @@ async def webhooks(agents: Agents, wire: Wire) -> AsyncIterator[Driver]:
 
 
 async def put_change(driver: Driver, codecs: TopicCodecs, change: object) -> None:
-    await driver.put(codecs[topics.INGEST_CDC].encode(change), kafka_key(change))  # type: ignore[arg-type]
+    await driver.put(codecs[topics.INGEST_CDC].encode(change), change_key(change))  # type: ignore[arg-type]
 
 
 async def put_webhook(driver: Driver, codecs: TopicCodecs, body: bytes, **kw: object) -> None:

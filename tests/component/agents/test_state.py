@@ -15,7 +15,8 @@ from streams import deadletter, topics
 from streams.agents import Agents
 from streams.codec import TopicCodecs
 from streams.models import ChangeEvent, ColumnValue
-from streams.samples import change_event, kafka_key
+from streams.samples import change_event
+from streams.topics import change_key
 
 from tests.component.agents.harness import Driver, Wire, driving, events_sent
 
@@ -50,7 +51,7 @@ async def state(agents: Agents, wire: Wire) -> AsyncIterator[Driver]:
 
 
 async def put_change(driver: Driver, codecs: TopicCodecs, change: ChangeEvent) -> None:
-    await driver.put(codecs[topics.INGEST_CDC].encode(change), kafka_key(change))
+    await driver.put(codecs[topics.INGEST_CDC].encode(change), change_key(change))
 
 
 async def test_supplier_insert_lands_in_the_suppliers_table(

@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 from connectors.sources.webhooks.convert import (
     ConversionError,
-    change_key,
     from_debezium,
     from_supabase,
 )
 from streams.codec import TopicCodecs
-from streams.topics import INGEST_CDC
+from streams.topics import INGEST_CDC, change_key
 
 RECEIVED = 1_790_000_000_123
 
