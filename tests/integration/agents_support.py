@@ -12,11 +12,16 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
 from streams.codec import TopicCodecs
 from streams.logic.state import StateTables, apply_change
-from streams.models import ChangeEvent, ColumnValue
+from streams.models import ChangeEvent, ColumnValue, SourceRef
 from streams.samples import change_event
 from streams.topics import change_key
 
 WEDDING = "w-2027-0612"
+
+
+# A source position for calling the normalizer directly (the tests predict its output).
+SOURCE = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, delivery_id=None,
+                   table=None)  # fmt: skip
 
 
 def supplier(supplier_id: str, channels: list[str] | None = None) -> dict[str, ColumnValue]:

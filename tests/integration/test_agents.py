@@ -12,10 +12,10 @@ from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
-from streams.models import SourceRef
 from streams.settings import Settings
 
 from tests.integration.agents_support import (
+    SOURCE,
     WEDDING,
     DeliveryReader,
     date_change,
@@ -47,9 +47,9 @@ def test_wedding_date_change_fans_out_to_every_vendor_channel_and_system(
         )
         moved = date_change(wedding, lsn=100, old="2027-06-12", new="2027-06-19")
         produce_changes(kafka_bootstrap, codecs, [moved])
-        ref = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None,
-                        delivery_id=None, table=None)  # fmt: skip
-        (event,) = [e for e in normalize_change(moved, ref) if e["event_type"] != "record.changed"]
+        (event,) = [
+            e for e in normalize_change(moved, SOURCE) if e["event_type"] != "record.changed"
+        ]
         expected = route(event, state_of(changes), load_rules(), 0)
         wanted = {d.record["delivery_id"]: d for d in expected}
         try:

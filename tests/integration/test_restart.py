@@ -11,10 +11,11 @@ from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
-from streams.models import ChangeEvent, SourceRef
+from streams.models import ChangeEvent
 from streams.settings import Settings
 
 from tests.integration.agents_support import (
+    SOURCE,
     WEDDING,
     DeliveryReader,
     date_change,
@@ -26,9 +27,6 @@ from tests.integration.agents_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-_REF = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, delivery_id=None,
-                 table=None)  # fmt: skip
 
 
 def _date_changes(wedding: str, first_lsn: int, count: int) -> list[ChangeEvent]:
@@ -52,7 +50,7 @@ def test_restart_recovers_state_loses_nothing_and_routes_no_event_twice(
     wanted = {
         d.record["delivery_id"]
         for change in before + after
-        for event in normalize_change(change, _REF)
+        for event in normalize_change(change, SOURCE)
         for d in route(event, tables, rules, 0)
     }
     reader = DeliveryReader(kafka_bootstrap, codecs)

@@ -17,11 +17,12 @@ from streams.deadletter import H_ERROR_CLASS, H_STAGE, header_map
 from streams.engine import RouteEngine, RouteSettings
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules
-from streams.models import DomainEvent, SourceRef
+from streams.models import DomainEvent
 from streams.route_process import internal_topics
 from streams.settings import Settings
 
 from tests.integration.agents_support import (
+    SOURCE,
     WEDDING,
     DeliveryReader,
     date_change,
@@ -31,9 +32,6 @@ from tests.integration.agents_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-_REF = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, delivery_id=None,
-                 table=None)  # fmt: skip
 
 
 class RunningEngine:
@@ -75,7 +73,7 @@ def start_engine(kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs) 
 def _wedding_moved(settings: Settings) -> DomainEvent:
     wedding = f"{settings.app_id}-{WEDDING}"
     change = date_change(wedding, lsn=7, old="2027-06-12", new="2027-06-19")
-    (event,) = [e for e in normalize_change(change, _REF) if e["event_type"] != "record.changed"]
+    (event,) = [e for e in normalize_change(change, SOURCE) if e["event_type"] != "record.changed"]
     return event
 
 
