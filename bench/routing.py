@@ -1,9 +1,16 @@
 """Routing throughput and latency: the shipped path against a plain confluent-kafka loop.
 
-Both run on one embedded (Tansu) broker, over the same realistic routing state (suppliers
-with channel preferences, wedding vendors, CRM/venue/calendar integrations, customer
-webhooks) and the same `EVENTS` domain events (a production-like mix: wedding date changes
-fanning out to every vendor, form responses, profile updates, record.changed for webhooks):
+Every figure is measured twice, each time in a child process (`python -m bench.routing
+--child`) whose catalog has another partition count (`WEDSYNC_PARTITIONS`): one partition per
+topic (the issue's measuring setup: one partition, one worker) and the deployment's count
+(default 6). On the embedded broker partitions are not free: Tansu 0.6 holds every fetch for
+the consumer's whole `fetch.wait.max.ms` and then reads each fetched partition from its store,
+at a cost that grows with the partition's log, so broker CPU grows with partitions x fetches.
+
+Both paths run over the same realistic routing state (suppliers with channel preferences,
+wedding vendors, CRM/venue/calendar integrations, customer webhooks) and the same `EVENTS`
+domain events (a production-like mix: wedding date changes fanning out to every vendor, form
+responses, profile updates, record.changed for webhooks):
 
 (a) shipped: `wedsync worker` as a child process (Faust agents + the routing engine); state
     goes in as CDC, is folded into GlobalTables, then N events are produced and the clock
@@ -12,8 +19,14 @@ fanning out to every vendor, form responses, profile updates, record.changed for
 (b) baseline: in this process, consume(5000) -> decode -> route (same pure logic, state in
     plain dicts) -> encode (fastavro, pre-parsed schemas) -> produce -> flush -> async commit.
 
-Then (a) at a fixed offered load of 1,000 events/s: end-to-end latency per delivery, from the
-event's `source_ts_ms` (set when produced) to the moment this process reads the delivery.
+Latency, on (a) at a fixed offered load (1,000 then 250 events/s), per delivery:
+- routing: from the event's `source_ts_ms` (stamped when it is produced to wedsync.events)
+  to the output record (its CreateTime, set when the routing process produced it), read
+  after the run; and, for the in-app topic, to the moment a live consumer here read it;
+- pipeline: from the row change's commit time (stamped when the CDC record is produced to
+  wedsync.ingest.cdc) through the Faust normalizer and the routing process to the output
+  record: DOMAIN.md's "source change to delivery attempt".
+The broker floor is one produce -> consume hop at the same message rates, no processing.
 `run()` returns the lines to print.
 """
 
@@ -21,7 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -82,7 +99,18 @@ def _state_changes(rng: random.Random) -> list[ChangeEvent]:
 
 
 def _events(rng: random.Random, count: int, lsn: int) -> list[DomainEvent]:
+    """`count` domain events, normalized here from `_changes`."""
     out: list[DomainEvent] = []
+    while len(out) < count:
+        for change in _changes(rng, count - len(out), lsn):
+            out.extend(normalize_change(change, _REF))
+        lsn += count
+    return out[:count]
+
+
+def _changes(rng: random.Random, count: int, lsn: int) -> list[ChangeEvent]:
+    """`count` row changes in a production-like mix, LSNs from `lsn` + 1."""
+    out: list[ChangeEvent] = []
     while len(out) < count:
         lsn += 1
         w, roll = rng.randrange(WEDDINGS), rng.random()
@@ -137,8 +165,8 @@ def _events(rng: random.Random, count: int, lsn: int) -> list[DomainEvent]:
                     "phone": "2",
                 },
             )
-        out.extend(normalize_change(change, _REF))
-    return out[:count]
+        out.append(change)
+    return out
 
 
 def _produce(bootstrap: str, codecs: TopicCodecs, events: list[DomainEvent], now: bool) -> None:
@@ -236,24 +264,15 @@ def _latency(
     produced it; read after the run, so measuring costs the system nothing while it runs),
     and, for the in-app topic only, to the moment a live consumer in this process read it."""
     live_topic = topics.DELIVER[topics.Destination.INAPP].deliver
-    by_topic = {t.deliver.name: codecs[t.deliver] for t in topics.DELIVER.values()}
+    live_codec = codecs[live_topic]
 
-    def consumer(group: str, wanted: list[topics.Topic]) -> Consumer:
-        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "fetch.wait.max.ms": 5})
-        parts = []
-        for t in wanted:
-            for p in range(t.partitions):
-                high = c.get_watermark_offsets(TopicPartition(t.name, p), 5)[1]
-                parts.append(TopicPartition(t.name, p, high))
-        c.assign(parts)
-        return c
-
-    live = consumer(f"bench-live-{rate}", [live_topic])
-    after = consumer(f"bench-after-{rate}", [t.deliver for t in topics.DELIVER.values()])
+    live = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-live-{rate}",
+                     "fetch.wait.max.ms": 5})  # fmt: skip
+    live.assign([TopicPartition(live_topic.name, p, o) for p, o in _ends(live, live_topic).items()])
+    starts = _starts(bootstrap)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     codec = codecs[topics.EVENTS]
     ids = {e["event_id"] for e in events}
-    to_output: list[float] = []
     to_read: list[float] = []
     start = time.monotonic()
     sent = 0
@@ -269,23 +288,86 @@ def _latency(
             producer.poll(0)
             for msg in live.consume(1000, 0.001):
                 if not msg.error():
-                    record = by_topic[live_topic.name].decode(msg.value())
+                    record = live_codec.decode(msg.value())
                     if record["event_id"] in ids:
                         to_read.append(time.time() * 1000 - record["source_ts_ms"])
-        quiet = 0
-        while quiet < 5:  # read every delivery of the run, then stop
-            msgs = after.consume(10_000, 0.2)
+        return _read_outputs(bootstrap, codecs, starts, ids), to_read
+    finally:
+        live.close()
+
+
+def _read_outputs(
+    bootstrap: str,
+    codecs: TopicCodecs,
+    starts: dict[tuple[str, int], int],
+    ids: set[str],
+    timeout: float = 60,
+) -> list[float]:
+    """Per delivery of an event in `ids` written at or after `starts`: ms from its
+    `source_ts_ms` to its output record's CreateTime. Read only after the run: a consumer
+    fetching all along would load the broker that the system under test shares."""
+    by_topic = {t.deliver.name: codecs[t.deliver] for t in topics.DELIVER.values()}
+    out: list[float] = []
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-outputs"})
+    consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
+    deadline, quiet = time.monotonic() + timeout, 0
+    try:
+        while quiet < 10 and time.monotonic() < deadline:  # 2 s without a delivery: done
+            msgs = consumer.consume(10_000, 0.2)
             quiet = 0 if msgs else quiet + 1
             for msg in msgs:
                 if msg.error():
                     continue
                 record = by_topic[msg.topic() or ""].decode(msg.value())
                 if record["event_id"] in ids:
-                    to_output.append(msg.timestamp()[1] - record["source_ts_ms"])
-        return to_output, to_read
+                    out.append(msg.timestamp()[1] - record["source_ts_ms"])
+        return out
     finally:
-        live.close()
-        after.close()
+        consumer.close()
+
+
+def _starts(bootstrap: str) -> dict[tuple[str, int], int]:
+    """(deliver topic, partition) -> its end offset now."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-ends"})
+    try:
+        return {
+            (t.deliver.name, p): high
+            for t in topics.DELIVER.values()
+            for p, high in _ends(consumer, t.deliver).items()
+        }
+    finally:
+        consumer.close()
+
+
+def _pipeline(
+    bootstrap: str, codecs: TopicCodecs, changes: list[ChangeEvent], rate: int
+) -> list[float]:
+    """Offer row changes to wedsync.ingest.cdc at `rate`/s, the commit time stamped at send
+    (what the CDC source writes); per delivery, ms from the commit to the output record."""
+    ids = {e["event_id"] for c in changes for e in normalize_change(c, _REF)}
+    starts = _starts(bootstrap)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    codec = codecs[topics.INGEST_CDC]
+    start, sent = time.monotonic(), 0
+    while sent < len(changes):
+        due = min(len(changes), int((time.monotonic() - start) * rate) + 1)
+        for change in changes[sent:due]:
+            now = int(time.time() * 1000)
+            committed = {**change, "ts_ms": now, "source_ts_ms": now,
+                         "source": {**change["source"], "ts_ms": now}}  # fmt: skip
+            producer.produce(topics.INGEST_CDC.name, codec.encode(committed), change_key(change))
+        sent = due
+        producer.poll(0.001)
+    producer.flush(30)
+    return _read_outputs(bootstrap, codecs, starts, ids)
+
+
+def _ends(client: Consumer, topic: topics.Topic) -> dict[int, int]:
+    """Partition -> high watermark of `topic` now."""
+    return {
+        p: client.get_watermark_offsets(TopicPartition(topic.name, p), 5)[1]
+        for p in range(topic.partitions)
+    }
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -325,7 +407,40 @@ def _shipped(
 
 
 def run() -> list[str]:
-    """Every phase on a fresh broker: Tansu slows down as its in-memory logs grow, so phases
+    """Each partition count in a child process (the catalog's count is fixed per process)."""
+    lines = []
+    for partitions in sorted({1, topics.PARTITIONS}):
+        if partitions == 1:
+            lines.append(
+                "-- one partition per topic (the issue's setup: one partition, one worker)"
+            )
+        else:
+            lines.append(f"-- {partitions} partitions per topic (WEDSYNC_PARTITIONS, the default)")
+        lines += _in_child(partitions)
+    return lines
+
+
+def _in_child(partitions: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = os.path.join(tmp, "lines.json")
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.routing", result],
+            env={**os.environ, "WEDSYNC_PARTITIONS": str(partitions)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=1200,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{partitions} partitions: exit {done.returncode}\n"
+                               f"{done.stderr[-3000:]}")  # fmt: skip
+        with open(result) as f:
+            lines: list[str] = json.load(f)
+            return lines
+
+
+def _measure() -> list[str]:
+    """Every system on a fresh broker: Tansu slows down as its in-memory logs grow, so phases
     that shared one broker would not be comparable."""
     rng = random.Random(7)
     changes = _state_changes(rng)
@@ -337,7 +452,7 @@ def run() -> list[str]:
     rules = load_rules()
     fanout = sum(len(route(e, state, rules, 0)) for e in events) / len(events)
     lines = [
-        f"routing: {EVENTS} events, {fanout:.1f} deliveries/event on average, "
+        f"{EVENTS} events, {fanout:.1f} deliveries/event on average, "
         f"{WEDDINGS} weddings, {len(state.suppliers)} suppliers"
     ]
     with _shipped(rng, changes, links) as (bootstrap, codecs, probe):
@@ -351,30 +466,44 @@ def run() -> list[str]:
         codecs = TopicCodecs.from_settings(Settings())
         _produce(broker.bootstrap_servers, codecs, events, now=False)
         base = _baseline(broker.bootstrap_servers, codecs, state, EVENTS)
-    latencies = {}
+    routing, pipeline = {}, {}
     with _shipped(rng, changes, links) as (bootstrap, codecs, _probe):
         for rate, lsn in ((RATE, 20_000_000), (RATE // 4, 40_000_000)):
-            batch = _events(rng, rate * LATENCY_SECONDS, lsn)
-            latencies[rate] = _latency(bootstrap, codecs, batch, rate)
+            routing[rate] = _latency(
+                bootstrap, codecs, _events(rng, rate * LATENCY_SECONDS, lsn), rate
+            )
+        _pipeline(bootstrap, codecs, _changes(rng, 100, 50_000_000), 100)  # warm-up
+        for rate, lsn in ((RATE // 4, 60_000_000), (RATE, 80_000_000)):
+            pipeline[rate] = _pipeline(
+                bootstrap, codecs, _changes(rng, rate * LATENCY_SECONDS, lsn), rate
+            )
     a, b = EVENTS / shipped, EVENTS / base
     lines += [
         f"(a) shipped: worker + routing process  {a:>9,.0f} events/s",
         f"(b) plain confluent-kafka loop:        {b:>9,.0f} events/s",
         f"ratio shipped/baseline:                {a / b:>9.2f}  (target >= 0.5)",
     ]
-    for rate, (to_output, to_read) in latencies.items():
-        target = " (target p99 < 50 ms)" if rate == RATE else ""
+    for rate, (to_output, to_read) in routing.items():
+        target = "  (target p99 < 50 ms)" if rate == RATE else ""
         floor = _broker_floor(rate, round(fanout * rate), LATENCY_SECONDS)
         lines += [
-            f"latency at {rate} events/s ({len(to_output)} deliveries), source commit ->",
-            f"  output record:        p50 {_pct(to_output, 0.5):>6.0f} ms  "
-            f"p99 {_pct(to_output, 0.99):>6.0f} ms{target}",
-            f"  read by a consumer (in-app topic): p50 {_pct(to_read, 0.5):>4.0f} ms  "
-            f"p99 {_pct(to_read, 0.99):>6.0f} ms",
-            f"  broker floor (no processing, same message rates, one hop): "
-            f"p50 {_pct(floor, 0.5):.0f} ms  p99 {_pct(floor, 0.99):.0f} ms",
+            f"routing latency at {rate} events/s ({len(to_output)} deliveries), event produced ->",
+            f"  output record:            {_pcts(to_output)}{target}",
+            f"  read by a consumer (in-app): {_pcts(to_read)}",
+            f"  broker floor (one hop, same message rates, no processing): {_pcts(floor)}",
+        ]
+    for rate, to_output in pipeline.items():
+        target = "  (DOMAIN.md: < 100 ms)" if rate == RATE // 4 else ""
+        lines += [
+            f"pipeline latency at {rate} changes/s ({len(to_output)} deliveries), "
+            "row commit -> CDC record -> normalize (Faust) -> route -> output record:",
+            f"  {_pcts(to_output)}{target}",
         ]
     return lines
+
+
+def _pcts(values: list[float]) -> str:
+    return f"p50 {_pct(values, 0.5):>5.0f} ms  p99 {_pct(values, 0.99):>5.0f} ms"
 
 
 def _broker_floor(rate: int, out_rate: int, seconds: int) -> list[float]:
@@ -417,3 +546,8 @@ def _broker_floor(rate: int, out_rate: int, seconds: int) -> list[float]:
             consumer.close()
             producer.flush(10)
     return latencies
+
+
+if __name__ == "__main__":  # the child of `run()`: measure, write the lines to argv[1]
+    with open(sys.argv[1], "w") as out:
+        json.dump(_measure(), out)

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams import topics as catalog
-from streams.errors import BrokerUnavailable
+from streams.errors import BrokerUnavailable, ConfigurationError
 
 
 @dataclass
@@ -25,9 +25,12 @@ def create_topics(
     replication_factor: int = 1,
     timeout: float = 30.0,
 ) -> CreateReport:
-    """Create every topic in `wanted` that does not exist yet; existing ones are left alone."""
+    """Create every topic in `wanted` that does not exist yet; existing ones are left alone,
+    but must have the catalog's partition count (ConfigurationError otherwise: keys would
+    land on other partitions than the tables built from them expect)."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     report = CreateReport()
+    wanted = list(wanted)
     new = [NewTopic(t.name, t.partitions, replication_factor, config=t.config()) for t in wanted]
     if not new:
         return report
@@ -42,4 +45,20 @@ def create_topics(
                 report.existing.append(name)
             else:
                 raise BrokerUnavailable(f"could not create {name}: {error.str()}") from exc
+    if report.existing:
+        _check_partitions(admin, [t for t in wanted if t.name in report.existing], timeout)
     return report
+
+
+def _check_partitions(admin: AdminClient, existing: list[catalog.Topic], timeout: float) -> None:
+    metadata = admin.list_topics(timeout=timeout).topics
+    wrong = [
+        f"{t.name} has {len(metadata[t.name].partitions)}, the catalog says {t.partitions}"
+        for t in existing
+        if t.name in metadata and len(metadata[t.name].partitions) != t.partitions
+    ]
+    if wrong:
+        raise ConfigurationError(
+            "existing topics have another partition count: " + "; ".join(wrong) + ". Set "
+            "WEDSYNC_PARTITIONS to the count the cluster has, or recreate the topics"
+        )

@@ -2,7 +2,8 @@
 
 Faust defaults that do not fit us are overridden here (see FACTS.md): replication factor from
 settings, short session/rebalance timeouts so group joins take seconds not 30 s, web server on
-loopback, at-least-once processing (aiokafka's transactional producer fails on Tansu).
+loopback, at-least-once processing (aiokafka's transactional producer fails on Tansu), and
+the consumer's fetch wait (`streams.faust_transport`: 1500 ms hard-coded by Faust).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 
 import faust
 
+from streams import topics
 from streams.agents import Agents
 from streams.codec import TopicCodecs
+from streams.faust_transport import App
 from streams.settings import Settings
 
 
@@ -27,13 +30,14 @@ class Context:
 
 
 def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, Context]:
-    app = faust.App(
+    app = App(
         settings.app_id,
+        fetch_max_wait_ms=settings.faust_fetch_wait_ms,
         broker=[f"kafka://{server}" for server in bootstrap_servers.split(",")],
         store="memory://",
         processing_guarantee="at_least_once",
         topic_replication_factor=settings.replication_factor,
-        topic_partitions=settings.default_partitions,
+        topic_partitions=topics.PARTITIONS,  # co-partitioned with the catalog
         broker_session_timeout=10.0,
         broker_rebalance_timeout=10.0,
         broker_heartbeat_interval=1.0,

@@ -67,7 +67,7 @@ def run_route(settings: Settings) -> int:
             bootstrap, internal_topics(settings.app_id, config),
             replication_factor=settings.replication_factor,
         )  # fmt: skip
-        state = ChangelogState(bootstrap, settings.app_id, partitions=settings.default_partitions)
+        state = ChangelogState(bootstrap, settings.app_id, partitions=topics.PARTITIONS)
         tables = state.load()
         engine = RouteEngine(
             bootstrap=bootstrap,

@@ -42,8 +42,19 @@ class Settings(BaseSettings):
     )
     schemas_dir: Path = REPO_ROOT / "schemas"
     app_id: str = "wedsync"
-    default_partitions: int = 6
+    partitions: int = Field(
+        default=6,
+        ge=1,
+        description="Partitions of every keyed catalog topic and of Faust's internal topics "
+        "(tables stay co-partitioned with their sources). The most workers a stage can use; "
+        "on the embedded broker each partition also costs broker CPU on every fetch.",
+    )
     replication_factor: int = 1
+    faust_fetch_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        description="Longest a Faust worker's fetch waits for data (streams.faust_transport).",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     log_level: str = "info"

@@ -3,6 +3,13 @@
 Naming: `wedsync.<stage>.<what>[.retry|.dlq]`. No other module writes a topic name as a
 string; import the constant (or look one up with `topic(name)`).
 
+Partitions: every keyed topic has the deployment's `WEDSYNC_PARTITIONS` (default 6), read
+once when this module is imported, so every process of a deployment (worker, route, ingest,
+cdc, all started with the same environment) agrees, and Faust's tables, created with the same
+count, stay co-partitioned with the topics they are built from. It is the only
+deployment-specific value in the catalog; `streams.admin.create_topics` refuses to run against
+existing topics with another count.
+
 Dead-letter topics carry the original bytes untouched (no schema) and the reason in headers
 (see `streams.deadletter`). Retry topics carry the same records as their main topic.
 """
@@ -18,6 +25,23 @@ if TYPE_CHECKING:
     from streams.models import ChangeEvent
 
 DAY_MS = 24 * 60 * 60 * 1000
+
+
+def _deployment_partitions() -> int:
+    from pydantic import ValidationError
+
+    from streams.errors import ConfigurationError
+    from streams.settings import Settings
+
+    try:
+        return Settings().partitions
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "WEDSYNC_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise ConfigurationError(f"{name}: {first['msg']}; fix it in the environment") from exc
+
+
+PARTITIONS = _deployment_partitions()
 
 
 def primary_key_text(primary_key: Iterable[str], row: Mapping[str, object]) -> str:
@@ -47,7 +71,7 @@ class Topic:
     name: str
     schema: str | None  # key into schemas/ (e.g. "events/domain_event"); None = raw bytes
     key: str  # what the Kafka key is, for readers of the catalog
-    partitions: int = 6
+    partitions: int = PARTITIONS
     cleanup: Cleanup = Cleanup.DELETE
     retention_ms: int = 7 * DAY_MS
 

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from streams import topics
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, kafka_broker
+from streams.errors import ConfigurationError
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +153,10 @@ def test_interrupted_owner_stops_its_broker() -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 0
     assert all(_wait_dead(int(pid)) for pid in children)
+
+
+def test_existing_topic_with_another_partition_count_is_refused(kafka_bootstrap: str) -> None:
+    name = "test.partition-count-mismatch"
+    create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", partitions=2)])
+    with pytest.raises(ConfigurationError, match=rf"{name} has 2, the catalog says 3"):
+        create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", partitions=3)])

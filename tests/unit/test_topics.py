@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,28 @@ def test_no_module_but_the_catalog_writes_a_topic_name() -> None:
                 if value in names or value.startswith(("wedsync.deliver.", "wedsync.ingest.")):
                     offenders.append(f"{path.relative_to(REPO_ROOT)}:{line}: {value}")
     assert offenders == []
+
+
+def _in_fresh_interpreter(code: str, partitions: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WEDSYNC_PARTITIONS": partitions}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_partition_count_comes_from_the_deployment_setting() -> None:
+    code = (
+        "from streams import topics; from streams.app import create_app; "
+        "from streams.settings import Settings; "
+        "app, _ = create_app(Settings(), 'localhost:9092'); "
+        "print(topics.EVENTS.partitions, topics.SLA_HEALTH.partitions, app.conf.topic_partitions)"
+    )
+    result = _in_fresh_interpreter(code, "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "1", "2"]  # Faust tables co-partitioned with the catalog
+
+
+def test_an_invalid_partition_count_names_the_setting() -> None:
+    result = _in_fresh_interpreter("import streams.topics", "0")
+    assert result.returncode != 0
+    assert "ConfigurationError: WEDSYNC_PARTITIONS" in result.stderr
