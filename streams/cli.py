@@ -13,21 +13,27 @@ from streams.settings import Settings, load_settings
 
 
 def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
     from streams.broker import EmbeddedBroker
 
+    # Ctrl-C/SIGTERM only set a flag: a KeyboardInterrupt raised inside Popen.wait() can
+    # leave the Popen's wait lock held, and the broker.stop() that follows would hang on it
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     broker = EmbeddedBroker(port=args.port)
-    bootstrap = broker.start()
-    if args.create_topics:
-        from streams.admin import create_topics
-
-        create_topics(bootstrap)
-    print(f"embedded Kafka broker on {bootstrap} (memory storage); Ctrl-C stops it", flush=True)
-    print(f"export KAFKA_BOOTSTRAP_SERVERS={bootstrap}", flush=True)
     try:
-        assert broker.process is not None
-        broker.process.wait()
-    except KeyboardInterrupt:
-        pass
+        bootstrap = broker.start()
+        if args.create_topics:
+            from streams.admin import create_topics
+
+            create_topics(bootstrap)
+        print(f"embedded Kafka broker on {bootstrap} (memory storage); Ctrl-C stops it", flush=True)
+        print(f"export KAFKA_BOOTSTRAP_SERVERS={bootstrap}", flush=True)
+        while not stop.wait(0.2) and broker.process is not None and broker.process.poll() is None:
+            pass
     finally:
         broker.stop()
     return 0
