@@ -57,6 +57,7 @@ from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.samples import change_event
 from streams.settings import Settings
 from streams.topics import change_key
+from tests.integration.agents_support import wait_for_table
 
 WEDDINGS = 300
 EVENTS = 12_000
@@ -181,25 +182,6 @@ def _produce(bootstrap: str, codecs: TopicCodecs, events: list[DomainEvent], now
     for value, key in encoded:  # encoded first: the clock measures routing, not this process
         producer.produce(topics.EVENTS.name, value, key)
     producer.flush(30)
-
-
-def _wait_state(bootstrap: str, app_id: str, expected: int, timeout: float = 120) -> None:
-    """Until the wedding_vendors changelog holds every vendor link (read, not watermarks)."""
-    name = changelog_topic_name(app_id, "wedding_vendors")
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-probe",
-                         "topic.metadata.refresh.interval.ms": 500})  # fmt: skip
-    consumer.assign([TopicPartition(name, p, 0) for p in range(topics.EVENTS.partitions)])
-    table: dict[bytes, int] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while sum(table.values()) < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"state not loaded: {sum(table.values())} of {expected}")
-            for msg in consumer.consume(5000, 0.2):
-                if not msg.error():
-                    table[msg.key() or b""] = len(json.loads(msg.value() or b"{}") or {})
-    finally:
-        consumer.close()
 
 
 def _committed(consumer: Consumer) -> int:
@@ -392,7 +374,12 @@ def _shipped(
             producer.produce(topics.INGEST_CDC.name, cdc.encode(change), change_key(change))
         producer.flush(30)
         with worker_process(bootstrap, settings):
-            _wait_state(bootstrap, settings.app_id, links)
+            wait_for_table(  # every vendor link folded into the wedding_vendors table
+                bootstrap,
+                changelog_topic_name(settings.app_id, "wedding_vendors"),
+                done=lambda table: sum(len(v or {}) for v in table.values()) >= links,
+                timeout=120,
+            )
             probe = Consumer({"bootstrap.servers": bootstrap,
                               "group.id": f"{settings.app_id}-route"})  # fmt: skip
             # warm-up: clocks start once the routing process has joined its group and

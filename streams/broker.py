@@ -67,7 +67,9 @@ def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """`preexec_fn` for a child process that must not outlive us (runs between fork and
+    exec): the kernel sends it SIGKILL when its parent dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -111,7 +113,7 @@ class EmbeddedBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,  # Ctrl-C reaches our owner, who stops us last
             )
             _LIVE.add(self.process)

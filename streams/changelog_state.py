@@ -20,10 +20,10 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, Message
 
-from streams.errors import BrokerUnavailable
 from streams.logic.state import StateTables
+from streams.replay import read_to_end
 
 log = logging.getLogger(__name__)
 
@@ -72,38 +72,18 @@ class ChangelogState:
             table[name] = json.loads(value)
         self.applied += 1
 
-    def _poll(self, timeout: float) -> int:
-        count = 0
+    def _apply_message(self, msg: Message) -> None:
+        self._apply(msg.topic() or "", msg.key(), msg.value())
+
+    def _poll(self, timeout: float) -> None:
         for msg in self._consumer.consume(10_000, timeout):
-            if msg.error():
-                continue
-            self._apply(msg.topic() or "", msg.key(), msg.value())
-            count += 1
-        return count
+            if not msg.error():
+                self._apply_message(msg)
 
     def load(self, timeout: float = 120.0) -> StateTables:
         """Read every changelog to its end; then tail it in a daemon thread."""
-        parts = [
-            TopicPartition(topic, p) for topic in self._by_topic for p in range(self._partitions)
-        ]
-        try:
-            ends = {
-                (tp.topic, tp.partition): self._consumer.get_watermark_offsets(tp, 10)[1]
-                for tp in parts
-            }
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"changelog end offsets unknown: {exc}") from exc
-        self._consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
-        deadline = time.monotonic() + timeout
-        pending = {tp for tp, end in ends.items() if end > 0}
-        while pending and time.monotonic() < deadline:
-            self._poll(0.2)
-            positions = self._consumer.position([TopicPartition(t, p) for t, p in pending])
-            pending = {
-                (tp.topic, tp.partition)
-                for tp in positions
-                if tp.offset < ends[(tp.topic, tp.partition)]
-            }
+        parts = [(topic, p) for topic in self._by_topic for p in range(self._partitions)]
+        pending = read_to_end(self._consumer, parts, self._apply_message, timeout=timeout)
         if pending:
             log.warning("route: changelogs not read to their end in %.0f s: %s", timeout, pending)
         log.info("route: routing state loaded from changelogs (%d records)", self.applied)

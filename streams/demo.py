@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import topics
 from streams.admin import create_topics
-from streams.broker import _die_with_parent, free_port, kafka_broker
+from streams.broker import die_with_parent, free_port, kafka_broker
 from streams.codec import TopicCodecs
 from streams.deadletter import H_REASON, header_map
 from streams.logic.normalize import normalize_change
@@ -39,7 +39,7 @@ def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Po
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"],
         env=env,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
         start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker first
     )
     try:

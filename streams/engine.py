@@ -52,7 +52,6 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     Message,
@@ -68,6 +67,7 @@ from streams.errors import BrokerUnavailable
 from streams.logic.dedupe import SeenWindow
 from streams.logic.routing import RoutingRules, route
 from streams.logic.state import StateTables
+from streams.replay import read_to_end
 from streams.topics import Destination
 
 log = logging.getLogger(__name__)
@@ -231,25 +231,19 @@ class RouteEngine:
         })  # fmt: skip
         horizon = int(self.clock() * 1000 - self.config.dedupe_window_s * 1000)
         out: dict[int, dict[str, int]] = {p: {} for p in partitions}
+
+        def apply(msg: Message) -> None:
+            marker = json.loads(msg.value() or b"{}")
+            seen_at = int(marker.get("t", 0))
+            if seen_at > horizon and msg.partition() in out:
+                out[msg.partition() or 0].update(dict.fromkeys(marker.get("ids", []), seen_at))
+
         try:
-            ends = {}
-            for p in partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(self.seen_topic, p), 10)
-                if high > low:
-                    ends[p] = high
-            reader.assign([TopicPartition(self.seen_topic, p, OFFSET_BEGINNING) for p in ends])
-            deadline = time.monotonic() + 60
-            while ends and time.monotonic() < deadline:
-                for msg in reader.consume(10_000, 0.5):
-                    if msg.error():
-                        continue
-                    partition, offset = msg.partition() or 0, msg.offset() or 0
-                    marker = json.loads(msg.value() or b"{}")
-                    seen_at = int(marker.get("t", 0))
-                    if seen_at > horizon and partition in out:
-                        out[partition].update(dict.fromkeys(marker.get("ids", []), seen_at))
-                    if offset + 1 >= ends.get(partition, 0):
-                        ends.pop(partition, None)
+            pending = read_to_end(
+                reader, [(self.seen_topic, p) for p in partitions], apply, timeout=60
+            )
+            if pending:
+                log.warning("route: seen markers not read to their end: %s", pending)
         finally:
             reader.close()
         return out

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
-from streams.broker import _die_with_parent
+from streams.broker import die_with_parent
 
 if TYPE_CHECKING:
     import faust
@@ -46,7 +46,7 @@ class RouteService(Service):
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "route"],
             env=env,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,  # stopped by this service, not by a terminal Ctrl-C
         )
 

@@ -1,0 +1,53 @@
+"""Read Kafka partitions from their beginning to the end they have now.
+
+How a process rebuilds state that lives in a topic before it starts work: the routing state
+from the GlobalTables' changelogs (`streams.changelog_state`) and the routed event ids from
+the dedupe markers (`streams.engine`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+
+from streams.errors import BrokerUnavailable
+
+Partition = tuple[str, int]  # (topic, partition)
+
+
+def read_to_end(
+    consumer: Consumer,
+    partitions: Iterable[Partition],
+    apply: Callable[[Message], None],
+    *,
+    timeout: float,
+) -> set[Partition]:
+    """Assign `partitions` to `consumer` from their beginning and pass every record to
+    `apply` until each has been read up to the end offset it had when this was called, or
+    until `timeout` seconds. Returns the partitions not read to their end (empty: done).
+
+    The consumer stays assigned, positioned after what was read, so the caller can go on
+    tailing. Raises BrokerUnavailable when Kafka cannot say where the partitions end."""
+    try:
+        ends = {
+            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), 10)
+            for topic, p in partitions
+        }
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"end offsets unknown: {exc}; is the broker up?") from exc
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in ends])
+    pending = {tp for tp, (low, high) in ends.items() if high > low}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for msg in consumer.consume(10_000, 0.2):
+            if not msg.error():
+                apply(msg)
+        positions = consumer.position([TopicPartition(topic, p) for topic, p in pending])
+        pending = {
+            (tp.topic, tp.partition)
+            for tp in positions
+            if tp.offset < ends[(tp.topic, tp.partition)][1]
+        }
+    return pending
