@@ -19,7 +19,8 @@ responses, profile updates, record.changed for webhooks):
 (b) baseline: in this process, consume(5000) -> decode -> route (same pure logic, state in
     plain dicts) -> encode (fastavro, pre-parsed schemas) -> produce -> flush -> async commit.
 
-Latency, on (a) at a fixed offered load (1,000 then 250 events/s), per delivery:
+Latency, on (a) at a fixed offered load (1,000 events/s, `TRIALS` times, each on a fresh
+system with the broker floor measured just before it; then 250 events/s), per delivery:
 - routing: from the event's `source_ts_ms` (stamped when it is produced to wedsync.events)
   to the output record (its CreateTime, set when the routing process produced it), read
   after the run; and, for the in-app topic, to the moment a live consumer here read it;
@@ -27,12 +28,15 @@ Latency, on (a) at a fixed offered load (1,000 then 250 events/s), per delivery:
   wedsync.ingest.cdc) through the Faust normalizer and the routing process to the output
   record: DOMAIN.md's "source change to delivery attempt".
 The broker floor is one produce -> consume hop at the same message rates, no processing.
+While a latency phase runs, this process's garbage collector is off (`_no_gc`): its pauses
+would be counted as the system's latency.
 `run()` returns the lines to print.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import random
@@ -64,6 +68,7 @@ EVENTS = 12_000
 WARMUP = 200
 RATE = 1000
 LATENCY_SECONDS = 5
+TRIALS = 3  # of the headline latency phase: the machine is shared and noisy
 _REF = SourceRef(kind="cdc", topic=topics.INGEST_CDC.name, partition=0, offset=0, lsn=None,
                  delivery_id=None, table=None)  # fmt: skip
 _CHANNELS = [None, ["email", "inapp"], ["email", "slack", "inapp", "sms"], ["inapp"]]
@@ -453,40 +458,67 @@ def _measure() -> list[str]:
         codecs = TopicCodecs.from_settings(Settings())
         _produce(broker.bootstrap_servers, codecs, events, now=False)
         base = _baseline(broker.bootstrap_servers, codecs, state, EVENTS)
-    routing, pipeline = {}, {}
-    with _shipped(rng, changes, links) as (bootstrap, codecs, _probe):
-        for rate, lsn in ((RATE, 20_000_000), (RATE // 4, 40_000_000)):
-            routing[rate] = _latency(
-                bootstrap, codecs, _events(rng, rate * LATENCY_SECONDS, lsn), rate
-            )
-        _pipeline(bootstrap, codecs, _changes(rng, 100, 50_000_000), 100)  # warm-up
-        for rate, lsn in ((RATE // 4, 60_000_000), (RATE, 80_000_000)):
-            pipeline[rate] = _pipeline(
-                bootstrap, codecs, _changes(rng, rate * LATENCY_SECONDS, lsn), rate
-            )
+    trials: list[tuple[list[float], list[float], list[float]]] = []
+    pipeline: dict[int, list[float]] = {}
+    for trial in range(TRIALS):
+        with _no_gc():
+            floor = _broker_floor(RATE, round(fanout * RATE), LATENCY_SECONDS)
+        with _shipped(rng, changes, links) as (bootstrap, codecs, _probe):
+            batch = _events(rng, RATE * LATENCY_SECONDS, 20_000_000 + trial * 1_000_000)
+            with _no_gc():
+                trials.append((*_latency(bootstrap, codecs, batch, RATE), floor))
+            if trial < TRIALS - 1:
+                continue
+            quarter = _events(rng, RATE // 4 * LATENCY_SECONDS, 40_000_000)
+            with _no_gc():
+                low_load = _latency(bootstrap, codecs, quarter, RATE // 4)
+            _pipeline(bootstrap, codecs, _changes(rng, 100, 50_000_000), 100)  # warm-up
+            for rate, lsn in ((RATE // 4, 60_000_000), (RATE, 80_000_000)):
+                changes_in = _changes(rng, rate * LATENCY_SECONDS, lsn)
+                with _no_gc():
+                    pipeline[rate] = _pipeline(bootstrap, codecs, changes_in, rate)
+    with _no_gc():
+        low_floor = _broker_floor(RATE // 4, round(fanout * RATE // 4), LATENCY_SECONDS)
     a, b = EVENTS / shipped, EVENTS / base
     lines += [
         f"(a) shipped: worker + routing process  {a:>9,.0f} events/s",
         f"(b) plain confluent-kafka loop:        {b:>9,.0f} events/s",
         f"ratio shipped/baseline:                {a / b:>9.2f}  (target >= 0.5)",
+        f"routing latency at {RATE} events/s, event produced -> output record, "
+        f"{TRIALS} trials, each on a fresh system; the broker floor is measured just before:",
     ]
-    for rate, (to_output, to_read) in routing.items():
-        target = "  (target p99 < 50 ms)" if rate == RATE else ""
-        floor = _broker_floor(rate, round(fanout * rate), LATENCY_SECONDS)
-        lines += [
-            f"routing latency at {rate} events/s ({len(to_output)} deliveries), event produced ->",
-            f"  output record:            {_pcts(to_output)}{target}",
-            f"  read by a consumer (in-app): {_pcts(to_read)}",
-            f"  broker floor (one hop, same message rates, no processing): {_pcts(floor)}",
-        ]
+    for number, (to_output, to_read, floor) in enumerate(trials, 1):
+        lines.append(
+            f"  trial {number}: {_pcts(to_output)} | read by a consumer (in-app) "
+            f"{_pcts(to_read)} | broker floor {_pcts(floor)}"
+        )
+    p99s = sorted(_pct(to_output, 0.99) for to_output, _, _ in trials)
+    lines += [
+        f"  median p99 {p99s[len(p99s) // 2]:.0f} ms (target < 50 ms)",
+        f"routing latency at {RATE // 4} events/s: {_pcts(low_load[0])} | read by a consumer "
+        f"(in-app) {_pcts(low_load[1])} | broker floor {_pcts(low_floor)}",
+    ]
     for rate, to_output in pipeline.items():
-        target = "  (DOMAIN.md: < 100 ms)" if rate == RATE // 4 else ""
-        lines += [
-            f"pipeline latency at {rate} changes/s ({len(to_output)} deliveries), "
-            "row commit -> CDC record -> normalize (Faust) -> route -> output record:",
-            f"  {_pcts(to_output)}{target}",
-        ]
+        target = " (DOMAIN.md: < 100 ms)" if rate == RATE // 4 else ""
+        lines.append(
+            f"pipeline latency at {rate} changes/s, row commit -> CDC -> normalize (Faust) -> "
+            f"route -> output record: {_pcts(to_output)}{target}"
+        )
     return lines
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No collector pauses in this process while it stamps and reads records: a pause here
+    would be counted as the system's latency."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def _pcts(values: list[float]) -> str:
