@@ -458,15 +458,17 @@ def _measure() -> list[str]:
         codecs = TopicCodecs.from_settings(Settings())
         _produce(broker.bootstrap_servers, codecs, events, now=False)
         base = _baseline(broker.bootstrap_servers, codecs, state, EVENTS)
-    trials: list[tuple[list[float], list[float], list[float]]] = []
+    trials: list[tuple[list[float], list[float], list[float], str]] = []
     pipeline: dict[int, list[float]] = {}
     for trial in range(TRIALS):
         with _no_gc():
             floor = _broker_floor(RATE, round(fanout * RATE), LATENCY_SECONDS)
         with _shipped(rng, changes, links) as (bootstrap, codecs, _probe):
             batch = _events(rng, RATE * LATENCY_SECONDS, 20_000_000 + trial * 1_000_000)
+            cpu = _cpu_times()
             with _no_gc():
-                trials.append((*_latency(bootstrap, codecs, batch, RATE), floor))
+                to_output, to_read = _latency(bootstrap, codecs, batch, RATE)
+            trials.append((to_output, to_read, floor, _steal(cpu)))
             if trial < TRIALS - 1:
                 continue
             quarter = _events(rng, RATE // 4 * LATENCY_SECONDS, 40_000_000)
@@ -487,12 +489,12 @@ def _measure() -> list[str]:
         f"routing latency at {RATE} events/s, event produced -> output record, "
         f"{TRIALS} trials, each on a fresh system; the broker floor is measured just before:",
     ]
-    for number, (to_output, to_read, floor) in enumerate(trials, 1):
+    for number, (to_output, to_read, floor, steal) in enumerate(trials, 1):
         lines.append(
             f"  trial {number}: {_pcts(to_output)} | read by a consumer (in-app) "
-            f"{_pcts(to_read)} | broker floor {_pcts(floor)}"
+            f"{_pcts(to_read)} | broker floor {_pcts(floor)} | {steal}"
         )
-    p99s = sorted(_pct(to_output, 0.99) for to_output, _, _ in trials)
+    p99s = sorted(_pct(to_output, 0.99) for to_output, _, _, _ in trials)
     lines += [
         f"  median p99 {p99s[len(p99s) // 2]:.0f} ms (target < 50 ms)",
         f"routing latency at {RATE // 4} events/s: {_pcts(low_load[0])} | read by a consumer "
@@ -505,6 +507,24 @@ def _measure() -> list[str]:
             f"route -> output record: {_pcts(to_output)}{target}"
         )
     return lines
+
+
+def _cpu_times() -> list[int]:
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except OSError:  # not Linux: no steal figure
+        return []
+
+
+def _steal(before: list[int]) -> str:
+    """Share of this machine's CPU time the hypervisor gave to other guests since `before`
+    (the `steal` column of /proc/stat): when it is high, every latency here is inflated."""
+    after = _cpu_times()
+    if not before or len(after) < 8:
+        return "steal n/a"
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    return f"CPU steal {100 * delta[7] / max(1, sum(delta)):.0f}%"
 
 
 @contextlib.contextmanager
