@@ -51,3 +51,25 @@ def read_to_end(
             if tp.offset < ends[(tp.topic, tp.partition)][1]
         }
     return pending
+
+
+def wait_for_group(consumer: Consumer, topic: str, partitions: int, *, timeout: float) -> set[int]:
+    """Wait until the consumer group of `consumer` (its `group.id`; the consumer itself
+    only reads the group's commits, it does not join) has committed, on every partition of
+    `topic`, at least the end offset that partition had when this was called: everything
+    already in the topic has been processed by the group. Gives up after `timeout` seconds.
+    Returns the partitions still behind (empty: caught up)."""
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    try:
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, 10) for tp in parts}
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"{topic}: end offsets unknown ({exc}); broker up?") from exc
+    behind = {p for p, (low, high) in ends.items() if high > low}
+    deadline = time.monotonic() + timeout
+    while behind:
+        committed = consumer.committed([TopicPartition(topic, p) for p in behind], timeout=10)
+        behind = {tp.partition for tp in committed if tp.offset < ends[tp.partition][1]}
+        if not behind or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    return behind

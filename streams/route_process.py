@@ -25,12 +25,15 @@ import signal
 import threading
 from types import FrameType
 
+from confluent_kafka import Consumer
+
 from streams import topics
 from streams.admin import create_topics
 from streams.changelog_state import ChangelogState
 from streams.codec import TopicCodecs
 from streams.engine import RouteEngine, RouteSettings, seen_topic_name
 from streams.logic.routing import load_rules
+from streams.replay import wait_for_group
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,26 @@ def internal_topics(app_id: str, config: RouteSettings) -> list[topics.Topic]:
     ]  # fmt: skip
 
 
+def _wait_for_state_agent(bootstrap: str, app_id: str, timeout: float = 120.0) -> None:
+    """Cold start: wait until the Faust worker (consumer group `app_id`, which holds the
+    state agent) has committed every CDC record that was already in wedsync.ingest.cdc, so
+    the changelogs hold the state those records make before the first event is routed. A
+    restart finds the group caught up and goes straight on; after `timeout` routing starts
+    anyway, with a warning (some early events may miss recipients added in the backlog)."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": app_id,
+                      "enable.auto.commit": False, "log.connection.close": False})  # fmt: skip
+    try:
+        behind = wait_for_group(
+            probe, topics.INGEST_CDC.name, topics.INGEST_CDC.partitions, timeout=timeout
+        )
+    finally:
+        probe.close()
+    if behind:
+        log.warning("route: the state agent is still behind on %s partitions %s after %.0f s; "
+                    "routing with the state loaded so far", topics.INGEST_CDC.name,
+                    sorted(behind), timeout)  # fmt: skip
+
+
 def run_route(settings: Settings) -> int:
     """Route until SIGTERM/SIGINT; needs KAFKA_BOOTSTRAP_SERVERS (the worker's broker)."""
     from streams.broker import kafka_broker
@@ -67,6 +90,7 @@ def run_route(settings: Settings) -> int:
             bootstrap, internal_topics(settings.app_id, config),
             replication_factor=settings.replication_factor,
         )  # fmt: skip
+        _wait_for_state_agent(bootstrap, settings.app_id)
         state = ChangelogState(bootstrap, settings.app_id, partitions=topics.PARTITIONS)
         tables = state.load()
         engine = RouteEngine(
