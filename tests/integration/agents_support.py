@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
+from streams.changelog_state import changelog_topic_name
 from streams.codec import TopicCodecs
 from streams.logic.state import StateTables, apply_change
 from streams.models import ChangeEvent, ColumnValue, SourceRef
@@ -138,3 +139,13 @@ class DeliveryReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def wait_for_wedding_state(bootstrap: str, app_id: str, prefix: str) -> None:
+    """Until the worker has folded `wedding_rows(..., prefix)` into its tables: the last
+    table those rows fill, integrations, holds their 4 integrations (3 supplier, 1 venue)."""
+    wait_for_table(
+        bootstrap,
+        changelog_topic_name(app_id, "integrations"),
+        lambda table: sum(len(v or {}) for k, v in table.items() if k.startswith(prefix)) == 4,
+    )

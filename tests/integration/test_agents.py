@@ -7,7 +7,6 @@ from collections import Counter
 
 import pytest
 from streams import topics
-from streams.changelog_state import changelog_topic_name
 from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
@@ -22,7 +21,7 @@ from tests.integration.agents_support import (
     produce_changes,
     state_changes,
     state_of,
-    wait_for_table,
+    wait_for_wedding_state,
     wedding_rows,
 )
 
@@ -40,11 +39,7 @@ def test_wedding_date_change_fans_out_to_every_vendor_channel_and_system(
     produce_changes(kafka_bootstrap, codecs, changes)
     reader = DeliveryReader(kafka_bootstrap, codecs)
     with worker_process(kafka_bootstrap, settings) as worker:
-        wait_for_table(
-            kafka_bootstrap,
-            changelog_topic_name(settings.app_id, "integrations"),
-            lambda table: sum(len(v or {}) for k, v in table.items() if k.startswith(prefix)) == 4,
-        )
+        wait_for_wedding_state(kafka_bootstrap, settings.app_id, prefix)
         moved = date_change(wedding, lsn=100, old="2027-06-12", new="2027-06-19")
         produce_changes(kafka_bootstrap, codecs, [moved])
         (event,) = [

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from streams.changelog_state import changelog_topic_name
 from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
@@ -22,7 +21,7 @@ from tests.integration.agents_support import (
     produce_changes,
     state_changes,
     state_of,
-    wait_for_table,
+    wait_for_wedding_state,
     wedding_rows,
 )
 
@@ -57,13 +56,7 @@ def test_restart_recovers_state_loses_nothing_and_routes_no_event_twice(
     try:
         produce_changes(kafka_bootstrap, codecs, state)
         with worker_process(kafka_bootstrap, settings) as first:
-            wait_for_table(
-                kafka_bootstrap,
-                changelog_topic_name(settings.app_id, "integrations"),
-                lambda table: (
-                    sum(len(v or {}) for k, v in table.items() if k.startswith(prefix)) == 4
-                ),
-            )
+            wait_for_wedding_state(kafka_bootstrap, settings.app_id, prefix)
             produce_changes(kafka_bootstrap, codecs, before)
             reader.read_until(  # mid-stream: some, not all, of the first half is routed
                 lambda got: len({r["delivery_id"] for _, r in got} & wanted) >= 20, timeout=90
