@@ -1,10 +1,12 @@
-"""Sample CDC change events, used by `make run` and by tests that need realistic input."""
+"""Sample CDC change events and inbound webhooks, used by `make run` and by tests that need
+realistic input."""
 
 from __future__ import annotations
 
+import json
 import time
 
-from streams.models import ChangeEvent, ColumnValue
+from streams.models import ChangeEvent, ColumnValue, InboundWebhook
 from streams.topics import primary_key_text
 
 
@@ -99,3 +101,21 @@ def demo_changes(base_lsn: int = 1000) -> list[ChangeEvent]:
             after={"id": wedding, "wedding_date": "2027-06-19", "venue_name": "Elm Hall"},
         ),
     ]
+
+
+def inbound_webhook(
+    body: object = b"", *, headers: dict[str, str] | None = None, source: str = "honeybook"
+) -> InboundWebhook:
+    """A verified webhook as the gateway stores it; `body` is bytes, or JSON-encoded."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return InboundWebhook(
+        event_id="wh-1",
+        source=source,
+        verification="hmac_sha256",
+        delivery_id="d-1",
+        headers=headers or {},
+        content_type="application/json",
+        body=raw,
+        received_at_ms=1_800_000_000_500,
+        source_ts_ms=1_800_000_000_000,
+    )

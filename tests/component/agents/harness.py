@@ -30,7 +30,7 @@ from faust import topics as faust_topics
 from streams import topics
 from streams.codec import TopicCodecs
 from streams.deadletter import header_map
-from streams.models import DomainEvent, InboundWebhook, PayloadValue, SourceRef
+from streams.models import DomainEvent, PayloadValue, SourceRef
 
 BARRIER_KEY = b"suppliers:__barrier__"
 BARRIER_VALUE = b"\xffbarrier"
@@ -137,22 +137,6 @@ def events_sent(wire: Wire, codecs: TopicCodecs) -> list[tuple[bytes | None, Dom
     """(key, decoded domain event) of every record sent to wedsync.events."""
     codec = codecs[topics.EVENTS]
     return [(s.key, codec.decode(s.value)) for s in wire.to(topics.EVENTS.name)]  # type: ignore[misc]
-
-
-def webhook(
-    body: bytes, *, headers: dict[str, str] | None = None, source: str = "honeybook"
-) -> InboundWebhook:
-    return InboundWebhook(
-        event_id="wh-1",
-        source=source,
-        verification="hmac_sha256",
-        delivery_id="d-1",
-        headers=headers or {},
-        content_type="application/json",
-        body=body,
-        received_at_ms=1_800_000_000_500,
-        source_ts_ms=1_800_000_000_000,
-    )
 
 
 def booking_changed(

@@ -17,9 +17,10 @@ from streams import deadletter, topics
 from streams.agents import Agents
 from streams.codec import TopicCodecs
 from streams.samples import change_event
+from streams.samples import inbound_webhook as webhook
 from streams.topics import change_key
 
-from tests.component.agents.harness import Driver, Wire, driving, events_sent, webhook
+from tests.component.agents.harness import Driver, Wire, driving, events_sent
 
 WEDDING = "w-2027-0612"
 GOOGLE = {

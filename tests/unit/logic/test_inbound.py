@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from streams.errors import PoisonMessage
 from streams.logic.normalize import normalize_webhook
-from streams.models import InboundWebhook, SourceRef
+from streams.models import SourceRef
+from streams.samples import inbound_webhook as webhook
 
 REF = SourceRef(
     kind="webhook",
@@ -18,23 +17,6 @@ REF = SourceRef(
     delivery_id="d-1",
     table=None,
 )
-
-
-def webhook(
-    body: object = b"", *, headers: dict[str, str] | None = None, source: str = "honeybook"
-) -> InboundWebhook:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return InboundWebhook(
-        event_id="wh-1",
-        source=source,
-        verification="hmac_sha256",
-        delivery_id="d-1",
-        headers=headers or {},
-        content_type="application/json",
-        body=raw,
-        received_at_ms=1_800_000_000_500,
-        source_ts_ms=1_800_000_000_000,
-    )
 
 
 GOOGLE = {
