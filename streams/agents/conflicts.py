@@ -65,7 +65,10 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
             except Exception as exc:  # a bad record is data: dead-letter it
                 await dead_letter(dlq, STAGE, event.message, exc)
                 continue
-            bookings[supplier] = updated
+            if updated:
+                bookings[supplier] = updated
+            elif supplier in bookings:
+                del bookings[supplier]  # nothing left to come: keep the table bounded
             for conflict in found:
                 await events.send(key=conflict["aggregate_id"].encode(), value=conflict)
             metrics.RECORDS_OUT.labels(STAGE).inc(len(found))

@@ -6,9 +6,11 @@ Intervals are half-open [start, end) in epoch milliseconds, UTC, so back-to-back
 compared on one timeline. Local times are given with an IANA zone and converted with
 zoneinfo (DST-aware); ISO strings with an offset are taken as they are.
 
-State per vendor (the lead keeps it in a table keyed by supplier id) is a plain
+State per vendor (the agent keeps it in a table keyed by supplier id) is a plain
 `dict[booking_id, BookedInterval]`. `apply_booking` is the reducer: current bookings and one
-booking.changed event in, (new bookings, conflict events) out. Nothing is mutated.
+booking.changed event in, (new bookings, conflict events) out. Nothing is mutated. State is
+bounded: every write drops the vendor's bookings that ended before the event (or an injected
+clock), and cancelled or deleted bookings are never stored.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class BookedInterval(TypedDict):
 
 
 VendorBookings = dict[str, BookedInterval]
+
+_CANCELLED_STATUSES = frozenset({"cancelled", "canceled", "deleted"})
 
 
 def to_epoch_ms(value: PayloadValue, time_zone: str | None) -> int | None:
@@ -92,26 +96,44 @@ def find_conflicts(
     return sorted(found, key=lambda b: (b["start_ms"], b["booking_id"]))
 
 
+def is_cancelled(payload: Mapping[str, PayloadValue]) -> bool:
+    """True when the booking is cancelled or deleted: the flag, or the status says so."""
+    status = payload.get("status")
+    return payload.get("cancelled") is True or (
+        isinstance(status, str) and status.lower() in _CANCELLED_STATUSES
+    )
+
+
 def apply_booking(
-    bookings: Mapping[str, BookedInterval] | None, event: DomainEvent
+    bookings: Mapping[str, BookedInterval] | None,
+    event: DomainEvent,
+    *,
+    now_ms: int | None = None,
 ) -> tuple[VendorBookings, list[DomainEvent]]:
     """Fold one booking.changed event into a vendor's bookings.
 
-    A cancelled booking is removed. An update older than the stored version is ignored.
-    A booking without a valid interval (missing times, end not after start) leaves the
-    bookings unchanged. Each overlap with another booking yields one conflict event.
+    Bookings that ended by `now_ms` (default: the event's time) are dropped first, so a
+    vendor's state holds only what is still to come and a booking that has already ended
+    is not stored. A cancelled or deleted booking is removed. An update older than the
+    stored version is ignored. A booking without a valid interval (missing times, end not
+    after start) leaves the bookings unchanged. Each overlap with another booking yields
+    one conflict event.
     """
-    current: VendorBookings = dict(bookings) if bookings else {}
+    now = event["occurred_at_ms"] if now_ms is None else now_ms
+    current = prune(bookings or {}, now)
     p = event["payload"]
     booking_id = str(p.get("booking_id"))
     stored = current.get(booking_id)
     if stored is not None and stored["version"] > event["aggregate_version"]:
         return current, []
-    if p.get("cancelled") is True:
+    if is_cancelled(p):
         current.pop(booking_id, None)
         return current, []
     interval = booking_interval(event)
     if interval is None:
+        return current, []
+    if interval["end_ms"] <= now:
+        current.pop(booking_id, None)
         return current, []
     current[booking_id] = interval
     supplier = str(p.get("supplier_id"))

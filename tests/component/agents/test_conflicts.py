@@ -20,6 +20,7 @@ from streams.models import DomainEvent
 from tests.component.agents.harness import Driver, Wire, booking_changed, driving, events_sent
 
 DAY = "2027-06-12"
+AFTER_DAY_MS = 1_813_050_000_000  # 2027-06-15T09:00Z: the DAY's bookings have ended
 
 
 @pytest.fixture
@@ -192,3 +193,23 @@ async def test_bookings_without_a_vendor_are_not_conflicts_of_one_vendor(
     await conflicts.settle()
     assert wire.to(topics.EVENTS.name) == []
     assert "None" not in agents.conflicts["bookings"]
+
+
+async def test_a_vendors_bookings_that_ended_are_dropped_when_it_is_written(
+    conflicts: Driver, codecs: TopicCodecs, agents: Agents
+) -> None:
+    later = booking_changed("b2", "2027-07-03T10:00", "2027-07-03T14:00")
+    later["occurred_at_ms"] = AFTER_DAY_MS
+    await book(conflicts, codecs, booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"), later)
+    assert set(agents.conflicts["bookings"]["s-photo"]) == {"b2"}
+
+
+async def test_a_vendor_with_no_bookings_left_has_no_table_entry(
+    conflicts: Driver, codecs: TopicCodecs, agents: Agents
+) -> None:
+    await book(
+        conflicts, codecs,
+        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
+        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00", version=2, cancelled=True),
+    )  # fmt: skip
+    assert "s-photo" not in agents.conflicts["bookings"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from streams.logic.conflicts import apply_booking, prune, to_epoch_ms
 from streams.models import PayloadValue
 
@@ -17,6 +18,7 @@ def booking(
     zone: str | None = "Europe/London",
     client: str = "c-1",
     version: int = 1,
+    at: str | None = None,
     **extra: PayloadValue,
 ) -> object:
     ev = event(
@@ -36,7 +38,14 @@ def booking(
         event_id=f"ev-{booking_id}-{version}",
     )
     ev["aggregate_version"] = version
+    if at is not None:
+        ev["occurred_at_ms"] = ms(at)
     return ev
+
+
+def ms(utc: str) -> int:
+    """Epoch ms of an ISO time with an offset."""
+    return to_epoch_ms(utc, None) or 0
 
 
 def fold(*events: object) -> tuple[dict, list]:  # type: ignore[type-arg]
@@ -169,4 +178,30 @@ def test_conflict_event_ids_are_deterministic() -> None:
 
 def test_prune_drops_bookings_that_ended() -> None:
     state, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"))
-    assert prune(state, to_epoch_ms("2027-06-13T00:00:00Z", None) or 0) == {}
+    assert prune(state, ms("2027-06-13T00:00:00Z")) == {}
+
+
+def test_writing_a_vendor_drops_its_bookings_that_ended_before_the_event() -> None:
+    state, _ = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-07-03T12:00", "2027-07-03T20:00", at="2027-06-20T09:00:00Z"),
+    )
+    assert set(state) == {"b2"}
+
+
+def test_booking_that_ended_before_the_event_is_not_stored() -> None:
+    state, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", at="2027-06-13T00:00Z"))
+    assert state == {}
+
+
+@pytest.mark.parametrize("status", ["cancelled", "canceled", "deleted"])
+def test_booking_with_a_cancellation_status_is_not_stored(status: str) -> None:
+    state, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", status=status))
+    assert state == {}
+
+
+def test_pruning_can_use_an_injected_clock() -> None:
+    state, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"))
+    later = booking("b2", "2027-07-03T12:00", "2027-07-03T20:00")
+    updated, _ = apply_booking(state, later, now_ms=ms("2027-06-20T09:00:00Z"))  # type: ignore[arg-type]
+    assert set(updated) == {"b2"}
