@@ -64,6 +64,7 @@ from streams import metrics, topics
 from streams.codec import AvroCodec, TopicCodecs
 from streams.deadletter import dead_letter_headers
 from streams.errors import BrokerUnavailable
+from streams.logic.conflicts import booking_keys
 from streams.logic.dedupe import SeenWindow
 from streams.logic.routing import RoutingRules, route
 from streams.logic.state import StateTables
@@ -288,9 +289,8 @@ class RouteEngine:
             for name, key, value in encoded:
                 produce(name, value, key)
             if self.bookings_topic and event["event_type"] == "booking.changed":
-                supplier = event["payload"].get("supplier_id")
-                if supplier:
-                    produce(self.bookings_topic, msg.value(), str(supplier).encode())
+                for supplier in booking_keys(event):
+                    produce(self.bookings_topic, msg.value(), supplier.encode())
             pending.routed.append((partition, event_id))
             self._e2e.observe(max(0.0, now - event["source_ts_ms"] / 1000))
         pending.sealed = True

@@ -7,10 +7,12 @@
                                                         and the couple)
 
 The routing engine forwards each booking.changed event it reads to the internal
-bookings-by-supplier topic (keyed by the payload's supplier id), which is this agent's
+bookings-by-supplier topic, once under each supplier id `streams.logic.conflicts.booking_keys`
+names (the booking's vendor and, when it moved, its previous one), which is this agent's
 regrouping: every booking of one vendor lands on one partition, so the `bookings` table,
 co-partitioned with that topic, holds a vendor's whole calendar on one worker and recovers
-from its changelog after a restart. The decision is `streams.logic.conflicts.apply_booking`.
+from its changelog after a restart. The record's key says whose bookings to update; the
+decision is `streams.logic.conflicts.apply_booking`.
 Conflict events go back to wedsync.events, so routing stays in one place.
 """
 
@@ -23,7 +25,8 @@ import faust
 from streams import metrics, topics
 from streams.agents.common import dead_letter, raw_topic
 from streams.faust_codec import register_codec
-from streams.logic.conflicts import apply_booking
+from streams.logic.conflicts import VendorBookings, apply_booking, booking_keys
+from streams.models import DomainEvent
 from streams.route_process import bookings_topic_name
 
 if TYPE_CHECKING:
@@ -56,12 +59,12 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
         async for event in stream.events():
             metrics.RECORDS_IN.labels(STAGE).inc()
             try:
-                booking = codec.decode(event.message.value)
-                supplier_id = booking["payload"].get("supplier_id")
-                if supplier_id is None or supplier_id == "":
-                    continue  # no vendor named: nothing it could double-book
-                supplier = str(supplier_id)
-                updated, found = apply_booking(bookings.get(supplier), booking)  # type: ignore[arg-type]
+                booking: DomainEvent = codec.decode(event.message.value)  # type: ignore[assignment]
+                supplier = (event.message.key or b"").decode()
+                if supplier not in booking_keys(booking):
+                    continue  # not a vendor this booking names: nothing it could double-book
+                stored: VendorBookings | None = bookings.get(supplier)
+                updated, found = apply_booking(stored, booking, supplier_id=supplier)
             except Exception as exc:  # a bad record is data: dead-letter it
                 await dead_letter(dlq, STAGE, event.message, exc)
                 continue

@@ -104,20 +104,30 @@ def is_cancelled(payload: Mapping[str, PayloadValue]) -> bool:
     )
 
 
+def booking_keys(event: DomainEvent) -> list[str]:
+    """The vendors (supplier ids) whose bookings a booking.changed event updates: the one it
+    names, and the one it names as previous when the booking moved; [] when it names none.
+    The route engine forwards the event to the bookings topic under each of these keys."""
+    p = event["payload"]
+    named = (p.get("supplier_id"), p.get("previous_supplier_id"))
+    return list(dict.fromkeys(str(s) for s in named if s is not None and s != ""))
+
+
 def apply_booking(
     bookings: Mapping[str, BookedInterval] | None,
     event: DomainEvent,
     *,
+    supplier_id: str,
     now_ms: int | None = None,
 ) -> tuple[VendorBookings, list[DomainEvent]]:
-    """Fold one booking.changed event into a vendor's bookings.
+    """Fold one booking.changed event into the bookings of vendor `supplier_id`.
 
     Bookings that ended by `now_ms` (default: the event's time) are dropped first, so a
     vendor's state holds only what is still to come and a booking that has already ended
-    is not stored. A cancelled or deleted booking is removed. An update older than the
-    stored version is ignored. A booking without a valid interval (missing times, end not
-    after start) leaves the bookings unchanged. Each overlap with another booking yields
-    one conflict event.
+    is not stored. An update older than the stored version is ignored. A booking that is
+    cancelled or deleted, or no longer this vendor's (it moved to another one), is removed.
+    A booking without a valid interval (missing times, end not after start) leaves the
+    bookings unchanged. Each overlap with another booking yields one conflict event.
     """
     now = event["occurred_at_ms"] if now_ms is None else now_ms
     current = prune(bookings or {}, now)
@@ -126,7 +136,7 @@ def apply_booking(
     stored = current.get(booking_id)
     if stored is not None and stored["version"] > event["aggregate_version"]:
         return current, []
-    if is_cancelled(p):
+    if is_cancelled(p) or str(p.get("supplier_id")) != supplier_id:
         current.pop(booking_id, None)
         return current, []
     interval = booking_interval(event)
@@ -136,9 +146,8 @@ def apply_booking(
         current.pop(booking_id, None)
         return current, []
     current[booking_id] = interval
-    supplier = str(p.get("supplier_id"))
     return current, [
-        conflict_event(event, supplier, interval, other)
+        conflict_event(event, supplier_id, interval, other)
         for other in find_conflicts(current, interval)
     ]
 

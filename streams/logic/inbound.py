@@ -142,6 +142,7 @@ _STATUS_WORDS = ("status", "availability")
 _BOOKING_FIELDS = {
     "booking_id": ("booking_id", "id", "project_id", "job_id"),
     "supplier_id": ("supplier_id", "vendor_id"),
+    "previous_supplier_id": ("previous_supplier_id", "previous_vendor_id"),
     "wedding_id": ("wedding_id",),
     "client_id": ("client_id", "couple_id"),
     "status": ("status", "state"),

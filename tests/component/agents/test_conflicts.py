@@ -213,3 +213,18 @@ async def test_a_vendor_with_no_bookings_left_has_no_table_entry(
         booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00", version=2, cancelled=True),
     )  # fmt: skip
     assert "s-photo" not in agents.conflicts["bookings"]
+
+
+async def test_a_booking_moved_to_another_vendor_leaves_the_old_one(
+    conflicts: Driver, codecs: TopicCodecs, agents: Agents
+) -> None:
+    await book(conflicts, codecs, booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"))
+    move = booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00", supplier="s-dj", version=2)
+    move["payload"]["previous_supplier_id"] = "s-photo"
+    encoded = codecs[topics.EVENTS].encode(move)
+    for key in (b"s-dj", b"s-photo"):  # the route engine forwards it to both vendors
+        await conflicts.put(encoded, key)
+    await conflicts.settle()
+    bookings = agents.conflicts["bookings"]
+    assert "s-photo" not in bookings
+    assert set(bookings["s-dj"]) == {"b1"}

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from streams.logic.conflicts import apply_booking, prune, to_epoch_ms
-from streams.models import PayloadValue
+from streams.logic.conflicts import (
+    VendorBookings,
+    apply_booking,
+    booking_keys,
+    prune,
+    to_epoch_ms,
+)
+from streams.models import DomainEvent, PayloadValue
 
 from tests.unit.logic.factories import event
 
@@ -14,13 +20,13 @@ def booking(
     start: str,
     end: str,
     *,
-    supplier: str = "s-photo",
+    supplier: str | None = "s-photo",
     zone: str | None = "Europe/London",
     client: str = "c-1",
     version: int = 1,
     at: str | None = None,
     **extra: PayloadValue,
-) -> object:
+) -> DomainEvent:
     ev = event(
         "booking.changed",
         {
@@ -48,11 +54,12 @@ def ms(utc: str) -> int:
     return to_epoch_ms(utc, None) or 0
 
 
-def fold(*events: object) -> tuple[dict, list]:  # type: ignore[type-arg]
-    state: dict = {}  # type: ignore[type-arg]
-    conflicts: list = []  # type: ignore[type-arg]
+def fold(*events: DomainEvent) -> tuple[VendorBookings, list[DomainEvent]]:
+    """Each event folded into the bookings of the vendor it names."""
+    state: VendorBookings = {}
+    conflicts: list[DomainEvent] = []
     for ev in events:
-        state, found = apply_booking(state, ev)  # type: ignore[arg-type]
+        state, found = apply_booking(state, ev, supplier_id=str(ev["payload"]["supplier_id"]))
         conflicts.extend(found)
     return state, conflicts
 
@@ -95,15 +102,7 @@ def test_back_to_back_bookings_are_not_a_conflict() -> None:
 
 def test_overlapping_bookings_of_different_vendors_are_not_a_conflict() -> None:
     _state_a, a = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-a"))
-    _, b = apply_booking(
-        {},
-        booking(
-            "b2",
-            "2027-06-12T12:00",
-            "2027-06-12T20:00",  # type: ignore[arg-type]
-            supplier="s-b",
-        ),
-    )
+    _, b = fold(booking("b2", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-b"))
     assert a == [] and b == []
 
 
@@ -203,5 +202,54 @@ def test_booking_with_a_cancellation_status_is_not_stored(status: str) -> None:
 def test_pruning_can_use_an_injected_clock() -> None:
     state, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"))
     later = booking("b2", "2027-07-03T12:00", "2027-07-03T20:00")
-    updated, _ = apply_booking(state, later, now_ms=ms("2027-06-20T09:00:00Z"))  # type: ignore[arg-type]
+    updated, _ = apply_booking(state, later, supplier_id="s-photo", now_ms=ms("2027-06-20T09:00Z"))
     assert set(updated) == {"b2"}
+
+
+def moved(booking_id: str, *, to: str | None, from_: str, version: int = 2) -> DomainEvent:
+    """booking.changed: `booking_id` now belongs to `to` (None: no vendor), before `from_`."""
+    return booking(
+        booking_id,
+        "2027-06-12T12:00",
+        "2027-06-12T20:00",
+        supplier=to,
+        version=version,
+        previous_supplier_id=from_,
+    )
+
+
+def test_a_moved_booking_is_forwarded_to_its_new_and_its_old_vendor() -> None:
+    assert booking_keys(moved("b1", to="s-b", from_="s-a")) == ["s-b", "s-a"]
+
+
+def test_a_booking_whose_vendor_did_not_change_is_forwarded_once() -> None:
+    assert booking_keys(moved("b1", to="s-a", from_="s-a")) == ["s-a"]
+
+
+def test_a_booking_without_a_vendor_is_forwarded_to_nobody() -> None:
+    assert booking_keys(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="")) == []
+
+
+def test_a_booking_moved_to_another_vendor_leaves_the_old_one() -> None:
+    old, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-a"))
+    updated, _ = apply_booking(old, moved("b1", to="s-b", from_="s-a"), supplier_id="s-a")
+    assert updated == {}
+
+
+def test_a_booking_moved_to_another_vendor_is_booked_with_the_new_one() -> None:
+    updated, _ = apply_booking({}, moved("b1", to="s-b", from_="s-a"), supplier_id="s-b")
+    assert set(updated) == {"b1"}
+
+
+def test_a_booking_taken_off_its_vendor_leaves_it() -> None:
+    old, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-a"))
+    updated, _ = apply_booking(old, moved("b1", to=None, from_="s-a"), supplier_id="s-a")
+    assert updated == {}
+
+
+def test_a_stale_move_leaves_the_booking_with_its_vendor() -> None:
+    old, _ = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-a", version=5))
+    updated, _ = apply_booking(
+        old, moved("b1", to="s-b", from_="s-a", version=3), supplier_id="s-a"
+    )
+    assert set(updated) == {"b1"}
