@@ -5,6 +5,11 @@ PII minimization is by construction: every builder names the fields it copies (a
 never "everything but"); generic fallbacks go through `safe_items`, which drops any key that
 looks like contact data or a credential. Couples' email addresses and phone numbers never
 reach Slack, SMS, in-app, calendars, CRMs or webhook bodies.
+
+Times are read by `streams.logic.times`: wall-clock times and naive timestamps in the
+wedding's zone (the event's `time_zone`, else the integration's), never the host's. The
+calendar and CRM builders raise `TimeRefused` (a `PoisonMessage`: dead-letter the event) when
+a time cannot be placed: no zone known, an unknown zone, a value that is not a time.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.logic.times import TimeRefused, WeddingClock
 from streams.models import CrmValue, DomainEvent, PayloadValue
 
 SLACK_MAX_BLOCKS = 50
@@ -73,9 +78,16 @@ def _int_or_none(value: PayloadValue) -> CrmValue:
 
 
 # ---- vendor CRMs ---------------------------------------------------------------------------
-def photography_crm_payload(event: DomainEvent) -> dict[str, CrmValue]:
-    """The generic photography-CRM webhook body (DOMAIN.md), exactly these nine fields."""
+def photography_crm_payload(
+    event: DomainEvent, default_zone: str | None = None
+) -> dict[str, CrmValue]:
+    """The generic photography-CRM webhook body (DOMAIN.md), exactly these nine fields.
+
+    `ceremony_time` is ISO 8601 on the wedding date with its UTC offset (see `_wall_clock`),
+    `updated_at` ISO 8601 in UTC. `default_zone` is the integration's configured zone, used
+    when the event names none. Raises `TimeRefused` when a time cannot be placed."""
     p = event["payload"]
+    clock, day = _wedding_clock(event, default_zone), _wedding_day(p)
     kind = {
         "form.response_received": "form_response",
         "wedding.date_changed": "wedding_date_changed",
@@ -85,27 +97,32 @@ def photography_crm_payload(event: DomainEvent) -> dict[str, CrmValue]:
         "wedding_id": _scalar(p.get("wedding_id")),
         "client_name": _scalar(p.get("client_name")),
         "wedding_date": _scalar(p.get("new_date") or p.get("wedding_date")),
-        "ceremony_time": _scalar(p.get("ceremony_time")),
+        "ceremony_time": _wall_clock(clock, day, p, "ceremony_time"),
         "venue_name": _scalar(p.get("venue_name")),
         "guest_count": _int_or_none(p.get("guest_count")),
         "photographer_notes": _scalar(p.get("photographer_notes")),
-        "updated_at": _scalar(p.get("updated_at")) or _iso_utc(event["occurred_at_ms"]),
+        "updated_at": _updated_at(clock, event),
     }
 
 
-def venue_booking_payload(event: DomainEvent) -> dict[str, CrmValue]:
-    """The venue booking system body (DOMAIN.md), exactly these nine fields."""
+def venue_booking_payload(
+    event: DomainEvent, default_zone: str | None = None
+) -> dict[str, CrmValue]:
+    """The venue booking system body (DOMAIN.md), exactly these nine fields; times as in
+    `photography_crm_payload`. Raises `TimeRefused` when a time cannot be placed."""
     p = event["payload"]
+    clock, day = _wedding_clock(event, default_zone), _wedding_day(p)
+    reception = "reception_time" if p.get("reception_time") is not None else "reception_start"
     return {
         "booking_id": _scalar(p.get("booking_id") or p.get("wedding_id")),
         "event_date": _scalar(p.get("new_date") or p.get("wedding_date")),
         "party_size": _int_or_none(p.get("guest_count")),
-        "setup_time": _scalar(p.get("setup_time")),
-        "ceremony_start": _scalar(p.get("ceremony_time")),
-        "reception_start": _scalar(p.get("reception_start")),
+        "setup_time": _wall_clock(clock, day, p, "setup_time"),
+        "ceremony_start": _wall_clock(clock, day, p, "ceremony_time"),
+        "reception_start": _wall_clock(clock, day, p, reception),
         "special_requirements": _scalar(p.get("special_requirements")),
         "coordinator_notes": _scalar(p.get("coordinator_notes")),
-        "last_updated": _scalar(p.get("updated_at")) or _iso_utc(event["occurred_at_ms"]),
+        "last_updated": _updated_at(clock, event),
     }
 
 
@@ -120,6 +137,49 @@ def email_marketing_payload(event: DomainEvent) -> dict[str, CrmValue]:
         "milestone": _scalar(p.get("milestone")),
         "completion_percentage": _scalar(p.get("new_percentage")),
     }
+
+
+def _wedding_clock(event: DomainEvent, default_zone: str | None) -> WeddingClock:
+    """The clock reading `event`'s times: the zone its payload names, else `default_zone`
+    (the integration's). A payload `time_zone` that is not text is refused."""
+    named = event["payload"].get("time_zone")
+    if named is not None and named != "":
+        if not isinstance(named, str):
+            raise TimeRefused(event["event_id"], "time_zone", named, "not a zone name")
+        return WeddingClock(event["event_id"], named)
+    return WeddingClock(event["event_id"], default_zone or None, "integration time_zone")
+
+
+def _wedding_day(p: dict[str, PayloadValue]) -> date | None:
+    """The wedding's (new) date; None when the payload carries no readable one."""
+    raw = p.get("new_date") or p.get("wedding_date")
+    try:
+        return date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        return None
+
+
+def _wall_clock(
+    clock: WeddingClock, day: date | None, p: dict[str, PayloadValue], field: str
+) -> str | None:
+    """Wall-clock `field` as ISO 8601 on `day` with the offset in force then
+    ('2027-06-19T14:00:00+01:00'; a timetz keeps its own offset). Without a wedding date a
+    time cannot be placed: it goes as the normalized time of day ('14:00:00', with its
+    offset if it had one)."""
+    value = p.get(field)
+    if value is None or value == "":
+        return None
+    if day is None:
+        return clock.time_of_day(field, value).isoformat()
+    return clock.on_day(day, field, value).isoformat()
+
+
+def _updated_at(clock: WeddingClock, event: DomainEvent) -> str:
+    """The row's `updated_at` as ISO 8601 in UTC; the event's time when it has none."""
+    value = event["payload"].get("updated_at")
+    if value is None or value == "":
+        return _iso_utc(event["occurred_at_ms"])
+    return clock.instant("updated_at", value).astimezone(UTC).isoformat()
 
 
 def _iso_utc(epoch_ms: int) -> str:
@@ -306,46 +366,29 @@ def external_event_id(*parts: str) -> str:
     return base64.b32hexencode(digest).decode().lower().rstrip("=")
 
 
-def zone(name: str | None) -> ZoneInfo:
-    """The IANA zone `name`, UTC when missing or unknown."""
-    try:
-        return ZoneInfo(name) if name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_ms(day: date, at: time, tz: ZoneInfo) -> int:
-    """Epoch ms of a local wall-clock time in `tz` (DST-aware)."""
-    return int(datetime.combine(day, at, tzinfo=tz).timestamp() * 1000)
-
-
 def calendar_fields(event: DomainEvent, default_zone: str | None) -> dict[str, Any] | None:
     """Title, description, location, start/end (epoch ms, UTC), time zone and all-day flag
     for the wedding in `event`; None when the event carries no usable date.
 
     With a ceremony time the event starts then and lasts TIMED_EVENT_HOURS; without one it
-    is an all-day event from local midnight to the next local midnight."""
+    is an all-day event from local midnight to the next local midnight. The wedding's zone
+    (the event's `time_zone`, else `default_zone`, the integration's) is required: raises
+    `TimeRefused` when there is none, it is unknown, or the ceremony time is unreadable.
+    A `timetz` ceremony time keeps its offset; DST edges resolve with fold=0 (`times`)."""
     p = event["payload"]
-    raw = p.get("new_date") or p.get("wedding_date")
-    try:
-        day = date.fromisoformat(str(raw)[:10])
-    except ValueError:
+    day = _wedding_day(p)
+    if day is None:
         return None
-    tz_name = _s(p, "time_zone") or default_zone or "UTC"
-    tz = zone(tz_name)
+    clock = _wedding_clock(event, default_zone)
     ceremony = p.get("ceremony_time")
-    start_time: time | None = None
-    if isinstance(ceremony, str):
-        try:
-            start_time = time.fromisoformat(ceremony)
-        except ValueError:
-            start_time = None
-    if start_time is None:
-        starts = local_ms(day, time(0), tz)
-        ends = local_ms(day + timedelta(days=1), time(0), tz)
-    else:
-        starts = local_ms(day, start_time.replace(tzinfo=None), tz)
+    timed = ceremony is not None and ceremony != ""
+    tz = clock.zone("ceremony_time" if timed else "wedding_date", ceremony if timed else str(day))
+    if timed:
+        starts = clock.epoch_ms(clock.on_day(day, "ceremony_time", ceremony))
         ends = starts + TIMED_EVENT_HOURS * 3_600_000
+    else:
+        starts = clock.epoch_ms(datetime.combine(day, time(0), tzinfo=tz))
+        ends = clock.epoch_ms(datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz))
     client = _s(p, "client_name")
     return {
         "title": f"Wedding: {client}" if client else "Wedding",
@@ -354,7 +397,7 @@ def calendar_fields(event: DomainEvent, default_zone: str | None) -> dict[str, A
         "starts_at_ms": starts,
         "ends_at_ms": ends,
         "time_zone": tz.key,
-        "all_day": start_time is None,
+        "all_day": not timed,
     }
 
 

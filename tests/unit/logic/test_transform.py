@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import time as host_clock
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
+from streams.errors import PoisonMessage
 from streams.logic import transform
 from streams.logic.routing import load_rules, route
 from streams.topics import Destination
@@ -15,6 +19,20 @@ from tests.unit.logic.factories import date_changed, event, wedding_state
 PII = {"couple_email": "alex@example.com", "couple_phone": "+447700900123"}
 
 
+@pytest.fixture
+def host_far_east(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's zone is Pacific/Kiritimati (UTC+14): a result read in it would show."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    host_clock.tzset()
+    yield
+    monkeypatch.undo()
+    host_clock.tzset()
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 def test_photography_crm_payload_has_exactly_the_domain_fields() -> None:
     payload = transform.photography_crm_payload(date_changed())
     assert payload == {
@@ -22,7 +40,7 @@ def test_photography_crm_payload_has_exactly_the_domain_fields() -> None:
         "wedding_id": "w-2027-0612",
         "client_name": "Alex & Sam",
         "wedding_date": "2027-06-19",
-        "ceremony_time": "14:00",
+        "ceremony_time": "2027-06-19T14:00:00+01:00",
         "venue_name": "Oak Barn",
         "guest_count": 120,
         "photographer_notes": "golden hour",
@@ -36,13 +54,76 @@ def test_venue_booking_payload_has_exactly_the_domain_fields() -> None:
         "booking_id": "vb-9",
         "event_date": "2027-06-19",
         "party_size": 120,
-        "setup_time": "10:00",
-        "ceremony_start": "14:00",
-        "reception_start": "17:00",
+        "setup_time": "2027-06-19T10:00:00+01:00",
+        "ceremony_start": "2027-06-19T14:00:00+01:00",
+        "reception_start": "2027-06-19T17:00:00+01:00",
         "special_requirements": "step-free",
         "coordinator_notes": "call Jo",
         "last_updated": "2026-11-22T10:00:00+00:00",
     }
+
+
+def test_crm_ceremony_time_is_read_in_the_wedding_zone(host_far_east: None) -> None:
+    payload = transform.photography_crm_payload(date_changed(ceremony_time="14:00:00"))
+    assert payload["ceremony_time"] == "2027-06-19T14:00:00+01:00"
+
+
+def test_crm_ceremony_timetz_keeps_its_offset() -> None:
+    payload = transform.photography_crm_payload(date_changed(ceremony_time="14:30:00+02"))
+    assert payload["ceremony_time"] == "2027-06-19T14:30:00+02:00"
+
+
+def test_crm_uses_the_integration_zone_when_the_event_has_none() -> None:
+    ev = date_changed(time_zone=None)
+    payload = transform.photography_crm_payload(ev, "America/New_York")
+    assert payload["ceremony_time"] == "2027-06-19T14:00:00-04:00"
+
+
+def test_crm_naive_ceremony_time_without_any_zone_is_refused(host_far_east: None) -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*ceremony_time"):
+        transform.photography_crm_payload(date_changed(time_zone=None))
+
+
+def test_crm_unknown_zone_is_refused_naming_the_value() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone.*Europe/Lundon"):
+        transform.photography_crm_payload(date_changed(time_zone="Europe/Lundon"))
+
+
+def test_crm_postgres_timestamptz_updated_at_is_sent_in_utc() -> None:
+    ev = date_changed(updated_at="2026-06-01 12:00:00.123456+05:30")
+    payload = transform.photography_crm_payload(ev)
+    assert payload["updated_at"] == "2026-06-01T06:30:00.123456+00:00"
+
+
+def test_crm_naive_updated_at_is_read_in_the_wedding_zone(host_far_east: None) -> None:
+    payload = transform.venue_booking_payload(date_changed(updated_at="2026-06-01 12:00:00"))
+    assert payload["last_updated"] == "2026-06-01T11:00:00+00:00"
+
+
+def test_venue_reception_start_reads_the_platform_reception_time_column() -> None:
+    ev = date_changed(reception_start=None, reception_time="18:30:00")
+    assert transform.venue_booking_payload(ev)["reception_start"] == "2027-06-19T18:30:00+01:00"
+
+
+def test_venue_setup_time_without_any_zone_is_refused() -> None:
+    ev = date_changed(time_zone=None, ceremony_time=None, reception_start=None)
+    with pytest.raises(PoisonMessage, match=r"ev-1.*setup_time"):
+        transform.venue_booking_payload(ev)
+
+
+def test_crm_spring_forward_gap_time_is_sent_as_the_wall_clock_shows_it() -> None:
+    ev = date_changed(new_date="2027-03-28", ceremony_time="01:30")
+    assert transform.photography_crm_payload(ev)["ceremony_time"] == "2027-03-28T02:30:00+01:00"
+
+
+def test_crm_time_without_a_wedding_date_is_sent_as_the_time_of_day() -> None:
+    ev = date_changed(new_date=None, ceremony_time="14:30:00+02")
+    assert transform.photography_crm_payload(ev)["ceremony_time"] == "14:30:00+02:00"
+
+
+def test_event_zone_that_is_not_text_is_refused() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone"):
+        transform.photography_crm_payload(date_changed(time_zone=["Europe/London"]))
 
 
 def test_crm_payloads_never_carry_couple_contact_data() -> None:
@@ -146,6 +227,67 @@ def test_calendar_event_without_ceremony_time_is_all_day_local_midnights() -> No
 def test_calendar_uses_integration_zone_when_event_has_none() -> None:
     fields = transform.calendar_fields(date_changed(time_zone=None), "Australia/Sydney")
     assert fields is not None and fields["time_zone"] == "Australia/Sydney"
+
+
+def test_calendar_start_does_not_depend_on_the_host_zone(host_far_east: None) -> None:
+    fields = transform.calendar_fields(date_changed(), None)
+    assert fields is not None
+    assert fields["starts_at_ms"] == ms(datetime(2027, 6, 19, 13, 0, tzinfo=UTC))
+
+
+def test_calendar_naive_ceremony_without_any_zone_is_refused(host_far_east: None) -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*ceremony_time"):
+        transform.calendar_fields(date_changed(time_zone=None), None)
+
+
+def test_calendar_all_day_without_any_zone_is_refused() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*wedding_date"):
+        transform.calendar_fields(date_changed(time_zone=None, ceremony_time=None), None)
+
+
+def test_calendar_unknown_event_zone_is_refused_not_utc() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone.*Mars/Olympus"):
+        transform.calendar_fields(date_changed(time_zone="Mars/Olympus"), "Europe/London")
+
+
+def test_calendar_unknown_integration_zone_is_refused_not_utc() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*integration time_zone.*Mars/Olympus"):
+        transform.calendar_fields(date_changed(time_zone=None), "Mars/Olympus")
+
+
+def test_calendar_ceremony_timetz_keeps_its_offset() -> None:
+    fields = transform.calendar_fields(date_changed(ceremony_time="14:30:00.5-05:30"), None)
+    assert fields is not None
+    assert fields["starts_at_ms"] == ms(datetime(2027, 6, 19, 20, 0, 0, 500000, tzinfo=UTC))
+
+
+def test_calendar_unreadable_ceremony_time_is_refused_not_all_day() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*ceremony_time.*teatime"):
+        transform.calendar_fields(date_changed(ceremony_time="teatime"), None)
+
+
+def test_calendar_spring_forward_gap_uses_the_offset_before_the_change() -> None:
+    fields = transform.calendar_fields(
+        date_changed(new_date="2027-03-28", ceremony_time="01:30"), None
+    )
+    assert fields is not None
+    assert fields["starts_at_ms"] == ms(datetime(2027, 3, 28, 1, 30, tzinfo=UTC))
+
+
+def test_calendar_fall_back_ambiguous_time_is_the_first_occurrence() -> None:
+    fields = transform.calendar_fields(
+        date_changed(new_date="2027-10-31", ceremony_time="01:30"), None
+    )
+    assert fields is not None
+    assert fields["starts_at_ms"] == ms(datetime(2027, 10, 31, 0, 30, tzinfo=UTC))
+
+
+def test_calendar_all_day_on_a_dst_day_spans_the_local_day() -> None:
+    fields = transform.calendar_fields(
+        date_changed(new_date="2027-03-28", ceremony_time=None), None
+    )
+    assert fields is not None
+    assert fields["ends_at_ms"] - fields["starts_at_ms"] == 23 * 3_600_000
 
 
 def test_calendar_without_date_yields_nothing() -> None:
