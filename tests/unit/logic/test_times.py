@@ -5,8 +5,6 @@ Tests that could be fooled by the host's zone run with the host set to Pacific/K
 
 from __future__ import annotations
 
-import time as host_clock
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
@@ -15,15 +13,6 @@ from streams.logic.times import TimeRefused, WeddingClock
 
 LONDON = WeddingClock("ev-1", "Europe/London")
 NO_ZONE = WeddingClock("ev-1", None)
-
-
-@pytest.fixture
-def host_far_east(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
-    host_clock.tzset()
-    yield
-    monkeypatch.undo()
-    host_clock.tzset()
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time as host_clock
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,16 +15,6 @@ from streams.topics import Destination
 from tests.unit.logic.factories import date_changed, event, wedding_state
 
 PII = {"couple_email": "alex@example.com", "couple_phone": "+447700900123"}
-
-
-@pytest.fixture
-def host_far_east(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The host's zone is Pacific/Kiritimati (UTC+14): a result read in it would show."""
-    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
-    host_clock.tzset()
-    yield
-    monkeypatch.undo()
-    host_clock.tzset()
 
 
 def ms(moment: datetime) -> int:
