@@ -10,7 +10,9 @@ State per vendor (the agent keeps it in a table keyed by supplier id) is a plain
 `dict[booking_id, BookedInterval]`. `apply_booking` is the reducer: current bookings and one
 booking.changed event in, (new bookings, conflict events) out. Nothing is mutated. State is
 bounded: every write drops the vendor's bookings that ended before the event (or an injected
-clock), and cancelled or deleted bookings are never stored.
+clock), and cancelled or deleted bookings are never stored. A conflict's event id is derived
+from the vendor, the pair of bookings and their overlap (`conflict_id`): a resend of either
+booking does not report it again; a changed overlap is a new conflict with a new id.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.models import DomainEvent, PayloadValue, SourceRef
@@ -31,6 +33,7 @@ class BookedInterval(TypedDict):
     wedding_id: str | None
     client_id: str | None
     version: int
+    event_id: NotRequired[str]  # the booking.changed that stored it (absent in older state)
 
 
 VendorBookings = dict[str, BookedInterval]
@@ -81,6 +84,7 @@ def booking_interval(event: DomainEvent) -> BookedInterval | None:
         wedding_id=wedding if isinstance(wedding, str) else None,
         client_id=client if isinstance(client, str) else None,
         version=event["aggregate_version"],
+        event_id=event["event_id"],
     )
 
 
@@ -127,7 +131,11 @@ def apply_booking(
     is not stored. An update older than the stored version is ignored. A booking that is
     cancelled or deleted, or no longer this vendor's (it moved to another one), is removed.
     A booking without a valid interval (missing times, end not after start) leaves the
-    bookings unchanged. Each overlap with another booking yields one conflict event.
+    bookings unchanged. Each overlap with another booking yields one conflict event, whose
+    id is `conflict_id`, unless the booking's stored interval already overlapped the other
+    one the same way: that conflict was reported when the later of the two was written, so
+    a resend alerts nobody again. The same event read again (at-least-once redelivery)
+    yields its conflicts again, with the same ids, for the router to drop as duplicates.
     """
     now = event["occurred_at_ms"] if now_ms is None else now_ms
     current = prune(bookings or {}, now)
@@ -146,10 +154,22 @@ def apply_booking(
         current.pop(booking_id, None)
         return current, []
     current[booking_id] = interval
-    return current, [
-        conflict_event(event, supplier_id, interval, other)
-        for other in find_conflicts(current, interval)
-    ]
+    found = find_conflicts(current, interval)
+    if stored is not None and stored.get("event_id") != event["event_id"]:
+        reported = {conflict_id(supplier_id, stored, o) for o in find_conflicts(current, stored)}
+        found = [o for o in found if conflict_id(supplier_id, interval, o) not in reported]
+    return current, [conflict_event(event, supplier_id, interval, other) for other in found]
+
+
+def conflict_id(supplier_id: str, booking: BookedInterval, other: BookedInterval) -> str:
+    """The stable id of the conflict between two bookings of one vendor: the same whichever
+    booking came second and however often either is resent; a new one when the overlap
+    changes."""
+    first, second = sorted((booking["booking_id"], other["booking_id"]))
+    start = max(booking["start_ms"], other["start_ms"])
+    end = min(booking["end_ms"], other["end_ms"])
+    key = f"{supplier_id}|{first}|{second}|{start}|{end}".encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 def conflict_event(
@@ -169,10 +189,9 @@ def conflict_event(
         "overlap_start_ms": max(booking["start_ms"], other["start_ms"]),
         "overlap_end_ms": min(booking["end_ms"], other["end_ms"]),
     }
-    key = f"{cause['event_id']}|conflict|{other['booking_id']}".encode()
     source = SourceRef(**{**cause["source"], "kind": "internal"})
     return DomainEvent(
-        event_id=hashlib.blake2b(key, digest_size=16).hexdigest(),
+        event_id=conflict_id(supplier_id, booking, other),
         event_type="booking.conflict_detected",
         aggregate_type="vendor",
         aggregate_id=supplier_id,

@@ -228,3 +228,15 @@ async def test_a_booking_moved_to_another_vendor_leaves_the_old_one(
     bookings = agents.conflicts["bookings"]
     assert "s-photo" not in bookings
     assert set(bookings["s-dj"]) == {"b1"}
+
+
+async def test_a_resent_overlapping_booking_alerts_once(
+    conflicts: Driver, wire: Wire, codecs: TopicCodecs
+) -> None:
+    await book(
+        conflicts, codecs,
+        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
+        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00"),
+        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00", version=2),
+    )  # fmt: skip
+    assert len(detected(wire, codecs)) == 1

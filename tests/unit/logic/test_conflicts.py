@@ -253,3 +253,61 @@ def test_a_stale_move_leaves_the_booking_with_its_vendor() -> None:
         old, moved("b1", to="s-b", from_="s-a", version=3), supplier_id="s-a"
     )
     assert set(updated) == {"b1"}
+
+
+def test_a_resent_overlapping_booking_raises_no_new_conflict() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", version=1),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", version=2),
+    )
+    assert len(conflicts) == 1
+
+
+def test_a_conflict_has_one_id_whichever_booking_came_second() -> None:
+    first = booking("b1", "2027-06-12T12:00", "2027-06-12T20:00")
+    second = booking("b2", "2027-06-12T18:00", "2027-06-12T23:00")
+    assert fold(first, second)[1][0]["event_id"] == fold(second, first)[1][0]["event_id"]
+
+
+def test_the_same_overlap_at_another_vendor_is_another_conflict() -> None:
+    at_a = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-a"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", supplier="s-a"),
+    )[1]
+    at_b = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00", supplier="s-b"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", supplier="s-b"),
+    )[1]
+    assert at_a[0]["event_id"] != at_b[0]["event_id"]
+
+
+def test_an_unchanged_overlap_is_not_reported_again_when_a_booking_changes() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", version=1),
+        booking("b2", "2027-06-12T18:00", "2027-06-13T01:00", version=2),
+    )
+    assert len(conflicts) == 1
+
+
+def test_a_changed_overlap_is_reported_again_with_a_new_id() -> None:
+    _, conflicts = fold(
+        booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"),
+        booking("b2", "2027-06-12T18:00", "2027-06-12T23:00", version=1),
+        booking("b2", "2027-06-12T17:00", "2027-06-12T23:00", version=2),
+    )
+    assert [c["payload"]["overlap_start_ms"] for c in conflicts] == [
+        ms("2027-06-12T17:00Z"),
+        ms("2027-06-12T16:00Z"),
+    ]
+    assert conflicts[0]["event_id"] != conflicts[1]["event_id"]
+
+
+def test_a_redelivered_event_reports_its_conflict_again_with_the_same_id() -> None:
+    """At-least-once: the table may hold the booking when its record is read again after a
+    crash, before the conflict was sent; the router drops the copy by event id."""
+    second = booking("b2", "2027-06-12T18:00", "2027-06-12T23:00")
+    state, (sent,) = fold(booking("b1", "2027-06-12T12:00", "2027-06-12T20:00"), second)
+    _, again = apply_booking(state, second, supplier_id="s-photo")
+    assert [c["event_id"] for c in again] == [sent["event_id"]]
