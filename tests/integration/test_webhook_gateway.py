@@ -5,96 +5,27 @@ official `standardwebhooks` package and PyJWT."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.producer import AckedProducer
-from connectors.sources.webhooks.config import GatewayConfig, parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
-from standardwebhooks.webhooks import Webhook
 from streams.admin import create_topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.codec import TopicCodecs
 from streams.errors import BrokerUnavailable
-from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic
+from streams.topics import INGEST_CDC, INGEST_WEBHOOKS
+
+from tests.integration.gateway_support import DB, JWT_KEY, make_config, signed, stored
 
 pytestmark = pytest.mark.integration
-
-WHSEC = "whsec_" + base64.b64encode(b"integration-secret-32-bytes-long").decode()
-JWT_KEY = "integration-jwt-key-32-bytes-ok!"
-SOURCES: dict[str, Any] = {
-    "billing": {"method": "standard_webhooks", "secrets": [WHSEC]},
-    "crm": {"method": "bearer", "tokens": ["crm-token"], "delivery_id_header": "x-delivery"},
-    "venue": {"method": "jwt", "secret": JWT_KEY, "issuer": "venue", "audience": "wedsync"},
-    "tiny": {"method": "bearer", "tokens": ["t"], "rate_per_second": 0.01, "burst": 2},
-    "gcal": {"method": "google_channel", "channels": {"chan-1": "chan-token"}},
-    "outlook": {"method": "graph_client_state", "client_states": ["cs-secret"]},
-    "supabase": {"method": "bearer", "tokens": ["db-token"], "payload": "supabase"},
-    "debezium": {"method": "bearer", "tokens": ["db-token"], "payload": "debezium"},
-}
-
-
-def make_config(**overrides: Any) -> GatewayConfig:
-    return parse_gateway_config({"sources": SOURCES, **overrides}, {})
-
-
-@pytest.fixture
-async def base_url(kafka_bootstrap: str, codecs: TopicCodecs) -> AsyncIterator[str]:
-    port = free_port()
-    async with running_gateway(make_config(), kafka_bootstrap, codecs, port=port) as (_, bound):
-        yield f"http://127.0.0.1:{bound}"
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield http
-
-
-def signed(body: bytes, msg_id: str, ts: float | None = None) -> dict[str, str]:
-    when = datetime.fromtimestamp(time.time() if ts is None else ts, tz=UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(WHSEC).sign(msg_id, when, body.decode()),
-        "content-type": "application/json",
-    }
-
-
-def read_all(bootstrap: str, topic: Topic, group: str, want: int, key_part: str) -> list[Any]:
-    """Records of `topic` whose key contains `key_part`: poll until `want` arrived, then a
-    moment longer so duplicates would show."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic.name, p, OFFSET_BEGINNING) for p in range(6)])
-    found: list[Any] = []
-    deadline, quiet_until = time.monotonic() + 30, float("inf")
-    try:
-        while time.monotonic() < min(deadline, quiet_until):
-            msg = consumer.poll(0.2)
-            if msg is None or msg.error():
-                continue
-            if key_part in (msg.key() or b"").decode():
-                found.append(msg)
-                if len(found) >= want and quiet_until == float("inf"):
-                    quiet_until = time.monotonic() + 1.0
-    finally:
-        consumer.close()
-    return found
-
-
-async def stored(bootstrap: str, topic: Topic, group: str, key_part: str, want: int = 1) -> Any:
-    return await asyncio.to_thread(read_all, bootstrap, topic, group, want, key_part)
+pytest_plugins = ("tests.integration.gateway_fixtures",)
 
 
 # ---- stored before acknowledged ---------------------------------------------------------
@@ -333,7 +264,6 @@ async def test_graph_notification_with_a_wrong_client_state_is_401(
 
 
 # ---- change events over HTTP ----------------------------------------------------------------
-DB = {"authorization": "Bearer db-token"}
 
 
 async def test_supabase_payload_becomes_a_change_event_on_the_cdc_topic(
@@ -369,6 +299,66 @@ async def test_debezium_envelope_becomes_a_change_event_on_the_cdc_topic(
     assert (change["op"], change["source"]["lsn"], change["source"]["connector"]) == (
         "c", 99, "debezium-http",
     )  # fmt: skip
+
+
+def flip(unique_id: str, date: str) -> dict[str, Any]:
+    """A Supabase update of one wedding's date (the same bytes whenever the date is)."""
+    return {"type": "UPDATE", "table": "wedding_details", "schema": "public",
+            "record": {"id": f"w-{unique_id}", "wedding_date": date}}  # fmt: skip
+
+
+def debezium_at(unique_id: str, date: str, lsn: int) -> dict[str, Any]:
+    return {"op": "u", "before": None, "after": {"id": f"d-{unique_id}", "wedding_date": date},
+            "source": {"db": "platform", "schema": "public", "table": "wedding_details",
+                       "lsn": lsn, "txId": lsn // 10, "ts_ms": 1_790_000_000_000}}  # fmt: skip
+
+
+async def test_a_change_sequence_a_b_a_b_is_stored_whole_with_four_event_ids(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    url = f"{base_url}/changes/supabase"
+    for date in ("2027-06-12", "2027-06-19", "2027-06-12", "2027-06-19"):
+        answer = await client.post(url, json=flip(unique_id, date), headers=DB)
+        assert (answer.status_code, answer.json()["status"]) == (200, "stored")
+    records = await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"w-{unique_id}", want=4)
+    changes = [codecs[INGEST_CDC].decode(m.value()) for m in records]
+    assert [c["after"]["wedding_date"] for c in changes] == [
+        "2027-06-12", "2027-06-19", "2027-06-12", "2027-06-19",
+    ]  # fmt: skip
+    assert len({c["event_id"] for c in changes}) == 4
+
+
+async def test_debezium_changes_at_new_positions_are_all_stored(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    url = f"{base_url}/changes/debezium"
+    dates = ("2027-06-12", "2027-06-19", "2027-06-12", "2027-06-19")
+    for lsn, date in enumerate(dates, start=100):
+        answer = await client.post(url, json=debezium_at(unique_id, date, lsn), headers=DB)
+        assert answer.json()["status"] == "stored"
+    assert len(await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"d-{unique_id}", 4)) == 4
+
+
+async def test_a_debezium_change_resent_at_its_position_is_stored_once(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    url = f"{base_url}/changes/debezium"
+    change = debezium_at(unique_id, "2027-06-12", 500)
+    answers = [await client.post(url, json=change, headers=DB) for _ in range(2)]
+    assert [a.json()["status"] for a in answers] == ["stored", "duplicate"]
+    assert len(await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"d-{unique_id}")) == 1
+
+
+async def test_a_change_resent_with_its_delivery_id_is_stored_once(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    url = f"{base_url}/changes/supahook"
+    headers = {**DB, "x-delivery": f"del-{unique_id}"}
+    answers = [await client.post(url, json=flip(unique_id, "2027-06-12"), headers=headers)
+               for _ in range(2)]  # fmt: skip
+    assert [a.json()["status"] for a in answers] == ["stored", "duplicate"]
+    assert len(await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"w-{unique_id}")) == 1
 
 
 async def test_unconvertible_change_payload_is_400_with_the_reason(

@@ -11,8 +11,14 @@ Two shapes are understood:
   encodings (epoch numbers, base64) and are passed through as they are.
 
 Column values become null, boolean, long, double or string; nested JSON (json/jsonb, arrays)
-becomes its JSON text; integers outside the long range become text. The event id is a hash of
-the payload, so the same payload sent twice yields the same id (the gateway dedupes on it).
+becomes its JSON text; integers outside the long range become text.
+
+Identity, never a payload hash (the same values may legitimately come back: A -> B -> A):
+the provider's delivery id when the gateway has one, else for Debezium the source position
+(db, schema.table, primary key, lsn, txId), else nothing. `Converted.identity` is what
+duplicates share (the gateway dedupes on it; None: it must not dedupe), and the event id is
+derived from it, or from the gateway's per-request id when there is none, so that a change
+that comes back is a new event downstream too.
 
 Failure means `ConversionError` (a `PoisonMessage`) with a reason a sender can act on; the
 gateway answers 400 with it.
@@ -24,10 +30,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from streams.errors import PoisonMessage
 from streams.models import ChangeEvent, ColumnValue
+from streams.topics import change_key
 
 _SUPABASE_OPS: dict[str, Literal["c", "u", "d"]] = {"INSERT": "c", "UPDATE": "u", "DELETE": "d"}
 _DEBEZIUM_OPS = frozenset({"c", "u", "d", "r"})
@@ -36,6 +43,13 @@ _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 class ConversionError(PoisonMessage):
     """The payload is JSON but not a change event we understand; the message says why."""
+
+
+class Converted(NamedTuple):
+    """A change event and what its duplicates share (None: nothing identifies it)."""
+
+    change: ChangeEvent
+    identity: str | None
 
 
 def _column(value: Any) -> ColumnValue:
@@ -61,9 +75,21 @@ def _text(document: Mapping[str, Any], name: str, where: str) -> str:
     return value
 
 
-def _payload_id(kind: str, document: Mapping[str, Any]) -> str:
-    canonical = json.dumps(document, separators=(",", ":"), sort_keys=True, default=str)
-    return f"{kind}:" + hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+def _identified(
+    kind: str, change: ChangeEvent, delivery_id: str | None, request_id: str
+) -> Converted:
+    """Give `change` its identity and the event id derived from it (see the module doc)."""
+    identity: str | None = None
+    source = change["source"]
+    if delivery_id:
+        identity = f"delivery:{delivery_id}"
+    elif source["lsn"] is not None:
+        where = f"{source['db']}:{source['schema']}.{change_key(change).decode()}"
+        read = ":r" if change["op"] == "r" else ""
+        identity = f"position:{where}@{source['lsn']}/{source['tx_id']}{read}"
+    basis = identity if identity is not None else f"request:{request_id}"
+    change["event_id"] = f"{kind}:" + hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()
+    return Converted(change, identity)
 
 
 def _check_key(row: dict[str, ColumnValue], primary_key: tuple[str, ...], table: str) -> None:
@@ -87,8 +113,13 @@ def from_supabase(
     database: str,
     primary_keys: Mapping[str, tuple[str, ...]],
     received_ms: int,
-) -> ChangeEvent:
-    """A Supabase database-webhook payload as a ChangeEvent; ConversionError if it is not one."""
+    request_id: str,
+    delivery_id: str | None = None,
+) -> Converted:
+    """A Supabase database-webhook payload as a ChangeEvent; ConversionError if it is not one.
+
+    `request_id` is unique per accepted request (the event id when nothing identifies the
+    change); `delivery_id` the provider's delivery id, qualified by the gateway source."""
     if not isinstance(document, dict):
         raise ConversionError("expected a JSON object {type, table, schema, record, old_record}")
     kind = document.get("type")
@@ -104,8 +135,8 @@ def from_supabase(
     primary_key = primary_keys.get(table, ("id",))
     _check_key(row, primary_key, table)
     commit_ms = _iso_ms(document.get("commit_timestamp")) or received_ms
-    return ChangeEvent(
-        event_id=_payload_id("supabase", document),
+    change = ChangeEvent(
+        event_id="",
         op=op,
         before=before,
         after=after,
@@ -116,6 +147,7 @@ def from_supabase(
             "schema": schema,
             "table": table,
             "lsn": None,
+            "commit_lsn": None,
             "tx_id": None,
             "ts_ms": commit_ms,
             "snapshot": False,
@@ -123,6 +155,7 @@ def from_supabase(
         ts_ms=received_ms,
         source_ts_ms=commit_ms,
     )
+    return _identified("supabase", change, delivery_id, request_id)
 
 
 def _optional_long(value: Any, name: str) -> int | None:
@@ -139,8 +172,11 @@ def from_debezium(
     database: str,
     primary_keys: Mapping[str, tuple[str, ...]],
     received_ms: int,
-) -> ChangeEvent:
-    """A Debezium JSON envelope (value part) as a ChangeEvent; ConversionError if it is not."""
+    request_id: str,
+    delivery_id: str | None = None,
+) -> Converted:
+    """A Debezium JSON envelope (value part) as a ChangeEvent; ConversionError if it is not.
+    `request_id` and `delivery_id` as for `from_supabase`."""
     if isinstance(document, dict) and isinstance(document.get("payload"), dict):
         document = document["payload"]  # the JsonConverter's schemas.enable=true wrapper
     if not isinstance(document, dict):
@@ -163,8 +199,8 @@ def from_debezium(
         commit_ms = received_ms
     snapshot = source.get("snapshot", False)
     db = source.get("db")
-    return ChangeEvent(
-        event_id=_payload_id("debezium", document),
+    change = ChangeEvent(
+        event_id="",
         op=op,
         before=before,
         after=after if op != "d" else None,
@@ -175,6 +211,7 @@ def from_debezium(
             "schema": schema,
             "table": table,
             "lsn": _optional_long(source.get("lsn"), "lsn"),
+            "commit_lsn": None,  # Debezium names the previous commit, not this one's
             "tx_id": _optional_long(source.get("txId"), "txId"),
             "ts_ms": commit_ms,
             "snapshot": snapshot is True or snapshot in ("true", "last", "first", "incremental"),
@@ -182,3 +219,4 @@ def from_debezium(
         ts_ms=received_ms,
         source_ts_ms=commit_ms,
     )
+    return _identified("debezium", change, delivery_id, request_id)

@@ -11,8 +11,10 @@ source's rate limit (429 + Retry-After; checked before verification so forged fl
 little) -> verification (401, see `verify.py`; Graph's validationToken is echoed here) ->
 JSON parses (400) -> already stored within the dedupe window (200, nothing produced) -> the
 record is produced and acknowledged by Kafka (200, or 202 for Graph) -> the delivery id is
-marked seen. When Kafka does not acknowledge within the configured timeout the answer is 503
-with Retry-After: nothing is acknowledged that is not stored.
+marked seen. Change payloads are deduplicated only on an identifier (the source's delivery-id
+header, else Debezium's source position; see `convert.py`): one without is always stored.
+When Kafka does not acknowledge within the configured timeout the answer is 503 with
+Retry-After: nothing is acknowledged that is not stored.
 
 Every refusal is counted in `wedsync_ingest_rejections_total{source, reason}`. Logs name the
 source and the reason only: never a body, a header value, a secret or a token.
@@ -28,6 +30,7 @@ import json
 import logging
 import time
 import traceback
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +85,7 @@ class _Record:
     topic: Topic
     key: bytes
     value: bytes
-    delivery_id: str
+    delivery_id: str | None  # what duplicates share; None: never deduplicated
 
 
 class Gateway:
@@ -203,14 +206,18 @@ class Gateway:
         received_ms = int(now * 1000)
         if source.payload != "raw":
             convert = from_supabase if source.payload == "supabase" else from_debezium
-            change = convert(
+            header = source.delivery_id_header
+            delivery = headers.get(header) if header else None
+            change, identity = convert(
                 document,
                 database=source.database,
                 primary_keys=source.primary_keys,
                 received_ms=received_ms,
+                request_id=uuid.uuid4().hex,
+                delivery_id=f"{name}:{delivery}" if delivery else None,
             )
             value = _encode(self.codecs, INGEST_CDC, dict(change))
-            return _Record(INGEST_CDC, change_key(change), value, change["event_id"])
+            return _Record(INGEST_CDC, change_key(change), value, identity)
         webhook = InboundWebhook(
             event_id=hashlib.blake2b(
                 f"{name}:{verified.delivery_id}".encode(), digest_size=16
@@ -229,7 +236,12 @@ class Gateway:
         return _Record(INGEST_WEBHOOKS, key, value, verified.delivery_id)
 
     async def _store_once(self, name: str, record: _Record, ok_status: int) -> web.Response:
-        """Produce unless stored within the window; concurrent twins wait for the first."""
+        """Produce unless stored within the window; concurrent twins wait for the first.
+        A record without a delivery id is always produced."""
+        if record.delivery_id is None:
+            await self._produce(record, on_late_ack=None)
+            self._counted[name, "stored"].inc()
+            return web.json_response({"status": "stored"}, status=ok_status)
         seen_key = f"{name}:{record.delivery_id}"
         if self.dedupe.seen(seen_key, self._mono()):
             self._counted[name, "duplicate"].inc()
@@ -241,25 +253,26 @@ class Gateway:
             return web.json_response({"status": "duplicate"}, status=200)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[seen_key] = done
-        started = time.perf_counter()
         try:
-            await self.producer.send(
-                record.topic,
-                key=record.key,
-                value=record.value,
-                on_late_ack=lambda: self.dedupe.mark(seen_key, self._mono()),
-            )
+            await self._produce(record, lambda: self.dedupe.mark(seen_key, self._mono()))
         except BrokerUnavailable as exc:
             done.set_exception(exc)
             done.exception()  # retrieved: no "never retrieved" warning when nobody waits
             raise
         finally:
             self._inflight.pop(seen_key, None)
-        metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
         self.dedupe.mark(seen_key, self._mono())
         done.set_result(None)
         self._counted[name, "stored"].inc()
         return web.json_response({"status": "stored"}, status=ok_status)
+
+    async def _produce(self, record: _Record, on_late_ack: Callable[[], None] | None) -> None:
+        """Send and wait for Kafka's ack (BrokerUnavailable if none comes in time)."""
+        started = time.perf_counter()
+        await self.producer.send(
+            record.topic, key=record.key, value=record.value, on_late_ack=on_late_ack
+        )
+        metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
 
     def _refuse(self, label: str, rejected: Rejected) -> web.Response:
         metrics.INGEST_REJECTIONS.labels(label, rejected.reason).inc()

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from connectors.sources.webhooks.convert import (
     ConversionError,
+    Converted,
     from_debezium,
     from_supabase,
 )
@@ -16,12 +17,28 @@ from streams.topics import INGEST_CDC, change_key
 RECEIVED = 1_790_000_000_123
 
 
+def supabase_converted(
+    document: Any, request_id: str = "r-1", delivery_id: str | None = None
+) -> Converted:
+    return from_supabase(document, database="wedsync", primary_keys={}, received_ms=RECEIVED,
+                         request_id=request_id, delivery_id=delivery_id)  # fmt: skip
+
+
+def debezium_converted(
+    document: Any, request_id: str = "r-1", delivery_id: str | None = None
+) -> Converted:
+    return from_debezium(document, database="wedsync", primary_keys={}, received_ms=RECEIVED,
+                         request_id=request_id, delivery_id=delivery_id)  # fmt: skip
+
+
 def supabase(document: Any, **keys: tuple[str, ...]) -> Any:
-    return from_supabase(document, database="wedsync", primary_keys=keys, received_ms=RECEIVED)
+    return from_supabase(document, database="wedsync", primary_keys=keys, received_ms=RECEIVED,
+                         request_id="r-1").change  # fmt: skip
 
 
 def debezium(document: Any, **keys: tuple[str, ...]) -> Any:
-    return from_debezium(document, database="wedsync", primary_keys=keys, received_ms=RECEIVED)
+    return from_debezium(document, database="wedsync", primary_keys=keys, received_ms=RECEIVED,
+                         request_id="r-1").change  # fmt: skip
 
 
 UPDATE = {
@@ -74,15 +91,6 @@ def test_nested_json_columns_become_json_text() -> None:
 def test_integers_beyond_long_become_text() -> None:
     doc = {**UPDATE, "record": {"id": 2**70}}
     assert supabase(doc)["after"]["id"] == str(2**70)
-
-
-def test_same_payload_gives_the_same_event_id() -> None:
-    assert supabase(UPDATE)["event_id"] == supabase(dict(UPDATE))["event_id"]
-
-
-def test_different_payloads_give_different_event_ids() -> None:
-    other = {**UPDATE, "record": {**UPDATE["record"], "guests": 121}}  # type: ignore[dict-item]
-    assert supabase(UPDATE)["event_id"] != supabase(other)["event_id"]
 
 
 def test_supabase_rejects_an_unknown_type() -> None:
@@ -166,5 +174,55 @@ def test_debezium_rejects_a_missing_source_block() -> None:
 @pytest.mark.parametrize("document", [UPDATE, DEBEZIUM])
 def test_converted_events_encode_with_the_cdc_codec(codecs: TopicCodecs, document: Any) -> None:
     convert = supabase if "type" in document else debezium
-    codec = codecs[INGEST_CDC]
-    assert codec.decode(codec.encode(dict(convert(document)))) == convert(document)
+    codec, change = codecs[INGEST_CDC], convert(document)
+    assert codec.decode(codec.encode(dict(change))) == change
+
+
+# ---- identity: what duplicates share, never a payload hash ---------------------------------
+def test_a_supabase_payload_sent_twice_gets_two_event_ids() -> None:
+    first, again = supabase_converted(UPDATE, "r-1"), supabase_converted(UPDATE, "r-2")
+    assert first.change["event_id"] != again.change["event_id"]
+
+
+def test_a_supabase_payload_without_a_delivery_id_has_no_identity() -> None:
+    assert supabase_converted(UPDATE).identity is None
+
+
+def test_a_delivery_id_is_the_identity() -> None:
+    assert supabase_converted(UPDATE, delivery_id="hook:d-1").identity == "delivery:hook:d-1"
+
+
+def test_the_same_delivery_id_gives_the_same_event_id() -> None:
+    first = supabase_converted(UPDATE, "r-1", delivery_id="hook:d-1")
+    again = supabase_converted(UPDATE, "r-2", delivery_id="hook:d-1")
+    assert first.change["event_id"] == again.change["event_id"]
+
+
+def test_debezium_identity_is_the_source_position_table_and_key() -> None:
+    assert debezium_converted(DEBEZIUM).identity == (
+        "position:platform:public.form_responses:7@24023128/555"
+    )
+
+
+def test_debezium_resent_at_its_position_gets_the_same_event_id() -> None:
+    first, again = debezium_converted(DEBEZIUM, "r-1"), debezium_converted(DEBEZIUM, "r-2")
+    assert first.change["event_id"] == again.change["event_id"]
+
+
+def test_debezium_same_row_values_at_a_new_position_get_a_new_event_id() -> None:
+    moved = {**DEBEZIUM, "source": {**DEBEZIUM["source"], "lsn": 24023200}}  # type: ignore[dict-item]
+    assert debezium(moved)["event_id"] != debezium(DEBEZIUM)["event_id"]
+
+
+def test_debezium_snapshot_read_and_change_at_one_position_differ() -> None:
+    read = {**DEBEZIUM, "op": "r"}
+    assert debezium(read)["event_id"] != debezium(DEBEZIUM)["event_id"]
+
+
+def test_debezium_without_an_lsn_has_no_identity() -> None:
+    bare = {**DEBEZIUM, "source": {**DEBEZIUM["source"], "lsn": None}}  # type: ignore[dict-item]
+    assert debezium_converted(bare).identity is None
+
+
+def test_debezium_a_delivery_id_wins_over_the_position() -> None:
+    assert debezium_converted(DEBEZIUM, delivery_id="dbz:9").identity == "delivery:dbz:9"
