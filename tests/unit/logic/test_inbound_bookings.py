@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from streams.logic.normalize import normalize_webhook
-from streams.models import SourceRef
 from streams.samples import inbound_webhook as webhook
 
-REF = SourceRef(
-    kind="webhook",
-    topic="wedsync.ingest.webhooks",
-    partition=0,
-    offset=1,
-    lsn=None,
-    delivery_id="d-1",
-    table=None,
-)
+from tests.unit.logic.test_inbound import REF
 
 
 def test_a_booking_moved_between_vendors_carries_the_previous_vendor() -> None:
