@@ -40,6 +40,14 @@ async def book(driver: Driver, codecs: TopicCodecs, *events: DomainEvent) -> Non
     await driver.settle()
 
 
+def overlapping_pair() -> list[DomainEvent]:
+    """b1 10:00-14:00, then b2 13:00-17:00, at s-photo: one hour double-booked."""
+    return [
+        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
+        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00"),
+    ]
+
+
 def detected(wire: Wire, codecs: TopicCodecs) -> list[tuple[bytes | None, DomainEvent]]:
     return [
         (key, e)
@@ -51,11 +59,7 @@ def detected(wire: Wire, codecs: TopicCodecs) -> list[tuple[bytes | None, Domain
 async def test_overlapping_bookings_of_one_vendor_emit_one_conflict(
     conflicts: Driver, wire: Wire, codecs: TopicCodecs
 ) -> None:
-    await book(
-        conflicts, codecs,
-        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
-        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00"),
-    )  # fmt: skip
+    await book(conflicts, codecs, *overlapping_pair())
     ((key, event),) = detected(wire, codecs)
     assert key == b"s-photo"
     assert event["payload"]["booking_id"] == "b2"
@@ -129,8 +133,7 @@ async def test_booking_moved_out_of_the_overlap_no_longer_conflicts(
 ) -> None:
     await book(
         conflicts, codecs,
-        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
-        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00"),
+        *overlapping_pair(),
         booking_changed("b2", f"{DAY}T15:00", f"{DAY}T19:00", version=2),
         booking_changed("b1", f"{DAY}T09:00", f"{DAY}T14:00", version=2),
     )  # fmt: skip
@@ -170,11 +173,7 @@ async def test_bad_record_is_dead_lettered_and_the_next_booking_processed(
     conflicts: Driver, wire: Wire, codecs: TopicCodecs
 ) -> None:
     await conflicts.put(b"garbage", b"s-photo")
-    await book(
-        conflicts, codecs,
-        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
-        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00"),
-    )  # fmt: skip
+    await book(conflicts, codecs, *overlapping_pair())
     ((dead,),) = [wire.to(topics.EVENTS_DLQ.name)]
     assert (dead.key, dead.value) == (b"s-photo", b"garbage")
     assert dead.headers[deadletter.H_STAGE] == "conflicts"
@@ -234,8 +233,7 @@ async def test_a_resent_overlapping_booking_alerts_once(
 ) -> None:
     await book(
         conflicts, codecs,
-        booking_changed("b1", f"{DAY}T10:00", f"{DAY}T14:00"),
-        booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00"),
+        *overlapping_pair(),
         booking_changed("b2", f"{DAY}T13:00", f"{DAY}T17:00", version=2),
     )  # fmt: skip
     assert len(detected(wire, codecs)) == 1
