@@ -14,9 +14,9 @@ Which parser applies is decided from the record itself:
                       events -> vendor.status_changed. Version: `sequence`/`version` when the
                       provider sends one, else the provider timestamp.
 
-A body that is not JSON raises `PoisonMessage` (dead-letter it). A JSON body that means
-nothing we route yields []. Event ids derive from the webhook's event id and index, so a
-replay yields the same ids.
+A body that is not JSON, or nests too deeply to parse, raises `PoisonMessage` (dead-letter
+it). A JSON body that means nothing we route yields []. Event ids derive from the webhook's
+event id and index, so a replay yields the same ids.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def _json(webhook: InboundWebhook) -> Any:
         return json.loads(webhook["body"])
     except (ValueError, UnicodeDecodeError) as exc:
         raise PoisonMessage(f"webhook {webhook['event_id']}: body is not JSON: {exc}") from exc
+    except RecursionError:
+        raise PoisonMessage(f"webhook {webhook['event_id']}: body is nested too deeply") from None
 
 
 def _google(webhook: InboundWebhook) -> Emitted:

@@ -169,6 +169,23 @@ async def test_malformed_json_is_400_with_the_reason(
     assert "line 1" in response.json()["detail"]
 
 
+async def test_a_deeply_nested_graph_notification_is_400_with_the_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    body = b'{"value":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await client.post(f"{base_url}/webhooks/outlook", content=body)
+    assert (response.status_code, response.json()["error"]) == (400, "too_deeply_nested")
+
+
+async def test_a_deeply_nested_change_payload_is_400_with_the_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    body = b'{"type":"INSERT","table":"t","schema":"public","record":{"id":1,"j":'
+    body += b"[" * 5_000 + b"]" * 5_000 + b"}}"
+    response = await client.post(f"{base_url}/changes/supabase", content=body, headers=DB)
+    assert (response.status_code, response.json()["error"]) == (400, "too_deeply_nested")
+
+
 async def test_over_the_rate_limit_is_429_with_retry_after(
     base_url: str, client: httpx.AsyncClient
 ) -> None:

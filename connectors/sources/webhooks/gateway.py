@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import json
 import logging
 import time
 import traceback
@@ -51,7 +50,7 @@ from connectors.sources.webhooks.convert import (
     from_supabase,
 )
 from connectors.sources.webhooks.dedupe import DedupeWindow, TokenBucket
-from connectors.sources.webhooks.verify import Rejected, Request, Verified, verify
+from connectors.sources.webhooks.verify import Rejected, Request, Verified, parse_json, verify
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ class Gateway:
                 headers={"X-Content-Type-Options": "nosniff"},
             )
         needs_json = source.json_body or source.payload != "raw"
-        document = _parse_json(body) if needs_json else None
+        document = parse_json(body) if needs_json else None
         record = self._record(name, source, verified, headers, body, document, now)
         ok_status = 202 if verified.method == "graph_client_state" else 200
         return await self._store_once(name, record, ok_status)
@@ -319,16 +318,6 @@ def _encode(codecs: TopicCodecs, topic: Topic, record: dict[str, Any]) -> bytes:
     except (ValueError, TypeError) as exc:
         detail = f"cannot store the payload: {type(exc).__name__}"
         raise Rejected(400, "unencodable", detail) from None
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise Rejected(400, "malformed_json", "body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-        raise Rejected(400, "malformed_json", where) from None
 
 
 @contextlib.asynccontextmanager

@@ -37,6 +37,8 @@ from connectors.sources.webhooks.config import (
     decode_whsec,
 )
 
+MAX_JSON_DEPTH = 64  # nesting levels a body may have: far above any provider's, far below
+# the interpreter's recursion limit, so no later json.dumps/loads of it can overflow
 GOOGLE_STATES = frozenset({"sync", "exists", "not_exists"})
 GRAPH_LIFECYCLE = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 _MAX_VALIDATION_TOKEN = 1024
@@ -58,6 +60,45 @@ class Rejected(WedsyncError):
 
 def _unauthorized(reason: str, detail: str = "") -> Rejected:
     return Rejected(401, reason, detail)
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON; `Rejected(400)` when it is not UTF-8 (or UTF-16/32) JSON, or nests
+    deeper than MAX_JSON_DEPTH (reason `too_deeply_nested`)."""
+    try:
+        document = json.loads(body)
+    except UnicodeDecodeError:
+        raise Rejected(400, "malformed_json", "body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise Rejected(400, "malformed_json", where) from None
+    except RecursionError:
+        raise _too_deep() from None
+    # a document can only be too deep if it has more brackets than levels allowed
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _deeper_than(document):
+        raise _too_deep()
+    return document
+
+
+def _too_deep() -> Rejected:
+    return Rejected(400, "too_deeply_nested", f"JSON nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _deeper_than(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when `document` has more than `limit` levels of arrays/objects (iterative)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 @dataclass(frozen=True)
@@ -276,10 +317,7 @@ def _graph(source: GraphSource, request: Request, now: float) -> Verified:
         if not token or len(token) > _MAX_VALIDATION_TOKEN:
             raise Rejected(400, "bad_validation_token")
         return Verified("graph_client_state", "", handshake=token)
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejected(400, "malformed_json", f"body is not JSON: {exc}") from None
+    document = parse_json(request.body)
     items = document.get("value") if isinstance(document, dict) else None
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise Rejected(400, "malformed_notification", "expected {'value': [notification, ...]}")

@@ -362,6 +362,12 @@ def test_graph_rejects_malformed_json_with_400() -> None:
     assert rejected(GRAPH, Request({}, b"{nope")).status == 400
 
 
+def test_graph_rejects_a_deeply_nested_body_with_400() -> None:
+    body = b'{"value":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    found = rejected(GRAPH, Request({}, body))
+    assert (found.status, found.reason) == (400, "too_deeply_nested")
+
+
 # ---- secrets stay out of messages -------------------------------------------------------
 def test_rejections_never_mention_the_secret_or_token() -> None:
     token = jwt.encode(claims(aud="x"), "jwt-shared-secret-of-32-bytes!!!", "HS256")

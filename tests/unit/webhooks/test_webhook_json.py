@@ -1,0 +1,44 @@
+"""Request bodies as JSON: every failure is a 400 with a reason, never an exception."""
+
+from __future__ import annotations
+
+import pytest
+from connectors.sources.webhooks.verify import MAX_JSON_DEPTH, Rejected, parse_json
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def refusal(body: bytes) -> tuple[int, str]:
+    with pytest.raises(Rejected) as info:
+        parse_json(body)
+    return info.value.status, info.value.reason
+
+
+def test_a_document_is_parsed() -> None:
+    assert parse_json(b'{"a":[1,{"b":null}]}') == {"a": [1, {"b": None}]}
+
+
+def test_nesting_at_the_limit_is_accepted() -> None:
+    assert parse_json(nested(MAX_JSON_DEPTH)) is not None
+
+
+def test_nesting_past_the_limit_is_400() -> None:
+    assert refusal(nested(MAX_JSON_DEPTH + 1)) == (400, "too_deeply_nested")
+
+
+def test_nesting_past_the_interpreter_recursion_limit_is_400() -> None:
+    assert refusal(nested(200_000)) == (400, "too_deeply_nested")
+
+
+def test_many_shallow_containers_are_accepted() -> None:
+    assert len(parse_json(b"[" + b",".join([b'{"a":[1]}'] * 5000) + b"]")) == 5000
+
+
+def test_invalid_utf8_is_400() -> None:
+    assert refusal(b'{"a":"\xff"}') == (400, "malformed_json")
+
+
+def test_truncated_json_is_400() -> None:
+    assert refusal(b'{"a":[1,2') == (400, "malformed_json")
