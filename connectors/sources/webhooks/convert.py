@@ -7,8 +7,9 @@ Two shapes are understood:
   the `commit_timestamp` when present, else the time we received it).
 * Debezium JSON envelopes, with or without the ``{"schema": ..., "payload": ...}`` wrapper:
   ``{"op": "c|u|d|r", "before", "after", "source": {"db", "schema", "table", "lsn", "txId",
-  "ts_ms", "snapshot"}, "ts_ms"}``. Temporal and decimal columns arrive in Debezium's own
-  encodings (epoch numbers, base64) and are passed through as they are.
+  "ts_ms", "snapshot"}, "ts_ms"}``. Temporal columns that the wrapper's schema names become
+  the PostgreSQL CDC source's text forms (`temporal.py`); without a schema they, and decimal
+  columns (base64), are passed through as they are.
 
 Column values become null, boolean, long, double or string; nested JSON (json/jsonb, arrays)
 becomes its JSON text; integers outside the long range become text.
@@ -36,6 +37,8 @@ from streams.errors import PoisonMessage
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import change_key
 
+from connectors.sources.webhooks.temporal import temporal_columns, to_text
+
 _SUPABASE_OPS: dict[str, Literal["c", "u", "d"]] = {"INSERT": "c", "UPDATE": "u", "DELETE": "d"}
 _DEBEZIUM_OPS = frozenset({"c", "u", "d", "r"})
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
@@ -60,12 +63,24 @@ def _column(value: Any) -> ColumnValue:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def _row(value: Any, what: str) -> dict[str, ColumnValue] | None:
+def _row(
+    value: Any, what: str, types: Mapping[str, str] | None = None
+) -> dict[str, ColumnValue] | None:
+    """A row image; columns named in `types` (column -> temporal type) are converted first."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ConversionError(f"{what} must be an object or null, not {type(value).__name__}")
+    if types:
+        value = {k: _temporal(what, k, types[k], v) if k in types else v for k, v in value.items()}
     return {str(k): _column(v) for k, v in value.items()}
+
+
+def _temporal(what: str, name: str, type_name: str, value: Any) -> Any:
+    try:
+        return to_text(type_name, value)
+    except ValueError as exc:
+        raise ConversionError(f"{what}.{name} is not a {type_name}: {exc}") from None
 
 
 def _text(document: Mapping[str, Any], name: str, where: str) -> str:
@@ -177,7 +192,9 @@ def from_debezium(
 ) -> Converted:
     """A Debezium JSON envelope (value part) as a ChangeEvent; ConversionError if it is not.
     `request_id` and `delivery_id` as for `from_supabase`."""
+    types: dict[str, dict[str, str]] = {}
     if isinstance(document, dict) and isinstance(document.get("payload"), dict):
+        types = temporal_columns(document.get("schema"))
         document = document["payload"]  # the JsonConverter's schemas.enable=true wrapper
     if not isinstance(document, dict):
         raise ConversionError("expected a Debezium envelope {op, before, after, source, ts_ms}")
@@ -188,7 +205,8 @@ def from_debezium(
     if not isinstance(source, dict):
         raise ConversionError("source is missing or not an object")
     table, schema = _text(source, "table", "source."), _text(source, "schema", "source.")
-    before, after = _row(document.get("before"), "before"), _row(document.get("after"), "after")
+    before = _row(document.get("before"), "before", types.get("before"))
+    after = _row(document.get("after"), "after", types.get("after"))
     row = after if op != "d" else before
     if row is None:
         raise ConversionError(f"op {op} without {'after' if op != 'd' else 'before'}")

@@ -10,7 +10,7 @@ import pytest
 from tests.unit.test_purity import FORBIDDEN, imported_names
 
 PACKAGE = Path(__file__).resolve().parents[3] / "connectors" / "sources" / "webhooks"
-PURE = ("config.py", "verify.py", "convert.py", "dedupe.py")
+PURE = ("config.py", "verify.py", "convert.py", "temporal.py", "dedupe.py")
 
 
 @pytest.mark.parametrize("name", PURE)
