@@ -63,7 +63,7 @@ def _write_backlog(dsn: str) -> None:
 
 def _cdc(bootstrap: str, codecs: TopicCodecs, config: PostgresCdcConfig) -> tuple[float, int]:
     """Seconds for the source to drain ROWS changes into Kafka (acknowledged)."""
-    source = PostgresCdcSource(config, make_producer(bootstrap), codecs[INGEST_CDC])
+    source = PostgresCdcSource(config, make_producer(bootstrap), codecs)
     stop = threading.Event()
     errors: list[BaseException] = []
 

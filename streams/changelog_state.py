@@ -1,15 +1,20 @@
-"""Routing state for a process outside the Faust worker, read from the GlobalTables'
-changelog topics.
+"""Routing state for a process outside the Faust worker, read from the state rows' changelog.
 
-The Faust `state` agent owns the routing state: it folds CDC into four GlobalTables, and Faust
-writes every assignment to the table's changelog topic (`<app id>-<table>-changelog`, JSON
-key and value; a delete is a tombstone). A routing process recovers the same state the way a
-GlobalTable does: read every changelog partition from the beginning up to its end, then keep
-tailing it in a background thread. Values are replaced whole, never mutated, so the routing
-thread always reads a complete value.
+The Faust `state` agent owns the routing state: it folds `wedsync.ingest.state` into the
+`state_rows` table, and Faust writes every assignment to the table's changelog topic
+(`<app id>-state_rows-changelog`, one partition, JSON key and value; a delete is a
+tombstone). A routing process recovers the same rows the way a table does (read from the
+beginning to the end, then keep tailing in a background thread) and keeps the indexes
+routing reads (`streams.logic.state.RoutingState`). Index values are replaced whole, never
+mutated, so the routing thread always reads complete values.
 
-`load()` blocks until the changelogs are read to their end offsets (or `timeout`); it raises
-BrokerUnavailable when Kafka cannot tell where the end is.
+The changelog also carries the state watermark ('~watermark' -> {"lsn": L}), written after
+the rows it covers: `wait_for(lsn, timeout)` blocks the router until the state holds every
+change committed at or before `lsn`, or the timeout passes.
+
+A record that is not JSON is logged, counted and skipped (the rest of the changelog still
+loads; the worker dead-lettered nothing here, since the bytes are Faust's own).
+`load()` blocks until the changelog is read to its end offset (or `timeout`).
 """
 
 from __future__ import annotations
@@ -22,15 +27,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message
 
-from streams.logic.state import StateTables
+from streams import metrics
+from streams.logic.state import WATERMARK_KEY, RoutingState, StateTables
 from streams.replay import read_to_end
 
 log = logging.getLogger(__name__)
 
-TABLE_NAMES = ("suppliers", "wedding_vendors", "webhook_endpoints", "integrations")
+STATE_TABLE = "state_rows"
 
 
-def changelog_topic_name(app_id: str, table: str) -> str:
+def changelog_topic_name(app_id: str, table: str = STATE_TABLE) -> str:
     """Faust's name for a table's changelog topic (`<app id>-<table>-changelog`)."""
     return f"{app_id}-{table}-changelog"
 
@@ -45,51 +51,89 @@ def _decode_key(raw: bytes | None) -> str:
 
 
 class ChangelogState:
-    """StateTables kept up to date from the changelog topics of the app `app_id`."""
+    """RoutingState kept up to date from the state rows' changelog of the app `app_id`."""
 
-    def __init__(self, bootstrap: str, app_id: str, *, partitions: int) -> None:
+    def __init__(self, bootstrap: str, app_id: str) -> None:
         self.bootstrap = bootstrap
-        self.tables = StateTables.empty()
-        self._by_topic: dict[str, dict[str, Any]] = {
-            changelog_topic_name(app_id, name): getattr(self.tables, name) for name in TABLE_NAMES
-        }
-        self._partitions = partitions
+        self.topic = changelog_topic_name(app_id)
+        self.state = RoutingState()
+        self._changed = threading.Condition()
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": f"{app_id}-route-state",
-            "enable.auto.commit": False, "fetch.wait.max.ms": 50,
+            "enable.auto.commit": False, "fetch.wait.max.ms": 5,
             "log.connection.close": False,
         })  # fmt: skip
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.applied = 0
+        self.skipped = 0
 
-    def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        table = self._by_topic[topic]
+    @property
+    def tables(self) -> StateTables:
+        return self.state.tables
+
+    @property
+    def watermark(self) -> int:
+        return self.state.watermark
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Fold one changelog record; a record that is not JSON is skipped and counted."""
         name = _decode_key(key)
-        if value is None:
-            table.pop(name, None)
+        try:
+            row: Any = None if value is None else json.loads(value)
+        except ValueError as exc:
+            self.skipped += 1
+            metrics.DEAD_LETTERS.labels("route-state", type(exc).__name__).inc()
+            log.error("route: changelog record %r is not JSON; skipped", name[:80])
+            return
+        if name == WATERMARK_KEY:
+            lsn = int((row or {}).get("lsn", 0)) if isinstance(row, dict) else 0
+            self.state.watermark = max(self.state.watermark, lsn)
+        elif row is None or isinstance(row, dict):
+            self.state.apply(name, row)
         else:
-            table[name] = json.loads(value)
+            self.skipped += 1
+            log.error("route: changelog record %r is not a row; skipped", name[:80])
+            return
         self.applied += 1
 
     def _apply_message(self, msg: Message) -> None:
-        self._apply(msg.topic() or "", msg.key(), msg.value())
+        self.apply(msg.key(), msg.value())
 
     def _poll(self, timeout: float) -> None:
-        for msg in self._consumer.consume(10_000, timeout):
+        messages = self._consumer.consume(10_000, timeout)
+        for msg in messages:
             if not msg.error():
                 self._apply_message(msg)
+        if messages:
+            with self._changed:
+                self._changed.notify_all()
 
     def load(self, timeout: float = 120.0) -> StateTables:
-        """Read every changelog to its end; then tail it in a daemon thread."""
-        parts = [(topic, p) for topic in self._by_topic for p in range(self._partitions)]
-        pending = read_to_end(self._consumer, parts, self._apply_message, timeout=timeout)
+        """Read the changelog to its end; then tail it in a daemon thread."""
+        pending = read_to_end(self._consumer, [(self.topic, 0)], self._apply_message,
+                              timeout=timeout)  # fmt: skip
         if pending:
-            log.warning("route: changelogs not read to their end in %.0f s: %s", timeout, pending)
-        log.info("route: routing state loaded from changelogs (%d records)", self.applied)
+            log.warning("route: changelog not read to its end in %.0f s: %s", timeout, pending)
+        log.info("route: routing state loaded (%d records, watermark %d)", self.applied,
+                 self.state.watermark)  # fmt: skip
         self._thread = threading.Thread(target=self._tail, name="route-state", daemon=True)
         self._thread.start()
-        return self.tables
+        return self.state.tables
+
+    def wait_for(self, lsn: int, timeout: float) -> bool:
+        """Block until the state holds every change committed at or before `lsn`; False
+        when `timeout` passed first."""
+        if self.state.watermark >= lsn:
+            return True
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.state.watermark < lsn:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
 
     def _tail(self) -> None:
         while not self._stop.is_set():

@@ -66,6 +66,7 @@ def _expected_event_count(changes: list[ChangeEvent]) -> int:
         partition=0,
         offset=0,
         lsn=None,
+        commit_lsn=None,
         delivery_id=None,
         table=None,
     )

@@ -24,7 +24,16 @@ outstanding acks (delivery callbacks); `_complete` retires batches in order once
 records are acked, and every `commit_interval_s` commits the retired offsets and writes the
 seen markers. Offsets are committed only after the batch's deliveries are acked:
 at-least-once. At most `max_inflight_batches` batches are unacknowledged (backpressure). On
-revoke and stop: wait for every in-flight batch, then commit synchronously.
+revoke and stop: wait for every in-flight batch, then commit the acked offsets synchronously.
+Only offsets of acked batches are ever committed (explicit offsets, never the consumer's
+positions): after a failed produce the engine stops, and neither the revoke that closing
+the consumer triggers nor anything else commits past the failed records.
+
+State before event: an event from a database change carries its transaction's commit LSN;
+it is routed only once the routing state's watermark has reached that LSN (every state
+change committed before it is folded in), waiting at most `state_wait_s`. A wait that times
+out routes against the state as it is, and is counted and logged (a state change that never
+arrives must not stall routing forever).
 
 Dedupe: an event id already routed within `dedupe_window_s` is skipped. The seen ids live in
 one `SeenWindow` per assigned partition; routed ids are written (after their deliveries are
@@ -63,7 +72,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams import metrics, topics
 from streams.codec import AvroCodec, TopicCodecs
 from streams.deadletter import dead_letter_headers
-from streams.errors import BrokerUnavailable
+from streams.errors import BrokerUnavailable, PoisonMessage
 from streams.logic.conflicts import booking_keys
 from streams.logic.dedupe import SeenWindow
 from streams.logic.routing import RoutingRules, route
@@ -93,6 +102,12 @@ class RouteSettings(BaseSettings):
     fetch_wait_max_ms: int = 5
     max_inflight_batches: int = 64
     commit_interval_s: float = 0.2
+    state_wait_s: float = 2.0  # longest an event waits for the state to reach its commit
+
+
+class Unroutable(PoisonMessage):
+    """Part of an event could not be routed (a recipient unknown to the state, content that
+    cannot be built); the rest was. Replay the dead letter once the cause is fixed."""
 
 
 class _Batch:
@@ -142,6 +157,8 @@ class RouteEngine:
         bookings_topic: str | None,
         config: RouteSettings | None = None,
         clock: Callable[[], float] = time.time,
+        state_ready: Callable[[int, float], bool] | None = None,
+        make_producer: Callable[[dict[str, Any]], Producer] = Producer,
     ) -> None:
         self.config = config or RouteSettings()
         self.bootstrap = bootstrap
@@ -160,17 +177,23 @@ class RouteEngine:
         self._inflight: deque[_Batch] = deque()
         self._acked_offsets: dict[int, int] = {}
         self._acked_ids: dict[int, list[str]] = {}
+        self._committed: dict[int, int] = {}  # partition -> last offset handed to commit
         self._last_commit = 0.0
         self.routed = 0
         self.duplicates = 0
         self._e2e = metrics.END_TO_END_SECONDS.labels(STAGE)
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        self.state_ready = state_ready
+        self.make_producer = make_producer
+        self.failed = False  # a produce failed: commit nothing more, stop
+        self.state_timeouts = 0
+        self.unroutable = 0
 
     # ---- lifecycle ------------------------------------------------------------------------
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         cfg = self.config
-        self.producer = Producer({
+        self.producer = self.make_producer({
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
             "linger.ms": cfg.linger_ms, "queue.buffering.max.messages": 2_000_000,
             "batch.num.messages": 10_000,
@@ -196,6 +219,9 @@ class RouteEngine:
                 batch = [first, *self.consumer.consume(cfg.batch_size - 1, 0)]
                 self.process(batch)
             self._finish_sync()
+        except BaseException:
+            self.failed = True  # the revoke that close() triggers must not commit
+            raise
         finally:
             self.consumer.close()
             self.producer.flush(10)
@@ -211,20 +237,24 @@ class RouteEngine:
         log.info("route: assigned %s (%d seen ids loaded)", numbers, sum(map(len, loaded.values())))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._finish_sync()
+        if not self.failed:
+            self._finish_sync()
         for tp in partitions:
             self.windows.pop(tp.partition, None)
 
     def _finish_sync(self) -> None:
-        """Wait for every in-flight batch, then commit the positions synchronously (stop,
-        revoke): everything consumed so far has been routed and acknowledged by then."""
+        """Wait for every in-flight batch and commit what they acked, synchronously (stop,
+        revoke). Commits explicit offsets of acked batches only, never the consumer's
+        positions (which run ahead of what was acked)."""
         assert self.producer is not None and self.consumer is not None
         self._drain()
         self.producer.flush(30)
-        try:
-            self.consumer.commit(asynchronous=False)
-        except Exception as exc:  # nothing to commit yet is not an error
-            log.debug("route: commit on revoke/stop: %s", exc)
+        if self._committed:
+            commit = [TopicPartition(self.source, p, o) for p, o in self._committed.items()]
+            try:
+                self.consumer.commit(offsets=commit, asynchronous=False)
+            except Exception as exc:  # nothing new to commit is not an error
+                log.debug("route: commit on revoke/stop: %s", exc)
 
     def _load_seen(self, partitions: list[int]) -> dict[int, dict[str, int]]:
         """Markers of the last window on `partitions` of the seen topic, read to the end.
@@ -278,9 +308,11 @@ class RouteEngine:
                 if window is not None and window.seen(event_id, now_ms):
                     self.duplicates += 1
                     continue
+                self._wait_for_state(event)
+                problems: list[str] = []
                 out = [
                     (self.encoders[d.destination], d.key.encode(), d.record)
-                    for d in route(event, state, rules, now_ms)
+                    for d in route(event, state, rules, now_ms, problems)
                 ]
                 encoded = [(name, key, enc(record)) for (name, enc), key, record in out]
             except Exception as exc:  # a bad record is data: dead-letter it, keep going
@@ -288,6 +320,9 @@ class RouteEngine:
                 continue
             for name, key, value in encoded:
                 produce(name, value, key)
+            if problems:  # what could not be routed: dead-letter the event for replay
+                self.unroutable += 1
+                self._dead_letter(pending, msg, Unroutable("; ".join(problems)))
             if self.bookings_topic and event["event_type"] == "booking.changed":
                 for supplier in booking_keys(event):
                     produce(self.bookings_topic, msg.value(), supplier.encode())
@@ -298,6 +333,18 @@ class RouteEngine:
         metrics.RECORDS_IN.labels(STAGE).inc(len(batch))
         metrics.RECORDS_OUT.labels(STAGE).inc(pending.produced)
         self._complete()
+
+    def _wait_for_state(self, event: Any) -> None:
+        """Block until the routing state holds the event's commit (bounded by state_wait_s)."""
+        lsn = event["source"].get("commit_lsn")
+        if not lsn or self.state_ready is None:
+            return
+        if not self.state_ready(int(lsn), self.config.state_wait_s):
+            self.state_timeouts += 1
+            metrics.STATE_WAIT_TIMEOUTS.inc()
+            log.warning("route: state did not reach commit %d within %.1f s; routing %s "
+                        "against the state as it is", lsn, self.config.state_wait_s,
+                        event["event_id"])  # fmt: skip
 
     def _produce(
         self, batch: _Batch, topic: str, value: bytes | None, key: bytes | None, **kw: Any
@@ -324,6 +371,7 @@ class RouteEngine:
         while self._inflight and self._inflight[0].done:
             batch = self._inflight.popleft()
             if batch.errors:
+                self.failed = True
                 raise BrokerUnavailable(
                     f"route: {len(batch.errors)} deliveries failed, e.g. {batch.errors[:3]}; "
                     "offsets not committed (the batch is routed again after restart)"
@@ -345,6 +393,7 @@ class RouteEngine:
         if self._acked_offsets:
             commit = [TopicPartition(self.source, p, o) for p, o in self._acked_offsets.items()]
             self.consumer.commit(offsets=commit, asynchronous=True)
+            self._committed.update(self._acked_offsets)
         self._acked_ids, self._acked_offsets = {}, {}
 
     def _drain(self, timeout: float = 60.0) -> None:

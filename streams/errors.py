@@ -3,6 +3,7 @@
 
     WedsyncError                   base; never raised directly
     ├── ConfigurationError         bad settings: fix the configuration and restart
+    │   └── ContractViolation      the source database does not have what the contract reads
     ├── BrokerUnavailable          Kafka could not be reached: retry later (HTTP 503 upstream)
     ├── SchemaError                a schema file or registry answer is unusable
     │   └── IncompatibleSchema     a new schema version cannot read older data
@@ -23,6 +24,11 @@ class WedsyncError(Exception):
 
 class ConfigurationError(WedsyncError):
     """Settings are missing or invalid. Fix the configuration; retrying will not help."""
+
+
+class ContractViolation(ConfigurationError):
+    """A source table lacks a column the pipeline reads, or has it with another type. The
+    message names every `table.column` and what to do (add it, or map the name)."""
 
 
 class BrokerUnavailable(WedsyncError):

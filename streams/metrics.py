@@ -69,6 +69,14 @@ CDC_LAG_BYTES = Gauge(
 CDC_HEARTBEATS = Counter(
     "wedsync_cdc_heartbeats_total", "Periodic feedback messages the CDC source sent."
 )
+STATE_WAIT_TIMEOUTS = Counter(
+    "wedsync_route_state_wait_timeouts_total",
+    "Events routed after the routing state failed to reach their commit LSN in time.",
+)
+CDC_WATERMARKS = Counter(
+    "wedsync_cdc_watermarks_total",
+    "Heartbeat records (op 'h') written to wedsync.ingest.state after commits.",
+)
 CDC_TRUNCATES_SKIPPED = Counter(
     "wedsync_cdc_truncates_skipped_total",
     "TRUNCATE statements seen on captured tables (no row events exist for them).",

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-ColumnValue = bool | int | float | str | None
+Scalar = bool | int | float | str | None
+ColumnValue = Scalar | list[Scalar]  # arrays (text[], int[], uuid[]) are lists
 PayloadValue = bool | int | float | str | list[str] | None
 
 
@@ -18,6 +19,7 @@ class ChangeSource(TypedDict):
     schema: str
     table: str
     lsn: int | None
+    commit_lsn: int | None
     tx_id: int | None
     ts_ms: int
     snapshot: bool
@@ -25,7 +27,7 @@ class ChangeSource(TypedDict):
 
 class ChangeEvent(TypedDict):
     event_id: str
-    op: Literal["c", "u", "d", "r"]
+    op: Literal["c", "u", "d", "r", "h"]
     before: dict[str, ColumnValue] | None
     after: dict[str, ColumnValue] | None
     primary_key: list[str]
@@ -52,6 +54,7 @@ class SourceRef(TypedDict):
     partition: int
     offset: int
     lsn: int | None
+    commit_lsn: int | None
     delivery_id: str | None
     table: str | None
 

@@ -1,7 +1,7 @@
 """`wedsync route`: the routing engine as its own process.
 
-    <app id>-<table>-changelog (written by the Faust `state` agent's GlobalTables)
-        --> ChangelogState (recovered to the end, then tailed)
+    <app id>-state_rows-changelog (written by the Faust `state` agent's table)
+        --> ChangelogState (recovered to the end, then tailed; its watermark gates routing)
     wedsync.events --> RouteEngine --> wedsync.deliver.* (+ bookings regrouping, seen markers)
 
 Why a process of its own: measured on the 2-core machine, the same engine thread ran at
@@ -61,21 +61,21 @@ def internal_topics(app_id: str, config: RouteSettings) -> list[topics.Topic]:
 
 def _wait_for_state_agent(bootstrap: str, app_id: str, timeout: float = 120.0) -> None:
     """Cold start: wait until the Faust worker (consumer group `app_id`, which holds the
-    state agent) has committed every CDC record that was already in wedsync.ingest.cdc, so
-    the changelogs hold the state those records make before the first event is routed. A
-    restart finds the group caught up and goes straight on; after `timeout` routing starts
-    anyway, with a warning (some early events may miss recipients added in the backlog)."""
+    state agent) has committed every record that was already in wedsync.ingest.state, so the
+    changelog holds that state before the first event is routed (the watermark wait is
+    bounded per event; a long backlog would outlast it). A restart finds the group caught up
+    and goes straight on; after `timeout` routing starts anyway, with a warning."""
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": app_id,
                       "enable.auto.commit": False, "log.connection.close": False})  # fmt: skip
     try:
         behind = wait_for_group(
-            probe, topics.INGEST_CDC.name, topics.INGEST_CDC.partitions, timeout=timeout
+            probe, topics.INGEST_STATE.name, topics.INGEST_STATE.partitions, timeout=timeout
         )
     finally:
         probe.close()
     if behind:
         log.warning("route: the state agent is still behind on %s partitions %s after %.0f s; "
-                    "routing with the state loaded so far", topics.INGEST_CDC.name,
+                    "routing with the state loaded so far", topics.INGEST_STATE.name,
                     sorted(behind), timeout)  # fmt: skip
 
 
@@ -91,7 +91,7 @@ def run_route(settings: Settings) -> int:
             replication_factor=settings.replication_factor,
         )  # fmt: skip
         _wait_for_state_agent(bootstrap, settings.app_id)
-        state = ChangelogState(bootstrap, settings.app_id, partitions=topics.PARTITIONS)
+        state = ChangelogState(bootstrap, settings.app_id)
         tables = state.load()
         engine = RouteEngine(
             bootstrap=bootstrap,
@@ -102,6 +102,7 @@ def run_route(settings: Settings) -> int:
             state=tables,
             bookings_topic=bookings_topic_name(settings.app_id),
             config=config,
+            state_ready=state.wait_for,
         )
         # the state and every module are loaded: move them out of the collector's sight and
         # collect young objects less often (a routed event allocates many short-lived dicts),

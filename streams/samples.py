@@ -36,6 +36,7 @@ def change_event(
             "schema": "public",
             "table": table,
             "lsn": lsn,
+            "commit_lsn": lsn,
             "tx_id": tx_id,
             "ts_ms": commit,
             "snapshot": op == "r",

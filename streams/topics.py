@@ -101,6 +101,12 @@ INGEST_CDC = Topic("wedsync.ingest.cdc", "ingest/change_event", key="<table>:<pr
 INGEST_WEBHOOKS = Topic(
     "wedsync.ingest.webhooks", "ingest/inbound_webhook", key="<source>:<delivery id>"
 )
+INGEST_STATE = Topic(
+    "wedsync.ingest.state",
+    "ingest/change_event",
+    key="<table>:<primary key values> (or ~heartbeat)",
+    partitions=1,  # one ordered log: one writer of the routing state, watermarks by commit
+)
 INGEST_DLQ = Topic("wedsync.ingest.dlq", None, key="original key", retention_ms=30 * DAY_MS)
 
 # ---- domain events ----------------------------------------------------------------------
@@ -145,6 +151,7 @@ SLA_HEALTH = Topic(
 ALL: tuple[Topic, ...] = (
     INGEST_CDC,
     INGEST_WEBHOOKS,
+    INGEST_STATE,
     INGEST_DLQ,
     EVENTS,
     EVENTS_DLQ,

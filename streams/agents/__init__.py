@@ -1,7 +1,7 @@
 """Thin Faust wiring: decode -> call pure logic -> send. Registration is this explicit list.
 
 normalize            wedsync.ingest.cdc, .webhooks -> wedsync.events          (agents)
-state                wedsync.ingest.cdc (state tables) -> GlobalTables        (agent)
+state                wedsync.ingest.state (1 partition) -> Table state_rows   (agent)
 route                wedsync.events -> wedsync.deliver.*     (`wedsync route` child process)
 conflicts            booking.changed by supplier -> Table -> wedsync.events   (agent)
 """
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
     from streams.agents.route import RouteService
     from streams.app import Context
-    from streams.logic.state import StateTables
 
 
 @dataclass
@@ -25,7 +24,7 @@ class Agents:
 
     normalize: dict[str, Any]
     state_agent: Any
-    state: StateTables
+    state_rows: Any  # the Faust table of routing-state rows
     conflicts: dict[str, Any]
     route: RouteService | None
 
@@ -35,11 +34,11 @@ def register_all(app: faust.App, context: Context, *, with_route: bool = True) -
     (agent unit tests run without a broker)."""
     from streams.agents import conflicts, normalize, route, state
 
-    tables = state.state_tables(app)
+    rows = state.state_table(app)
     return Agents(
         normalize=normalize.register(app, context),
-        state_agent=state.register(app, context, tables),
-        state=tables,
+        state_agent=state.register(app, context, rows),
+        state_rows=rows,
         conflicts=conflicts.register(app, context),
         route=route.register(app, context) if with_route else None,
     )

@@ -8,7 +8,9 @@ every agent send; Faust commits the source offset only after its sends are flush
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from streams import metrics
 from streams.deadletter import dead_letter_headers
@@ -16,7 +18,33 @@ from streams.models import SourceRef
 
 if TYPE_CHECKING:
     import faust
-    from faust.types import Message
+    from faust.types import EventT, Message
+
+log = logging.getLogger(__name__)
+
+
+async def each_acked(
+    app: faust.App,
+    stream: faust.StreamT[Any],
+    stage: str,
+    handle: Callable[[EventT], Awaitable[None]],
+) -> None:
+    """Call `handle` on every event of `stream` and ack the event only after it returns.
+
+    `handle` dead-letters bad records itself; anything it raises is not the record's fault
+    (the producer, a table): the worker crashes WITHOUT acking the event, so it is processed
+    again after restart. (Faust's own iteration and `take_events` ack in a `finally`, so an
+    exception in an agent body acked, and lost, the records being processed.)"""
+    acking = cast("faust.Stream[Any]", stream).noack()
+    async for event in acking.events():
+        try:
+            await handle(event)
+        except Exception as exc:
+            log.critical("%s: stopping the worker without acking %s: %r", stage,
+                         event.message.tp, exc)  # fmt: skip
+            await app.crash(exc)
+            raise
+        await acking.ack(event)
 
 
 async def dead_letter(
@@ -39,6 +67,7 @@ def source_ref(
     message: Message,
     *,
     lsn: int | None = None,
+    commit_lsn: int | None = None,
     delivery_id: str | None = None,
     table: str | None = None,
 ) -> SourceRef:
@@ -49,6 +78,7 @@ def source_ref(
         partition=message.partition,
         offset=message.offset,
         lsn=lsn,
+        commit_lsn=commit_lsn,
         delivery_id=delivery_id,
         table=table,
     )

@@ -7,19 +7,19 @@
 Input is read as raw bytes and decoded here, not by Faust, so that a record that does not
 decode goes to the dead-letter topic with its reason instead of being logged and skipped.
 
-Events are taken in batches (`stream.take_events`, up to `BATCH` records or `WITHIN` seconds)
-so Faust's per-event agent machinery runs once per batch; sends are buffered by the producer,
-not awaited one by one. Measured on the embedded broker this stage is not the hot path (see
-`streams.engine` for the routing stage and the numbers).
+Each record is acked only after its events were handed to the producer (or it was
+dead-lettered): `streams.agents.common.each_acked`. Faust's `take_events` batching acked a
+whole batch even when the agent body raised, which lost records; sends are still buffered by
+the producer, not awaited one by one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from streams import metrics, topics
-from streams.agents.common import dead_letter, raw_topic, source_ref
+from streams.agents.common import dead_letter, each_acked, raw_topic, source_ref
 from streams.codec import AvroCodec
 from streams.faust_codec import register_codec
 from streams.logic.normalize import normalize_change, normalize_webhook
@@ -27,13 +27,11 @@ from streams.models import ChangeEvent, DomainEvent, InboundWebhook
 
 if TYPE_CHECKING:
     import faust
-    from faust.types import Message
+    from faust.types import EventT, Message
 
     from streams.app import Context
 
 STAGE = "normalize"
-BATCH = 1000
-WITHIN = 0.005  # seconds a partial batch waits: bounds the latency batching adds
 
 Normalizer = Callable[[AvroCodec, "Message"], list[DomainEvent]]
 
@@ -41,7 +39,9 @@ Normalizer = Callable[[AvroCodec, "Message"], list[DomainEvent]]
 def _from_cdc(codec: AvroCodec, message: Message) -> list[DomainEvent]:
     change: ChangeEvent = codec.decode(message.value)  # type: ignore[assignment]
     source = change["source"]
-    ref = source_ref("cdc", message, lsn=source["lsn"], table=source["table"])
+    ref = source_ref(
+        "cdc", message, lsn=source["lsn"], commit_lsn=source["commit_lsn"], table=source["table"]
+    )
     return normalize_change(change, ref)
 
 
@@ -64,22 +64,19 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
     def agent(name: str, source: topics.Topic, normalize: Normalizer) -> Any:
         codec = context.codecs[source]
 
+        async def handle(event: EventT) -> None:
+            metrics.RECORDS_IN.labels(STAGE).inc()
+            try:
+                out = normalize(codec, event.message)
+            except Exception as exc:  # a bad record is data: dead-letter it
+                await dead_letter(dlq, STAGE, event.message, exc)
+                return
+            for domain_event in out:
+                await events.send(key=domain_event["aggregate_id"].encode(), value=domain_event)
+            metrics.RECORDS_OUT.labels(STAGE).inc(len(out))
+
         async def run(stream: faust.StreamT[bytes]) -> None:
-            async for batch in cast("faust.Stream[bytes]", stream).take_events(
-                BATCH, within=WITHIN
-            ):
-                metrics.RECORDS_IN.labels(STAGE).inc(len(batch))
-                for event in batch:
-                    try:
-                        out = normalize(codec, event.message)
-                    except Exception as exc:  # a bad record is data: dead-letter it
-                        await dead_letter(dlq, STAGE, event.message, exc)
-                        continue
-                    for domain_event in out:
-                        await events.send(
-                            key=domain_event["aggregate_id"].encode(), value=domain_event
-                        )
-                    metrics.RECORDS_OUT.labels(STAGE).inc(len(out))
+            await each_acked(app, stream, name, handle)
 
         run.__name__ = name.replace("-", "_")
         return app.agent(raw_topic(app, source.name), name=name)(run)

@@ -1,71 +1,83 @@
-"""Agent: CDC of the state tables -> routing state in Faust GlobalTables.
+"""Agent: state-table changes -> routing-state rows (one Faust table, one writer).
 
-    wedsync.ingest.cdc (suppliers, wedding_vendors, webhook_endpoints, *_integrations)
-        --state--> GlobalTables suppliers / wedding_vendors / webhook_endpoints / integrations
-                   (each backed by its changelog topic `<app id>-<table>-changelog`)
+    wedsync.ingest.state (ONE partition: state-table changes and CDC heartbeats, commit order)
+        --state--> Table state_rows ('<table>:<pk>' -> the row's contract columns)
+                   + '~watermark' -> {"lsn": last heartbeat commit LSN}
+                   (changelog `<app id>-state_rows-changelog`, read by the routing process)
 
-Routing is keyed by the event's aggregate (a wedding), not by supplier, so every worker needs
-all of the state: GlobalTables, which every worker recovers in full from their changelogs at
-start-up (Faust starts app services, the routing engine among them, only after recovery).
-Tables use the producer's partitioner for changelog writes, so batching (`take_events`) is
-safe. The reducer is `streams.logic.state.apply_change`, which assigns new values and never
-mutates in place (a Faust table persists only what is assigned).
+One partition means one consumer folds every state row, whatever the number of workers, so
+no read-modify-write of a shared key can lose an update (the earlier design keyed state by
+wedding/supplier on several partitions, and two workers overwrote each other's entries).
+State changes are rare next to events, so one ordered log is not a bottleneck, and it gives
+the watermark for free: after folding a heartbeat of commit LSN L, every state change
+committed at or before L is in the table, and the watermark record is written to the
+changelog after those rows, so a reader that has read the watermark has read the rows.
 
-Records whose key names a table that is not state are skipped before decoding (the CDC key
-is '<table>:<primary key>'), so this agent costs little on the busy tables.
+Acks: the stream is `noack`; an event is acked only after its fold (and any dead letter) is
+done. A failure that is not about the record (the producer, the table) crashes the worker
+without acking, so the record is folded again after restart (Faust's `take_events` acks a
+whole batch even when the body raises, which lost records).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import faust
 
 from streams import metrics, topics
-from streams.agents.common import dead_letter, raw_topic
-from streams.changelog_state import TABLE_NAMES
-from streams.logic.state import STATE_TABLES, StateTables, apply_change
+from streams.agents.common import dead_letter, each_acked, raw_topic
+from streams.logic.state import WATERMARK_KEY, fold_row
 
 if TYPE_CHECKING:
+    from faust.types import EventT, TableT
+
     from streams.app import Context
 
 STAGE = "state"
-BATCH = 1000
-WITHIN = 0.1  # state changes are rare: fewer idle wake-ups of the worker (measured ~15 % CPU idle)
-_STATE_KEYS = tuple(f"{table}:".encode() for table in STATE_TABLES)
+TABLE = "state_rows"
 
 
-def state_tables(app: faust.App) -> StateTables:
-    """The four routing-state GlobalTables of `app` (JSON keys and values)."""
-    made = {
-        name: app.GlobalTable(
-            name,
-            schema=faust.Schema(key_serializer="json", value_serializer="json"),
-            use_partitioner=True,
-            help=f"routing state: {name}",
-        )
-        for name in TABLE_NAMES
-    }
-    return StateTables(**made)
+def state_table(app: faust.App) -> TableT[Any, Any]:
+    """The routing-state rows of `app` (JSON keys and values), on one partition."""
+    return app.Table(
+        TABLE,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=topics.INGEST_STATE.partitions,
+        help="routing state: '<table>:<pk>' -> row; '~watermark' -> folded commit LSN",
+    )
 
 
-def register(app: faust.App, context: Context, tables: StateTables) -> Any:
-    codec = context.codecs[topics.INGEST_CDC]
-    dlq = raw_topic(app, topics.EVENTS_DLQ.name)
+def register(app: faust.App, context: Context, rows: Any) -> Any:
+    codec = context.codecs[topics.INGEST_STATE]
+    dlq = raw_topic(app, topics.INGEST_DLQ.name)
+    source = app.topic(
+        topics.INGEST_STATE.name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.INGEST_STATE.partitions,
+    )
 
-    @app.agent(raw_topic(app, topics.INGEST_CDC.name), name=STAGE)
+    async def fold(event: EventT) -> None:
+        try:
+            change: Any = codec.decode(event.message.value)
+            if change["op"] == "h":
+                lsn = int(change["source"]["commit_lsn"] or 0)
+                if lsn > int((rows.get(WATERMARK_KEY) or {}).get("lsn", 0)):
+                    rows[WATERMARK_KEY] = {"lsn": lsn}
+                return
+            key = (event.message.key or b"").decode()
+            row = fold_row(rows.get(key), change)
+            if row is not None:
+                rows[key] = row
+            elif key in rows:
+                del rows[key]
+            metrics.RECORDS_IN.labels(STAGE).inc()
+        except Exception as exc:  # a bad record is data: dead-letter it
+            await dead_letter(dlq, STAGE, event.message, exc)
+
+    @app.agent(source, name=STAGE)
     async def state(stream: faust.StreamT[bytes]) -> None:
-        async for batch in cast("faust.Stream[bytes]", stream).take_events(BATCH, within=WITHIN):
-            for event in batch:
-                key = event.message.key
-                if not (isinstance(key, bytes) and key.startswith(_STATE_KEYS)):
-                    continue
-                try:
-                    change: Any = codec.decode(event.message.value)
-                    apply_change(tables, change)
-                except Exception as exc:  # a bad record is data: dead-letter it
-                    await dead_letter(dlq, STAGE, event.message, exc)
-                    continue
-                metrics.RECORDS_IN.labels(STAGE).inc()
+        await each_acked(app, stream, STAGE, fold)
 
     return state

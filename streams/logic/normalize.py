@@ -45,28 +45,27 @@ OP_NAMES = {"c": "insert", "u": "update", "d": "delete"}
 
 # Tables whose changes customers may subscribe to ('<table>.<op>'), and the only columns of
 # each that an outbound webhook body may carry (PII minimization: no emails, phone numbers,
-# free-text answers, secrets).
+# free-text answers, secrets). Names are the source contract's (streams.logic.contract).
 WEBHOOK_TABLES: dict[str, tuple[str, ...]] = {
     "form_responses": (
         "id",
-        "form_id",
         "supplier_id",
-        "client_id",
-        "wedding_id",
-        "status",
-        "created_at",
+        "couple_id",
+        "form_name",
+        "question_count",
+        "submitted_at",
     ),
     "journey_progress": (
         "id",
-        "journey_id",
         "supplier_id",
-        "client_id",
+        "couple_id",
+        "milestone_name",
         "completion_percentage",
-        "current_milestone",
-        "updated_at",
+        "completed_at",
     ),
     "wedding_details": (
         "id",
+        "couple_id",
         "wedding_date",
         "ceremony_time",
         "venue_name",
@@ -74,24 +73,26 @@ WEBHOOK_TABLES: dict[str, tuple[str, ...]] = {
         "time_zone",
         "updated_at",
     ),
-    "core_fields": ("id", "client_id", "wedding_id", "updated_at"),
+    "core_fields": ("id", "couple_id", "updated_at"),
 }
 
-# wedding_details columns carried by wedding.date_changed: what CRMs and calendars need.
-_WEDDING_FIELDS = (
-    "ceremony_time",
-    "venue_name",
-    "guest_count",
-    "time_zone",
-    "photographer_notes",
-    "setup_time",
-    "reception_start",
-    "special_requirements",
-    "coordinator_notes",
-    "client_id",
-    "booking_id",
-    "updated_at",
-)
+# wedding.date_changed payload field <- wedding_details column: what CRMs, venues and
+# calendars need (DOMAIN.md's photography-CRM and venue-booking payloads).
+_WEDDING_FIELDS = {
+    "couple_id": "couple_id",
+    "client_id": "couple_id",
+    "ceremony_time": "ceremony_time",
+    "reception_time": "reception_time",
+    "setup_time": "setup_time",
+    "venue_id": "venue_id",
+    "venue_name": "venue_name",
+    "guest_count": "guest_count",
+    "time_zone": "time_zone",
+    "photographer_notes": "special_requests",
+    "special_requirements": "special_requests",
+    "coordinator_notes": "venue_notes",
+    "updated_at": "updated_at",
+}
 
 
 def event_id_for(source_event_id: str, event_type: str) -> str:
@@ -100,9 +101,12 @@ def event_id_for(source_event_id: str, event_type: str) -> str:
 
 
 def changed_columns(change: ChangeEvent) -> list[str]:
-    """Names of the columns whose value differs between before and after, sorted."""
+    """Names of the columns whose value differs between before and after, sorted. A column
+    absent from `after` was not sent (unchanged TOAST): it did not change."""
     before, after = change["before"] or {}, change["after"] or {}
-    return sorted(k for k in after.keys() | before.keys() if before.get(k) != after.get(k))
+    if not after:
+        return []
+    return sorted(k for k in after if k not in before or before[k] != after[k])
 
 
 def _text(value: object) -> str | None:
@@ -110,15 +114,15 @@ def _text(value: object) -> str | None:
 
 
 def _scalar(value: ColumnValue) -> PayloadValue:
+    if isinstance(value, list):
+        return [str(v) for v in value if v is not None]
     return value
 
 
-def _client_name(row: dict[str, ColumnValue]) -> str | None:
-    """'A & B' from the partner name columns, or the couple_names column."""
-    names = [str(row[c]) for c in ("partner1_name", "partner2_name") if row.get(c)]
-    if names:
-        return " & ".join(names)
-    return _text(row.get("couple_names"))
+def _couple_name(row: dict[str, ColumnValue]) -> str | None:
+    """'A & B' from a wedding's bride_name and groom_name."""
+    names = [str(row[c]) for c in ("bride_name", "groom_name") if row.get(c)]
+    return " & ".join(names) if names else None
 
 
 def _form_response(change: ChangeEvent) -> Emitted:
@@ -127,12 +131,11 @@ def _form_response(change: ChangeEvent) -> Emitted:
     row = change["after"]
     payload: dict[str, PayloadValue] = {
         "form_response_id": _text(row.get("id")),
-        "form_id": _text(row.get("form_id")),
         "form_name": _text(row.get("form_name")),
         "supplier_id": _text(row.get("supplier_id")),
-        "client_id": _text(row.get("client_id")),
-        "wedding_id": _text(row.get("wedding_id")),
-        "client_name": _client_name(row),
+        "client_id": _text(row.get("couple_id")),
+        "client_name": _text(row.get("client_name")),
+        "question_count": _scalar(row.get("question_count")),
     }
     return [("form.response_received", "supplier", str(row.get("supplier_id")), payload)]
 
@@ -144,12 +147,13 @@ def _journey(change: ChangeEvent) -> Emitted:
     if before.get("completion_percentage") == after.get("completion_percentage"):
         return []
     payload: dict[str, PayloadValue] = {
-        "journey_id": _text(after.get("journey_id")),
+        "journey_id": _text(after.get("id")),
         "supplier_id": _text(after.get("supplier_id")),
-        "client_id": _text(after.get("client_id")),
+        "client_id": _text(after.get("couple_id")),
+        "client_name": _text(after.get("client_name")),
         "old_percentage": _text(before.get("completion_percentage")),
         "new_percentage": _text(after.get("completion_percentage")),
-        "milestone": _text(after.get("current_milestone")),
+        "milestone": _text(after.get("milestone_name")),
     }
     return [("journey.milestone_completed", "supplier", str(after.get("supplier_id")), payload)]
 
@@ -164,10 +168,10 @@ def _wedding(change: ChangeEvent) -> Emitted:
         "wedding_id": _text(after.get("id")),
         "old_date": _text(before.get("wedding_date")),
         "new_date": _text(after.get("wedding_date")),
-        "client_name": _client_name(after),
+        "client_name": _couple_name(after),
     }
-    for column in _WEDDING_FIELDS:
-        payload[column] = _scalar(after.get(column))
+    for name, column in _WEDDING_FIELDS.items():
+        payload[name] = _scalar(after.get(column))
     return [("wedding.date_changed", "wedding", str(after.get("id")), payload)]
 
 
@@ -177,14 +181,12 @@ def _core_fields(change: ChangeEvent) -> Emitted:
     fields = [c for c in changed_columns(change) if c not in _BOOKKEEPING]
     if not fields:
         return []
-    row = change["after"]
-    client = str(row.get("client_id") or row.get("id"))
-    payload: dict[str, PayloadValue] = {
-        "client_id": client,
-        "wedding_id": _text(row.get("wedding_id")),
-        "supplier_id": _text(row.get("supplier_id")),
-        "changed_fields": fields,
-    }
+    couple = _text(change["after"].get("couple_id"))
+    if couple is None:
+        return []
+    payload: dict[str, PayloadValue] = {"client_id": couple, "couple_id": couple,
+                                        "changed_fields": fields}  # fmt: skip
+    client = couple
     return [("client.profile_updated", "client", client, payload)]
 
 
@@ -221,7 +223,8 @@ def _record_changed(change: ChangeEvent) -> Emitted:
         "record_id": _text(row.get("id")),
         "supplier_id": supplier,
         "wedding_id": wedding,
-        "client_id": _text(row.get("client_id")),
+        "client_id": _text(row.get("couple_id")),
+        "couple_id": _text(row.get("couple_id")),
         "changed_fields": changed_columns(change) if op == "update" else [],
     }
     for column in columns:

@@ -13,7 +13,13 @@ Channels per recipient: the supplier's `realtime_channels` filtered by the rule'
 `allowed_channels`; the rule's `default_channels` when the supplier chose nothing (an empty
 list is a choice: no personal channels). A channel without an address (no email, no Slack
 channel, no phone) is skipped. Couples are told in-app only: routing state holds no couple
-contact details.
+contact details. Vendors of a wedding come from `wedding_vendors`; a couple's vendors (for
+events keyed by couple) from the couple's weddings (`couple_weddings`).
+
+A recipient the state does not know gets nothing (never a notice addressed to a made-up
+user), and a delivery whose content cannot be built (a time that cannot be read in the
+wedding's zone) is left out; both are appended to `problems`, so the engine can count and
+dead-letter the event for replay while every other delivery goes out.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from streams.logic.rules import (
     parse_rules,
 )
 from streams.logic.state import IntegrationState, StateTables, SupplierState, active_integrations
+from streams.logic.times import TimeRefused
 from streams.models import DeliveryRecord, DomainEvent
 from streams.topics import Destination
 
@@ -114,11 +121,21 @@ def _recipients(event: DomainEvent, rule: Rule, state: StateTables) -> list[str]
     supplier = payload.get("supplier_id")
     out: list[str] = [supplier] if isinstance(supplier, str) else []
     if rule.recipients == "wedding_vendors":
-        wedding = payload.get("wedding_id")
-        links = state.wedding_vendors.get(wedding) if isinstance(wedding, str) else None
-        if links:
-            out.extend(links[k]["supplier_id"] for k in sorted(links))
+        for wedding in _weddings(payload, state):
+            links = state.wedding_vendors.get(wedding)
+            if links:
+                out.extend(links[k]["supplier_id"] for k in sorted(links))
     return list(dict.fromkeys(out))
+
+
+def _weddings(payload: dict[str, Any], state: StateTables) -> list[str]:
+    """The event's wedding, or every wedding of its couple."""
+    wedding = payload.get("wedding_id")
+    if isinstance(wedding, str):
+        return [wedding]
+    couple = payload.get("couple_id")
+    found = state.couple_weddings.get(couple) if isinstance(couple, str) else None
+    return sorted(found) if found else []
 
 
 def _channels(rule: Rule, supplier: SupplierState | None) -> tuple[str, ...]:
@@ -129,11 +146,18 @@ def _channels(rule: Rule, supplier: SupplierState | None) -> tuple[str, ...]:
 
 
 def route(
-    event: DomainEvent, state: StateTables, rules: RoutingRules, now_ms: int
+    event: DomainEvent,
+    state: StateTables,
+    rules: RoutingRules,
+    now_ms: int,
+    problems: list[str] | None = None,
 ) -> list[Delivery]:
     """Every delivery `event` means under `rules` and `state`, in a deterministic order.
 
-    [] when no rule names the event type or nobody is to be told."""
+    [] when no rule names the event type or nobody is to be told. What could not be routed
+    (unknown recipient, refused content) is appended to `problems` when given."""
+    if problems is None:
+        problems = []
     rule = rules.by_event_type.get(event["event_type"])
     if rule is None:
         return []
@@ -170,13 +194,20 @@ def route(
     if rule.recipients != "none":
         for supplier_id in _recipients(event, rule, state):
             supplier = state.suppliers.get(supplier_id)
+            if supplier is None:
+                problems.append(f"supplier {supplier_id} is not in the routing state")
+                continue
             for channel in _channels(rule, supplier):
                 _personal(event, channel, supplier_id, supplier, rule, cache, emit)
             if rule.integrations:
                 for integration in active_integrations(state.integrations, supplier_id):
                     kind = integration_class(integration)
-                    if kind in rule.integrations:
+                    if kind not in rule.integrations:
+                        continue
+                    try:
                         _system(event, kind, supplier_id, integration, emit)
+                    except TimeRefused as exc:
+                        problems.append(f"{kind} {integration['integration_id']}: {exc}")
         if rule.recipients == "vendor_and_couple":
             _couple(event, cache, emit)
     if rule.webhooks:
@@ -188,7 +219,7 @@ def _personal(
     event: DomainEvent,
     channel: str,
     supplier_id: str,
-    supplier: SupplierState | None,
+    supplier: SupplierState,
     rule: Rule,
     cache: dict[str, Any],
     emit: Emit,
@@ -197,7 +228,7 @@ def _personal(
         if "inapp" not in cache:
             cache["inapp"] = transform.inapp_content(event)
         title, body, link, data = cache["inapp"]
-        user = supplier["user_id"] if supplier else supplier_id
+        user = supplier["user_id"]
         emit(
             Destination.INAPP,
             f"inapp:{user}",
@@ -212,8 +243,6 @@ def _personal(
                 "data": data,
             },
         )
-    elif supplier is None:
-        return
     elif channel == "email" and supplier["email"]:
         template, subject, variables = transform.email_content(event, supplier["name"])
         emit(
@@ -285,13 +314,13 @@ def _system(
         crm_kind, auth, payload = (
             "venue_booking",
             "api_key_header",
-            transform.venue_booking_payload(event),
+            transform.venue_booking_payload(event, integration["time_zone"]),
         )
     elif kind == "email_marketing":
         crm_kind, auth, payload = "custom", "bearer", transform.email_marketing_payload(event)
     else:
         crm_kind = _CRM_KIND.get(integration["integration_type"], "photography_crm")
-        auth, payload = "bearer", transform.photography_crm_payload(event)
+        auth, payload = "bearer", transform.photography_crm_payload(event, integration["time_zone"])
     if integration["auth_scheme"] in _AUTH:
         auth = str(integration["auth_scheme"])
     emit(
@@ -340,10 +369,10 @@ def _webhooks(event: DomainEvent, state: StateTables, emit: Emit) -> None:
     owners: list[str] = []
     if isinstance(payload.get("supplier_id"), str):
         owners.append(str(payload["supplier_id"]))
-    wedding = payload.get("wedding_id")
-    links = state.wedding_vendors.get(wedding) if isinstance(wedding, str) else None
-    if links:
-        owners.extend(links[k]["supplier_id"] for k in sorted(links))
+    for wedding in _weddings(payload, state):
+        links = state.wedding_vendors.get(wedding)
+        if links:
+            owners.extend(links[k]["supplier_id"] for k in sorted(links))
     body: str | None = None
     for owner in dict.fromkeys(owners):
         endpoints = state.webhook_endpoints.get(owner)

@@ -1,34 +1,43 @@
-"""Event-sourced routing state: pure reducers folding CDC changes of the state tables.
+"""Event-sourced routing state: one row per source row, and the indexes routing reads. Pure.
 
-Four state tables, each a mapping the lead keeps as a Faust (global) table:
+Two layers, so that every state key has exactly one writer:
 
-    suppliers          supplier_id -> SupplierState
-    wedding_vendors    wedding_id  -> {wedding_vendors row id -> VendorLink}
-    webhook_endpoints  supplier_id -> {endpoint id -> WebhookEndpointState}
-    integrations       supplier_id -> {"<table>:<row id>" -> IntegrationState}
-                       (supplier_integrations, venue_integrations, email_integrations)
+1. **Rows.** `fold_row(previous, change)` is the reducer of ONE source row (key
+   '<table>:<primary key>', the CDC key): the row's contract columns after the change, or
+   None when it was deleted. A column absent from an update (PostgreSQL leaves unchanged
+   TOAST values out) keeps its previous value: absent means unchanged, never empty. The
+   worker keeps these rows in a Faust table fed by the one-partition `wedsync.ingest.state`,
+   so one consumer writes every row, in commit order, and no update can be lost to a
+   concurrent read-modify-write.
+2. **Indexes.** `RoutingState.apply(key, row)` replaces one row and moves its entries in the
+   indexes routing looks up (`StateTables`); it knows the row's previous value, so a vendor
+   link moved to another wedding leaves the old one. The routing process rebuilds the same
+   indexes from the rows' changelog.
 
-`state_updates(change)` says what one change does as a list of `StateUpdate`s (table, key,
-entry id, new entry or None to remove it); `apply_update(current, update)` is the reducer for
-one key: it returns the new value, or None when the key should be deleted. Values are never
-mutated in place (a Faust table only persists what is assigned), so `apply_change(tables,
-change)` works on plain dicts and on Faust tables alike.
+    suppliers           supplier_id -> SupplierState
+    wedding_vendors     wedding_id  -> {wedding_vendors row id -> VendorLink}
+    webhook_endpoints   supplier_id -> {endpoint id -> WebhookEndpointState}
+    integrations        supplier_id -> {"<table>:<row id>" -> IntegrationState}
+    couple_weddings     couple_id   -> {wedding id -> wedding id}
 
-Secrets never enter state: `secret_key` and integration credentials stay in the database;
-sinks look them up by endpoint or integration id. A delete removes the entry; a row whose
-key column changed (a vendor moved to another wedding) is removed from its old key.
+Column names are the source contract's (`streams.logic.contract`). Secrets never enter
+state: the CDC source does not carry them; sinks read them from the database.
+A row without `is_active` is not active (the contract requires the column; a row that lacks
+it is incomplete, and sending to an endpoint the owner may have switched off is worse than
+not sending). Channel names are normalized here, once (`in-app`, `in_app`, `InApp` -> `inapp`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from streams.models import ChangeEvent, ColumnValue
 
 Row = dict[str, ColumnValue]
+WATERMARK_KEY = "~watermark"
 
 
 class SupplierState(TypedDict):
@@ -67,49 +76,38 @@ class IntegrationState(TypedDict):
     is_active: bool
 
 
-StateValue = SupplierState | dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StateUpdate:
-    """Set (`entry` not None) or remove (`entry` None) one entry under one key of a table.
-
-    `entry_id` None means the entry is the whole value of the key (the suppliers table).
-    """
-
-    table: str
-    key: str
-    entry_id: str | None
-    entry: Any
-
-
 @dataclass(frozen=True, slots=True)
 class StateTables:
-    """The routing state; plain dicts in tests, Faust tables in the worker."""
+    """The indexes routing reads; plain dicts."""
 
     suppliers: MutableMapping[str, SupplierState]
     wedding_vendors: MutableMapping[str, dict[str, VendorLink]]
     webhook_endpoints: MutableMapping[str, dict[str, WebhookEndpointState]]
     integrations: MutableMapping[str, dict[str, IntegrationState]]
+    couple_weddings: MutableMapping[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> StateTables:
-        return cls({}, {}, {}, {})
+        return cls({}, {}, {}, {}, {})
 
 
+INTEGRATION_TABLES = ("supplier_integrations", "venue_integrations", "email_integrations")
 STATE_TABLES = frozenset(
-    {
-        "suppliers",
-        "wedding_vendors",
-        "webhook_endpoints",
-        "supplier_integrations",
-        "venue_integrations",
-        "email_integrations",
-    }
+    {"suppliers", "wedding_details", "wedding_vendors", "webhook_endpoints", *INTEGRATION_TABLES}
 )
 
+# ---- values -------------------------------------------------------------------------------
+_CHANNEL_ALIASES = {"inapp": "inapp", "in_app": "inapp", "in-app": "inapp", "in app": "inapp"}
 
-def _json_text(value: ColumnValue) -> Any:
+
+def normalize_channel(name: str) -> str:
+    """One spelling per channel: 'in-app', 'In_App', 'inapp' -> 'inapp'; others lower-cased."""
+    lowered = name.strip().lower()
+    return _CHANNEL_ALIASES.get(lowered, lowered)
+
+
+def _json(value: ColumnValue) -> Any:
+    """A jsonb column's value (JSON text); None when absent or not JSON."""
     if not isinstance(value, str):
         return None
     try:
@@ -118,166 +116,178 @@ def _json_text(value: ColumnValue) -> Any:
         return None
 
 
-def _str(value: ColumnValue) -> str | None:
+def _object(value: ColumnValue) -> dict[str, Any]:
+    parsed = _json(value)
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _text_list(value: ColumnValue) -> list[str]:
+    """A text[] column: a list (CDC), or its JSON text (HTTP change sources)."""
+    if isinstance(value, str):
+        value = _json(value)
+    return [str(v) for v in value if v is not None] if isinstance(value, list) else []
+
+
+def _str(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
-def _bool(value: ColumnValue, default: bool = True) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.lower() in ("t", "true", "1", "yes")
-    return bool(value)
+def _active(row: Row) -> bool:
+    return row.get("is_active") is True
 
 
-def supplier_state(row: Row) -> SupplierState:
-    """A suppliers row as SupplierState; `notification_preferences` is JSON text holding
-    `realtime_channels` (and optionally `slack_channel`, `phone`)."""
-    prefs = _json_text(row.get("notification_preferences"))
-    prefs = prefs if isinstance(prefs, dict) else {}
-    channels = prefs.get("realtime_channels")
-    supplier = str(row["id"])
-    return SupplierState(
-        supplier_id=supplier,
-        name=_str(row.get("business_name")) or _str(row.get("name")),
-        email=_str(row.get("email")),
-        phone=_str(row.get("phone")) or _str(prefs.get("phone")),
-        slack_channel=_str(row.get("slack_channel_id")) or _str(prefs.get("slack_channel")),
-        user_id=_str(row.get("user_id")) or supplier,
-        realtime_channels=[str(c) for c in channels] if isinstance(channels, list) else None,
-        organization_id=_str(row.get("organization_id")),
-    )
-
-
-def _webhook_endpoint(row: Row) -> WebhookEndpointState:
-    events = _json_text(row.get("subscribed_events"))
-    return WebhookEndpointState(
-        endpoint_id=str(row["id"]),
-        supplier_id=str(row.get("supplier_id")),
-        endpoint_url=str(row.get("endpoint_url") or ""),
-        subscribed_events=[str(e) for e in events] if isinstance(events, list) else [],
-        is_active=_bool(row.get("is_active")),
-    )
-
-
-_TYPE_COLUMNS = ("integration_type", "system_type", "provider", "type")
-_URL_COLUMNS = ("endpoint_url", "webhook_url", "api_url", "api_endpoint", "url")
-_DEFAULT_TYPE = {"venue_integrations": "venue_booking", "email_integrations": "email_marketing"}
-
-
-def _integration(table: str, row: Row) -> IntegrationState:
-    settings = _json_text(row.get("settings"))
-    settings = settings if isinstance(settings, dict) else {}
-    kind = next((str(row[c]) for c in _TYPE_COLUMNS if row.get(c)), _DEFAULT_TYPE.get(table, ""))
-    url = next((str(row[c]) for c in _URL_COLUMNS if row.get(c)), None)
-    return IntegrationState(
-        integration_id=str(row["id"]),
-        source_table=table,
-        supplier_id=str(row.get("supplier_id") or row.get("venue_id")),
-        integration_type=kind,
-        endpoint_url=url or _str(settings.get("endpoint_url")),
-        calendar_id=_str(row.get("calendar_id")) or _str(settings.get("calendar_id")),
-        auth_scheme=_str(row.get("auth_scheme")) or _str(settings.get("auth_scheme")),
-        time_zone=_str(row.get("time_zone")) or _str(settings.get("time_zone")),
-        is_active=_bool(row.get("is_active")),
-    )
-
-
-def _keyed(table: str, key_column: str, change: ChangeEvent, entry: Any) -> list[StateUpdate]:
-    """Remove the entry from the old key when the key moved or the row is gone; set it at
-    the new key when the row exists."""
-    before, after = change["before"], change["after"]
-    row = after if after is not None else before
-    if row is None or row.get("id") is None:
-        return []
-    entry_id = str(row["id"]) if table != "integrations" else entry_key(change)
-    out: list[StateUpdate] = []
-    old_key = None if before is None else before.get(key_column)
-    new_key = None if after is None else after.get(key_column)
-    if old_key is not None and (after is None or old_key != new_key):
-        out.append(StateUpdate(table, str(old_key), entry_id, None))
-    if after is not None and new_key is not None:
-        out.append(StateUpdate(table, str(new_key), entry_id, entry))
-    return out
-
-
-def entry_key(change: ChangeEvent) -> str:
-    """Entry id of an integration row: '<table>:<id>' (three tables share one state)."""
+# ---- rows ---------------------------------------------------------------------------------
+def row_key(change: ChangeEvent) -> str:
+    """'<table>:<primary key values>': the row's state key (the same as its CDC key)."""
     row = change["after"] if change["after"] is not None else change["before"] or {}
-    return f"{change['source']['table']}:{row.get('id')}"
+    return f"{change['source']['table']}:" + ",".join(
+        str(row.get(c)) for c in change["primary_key"]
+    )
 
 
-def state_updates(change: ChangeEvent) -> list[StateUpdate]:
-    """What one CDC change does to the routing state; [] for tables that are not state."""
-    table = change["source"]["table"]
-    after = change["after"]
+def fold_row(previous: Row | None, change: ChangeEvent) -> Row | None:
+    """The row after `change`: None when deleted; columns absent from the change keep their
+    previous values (an update never empties a column it did not send)."""
+    if change["op"] == "d" or change["after"] is None:
+        return None
+    merged = dict(previous) if previous else {}
+    merged.update(change["after"])
+    return merged
+
+
+# ---- rows -> index entries ----------------------------------------------------------------
+Entry = tuple[str, str, str | None, Any]  # (index, key, entry id or None for whole value, value)
+
+
+def supplier_state(supplier_id: str, row: Row) -> SupplierState:
+    prefs = _object(row.get("notification_preferences"))
+    channels = prefs.get("realtime_channels")
+    return SupplierState(
+        supplier_id=supplier_id,
+        name=_str(row.get("business_name")),
+        email=_str(row.get("email")),
+        phone=_str(prefs.get("phone")),
+        slack_channel=_str(prefs.get("slack_channel")) or _str(prefs.get("slack_user_id")),
+        user_id=supplier_id,  # a supplier's dashboard user is the supplier
+        realtime_channels=(
+            list(dict.fromkeys(normalize_channel(str(c)) for c in channels if c))
+            if isinstance(channels, list)
+            else None
+        ),
+        organization_id=None,
+    )
+
+
+def _integration(table: str, row_id: str, row: Row) -> tuple[str | None, IntegrationState]:
+    """(owner supplier id, integration) of one integration row."""
+    if table == "venue_integrations":
+        owner, kind, settings = row.get("venue_id"), "venue_booking", {}
+    elif table == "email_integrations":
+        owner, kind = row.get("supplier_id"), _str(row.get("platform_type")) or "email_marketing"
+        settings = _object(row.get("trigger_settings"))
+    else:
+        owner, kind = row.get("supplier_id"), _str(row.get("integration_type")) or ""
+        settings = _object(row.get("settings"))
+    return _str(owner), IntegrationState(
+        integration_id=row_id,
+        source_table=table,
+        supplier_id=str(owner),
+        integration_type=kind,
+        endpoint_url=_str(row.get("webhook_url")) or _str(settings.get("endpoint_url")),
+        calendar_id=_str(settings.get("calendar_id")),
+        auth_scheme=_str(settings.get("auth_scheme")),
+        time_zone=_str(settings.get("time_zone")),
+        is_active=_active(row),
+    )
+
+
+def entries(key: str, row: Row) -> list[Entry]:
+    """The index entries one state row stands for ([] for rows of other tables)."""
+    table, _, row_id = key.partition(":")
     if table == "suppliers":
-        row = after if after is not None else change["before"]
-        if row is None or row.get("id") is None:
-            return []
-        value = None if after is None else supplier_state(after)
-        return [StateUpdate("suppliers", str(row["id"]), None, value)]
+        return [("suppliers", row_id, None, supplier_state(row_id, row))]
+    if table == "wedding_details":
+        couple = _str(row.get("couple_id"))
+        return [] if couple is None else [("couple_weddings", couple, row_id, row_id)]
     if table == "wedding_vendors":
-        link = (
-            None
-            if after is None
-            else VendorLink(
-                supplier_id=str(after.get("supplier_id")),
-                vendor_type=_str(after.get("vendor_type")),
-            )
-        )
-        return _keyed("wedding_vendors", "wedding_id", change, link)
+        wedding, vendor = _str(row.get("wedding_id")), _str(row.get("vendor_id"))
+        if wedding is None or vendor is None:
+            return []
+        link = VendorLink(supplier_id=vendor, vendor_type=_str(row.get("vendor_type")))
+        return [("wedding_vendors", wedding, row_id, link)]
     if table == "webhook_endpoints":
-        endpoint = None if after is None else _webhook_endpoint(after)
-        return _keyed("webhook_endpoints", "supplier_id", change, endpoint)
-    if table in ("supplier_integrations", "venue_integrations", "email_integrations"):
-        integration = None if after is None else _integration(table, after)
-        key = (
-            "venue_id"
-            if table == "venue_integrations" and _no_supplier(change)
-            else ("supplier_id")
+        owner = _str(row.get("supplier_id"))
+        if owner is None:
+            return []
+        endpoint = WebhookEndpointState(
+            endpoint_id=row_id,
+            supplier_id=owner,
+            endpoint_url=str(row.get("endpoint_url") or ""),
+            subscribed_events=_text_list(row.get("subscribed_events")),
+            is_active=_active(row),
         )
-        return _keyed("integrations", key, change, integration)
+        return [("webhook_endpoints", owner, row_id, endpoint)]
+    if table in INTEGRATION_TABLES:
+        owner, integration = _integration(table, row_id, row)
+        return [] if owner is None else [("integrations", owner, key, integration)]
     return []
 
 
-def _no_supplier(change: ChangeEvent) -> bool:
-    row = change["after"] if change["after"] is not None else change["before"] or {}
-    return "supplier_id" not in row
+@dataclass
+class RoutingState:
+    """Rows by state key, the indexes built from them, and the state watermark: every change
+    committed at or before `watermark` (a source commit LSN) is folded in."""
 
+    tables: StateTables = field(default_factory=StateTables.empty)
+    rows: dict[str, Row] = field(default_factory=dict)
+    watermark: int = 0
 
-def apply_update(current: Any, update: StateUpdate) -> Any:
-    """The new value of `update.key` given its `current` value; None means delete the key."""
-    if update.entry_id is None:
-        return update.entry
-    entries = dict(current) if current else {}
-    if update.entry is None:
-        entries.pop(update.entry_id, None)
-    else:
-        entries[update.entry_id] = update.entry
-    return entries or None
+    def apply(self, key: str, row: Row | None) -> None:
+        """Replace the row under `key` (None removes it) and move its index entries."""
+        previous = self.rows.pop(key, None)
+        if previous is not None:
+            for index, index_key, entry_id, _ in entries(key, previous):
+                self._set(index, index_key, entry_id, None)
+        if row is not None:
+            self.rows[key] = row
+            for index, index_key, entry_id, value in entries(key, row):
+                self._set(index, index_key, entry_id, value)
 
-
-def apply_change(tables: StateTables, change: ChangeEvent) -> list[StateUpdate]:
-    """Fold one change into `tables` (assigning new values, never mutating); returns the
-    updates applied, [] when the change is not about state."""
-    updates = state_updates(change)
-    for update in updates:
-        table: MutableMapping[str, Any] = getattr(tables, update.table)
-        value = apply_update(table.get(update.key), update)
+    def _set(self, index: str, key: str, entry_id: str | None, value: Any) -> None:
+        table: MutableMapping[str, Any] = getattr(self.tables, index)
+        if entry_id is None:
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+            return
+        current = dict(table.get(key) or {})  # replaced whole: readers see complete values
         if value is None:
-            if update.key in table:
-                del table[update.key]
+            current.pop(entry_id, None)
         else:
-            table[update.key] = value
-    return updates
+            current[entry_id] = value
+        if current:
+            table[key] = current
+        else:
+            table.pop(key, None)
+
+    def apply_change(self, change: ChangeEvent) -> None:
+        """Fold one change as the worker would (tests and benchmarks); heartbeats move the
+        watermark."""
+        if change["op"] == "h":
+            self.watermark = max(self.watermark, change["source"]["commit_lsn"] or 0)
+            return
+        if change["source"]["table"] not in STATE_TABLES:
+            return
+        key = row_key(change)
+        self.apply(key, fold_row(self.rows.get(key), change))
 
 
 def active_integrations(
     integrations: Mapping[str, Mapping[str, IntegrationState]], supplier_id: str
 ) -> list[IntegrationState]:
     """The supplier's active integrations, in entry-id order (deterministic fan-out)."""
-    entries = integrations.get(supplier_id)
-    if not entries:
+    found = integrations.get(supplier_id)
+    if not found:
         return []
-    return [entries[k] for k in sorted(entries) if entries[k]["is_active"]]
+    return [found[k] for k in sorted(found) if found[k]["is_active"]]

@@ -87,7 +87,7 @@ def start_source(
     running: list[Running] = []
 
     def start(config: PostgresCdcConfig) -> Running:
-        source = PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs[INGEST_CDC])
+        source = PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs)
         running.append(Running(source))
         return running[-1]
 

@@ -62,7 +62,6 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
     from streams.codec import TopicCodecs
-    from streams.topics import INGEST_CDC
 
     from connectors.sources.postgres_cdc.config import PostgresCdcConfig
     from connectors.sources.postgres_cdc.source import run_cdc
@@ -76,5 +75,4 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         config = PostgresCdcConfig(**config_overrides(args))
     except ValidationError as exc:
         raise ConfigurationError(f"CDC configuration: {exc}") from exc
-    codec = TopicCodecs.from_settings(settings)[INGEST_CDC]
-    return run_cdc(config, settings.kafka_bootstrap_servers, codec)
+    return run_cdc(config, settings.kafka_bootstrap_servers, TopicCodecs.from_settings(settings))

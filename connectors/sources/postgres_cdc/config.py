@@ -12,11 +12,15 @@ Table names are `schema.table`; a bare `table` means `public.table`.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from psycopg2.extensions import make_dsn
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from streams.logic.contract import Contract, load_mapping
+
+from connectors.sources.postgres_cdc.values import SESSION_OPTIONS
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -43,6 +47,17 @@ class PostgresCdcConfig(BaseSettings):
         default_factory=dict, description="schema.table -> columns dropped at the source (PII)"
     )
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    watermark_interval_s: float = Field(
+        default=0.01,
+        gt=0,
+        description="at most this often, a heartbeat record on wedsync.ingest.state tells "
+        "routing which commits the state holds (also every heartbeat_interval_s when idle)",
+    )
+    contract_file: Path | None = Field(
+        default=None,
+        description="TOML mapping of contract names to the platform's "
+        "(streams/logic/contract.py); default: the platform's own names",
+    )
     snapshot: bool = Field(default=True, description="initial snapshot (op 'r') on first start")
     connect_timeout_s: int = 10
 
@@ -73,7 +88,14 @@ class PostgresCdcConfig(BaseSettings):
             "user": self.user,
             "connect_timeout": self.connect_timeout_s,
             "application_name": f"wedsync-cdc-{self.slot_name}",
+            "options": SESSION_OPTIONS,
         }
         if password is not None:
             params["password"] = password
         return str(make_dsn(**params, **extra))
+
+    def contract(self) -> Contract:
+        """The source contract with this deployment's names (ConfigurationError when the
+        mapping file is wrong)."""
+        base = Contract.default()
+        return base if self.contract_file is None else base.mapped(load_mapping(self.contract_file))

@@ -5,10 +5,16 @@ into our change events (`schemas/ingest/change_event.v1.avsc`). No I/O happens h
 cache and the open transaction and turns a stream of messages into `ChangeEvent` dicts.
 Unknown or malformed bytes raise `DecodeError`.
 
-Values arrive as text and are converted by type OID: bool -> bool, int2/int4/int8/oid -> int,
-float4/float8 -> float; everything else (numeric, text, json/jsonb, arrays, dates, uuids)
-stays the server's text form. Unchanged TOAST values (`u`) in an update take the old value
-when the before image has it (REPLICA IDENTITY FULL) and are left out otherwise.
+Values arrive as text and are converted by type OID (`values.convert`: booleans, numbers,
+arrays as lists, timestamptz as ISO 8601; uuid, numeric, date, time, timetz and JSON keep
+the server's text). Unchanged TOAST values (`u`) in an update take the old value when the
+before image has it (REPLICA IDENTITY FULL) and are left out otherwise: an absent column
+means "unchanged", and the state reducer merges it from the previous row.
+
+Tables of the source contract (`streams.logic.contract`) are checked when their Relation
+message arrives (a missing or mistyped column raises ContractViolation naming
+`table.column`), renamed to contract names, and carry only the contract's non-secret
+columns: secrets never leave the database. Other tables pass through as they are.
 TRUNCATE has no row-level representation in the change event schema: it is parsed and
 reported (`Step.truncated`) but produces no events.
 """
@@ -18,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from streams.errors import DecodeError
+from streams.errors import ContractViolation, DecodeError
+from streams.logic.contract import Contract, TableContract
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import cdc_key, primary_key_text
 
@@ -34,23 +41,11 @@ from connectors.sources.postgres_cdc.pgoutput import (
     Update,
     parse_message,
 )
+from connectors.sources.postgres_cdc.values import TYPE_NAMES, convert
+
+__all__ = ["ChangeDecoder", "Step", "TableRules", "build_event", "convert", "heartbeat_event"]
 
 CONNECTOR = "postgres"
-
-_BOOL_OIDS = frozenset({16})
-_INT_OIDS = frozenset({20, 21, 23, 26})  # int8, int2, int4, oid
-_FLOAT_OIDS = frozenset({700, 701})  # float4, float8
-
-
-def convert(type_oid: int, text: str) -> ColumnValue:
-    """The Avro value for one column's text form, chosen by its type OID."""
-    if type_oid in _BOOL_OIDS:
-        return text in ("t", "true")  # output function "t"; a ::text cast gives "true"
-    if type_oid in _INT_OIDS:
-        return int(text)
-    if type_oid in _FLOAT_OIDS:
-        return float(text)
-    return text
 
 
 # ---- messages -> change events ------------------------------------------------------------
@@ -89,6 +84,7 @@ def build_event(
     after: dict[str, ColumnValue] | None,
     primary_key: tuple[str, ...],
     lsn: int,
+    commit_lsn: int | None,
     tx_id: int | None,
     commit_ms: int,
     now_ms: int,
@@ -112,6 +108,7 @@ def build_event(
             "schema": schema,
             "table": table,
             "lsn": lsn,
+            "commit_lsn": commit_lsn,
             "tx_id": tx_id,
             "ts_ms": commit_ms,
             "snapshot": op == "r",
@@ -120,6 +117,48 @@ def build_event(
         source_ts_ms=commit_ms,
     )
     return key, event
+
+
+HEARTBEAT_KEY = b"~heartbeat"
+
+
+def heartbeat_event(db: str, commit_lsn: int, now_ms: int) -> ChangeEvent:
+    """A heartbeat (op 'h'): every change committed at or before `commit_lsn` was written
+    before it on the partition it is written to."""
+    return ChangeEvent(
+        event_id=f"{db}:{commit_lsn}:~heartbeat",
+        op="h",
+        before=None,
+        after=None,
+        primary_key=[],
+        source={
+            "connector": CONNECTOR,
+            "db": db,
+            "schema": "",
+            "table": "",
+            "lsn": commit_lsn,
+            "commit_lsn": commit_lsn,
+            "tx_id": None,
+            "ts_ms": now_ms,
+            "snapshot": False,
+        },
+        ts_ms=now_ms,
+        source_ts_ms=now_ms,
+    )
+
+
+def check_relation(contract: Contract, rel: Relation) -> TableContract | None:
+    """The contract of `rel`'s table (None when it has none); ContractViolation naming every
+    `table.column` the relation lacks or types differently."""
+    problems = contract.check(
+        rel.name, {c.name: TYPE_NAMES.get(c.type_oid, f"oid {c.type_oid}") for c in rel.columns}
+    )
+    if problems:
+        raise ContractViolation(
+            f"{rel.namespace}.{rel.name} does not satisfy the source contract: "
+            + "; ".join(map(str, problems))
+        )
+    return contract.by_db_name().get(rel.name)
 
 
 class ChangeDecoder:
@@ -137,12 +176,17 @@ class ChangeDecoder:
         rules: TableRules,
         primary_keys: Mapping[str, tuple[str, ...]],
         now_ms: Callable[[], int],
+        contract: Contract | None = None,
     ) -> None:
         self.db = db
         self.rules = rules
         self.primary_keys = primary_keys
         self.now_ms = now_ms
+        self.contract = contract
         self.relations: dict[int, Relation] = {}
+        # relation oid -> (contract table name, platform column -> contract column), for
+        # tables of the contract
+        self.carried: dict[int, tuple[str, dict[str, str]]] = {}
         self.tx: Begin | None = None
 
     def feed(self, data: bytes, lsn: int) -> Step:
@@ -155,6 +199,11 @@ class ChangeDecoder:
             step.commit = message
         elif isinstance(message, Relation):
             self.relations[message.oid] = step.relation = message
+            self.carried.pop(message.oid, None)
+            table = None if self.contract is None else check_relation(self.contract, message)
+            if table is not None:
+                columns = table.carried([c.name for c in message.columns])
+                self.carried[message.oid] = (table.name, columns)
         elif isinstance(message, Insert):
             self._emit(step, message.relation_oid, "c", None, message.new, lsn)
         elif isinstance(message, Update):
@@ -199,16 +248,22 @@ class ChangeDecoder:
         pk = self.primary_keys.get(qualified) or tuple(c.name for c in rel.columns if c.is_key)
         if self.tx is None:
             raise DecodeError(f"change to {qualified} outside a transaction")
+        table = rel.name
+        if oid in self.carried:
+            table, columns = self.carried[oid]
+            before, after = _rename(before, columns), _rename(after, columns)
+            pk = tuple(columns.get(c, c) for c in pk)
         step.events.append(
             build_event(
                 db=self.db,
                 schema=rel.namespace,
-                table=rel.name,
+                table=table,
                 op=op,
                 before=before,
                 after=after,
                 primary_key=pk,
                 lsn=lsn,
+                commit_lsn=self.tx.final_lsn,
                 tx_id=self.tx.xid,
                 commit_ms=self.tx.commit_ts_ms,
                 now_ms=self.now_ms(),
@@ -241,3 +296,12 @@ class ChangeDecoder:
                 assert isinstance(value, str)
                 row[col.name] = convert(col.type_oid, value)
         return row
+
+
+def _rename(
+    row: dict[str, ColumnValue] | None, columns: Mapping[str, str]
+) -> dict[str, ColumnValue] | None:
+    """Only the carried columns of `row`, under their contract names."""
+    if row is None:
+        return None
+    return {columns[name]: value for name, value in row.items() if name in columns}

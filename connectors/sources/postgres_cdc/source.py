@@ -24,7 +24,19 @@ Lifecycle (`PostgresCdcSource.run`):
 4. Heartbeat: every `heartbeat_interval_s` the confirmed position is sent again, and when
    nothing is in flight the server's reported WAL end is confirmed, so an idle or fully
    filtered database does not pin WAL.
-5. `stop` (set by SIGINT/SIGTERM in `main`) ends the loop: the producer is flushed, the
+5. State and watermarks: changes of the state tables (the contract's `state` tables) are
+   also written, in commit order, to the one-partition `wedsync.ingest.state`, the routing
+   state's only input. After transactions commit (at most every `watermark_interval_s`, and
+   every `heartbeat_interval_s` when idle) a heartbeat record (op 'h', the last commit LSN)
+   follows them there: routing routes an event of commit LSN L only once the state has
+   folded a heartbeat >= L, so it sees every change committed before the event.
+6. Contract: every captured table of the source contract is checked at start (and the
+   decoder checks each Relation message); a missing or mistyped column stops the source
+   with ContractViolation naming `table.column` and what to do.
+7. A change that cannot be decoded goes to `wedsync.ingest.dlq` with the original pgoutput
+   bytes, the table, the LSN and the reason in headers; the stream goes on and the slot
+   advances past it (a decode error must not pin WAL on the primary or crash-loop).
+8. `stop` (set by SIGINT/SIGTERM in `main`) ends the loop: the producer is flushed, the
    final position confirmed, and the connections closed.
 
 A failed delivery raises `BrokerUnavailable` without confirming anything further; the
@@ -48,14 +60,22 @@ import psycopg2.extensions
 import psycopg2.extras
 from confluent_kafka import KafkaError, Message, Producer
 from streams import metrics
-from streams.codec import AvroCodec
-from streams.errors import BrokerUnavailable, ConfigurationError
+from streams.codec import TopicCodecs
+from streams.deadletter import dead_letter_headers
+from streams.errors import BrokerUnavailable, ConfigurationError, ContractViolation, DecodeError
 from streams.models import ChangeEvent
-from streams.topics import INGEST_CDC, Topic
+from streams.topics import INGEST_CDC, INGEST_DLQ, INGEST_STATE
 
 from connectors.sources.postgres_cdc.acks import AckTracker, TxAcks
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
-from connectors.sources.postgres_cdc.decode import ChangeDecoder, TableRules, build_event, convert
+from connectors.sources.postgres_cdc.decode import (
+    HEARTBEAT_KEY,
+    ChangeDecoder,
+    TableRules,
+    build_event,
+    convert,
+    heartbeat_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +90,7 @@ WHERE i.indisprimary
 GROUP BY 1
 """
 _COLUMNS_SQL = """
-SELECT a.attname, a.atttypid FROM pg_attribute a
+SELECT a.attname, a.atttypid, format_type(a.atttypid, NULL) FROM pg_attribute a
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 ORDER BY a.attnum
 """
@@ -110,24 +130,33 @@ class PostgresCdcSource:
         self,
         config: PostgresCdcConfig,
         producer: Producer,
-        codec: AvroCodec,
+        codecs: TopicCodecs,
         *,
-        topic: Topic = INGEST_CDC,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.producer = producer
-        self.codec = codec
-        self.topic = topic
+        self.encode = codecs[INGEST_CDC].encode
+        self.encode_state = codecs[INGEST_STATE].encode
         self.clock = clock
         self.tracker = AckTracker()
         self.confirmed_lsn = 0
         self.primary_keys: dict[str, tuple[str, ...]] = {}
         self.rules = TableRules(frozenset(config.tables), config.exclude_columns)
+        self.contract = config.contract()
+        self.state_tables = self.contract.state_tables()
         self.decoder = ChangeDecoder(
-            config.dbname, self.rules, self.primary_keys, lambda: int(self.clock() * 1000)
+            config.dbname,
+            self.rules,
+            self.primary_keys,
+            lambda: int(self.clock() * 1000),
+            self.contract,
         )
         self.snapshot_rows = 0
+        self.dead_letters = 0
+        self._last_commit_lsn = 0  # of the last transaction produced
+        self._heartbeat_lsn = 0  # of the last heartbeat produced
+        self._next_watermark = 0.0
 
     # ---- setup -------------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -149,6 +178,25 @@ class PostgresCdcSource:
         cur.execute(_PRIMARY_KEYS_SQL)
         self.primary_keys.update({name: tuple(cols) for name, cols in cur.fetchall()})
 
+    def _columns(self, cur: Any, qualified: str) -> list[tuple[str, int, str]]:
+        """(name, type oid, format_type name) of a table's live columns, in order."""
+        cur.execute(_COLUMNS_SQL, (_quote(qualified),))
+        return [(name, oid, type_name) for name, oid, type_name in cur.fetchall()]
+
+    def _check_contract(self, cur: Any) -> None:
+        """ContractViolation naming every `table.column` a captured contract table lacks or
+        types differently (all tables at once, so one restart fixes everything)."""
+        problems: list[str] = []
+        for qualified in self._snapshot_tables(cur):
+            if qualified.split(".", 1)[1] not in self.contract.by_db_name():
+                continue
+            live = {name: type_name for name, _, type_name in self._columns(cur, qualified)}
+            problems.extend(map(str, self.contract.check(qualified.split(".", 1)[1], live)))
+        if problems:
+            raise ContractViolation(
+                "the database does not satisfy the source contract: " + "; ".join(problems)
+            )
+
     def _slot_exists(self, cur: Any) -> bool:
         cur.execute(
             "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.config.slot_name,)
@@ -166,23 +214,65 @@ class PostgresCdcSource:
         return [row[0] for row in cur.fetchall()]
 
     # ---- producing ---------------------------------------------------------------------
-    def _on_delivery(self, tx: TxAcks, op: str, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(
+        self, tx: TxAcks, op: str | None, err: KafkaError | None, msg: Message
+    ) -> None:
         if err is not None:
             self.tracker.acked(tx, f"{err.name()}: {err.str()}")
         else:
             self.tracker.acked(tx)
-            metrics.CDC_EVENTS_PRODUCED.labels(op).inc()
+            if op is not None:
+                metrics.CDC_EVENTS_PRODUCED.labels(op).inc()
 
-    def _produce(self, tx: TxAcks, key: bytes, event: ChangeEvent) -> None:
-        value = self.codec.encode(dict(event))
-        callback = functools.partial(self._on_delivery, tx, event["op"])
+    def _send(
+        self, tx: TxAcks, topic: str, key: bytes, value: bytes, op: str | None = None, **kw: Any
+    ) -> None:
+        """Produce one record counted against `tx` (its LSN is confirmed once all are acked)."""
+        callback = functools.partial(self._on_delivery, tx, op)
         while True:
             try:
-                self.producer.produce(self.topic.name, value=value, key=key, on_delivery=callback)
+                self.producer.produce(topic, value=value, key=key, on_delivery=callback, **kw)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self.producer.poll(0.05)
         self.tracker.sent(tx)
+
+    def _produce(self, tx: TxAcks, key: bytes, event: ChangeEvent) -> None:
+        record = dict(event)
+        self._send(tx, INGEST_CDC.name, key, self.encode(record), event["op"])
+        if event["source"]["table"] in self.state_tables:
+            self._send(tx, INGEST_STATE.name, key, self.encode_state(record))
+
+    def _dead_letter(self, tx: TxAcks, data: bytes, lsn: int, exc: Exception) -> None:
+        """An undecodable message: its pgoutput bytes to wedsync.ingest.dlq, reason in headers."""
+        self.dead_letters += 1
+        metrics.DEAD_LETTERS.labels("cdc", type(exc).__name__).inc()
+        headers = dead_letter_headers(
+            stage="cdc", error=exc, topic="pgoutput:" + self.config.slot_name,
+            partition=0, offset=lsn, now_ms=self._now_ms(),
+        )  # fmt: skip
+        headers.append(("wedsync.dlq.lsn", _lsn_text(lsn).encode()))
+        headers.append(("wedsync.dlq.table", _message_table(self.decoder, data).encode()))
+        self._send(tx, INGEST_DLQ.name, f"lsn:{lsn}".encode(), data, headers=headers)
+        log.error("undecodable change at %s dead-lettered: %s", _lsn_text(lsn), exc)
+
+    def _watermark(self, tx: TxAcks | None, *, idle: bool) -> None:
+        """A heartbeat on wedsync.ingest.state after the transactions produced so far (at
+        most every watermark_interval_s; when `idle`, the last commit again)."""
+        now = time.monotonic()
+        fresh = self._last_commit_lsn > self._heartbeat_lsn
+        if now < self._next_watermark or not (fresh or idle):
+            return
+        self._next_watermark = now + self.config.watermark_interval_s
+        lsn = self._heartbeat_lsn = max(self._last_commit_lsn, self._heartbeat_lsn)
+        if lsn == 0:
+            return
+        event = heartbeat_event(self.config.dbname, lsn, self._now_ms())
+        target = tx if tx is not None else self.tracker.begin()
+        self._send(target, INGEST_STATE.name, HEARTBEAT_KEY, self.encode_state(dict(event)))
+        if tx is None:
+            self.tracker.commit(target, lsn)
+        metrics.CDC_WATERMARKS.inc()
 
     def _check_failure(self) -> None:
         if self.tracker.failure is not None:
@@ -222,6 +312,8 @@ class PostgresCdcSource:
             for qualified in tables:
                 self._snapshot_table(snap, qualified, lsn, tx)
             snap.rollback()
+        self._last_commit_lsn = lsn
+        self._watermark(tx, idle=True)
         self.tracker.commit(tx, lsn)
         self._flush(timeout=120.0)
         with query.cursor() as cur:
@@ -238,13 +330,17 @@ class PostgresCdcSource:
 
     def _snapshot_table(self, snap: Any, qualified: str, lsn: int, tx: TxAcks) -> None:
         excluded = self.rules.excluded(qualified)
+        schema, table = qualified.split(".", 1)
         with snap.cursor() as cur:
-            cur.execute(_COLUMNS_SQL, (_quote(qualified),))
-            columns = [(name, oid) for name, oid in cur.fetchall() if name not in excluded]
+            live = self._columns(cur, qualified)
+        names = {name: name for name, _, _ in live}
+        contract = self.contract.by_db_name().get(table)
+        if contract is not None:  # only the carried columns, under their contract names
+            names, table = contract.carried(list(names)), contract.name
+        columns = [(n, oid) for n, oid, _ in live if n not in excluded and n in names]
         if not columns:
             return
-        schema, table = qualified.split(".", 1)
-        pk = self.primary_keys.get(qualified, ())
+        pk = tuple(names.get(c, c) for c in self.primary_keys.get(qualified, ()))
         select_list = ", ".join(f'"{name}"::text' for name, _ in columns)
         commit_ms = self._now_ms()
         with snap.cursor(name=f"wedsync_snapshot_{table}"[:63]) as cur:
@@ -252,7 +348,7 @@ class PostgresCdcSource:
             cur.execute(f"SELECT {select_list} FROM {_quote(qualified)}")
             for values in cur:
                 row = {
-                    name: None if value is None else convert(oid, value)
+                    names[name]: None if value is None else convert(oid, value)
                     for (name, oid), value in zip(columns, values, strict=True)
                 }
                 key, event = build_event(
@@ -264,6 +360,7 @@ class PostgresCdcSource:
                     after=row,
                     primary_key=pk,
                     lsn=lsn,
+                    commit_lsn=lsn,
                     tx_id=None,
                     commit_ms=commit_ms,
                     now_ms=commit_ms,
@@ -287,13 +384,23 @@ class PostgresCdcSource:
             metrics.CDC_LAG_BYTES.set(max(0, wal_end - self.confirmed_lsn))
 
     def _handle(self, query: Any, msg: Any, state: dict[str, TxAcks]) -> None:
-        step = self.decoder.feed(msg.payload, msg.data_start)
+        try:
+            step = self.decoder.feed(msg.payload, msg.data_start)
+        except DecodeError as exc:  # a bad change is data: dead-letter it, keep streaming
+            tx = state.get("tx")
+            if tx is None:  # outside a transaction: confirmed with the next commit
+                tx = state["tx"] = self.tracker.begin()
+            self._dead_letter(tx, bytes(msg.payload), int(msg.data_start), exc)
+            return
         if step.begin is not None:
             state["tx"] = self.tracker.begin()
         for key, event in step.events:
             self._produce(state["tx"], key, event)
         if step.commit is not None:
-            self.tracker.commit(state.pop("tx"), step.commit.end_lsn)
+            tx = state.pop("tx")
+            self._last_commit_lsn = step.commit.commit_lsn
+            self._watermark(tx, idle=False)
+            self.tracker.commit(tx, step.commit.end_lsn)
         if step.relation is not None:
             qualified = f"{step.relation.namespace}.{step.relation.name}"
             if qualified not in self.primary_keys:
@@ -338,7 +445,11 @@ class PostgresCdcSource:
                 next_confirm = now + 0.2
             if heartbeat:
                 metrics.CDC_HEARTBEATS.inc()
+                if "tx" not in state:
+                    self._watermark(None, idle=True)
                 next_heartbeat = now + interval
+            elif msg is None and "tx" not in state:
+                self._watermark(None, idle=False)  # the last commits' heartbeat, if due
             if msg is None:
                 timeout = max(0.0, min(next_heartbeat - time.monotonic(), 0.2))
                 with contextlib.suppress(InterruptedError):
@@ -362,6 +473,7 @@ class PostgresCdcSource:
             with query.cursor() as cur:
                 self._ensure_publication(cur)
                 self._load_primary_keys(cur)
+                self._check_contract(cur)
                 exists = self._slot_exists(cur)
             repl_cur = repl.cursor()
             if not exists and self.config.snapshot:
@@ -394,10 +506,19 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_cdc(config: PostgresCdcConfig, bootstrap_servers: str, codec: AvroCodec) -> int:
+def run_cdc(config: PostgresCdcConfig, bootstrap_servers: str, codecs: TopicCodecs) -> int:
     """Run the source in the foreground until SIGINT/SIGTERM; the CLI's entry point."""
     stop = threading.Event()
     producer = make_producer(bootstrap_servers)
     with _stop_on_signals(stop):
-        PostgresCdcSource(config, producer, codec).run(stop)
+        PostgresCdcSource(config, producer, codecs).run(stop)
     return 0
+
+
+def _message_table(decoder: ChangeDecoder, data: bytes) -> str:
+    """`schema.table` of a row message's relation when the decoder knows it, else ''."""
+    if len(data) >= 5 and data[:1] in (b"I", b"U", b"D"):
+        rel = decoder.relations.get(int.from_bytes(data[1:5], "big"))
+        if rel is not None:
+            return f"{rel.namespace}.{rel.name}"
+    return ""

@@ -92,7 +92,7 @@ def test_origin_message_is_ignored():
     [
         (BOOL, "t", True), (BOOL, "f", False), (INT4, "42", 42), (INT8, "9007199254740993",
         9007199254740993), (FLOAT8, "4.5", 4.5), (NUMERIC, "12.50", "12.50"),
-        (JSONB, '{"a": 1}', '{"a": 1}'), (TEXT_ARRAY, "{a,b}", "{a,b}"),
+        (JSONB, '{"a": 1}', '{"a": 1}'), (TEXT_ARRAY, "{a,b}", ["a", "b"]),
         (DATE, "2027-06-12", "2027-06-12"),
     ],
 )  # fmt: skip
@@ -112,7 +112,7 @@ def test_insert_becomes_a_create_event_with_source_position():
     assert event["event_id"] == "wedsync:4008:wedding_details:w-1"
     assert event["source"] == {
         "connector": "postgres", "db": "wedsync", "schema": "public",
-        "table": "wedding_details", "lsn": 4008, "tx_id": 777, "ts_ms": COMMIT_MS,
+        "table": "wedding_details", "lsn": 4008, "commit_lsn": 5000, "tx_id": 777, "ts_ms": COMMIT_MS,
         "snapshot": False,
     }  # fmt: skip
     assert (event["ts_ms"], event["source_ts_ms"]) == (NOW_MS, COMMIT_MS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streams.logic.state import StateTables, apply_change
+from streams.logic.state import RoutingState, StateTables
 from streams.models import ColumnValue, DomainEvent, PayloadValue, SourceRef
 from streams.samples import change_event
 
@@ -14,6 +14,7 @@ CDC_REF = SourceRef(
     partition=0,
     offset=7,
     lsn=1,
+    commit_lsn=1,
     delivery_id=None,
     table="t",
 )
@@ -45,27 +46,31 @@ def event(
 def supplier_row(
     supplier_id: str, *, channels: list[str] | None = None, **extra: ColumnValue
 ) -> dict[str, ColumnValue]:
-    prefs: dict[str, object] = {}
+    """A suppliers row as the CDC source carries it (contract columns; jsonb as JSON text)."""
+    prefs: dict[str, object] = {"phone": "+447700900001", "slack_channel": f"C-{supplier_id}"}
     if channels is not None:
         prefs["realtime_channels"] = channels
     row: dict[str, ColumnValue] = {
         "id": supplier_id,
         "business_name": f"{supplier_id} Ltd",
         "email": f"{supplier_id}@x.io",
-        "phone": "+447700900001",
-        "slack_channel_id": f"C-{supplier_id}",
         "notification_preferences": json.dumps(prefs),
     }
     row.update(extra)
     return row
 
 
-def state_with(*rows: tuple[str, dict[str, ColumnValue]]) -> StateTables:
-    """State folded from inserts of (table, row) pairs."""
-    tables = StateTables.empty()
+def routing_state_with(*rows: tuple[str, dict[str, ColumnValue]]) -> RoutingState:
+    """Rows and indexes folded from inserts of (table, row) pairs."""
+    state = RoutingState()
     for lsn, (table, row) in enumerate(rows, start=1):
-        apply_change(tables, change_event(table, "c", after=row, lsn=lsn, commit_ms=1))
-    return tables
+        state.apply_change(change_event(table, "c", after=row, lsn=lsn, commit_ms=1))
+    return state
+
+
+def state_with(*rows: tuple[str, dict[str, ColumnValue]]) -> StateTables:
+    """The routing indexes folded from inserts of (table, row) pairs."""
+    return routing_state_with(*rows).tables
 
 
 def wedding_state() -> StateTables:
@@ -78,13 +83,13 @@ def wedding_state() -> StateTables:
             {
                 "id": "wv-1",
                 "wedding_id": WEDDING,
-                "supplier_id": "s-photo",
+                "vendor_id": "s-photo",
                 "vendor_type": "photographer",
             },
         ),
         (
             "wedding_vendors",
-            {"id": "wv-2", "wedding_id": WEDDING, "supplier_id": "s-venue", "vendor_type": "venue"},
+            {"id": "wv-2", "wedding_id": WEDDING, "vendor_id": "s-venue", "vendor_type": "venue"},
         ),
         (
             "supplier_integrations",
@@ -102,7 +107,7 @@ def wedding_state() -> StateTables:
                 "id": "si-cal",
                 "supplier_id": "s-photo",
                 "integration_type": "google_calendar",
-                "calendar_id": "photo@group.calendar.google.com",
+                "settings": json.dumps({"calendar_id": "photo@group.calendar.google.com"}),
                 "is_active": True,
             },
         ),
@@ -119,8 +124,8 @@ def wedding_state() -> StateTables:
             "venue_integrations",
             {
                 "id": "vi-1",
-                "supplier_id": "s-venue",
-                "api_url": "https://venue.example/api",
+                "venue_id": "s-venue",
+                "webhook_url": "https://venue.example/api",
                 "is_active": True,
             },
         ),

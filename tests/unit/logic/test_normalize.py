@@ -57,12 +57,13 @@ def test_wedding_update_without_date_change_is_no_date_change() -> None:
     assert "wedding.date_changed" not in _types(demo_changes()[4])
 
 
-def test_wedding_date_change_builds_client_name_from_partner_names() -> None:
+def test_wedding_date_change_builds_client_name_from_bride_and_groom() -> None:
     before = {
         "id": "w",
+        "couple_id": "c-1",
         "wedding_date": "2027-01-01",
-        "partner1_name": "Alex",
-        "partner2_name": "Sam",
+        "bride_name": "Alex",
+        "groom_name": "Sam",
     }
     change = change_event(
         "wedding_details", "u", before=before, after={**before, "wedding_date": "2027-02-02"}, lsn=1
@@ -71,8 +72,8 @@ def test_wedding_date_change_builds_client_name_from_partner_names() -> None:
 
 
 def test_core_fields_update_lists_changed_field_names_without_bookkeeping() -> None:
-    before = {"id": "cf", "client_id": "c-1", "phone": "1", "updated_at": "a"}
-    after = {"id": "cf", "client_id": "c-1", "phone": "2", "updated_at": "b"}
+    before = {"id": "cf", "couple_id": "c-1", "phone": "1", "updated_at": "a"}
+    after = {"id": "cf", "couple_id": "c-1", "phone": "2", "updated_at": "b"}
     change = change_event("core_fields", "u", before=before, after=after, lsn=1)
     event = normalize_change(change, CDC_REF)[0]
     assert event["event_type"] == "client.profile_updated"
@@ -137,3 +138,16 @@ def test_unknown_table_means_nothing() -> None:
 def test_correlation_id_is_the_transaction() -> None:
     event = normalize_change(demo_changes()[0], CDC_REF)[0]
     assert event["correlation_id"] == "tx:1"
+
+
+def test_core_fields_column_left_out_of_an_update_did_not_change() -> None:
+    before = {"id": "cf", "couple_id": "c-1", "notes": "long", "phone": "1"}
+    after = {"id": "cf", "couple_id": "c-1", "phone": "2"}  # notes: unchanged TOAST, not sent
+    change = change_event("core_fields", "u", before=before, after=after, lsn=1)
+    assert normalize_change(change, CDC_REF)[0]["payload"]["changed_fields"] == ["phone"]
+
+
+def test_events_carry_the_source_commit_lsn() -> None:
+    change = demo_changes(base_lsn=5000)[0]
+    ref = {**CDC_REF, "commit_lsn": change["source"]["commit_lsn"]}
+    assert normalize_change(change, ref)[0]["source"]["commit_lsn"] == 5001  # type: ignore[arg-type]

@@ -47,7 +47,13 @@ def test_journey_milestone_default_reaches_email_slack_and_email_marketing() -> 
         ("suppliers", supplier_row("s-1")),
         (
             "email_integrations",
-            {"id": "ei", "supplier_id": "s-1", "api_url": "https://mc.example", "is_active": 1},
+            {
+                "id": "ei",
+                "supplier_id": "s-1",
+                "platform_type": "mailchimp",
+                "webhook_url": "https://mc.example",
+                "is_active": True,
+            },
         ),
     )
     ev = event("journey.milestone_completed", {"supplier_id": "s-1", "milestone": "contract"})
@@ -129,9 +135,26 @@ def test_channel_without_address_is_skipped() -> None:
     assert kinds(route(ev, state, RULES, NOW)) == [("inapp", "s-1")]
 
 
-def test_unknown_supplier_still_gets_inapp_by_default() -> None:
+def test_unknown_supplier_gets_nothing_addressed_to_a_made_up_user() -> None:
     ev = event("form.response_received", {"supplier_id": "s-new"})
-    assert kinds(route(ev, StateTables.empty(), RULES, NOW)) == [("inapp", "s-new")]
+    assert route(ev, StateTables.empty(), RULES, NOW) == []
+
+
+def test_unknown_supplier_is_reported_as_a_problem() -> None:
+    problems: list[str] = []
+    route(event("form.response_received", {"supplier_id": "s-new"}), StateTables.empty(), RULES,
+          NOW, problems)  # fmt: skip
+    assert problems == ["supplier s-new is not in the routing state"]
+
+
+def test_a_couples_profile_update_reaches_the_vendors_of_its_weddings() -> None:
+    state = state_with(
+        ("suppliers", supplier_row("s-1")),
+        ("wedding_details", {"id": "w-1", "couple_id": "c-1"}),
+        ("wedding_vendors", {"id": "wv", "wedding_id": "w-1", "vendor_id": "s-1"}),
+    )
+    ev = event("client.profile_updated", {"couple_id": "c-1", "changed_fields": ["phone"]})
+    assert kinds(route(ev, state, RULES, NOW)) == [("email", "s-1"), ("inapp", "s-1")]
 
 
 def test_inactive_integration_is_not_called() -> None:
