@@ -49,57 +49,65 @@ def change_event(
 def demo_changes(base_lsn: int = 1000) -> list[ChangeEvent]:
     """A couple answers a form, a journey advances, a wedding moves, a profile changes, and
     one update that means nothing (no event expected)."""
-    wedding = "w-2027-0612"
+    wedding = "6b1f9c1e-2f43-4c1d-9a55-0c8a2b9f1a01"
+    couple = "0f6c1d6e-8b7a-4f35-b0a4-5d1e2c3b4a50"
+    photo = "a3c5e7f9-1b2d-4e6f-8a0c-2e4f6a8c0e11"
+    wedding_row: dict[str, ColumnValue] = {
+        "id": wedding, "couple_id": couple, "wedding_date": "2027-06-12",
+        "bride_name": "Alex", "groom_name": "Sam", "ceremony_time": "14:00:00",
+        "venue_name": "Oak Barn", "guest_count": 120, "time_zone": "Europe/London",
+    }  # fmt: skip
+    journey: dict[str, ColumnValue] = {
+        "id": "5d2b8f4a-6c1e-4a9b-9e7d-3f1a2b4c6d8e", "supplier_id": photo, "couple_id": couple,
+        "client_name": "Alex & Sam", "milestone_name": "contract signed",
+        "completion_percentage": "40.00",
+    }  # fmt: skip
+    profile: dict[str, ColumnValue] = {
+        "id": "7e9a1c3b-5d7f-4b2a-8c6e-0a2b4c6d8e0f", "couple_id": couple,
+        "partner1_name": "Alex", "partner2_name": "Sam", "phone": "+447700900123",
+    }  # fmt: skip
     return [
         change_event(
             "form_responses",
             "c",
             lsn=base_lsn + 1,
             after={
-                "id": "fr-1",
-                "form_id": "f-7",
-                "supplier_id": "s-photo",
-                "client_id": "c-1",
+                "id": "c2d4e6f8-0a1b-4c3d-9e5f-7a9b1c3d5e7f",
+                "supplier_id": photo,
+                "couple_id": couple,
+                "client_name": "Alex & Sam",
+                "form_name": "Wedding day",
+                "question_count": 12,
+                "submitted_at": "2026-11-30T10:00:00+00:00",
             },
-        ),
+        ),  # fmt: skip
         change_event(
             "journey_progress",
             "u",
             lsn=base_lsn + 2,
-            before={
-                "id": "jp-1",
-                "supplier_id": "s-photo",
-                "client_id": "c-1",
-                "completion_percentage": 40,
-            },
-            after={
-                "id": "jp-1",
-                "supplier_id": "s-photo",
-                "client_id": "c-1",
-                "completion_percentage": 60,
-                "current_milestone": "contract signed",
-            },
+            before=journey,
+            after={**journey, "completion_percentage": "60.00"},
         ),
         change_event(
             "wedding_details",
             "u",
             lsn=base_lsn + 3,
-            before={"id": wedding, "wedding_date": "2027-06-12", "venue_name": "Oak Barn"},
-            after={"id": wedding, "wedding_date": "2027-06-19", "venue_name": "Oak Barn"},
+            before=wedding_row,
+            after={**wedding_row, "wedding_date": "2027-06-19"},
         ),
         change_event(
             "core_fields",
             "u",
             lsn=base_lsn + 4,
-            before={"id": "cf-1", "client_id": "c-1", "partner_name": "Sam", "phone": "1"},
-            after={"id": "cf-1", "client_id": "c-1", "partner_name": "Samira", "phone": "1"},
+            before=profile,
+            after={**profile, "partner2_name": "Samira"},
         ),
         change_event(
             "wedding_details",
             "u",
             lsn=base_lsn + 5,
-            before={"id": wedding, "wedding_date": "2027-06-19", "venue_name": "Oak Barn"},
-            after={"id": wedding, "wedding_date": "2027-06-19", "venue_name": "Elm Hall"},
+            before={**wedding_row, "wedding_date": "2027-06-19"},
+            after={**wedding_row, "wedding_date": "2027-06-19", "venue_name": "Elm Hall"},
         ),
     ]
 

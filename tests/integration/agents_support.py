@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
 from streams.changelog_state import changelog_topic_name
 from streams.codec import TopicCodecs
-from streams.logic.state import StateTables, apply_change
+from streams.logic.state import STATE_TABLES, RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, SourceRef
 from streams.samples import change_event
 from streams.topics import change_key
@@ -21,15 +21,16 @@ WEDDING = "w-2027-0612"
 
 
 # A source position for calling the normalizer directly (the tests predict its output).
-SOURCE = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, delivery_id=None,
-                   table=None)  # fmt: skip
+SOURCE = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, commit_lsn=None,
+                   delivery_id=None, table=None)  # fmt: skip
 
 
 def supplier(supplier_id: str, channels: list[str] | None = None) -> dict[str, ColumnValue]:
-    prefs = {} if channels is None else {"realtime_channels": channels}
+    prefs: dict[str, Any] = {"phone": "+447700900001", "slack_channel": f"C-{supplier_id}"}
+    if channels is not None:
+        prefs["realtime_channels"] = channels
     return {
         "id": supplier_id, "business_name": f"{supplier_id} Ltd", "email": f"{supplier_id}@x.io",
-        "phone": "+447700900001", "slack_channel_id": f"C-{supplier_id}",
         "notification_preferences": json.dumps(prefs),
     }  # fmt: skip
 
@@ -40,21 +41,22 @@ def wedding_rows(wedding: str = WEDDING, prefix: str = "") -> list[tuple[str, di
     return [
         ("suppliers", supplier(photo)),
         ("suppliers", supplier(venue, ["email", "sms", "inapp"])),
-        ("wedding_vendors", {"id": f"{prefix}wv-1", "wedding_id": wedding, "supplier_id": photo,
+        ("wedding_vendors", {"id": f"{prefix}wv-1", "wedding_id": wedding, "vendor_id": photo,
                              "vendor_type": "photographer"}),
-        ("wedding_vendors", {"id": f"{prefix}wv-2", "wedding_id": wedding, "supplier_id": venue,
+        ("wedding_vendors", {"id": f"{prefix}wv-2", "wedding_id": wedding, "vendor_id": venue,
                              "vendor_type": "venue"}),
         ("supplier_integrations", {"id": f"{prefix}si-crm", "supplier_id": photo,
                                    "integration_type": "photography_crm",
                                    "webhook_url": "https://crm.example/hook", "is_active": True}),
         ("supplier_integrations", {"id": f"{prefix}si-cal", "supplier_id": photo,
                                    "integration_type": "google_calendar",
-                                   "calendar_id": "photo@group.calendar.google.com",
+                                   "settings": json.dumps(
+                                       {"calendar_id": "photo@group.calendar.google.com"}),
                                    "is_active": True}),
         ("supplier_integrations", {"id": f"{prefix}si-cal2", "supplier_id": venue,
                                    "integration_type": "outlook_calendar", "is_active": True}),
-        ("venue_integrations", {"id": f"{prefix}vi-1", "supplier_id": venue,
-                                "api_url": "https://venue.example/api", "is_active": True}),
+        ("venue_integrations", {"id": f"{prefix}vi-1", "venue_id": venue,
+                                "webhook_url": "https://venue.example/api", "is_active": True}),
     ]  # fmt: skip
 
 
@@ -63,25 +65,35 @@ def state_changes(rows: Iterable[tuple[str, dict[str, Any]]], lsn: int = 1) -> l
 
 
 def state_of(changes: Iterable[ChangeEvent]) -> StateTables:
-    tables = StateTables.empty()
+    state = RoutingState()
     for change in changes:
-        apply_change(tables, change)
-    return tables
+        state.apply_change(change)
+    return state.tables
 
 
 def date_change(wedding: str, lsn: int, old: str, new: str) -> ChangeEvent:
     before = {"id": wedding, "wedding_date": old, "venue_name": "Oak Barn", "guest_count": 120,
-              "ceremony_time": "14:00", "time_zone": "Europe/London", "client_id": "c-1",
-              "partner1_name": "Alex", "partner2_name": "Sam"}  # fmt: skip
+              "ceremony_time": "14:00:00", "time_zone": "Europe/London", "couple_id": "c-1",
+              "bride_name": "Alex", "groom_name": "Sam"}  # fmt: skip
     return change_event("wedding_details", "u", lsn=lsn, before=before,
                         after={**before, "wedding_date": new})  # fmt: skip
 
 
 def produce_changes(bootstrap: str, codecs: TopicCodecs, changes: Iterable[ChangeEvent]) -> None:
+    """What the CDC source writes for `changes`: each to wedsync.ingest.cdc, state-table
+    changes also to wedsync.ingest.state, then a heartbeat of the last commit LSN there."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
-    codec = codecs[topics.INGEST_CDC]
+    codec, state_codec = codecs[topics.INGEST_CDC], codecs[topics.INGEST_STATE]
+    last = 0
     for change in changes:
-        producer.produce(topics.INGEST_CDC.name, codec.encode(change), change_key(change))
+        key = change_key(change)
+        producer.produce(topics.INGEST_CDC.name, codec.encode(change), key)
+        if change["source"]["table"] in STATE_TABLES:
+            producer.produce(topics.INGEST_STATE.name, state_codec.encode(change), key)
+        last = max(last, change["source"]["commit_lsn"] or 0)
+    if last:
+        beat = change_event("", "h", lsn=last)
+        producer.produce(topics.INGEST_STATE.name, state_codec.encode(beat), b"~heartbeat")
     assert producer.flush(10) == 0
 
 
@@ -98,7 +110,7 @@ def wait_for_table(
             "topic.metadata.refresh.interval.ms": 500,
         }
     )
-    consumer.assign([TopicPartition(changelog, p, 0) for p in range(topics.EVENTS.partitions)])
+    consumer.assign([TopicPartition(changelog, 0, 0)])
     table: dict[Any, Any] = {}
     deadline = time.monotonic() + timeout
     try:
@@ -142,10 +154,9 @@ class DeliveryReader:
 
 
 def wait_for_wedding_state(bootstrap: str, app_id: str, prefix: str) -> None:
-    """Until the worker has folded `wedding_rows(..., prefix)` into its tables: the last
-    table those rows fill, integrations, holds their 4 integrations (3 supplier, 1 venue)."""
+    """Until the worker has folded the 8 rows of `wedding_rows(..., prefix)` into its state."""
     wait_for_table(
         bootstrap,
-        changelog_topic_name(app_id, "integrations"),
-        lambda table: sum(len(v or {}) for k, v in table.items() if k.startswith(prefix)) == 4,
+        changelog_topic_name(app_id),
+        lambda table: sum(1 for k, v in table.items() if f":{prefix}" in k and v) == 8,
     )

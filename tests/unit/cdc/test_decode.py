@@ -112,8 +112,8 @@ def test_insert_becomes_a_create_event_with_source_position():
     assert event["event_id"] == "wedsync:4008:wedding_details:w-1"
     assert event["source"] == {
         "connector": "postgres", "db": "wedsync", "schema": "public",
-        "table": "wedding_details", "lsn": 4008, "commit_lsn": 5000, "tx_id": 777, "ts_ms": COMMIT_MS,
-        "snapshot": False,
+        "table": "wedding_details", "lsn": 4008, "commit_lsn": 5000, "tx_id": 777,
+        "ts_ms": COMMIT_MS, "snapshot": False,
     }  # fmt: skip
     assert (event["ts_ms"], event["source_ts_ms"]) == (NOW_MS, COMMIT_MS)
 

@@ -16,8 +16,8 @@ def test_form_response_insert_is_form_response_received_keyed_by_supplier() -> N
     change = demo_changes()[0]
     event = normalize_change(change, CDC_REF)[0]
     assert event["event_type"] == "form.response_received"
-    assert event["aggregate_id"] == "s-photo"
-    assert event["payload"]["form_response_id"] == "fr-1"
+    assert event["aggregate_id"] == change["after"]["supplier_id"]  # type: ignore[index]
+    assert event["payload"]["form_response_id"] == change["after"]["id"]  # type: ignore[index]
 
 
 def test_aggregate_version_is_the_source_lsn() -> None:
@@ -34,7 +34,10 @@ def test_event_ids_are_deterministic_across_replays() -> None:
 def test_journey_update_with_changed_percentage_is_milestone_completed() -> None:
     event = normalize_change(demo_changes()[1], CDC_REF)[0]
     assert event["event_type"] == "journey.milestone_completed"
-    assert (event["payload"]["old_percentage"], event["payload"]["new_percentage"]) == ("40", "60")
+    assert (event["payload"]["old_percentage"], event["payload"]["new_percentage"]) == (
+        "40.00",
+        "60.00",
+    )
 
 
 def test_journey_update_without_percentage_change_is_no_milestone() -> None:
@@ -44,9 +47,10 @@ def test_journey_update_without_percentage_change_is_no_milestone() -> None:
 
 
 def test_wedding_date_change_carries_old_and_new_date() -> None:
-    event = normalize_change(demo_changes()[2], CDC_REF)[0]
+    change = demo_changes()[2]
+    event = normalize_change(change, CDC_REF)[0]
     assert event["event_type"] == "wedding.date_changed"
-    assert event["aggregate_id"] == "w-2027-0612"
+    assert event["aggregate_id"] == change["after"]["id"]  # type: ignore[index]
     assert (event["payload"]["old_date"], event["payload"]["new_date"]) == (
         "2027-06-12",
         "2027-06-19",

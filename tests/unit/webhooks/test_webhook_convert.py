@@ -166,6 +166,17 @@ def test_debezium_rejects_a_truncate_op() -> None:
         debezium({**DEBEZIUM, "op": "t"})
 
 
+@pytest.mark.parametrize("op", [{"c": 1}, ["c"], None])
+def test_debezium_rejects_an_op_that_is_not_a_string(op: Any) -> None:
+    with pytest.raises(ConversionError, match="op"):
+        debezium({**DEBEZIUM, "op": op})
+
+
+def test_supabase_rejects_a_type_that_is_not_a_string() -> None:
+    with pytest.raises(ConversionError, match="type"):
+        supabase({**UPDATE, "type": {"INSERT": 1}})
+
+
 def test_debezium_rejects_a_missing_source_block() -> None:
     with pytest.raises(ConversionError, match="source"):
         debezium({k: v for k, v in DEBEZIUM.items() if k != "source"})

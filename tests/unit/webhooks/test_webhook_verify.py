@@ -213,6 +213,18 @@ def test_jwt_rejects_garbage_instead_of_a_token() -> None:
     assert rejected(JWT_HS, Request(bearer("not.a.jwt"), BODY)).reason == "bad_token"
 
 
+@pytest.mark.parametrize("exp", [float("nan"), float("inf")])
+def test_jwt_rejects_an_exp_that_is_not_a_time(exp: float) -> None:
+    token = jwt.encode(claims(exp=exp), "jwt-shared-secret-of-32-bytes!!!", "HS256")
+    assert rejected(JWT_HS, Request(bearer(token), BODY)).reason == "expired_token"
+
+
+@pytest.mark.parametrize("iat", [1e308, float("nan"), -1e300])
+def test_jwt_with_an_iat_that_is_not_a_time_has_no_source_timestamp(iat: float) -> None:
+    token = jwt.encode(claims(iat=iat), "jwt-shared-secret-of-32-bytes!!!", "HS256")
+    assert verify(JWT_HS, Request(bearer(token), BODY), NOW).source_ts_ms is None
+
+
 @pytest.fixture(scope="module")
 def rsa_pair() -> tuple[bytes, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -317,6 +329,12 @@ def test_google_rejects_an_unknown_resource_state() -> None:
     assert rejected(GOOGLE, Request(headers, b"")).status == 400
 
 
+@pytest.mark.parametrize("number", ["²³", "١٢", "-1", ""])
+def test_google_rejects_a_message_number_that_is_not_ascii_digits(number: str) -> None:
+    headers = goog(**{"x-goog-message-number": number})
+    assert rejected(GOOGLE, Request(headers, b"")).reason == "bad_message_number"
+
+
 # ---- Microsoft Graph ------------------------------------------------------------------
 GRAPH = source(method="graph_client_state", client_states=["cs-secret"])
 
@@ -360,6 +378,12 @@ def test_graph_rejects_an_unknown_lifecycle_event() -> None:
 
 def test_graph_rejects_malformed_json_with_400() -> None:
     assert rejected(GRAPH, Request({}, b"{nope")).status == 400
+
+
+def test_graph_rejects_a_lifecycle_event_that_is_not_a_string() -> None:
+    body = graph_body({"subscriptionId": "s", "clientState": "cs-secret",
+                       "lifecycleEvent": ["missed"]})  # fmt: skip
+    assert rejected(GRAPH, Request({}, body)).reason == "unknown_lifecycle_event"
 
 
 def test_graph_rejects_a_deeply_nested_body_with_400() -> None:
