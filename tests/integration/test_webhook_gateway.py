@@ -101,6 +101,34 @@ async def test_unknown_source_is_404(base_url: str, client: httpx.AsyncClient) -
     assert (await client.post(f"{base_url}/webhooks/nobody", json={})).status_code == 404
 
 
+async def test_an_unknown_path_is_404_with_a_json_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    response = await client.post(f"{base_url}/nowhere", json={})
+    assert (response.status_code, response.json()["error"]) == (404, "unknown_path")
+
+
+async def test_a_wrong_method_is_405_with_a_json_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    response = await client.get(f"{base_url}/webhooks/billing")
+    assert (response.status_code, response.json()["error"]) == (405, "method_not_allowed")
+
+
+async def test_a_body_cut_short_is_counted_as_truncated(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /webhooks/crm HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer crm-token\r\n"
+                 b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+    writer.write_eof()  # the sender goes away mid-body
+    await reader.read()
+    writer.close()
+    metrics = (await client.get(f"{base_url}/metrics")).text
+    assert 'wedsync_ingest_rejections_total{reason="truncated_body",source="crm"}' in metrics
+
+
 async def test_bad_signature_is_401(base_url: str, client: httpx.AsyncClient) -> None:
     headers = signed(b'{"a":1}', "msg-forged")
     response = await client.post(

@@ -40,7 +40,7 @@ from streams.topics import change_key
 from connectors.sources.webhooks.temporal import temporal_columns, to_text
 
 _SUPABASE_OPS: dict[str, Literal["c", "u", "d"]] = {"INSERT": "c", "UPDATE": "u", "DELETE": "d"}
-_DEBEZIUM_OPS = frozenset({"c", "u", "d", "r"})
+_DEBEZIUM_OPS: dict[str, Literal["c", "u", "d", "r"]] = {"c": "c", "u": "u", "d": "d", "r": "r"}
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
@@ -198,9 +198,10 @@ def from_debezium(
         document = document["payload"]  # the JsonConverter's schemas.enable=true wrapper
     if not isinstance(document, dict):
         raise ConversionError("expected a Debezium envelope {op, before, after, source, ts_ms}")
-    op = document.get("op")
-    if op not in _DEBEZIUM_OPS:
-        raise ConversionError(f"op must be one of c, u, d, r, not {op!r}")
+    raw_op = document.get("op")
+    op = _DEBEZIUM_OPS.get(raw_op) if isinstance(raw_op, str) else None
+    if op is None:
+        raise ConversionError(f"op must be one of c, u, d, r, not {raw_op!r}")
     source = document.get("source")
     if not isinstance(source, dict):
         raise ConversionError("source is missing or not an object")

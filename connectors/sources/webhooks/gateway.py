@@ -30,11 +30,12 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.codec import TopicCodecs
@@ -55,6 +56,7 @@ from connectors.sources.webhooks.verify import Rejected, Request, Verified, pars
 log = logging.getLogger(__name__)
 
 UNKNOWN = "_unknown"
+_HTTP_REASONS = {404: "unknown_path", 405: "method_not_allowed"}
 _CHUNK = 64 * 1024
 # Header names containing any of these never reach Kafka (credentials and signatures).
 _SECRET_HEADER_PARTS = (
@@ -121,12 +123,29 @@ class Gateway:
         }
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._json_refusals])
         app.router.add_post("/webhooks/{source}", self.handle_webhook)
         app.router.add_post("/changes/{source}", self.handle_change)
         app.router.add_get("/healthz", self.handle_health)
         app.router.add_get("/metrics", self.handle_metrics)
         return app
+
+    @web.middleware
+    async def _json_refusals(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """aiohttp's own refusals (no such path, wrong method) as JSON with a reason, counted
+        like ours."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            reason = _HTTP_REASONS.get(exc.status, f"http_{exc.status}")
+            response = self._refuse(UNKNOWN, Rejected(exc.status, reason, exc.reason))
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
 
     # ---- endpoints ----------------------------------------------------------------------
     async def handle_webhook(self, request: web.Request) -> web.StreamResponse:
@@ -300,14 +319,18 @@ def _text(value: str) -> str:
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it grows past `limit` (chunked bodies included)."""
+    """The body, or 413 as soon as it grows past `limit` (chunked bodies included); 400
+    `truncated_body` when the sender went away or broke the framing before its end."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(413, "body_too_large", f"limit is {limit} bytes")
-        chunks.append(chunk)
+    try:
+        while chunk := await request.content.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, "body_too_large", f"limit is {limit} bytes")
+            chunks.append(chunk)
+    except (ConnectionResetError, HttpProcessingError):
+        raise Rejected(400, "truncated_body", "the body ended before its end") from None
     return b"".join(chunks)
 
 

@@ -252,16 +252,27 @@ def _jwt(source: JwtSource, request: Request, now: float) -> Verified:
         )
     except jwt.PyJWTError as exc:
         raise _unauthorized("bad_token", type(exc).__name__) from None
-    exp, nbf, leeway = claims.get("exp"), claims.get("nbf"), source.leeway_seconds
-    if not isinstance(exp, int | float) or now > exp + leeway:
+    exp, leeway = _claim_time(claims, "exp"), source.leeway_seconds
+    if exp is None or now > exp + leeway:
         raise _unauthorized("expired_token")
-    if isinstance(nbf, int | float) and now + leeway < nbf:
+    nbf, iat = _claim_time(claims, "nbf"), _claim_time(claims, "iat")
+    if nbf is not None and now + leeway < nbf:
         raise _unauthorized("bad_token", "token is not valid yet")
     jti = claims.get("jti")
     delivery = str(jti) if jti else _delivery_id(source, request)
-    iat = claims.get("iat")
-    iat_ms = int(iat * 1000) if isinstance(iat, int | float) and not isinstance(iat, bool) else None
-    return Verified("jwt", delivery, source_ts_ms=iat_ms)
+    return Verified("jwt", delivery, source_ts_ms=None if iat is None else int(iat * 1000))
+
+
+_MAX_CLAIM_SECONDS = 1e11  # year 5138: anything beyond is not a time
+
+
+def _claim_time(claims: Mapping[str, Any], name: str) -> float | None:
+    """A NumericDate claim (unix seconds); None when absent or not a finite time (NaN
+    would pass every comparison, 1e308 overflows), so a bad `exp` is an expired token."""
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if -_MAX_CLAIM_SECONDS < value < _MAX_CLAIM_SECONDS else None
 
 
 def _bearer(source: BearerSource, request: Request, now: float) -> Verified:
@@ -306,7 +317,7 @@ def _google(source: GoogleChannelSource, request: Request, now: float) -> Verifi
             "bad_resource_state",
             "X-Goog-Resource-State must be " + "sync, exists or not_exists",
         )
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise Rejected(400, "bad_message_number", "X-Goog-Message-Number must be an integer")
     return Verified("google_channel", f"{channel}:{number}")
 
@@ -326,7 +337,9 @@ def _graph(source: GraphSource, request: Request, now: float) -> Verified:
         if not _any_equal(expected, [str(item.get("clientState", "")).encode()]):
             raise _unauthorized("bad_client_state")
         lifecycle = item.get("lifecycleEvent")
-        if lifecycle is not None and lifecycle not in GRAPH_LIFECYCLE:
+        if lifecycle is not None and (
+            not isinstance(lifecycle, str) or lifecycle not in GRAPH_LIFECYCLE
+        ):
             raise Rejected(400, "unknown_lifecycle_event", f"lifecycleEvent {lifecycle!r}")
     subscription = str(items[0].get("subscriptionId", ""))
     return Verified("graph_client_state", f"{subscription}:{body_hash(request.body)[:32]}")
