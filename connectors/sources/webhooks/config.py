@@ -67,7 +67,10 @@ class _Source(BaseModel):
     burst: int = Field(default=200, gt=0, description="requests allowed at once above the rate")
     json_body: bool = Field(default=True, description="reject a body that is not JSON with 400")
     delivery_id_header: str | None = Field(
-        default=None, description="header holding the provider's delivery id (else a body hash)"
+        default=None,
+        description="header holding the provider's delivery id, deduplicated on within the "
+        "window (without one: webhooks dedupe on a body hash; changes on Debezium's source "
+        "position, else not at all)",
     )
     database: str = Field(
         default="wedsync", description="db name for change payloads that lack one"

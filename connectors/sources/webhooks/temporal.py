@@ -56,22 +56,23 @@ def _timestamp_us(micros: int) -> str:
     return (_EPOCH + timedelta(microseconds=micros)).isoformat()
 
 
-def _zoned_time(value: Any) -> str:
+def _with_offset(value: Any, parse: Callable[[str], Any], what: str) -> Any:
+    """`value` parsed as a time or timestamp that must carry a UTC offset."""
     if not isinstance(value, str):
-        raise ValueError(f"expected a time with offset as text, not {type(value).__name__}")
-    parsed = time.fromisoformat(value)
+        raise ValueError(f"expected a {what} as text, not {type(value).__name__}")
+    parsed = parse(value)
     if parsed.tzinfo is None:
-        raise ValueError("a ZonedTime without an offset")
-    return parsed.isoformat()
+        raise ValueError(f"a {what} without an offset")
+    return parsed
+
+
+def _zoned_time(value: Any) -> str:
+    return str(_with_offset(value, time.fromisoformat, "ZonedTime").isoformat())
 
 
 def _zoned_timestamp(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 timestamp as text, not {type(value).__name__}")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        raise ValueError("a ZonedTimestamp without an offset")
-    return parsed.astimezone(UTC).isoformat()
+    parsed = _with_offset(value, datetime.fromisoformat, "ZonedTimestamp")
+    return str(parsed.astimezone(UTC).isoformat())
 
 
 _CONVERTERS: dict[str, Callable[[Any], str]] = {
