@@ -80,7 +80,7 @@ def demo_changes(base_lsn: int = 1000) -> list[ChangeEvent]:
                 "question_count": 12,
                 "submitted_at": "2026-11-30T10:00:00+00:00",
             },
-        ),  # fmt: skip
+        ),
         change_event(
             "journey_progress",
             "u",

@@ -25,6 +25,7 @@ from streams.codec import TopicCodecs
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC
 
+from tests.integration.cdc_support import Running
 from tests.pg import PostgresServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -54,30 +55,6 @@ def cdc_config(postgres: PostgresServer, suffix: str, **fields: Any) -> Postgres
         heartbeat_interval_s=0.5,
         **fields,
     )
-
-
-class Running:
-    """The source on a thread; `stop()` ends it and re-raises anything it raised."""
-
-    def __init__(self, source: PostgresCdcSource) -> None:
-        self.source = source
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.source.run(self.stop_event)
-        except BaseException as exc:
-            self.error = exc
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the CDC source did not stop"
-        if self.error is not None:
-            raise self.error
 
 
 @pytest.fixture
@@ -191,7 +168,7 @@ def test_snapshot_rows_arrive_as_reads_then_changes_stream(
         "name": "Oak Barn",
         "active": True,
         "rating": 4.5,
-        "tags": "{a,b}",
+        "tags": ["a", "b"],
         "prefs": '{"realtime_channels": ["email"]}',
     }
     assert first["primary_key"] == ["id"]

@@ -90,7 +90,7 @@ def test_vendor_moved_to_another_wedding_leaves_the_old_one() -> None:
     state.apply_change(
         change_event(
             "wedding_vendors", "u", before=row, after={**row, "wedding_id": UUID_W2}, lsn=9
-        )  # fmt: skip
+        )
     )
     assert UUID_W1 not in state.tables.wedding_vendors
     assert "wv" in state.tables.wedding_vendors[UUID_W2]

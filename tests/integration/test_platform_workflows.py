@@ -1,0 +1,275 @@
+"""The platform's real schema in, the right deliveries out.
+
+A throwaway database with `schemas/platform/platform.sql` (uuid ids, jsonb preferences written
+as the platform writes them, `subscribed_events text[]`, `wedding_vendors.vendor_id`,
+`venue_integrations.venue_id` + `api_credentials`), the real CDC source, the worker and the
+routing process on the real broker. The four workflows of DOMAIN.md are played as SQL, and
+every delivery the rules and preferences imply is asserted per recipient and channel, with no
+secret in any record.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from connectors.sources.postgres_cdc.config import PostgresCdcConfig
+from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
+from streams import topics
+from streams.codec import TopicCodecs
+from streams.demo import worker_process
+from streams.settings import REPO_ROOT, Settings
+
+from tests.integration.agents_support import DeliveryReader
+from tests.integration.cdc_support import Running
+from tests.pg import PostgresServer, wait_until
+
+pytestmark = pytest.mark.integration
+
+DDL = REPO_ROOT / "schemas" / "platform" / "platform.sql"
+SECRETS = ("whsec_photo_endpoint_secret", "sk_live_photo_crm", "venue-api-secret", "mc-key-9")
+
+
+def ids(*names: str) -> dict[str, str]:
+    return {name: str(uuid.uuid4()) for name in names}
+
+
+@pytest.fixture
+def platform(postgres: PostgresServer) -> Iterator[tuple[PostgresServer, str]]:
+    """A fresh database with the platform's DDL; yields the server and the database name."""
+    name = f"platform_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(postgres.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn = psycopg2.connect(postgres.dsn.replace("dbname=postgres", f"dbname={name}"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(DDL.read_text())
+    conn.close()
+    yield postgres, name
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE database = %s AND NOT active",
+            (name,),
+        )
+    admin.close()
+
+
+def seed(cur: Any, k: dict[str, str]) -> None:
+    """Four vendors of one wedding, with preferences, integrations and an endpoint."""
+
+    def supplier(sid: str, name: str, prefs: dict[str, Any]) -> None:
+        cur.execute(
+            "INSERT INTO suppliers (id, business_name, email, notification_preferences) "
+            "VALUES (%s, %s, %s, %s)",
+            (sid, name, f"{name.lower()}@vendors.example", json.dumps(prefs)),
+        )
+
+    supplier(k["photo"], "Photo", {"realtime_channels": ["email", "slack", "in-app"],
+                                   "slack_channel": "C-PHOTO"})  # fmt: skip
+    supplier(k["venue"], "Venue", {"realtime_channels": ["email", "in-app", "sms"],
+                                   "phone": "+447700900222"})  # fmt: skip
+    supplier(k["florist"], "Florist", {})  # chose nothing: the rules' defaults
+    supplier(k["band"], "Band", {"realtime_channels": []})  # chose no personal channel
+    supplier(k["cake"], "Cake", {"realtime_channels": ["in_app"]})
+    cur.execute(
+        "INSERT INTO wedding_details (id, couple_id, wedding_date, bride_name, groom_name, "
+        "ceremony_time, reception_time, setup_time, venue_id, venue_name, guest_count, "
+        "special_requests, venue_notes, time_zone) VALUES (%s, %s, '2027-06-12', 'Alex', 'Sam', "
+        "'14:00', '18:30', '10:00', %s, 'Oak Barn', 120, 'step-free access', 'call Jo', "
+        "'Europe/London')",
+        (k["wedding"], k["couple"], k["venue"]),
+    )
+    for vendor, kind in (("photo", "photographer"), ("venue", "venue"), ("florist", "florist"),
+                         ("band", "band")):  # fmt: skip
+        cur.execute(
+            "INSERT INTO wedding_vendors (wedding_id, vendor_id, vendor_type) VALUES (%s, %s, %s)",
+            (k["wedding"], k[vendor], kind),
+        )
+    cur.execute(
+        "INSERT INTO supplier_integrations (supplier_id, integration_type, webhook_url, api_key, "
+        "settings) VALUES (%s, 'photography_crm', 'https://crm.example/hook', %s, '{}'), "
+        "(%s, 'google_calendar', NULL, NULL, %s)",
+        (k["photo"], SECRETS[1], k["photo"], json.dumps({"calendar_id": "photo@group.example"})),
+    )
+    cur.execute(
+        "INSERT INTO venue_integrations (venue_id, webhook_url, api_credentials) "
+        "VALUES (%s, 'https://venue.example/bookings', %s)",
+        (k["venue"], json.dumps({"api_key": SECRETS[2]})),
+    )
+    cur.execute(
+        "INSERT INTO email_integrations (supplier_id, platform_type, api_key, webhook_url) "
+        "VALUES (%s, 'mailchimp', %s, 'https://mc.example/trigger')",
+        (k["photo"], SECRETS[3]),
+    )
+    cur.execute(
+        "INSERT INTO webhook_endpoints (supplier_id, endpoint_url, secret_key, subscribed_events)"
+        " VALUES (%s, 'https://hooks.example/photo', %s, "
+        "'{form_responses.insert,wedding_details.update}')",
+        (k["photo"], SECRETS[0]),
+    )
+    cur.execute(
+        "INSERT INTO core_fields (couple_id, partner1_name, partner2_name, phone) "
+        "VALUES (%s, 'Alex', 'Sam', '+447700900999')",
+        (k["couple"],),
+    )
+    cur.execute(
+        "INSERT INTO journey_progress (id, supplier_id, couple_id, client_name, milestone_name, "
+        "completion_percentage) VALUES (%s, %s, %s, 'Alex & Sam', 'contract signed', 40)",
+        (k["journey"], k["photo"], k["couple"]),
+    )
+
+
+def play(cur: Any, k: dict[str, str]) -> None:
+    """The four workflows, the wedding move in the transaction that links a new vendor."""
+    cur.execute(
+        "INSERT INTO form_responses (supplier_id, couple_id, client_name, form_name, "
+        "question_count) VALUES (%s, %s, 'Alex & Sam', 'Wedding day', 12)",
+        (k["photo"], k["couple"]),
+    )
+    cur.execute(
+        "UPDATE journey_progress SET completion_percentage = 60 WHERE id = %s", (k["journey"],)
+    )
+    cur.execute("BEGIN")
+    cur.execute(
+        "INSERT INTO wedding_vendors (wedding_id, vendor_id, vendor_type) VALUES (%s, %s, 'cake')",
+        (k["wedding"], k["cake"]),
+    )
+    cur.execute("UPDATE wedding_details SET wedding_date = '2027-06-19' WHERE id = %s",
+                (k["wedding"],))  # fmt: skip
+    cur.execute("COMMIT")
+    cur.execute("UPDATE core_fields SET phone = '+447700900000' WHERE couple_id = %s",
+                (k["couple"],))  # fmt: skip
+
+
+E, S, I, M, CRM, CAL, W = "email", "slack", "inapp", "sms", "crm", "calendar", "webhook"
+
+
+def expected(k: dict[str, str]) -> set[tuple[str, str, str]]:
+    """(event type, destination, recipient) the rules (streams/routing.toml) and the seeded
+    preferences imply."""
+    want = {("form.response_received", d, k["photo"]) for d in (E, S, I, CRM)} | {
+        ("journey.milestone_completed", d, k["photo"]) for d in (E, S, I, CRM)
+    }
+    moved = "wedding.date_changed"
+    want |= {(moved, d, k["photo"]) for d in (E, S, I, CRM, CAL)}
+    want |= {(moved, d, k["venue"]) for d in (E, I, M, CRM)}
+    want |= {(moved, d, k["florist"]) for d in (E, I)}  # defaults; no Slack channel, no phone
+    want |= {(moved, I, k["cake"])}  # linked in the same transaction as the move
+    profile = "client.profile_updated"
+    want |= {(profile, d, k["photo"]) for d in (E, S, I)}
+    want |= {(profile, d, k["venue"]) for d in (E, I)}
+    want |= {(profile, d, k["florist"]) for d in (E, I)}
+    want |= {(profile, I, k["cake"])}
+    want |= {("record.changed", W, k["photo"])}  # form_responses.insert, wedding_details.update
+    return want
+
+
+def test_four_workflows_on_the_platform_schema_reach_every_recipient_and_channel(
+    platform: tuple[PostgresServer, str],
+    kafka_bootstrap: str,
+    settings: Settings,
+    codecs: TopicCodecs,
+) -> None:
+    server, dbname = platform
+    k = ids("photo", "venue", "florist", "band", "cake", "wedding", "couple", "journey")
+    conn = psycopg2.connect(server.dsn.replace("dbname=postgres", f"dbname={dbname}"))
+    conn.autocommit = True
+    cur = conn.cursor()
+    seed(cur, k)
+    suffix = uuid.uuid4().hex[:8]
+    config = PostgresCdcConfig(host=server.host, port=server.port, user=server.user,
+                               dbname=dbname, slot_name=f"slot_{suffix}",
+                               publication=f"pub_{suffix}", heartbeat_interval_s=0.5)  # fmt: skip
+    cdc = Running(PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs))
+    assert wait_until(lambda: _slot_streaming(cur, config.slot_name), timeout=60)
+    reader = DeliveryReader(kafka_bootstrap, codecs)
+    ours = {k[n] for n in ("photo", "venue", "florist", "band", "cake")}
+    want = expected(k)
+    try:
+        with worker_process(kafka_bootstrap, settings) as worker:
+            play(cur, k)
+            reader.read_until(lambda got: want <= _kinds(got, ours), timeout=120)
+            assert worker.poll() is None
+    finally:
+        reader.close()
+        cdc.stop()
+        conn.close()
+    got = _kinds(reader.records, ours)
+    assert got == want
+    records = [r for _, r in reader.records if r.get("recipient_id") in ours]
+    assert not any(r["recipient_id"] == "None" or r.get("user_id") == "None" for r in records)
+    _assert_payloads(records, k)
+    _assert_no_secret(kafka_bootstrap)
+
+
+def _slot_streaming(cur: Any, slot: str) -> bool:
+    """The snapshot is done and the permanent slot is being streamed from."""
+    cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def _kinds(records: list[tuple[Any, dict[str, Any]]], ours: set[str]) -> set[tuple[str, str, str]]:
+    return {
+        (r["event_type"], dest.value, r["recipient_id"])
+        for dest, r in records
+        if r.get("recipient_id") in ours
+    }
+
+
+def _assert_payloads(records: list[dict[str, Any]], k: dict[str, str]) -> None:
+    crm = {r["crm_kind"]: r for r in records if r["event_type"] == "wedding.date_changed"
+           and "crm_kind" in r}  # fmt: skip
+    photo, venue = crm["photography_crm"]["payload"], crm["venue_booking"]["payload"]
+    assert (photo["wedding_id"], photo["client_name"], photo["wedding_date"]) == (
+        k["wedding"], "Alex & Sam", "2027-06-19",
+    )  # fmt: skip
+    assert (photo["venue_name"], photo["guest_count"]) == ("Oak Barn", 120)
+    assert (venue["booking_id"], venue["event_date"], venue["party_size"]) == (
+        k["wedding"], "2027-06-19", 120,
+    )  # fmt: skip
+    assert venue["special_requirements"] == "step-free access"
+    assert crm["venue_booking"]["endpoint_url"] == "https://venue.example/bookings"
+    (calendar,) = [r for r in records if "calendar_id" in r]
+    assert (calendar["calendar_id"], calendar["time_zone"]) == ("photo@group.example",
+                                                                 "Europe/London")  # fmt: skip
+    hooks = sorted(r["event_name"] for r in records if "event_name" in r)
+    assert hooks == ["form_responses.insert", "wedding_details.update"]
+    sms = [r for r in records if "to_number" in r]
+    assert [(r["to_number"], r["event_type"]) for r in sms] == [
+        ("+447700900222", "wedding.date_changed")
+    ]
+
+
+def _assert_no_secret(bootstrap: str) -> None:
+    """No secret column value in any record of the ingest, event or deliver topics."""
+    names = [topics.INGEST_CDC.name, topics.INGEST_STATE.name, topics.EVENTS.name] + [
+        t.deliver.name for t in topics.DELIVER.values()
+    ]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "secret-scan",
+                         "enable.auto.commit": False})  # fmt: skip
+    parts = [TopicPartition(n, p, 0) for n in names for p in range(topics.topic(n).partitions)]
+    consumer.assign(parts)
+    ends = {(n, p): consumer.get_watermark_offsets(TopicPartition(n, p), 10)[1]
+            for n in names for p in range(topics.topic(n).partitions)}  # fmt: skip
+    seen: dict[tuple[str, int], int] = {}
+    try:
+        while any(seen.get(tp, 0) < end for tp, end in ends.items() if end):
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error():
+                    continue
+                tp = (msg.topic() or "", msg.partition() or 0)
+                seen[tp] = (msg.offset() or 0) + 1
+                value = msg.value() or b""
+                for secret in SECRETS:
+                    assert secret.encode() not in value, f"{secret} in {tp}"
+    finally:
+        consumer.close()
