@@ -149,26 +149,26 @@ def play(cur: Any, k: dict[str, str]) -> None:
                 (k["couple"],))  # fmt: skip
 
 
-E, S, I, M, CRM, CAL, W = "email", "slack", "inapp", "sms", "crm", "calendar", "webhook"
+EM, SL, IA, SM, CRM, CAL, HOOK = "email", "slack", "inapp", "sms", "crm", "calendar", "webhook"
 
 
 def expected(k: dict[str, str]) -> set[tuple[str, str, str]]:
     """(event type, destination, recipient) the rules (streams/routing.toml) and the seeded
     preferences imply."""
-    want = {("form.response_received", d, k["photo"]) for d in (E, S, I, CRM)} | {
-        ("journey.milestone_completed", d, k["photo"]) for d in (E, S, I, CRM)
+    want = {("form.response_received", d, k["photo"]) for d in (EM, SL, IA, CRM)} | {
+        ("journey.milestone_completed", d, k["photo"]) for d in (EM, SL, IA, CRM)
     }
     moved = "wedding.date_changed"
-    want |= {(moved, d, k["photo"]) for d in (E, S, I, CRM, CAL)}
-    want |= {(moved, d, k["venue"]) for d in (E, I, M, CRM)}
-    want |= {(moved, d, k["florist"]) for d in (E, I)}  # defaults; no Slack channel, no phone
-    want |= {(moved, I, k["cake"])}  # linked in the same transaction as the move
+    want |= {(moved, d, k["photo"]) for d in (EM, SL, IA, CRM, CAL)}
+    want |= {(moved, d, k["venue"]) for d in (EM, IA, SM, CRM)}
+    want |= {(moved, d, k["florist"]) for d in (EM, IA)}  # defaults; no Slack channel, no phone
+    want |= {(moved, IA, k["cake"])}  # linked in the same transaction as the move
     profile = "client.profile_updated"
-    want |= {(profile, d, k["photo"]) for d in (E, S, I)}
-    want |= {(profile, d, k["venue"]) for d in (E, I)}
-    want |= {(profile, d, k["florist"]) for d in (E, I)}
-    want |= {(profile, I, k["cake"])}
-    want |= {("record.changed", W, k["photo"])}  # form_responses.insert, wedding_details.update
+    want |= {(profile, d, k["photo"]) for d in (EM, SL, IA)}
+    want |= {(profile, d, k["venue"]) for d in (EM, IA)}
+    want |= {(profile, d, k["florist"]) for d in (EM, IA)}
+    want |= {(profile, IA, k["cake"])}
+    want |= {("record.changed", HOOK, k["photo"])}  # form_responses.insert, wedding_details.update
     return want
 
 
