@@ -7,14 +7,16 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from streams import topics
 from streams.admin import create_topics
 from streams.codec import TopicCodecs
 from streams.deadletter import H_ERROR_CLASS, H_STAGE, header_map
 from streams.engine import RouteEngine, RouteSettings
+from streams.errors import BrokerUnavailable
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules
 from streams.models import DomainEvent
@@ -38,13 +40,45 @@ class RunningEngine:
     def __init__(self, engine: RouteEngine) -> None:
         self.engine = engine
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=engine.run, args=(self.stop,), daemon=True)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.engine.run(self.stop)
+        except BaseException as exc:
+            self.error = exc
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(30)
         assert not self.thread.is_alive()
+
+
+class FailingProducer:
+    """Takes records and reports each as failed, as librdkafka does once its retries are
+    spent (message timed out): the routing engine must commit nothing past them."""
+
+    def __init__(self, _config: dict[str, Any]) -> None:
+        self.pending: list[Any] = []
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
+        if kw.get("on_delivery") is not None:
+            self.pending.append(kw["on_delivery"])
+
+    def poll(self, timeout: float = 0) -> int:
+        callbacks, self.pending = self.pending, []
+        for callback in callbacks:
+            callback(KafkaError(KafkaError._MSG_TIMED_OUT), None)
+        return len(callbacks)
+
+    def flush(self, timeout: float = 0) -> int:
+        self.poll()
+        return 0
+
+    def __len__(self) -> int:
+        return len(self.pending)
 
 
 @pytest.fixture
@@ -55,11 +89,11 @@ def start_engine(kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs) 
     state = state_of(state_changes(wedding_rows(f"{prefix}{WEDDING}", prefix)))
     running: list[RunningEngine] = []
 
-    def start() -> RunningEngine:
+    def start(**kw: Any) -> RunningEngine:
         engine = RouteEngine(
             bootstrap=kafka_bootstrap, group_id=f"{settings.app_id}-route",
             app_id=settings.app_id, codecs=codecs, rules=load_rules(), state=state,
-            bookings_topic=None, config=config,
+            bookings_topic=None, config=config, **kw,
         )  # fmt: skip
         running.append(RunningEngine(engine))
         return running[-1]
@@ -159,3 +193,23 @@ def test_unroutable_record_is_dead_lettered_and_routing_goes_on(
     headers = header_map(dead.headers())
     assert headers[H_STAGE] == "route"
     assert headers[H_ERROR_CLASS] == "DecodeError"
+
+
+def test_a_failed_produce_commits_nothing_past_it(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+) -> None:
+    event = _wedding_moved(settings)
+    _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
+                                    codecs[topics.EVENTS].encode(event)))  # fmt: skip
+    failing = start_engine(make_producer=FailingProducer)  # type: ignore[operator]
+    failing.thread.join(60)
+    assert isinstance(failing.error, BrokerUnavailable)
+    probe = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{settings.app_id}-route",
+                      "enable.auto.commit": False})  # fmt: skip
+    try:
+        committed = probe.committed(
+            [TopicPartition(topics.EVENTS.name, p) for p in range(topics.EVENTS.partitions)], 10
+        )
+    finally:
+        probe.close()
+    assert [tp.offset for tp in committed if tp.offset >= 0] == []
