@@ -56,12 +56,11 @@ from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
-from streams.logic.state import StateTables, apply_change
+from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.samples import change_event
 from streams.settings import Settings
-from streams.topics import change_key
-from tests.integration.agents_support import wait_for_table
+from tests.integration.agents_support import CdcLike, wait_for_table
 
 WEDDINGS = 300
 EVENTS = 12_000
@@ -70,7 +69,8 @@ RATE = 1000
 LATENCY_SECONDS = 5
 TRIALS = 3  # of the headline latency phase: the machine is shared and noisy
 _REF = SourceRef(kind="cdc", topic=topics.INGEST_CDC.name, partition=0, offset=0, lsn=None,
-                 delivery_id=None, table=None)  # fmt: skip
+                 commit_lsn=None, delivery_id=None, table=None)  # fmt: skip
+WATERMARK_INTERVAL_S = 0.01  # the CDC source's default heartbeat cadence after commits
 _CHANNELS = [None, ["email", "inapp"], ["email", "slack", "inapp", "sms"], ["inapp"]]
 
 
@@ -78,29 +78,32 @@ def _state_changes(rng: random.Random) -> list[ChangeEvent]:
     rows: list[tuple[str, dict[str, Any]]] = []
     for s in range(WEDDINGS * 2):
         prefs = rng.choice(_CHANNELS)
+        prefs: dict[str, Any] = {"phone": "+447700900001", "slack_channel": f"C{s:05d}"}
+        channels = rng.choice(_CHANNELS)
+        if channels is not None:
+            prefs["realtime_channels"] = channels
         rows.append(("suppliers", {
             "id": f"s-{s}", "business_name": f"Vendor {s}", "email": f"v{s}@example.com",
-            "phone": "+447700900001", "slack_channel_id": f"C{s:05d}",
-            "notification_preferences": json.dumps({} if prefs is None else
-                                                   {"realtime_channels": prefs}),
+            "notification_preferences": json.dumps(prefs),
         }))  # fmt: skip
         kind = ("photography_crm", "google_calendar", "outlook_calendar")[s % 3]
         rows.append(("supplier_integrations", {"id": f"si-{s}", "supplier_id": f"s-{s}",
                      "integration_type": kind, "webhook_url": "https://crm.example/hook",
-                     "calendar_id": f"cal-{s}", "is_active": True}))  # fmt: skip
+                     "settings": json.dumps({"calendar_id": f"cal-{s}"}),
+                     "is_active": True}))  # fmt: skip
         if s % 4 == 0:
             rows.append(("webhook_endpoints", {"id": f"we-{s}", "supplier_id": f"s-{s}",
                          "endpoint_url": "https://hooks.example/in",
-                         "subscribed_events": json.dumps(["form_responses.insert",
-                                                          "wedding_details.update"]),
+                         "subscribed_events": ["form_responses.insert", "wedding_details.update"],
                          "is_active": True}))  # fmt: skip
     for w in range(WEDDINGS):
+        rows.append(("wedding_details", {"id": f"w-{w}", "couple_id": f"c-{w}"}))
         vendors = rng.sample(range(WEDDINGS * 2), 3)
         for i, s in enumerate(vendors):
             rows.append(("wedding_vendors", {"id": f"wv-{w}-{i}", "wedding_id": f"w-{w}",
-                         "supplier_id": f"s-{s}", "vendor_type": "photographer"}))  # fmt: skip
-        rows.append(("venue_integrations", {"id": f"vi-{w}", "supplier_id": f"s-{vendors[0]}",
-                     "api_url": "https://venue.example/api", "is_active": True}))  # fmt: skip
+                         "vendor_id": f"s-{s}", "vendor_type": "photographer"}))  # fmt: skip
+        rows.append(("venue_integrations", {"id": f"vi-{w}", "venue_id": f"s-{vendors[0]}",
+                     "webhook_url": "https://venue.example/api", "is_active": True}))  # fmt: skip
     return [change_event(t, "c", after=row, lsn=i + 1) for i, (t, row) in enumerate(rows)]
 
 
@@ -123,14 +126,14 @@ def _changes(rng: random.Random, count: int, lsn: int) -> list[ChangeEvent]:
         if roll < 0.3:
             before: dict[str, ColumnValue] = {
                 "id": f"w-{w}",
+                "couple_id": f"c-{w}",
                 "wedding_date": "2027-06-12",
                 "venue_name": "Oak Barn",
-                "ceremony_time": "14:00",
+                "ceremony_time": "14:00:00",
                 "guest_count": 120,
                 "time_zone": "Europe/London",
-                "client_id": f"c-{w}",
-                "partner1_name": "Alex",
-                "partner2_name": "Sam",
+                "bride_name": "Alex",
+                "groom_name": "Sam",
             }
             change = change_event(
                 "wedding_details",
@@ -146,11 +149,11 @@ def _changes(rng: random.Random, count: int, lsn: int) -> list[ChangeEvent]:
                 lsn=lsn,
                 after={
                     "id": f"fr-{lsn}",
-                    "form_id": "f-1",
                     "supplier_id": f"s-{rng.randrange(WEDDINGS * 2)}",
-                    "client_id": f"c-{w}",
-                    "wedding_id": f"w-{w}",
-                    "status": "submitted",
+                    "couple_id": f"c-{w}",
+                    "client_name": "Alex & Sam",
+                    "form_name": "Wedding day",
+                    "question_count": 12,
                 },
             )
         else:
@@ -158,18 +161,8 @@ def _changes(rng: random.Random, count: int, lsn: int) -> list[ChangeEvent]:
                 "core_fields",
                 "u",
                 lsn=lsn,
-                before={
-                    "id": f"cf-{w}",
-                    "client_id": f"c-{w}",
-                    "wedding_id": f"w-{w}",
-                    "phone": "1",
-                },
-                after={
-                    "id": f"cf-{w}",
-                    "client_id": f"c-{w}",
-                    "wedding_id": f"w-{w}",
-                    "phone": "2",
-                },
+                before={"id": f"cf-{w}", "couple_id": f"c-{w}", "phone": "1"},
+                after={"id": f"cf-{w}", "couple_id": f"c-{w}", "phone": "2"},
             )
         out.append(change)
     return out
@@ -329,23 +322,26 @@ def _starts(bootstrap: str) -> dict[tuple[str, int], int]:
 def _pipeline(
     bootstrap: str, codecs: TopicCodecs, changes: list[ChangeEvent], rate: int
 ) -> list[float]:
-    """Offer row changes to wedsync.ingest.cdc at `rate`/s, the commit time stamped at send
-    (what the CDC source writes); per delivery, ms from the commit to the output record."""
+    """Offer row changes at `rate`/s as the CDC source writes them (commit time stamped at
+    send; a heartbeat of the last commit on wedsync.ingest.state at most every
+    WATERMARK_INTERVAL_S, which routing waits for); per delivery, ms from the commit to the
+    output record."""
     ids = {e["event_id"] for c in changes for e in normalize_change(c, _REF)}
     starts = _starts(bootstrap)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    codec = codecs[topics.INGEST_CDC]
-    start, sent = time.monotonic(), 0
+    cdc = CdcLike(bootstrap, codecs, linger_ms=5)
+    start, sent, next_beat = time.monotonic(), 0, 0.0
     while sent < len(changes):
         due = min(len(changes), int((time.monotonic() - start) * rate) + 1)
         for change in changes[sent:due]:
             now = int(time.time() * 1000)
-            committed = {**change, "ts_ms": now, "source_ts_ms": now,
-                         "source": {**change["source"], "ts_ms": now}}  # fmt: skip
-            producer.produce(topics.INGEST_CDC.name, codec.encode(committed), change_key(change))
+            cdc.send({**change, "ts_ms": now, "source_ts_ms": now,  # type: ignore[typeddict-item]
+                      "source": {**change["source"], "ts_ms": now}})  # fmt: skip
         sent = due
-        producer.poll(0.001)
-    producer.flush(30)
+        if time.monotonic() >= next_beat:
+            cdc.beat()
+            next_beat = time.monotonic() + WATERMARK_INTERVAL_S
+        cdc.producer.poll(0.001)
+    cdc.flush(30)
     return _read_outputs(bootstrap, codecs, starts, ids)
 
 
@@ -373,16 +369,17 @@ def _shipped(
         create_topics(bootstrap)
         settings = Settings(kafka_bootstrap_servers=bootstrap, app_id="bench-routing")
         codecs = TopicCodecs.from_settings(settings)
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-        cdc = codecs[topics.INGEST_CDC]
+        cdc = CdcLike(bootstrap, codecs, linger_ms=5)
         for change in changes:
-            producer.produce(topics.INGEST_CDC.name, cdc.encode(change), change_key(change))
-        producer.flush(30)
+            cdc.send(change)
+        cdc.flush(30)
         with worker_process(bootstrap, settings):
-            wait_for_table(  # every vendor link folded into the wedding_vendors table
+            wait_for_table(  # every vendor link folded into the state rows
                 bootstrap,
-                changelog_topic_name(settings.app_id, "wedding_vendors"),
-                done=lambda table: sum(len(v or {}) for v in table.values()) >= links,
+                changelog_topic_name(settings.app_id),
+                done=lambda table: (
+                    sum(1 for k in table if k.startswith("wedding_vendors:")) >= links
+                ),
                 timeout=120,
             )
             probe = Consumer({"bootstrap.servers": bootstrap,
@@ -436,9 +433,10 @@ def _measure() -> list[str]:
     that shared one broker would not be comparable."""
     rng = random.Random(7)
     changes = _state_changes(rng)
-    state = StateTables.empty()
+    folded = RoutingState()
     for change in changes:
-        apply_change(state, change)
+        folded.apply_change(change)
+    state = folded.tables
     links = sum(len(v) for v in state.wedding_vendors.values())
     events = _events(rng, EVENTS, lsn=10_000_000)
     rules = load_rules()

@@ -79,22 +79,41 @@ def date_change(wedding: str, lsn: int, old: str, new: str) -> ChangeEvent:
                         after={**before, "wedding_date": new})  # fmt: skip
 
 
-def produce_changes(bootstrap: str, codecs: TopicCodecs, changes: Iterable[ChangeEvent]) -> None:
-    """What the CDC source writes for `changes`: each to wedsync.ingest.cdc, state-table
-    changes also to wedsync.ingest.state, then a heartbeat of the last commit LSN there."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
-    codec, state_codec = codecs[topics.INGEST_CDC], codecs[topics.INGEST_STATE]
-    last = 0
-    for change in changes:
+class CdcLike:
+    """Writes changes as the CDC source does: each to wedsync.ingest.cdc, state-table changes
+    also to wedsync.ingest.state, and `beat()` a heartbeat of the last commit LSN there (the
+    source beats after commits, at most every watermark interval)."""
+
+    def __init__(self, bootstrap: str, codecs: TopicCodecs, linger_ms: float = 1) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms,
+                                  "queue.buffering.max.messages": 1_000_000})  # fmt: skip
+        self.codec, self.state_codec = codecs[topics.INGEST_CDC], codecs[topics.INGEST_STATE]
+        self.last = self.beaten = 0
+
+    def send(self, change: ChangeEvent) -> None:
         key = change_key(change)
-        producer.produce(topics.INGEST_CDC.name, codec.encode(change), key)
+        self.producer.produce(topics.INGEST_CDC.name, self.codec.encode(change), key)
         if change["source"]["table"] in STATE_TABLES:
-            producer.produce(topics.INGEST_STATE.name, state_codec.encode(change), key)
-        last = max(last, change["source"]["commit_lsn"] or 0)
-    if last:
-        beat = change_event("", "h", lsn=last)
-        producer.produce(topics.INGEST_STATE.name, state_codec.encode(beat), b"~heartbeat")
-    assert producer.flush(10) == 0
+            self.producer.produce(topics.INGEST_STATE.name, self.state_codec.encode(change), key)
+        self.last = max(self.last, change["source"]["commit_lsn"] or 0)
+
+    def beat(self) -> None:
+        if self.last > self.beaten:
+            beat = self.state_codec.encode(change_event("", "h", lsn=self.last))
+            self.producer.produce(topics.INGEST_STATE.name, beat, b"~heartbeat")
+            self.beaten = self.last
+
+    def flush(self, timeout: float = 30) -> None:
+        self.beat()
+        assert self.producer.flush(timeout) == 0
+
+
+def produce_changes(bootstrap: str, codecs: TopicCodecs, changes: Iterable[ChangeEvent]) -> None:
+    """`changes` as the CDC source writes them, then a heartbeat."""
+    cdc = CdcLike(bootstrap, codecs)
+    for change in changes:
+        cdc.send(change)
+    cdc.flush(10)
 
 
 def wait_for_table(

@@ -11,6 +11,7 @@ secret in any record.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +22,9 @@ from confluent_kafka import Consumer, TopicPartition
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from streams import topics
+from streams.changelog_state import ChangelogState
 from streams.codec import TopicCodecs
+from streams.errors import BrokerUnavailable
 from streams.demo import worker_process
 from streams.settings import REPO_ROOT, Settings
 
@@ -199,7 +202,8 @@ def test_four_workflows_on_the_platform_schema_reach_every_recipient_and_channel
             reader.read_until(lambda got: want <= _kinds(got, ours), timeout=120)
             assert worker.poll() is None
     finally:
-        reader.close()
+        for reader in readers:
+            reader.close()
         cdc.stop()
         conn.close()
     got = _kinds(reader.records, ours)
@@ -208,6 +212,19 @@ def test_four_workflows_on_the_platform_schema_reach_every_recipient_and_channel
     assert not any(r["recipient_id"] == "None" or r.get("user_id") == "None" for r in records)
     _assert_payloads(records, k)
     _assert_no_secret(kafka_bootstrap)
+
+
+def _loaded(bootstrap: str, app_id: str, readers: list[ChangelogState]) -> bool:
+    """Open the routing state as a routing process does, once the worker has made its
+    changelog (a client that asked before the topic existed keeps not seeing it)."""
+    reader = ChangelogState(bootstrap, app_id)
+    try:
+        reader.load(timeout=30)
+    except BrokerUnavailable:
+        reader.close()
+        return False
+    readers.append(reader)
+    return True
 
 
 def _slot_streaming(cur: Any, slot: str) -> bool:
@@ -273,3 +290,76 @@ def _assert_no_secret(bootstrap: str) -> None:
                     assert secret.encode() not in value, f"{secret} in {tp}"
     finally:
         consumer.close()
+
+
+def test_two_workers_lose_no_concurrent_state_update(
+    platform: tuple[PostgresServer, str],
+    kafka_bootstrap: str,
+    settings: Settings,
+    codecs: TopicCodecs,
+) -> None:
+    server, dbname = platform
+    dsn = server.dsn.replace("dbname=postgres", f"dbname={dbname}")
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+    suppliers, weddings = (
+        [str(uuid.uuid4()) for _ in range(4)],
+        [str(uuid.uuid4()) for _ in range(3)],
+    )
+    for s in suppliers:
+        cur.execute("INSERT INTO suppliers (id, business_name) VALUES (%s, 'V')", (s,))
+    for w in weddings:
+        cur.execute(
+            "INSERT INTO wedding_details (id, couple_id) VALUES (%s, %s)", (w, str(uuid.uuid4()))
+        )
+    suffix = uuid.uuid4().hex[:8]
+    config = PostgresCdcConfig(host=server.host, port=server.port, user=server.user,
+                               dbname=dbname, slot_name=f"slot_{suffix}",
+                               publication=f"pub_{suffix}", heartbeat_interval_s=0.5)  # fmt: skip
+    cdc = Running(PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs))
+    assert wait_until(lambda: _slot_streaming(cur, config.slot_name), timeout=60)
+    per_writer = 40
+
+    def writer(n: int) -> None:
+        with psycopg2.connect(dsn) as own, own.cursor() as c:
+            own.autocommit = True
+            for i in range(per_writer):
+                s, w = suppliers[(n + i) % 4], weddings[(n * 7 + i) % 3]
+                c.execute("INSERT INTO wedding_vendors (wedding_id, vendor_id) VALUES (%s, %s)",
+                          (w, s))  # fmt: skip
+                c.execute("INSERT INTO webhook_endpoints (supplier_id, endpoint_url, secret_key, "
+                          "subscribed_events) VALUES (%s, 'https://h.example', 'k', "
+                          "'{form_responses.insert}')", (s,))  # fmt: skip
+                c.execute("INSERT INTO supplier_integrations (supplier_id, integration_type, "
+                          "webhook_url) VALUES (%s, 'photography_crm', 'https://c.example')",
+                          (s,))  # fmt: skip
+
+    readers: list[ChangelogState] = []
+    try:
+        with worker_process(kafka_bootstrap, settings) as first, \
+                worker_process(kafka_bootstrap, settings) as second:  # fmt: skip
+            threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            total = 4 * per_writer
+            assert wait_until(lambda: _loaded(kafka_bootstrap, settings.app_id, readers), 60)
+            reader = readers[0]
+
+            def counts() -> tuple[int, int, int]:
+                tables = reader.tables
+                return (
+                    sum(len(tables.wedding_vendors.get(w) or {}) for w in weddings),
+                    sum(len(tables.webhook_endpoints.get(s) or {}) for s in suppliers),
+                    sum(len(tables.integrations.get(s) or {}) for s in suppliers),
+                )
+
+            assert wait_until(lambda: counts() == (total, total, total), timeout=120), counts()
+            assert first.poll() is None and second.poll() is None
+    finally:
+        for reader in readers:
+            reader.close()
+        cdc.stop()
+        conn.close()
