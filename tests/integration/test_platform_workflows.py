@@ -24,8 +24,8 @@ from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_produ
 from streams import topics
 from streams.changelog_state import ChangelogState
 from streams.codec import TopicCodecs
-from streams.errors import BrokerUnavailable
 from streams.demo import worker_process
+from streams.errors import BrokerUnavailable
 from streams.settings import REPO_ROOT, Settings
 
 from tests.integration.agents_support import DeliveryReader
@@ -202,8 +202,7 @@ def test_four_workflows_on_the_platform_schema_reach_every_recipient_and_channel
             reader.read_until(lambda got: want <= _kinds(got, ours), timeout=120)
             assert worker.poll() is None
     finally:
-        for reader in readers:
-            reader.close()
+        reader.close()
         cdc.stop()
         conn.close()
     got = _kinds(reader.records, ours)
