@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration lint bench schemas-check clean
+.PHONY: install run test test-unit test-integration lint bench schemas-check clean system-deps
+
+PG_BIN ?= /usr/lib/postgresql/15/bin
 
 install: $(STAMP)
 
@@ -20,13 +22,18 @@ run: install  ## embedded broker + worker + sample CDC events, decoded on the wa
 schemas-check: install
 	$(BIN)/wedsync schemas check
 
-test: install schemas-check
+# Servers the integration tests run for real; installed from Debian when missing (CI runs as root).
+system-deps:
+	@test -x $(PG_BIN)/initdb || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null)
+
+test: install schemas-check system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-integration: install
+test-integration: install system-deps
 	$(BIN)/python -m pytest -q -m integration
 
 lint: install

@@ -13,56 +13,29 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from connectors.sources.postgres_cdc.config import PostgresCdcConfig
-from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from streams import topics
 from streams.changelog_state import ChangelogState
 from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.errors import BrokerUnavailable
-from streams.settings import REPO_ROOT, Settings
+from streams.settings import Settings
 
 from tests.integration.agents_support import DeliveryReader
-from tests.integration.cdc_support import Running
-from tests.pg import PostgresServer, wait_until
+from tests.integration.cdc_support import PlatformDb
+from tests.pg import wait_until
 
 pytestmark = pytest.mark.integration
 
-DDL = REPO_ROOT / "schemas" / "platform" / "platform.sql"
 SECRETS = ("whsec_photo_endpoint_secret", "sk_live_photo_crm", "venue-api-secret", "mc-key-9")
 
 
 def ids(*names: str) -> dict[str, str]:
     return {name: str(uuid.uuid4()) for name in names}
-
-
-@pytest.fixture
-def platform(postgres: PostgresServer) -> Iterator[tuple[PostgresServer, str]]:
-    """A fresh database with the platform's DDL; yields the server and the database name."""
-    name = f"platform_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(postgres.dsn)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    conn = psycopg2.connect(postgres.dsn.replace("dbname=postgres", f"dbname={name}"))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(DDL.read_text())
-    conn.close()
-    yield postgres, name
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE database = %s AND NOT active",
-            (name,),
-        )
-    admin.close()
 
 
 def seed(cur: Any, k: dict[str, str]) -> None:
@@ -176,23 +149,17 @@ def expected(k: dict[str, str]) -> set[tuple[str, str, str]]:
 
 
 def test_four_workflows_on_the_platform_schema_reach_every_recipient_and_channel(
-    platform: tuple[PostgresServer, str],
+    platform: PlatformDb,
     kafka_bootstrap: str,
     settings: Settings,
     codecs: TopicCodecs,
 ) -> None:
-    server, dbname = platform
     k = ids("photo", "venue", "florist", "band", "cake", "wedding", "couple", "journey")
-    conn = psycopg2.connect(server.dsn.replace("dbname=postgres", f"dbname={dbname}"))
+    conn = psycopg2.connect(platform.dsn)
     conn.autocommit = True
     cur = conn.cursor()
     seed(cur, k)
-    suffix = uuid.uuid4().hex[:8]
-    config = PostgresCdcConfig(host=server.host, port=server.port, user=server.user,
-                               dbname=dbname, slot_name=f"slot_{suffix}",
-                               publication=f"pub_{suffix}", heartbeat_interval_s=0.5)  # fmt: skip
-    cdc = Running(PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs))
-    assert wait_until(lambda: _slot_streaming(cur, config.slot_name), timeout=60)
+    cdc = platform.start_cdc(kafka_bootstrap, codecs)
     reader = DeliveryReader(kafka_bootstrap, codecs)
     ours = {k[n] for n in ("photo", "venue", "florist", "band", "cake")}
     want = expected(k)
@@ -224,13 +191,6 @@ def _loaded(bootstrap: str, app_id: str, readers: list[ChangelogState]) -> bool:
         return False
     readers.append(reader)
     return True
-
-
-def _slot_streaming(cur: Any, slot: str) -> bool:
-    """The snapshot is done and the permanent slot is being streamed from."""
-    cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
-    row = cur.fetchone()
-    return bool(row and row[0])
 
 
 def _kinds(records: list[tuple[Any, dict[str, Any]]], ours: set[str]) -> set[tuple[str, str, str]]:
@@ -292,14 +252,13 @@ def _assert_no_secret(bootstrap: str) -> None:
 
 
 def test_two_workers_lose_no_concurrent_state_update(
-    platform: tuple[PostgresServer, str],
+    platform: PlatformDb,
     kafka_bootstrap: str,
     settings: Settings,
     codecs: TopicCodecs,
 ) -> None:
-    server, dbname = platform
-    dsn = server.dsn.replace("dbname=postgres", f"dbname={dbname}")
-    conn = psycopg2.connect(dsn)
+    dsn = platform.dsn
+    conn = psycopg2.connect(platform.dsn)
     conn.autocommit = True
     cur = conn.cursor()
     suppliers, weddings = (
@@ -312,12 +271,7 @@ def test_two_workers_lose_no_concurrent_state_update(
         cur.execute(
             "INSERT INTO wedding_details (id, couple_id) VALUES (%s, %s)", (w, str(uuid.uuid4()))
         )
-    suffix = uuid.uuid4().hex[:8]
-    config = PostgresCdcConfig(host=server.host, port=server.port, user=server.user,
-                               dbname=dbname, slot_name=f"slot_{suffix}",
-                               publication=f"pub_{suffix}", heartbeat_interval_s=0.5)  # fmt: skip
-    cdc = Running(PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs))
-    assert wait_until(lambda: _slot_streaming(cur, config.slot_name), timeout=60)
+    cdc = platform.start_cdc(kafka_bootstrap, codecs)
     per_writer = 40
 
     def writer(n: int) -> None:
