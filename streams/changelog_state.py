@@ -12,8 +12,8 @@ The changelog also carries the state watermark ('~watermark' -> {"lsn": L}), wri
 the rows it covers: `wait_for(lsn, timeout)` blocks the router until the state holds every
 change committed at or before `lsn`, or the timeout passes.
 
-A record that is not JSON is logged, counted and skipped (the rest of the changelog still
-loads; the worker dead-lettered nothing here, since the bytes are Faust's own).
+A record that is not a row (not JSON, not an object) goes to `wedsync.events.dlq` with its
+bytes and the reason, and the rest of the changelog still loads.
 `load()` blocks until the changelog is read to its end offset (or `timeout`).
 """
 
@@ -25,11 +25,13 @@ import threading
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, Producer
 
-from streams import metrics
+from streams.deadletter import dead_letter_message
+from streams.errors import PoisonMessage
 from streams.logic.state import WATERMARK_KEY, RoutingState, StateTables
 from streams.replay import read_to_end
+from streams.topics import EVENTS_DLQ
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ class ChangelogState:
             "enable.auto.commit": False, "fetch.wait.max.ms": 5,
             "log.connection.close": False,
         })  # fmt: skip
+        self._dead = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                               "log.connection.close": False})  # fmt: skip
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.applied = 0
@@ -77,28 +81,29 @@ class ChangelogState:
         return self.state.watermark
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one changelog record; a record that is not JSON is skipped and counted."""
-        name = _decode_key(key)
+        """Fold one changelog record; PoisonMessage when it is not a row or a watermark."""
         try:
+            name = _decode_key(key)
             row: Any = None if value is None else json.loads(value)
-        except ValueError as exc:
-            self.skipped += 1
-            metrics.DEAD_LETTERS.labels("route-state", type(exc).__name__).inc()
-            log.error("route: changelog record %r is not JSON; skipped", name[:80])
-            return
-        if name == WATERMARK_KEY:
-            lsn = int((row or {}).get("lsn", 0)) if isinstance(row, dict) else 0
-            self.state.watermark = max(self.state.watermark, lsn)
-        elif row is None or isinstance(row, dict):
-            self.state.apply(name, row)
-        else:
-            self.skipped += 1
-            log.error("route: changelog record %r is not a row; skipped", name[:80])
-            return
+            if name == WATERMARK_KEY:
+                lsn = int(row["lsn"])
+                self.state.watermark = max(self.state.watermark, lsn)
+            elif row is None or isinstance(row, dict):
+                self.state.apply(name, row)
+            else:
+                raise ValueError(f"a {type(row).__name__}, not a row")
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PoisonMessage(f"state changelog record: {exc}") from None
         self.applied += 1
 
     def _apply_message(self, msg: Message) -> None:
-        self.apply(msg.key(), msg.value())
+        try:
+            self.apply(msg.key(), msg.value())
+        except PoisonMessage as exc:  # dead-letter it; the rest of the state still loads
+            self.skipped += 1
+            log.error("route: %s; dead-lettered", exc)
+            dead_letter_message(self._dead, EVENTS_DLQ.name, "route-state", msg, exc)
+            self._dead.poll(0)
 
     def _poll(self, timeout: float) -> None:
         messages = self._consumer.consume(10_000, timeout)
@@ -148,3 +153,4 @@ class ChangelogState:
         if self._thread is not None:
             self._thread.join(5)
         self._consumer.close()
+        self._dead.flush(10)

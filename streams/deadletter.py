@@ -7,6 +7,7 @@ original ones; everything we know about the failure travels in `wedsync.dlq.*` h
 from __future__ import annotations
 
 import time
+from typing import Any
 
 H_REASON = "wedsync.dlq.reason"
 H_ERROR_CLASS = "wedsync.dlq.error_class"
@@ -52,3 +53,19 @@ def header_map(headers: object) -> dict[str, str]:
         raw = value.encode() if isinstance(value, str) else (value or b"")
         out[str(key)] = raw.decode(errors="replace")
     return out
+
+
+def dead_letter_message(
+    producer: Any, dlq_topic: str, stage: str, msg: Any, error: BaseException
+) -> None:
+    """Send a consumed record (a confluent-kafka Message) as it arrived to `dlq_topic`, the
+    reason in headers, and count it. For readers outside a counted batch (state changelog,
+    seen markers); the caller's producer delivers it with its next poll or flush."""
+    from streams import metrics
+
+    metrics.DEAD_LETTERS.labels(stage, type(error).__name__).inc()
+    headers = dead_letter_headers(
+        stage=stage, error=error, topic=msg.topic() or "", partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+    )  # fmt: skip
+    producer.produce(dlq_topic, msg.value(), msg.key(), headers=headers)

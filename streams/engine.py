@@ -71,7 +71,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams import metrics, topics
 from streams.codec import AvroCodec, TopicCodecs
-from streams.deadletter import dead_letter_headers
+from streams.deadletter import dead_letter_headers, dead_letter_message
 from streams.errors import BrokerUnavailable, PoisonMessage
 from streams.logic.conflicts import booking_keys
 from streams.logic.dedupe import SeenWindow
@@ -133,6 +133,18 @@ class _Batch:
     @property
     def done(self) -> bool:
         return self.sealed and self.pending == 0
+
+
+def parse_marker(value: bytes | None) -> tuple[int, list[str]]:
+    """(routed_at_ms, event ids) of a seen-marker record; PoisonMessage when it is not one."""
+    try:
+        marker = json.loads(value or b"")
+        seen_at, ids = int(marker["t"]), marker["ids"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PoisonMessage(f"not a seen marker: {exc}") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise PoisonMessage("not a seen marker: ids is not a list of event ids")
+    return seen_at, ids
 
 
 def seen_topic_name(app_id: str) -> str:
@@ -269,10 +281,13 @@ class RouteEngine:
         out: dict[int, dict[str, int]] = {p: {} for p in partitions}
 
         def apply(msg: Message) -> None:
-            marker = json.loads(msg.value() or b"{}")
-            seen_at = int(marker.get("t", 0))
+            try:
+                seen_at, ids = parse_marker(msg.value())
+            except PoisonMessage as exc:  # dead-letter it; the other markers still count
+                dead_letter_message(self.producer, topics.EVENTS_DLQ.name, "route-seen", msg, exc)
+                return
             if seen_at > horizon and msg.partition() in out:
-                out[msg.partition() or 0].update(dict.fromkeys(marker.get("ids", []), seen_at))
+                out[msg.partition() or 0].update(dict.fromkeys(ids, seen_at))
 
         try:
             pending = read_to_end(

@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from streams import topics
 from streams.admin import create_topics
 from streams.codec import TopicCodecs
-from streams.deadletter import H_ERROR_CLASS, H_STAGE, header_map
-from streams.engine import RouteEngine, RouteSettings
+from streams.deadletter import H_ERROR_CLASS, H_STAGE, H_TOPIC, header_map
+from streams.engine import RouteEngine, RouteSettings, seen_topic_name
 from streams.errors import BrokerUnavailable
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules
@@ -213,3 +213,39 @@ def test_a_failed_produce_commits_nothing_past_it(
     finally:
         probe.close()
     assert [tp.offset for tp in committed if tp.offset >= 0] == []
+
+
+def test_a_bad_seen_marker_is_dead_lettered_and_routing_goes_on(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+) -> None:
+    event = _wedding_moved(settings)
+    seen = seen_topic_name(settings.app_id)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for partition in range(topics.EVENTS.partitions):
+        producer.produce(seen, b"{not a marker", str(partition).encode(), partition=partition)
+    assert producer.flush(10) == 0
+    dlq = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{settings.app_id}-dlq"})
+    dlq.assign(
+        [TopicPartition(topics.EVENTS_DLQ.name, p, 0) for p in range(topics.EVENTS_DLQ.partitions)]
+    )
+    reader = DeliveryReader(kafka_bootstrap, codecs)
+    try:
+        running = start_engine()  # type: ignore[operator]
+        _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
+                                        codecs[topics.EVENTS].encode(event)))  # fmt: skip
+        reader.read_until(
+            lambda got: any(r["event_id"] == event["event_id"] for _, r in got), timeout=60
+        )
+        assert running.error is None
+        dead: list[Any] = []
+        deadline = time.monotonic() + 30
+        while len(dead) < topics.EVENTS.partitions and time.monotonic() < deadline:
+            for msg in dlq.consume(100, 0.2):
+                headers = {} if msg.error() else header_map(msg.headers())
+                if headers.get(H_STAGE) == "route-seen" and headers.get(H_TOPIC) == seen:
+                    dead.append(msg)
+    finally:
+        reader.close()
+        dlq.close()
+    assert {m.value() for m in dead} == {b"{not a marker"}
+    assert len(dead) == topics.EVENTS.partitions
