@@ -48,8 +48,8 @@ def signed(body: bytes, msg_id: str, ts: float | None = None) -> dict[str, str]:
 
 
 def read_all(bootstrap: str, topic: Topic, group: str, want: int, key_part: str) -> list[Any]:
-    """Records of `topic` whose key contains `key_part`: poll until `want` arrived, then a
-    moment longer so duplicates would show."""
+    """Records of `topic` whose key or value contains `key_part`: poll until `want`
+    arrived, then a moment longer so duplicates would show."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
     )
@@ -61,7 +61,7 @@ def read_all(bootstrap: str, topic: Topic, group: str, want: int, key_part: str)
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            if key_part in (msg.key() or b"").decode():
+            if key_part in (msg.key() or b"").decode() or key_part.encode() in (msg.value() or b""):
                 found.append(msg)
                 if len(found) >= want and quiet_until == float("inf"):
                     quiet_until = time.monotonic() + 1.0

@@ -71,6 +71,22 @@ async def test_replayed_delivery_is_answered_200_and_stored_once(
     assert len(await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, f"dup-{unique_id}")) == 1
 
 
+async def test_equal_bodies_without_a_delivery_id_are_each_stored(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
+) -> None:
+    """A -> B -> A -> B from a provider that sends no delivery id: four real changes."""
+    headers = {"authorization": "Bearer crm-token"}
+    url = f"{base_url}/webhooks/crm"
+    answers = [
+        await client.post(url, json={"booking": unique_id, "status": status}, headers=headers)
+        for status in ("A", "B", "A", "B")
+    ]
+    assert [a.json()["status"] for a in answers] == ["stored"] * 4
+    records = await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, unique_id, 4)
+    assert len(records) == 4
+    assert len({m.key() for m in records}) == 4
+
+
 async def test_concurrent_twins_are_answered_200_and_stored_once(
     base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str
 ) -> None:

@@ -236,13 +236,13 @@ class Gateway:
             )
             value = _encode(self.codecs, INGEST_CDC, dict(change))
             return _Record(INGEST_CDC, change_key(change), value, identity)
+        # no provider id: a fresh one, so this request is its own event (never deduplicated)
+        delivery_id = verified.delivery_id or f"req:{uuid.uuid4().hex}"
         webhook = InboundWebhook(
-            event_id=hashlib.blake2b(
-                f"{name}:{verified.delivery_id}".encode(), digest_size=16
-            ).hexdigest(),
+            event_id=hashlib.blake2b(f"{name}:{delivery_id}".encode(), digest_size=16).hexdigest(),
             source=name,
             verification=verified.method,
-            delivery_id=verified.delivery_id,
+            delivery_id=delivery_id,
             headers=stored_headers(headers, source),
             content_type=headers.get("content-type", ""),
             body=body,
@@ -250,7 +250,7 @@ class Gateway:
             source_ts_ms=verified.source_ts_ms or received_ms,
         )
         value = _encode(self.codecs, INGEST_WEBHOOKS, dict(webhook))
-        key = f"{name}:{verified.delivery_id}".encode()
+        key = f"{name}:{delivery_id}".encode()
         return _Record(INGEST_WEBHOOKS, key, value, verified.delivery_id)
 
     async def _store_once(self, name: str, record: _Record, ok_status: int) -> web.Response:

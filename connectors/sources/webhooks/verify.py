@@ -114,26 +114,25 @@ class Request:
 class Verified:
     """The request is authentic.
 
-    `delivery_id` is what duplicates share (provider id, or a body hash when the provider
-    sends none); `source_ts_ms` the provider's timestamp when it sends one; `handshake` is a
-    text to echo with 200 instead of storing anything (Graph's validationToken).
+    `delivery_id` is what duplicates share: the provider's own id (a delivery-id header,
+    webhook-id, JWT jti, Google channel + message number), or None when the provider sends
+    none: such a request is never deduplicated (two equal bodies can be two real changes,
+    A -> B -> A -> B, so a body hash is not an identity); `source_ts_ms` the provider's
+    timestamp when it sends one; `handshake` is a text to echo with 200 instead of storing
+    anything (Graph's validationToken).
     """
 
     method: str
-    delivery_id: str
+    delivery_id: str | None
     source_ts_ms: int | None = None
     handshake: str | None = None
 
 
-def body_hash(body: bytes) -> str:
-    """Delivery id of a request whose provider sends none: the body's SHA-256, hex."""
-    return hashlib.sha256(body).hexdigest()
-
-
-def _delivery_id(source: SourceConfig, request: Request) -> str:
+def _delivery_id(source: SourceConfig, request: Request) -> str | None:
+    """The provider's delivery id from the configured header; None when it sends none."""
     if source.delivery_id_header and (value := request.headers.get(source.delivery_id_header)):
         return value
-    return body_hash(request.body)
+    return None
 
 
 def _check_timestamp(raw: str | None, now: float, tolerance: int) -> int:
@@ -341,8 +340,7 @@ def _graph(source: GraphSource, request: Request, now: float) -> Verified:
             not isinstance(lifecycle, str) or lifecycle not in GRAPH_LIFECYCLE
         ):
             raise Rejected(400, "unknown_lifecycle_event", f"lifecycleEvent {lifecycle!r}")
-    subscription = str(items[0].get("subscriptionId", ""))
-    return Verified("graph_client_state", f"{subscription}:{body_hash(request.body)[:32]}")
+    return Verified("graph_client_state", None)  # Graph notifications carry no id
 
 
 def _none(source: NoVerificationSource, request: Request, now: float) -> Verified:

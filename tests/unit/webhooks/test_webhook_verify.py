@@ -120,12 +120,9 @@ def test_hmac_accepts_a_prefixed_hex_signature() -> None:
     assert verify(HMAC_SRC, Request(headers, BODY), NOW).delivery_id == "d-7"
 
 
-def test_hmac_without_delivery_header_uses_the_body_hash() -> None:
+def test_hmac_without_delivery_header_has_no_delivery_id() -> None:
     headers = {"x-signature": "sha256=" + hmac_hex("s3cret", BODY)}
-    assert (
-        verify(HMAC_SRC, Request(headers, BODY), NOW).delivery_id
-        == hashlib.sha256(BODY).hexdigest()
-    )
+    assert verify(HMAC_SRC, Request(headers, BODY), NOW).delivery_id is None
 
 
 def test_hmac_rejects_a_wrong_signature() -> None:
@@ -351,7 +348,8 @@ def test_graph_echoes_the_validation_token() -> None:
 def test_graph_accepts_a_notification_with_the_client_state() -> None:
     body = graph_body({"subscriptionId": "sub-1", "clientState": "cs-secret",
                        "changeType": "updated", "resource": "me/events/1"})  # fmt: skip
-    assert verify(GRAPH, Request({}, body), NOW).delivery_id.startswith("sub-1:")
+    verified = verify(GRAPH, Request({}, body), NOW)
+    assert (verified.method, verified.delivery_id) == ("graph_client_state", None)
 
 
 def test_graph_rejects_a_wrong_client_state() -> None:
