@@ -19,11 +19,11 @@ import psycopg2
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from prometheus_client import REGISTRY
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.codec import TopicCodecs
-from streams.registry import EmbeddedRegistry
-from streams.schema_store import SchemaStore
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.registry import EmbeddedRegistry
+from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC
 from tests.pg import throwaway_postgres

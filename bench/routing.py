@@ -49,11 +49,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker
-from streams.changelog_state import changelog_topic_name
-from streams.codec import TopicCodecs
 from streams.demo import worker_process
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.codec import TopicCodecs
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
 from streams.logic.state import RoutingState, StateTables
@@ -376,7 +375,7 @@ def _shipped(
         with worker_process(bootstrap, settings):
             wait_for_table(  # every vendor link folded into the state rows
                 bootstrap,
-                changelog_topic_name(settings.app_id),
+                topics.app_topics(settings.app_id).state_rows_changelog.name,
                 done=lambda table: (
                     sum(1 for k in table if k.startswith("wedding_vendors:")) >= links
                 ),
@@ -398,7 +397,7 @@ def _shipped(
 def run() -> list[str]:
     """Each partition count in a child process (the catalog's count is fixed per process)."""
     lines = []
-    for partitions in sorted({1, topics.PARTITIONS}):
+    for partitions in sorted({1, topics.deployment_partitions()}):
         if partitions == 1:
             lines.append(
                 "-- one partition per topic (the issue's setup: one partition, one worker)"

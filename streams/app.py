@@ -3,7 +3,7 @@
 Faust defaults that do not fit us are overridden here (see FACTS.md): replication factor from
 settings, short session/rebalance timeouts so group joins take seconds not 30 s, web server on
 loopback, at-least-once processing (aiokafka's transactional producer fails on Tansu), and
-the consumer's fetch wait (`streams.faust_transport`: 1500 ms hard-coded by Faust).
+the consumer's fetch wait (`streams.kafka.faust_transport`: 1500 ms hard-coded by Faust).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import faust
 
 from streams import topics
 from streams.agents import Agents
-from streams.codec import TopicCodecs
-from streams.faust_transport import App
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.faust_transport import App
 from streams.settings import Settings
 
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, C
         store="memory://",
         processing_guarantee="at_least_once",
         topic_replication_factor=settings.replication_factor,
-        topic_partitions=topics.PARTITIONS,  # co-partitioned with the catalog
+        topic_partitions=topics.deployment_partitions(),  # co-partitioned with the catalog
         broker_session_timeout=10.0,
         broker_rebalance_timeout=10.0,
         broker_heartbeat_interval=1.0,

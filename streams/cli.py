@@ -16,7 +16,7 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from streams.broker import EmbeddedBroker
+    from streams.kafka.broker import EmbeddedBroker
 
     # Ctrl-C/SIGTERM only set a flag: a KeyboardInterrupt raised inside Popen.wait() can
     # leave the Popen's wait lock held, and the broker.stop() that follows would hang on it
@@ -27,7 +27,7 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     try:
         bootstrap = broker.start()
         if args.create_topics:
-            from streams.admin import create_topics
+            from streams.kafka.admin import create_topics
 
             create_topics(bootstrap)
         print(f"embedded Kafka broker on {bootstrap} (memory storage); Ctrl-C stops it", flush=True)
@@ -40,8 +40,8 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.admin import create_topics
-    from streams.broker import kafka_broker
+    from streams.kafka.admin import create_topics
+    from streams.kafka.broker import kafka_broker
 
     if not settings.kafka_bootstrap_servers:
         print(
@@ -68,7 +68,7 @@ def _cmd_topics_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.schema_store import SchemaStore
+    from streams.kafka.schema_store import SchemaStore
 
     store = SchemaStore(args.dir or settings.schemas_dir)
     problems = store.check_compatibility()
@@ -91,7 +91,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_route(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.route_process import run_route
+    from streams.routing.process import run_route
 
     return run_route(settings)
 

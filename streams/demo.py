@@ -15,10 +15,10 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import topics
-from streams.admin import create_topics
-from streams.broker import die_with_parent, free_port, kafka_broker
-from streams.codec import TopicCodecs
-from streams.deadletter import H_REASON, header_map
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import die_with_parent, free_port, kafka_broker
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.deadletter import H_REASON, header_map
 from streams.logic.normalize import normalize_change
 from streams.models import ChangeEvent, SourceRef
 from streams.samples import demo_changes

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     faust_fetch_wait_ms: int = Field(
         default=50,
         ge=1,
-        description="Longest a Faust worker's fetch waits for data (streams.faust_transport).",
+        description="Longest a Faust worker's fetch wait (streams.kafka.faust_transport).",
     )
     web_host: str = "127.0.0.1"
     web_port: int = 6066

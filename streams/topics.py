@@ -1,21 +1,26 @@
 """THE topic catalog: every topic's name, schema, key, partitions and retention.
 
-Naming: `wedsync.<stage>.<what>[.retry|.dlq]`. No other module writes a topic name as a
-string; import the constant (or look one up with `topic(name)`).
+Naming: `wedsync.<stage>.<what>[.retry|.dlq]`; topics internal to one deployment of the
+worker are named after its app id (`app_topics(app_id)`: the routing engine's seen markers,
+the bookings regrouping, the Faust tables' changelogs). No other module writes a topic name
+as a string, f-strings included; import the constant, call `app_topics`, or look one up with
+`topic(name)` (tests/unit/test_topics.py enforces it).
 
 Partitions: every keyed topic has the deployment's `WEDSYNC_PARTITIONS` (default 6), read
-once when this module is imported, so every process of a deployment (worker, route, ingest,
-cdc, all started with the same environment) agrees, and Faust's tables, created with the same
-count, stay co-partitioned with the topics they are built from. It is the only
-deployment-specific value in the catalog; `streams.admin.create_topics` refuses to run against
-existing topics with another count.
+from the environment the first time a topic's count is asked for (never at import: the pure
+logic imports this module) and then fixed for the process, so every process of a deployment
+(worker, route, ingest, cdc, all started with the same environment) agrees, and Faust's
+tables, created with the same count, stay co-partitioned with the topics they are built
+from. It is the only deployment-specific value in the catalog;
+`streams.kafka.admin.create_topics` refuses to run against existing topics with another count.
 
 Dead-letter topics carry the original bytes untouched (no schema) and the reason in headers
-(see `streams.deadletter`). Retry topics carry the same records as their main topic.
+(see `streams.kafka.deadletter`). Retry topics carry the same records as their main topic.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,7 +32,9 @@ if TYPE_CHECKING:
 DAY_MS = 24 * 60 * 60 * 1000
 
 
-def _deployment_partitions() -> int:
+@functools.cache
+def deployment_partitions() -> int:
+    """`WEDSYNC_PARTITIONS`, read once; ConfigurationError names the setting when invalid."""
     from pydantic import ValidationError
 
     from streams.errors import ConfigurationError
@@ -39,9 +46,6 @@ def _deployment_partitions() -> int:
         first = exc.errors()[0]
         name = "WEDSYNC_" + "_".join(str(part) for part in first["loc"]).upper()
         raise ConfigurationError(f"{name}: {first['msg']}; fix it in the environment") from exc
-
-
-PARTITIONS = _deployment_partitions()
 
 
 def primary_key_text(primary_key: Iterable[str], row: Mapping[str, object]) -> str:
@@ -71,9 +75,13 @@ class Topic:
     name: str
     schema: str | None  # key into schemas/ (e.g. "events/domain_event"); None = raw bytes
     key: str  # what the Kafka key is, for readers of the catalog
-    partitions: int = PARTITIONS
+    fixed_partitions: int | None = None  # None: the deployment's count (deployment_partitions)
     cleanup: Cleanup = Cleanup.DELETE
     retention_ms: int = 7 * DAY_MS
+
+    @property
+    def partitions(self) -> int:
+        return self.fixed_partitions or deployment_partitions()
 
     @property
     def subject(self) -> str:
@@ -105,7 +113,7 @@ INGEST_STATE = Topic(
     "wedsync.ingest.state",
     "ingest/change_event",
     key="<table>:<primary key values> (or ~heartbeat)",
-    partitions=1,  # one ordered log: one writer of the routing state, watermarks by commit
+    fixed_partitions=1,  # one ordered log: one writer of the routing state, watermarks by commit
 )
 INGEST_DLQ = Topic("wedsync.ingest.dlq", None, key="original key", retention_ms=30 * DAY_MS)
 
@@ -143,7 +151,7 @@ SLA_HEALTH = Topic(
     "wedsync.sla.health",
     "health/sla_health",
     key="integration_id",
-    partitions=1,
+    fixed_partitions=1,
     cleanup=Cleanup.COMPACT,
     retention_ms=-1,
 )
@@ -169,3 +177,55 @@ def topic(name: str) -> Topic:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"topic {name!r} is not in streams/topics.py") from None
+
+
+# ---- internal to one deployment of the worker (named after its app id) ---------------------
+STATE_ROWS_TABLE = "state_rows"  # Faust table of routing-state rows (streams.agents.state)
+BOOKINGS_TABLE = "bookings"  # Faust table of bookings per vendor (streams.agents.conflicts)
+
+
+def faust_changelog_name(app_id: str, table: str) -> str:
+    """Faust's name for a table's changelog topic (`<app id>-<table>-changelog`)."""
+    return f"{app_id}-{table}-changelog"
+
+
+@dataclass(frozen=True)
+class AppTopics:
+    """The topics of the worker deployment `app_id`. Faust creates the changelogs itself;
+    the routing process creates the other two."""
+
+    route_seen: Topic
+    bookings_by_supplier: Topic
+    state_rows_changelog: Topic
+    bookings_changelog: Topic
+
+    @property
+    def all(self) -> tuple[Topic, ...]:
+        return (
+            self.route_seen,
+            self.bookings_by_supplier,
+            self.state_rows_changelog,
+            self.bookings_changelog,
+        )
+
+
+def app_topics(app_id: str, *, seen_retention_ms: int = 30 * 60 * 1000) -> AppTopics:
+    """Every internal topic of the worker deployment `app_id`."""
+    return AppTopics(
+        route_seen=Topic(
+            f"{app_id}-route-seen", None, key="partition number (JSON markers of routed ids)",
+            retention_ms=seen_retention_ms,
+        ),
+        bookings_by_supplier=Topic(
+            f"{app_id}-bookings-by-supplier", None, key="supplier_id (booking.changed events)"
+        ),
+        state_rows_changelog=Topic(
+            faust_changelog_name(app_id, STATE_ROWS_TABLE), None,
+            key="JSON '<table>:<pk>' or '~watermark'",
+            fixed_partitions=INGEST_STATE.partitions, cleanup=Cleanup.COMPACT, retention_ms=-1,
+        ),
+        bookings_changelog=Topic(
+            faust_changelog_name(app_id, BOOKINGS_TABLE), None, key="JSON supplier id",
+            cleanup=Cleanup.COMPACT, retention_ms=-1,
+        ),
+    )  # fmt: skip

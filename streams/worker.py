@@ -27,9 +27,9 @@ def make_worker(app: faust.App, settings: Settings) -> Worker:
 
 def run_worker(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM. Creates the catalog's topics first (idempotent)."""
-    from streams.admin import create_topics
     from streams.app import create_app
-    from streams.broker import kafka_broker
+    from streams.kafka.admin import create_topics
+    from streams.kafka.broker import kafka_broker
 
     with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
         create_topics(bootstrap, replication_factor=settings.replication_factor)

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from streams.admin import create_topics
-from streams.broker import kafka_broker
-from streams.codec import TopicCodecs
-from streams.registry import EmbeddedRegistry
-from streams.schema_store import SchemaStore
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import kafka_broker
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.registry import EmbeddedRegistry
+from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT, Settings
 
 

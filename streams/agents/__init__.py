@@ -2,7 +2,8 @@
 
 normalize            wedsync.ingest.cdc, .webhooks -> wedsync.events          (agents)
 state                wedsync.ingest.state (1 partition) -> Table state_rows   (agent)
-route                wedsync.events -> wedsync.deliver.*     (`wedsync route` child process)
+route                wedsync.events -> wedsync.deliver.*     (`wedsync route` child process,
+                     started by streams.routing.service; not a Faust agent)
 conflicts            booking.changed by supplier -> Table -> wedsync.events   (agent)
 """
 
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import faust
 
-    from streams.agents.route import RouteService
     from streams.app import Context
+    from streams.routing.service import RouteService
 
 
 @dataclass
@@ -32,7 +33,8 @@ class Agents:
 def register_all(app: faust.App, context: Context, *, with_route: bool = True) -> Agents:
     """Register every stage on `app`. `with_route=False` leaves out the routing engine
     (agent unit tests run without a broker)."""
-    from streams.agents import conflicts, normalize, route, state
+    from streams.agents import conflicts, normalize, state
+    from streams.routing import service
 
     rows = state.state_table(app)
     return Agents(
@@ -40,5 +42,5 @@ def register_all(app: faust.App, context: Context, *, with_route: bool = True) -
         state_agent=state.register(app, context, rows),
         state_rows=rows,
         conflicts=conflicts.register(app, context),
-        route=route.register(app, context) if with_route else None,
+        route=service.register(app, context) if with_route else None,
     )

@@ -2,7 +2,7 @@
 
 A bad record is data, not a crash: `dead_letter` counts it in `streams.metrics` and sends the
 original key and bytes, untouched, to the stage's dead-letter topic with the reason in
-headers (`streams.deadletter`). The send is buffered (not awaited to the broker's ack), like
+headers (`streams.kafka.deadletter`). The send is buffered (not awaited to the broker's ack), like
 every agent send; Faust commits the source offset only after its sends are flushed.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from streams import metrics
-from streams.deadletter import dead_letter_headers
+from streams.kafka.deadletter import dead_letter_headers
 from streams.models import SourceRef
 
 if TYPE_CHECKING:

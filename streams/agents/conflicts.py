@@ -24,10 +24,9 @@ import faust
 
 from streams import metrics, topics
 from streams.agents.common import dead_letter, raw_topic
-from streams.faust_codec import register_codec
+from streams.kafka.faust_codec import register_codec
 from streams.logic.conflicts import VendorBookings, apply_booking, booking_keys
 from streams.models import DomainEvent
-from streams.route_process import bookings_topic_name
 
 if TYPE_CHECKING:
     from streams.app import Context
@@ -38,7 +37,7 @@ STAGE = "conflicts"
 def register(app: faust.App, context: Context) -> dict[str, Any]:
     codec_name = register_codec(context.codecs, topics.EVENTS)
     source = app.topic(
-        bookings_topic_name(app.conf.id),
+        topics.app_topics(app.conf.id).bookings_by_supplier.name,
         key_serializer="raw",
         value_serializer="raw",
         internal=True,
@@ -47,7 +46,7 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
     events = app.topic(topics.EVENTS.name, key_serializer="raw", value_serializer=codec_name)
     dlq = raw_topic(app, topics.EVENTS_DLQ.name)
     bookings = app.Table(
-        "bookings",
+        topics.BOOKINGS_TABLE,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
         partitions=topics.EVENTS.partitions,
         help="supplier id -> {booking id -> booked interval}",

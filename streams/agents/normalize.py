@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from streams import metrics, topics
 from streams.agents.common import dead_letter, each_acked, raw_topic, source_ref
-from streams.codec import AvroCodec
-from streams.faust_codec import register_codec
+from streams.kafka.codec import AvroCodec
+from streams.kafka.faust_codec import register_codec
 from streams.logic.normalize import normalize_change, normalize_webhook
 from streams.models import ChangeEvent, DomainEvent, InboundWebhook
 

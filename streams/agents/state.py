@@ -35,13 +35,12 @@ if TYPE_CHECKING:
     from streams.app import Context
 
 STAGE = "state"
-TABLE = "state_rows"
 
 
 def state_table(app: faust.App) -> TableT[Any, Any]:
     """The routing-state rows of `app` (JSON keys and values), on one partition."""
     return app.Table(
-        TABLE,
+        topics.STATE_ROWS_TABLE,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
         partitions=topics.INGEST_STATE.partitions,
         help="routing state: '<table>:<pk>' -> row; '~watermark' -> folded commit LSN",

@@ -10,8 +10,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
-from streams.changelog_state import changelog_topic_name
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.logic.state import STATE_TABLES, RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, SourceRef
 from streams.samples import change_event
@@ -176,6 +175,6 @@ def wait_for_wedding_state(bootstrap: str, app_id: str, prefix: str) -> None:
     """Until the worker has folded the 8 rows of `wedding_rows(..., prefix)` into its state."""
     wait_for_table(
         bootstrap,
-        changelog_topic_name(app_id),
+        topics.app_topics(app_id).state_rows_changelog.name,
         lambda table: sum(1 for k, v in table.items() if f":{prefix}" in k and v) == 8,
     )

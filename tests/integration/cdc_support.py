@@ -13,7 +13,7 @@ from typing import Any
 import psycopg2
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.settings import REPO_ROOT
 
 from tests.pg import PostgresServer, wait_until

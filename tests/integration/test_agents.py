@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 from streams import topics
-from streams.codec import TopicCodecs
 from streams.demo import worker_process
+from streams.kafka.codec import TopicCodecs
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
 from streams.settings import Settings

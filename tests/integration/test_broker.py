@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from streams import topics
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, kafka_broker
 from streams.errors import ConfigurationError
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import EmbeddedBroker, kafka_broker
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,7 @@ def test_broker_is_stopped_when_a_test_fails(tmp_path: Path) -> None:
     test_file.write_text(
         textwrap.dedent(f"""
         import pytest
-        from streams.broker import EmbeddedBroker
+        from streams.kafka.broker import EmbeddedBroker
 
         @pytest.fixture(scope="session")
         def broker():
@@ -124,7 +124,7 @@ def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
     """kill -9 of the owning process: the kernel takes the broker down too (PDEATHSIG)."""
     code = textwrap.dedent("""
         import sys, time
-        from streams.broker import EmbeddedBroker
+        from streams.kafka.broker import EmbeddedBroker
         b = EmbeddedBroker(); b.start()
         print(b.process.pid, flush=True)
         time.sleep(60)
@@ -157,6 +157,6 @@ def test_interrupted_owner_stops_its_broker() -> None:
 
 def test_existing_topic_with_another_partition_count_is_refused(kafka_bootstrap: str) -> None:
     name = "test.partition-count-mismatch"
-    create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", partitions=2)])
+    create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", fixed_partitions=2)])
     with pytest.raises(ConfigurationError, match=rf"{name} has 2, the catalog says 3"):
-        create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", partitions=3)])
+        create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", fixed_partitions=3)])

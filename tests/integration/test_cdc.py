@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 from streams import topics
-from streams.codec import TopicCodecs
-from streams.deadletter import header_map
 from streams.errors import ContractViolation
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.deadletter import header_map
 from streams.logic.state import fold_row
 
 from tests.integration.cdc_support import PlatformDb

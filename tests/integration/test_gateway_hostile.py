@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.topics import INGEST_WEBHOOKS
 
 from tests.integration.gateway_support import JWT_KEY, SOURCES, signed, stored

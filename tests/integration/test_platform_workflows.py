@@ -19,10 +19,10 @@ import psycopg2
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from streams import topics
-from streams.changelog_state import ChangelogState
-from streams.codec import TopicCodecs
 from streams.demo import worker_process
 from streams.errors import BrokerUnavailable
+from streams.kafka.codec import TopicCodecs
+from streams.routing.state_reader import ChangelogState
 from streams.settings import Settings
 
 from tests.integration.agents_support import DeliveryReader

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from streams import topics
-from streams.admin import create_topics
-from streams.replay import read_to_end, wait_for_group
+from streams.kafka.admin import create_topics
+from streams.kafka.replay import read_to_end, wait_for_group
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def _topic_with(bootstrap: str, records: dict[int, int]) -> str:
     """A fresh 2-partition topic with `records[p]` records on partition p."""
     name = f"test.replay-{uuid.uuid4().hex[:8]}"
-    create_topics(bootstrap, [topics.Topic(name, None, key="k", partitions=2)])
+    create_topics(bootstrap, [topics.Topic(name, None, key="k", fixed_partitions=2)])
     producer = Producer({"bootstrap.servers": bootstrap})
     for partition, count in records.items():
         for i in range(count):

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from streams import topics
-from streams.admin import create_topics
-from streams.codec import TopicCodecs
-from streams.deadletter import H_ERROR_CLASS, H_STAGE, H_TOPIC, header_map
-from streams.engine import RouteEngine, RouteSettings, seen_topic_name
 from streams.errors import BrokerUnavailable
+from streams.kafka.admin import create_topics
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.deadletter import H_ERROR_CLASS, H_STAGE, H_TOPIC, header_map
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules
 from streams.models import DomainEvent
-from streams.route_process import internal_topics
+from streams.routing.engine import RouteEngine, RouteSettings
+from streams.routing.process import internal_topics
 from streams.settings import Settings
 
 from tests.integration.agents_support import (
@@ -219,7 +219,7 @@ def test_a_bad_seen_marker_is_dead_lettered_and_routing_goes_on(
     kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
 ) -> None:
     event = _wedding_moved(settings)
-    seen = seen_topic_name(settings.app_id)
+    seen = topics.app_topics(settings.app_id).route_seen.name
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for partition in range(topics.EVENTS.partitions):
         producer.produce(seen, b"{not a marker", str(partition).encode(), partition=partition)

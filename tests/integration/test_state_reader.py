@@ -10,9 +10,9 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
-from streams.admin import create_topics
-from streams.changelog_state import ChangelogState, changelog_topic_name
-from streams.deadletter import H_STAGE, H_TOPIC, header_map
+from streams.kafka.admin import create_topics
+from streams.kafka.deadletter import H_STAGE, H_TOPIC, header_map
+from streams.routing.state_reader import ChangelogState
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 def test_a_bad_changelog_record_is_dead_lettered_and_the_rest_loads(
     kafka_bootstrap: str, settings: Settings
 ) -> None:
-    name = changelog_topic_name(settings.app_id)
-    create_topics(kafka_bootstrap, [topics.Topic(name, None, key="row key", partitions=1)])
+    name = topics.app_topics(settings.app_id).state_rows_changelog.name
+    create_topics(kafka_bootstrap, [topics.Topic(name, None, key="row key", fixed_partitions=1)])
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     bad_key = json.dumps("suppliers:s-bad").encode()
     producer.produce(name, b"\xff not json", bad_key)

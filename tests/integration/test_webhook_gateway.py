@@ -16,10 +16,10 @@ import jwt
 import pytest
 from connectors.producer import AckedProducer
 from connectors.sources.webhooks.gateway import running_gateway
-from streams.admin import create_topics
-from streams.broker import EmbeddedBroker, free_port
-from streams.codec import TopicCodecs
 from streams.errors import BrokerUnavailable
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import EmbeddedBroker, free_port
+from streams.kafka.codec import TopicCodecs
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS
 
 from tests.integration.gateway_support import DB, JWT_KEY, make_config, signed, stored

@@ -6,7 +6,7 @@ from typing import get_type_hints
 
 import pytest
 from streams import models
-from streams.schema_store import SchemaStore
+from streams.kafka.schema_store import SchemaStore
 
 MIRRORS = {
     "ingest/change_event": models.ChangeEvent,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from fastavro.utils import generate_many
-from streams.codec import AvroCodec
-from streams.registry import EmbeddedRegistry, fingerprint_id
-from streams.schema_store import SchemaStore, SchemaVersion
+from streams.kafka.codec import AvroCodec
+from streams.kafka.registry import EmbeddedRegistry, fingerprint_id
+from streams.kafka.schema_store import SchemaStore, SchemaVersion
 from streams.settings import REPO_ROOT
 
 STORE = SchemaStore(REPO_ROOT / "schemas")
@@ -57,7 +57,7 @@ def test_every_record_carries_event_id_and_source_commit_time(version: SchemaVer
 def test_schema_ids_are_the_same_in_another_process() -> None:
     raw = STORE.latest("events/domain_event").raw
     code = (
-        "import json,sys; from streams.registry import fingerprint_id; "
+        "import json,sys; from streams.kafka.registry import fingerprint_id; "
         "print(fingerprint_id(json.load(sys.stdin)))"
     )
     out = subprocess.run(

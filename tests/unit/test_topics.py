@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from streams import topics
-from streams.schema_store import SchemaStore
+from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 
 NAME_RE = re.compile(r"^wedsync\.(ingest|events|deliver|delivery|sla)(\.[a-z_]+)*$")
@@ -56,17 +56,37 @@ def _string_constants(path: Path) -> list[tuple[int, str]]:
     ]
 
 
+# what internal topic names end with, after the app id: "-route-seen", "-state_rows-changelog"
+_APP_SUFFIXES = tuple(t.name.removeprefix("APP") for t in topics.app_topics("APP").all)
+
+
+def _names_a_topic(value: str, names: set[str]) -> bool:
+    """A string constant (alone, or one literal part of an f-string) that spells a topic
+    name or the fixed part of one."""
+    if value in names or re.match(r"^wedsync\.(ingest|events|deliver|delivery|sla)\b", value):
+        return True
+    word = not any(c.isspace() for c in value)
+    return word and (value.endswith(_APP_SUFFIXES) or value.endswith("-changelog"))
+
+
 def test_no_module_but_the_catalog_writes_a_topic_name() -> None:
     names = {t.name for t in topics.ALL}
     offenders = []
-    for folder in CODE_DIRS:
+    for folder in (*CODE_DIRS, "tests"):
         for path in sorted((REPO_ROOT / folder).rglob("*.py")):
-            if path == REPO_ROOT / "streams" / "topics.py":
+            if path in (REPO_ROOT / "streams" / "topics.py", Path(__file__)):
                 continue
             for line, value in _string_constants(path):
-                if value in names or value.startswith(("wedsync.deliver.", "wedsync.ingest.")):
+                if _names_a_topic(value, names):
                     offenders.append(f"{path.relative_to(REPO_ROOT)}:{line}: {value}")
     assert offenders == []
+
+
+def test_the_check_sees_topic_names_inside_f_strings(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text('app = "a"\nx = f"{app}-route-seen"\ny = f"wedsync.deliver.{app}"\n')
+    found = [v for _, v in _string_constants(source) if _names_a_topic(v, set())]
+    assert found == ["-route-seen", "wedsync.deliver."]
 
 
 def _in_fresh_interpreter(code: str, partitions: str) -> subprocess.CompletedProcess[str]:
@@ -82,13 +102,29 @@ def test_partition_count_comes_from_the_deployment_setting() -> None:
         "from streams.settings import Settings; "
         "app, _ = create_app(Settings(), 'localhost:9092'); "
         "print(topics.EVENTS.partitions, topics.SLA_HEALTH.partitions, app.conf.topic_partitions)"
-    )
+    )  # a fresh interpreter: the count is read once per process
     result = _in_fresh_interpreter(code, "2")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "1", "2"]  # Faust tables co-partitioned with the catalog
 
 
+def test_importing_the_catalog_and_the_pure_logic_reads_no_environment() -> None:
+    code = "import streams.topics, streams.logic.routing, streams.logic.normalize; print('ok')"
+    result = _in_fresh_interpreter(code, "0")  # an invalid count: reading it would fail
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
+
+
 def test_an_invalid_partition_count_names_the_setting() -> None:
-    result = _in_fresh_interpreter("import streams.topics", "0")
+    result = _in_fresh_interpreter("import streams.topics as t; t.EVENTS.partitions", "0")
     assert result.returncode != 0
     assert "ConfigurationError: WEDSYNC_PARTITIONS" in result.stderr
+
+
+def test_internal_topics_are_named_after_the_app() -> None:
+    names = [t.name for t in topics.app_topics("wedsync-prod").all]
+    assert names == [
+        "wedsync-prod-route-seen",
+        "wedsync-prod-bookings-by-supplier",
+        "wedsync-prod-state_rows-changelog",
+        "wedsync-prod-bookings-changelog",
+    ]

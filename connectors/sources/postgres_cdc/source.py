@@ -60,9 +60,9 @@ import psycopg2.extensions
 import psycopg2.extras
 from confluent_kafka import KafkaError, Message, Producer
 from streams import metrics
-from streams.codec import TopicCodecs
-from streams.deadletter import dead_letter_headers
 from streams.errors import BrokerUnavailable, ConfigurationError, ContractViolation, DecodeError
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.deadletter import dead_letter_headers
 from streams.models import ChangeEvent
 from streams.topics import INGEST_CDC, INGEST_DLQ, INGEST_STATE
 

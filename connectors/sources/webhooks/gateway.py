@@ -38,8 +38,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
-from streams.codec import TopicCodecs
 from streams.errors import BrokerUnavailable
+from streams.kafka.codec import TopicCodecs
 from streams.models import InboundWebhook
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic, change_key
 

@@ -15,9 +15,9 @@ import logging
 import signal
 from pathlib import Path
 
-from streams.admin import create_topics
-from streams.broker import kafka_broker
-from streams.codec import TopicCodecs
+from streams.kafka.admin import create_topics
+from streams.kafka.broker import kafka_broker
+from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
 from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config

@@ -9,7 +9,7 @@ import faust
 import pytest
 from streams.agents import Agents, register_all
 from streams.app import Context
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
 from tests.component.agents.harness import Wire

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from faust import topics as faust_topics
 from streams import topics
-from streams.codec import TopicCodecs
-from streams.deadletter import header_map
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.deadletter import header_map
 from streams.models import DomainEvent, PayloadValue, SourceRef
 
 BARRIER_KEY = b"suppliers:__barrier__"
@@ -97,7 +97,7 @@ class Wire:
     def changelog(self, app_id: str, table: str) -> dict[Any, Any]:
         """The table as a reader of its changelog topic would rebuild it (None: deleted)."""
         out: dict[Any, Any] = {}
-        for s in self.to(f"{app_id}-{table}-changelog"):
+        for s in self.to(topics.faust_changelog_name(app_id, table)):
             key = json.loads(s.key or b"null")
             out[key] = None if s.value is None else json.loads(s.value)
         return out

@@ -12,7 +12,7 @@ import pytest
 from faust import topics as faust_topics
 from streams import topics
 from streams.agents import Agents
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.samples import change_event
 from streams.topics import change_key
 

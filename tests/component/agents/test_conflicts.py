@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from streams import deadletter, topics
+from streams import topics
 from streams.agents import Agents
-from streams.codec import TopicCodecs
+from streams.kafka import deadletter
+from streams.kafka.codec import TopicCodecs
 from streams.models import DomainEvent
 
 from tests.component.agents.harness import Driver, Wire, booking_changed, driving, events_sent

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import REGISTRY
-from streams import deadletter, topics
+from streams import topics
 from streams.agents import Agents
-from streams.codec import TopicCodecs
+from streams.kafka import deadletter
+from streams.kafka.codec import TopicCodecs
 from streams.samples import change_event
 from streams.samples import inbound_webhook as webhook
 from streams.topics import change_key

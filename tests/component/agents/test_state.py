@@ -12,9 +12,10 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from streams import deadletter, topics
+from streams import topics
 from streams.agents import Agents
-from streams.codec import TopicCodecs
+from streams.kafka import deadletter
+from streams.kafka.codec import TopicCodecs
 from streams.logic.state import WATERMARK_KEY
 from streams.models import ChangeEvent, ColumnValue
 from streams.samples import change_event
@@ -73,7 +74,7 @@ async def test_row_assignments_are_written_to_the_changelog(
 ) -> None:
     await put_change(state, codecs, change_event("wedding_vendors", "c", after=VENDOR_LINK, lsn=1))
     await state.settle()
-    assert wire.changelog(app_id, "state_rows") == {"wedding_vendors:wv-1": VENDOR_LINK}
+    assert wire.changelog(app_id, topics.STATE_ROWS_TABLE) == {"wedding_vendors:wv-1": VENDOR_LINK}
 
 
 async def test_delete_removes_the_row_with_a_tombstone(
@@ -83,7 +84,7 @@ async def test_delete_removes_the_row_with_a_tombstone(
     await put_change(state, codecs, change_event("suppliers", "d", before=SUPPLIER, lsn=2))
     await state.settle()
     assert "suppliers:s-photo" not in agents.state_rows
-    assert wire.changelog(app_id, "state_rows") == {"suppliers:s-photo": None}
+    assert wire.changelog(app_id, topics.STATE_ROWS_TABLE) == {"suppliers:s-photo": None}
 
 
 async def test_heartbeat_writes_the_watermark_after_the_rows(
@@ -93,7 +94,7 @@ async def test_heartbeat_writes_the_watermark_after_the_rows(
     beat = change_event("suppliers", "h", lsn=40)
     await state.put(codecs[topics.INGEST_STATE].encode(beat), b"~heartbeat")
     await state.settle()
-    assert list(wire.changelog(app_id, "state_rows").items()) == [
+    assert list(wire.changelog(app_id, topics.STATE_ROWS_TABLE).items()) == [
         ("suppliers:s-photo", SUPPLIER),
         (WATERMARK_KEY, {"lsn": 40}),
     ]

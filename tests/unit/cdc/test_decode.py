@@ -12,8 +12,8 @@ from connectors.sources.postgres_cdc.pgoutput import (
     Truncate,
     parse_message,
 )
-from streams.codec import TopicCodecs
 from streams.errors import DecodeError
+from streams.kafka.codec import TopicCodecs
 from streams.topics import INGEST_CDC
 
 from tests.unit.cdc import pgwire

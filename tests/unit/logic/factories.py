@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+from streams import topics
 from streams.logic.state import RoutingState, StateTables
 from streams.models import ColumnValue, DomainEvent, PayloadValue, SourceRef
 from streams.samples import change_event
 
 CDC_REF = SourceRef(
     kind="cdc",
-    topic="wedsync.ingest.cdc",
+    topic=topics.INGEST_CDC.name,
     partition=0,
     offset=7,
     lsn=1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.logic.routing import load_rules, route
 from streams.topics import DELIVER
 

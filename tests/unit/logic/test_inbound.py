@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from streams import topics
 from streams.errors import PoisonMessage
 from streams.logic.normalize import normalize_webhook
 from streams.models import SourceRef
@@ -10,7 +11,7 @@ from streams.samples import inbound_webhook as webhook
 
 REF = SourceRef(
     kind="webhook",
-    topic="wedsync.ingest.webhooks",
+    topic=topics.INGEST_WEBHOOKS.name,
     partition=0,
     offset=1,
     lsn=None,

@@ -11,7 +11,7 @@ from connectors.sources.webhooks.convert import (
     from_debezium,
     from_supabase,
 )
-from streams.codec import TopicCodecs
+from streams.kafka.codec import TopicCodecs
 from streams.topics import INGEST_CDC, change_key
 
 RECEIVED = 1_790_000_000_123

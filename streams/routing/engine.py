@@ -10,11 +10,11 @@ Why not a Faust agent: Faust's per-event path (stream iteration, event/ack bookk
 `send` coroutine and future per output record) costs more than decoding, routing and encoding
 the event together; a stock agent did 4-6k events/s where a plain confluent-kafka loop did
 ~180k/s (FACTS.md). Routing is the stage with the highest fan-out, so it runs as a
-confluent-kafka batch loop in a process of its own (`streams.route_process`, started and
-supervised by the Faust worker, see `streams.agents.route`). Faust keeps the agents whose
+confluent-kafka batch loop in a process of its own (`streams.routing.process`, started and
+supervised by the Faust worker, see `streams.routing.service`). Faust keeps the agents whose
 state needs tables and changelog recovery (state, conflicts) and the app's lifecycle; the
 engine reads the routing state from the GlobalTables' changelogs
-(`streams.changelog_state`).
+(`streams.routing.state_reader`).
 
 One batch: `poll` for the first record (blocks at most `idle_wait_s` when idle), then drain up
 to `batch_size` already-fetched records without waiting; decode, dedupe, route and encode
@@ -70,14 +70,14 @@ from confluent_kafka import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams import metrics, topics
-from streams.codec import AvroCodec, TopicCodecs
-from streams.deadletter import dead_letter_headers, dead_letter_message
 from streams.errors import BrokerUnavailable, PoisonMessage
+from streams.kafka.codec import AvroCodec, TopicCodecs
+from streams.kafka.deadletter import dead_letter_headers, dead_letter_message
+from streams.kafka.replay import read_to_end
 from streams.logic.conflicts import booking_keys
 from streams.logic.dedupe import SeenWindow
 from streams.logic.routing import RoutingRules, route
 from streams.logic.state import StateTables
-from streams.replay import read_to_end
 from streams.topics import Destination
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,6 @@ def parse_marker(value: bytes | None) -> tuple[int, list[str]]:
     return seen_at, ids
 
 
-def seen_topic_name(app_id: str) -> str:
-    """The dedupe-marker topic (named after the app, like Faust's internal topics)."""
-    return f"{app_id}-route-seen"
-
-
 class RouteEngine:
     """The consume -> route -> produce -> commit loop. `run(stop)` blocks until `stop` is set
     (call it in a thread); a produce that fails after librdkafka's own retries raises
@@ -175,7 +170,7 @@ class RouteEngine:
         self.config = config or RouteSettings()
         self.bootstrap = bootstrap
         self.group_id = group_id
-        self.seen_topic = seen_topic_name(app_id)
+        self.seen_topic = topics.app_topics(app_id).route_seen.name
         self.rules = rules
         self.state = state
         self.bookings_topic = bookings_topic

@@ -6,12 +6,12 @@ from typing import Any
 
 from faust.serializers import codecs
 
-from streams.codec import AvroCodec, TopicCodecs
+from streams.kafka.codec import AvroCodec, TopicCodecs
 from streams.topics import Topic
 
 
 class FaustAvroCodec(codecs.Codec):
-    """Delegates to `streams.codec.AvroCodec`; Faust calls `_dumps`/`_loads`."""
+    """Delegates to `streams.kafka.codec.AvroCodec`; Faust calls `_dumps`/`_loads`."""
 
     def __init__(self, codec: AvroCodec, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -1,7 +1,7 @@
 """The one codec: Avro in the Confluent wire format.
 
     byte 0       magic byte 0x00
-    bytes 1-4    schema id, big-endian (from the registry, see `streams.registry`)
+    bytes 1-4    schema id, big-endian (from the registry, see `streams.kafka.registry`)
     bytes 5-     Avro binary (schemaless) encoding of the record
 
 Any Confluent-compatible consumer reads what we write, and we read what it writes. Records
@@ -23,8 +23,8 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import DecodeError
-from streams.registry import ConfluentRegistry, EmbeddedRegistry, Registry
-from streams.schema_store import SchemaStore
+from streams.kafka.registry import ConfluentRegistry, EmbeddedRegistry, Registry
+from streams.kafka.schema_store import SchemaStore
 from streams.settings import Settings
 from streams.topics import Topic
 

@@ -27,20 +27,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer
 
-from streams.deadletter import dead_letter_message
 from streams.errors import PoisonMessage
+from streams.kafka.deadletter import dead_letter_message
+from streams.kafka.replay import read_to_end
 from streams.logic.state import WATERMARK_KEY, RoutingState, StateTables
-from streams.replay import read_to_end
-from streams.topics import EVENTS_DLQ
+from streams.topics import EVENTS_DLQ, app_topics
 
 log = logging.getLogger(__name__)
-
-STATE_TABLE = "state_rows"
-
-
-def changelog_topic_name(app_id: str, table: str = STATE_TABLE) -> str:
-    """Faust's name for a table's changelog topic (`<app id>-<table>-changelog`)."""
-    return f"{app_id}-{table}-changelog"
 
 
 def _decode_key(raw: bytes | None) -> str:
@@ -57,7 +50,7 @@ class ChangelogState:
 
     def __init__(self, bootstrap: str, app_id: str) -> None:
         self.bootstrap = bootstrap
-        self.topic = changelog_topic_name(app_id)
+        self.topic = app_topics(app_id).state_rows_changelog.name
         self.state = RoutingState()
         self._changed = threading.Condition()
         self._consumer = Consumer({

@@ -1,8 +1,8 @@
 """Read Kafka partitions from their beginning to the end they have now.
 
 How a process rebuilds state that lives in a topic before it starts work: the routing state
-from the GlobalTables' changelogs (`streams.changelog_state`) and the routed event ids from
-the dedupe markers (`streams.engine`).
+from the GlobalTables' changelogs (`streams.routing.state_reader`) and the routed event ids from
+the dedupe markers (`streams.routing.engine`).
 """
 
 from __future__ import annotations

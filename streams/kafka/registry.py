@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import DecodeError, SchemaError
-from streams.schema_store import SchemaStore, parse_schema
+from streams.kafka.schema_store import SchemaStore, parse_schema
 
 
 class Registry(Protocol):

@@ -1,10 +1,10 @@
-"""Stage: domain events -> deliveries, by `wedsync route` (streams.route_process), a child
+"""Stage: domain events -> deliveries, by `wedsync route` (streams.routing.process), a child
 process that a mode Service of the Faust worker starts and supervises.
 
 The Service starts when Faust starts app services, which is after table recovery, so the
 routing process finds the GlobalTables' changelogs complete; on a cold start with a CDC
 backlog it also waits until the worker has committed that backlog (the state it makes is in
-the changelogs) before it routes (`streams.route_process`). If the child exits while the
+the changelogs) before it routes (`streams.routing.process`). If the child exits while the
 worker runs, it is restarted with exponential backoff (0.5 s doubling to 30 s); on worker
 stop it gets SIGTERM (finish the batch, flush, commit) and is killed after 30 s. The child
 dies with the worker even on SIGKILL (PR_SET_PDEATHSIG).
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
-from streams.broker import die_with_parent
+from streams.kafka.broker import die_with_parent
 
 if TYPE_CHECKING:
     import faust

@@ -8,7 +8,7 @@ Why a process of its own: measured on the 2-core machine, the same engine thread
 ~3.2-3.8k events/s standalone but ~1.9k events/s inside the Faust worker, where it shares the
 GIL with Faust's event loop and aiokafka's consumer thread. As a separate process it uses the
 second core and never waits for the GIL of the worker. The Faust worker starts one (see
-`streams.agents.route.RouteService`) after its tables have recovered; more can be started
+`streams.routing.service.RouteService`) after its tables have recovered; more can be started
 with `wedsync route` on other machines: they join the same consumer group and split the
 partitions of wedsync.events.
 
@@ -28,35 +28,22 @@ from types import FrameType
 from confluent_kafka import Consumer
 
 from streams import topics
-from streams.admin import create_topics
-from streams.changelog_state import ChangelogState
-from streams.codec import TopicCodecs
-from streams.engine import RouteEngine, RouteSettings, seen_topic_name
+from streams.kafka.admin import create_topics
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.replay import wait_for_group
 from streams.logic.routing import load_rules
-from streams.replay import wait_for_group
+from streams.routing.engine import RouteEngine, RouteSettings
+from streams.routing.state_reader import ChangelogState
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def bookings_topic_name(app_id: str) -> str:
-    """The internal regrouping topic (named after the app, like Faust's own internal topics)."""
-    return f"{app_id}-bookings-by-supplier"
-
-
 def internal_topics(app_id: str, config: RouteSettings) -> list[topics.Topic]:
-    """Topics the routing engine owns besides the catalog's."""
-    return [
-        topics.Topic(
-            seen_topic_name(app_id), None, key="partition",
-            partitions=topics.EVENTS.partitions,
-            retention_ms=int(config.dedupe_window_s * 2000),
-        ),
-        topics.Topic(
-            bookings_topic_name(app_id), None, key="supplier_id",
-            partitions=topics.EVENTS.partitions,
-        ),
-    ]  # fmt: skip
+    """The catalog's topics of this deployment that the routing process creates: seen
+    markers (kept twice the dedupe window) and the bookings regrouping."""
+    own = topics.app_topics(app_id, seen_retention_ms=int(config.dedupe_window_s * 2000))
+    return [own.route_seen, own.bookings_by_supplier]
 
 
 def _wait_for_state_agent(bootstrap: str, app_id: str, timeout: float = 120.0) -> None:
@@ -81,7 +68,7 @@ def _wait_for_state_agent(bootstrap: str, app_id: str, timeout: float = 120.0) -
 
 def run_route(settings: Settings) -> int:
     """Route until SIGTERM/SIGINT; needs KAFKA_BOOTSTRAP_SERVERS (the worker's broker)."""
-    from streams.broker import kafka_broker
+    from streams.kafka.broker import kafka_broker
 
     config = RouteSettings()
     with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
@@ -100,7 +87,7 @@ def run_route(settings: Settings) -> int:
             codecs=TopicCodecs.from_settings(settings),
             rules=load_rules(),
             state=tables,
-            bookings_topic=bookings_topic_name(settings.app_id),
+            bookings_topic=topics.app_topics(settings.app_id).bookings_by_supplier.name,
             config=config,
             state_ready=state.wait_for,
         )
