@@ -267,3 +267,28 @@ def test_webhook_delivery_never_carries_the_secret() -> None:
         NOW,
     )
     assert "whsec_x" not in json.dumps(deliveries[0].record)
+
+
+def test_an_unknown_wedding_zone_leaves_out_calendar_and_crm_but_not_the_rest() -> None:
+    problems: list[str] = []
+    out = route(date_changed(time_zone="Mars/Olympus"), wedding_state(), RULES, NOW, problems)
+    destinations = {d.destination for d in out}
+    assert Destination.CALENDAR not in destinations and Destination.EMAIL in destinations
+    assert problems and all("Mars/Olympus" in p for p in problems)
+
+
+def test_the_integrations_zone_is_used_when_the_wedding_has_none() -> None:
+    state = state_with(
+        ("suppliers", supplier_row("s-photo")),
+        ("wedding_vendors", {"id": "wv", "wedding_id": WEDDING, "vendor_id": "s-photo"}),
+        ("supplier_integrations", {
+            "id": "si", "supplier_id": "s-photo", "integration_type": "photography_crm",
+            "webhook_url": "https://crm.example/hook", "is_active": True,
+            "settings": json.dumps({"time_zone": "America/New_York"}),
+        }),
+    )  # fmt: skip
+    problems: list[str] = []
+    out = route(date_changed(time_zone=None), state, RULES, NOW, problems)
+    (crm,) = [d.record for d in out if d.destination is Destination.CRM]
+    assert problems == []
+    assert str(crm["payload"]["ceremony_time"]).endswith("-04:00")  # June in New York
