@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from streams.models import ChangeEvent, ColumnValue
+from streams.topics import change_key
 
 Row = dict[str, ColumnValue]
 WATERMARK_KEY = "~watermark"
@@ -137,14 +138,6 @@ def _active(row: Row) -> bool:
 
 
 # ---- rows ---------------------------------------------------------------------------------
-def row_key(change: ChangeEvent) -> str:
-    """'<table>:<primary key values>': the row's state key (the same as its CDC key)."""
-    row = change["after"] if change["after"] is not None else change["before"] or {}
-    return f"{change['source']['table']}:" + ",".join(
-        str(row.get(c)) for c in change["primary_key"]
-    )
-
-
 def fold_row(previous: Row | None, change: ChangeEvent) -> Row | None:
     """The row after `change`: None when deleted; columns absent from the change keep their
     previous values (an update never empties a column it did not send)."""
@@ -279,7 +272,7 @@ class RoutingState:
             return
         if change["source"]["table"] not in STATE_TABLES:
             return
-        key = row_key(change)
+        key = change_key(change).decode()  # the row's state key is its CDC key
         self.apply(key, fold_row(self.rows.get(key), change))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from streams.logic.state import RoutingState, fold_row, normalize_channel, row_key
+from streams.logic.state import RoutingState, fold_row, normalize_channel
 from streams.samples import change_event
 
 from tests.unit.logic.factories import routing_state_with, state_with, supplier_row
@@ -181,8 +181,3 @@ def test_heartbeat_moves_the_watermark() -> None:
     beat = change_event("suppliers", "h", after=None, lsn=77)
     state.apply_change(beat)
     assert state.watermark == 77
-
-
-def test_row_key_is_table_and_primary_key() -> None:
-    change = change_event("wedding_vendors", "c", after={"id": "wv", "wedding_id": "w"}, lsn=1)
-    assert row_key(change) == "wedding_vendors:wv"
