@@ -13,7 +13,7 @@ domain events (a production-like mix: wedding date changes fanning out to every 
 responses, profile updates, record.changed for webhooks):
 
 (a) shipped: `wedsync worker` as a child process (Faust agents + the routing engine); state
-    goes in as CDC, is folded into GlobalTables, then N events are produced and the clock
+    goes in as CDC, is folded into the state rows, then N events are produced and the clock
     stops when the engine's committed offsets reach N (offsets are committed only after the
     deliveries are acked).
 (b) baseline: in this process, consume(5000) -> decode -> route (same pure logic, state in

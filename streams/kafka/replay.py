@@ -1,7 +1,7 @@
 """Read Kafka partitions from their beginning to the end they have now.
 
 How a process rebuilds state that lives in a topic before it starts work: the routing state
-from the GlobalTables' changelogs (`streams.routing.state_reader`) and the routed event ids from
+from the state rows' changelog (`streams.routing.state_reader`) and the routed event ids from
 the dedupe markers (`streams.routing.engine`).
 """
 

@@ -13,7 +13,7 @@ the event together; a stock agent did 4-6k events/s where a plain confluent-kafk
 confluent-kafka batch loop in a process of its own (`streams.routing.process`, started and
 supervised by the Faust worker, see `streams.routing.service`). Faust keeps the agents whose
 state needs tables and changelog recovery (state, conflicts) and the app's lifecycle; the
-engine reads the routing state from the GlobalTables' changelogs
+engine reads the routing state from the state rows' changelog
 (`streams.routing.state_reader`).
 
 One batch: `poll` for the first record (blocks at most `idle_wait_s` when idle), then drain up

@@ -2,7 +2,7 @@
 process that a mode Service of the Faust worker starts and supervises.
 
 The Service starts when Faust starts app services, which is after table recovery, so the
-routing process finds the GlobalTables' changelogs complete; on a cold start with a CDC
+routing process finds the state rows' changelog complete; on a cold start with a state
 backlog it also waits until the worker has committed that backlog (the state it makes is in
 the changelogs) before it routes (`streams.routing.process`). If the child exits while the
 worker runs, it is restarted with exponential backoff (0.5 s doubling to 30 s); on worker
