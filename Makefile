@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: install  ## embedded broker + worker + sample CDC events, decoded on the way out
+run: install system-deps  ## a wedding week on the platform schema: PostgreSQL -> CDC -> worker -> deliveries
 	$(BIN)/wedsync demo
 
 schemas-check: install

@@ -1,8 +1,9 @@
 """CDC source throughput against a raw confluent-kafka producer, measured in the same run.
 
-A throwaway PostgreSQL gets a slot, then `ROWS` row changes (inserts in transactions of
-`TX_ROWS` rows) are written before the source starts, so the source drains a backlog:
-read the slot, decode pgoutput, encode Avro, produce (idempotent, acks=all) and wait for
+A throwaway PostgreSQL with the platform's schema (schemas/platform/platform.sql) gets a
+slot, then `ROWS` form responses (uuid ids, a jsonb answer, timestamptz; inserts in
+transactions of `TX_ROWS` rows) are written before the source starts, so the source drains
+a backlog: read the slot, decode pgoutput, encode Avro, produce (idempotent, acks=all) and wait for
 every acknowledgement. The baseline produces the same number of records of the same encoded
 size with the same producer settings and flushes. Both use the embedded broker; the ratio is
 the number to watch, since the broker, PostgreSQL and the client share the machine's cores.
@@ -12,21 +13,21 @@ the number to watch, since the broker, PostgreSQL and the client share the machi
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg2
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from prometheus_client import REGISTRY
+from streams.background import Background
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
-from streams.topics import INGEST_CDC
-from tests.pg import throwaway_postgres
+from streams.topics import INGEST_CDC, INGEST_STATE
+from tests.pg import create_platform_database, throwaway_postgres
 
 ROWS = 30_000
 TX_ROWS = 100
@@ -42,20 +43,20 @@ def _write_backlog(dsn: str) -> None:
     setup = psycopg2.connect(dsn)
     setup.autocommit = True
     with setup.cursor() as cur:
-        cur.execute(
-            f"CREATE TABLE {TABLE} (id int PRIMARY KEY, form_id text, supplier_id text, "
-            "client_id text, answered_at timestamptz, answers jsonb)"
-        )
+        cur.execute("INSERT INTO suppliers (business_name) VALUES ('Photo') RETURNING id")
+        (supplier,) = cur.fetchone()
         cur.execute(f"CREATE PUBLICATION bench FOR TABLE {TABLE}")
         cur.execute("SELECT pg_create_logical_replication_slot('bench', 'pgoutput')")
     setup.close()
     conn = psycopg2.connect(dsn)
     with conn.cursor() as cur:
-        for start in range(1, ROWS + 1, TX_ROWS):
+        for _ in range(ROWS // TX_ROWS):
             cur.execute(
-                f"INSERT INTO {TABLE} SELECT g, 'f-7', 's-photo', 'c-' || g, now(), "
-                """'{"q1": "yes", "q2": "June"}' FROM generate_series(%s, %s) g""",
-                (start, start + TX_ROWS - 1),
+                f"INSERT INTO {TABLE} (supplier_id, couple_id, client_name, form_name, "
+                "question_count, answers) SELECT %s, gen_random_uuid(), 'Alex & Sam', "
+                """'Wedding day', 12, '{"q1": "yes", "q2": "June"}' """
+                "FROM generate_series(1, %s)",
+                (supplier, TX_ROWS),
             )
             conn.commit()
     conn.close()
@@ -64,27 +65,14 @@ def _write_backlog(dsn: str) -> None:
 def _cdc(bootstrap: str, codecs: TopicCodecs, config: PostgresCdcConfig) -> tuple[float, int]:
     """Seconds for the source to drain ROWS changes into Kafka (acknowledged)."""
     source = PostgresCdcSource(config, make_producer(bootstrap), codecs)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            source.run(stop)
-        except BaseException as exc:
-            errors.append(exc)
-
     base = _produced()
     started = time.perf_counter()
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
+    cdc = Background(source.run, "cdc")
     deadline = started + TIMEOUT_S
-    while _produced() - base < ROWS and time.perf_counter() < deadline and not errors:
+    while _produced() - base < ROWS and time.perf_counter() < deadline and cdc.alive:
         time.sleep(0.002)
     elapsed = time.perf_counter() - started
-    stop.set()
-    thread.join(timeout=30)
-    if errors:
-        raise errors[0]
+    cdc.stop()  # re-raises what the source raised
     return elapsed, int(_produced() - base)
 
 
@@ -112,12 +100,14 @@ def _record_size(codecs: TopicCodecs) -> int:
     from connectors.sources.postgres_cdc.decode import build_event
 
     _, event = build_event(
-        db="postgres", schema="public", table=TABLE, op="c", before=None,
-        after={"id": 12345, "form_id": "f-7", "supplier_id": "s-photo", "client_id": "c-12345",
-               "answered_at": "2026-11-22 03:22:00.123456+00",
-               "answers": '{"q1": "yes", "q2": "June"}'},
-        primary_key=("id",), lsn=22_000_000, tx_id=1234, commit_ms=1_790_000_000_000,
-        now_ms=1_790_000_000_000,
+        db="bench", schema="public", table=TABLE, op="c", before=None,
+        after={"id": "6b1f9c1e-2f43-4c1d-9a55-0c8a2b9f1a01",
+               "supplier_id": "a3c5e7f9-1b2d-4e6f-8a0c-2e4f6a8c0e11",
+               "couple_id": "0f6c1d6e-8b7a-4f35-b0a4-5d1e2c3b4a50", "client_name": "Alex & Sam",
+               "form_name": "Wedding day", "question_count": 12,
+               "submitted_at": "2026-11-22T03:22:00.123456+00:00"},
+        primary_key=("id",), lsn=22_000_000, commit_lsn=22_000_100, tx_id=1234,
+        commit_ms=1_790_000_000_000, now_ms=1_790_000_000_000,
     )  # fmt: skip
     return len(codecs[INGEST_CDC].encode(dict(event)))
 
@@ -127,10 +117,10 @@ def run() -> list[str]:
     codecs = TopicCodecs(store, EmbeddedRegistry(store))
     with EmbeddedBroker() as broker, throwaway_postgres() as pg:
         bootstrap = broker.bootstrap_servers
-        create_topics(bootstrap, [INGEST_CDC])
-        _write_backlog(pg.dsn)
+        create_topics(bootstrap, [INGEST_CDC, INGEST_STATE])
+        _write_backlog(create_platform_database(pg, "bench"))
         config = PostgresCdcConfig(
-            host=pg.host, port=pg.port, user=pg.user, dbname=pg.dbname, slot_name="bench",
+            host=pg.host, port=pg.port, user=pg.user, dbname="bench", slot_name="bench",
             publication="bench", snapshot=False,
         )  # fmt: skip
         cdc_s, drained = _cdc(bootstrap, codecs, config)

@@ -1,9 +1,16 @@
-"""`make run`: broker, topics, worker; sample change events in, decoded domain events out."""
+"""`make run`: a wedding week on the platform's schema, from SQL to routed deliveries.
+
+The embedded broker, a throwaway PostgreSQL with `schemas/platform/platform.sql`, the CDC
+source (in this process), the Faust worker and its routing process. It seeds one wedding
+with five vendors (`streams.scenario`), plays the four workflows as SQL, and shows every
+delivery as routing writes it, per event, recipient and channel, then checks them against
+what the rules and preferences imply. Ctrl-C (or SIGTERM) stops CDC, worker, PostgreSQL and
+broker in that order.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -12,18 +19,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
-from streams import topics
+from streams import devdb, scenario, topics
+from streams.background import Background
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import die_with_parent, free_port, kafka_broker
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.deadletter import H_REASON, header_map
-from streams.logic.normalize import normalize_change
-from streams.models import ChangeEvent, SourceRef
-from streams.samples import demo_changes
 from streams.settings import Settings
-from streams.topics import change_key
 
 
 @contextlib.contextmanager
@@ -54,117 +57,148 @@ def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Po
                 proc.wait()
 
 
-def _show(kind: str, record: dict[str, Any]) -> None:
-    print(f"  {kind:<28} {json.dumps(record, default=str, sort_keys=True)}", flush=True)
-
-
-def _expected_event_count(changes: list[ChangeEvent]) -> int:
-    """How many domain events the worker should emit for `changes` (asked of the logic)."""
-    ref = SourceRef(
-        kind="cdc",
-        topic=topics.INGEST_CDC.name,
-        partition=0,
-        offset=0,
-        lsn=None,
-        commit_lsn=None,
-        delivery_id=None,
-        table=None,
-    )
-    return sum(len(normalize_change(change, ref)) for change in changes)
+NAMES = {"photo": "Photo", "venue": "Venue", "florist": "Florist", "band": "Band",
+         "cake": "Cake"}  # fmt: skip
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(settings: Settings, *, once: bool, timeout: float = 90.0) -> int:
+@contextlib.contextmanager
+def _cdc(bootstrap: str, server: devdb.PostgresServer, codecs: TopicCodecs) -> Iterator[str]:
+    """The CDC source on a thread, yielded once it streams; stopped on exit."""
+    from connectors.sources.postgres_cdc.config import PostgresCdcConfig
+    from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
+
+    config = PostgresCdcConfig(host=server.host, port=server.port, user=server.user,
+                               dbname="wedsync", heartbeat_interval_s=1.0)  # fmt: skip
+    cdc = Background(PostgresCdcSource(config, make_producer(bootstrap), codecs).run, "cdc")
+    import psycopg2
+
+    conn = psycopg2.connect(server.dsn.replace("dbname=postgres", "dbname=wedsync"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+
+            def streaming() -> bool:
+                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                            (config.slot_name,))  # fmt: skip
+                row = cur.fetchone()
+                return bool(cdc.error or (row and row[0]))
+
+            devdb.wait_until(streaming, timeout=60)
+        if cdc.error is not None:
+            cdc.stop()  # raises what the source raised
+        yield config.slot_name
+    finally:
+        conn.close()
+        cdc.stop()
+
+
+def _delivery_reader(bootstrap: str) -> Consumer:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wedsync-demo",
+                         "enable.auto.commit": False, "log.connection.close": False})  # fmt: skip
+    consumer.assign([TopicPartition(t.deliver.name, p, 0) for t in topics.DELIVER.values()
+                     for p in range(t.deliver.partitions)])  # fmt: skip
+    return consumer
+
+
+def _target(record: dict[str, Any]) -> str:
+    """Where a delivery goes, without secrets or message content."""
+    for field in ("to_address", "channel", "to_number", "user_id", "endpoint_url"):
+        if record.get(field):
+            return str(record[field])
+    return str(record.get("calendar_id") or "")
+
+
+def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    if not devdb.available():
+        print(f"make run needs the PostgreSQL 15 server binaries in {devdb.PG_BIN}; `make "
+              "system-deps` installs them (Debian's postgresql-15)", file=sys.stderr)  # fmt: skip
+        return 1
     codecs = TopicCodecs.from_settings(settings)
-    changes = demo_changes(base_lsn=int(time.time()))
-    expected_events = _expected_event_count(changes)
-    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
-        print(f"[1/4] Kafka broker at {bootstrap}", flush=True)
-        create_topics(bootstrap, replication_factor=settings.replication_factor)
-        print(f"[2/4] {len(topics.ALL)} catalog topics ready; starting the worker", flush=True)
-        with worker_process(bootstrap, settings) as worker:
-            producer = Producer(
-                {
-                    "bootstrap.servers": bootstrap,
-                    "enable.idempotence": True,
-                    "log.connection.close": False,
-                }
-            )
-            codec = codecs[topics.INGEST_CDC]
-            for change in changes:
-                producer.produce(
-                    topics.INGEST_CDC.name, key=change_key(change), value=codec.encode(change)
-                )
-            producer.produce(topics.INGEST_CDC.name, key=b"garbage", value=b"not avro at all")
-            producer.flush(10)
-            print(
-                f"[3/4] produced {len(changes)} sample change events and 1 corrupt record "
-                f"to {topics.INGEST_CDC.name}",
-                flush=True,
-            )
-            consumer = Consumer(
-                {
-                    "bootstrap.servers": bootstrap,
-                    "group.id": "wedsync-demo",
-                    "enable.auto.commit": False,
-                    "log.connection.close": False,
-                }
-            )
-            assigned = [
-                TopicPartition(t.name, p, 0)
-                for t in (topics.EVENTS, topics.EVENTS_DLQ)
-                for p in range(t.partitions)
-            ]
-            consumer.assign(assigned)
-            events = dead = 0
-            latencies: list[float] = []
-            reported = False
-            deadline = time.monotonic() + timeout
-            print(f"[4/4] reading {topics.EVENTS.name} and {topics.EVENTS_DLQ.name}:", flush=True)
-            try:
-                while not (once and reported):
-                    if worker.poll() is not None:
-                        print(f"worker exited with {worker.returncode}", file=sys.stderr)
-                        return 1
-                    if once and time.monotonic() > deadline:
-                        print(f"timed out: {events} events, {dead} dead letters", file=sys.stderr)
-                        return 1
-                    msg = consumer.poll(0.5)
-                    if msg is None or msg.error():
-                        continue
-                    if msg.topic() == topics.EVENTS_DLQ.name:
-                        dead += 1
-                        reason = header_map(msg.headers()).get(H_REASON, "")
-                        print(f"  dead letter (key={msg.key()!r}): {reason}", flush=True)
-                    else:
-                        record = codecs[topics.EVENTS].decode(msg.value())
-                        events += 1
-                        latencies.append(time.time() * 1000 - record["source_ts_ms"])
-                        _show(
-                            record["event_type"],
-                            {
-                                k: record[k]
-                                for k in ("aggregate_id", "aggregate_version", "payload")
-                            },
-                        )
-                    if events == expected_events and dead == 1 and not reported:
-                        reported = True
-                        print(
-                            f"OK: {len(changes) + 1} sample records processed end to end: "
-                            f"{events} domain events, {dead} dead letter; max produce-to-read "
-                            f"{max(latencies):.0f} ms (includes worker start-up)",
-                            flush=True,
-                        )
-                        if not once:
-                            print(
-                                "worker still running; Ctrl-C stops worker and broker", flush=True
-                            )
-            except KeyboardInterrupt:
-                print("\nstopping worker and broker", flush=True)
-            finally:
-                consumer.close()
-    return 0
+    k = scenario.ids()
+    name_of = {k[v]: NAMES[v] for v in scenario.VENDORS}
+    want = scenario.expected(k)
+    try:
+        with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap, \
+                devdb.throwaway_postgres() as server:  # fmt: skip
+            create_topics(bootstrap, replication_factor=settings.replication_factor)
+            print(f"[1/5] Kafka broker at {bootstrap}; {len(topics.ALL)} catalog topics",
+                  flush=True)  # fmt: skip
+            dsn = devdb.create_platform_database(server, "wedsync")
+            import psycopg2
+
+            conn = psycopg2.connect(dsn)
+            conn.autocommit = True
+            with contextlib.closing(conn), conn.cursor() as cur:
+                scenario.seed(cur, k)
+                print(f"[2/5] PostgreSQL on 127.0.0.1:{server.port} with the platform schema "
+                      "(schemas/platform/platform.sql): one wedding, four vendors, a fifth "
+                      "to be linked", flush=True)  # fmt: skip
+                with _cdc(bootstrap, server, codecs) as slot, \
+                        worker_process(bootstrap, settings) as worker:  # fmt: skip
+                    print(f"[3/5] CDC streaming from slot {slot}; worker and routing process "
+                          "starting", flush=True)  # fmt: skip
+                    scenario.play(cur, k)
+                    print("[4/5] played: a form response, a journey milestone, the wedding "
+                          "moved (a cake maker linked in the same transaction), a couple's "
+                          "profile update", flush=True)  # fmt: skip
+                    return _show_deliveries(bootstrap, codecs, worker, name_of, want, once,
+                                            timeout)  # fmt: skip
+    except KeyboardInterrupt:
+        print("\nstopped: CDC, worker, PostgreSQL and broker", flush=True)
+        return 0
+
+
+def _show_deliveries(
+    bootstrap: str,
+    codecs: TopicCodecs,
+    worker: subprocess.Popen[bytes],
+    name_of: dict[str, str],
+    want: set[tuple[str, str, str]],
+    once: bool,
+    timeout: float,
+) -> int:
+    print("[5/5] deliveries as routed (event, channel, recipient, target):", flush=True)
+    consumer = _delivery_reader(bootstrap)
+    by_topic = {t.deliver.name: d for d, t in topics.DELIVER.items()}
+    got: set[tuple[str, str, str]] = set()
+    latencies: list[float] = []
+    reported = False
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if worker.poll() is not None:
+                print(f"worker exited with {worker.returncode}", file=sys.stderr)
+                return 1
+            if not reported and time.monotonic() > deadline:
+                missing = sorted(want - got)
+                print(f"timed out; missing {len(missing)}: {missing[:5]}", file=sys.stderr)
+                return 1
+            for msg in consumer.consume(500, 0.5):
+                if msg.error():
+                    continue
+                dest = by_topic[msg.topic() or ""]
+                record = codecs[topics.DELIVER[dest].deliver].decode(msg.value())
+                recipient = record.get("recipient_id") or ""
+                got.add((record["event_type"], dest.value, recipient))
+                latencies.append(record["routed_at_ms"] - record["source_ts_ms"])
+                print(f"  {record['event_type']:<28} {dest.value:<9} "
+                      f"{name_of.get(recipient, recipient):<8} {_target(record)}",
+                      flush=True)  # fmt: skip
+            if want <= got and not reported:
+                reported = True
+                ordered = sorted(latencies)
+                print(f"OK: {len(got)} deliveries, every one the rules and preferences imply "
+                      f"for the four workflows; commit -> routed p50 "
+                      f"{ordered[len(ordered) // 2]:.0f} ms (includes worker start-up)",
+                      flush=True)  # fmt: skip
+                if once:
+                    return 0 if got == want else 1
+                print("still running: change rows in the database and watch; Ctrl-C stops",
+                      flush=True)  # fmt: skip
+    finally:
+        consumer.close()

@@ -99,13 +99,17 @@ class ChangelogState:
             self._dead.poll(0)
 
     def _poll(self, timeout: float) -> None:
-        messages = self._consumer.consume(10_000, timeout)
-        for msg in messages:
+        """Wait up to `timeout` for the first record, then take what is already fetched.
+        (`consume(n, timeout)` waits for n records or the whole timeout: it held every
+        watermark back by up to `timeout`, and with it every event routing waits for.)"""
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return
+        for msg in [first, *self._consumer.consume(10_000, 0)]:
             if not msg.error():
                 self._apply_message(msg)
-        if messages:
-            with self._changed:
-                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
 
     def load(self, timeout: float = 120.0) -> StateTables:
         """Read the changelog to its end; then tail it in a daemon thread."""

@@ -1,10 +1,9 @@
-"""The CDC source on a thread, and a database with the platform's DDL, for the integration
-tests that run them in-process."""
+"""The CDC source on a thread (`streams.background`), and a database with the platform's
+DDL, for the integration tests that run them in-process."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,36 +12,15 @@ from typing import Any
 import psycopg2
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
+from streams.background import Background
 from streams.kafka.codec import TopicCodecs
-from streams.settings import REPO_ROOT
 
-from tests.pg import PostgresServer, wait_until
-
-DDL = REPO_ROOT / "schemas" / "platform" / "platform.sql"
+from tests.pg import PostgresServer, create_platform_database, wait_until
 
 
-class Running:
+def running(source: PostgresCdcSource) -> Background:
     """The source on a thread; `stop()` ends it and re-raises anything it raised."""
-
-    def __init__(self, source: PostgresCdcSource) -> None:
-        self.source = source
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.source.run(self.stop_event)
-        except BaseException as exc:
-            self.error = exc
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the CDC source did not stop"
-        if self.error is not None:
-            raise self.error
+    return Background(source.run, "cdc")
 
 
 @dataclass
@@ -51,7 +29,7 @@ class PlatformDb:
 
     server: PostgresServer
     dbname: str
-    running: list[Running] = field(default_factory=list)
+    running: list[Background] = field(default_factory=list)
 
     @property
     def dsn(self) -> str:
@@ -75,17 +53,17 @@ class PlatformDb:
 
     def start_cdc(
         self, bootstrap: str, codecs: TopicCodecs, config: PostgresCdcConfig | None = None
-    ) -> Running:
+    ) -> Background:
         """The source on a thread, returned once its snapshot is done and it streams."""
         config = config or self.cdc_config()
-        running = Running(PostgresCdcSource(config, make_producer(bootstrap), codecs))
-        self.running.append(running)
+        source = running(PostgresCdcSource(config, make_producer(bootstrap), codecs))
+        self.running.append(source)
         with self.connect() as conn, conn.cursor() as cur:
-            assert wait_until(lambda: running.error is not None or
+            assert wait_until(lambda: source.error is not None or
                               slot_streaming(cur, config.slot_name), timeout=60)  # fmt: skip
-        if running.error is not None:
-            running.stop()  # raises what the source raised
-        return running
+        if source.error is not None:
+            source.stop()  # raises what the source raised
+        return source
 
 
 def slot_streaming(cur: Any, slot: str) -> bool:
@@ -97,22 +75,15 @@ def slot_streaming(cur: Any, slot: str) -> bool:
 
 def create_platform_db(server: PostgresServer) -> PlatformDb:
     name = f"platform_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(server.dsn)
-    admin.autocommit = True
-    with contextlib.closing(admin), admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    db = PlatformDb(server, name)
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(DDL.read_text())
-    return db
+    create_platform_database(server, name)
+    return PlatformDb(server, name)
 
 
 def drop_platform_db(db: PlatformDb) -> None:
     """Stop its CDC sources and drop their slots (a slot pins WAL on the shared server)."""
-    for running in db.running:
-        if running.thread.is_alive():
-            running.stop_event.set()
-            running.thread.join(30)
+    for source in db.running:
+        source.stop_event.set()
+        source.thread.join(30)
     admin = psycopg2.connect(db.server.dsn)
     admin.autocommit = True
     with admin.cursor() as cur:

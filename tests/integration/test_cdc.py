@@ -21,11 +21,12 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
+from streams.background import Background
 from streams.kafka.codec import TopicCodecs
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC
 
-from tests.integration.cdc_support import Running
+from tests.integration.cdc_support import running as start_running
 from tests.pg import PostgresServer, wait_until
 
 pytestmark = pytest.mark.integration
@@ -60,12 +61,12 @@ def cdc_config(postgres: PostgresServer, suffix: str, **fields: Any) -> Postgres
 @pytest.fixture
 def start_source(
     kafka_bootstrap: str, codecs: TopicCodecs
-) -> Iterator[Callable[[PostgresCdcConfig], Running]]:
-    running: list[Running] = []
+) -> Iterator[Callable[[PostgresCdcConfig], Background]]:
+    running: list[Background] = []
 
-    def start(config: PostgresCdcConfig) -> Running:
+    def start(config: PostgresCdcConfig) -> Background:
         source = PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs)
-        running.append(Running(source))
+        running.append(start_running(source))
         return running[-1]
 
     yield start

@@ -3,7 +3,6 @@ and a record that cannot be routed goes to the dead-letter topic while routing g
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from streams import topics
+from streams.background import Background
 from streams.errors import BrokerUnavailable
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
@@ -36,24 +36,15 @@ from tests.integration.agents_support import (
 pytestmark = pytest.mark.integration
 
 
-class RunningEngine:
+class RunningEngine(Background):
+    """The engine on a thread; `close()` stops it (and re-raises what it raised)."""
+
     def __init__(self, engine: RouteEngine) -> None:
         self.engine = engine
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.engine.run(self.stop)
-        except BaseException as exc:
-            self.error = exc
+        super().__init__(engine.run, "route")
 
     def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
+        self.stop()
 
 
 class FailingProducer:

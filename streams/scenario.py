@@ -1,0 +1,134 @@
+"""A wedding week on the platform's schema, as SQL: four vendors of one wedding (and a fifth
+linked later) with their preferences, integrations and a customer webhook endpoint, then the
+four workflows of DOMAIN.md. `make run` plays it; the integration tests assert on it.
+
+`expected(k)` is what the rules (streams/routing.toml) and the seeded preferences imply:
+(event type, destination, recipient id) for every delivery. It is written out by hand from
+the rules, not computed by the routing code, so it can catch the routing code being wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+PEOPLE = ("photo", "venue", "florist", "band", "cake", "wedding", "couple", "journey")
+VENDORS = ("photo", "venue", "florist", "band", "cake")
+
+SECRETS = ("whsec_photo_endpoint_secret", "sk_live_photo_crm", "venue-api-secret", "mc-key-9")
+
+
+def ids(*names: str) -> dict[str, str]:
+    """Fresh uuids for the scenario's rows (default: every one it needs)."""
+    return {name: str(uuid.uuid4()) for name in names or PEOPLE}
+
+
+def seed(cur: Any, k: dict[str, str]) -> None:
+    """Four vendors of one wedding, with preferences, integrations and an endpoint."""
+
+    def supplier(sid: str, name: str, prefs: dict[str, Any]) -> None:
+        cur.execute(
+            "INSERT INTO suppliers (id, business_name, email, notification_preferences) "
+            "VALUES (%s, %s, %s, %s)",
+            (sid, name, f"{name.lower()}@vendors.example", json.dumps(prefs)),
+        )
+
+    supplier(k["photo"], "Photo", {"realtime_channels": ["email", "slack", "in-app"],
+                                   "slack_channel": "C-PHOTO"})  # fmt: skip
+    supplier(k["venue"], "Venue", {"realtime_channels": ["email", "in-app", "sms"],
+                                   "phone": "+447700900222"})  # fmt: skip
+    supplier(k["florist"], "Florist", {})  # chose nothing: the rules' defaults
+    supplier(k["band"], "Band", {"realtime_channels": []})  # chose no personal channel
+    supplier(k["cake"], "Cake", {"realtime_channels": ["in_app"]})
+    cur.execute(
+        "INSERT INTO wedding_details (id, couple_id, wedding_date, bride_name, groom_name, "
+        "ceremony_time, reception_time, setup_time, venue_id, venue_name, guest_count, "
+        "special_requests, venue_notes, time_zone) VALUES (%s, %s, '2027-06-12', 'Alex', 'Sam', "
+        "'14:00', '18:30', '10:00', %s, 'Oak Barn', 120, 'step-free access', 'call Jo', "
+        "'Europe/London')",
+        (k["wedding"], k["couple"], k["venue"]),
+    )
+    for vendor, kind in (("photo", "photographer"), ("venue", "venue"), ("florist", "florist"),
+                         ("band", "band")):  # fmt: skip
+        cur.execute(
+            "INSERT INTO wedding_vendors (wedding_id, vendor_id, vendor_type) VALUES (%s, %s, %s)",
+            (k["wedding"], k[vendor], kind),
+        )
+    cur.execute(
+        "INSERT INTO supplier_integrations (supplier_id, integration_type, webhook_url, api_key, "
+        "settings) VALUES (%s, 'photography_crm', 'https://crm.example/hook', %s, '{}'), "
+        "(%s, 'google_calendar', NULL, NULL, %s)",
+        (k["photo"], SECRETS[1], k["photo"], json.dumps({"calendar_id": "photo@group.example"})),
+    )
+    cur.execute(
+        "INSERT INTO venue_integrations (venue_id, webhook_url, api_credentials) "
+        "VALUES (%s, 'https://venue.example/bookings', %s)",
+        (k["venue"], json.dumps({"api_key": SECRETS[2]})),
+    )
+    cur.execute(
+        "INSERT INTO email_integrations (supplier_id, platform_type, api_key, webhook_url) "
+        "VALUES (%s, 'mailchimp', %s, 'https://mc.example/trigger')",
+        (k["photo"], SECRETS[3]),
+    )
+    cur.execute(
+        "INSERT INTO webhook_endpoints (supplier_id, endpoint_url, secret_key, subscribed_events)"
+        " VALUES (%s, 'https://hooks.example/photo', %s, "
+        "'{form_responses.insert,wedding_details.update}')",
+        (k["photo"], SECRETS[0]),
+    )
+    cur.execute(
+        "INSERT INTO core_fields (couple_id, partner1_name, partner2_name, phone) "
+        "VALUES (%s, 'Alex', 'Sam', '+447700900999')",
+        (k["couple"],),
+    )
+    cur.execute(
+        "INSERT INTO journey_progress (id, supplier_id, couple_id, client_name, milestone_name, "
+        "completion_percentage) VALUES (%s, %s, %s, 'Alex & Sam', 'contract signed', 40)",
+        (k["journey"], k["photo"], k["couple"]),
+    )
+
+
+def play(cur: Any, k: dict[str, str]) -> None:
+    """The four workflows, the wedding move in the transaction that links a new vendor."""
+    cur.execute(
+        "INSERT INTO form_responses (supplier_id, couple_id, client_name, form_name, "
+        "question_count) VALUES (%s, %s, 'Alex & Sam', 'Wedding day', 12)",
+        (k["photo"], k["couple"]),
+    )
+    cur.execute(
+        "UPDATE journey_progress SET completion_percentage = 60 WHERE id = %s", (k["journey"],)
+    )
+    cur.execute("BEGIN")
+    cur.execute(
+        "INSERT INTO wedding_vendors (wedding_id, vendor_id, vendor_type) VALUES (%s, %s, 'cake')",
+        (k["wedding"], k["cake"]),
+    )
+    cur.execute("UPDATE wedding_details SET wedding_date = '2027-06-19' WHERE id = %s",
+                (k["wedding"],))  # fmt: skip
+    cur.execute("COMMIT")
+    cur.execute("UPDATE core_fields SET phone = '+447700900000' WHERE couple_id = %s",
+                (k["couple"],))  # fmt: skip
+
+
+EM, SL, IA, SM, CRM, CAL, HOOK = "email", "slack", "inapp", "sms", "crm", "calendar", "webhook"
+
+
+def expected(k: dict[str, str]) -> set[tuple[str, str, str]]:
+    """(event type, destination, recipient) the rules (streams/routing.toml) and the seeded
+    preferences imply."""
+    want = {("form.response_received", d, k["photo"]) for d in (EM, SL, IA, CRM)} | {
+        ("journey.milestone_completed", d, k["photo"]) for d in (EM, SL, IA, CRM)
+    }
+    moved = "wedding.date_changed"
+    want |= {(moved, d, k["photo"]) for d in (EM, SL, IA, CRM, CAL)}
+    want |= {(moved, d, k["venue"]) for d in (EM, IA, SM, CRM)}
+    want |= {(moved, d, k["florist"]) for d in (EM, IA)}  # defaults; no Slack channel, no phone
+    want |= {(moved, IA, k["cake"])}  # linked in the same transaction as the move
+    profile = "client.profile_updated"
+    want |= {(profile, d, k["photo"]) for d in (EM, SL, IA)}
+    want |= {(profile, d, k["venue"]) for d in (EM, IA)}
+    want |= {(profile, d, k["florist"]) for d in (EM, IA)}
+    want |= {(profile, IA, k["cake"])}
+    want |= {("record.changed", HOOK, k["photo"])}  # form_responses.insert, wedding_details.update
+    return want
