@@ -68,7 +68,7 @@ RATE = 1000
 LATENCY_SECONDS = 5
 TRIALS = 3  # of the headline latency phase: the machine is shared and noisy
 _REF = SourceRef(kind="cdc", topic=topics.INGEST_CDC.name, partition=0, offset=0, lsn=None,
-                 commit_lsn=None, delivery_id=None, table=None)  # fmt: skip
+                 commit_lsn=None, state_lsn=None, delivery_id=None, table=None)  # fmt: skip
 WATERMARK_INTERVAL_S = 0.01  # the CDC source's default heartbeat cadence after commits
 _CHANNELS = [None, ["email", "inapp"], ["email", "slack", "inapp", "sms"], ["inapp"]]
 

@@ -20,6 +20,7 @@ class ChangeSource(TypedDict):
     table: str
     lsn: int | None
     commit_lsn: int | None
+    state_lsn: int | None
     tx_id: int | None
     ts_ms: int
     snapshot: bool
@@ -55,6 +56,7 @@ class SourceRef(TypedDict):
     offset: int
     lsn: int | None
     commit_lsn: int | None
+    state_lsn: int | None
     delivery_id: str | None
     table: str | None
 

@@ -20,6 +20,7 @@ def change_event(
     tx_id: int = 1,
     commit_ms: int | None = None,
     primary_key: tuple[str, ...] = ("id",),
+    state_lsn: int | None = None,
 ) -> ChangeEvent:
     commit = int(time.time() * 1000) if commit_ms is None else commit_ms
     row = after or before or {}
@@ -37,6 +38,7 @@ def change_event(
             "table": table,
             "lsn": lsn,
             "commit_lsn": lsn,
+            "state_lsn": state_lsn,
             "tx_id": tx_id,
             "ts_ms": commit,
             "snapshot": op == "r",

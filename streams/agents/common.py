@@ -68,6 +68,7 @@ def source_ref(
     *,
     lsn: int | None = None,
     commit_lsn: int | None = None,
+    state_lsn: int | None = None,
     delivery_id: str | None = None,
     table: str | None = None,
 ) -> SourceRef:
@@ -79,6 +80,7 @@ def source_ref(
         offset=message.offset,
         lsn=lsn,
         commit_lsn=commit_lsn,
+        state_lsn=state_lsn,
         delivery_id=delivery_id,
         table=table,
     )

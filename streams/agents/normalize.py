@@ -40,8 +40,9 @@ def _from_cdc(codec: AvroCodec, message: Message) -> list[DomainEvent]:
     change: ChangeEvent = codec.decode(message.value)  # type: ignore[assignment]
     source = change["source"]
     ref = source_ref(
-        "cdc", message, lsn=source["lsn"], commit_lsn=source["commit_lsn"], table=source["table"]
-    )
+        "cdc", message, lsn=source["lsn"], commit_lsn=source["commit_lsn"],
+        state_lsn=source["state_lsn"], table=source["table"],
+    )  # fmt: skip
     return normalize_change(change, ref)
 
 

@@ -29,9 +29,11 @@ Only offsets of acked batches are ever committed (explicit offsets, never the co
 positions): after a failed produce the engine stops, and neither the revoke that closing
 the consumer triggers nor anything else commits past the failed records.
 
-State before event: an event from a database change carries its transaction's commit LSN;
-it is routed only once the routing state's watermark has reached that LSN (every state
-change committed before it is folded in), waiting at most `state_wait_s`. A wait that times
+State before event: an event from a database change carries `state_lsn`, the commit LSN of
+the last transaction at or before its own that changed a state table (the CDC source stamps
+it, so the same transaction counts); it is routed only once the routing state's watermark
+has reached that LSN (every such change is folded in), waiting at most `state_wait_s`. Events
+after no recent state change do not wait at all. A wait that times
 out routes against the state as it is, and is counted and logged (a state change that never
 arrives must not stall routing forever).
 
@@ -345,8 +347,9 @@ class RouteEngine:
         self._complete()
 
     def _wait_for_state(self, event: Any) -> None:
-        """Block until the routing state holds the event's commit (bounded by state_wait_s)."""
-        lsn = event["source"].get("commit_lsn")
+        """Block until the routing state holds every state change committed up to the
+        event's transaction (`source.state_lsn`), at most state_wait_s."""
+        lsn = event["source"].get("state_lsn")
         if not lsn or self.state_ready is None:
             return
         if not self.state_ready(int(lsn), self.config.state_wait_s):

@@ -21,6 +21,7 @@ WEDDING = "w-2027-0612"
 
 # A source position for calling the normalizer directly (the tests predict its output).
 SOURCE = SourceRef(kind="cdc", topic="", partition=0, offset=0, lsn=None, commit_lsn=None,
+                   state_lsn=None,
                    delivery_id=None, table=None)  # fmt: skip
 
 
@@ -79,25 +80,32 @@ def date_change(wedding: str, lsn: int, old: str, new: str) -> ChangeEvent:
 
 
 class CdcLike:
-    """Writes changes as the CDC source does: each to wedsync.ingest.cdc, state-table changes
-    also to wedsync.ingest.state, and `beat()` a heartbeat of the last commit LSN there (the
-    source beats after commits, at most every watermark interval)."""
+    """Writes changes as the CDC source does, each change its own transaction: to
+    wedsync.ingest.cdc with `state_lsn` (the last state-changing commit so far), state-table
+    changes also to wedsync.ingest.state, and `beat()` a heartbeat of the last commit LSN
+    there when a state change is not yet covered by one."""
 
     def __init__(self, bootstrap: str, codecs: TopicCodecs, linger_ms: float = 1) -> None:
         self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms,
                                   "queue.buffering.max.messages": 1_000_000})  # fmt: skip
         self.codec, self.state_codec = codecs[topics.INGEST_CDC], codecs[topics.INGEST_STATE]
-        self.last = self.beaten = 0
+        self.last = self.state_lsn = self.beaten = 0
 
     def send(self, change: ChangeEvent) -> None:
         key = change_key(change)
-        self.producer.produce(topics.INGEST_CDC.name, self.codec.encode(change), key)
-        if change["source"]["table"] in STATE_TABLES:
-            self.producer.produce(topics.INGEST_STATE.name, self.state_codec.encode(change), key)
-        self.last = max(self.last, change["source"]["commit_lsn"] or 0)
+        commit = change["source"]["commit_lsn"] or 0
+        self.last = max(self.last, commit)
+        is_state = change["source"]["table"] in STATE_TABLES
+        if is_state:
+            self.state_lsn = max(self.state_lsn, commit)
+        source = {**change["source"], "state_lsn": self.state_lsn or None}
+        stamped: ChangeEvent = {**change, "source": source}  # type: ignore[typeddict-item]
+        self.producer.produce(topics.INGEST_CDC.name, self.codec.encode(stamped), key)
+        if is_state:
+            self.producer.produce(topics.INGEST_STATE.name, self.state_codec.encode(stamped), key)
 
     def beat(self) -> None:
-        if self.last > self.beaten:
+        if self.state_lsn > self.beaten:
             beat = self.state_codec.encode(change_event("", "h", lsn=self.last))
             self.producer.produce(topics.INGEST_STATE.name, beat, b"~heartbeat")
             self.beaten = self.last

@@ -115,7 +115,7 @@ def test_raw_topics_have_no_codec(codecs: TopicCodecs) -> None:
 
 def test_payload_values_of_every_branch_round_trip(codecs: TopicCodecs) -> None:
     event = {**_domain_event_v1(), "correlation_id": None, "organization_id": "org-1"}
-    event["source"] = {**event["source"], "commit_lsn": 9}
+    event["source"] = {**event["source"], "commit_lsn": 9, "state_lsn": 8}
     event["payload"] = {
         "flag": True, "count": 3, "ratio": 0.5, "name": "x", "none": None, "fields": ["a", "b"],
     }  # fmt: skip

@@ -18,11 +18,11 @@ def _engine(codecs: TopicCodecs, ready: Any) -> RouteEngine:
     )  # fmt: skip
 
 
-def _event(commit_lsn: int | None) -> dict[str, Any]:
-    return {"event_id": "e", "source": {"commit_lsn": commit_lsn}}
+def _event(state_lsn: int | None) -> dict[str, Any]:
+    return {"event_id": "e", "source": {"commit_lsn": 5000, "state_lsn": state_lsn}}
 
 
-def test_an_event_waits_for_the_state_to_reach_its_commit(codecs: TopicCodecs) -> None:
+def test_an_event_waits_for_the_state_to_reach_its_last_state_change(codecs: TopicCodecs) -> None:
     asked: list[tuple[int, float]] = []
     engine = _engine(codecs, lambda lsn, timeout: asked.append((lsn, timeout)) or True)
     engine._wait_for_state(_event(900))
@@ -38,7 +38,7 @@ def test_a_state_that_never_arrives_is_waited_for_once_boundedly_and_counted(
     assert engine.state_timeouts == 2
 
 
-def test_an_event_without_a_commit_lsn_does_not_wait(codecs: TopicCodecs) -> None:
+def test_an_event_after_no_known_state_change_does_not_wait(codecs: TopicCodecs) -> None:
     asked: list[int] = []
     engine = _engine(codecs, lambda lsn, timeout: asked.append(lsn) or True)
     engine._wait_for_state(_event(None))

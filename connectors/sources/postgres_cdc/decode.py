@@ -43,7 +43,15 @@ from connectors.sources.postgres_cdc.pgoutput import (
 )
 from connectors.sources.postgres_cdc.values import TYPE_NAMES, convert
 
-__all__ = ["ChangeDecoder", "Step", "TableRules", "build_event", "convert", "heartbeat_event"]
+__all__ = [
+    "ChangeDecoder",
+    "Step",
+    "TableRules",
+    "build_event",
+    "convert",
+    "heartbeat_event",
+    "stamp_transaction",
+]
 
 CONNECTOR = "postgres"
 
@@ -88,6 +96,7 @@ def build_event(
     tx_id: int | None,
     commit_ms: int,
     now_ms: int,
+    state_lsn: int | None = None,
 ) -> tuple[bytes, ChangeEvent]:
     """One keyed change event; `event_id` is `<db>:<lsn>:<table>:<pk>`, stable on replay.
 
@@ -109,6 +118,7 @@ def build_event(
             "table": table,
             "lsn": lsn,
             "commit_lsn": commit_lsn,
+            "state_lsn": state_lsn,
             "tx_id": tx_id,
             "ts_ms": commit_ms,
             "snapshot": op == "r",
@@ -138,6 +148,7 @@ def heartbeat_event(db: str, commit_lsn: int, now_ms: int) -> ChangeEvent:
             "table": "",
             "lsn": commit_lsn,
             "commit_lsn": commit_lsn,
+            "state_lsn": commit_lsn,
             "tx_id": None,
             "ts_ms": now_ms,
             "snapshot": False,
@@ -145,6 +156,22 @@ def heartbeat_event(db: str, commit_lsn: int, now_ms: int) -> ChangeEvent:
         ts_ms=now_ms,
         source_ts_ms=now_ms,
     )
+
+
+def stamp_transaction(
+    events: list[tuple[bytes, ChangeEvent]],
+    commit_lsn: int,
+    last_state_lsn: int,
+    state_tables: frozenset[str],
+) -> int:
+    """Set `source.state_lsn` on every event of one committed transaction: its own commit
+    LSN when it changed a state table (so a vendor linked in the transaction that moves the
+    wedding is waited for), else `last_state_lsn`. Returns the new last state LSN."""
+    touched = any(event["source"]["table"] in state_tables for _, event in events)
+    state_lsn = commit_lsn if touched else last_state_lsn
+    for _, event in events:
+        event["source"]["state_lsn"] = state_lsn or None
+    return state_lsn
 
 
 def check_relation(contract: Contract, rel: Relation) -> TableContract | None:

@@ -26,10 +26,13 @@ Lifecycle (`PostgresCdcSource.run`):
    filtered database does not pin WAL.
 5. State and watermarks: changes of the state tables (the contract's `state` tables) are
    also written, in commit order, to the one-partition `wedsync.ingest.state`, the routing
-   state's only input. After transactions commit (at most every `watermark_interval_s`, and
-   every `heartbeat_interval_s` when idle) a heartbeat record (op 'h', the last commit LSN)
-   follows them there: routing routes an event of commit LSN L only once the state has
-   folded a heartbeat >= L, so it sees every change committed before the event.
+   state's only input. Every change carries `state_lsn`: the commit LSN of the last
+   transaction at or before its own that changed a state table (a transaction's events are
+   held until its commit to know). After a state-changing transaction (at most every
+   `watermark_interval_s`, and every `heartbeat_interval_s` when idle) a heartbeat record
+   (op 'h', the last commit LSN) follows it there; routing routes an event only once the
+   state has folded a heartbeat >= its `state_lsn`. Events after no recent state change
+   wait for nothing.
 6. Contract: every captured table of the source contract is checked at start (and the
    decoder checks each Relation message); a missing or mistyped column stops the source
    with ContractViolation naming `table.column` and what to do.
@@ -75,9 +78,11 @@ from connectors.sources.postgres_cdc.decode import (
     build_event,
     convert,
     heartbeat_event,
+    stamp_transaction,
 )
 
 log = logging.getLogger(__name__)
+TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
 
 _PRIMARY_KEYS_SQL = """
 SELECT n.nspname || '.' || c.relname,
@@ -155,8 +160,11 @@ class PostgresCdcSource:
         self.snapshot_rows = 0
         self.dead_letters = 0
         self._last_commit_lsn = 0  # of the last transaction produced
+        self._state_lsn = 0  # commit LSN of the last transaction that changed a state table
         self._heartbeat_lsn = 0  # of the last heartbeat produced
         self._next_watermark = 0.0
+        self._tx_events: list[tuple[bytes, ChangeEvent]] = []  # the open transaction's
+        self._tx_final_lsn: int | None = None  # set when the transaction outgrew the buffer
 
     # ---- setup -------------------------------------------------------------------------
     def _now_ms(self) -> int:
@@ -256,12 +264,17 @@ class PostgresCdcSource:
         self._send(tx, INGEST_DLQ.name, f"lsn:{lsn}".encode(), data, headers=headers)
         log.error("undecodable change at %s dead-lettered: %s", _lsn_text(lsn), exc)
 
+    @property
+    def _watermark_due(self) -> bool:
+        """A state-changing transaction is not yet followed by a heartbeat."""
+        return self._state_lsn > self._heartbeat_lsn
+
     def _watermark(self, tx: TxAcks | None, *, idle: bool) -> None:
-        """A heartbeat on wedsync.ingest.state after the transactions produced so far (at
-        most every watermark_interval_s; when `idle`, the last commit again)."""
+        """A heartbeat on wedsync.ingest.state after the transactions produced so far, when
+        a state-changing transaction needs one (at most every watermark_interval_s), or
+        when `idle` (the last commit again)."""
         now = time.monotonic()
-        fresh = self._last_commit_lsn > self._heartbeat_lsn
-        if now < self._next_watermark or not (fresh or idle):
+        if now < self._next_watermark or not (self._watermark_due or idle):
             return
         self._next_watermark = now + self.config.watermark_interval_s
         lsn = self._heartbeat_lsn = max(self._last_commit_lsn, self._heartbeat_lsn)
@@ -312,7 +325,7 @@ class PostgresCdcSource:
             for qualified in tables:
                 self._snapshot_table(snap, qualified, lsn, tx)
             snap.rollback()
-        self._last_commit_lsn = lsn
+        self._last_commit_lsn = self._state_lsn = lsn
         self._watermark(tx, idle=True)
         self.tracker.commit(tx, lsn)
         self._flush(timeout=120.0)
@@ -394,11 +407,21 @@ class PostgresCdcSource:
             return
         if step.begin is not None:
             state["tx"] = self.tracker.begin()
-        for key, event in step.events:
-            self._produce(state["tx"], key, event)
+            self._tx_events, self._tx_final_lsn = [], None
+        if step.events:
+            self._hold(state["tx"], step.events)
         if step.commit is not None:
             tx = state.pop("tx")
-            self._last_commit_lsn = step.commit.commit_lsn
+            commit_lsn = step.commit.commit_lsn
+            self._state_lsn = stamp_transaction(
+                self._tx_events, commit_lsn, self._state_lsn, self.state_tables
+            )
+            if self._tx_final_lsn is not None:  # outgrew the buffer: waited for as a whole
+                self._state_lsn = max(self._state_lsn, commit_lsn)
+            for key, event in self._tx_events:
+                self._produce(tx, key, event)
+            self._tx_events = []
+            self._last_commit_lsn = commit_lsn
             self._watermark(tx, idle=False)
             self.tracker.commit(tx, step.commit.end_lsn)
         if step.relation is not None:
@@ -411,6 +434,22 @@ class PostgresCdcSource:
             log.warning(
                 "TRUNCATE of %s: no row events are produced for it", ", ".join(step.truncated)
             )
+
+    def _hold(self, tx: TxAcks, events: list[tuple[bytes, ChangeEvent]]) -> None:
+        """Keep a transaction's events until its commit, which says whether it changed
+        state (pgoutput sends a transaction whole, at commit, so this adds no latency). A
+        transaction larger than TX_BUFFER is produced as it comes, every event marked to wait
+        for the transaction's own commit (conservative, and correct)."""
+        if self._tx_final_lsn is None:
+            self._tx_events.extend(events)
+            if len(self._tx_events) <= TX_BUFFER:
+                return
+            assert self.decoder.tx is not None
+            self._tx_final_lsn = self.decoder.tx.final_lsn
+            events, self._tx_events = self._tx_events, []
+        for key, event in events:
+            event["source"]["state_lsn"] = self._tx_final_lsn
+            self._produce(tx, key, event)
 
     def _stream(self, query: Any, cur: Any, stop: threading.Event) -> None:
         cur.start_replication(
@@ -451,7 +490,9 @@ class PostgresCdcSource:
             elif msg is None and "tx" not in state:
                 self._watermark(None, idle=False)  # the last commits' heartbeat, if due
             if msg is None:
-                timeout = max(0.0, min(next_heartbeat - time.monotonic(), 0.2))
+                wake = self._next_watermark if self._watermark_due else next_heartbeat
+                timeout = max(0.0, min(wake - time.monotonic(), next_heartbeat - time.monotonic(),
+                                       0.2))  # fmt: skip
                 with contextlib.suppress(InterruptedError):
                     select.select([cur], [], [], timeout)
         self._flush(timeout=30.0)

@@ -163,6 +163,7 @@ def from_supabase(
             "table": table,
             "lsn": None,
             "commit_lsn": None,
+            "state_lsn": None,
             "tx_id": None,
             "ts_ms": commit_ms,
             "snapshot": False,
@@ -231,6 +232,7 @@ def from_debezium(
             "table": table,
             "lsn": _optional_long(source.get("lsn"), "lsn"),
             "commit_lsn": None,  # Debezium names the previous commit, not this one's
+            "state_lsn": None,
             "tx_id": _optional_long(source.get("txId"), "txId"),
             "ts_ms": commit_ms,
             "snapshot": snapshot is True or snapshot in ("true", "last", "first", "incremental"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from connectors.sources.postgres_cdc.decode import ChangeDecoder, TableRules, convert
 from connectors.sources.postgres_cdc.pgoutput import (
@@ -112,8 +114,8 @@ def test_insert_becomes_a_create_event_with_source_position():
     assert event["event_id"] == "wedsync:4008:wedding_details:w-1"
     assert event["source"] == {
         "connector": "postgres", "db": "wedsync", "schema": "public",
-        "table": "wedding_details", "lsn": 4008, "commit_lsn": 5000, "tx_id": 777,
-        "ts_ms": COMMIT_MS, "snapshot": False,
+        "table": "wedding_details", "lsn": 4008, "commit_lsn": 5000, "state_lsn": None,
+        "tx_id": 777, "ts_ms": COMMIT_MS, "snapshot": False,
     }  # fmt: skip
     assert (event["ts_ms"], event["source_ts_ms"]) == (NOW_MS, COMMIT_MS)
 
@@ -236,3 +238,27 @@ def test_every_decoded_event_encodes_with_the_cdc_schema(codecs: TopicCodecs):
     codec = codecs[INGEST_CDC]
     for _, event in events:
         assert codec.decode(codec.encode(event)) == event
+
+
+def _tx_events(*tables: str) -> list[Any]:
+    from streams.samples import change_event
+
+    return [(b"k", change_event(t, "c", after={"id": str(i)}, lsn=100 + i))
+            for i, t in enumerate(tables)]  # fmt: skip
+
+
+def test_a_transaction_that_changes_state_waits_for_its_own_commit() -> None:
+    from connectors.sources.postgres_cdc.decode import stamp_transaction
+
+    events = _tx_events("wedding_details", "wedding_vendors")  # the move, then the link
+    last = stamp_transaction(events, 5000, 4000, frozenset({"wedding_vendors"}))
+    assert last == 5000
+    assert [e["source"]["state_lsn"] for _, e in events] == [5000, 5000]
+
+
+def test_a_transaction_without_state_changes_waits_for_the_last_state_change() -> None:
+    from connectors.sources.postgres_cdc.decode import stamp_transaction
+
+    events = _tx_events("form_responses")
+    assert stamp_transaction(events, 5000, 4000, frozenset({"wedding_vendors"})) == 4000
+    assert events[0][1]["source"]["state_lsn"] == 4000

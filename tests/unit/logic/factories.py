@@ -16,6 +16,7 @@ CDC_REF = SourceRef(
     offset=7,
     lsn=1,
     commit_lsn=1,
+    state_lsn=None,
     delivery_id=None,
     table="t",
 )

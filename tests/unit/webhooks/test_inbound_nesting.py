@@ -11,7 +11,7 @@ from streams.models import SourceRef
 from streams.samples import inbound_webhook
 
 REF = SourceRef(kind="webhook", topic=topics.INGEST_WEBHOOKS.name, partition=0, offset=1, lsn=None,
-                commit_lsn=None, delivery_id="d-1", table=None)  # fmt: skip
+                commit_lsn=None, state_lsn=None, delivery_id="d-1", table=None)  # fmt: skip
 
 
 def test_a_body_nested_past_the_recursion_limit_is_a_poison_message() -> None:
