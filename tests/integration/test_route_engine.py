@@ -190,20 +190,25 @@ def test_a_failed_produce_commits_nothing_past_it(
     kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
 ) -> None:
     event = _wedding_moved(settings)
-    _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
-                                    codecs[topics.EVENTS].encode(event)))  # fmt: skip
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    written: list[Any] = []
+    producer.produce(topics.EVENTS.name, codecs[topics.EVENTS].encode(event),
+                     event["aggregate_id"].encode(),
+                     on_delivery=lambda err, msg: written.append(msg))  # fmt: skip
+    assert producer.flush(10) == 0
+    ours = TopicPartition(topics.EVENTS.name, written[0].partition())
     failing = start_engine(make_producer=FailingProducer)  # type: ignore[operator]
     failing.thread.join(60)
     assert isinstance(failing.error, BrokerUnavailable)
     probe = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"{settings.app_id}-route",
                       "enable.auto.commit": False})  # fmt: skip
     try:
-        committed = probe.committed(
-            [TopicPartition(topics.EVENTS.name, p) for p in range(topics.EVENTS.partitions)], 10
-        )
+        (committed,) = probe.committed([ours], 10)
     finally:
         probe.close()
-    assert [tp.offset for tp in committed if tp.offset >= 0] == []
+    # the session's broker holds other tests' events too: the engine may commit batches that
+    # produced nothing (so nothing could fail), never past a record whose deliveries failed
+    assert committed.offset <= written[0].offset()
 
 
 def test_a_bad_seen_marker_is_dead_lettered_and_routing_goes_on(
