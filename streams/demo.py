@@ -80,14 +80,9 @@ def _cdc(bootstrap: str, server: devdb.PostgresServer, codecs: TopicCodecs) -> I
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-
-            def streaming() -> bool:
-                cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
-                            (config.slot_name,))  # fmt: skip
-                row = cur.fetchone()
-                return bool(cdc.error or (row and row[0]))
-
-            devdb.wait_until(streaming, timeout=60)
+            devdb.wait_until(
+                lambda: cdc.error is not None or devdb.slot_streaming(cur, config.slot_name), 60
+            )
         if cdc.error is not None:
             cdc.stop()  # raises what the source raised
         yield config.slot_name

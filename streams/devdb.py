@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
@@ -148,6 +149,14 @@ def create_platform_database(server: PostgresServer, name: str) -> str:
     with contextlib.closing(conn), conn.cursor() as cur:
         cur.execute(PLATFORM_DDL.read_text())
     return dsn
+
+
+def slot_streaming(cur: Any, slot: str) -> bool:
+    """The replication slot exists and a client streams from it (a CDC source's snapshot is
+    done)."""
+    cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def wait_until(predicate: object, timeout: float = 20.0, interval: float = 0.05) -> bool:

@@ -34,6 +34,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from streams.logic.contract import Contract
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import change_key
 
@@ -93,9 +94,7 @@ class StateTables:
 
 
 INTEGRATION_TABLES = ("supplier_integrations", "venue_integrations", "email_integrations")
-STATE_TABLES = frozenset(
-    {"suppliers", "wedding_details", "wedding_vendors", "webhook_endpoints", *INTEGRATION_TABLES}
-)
+STATE_TABLES = Contract.default().state_tables()  # the contract says which tables are state
 
 # ---- values -------------------------------------------------------------------------------
 _CHANNEL_ALIASES = {"inapp": "inapp", "in_app": "inapp", "in-app": "inapp", "in app": "inapp"}

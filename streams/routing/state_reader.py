@@ -63,7 +63,6 @@ class ChangelogState:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.applied = 0
-        self.skipped = 0
 
     @property
     def tables(self) -> StateTables:
@@ -93,7 +92,6 @@ class ChangelogState:
         try:
             self.apply(msg.key(), msg.value())
         except PoisonMessage as exc:  # dead-letter it; the rest of the state still loads
-            self.skipped += 1
             log.error("route: %s; dead-lettered", exc)
             dead_letter_message(self._dead, EVENTS_DLQ.name, "route-state", msg, exc)
             self._dead.poll(0)

@@ -13,6 +13,7 @@ import psycopg2
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from streams.background import Background
+from streams.devdb import slot_streaming
 from streams.kafka.codec import TopicCodecs
 
 from tests.pg import PostgresServer, create_platform_database, wait_until
@@ -64,13 +65,6 @@ class PlatformDb:
         if source.error is not None:
             source.stop()  # raises what the source raised
         return source
-
-
-def slot_streaming(cur: Any, slot: str) -> bool:
-    """The snapshot is done and the permanent slot is being streamed from."""
-    cur.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,))
-    row = cur.fetchone()
-    return bool(row and row[0])
 
 
 def create_platform_db(server: PostgresServer) -> PlatformDb:
