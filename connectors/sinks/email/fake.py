@@ -1,0 +1,189 @@
+"""A real SMTP server that captures what the email sink sends (`wedsync fake smtp`).
+
+`SmtpCapture` runs aiosmtpd's Controller on a loopback port in a background thread. It keeps
+every accepted message (`messages`, parsed), counts what happened (`counters`:
+``messages_accepted``, ``rejected``, ``auth_failed``) and can be told to answer a given reply
+for the next N transactions (`reject_next`), at RCPT (``450 4.7.1`` greylisting, ``550 5.1.1``
+no such user) or at DATA. With `users` it requires AUTH (PLAIN/LOGIN, allowed without TLS on
+loopback), so a wrong password gets aiosmtpd's ``535 5.7.8``.
+
+    capture = SmtpCapture(users={"relay": "s3cret"}).start()
+    capture.reject_next("450 4.7.1 Greylisted, try again later")
+    ...
+    capture.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+import socket
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+log = logging.getLogger("wedsync.fake.smtp")
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One accepted message: the envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    message: EmailMessage
+
+
+@dataclass
+class _Rejection:
+    reply: str
+    remaining: int
+    stage: str
+
+
+class _Handler:
+    """aiosmtpd handler: injected rejections first, then capture."""
+
+    def __init__(self, capture: SmtpCapture) -> None:
+        self.capture = capture
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        reply = self.capture._take("RCPT")
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = self.capture._take("DATA")
+        if reply is not None:
+            return reply
+        raw = envelope.original_content or envelope.content or b""
+        data = raw if isinstance(raw, bytes) else raw.encode()
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.capture._store(Captured(str(envelope.mail_from), tuple(envelope.rcpt_tos), parsed))
+        return "250 2.0.0 OK: queued"
+
+
+class SmtpCapture:
+    """The capture server. `port=0` picks a free loopback port; `port` and `hostname` are
+    set once started. Thread-safe accessors: `messages`, `counters`, `reject_next`."""
+
+    def __init__(
+        self, hostname: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None
+    ) -> None:
+        self.hostname = hostname
+        self.port = port or _free_port(hostname)
+        self.users = dict(users or {})
+        self.counters: Counter[str] = Counter()
+        self._messages: list[Captured] = []
+        self._rejections: list[_Rejection] = []
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    # ---- control (tests, CLI) ----------------------------------------------------------
+    def start(self) -> SmtpCapture:
+        """Start serving; returns self. Raises OSError when the port is taken."""
+        kwargs: dict[str, Any] = {}
+        if self.users:
+            kwargs = {
+                "authenticator": self._authenticate,
+                "auth_required": True,
+                "auth_require_tls": False,
+            }
+        self._controller = Controller(
+            _Handler(self), hostname=self.hostname, port=self.port, **kwargs
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpCapture:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reject_next(self, reply: str, count: int = 1, stage: str = "RCPT") -> None:
+        """Answer `reply` (e.g. ``"450 4.7.1 Greylisted"``) to the next `count` RCPT (or
+        DATA) commands instead of accepting."""
+        if stage not in ("RCPT", "DATA"):
+            raise ValueError("stage must be RCPT or DATA")
+        with self._lock:
+            self._rejections.append(_Rejection(reply, count, stage))
+
+    @property
+    def messages(self) -> list[Captured]:
+        with self._lock:
+            return list(self._messages)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._messages.clear()
+            self.counters.clear()
+
+    # ---- handler side ------------------------------------------------------------------
+    def _take(self, stage: str) -> str | None:
+        with self._lock:
+            for rejection in self._rejections:
+                if rejection.stage == stage and rejection.remaining > 0:
+                    rejection.remaining -= 1
+                    self.counters["rejected"] += 1
+                    reply = rejection.reply
+                    self._rejections = [r for r in self._rejections if r.remaining > 0]
+                    return reply
+        return None
+
+    def _store(self, captured: Captured) -> None:
+        with self._lock:
+            self._messages.append(captured)
+            self.counters["messages_accepted"] += 1
+        log.info(
+            "captured message message_id=%s template=%s",
+            captured.message.get("Message-ID", "-"),
+            captured.message.get("X-WedSync-Template", "-"),
+        )
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user = data.login.decode(errors="replace")
+            if self.users.get(user) == data.password.decode(errors="replace"):
+                return AuthResult(success=True)
+        with self._lock:
+            self.counters["auth_failed"] += 1
+        return AuthResult(success=False, handled=False)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve(host: str, port: int, **kwargs: Any) -> None:
+    """Run a capture server until cancelled (``wedsync fake smtp``). Keyword `users`
+    (dict of user -> password) turns on AUTH."""
+    capture = SmtpCapture(host, port, users=kwargs.get("users"))
+    capture.start()
+    log.info("fake SMTP server on %s:%s", host, capture.port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        capture.stop()

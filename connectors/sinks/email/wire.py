@@ -1,0 +1,115 @@
+"""Pure pieces of the email sink: the message from a record, the meaning of an SMTP reply.
+
+No I/O. `build_message` takes already rendered bodies (render.py); `classify_reply` turns an
+SMTP reply code (RFC 5321 4.2) into an `Answer`:
+
+    2yz                ok
+    530, 534, 535      re-auth (authentication required / too weak / credentials refused)
+    any other 4yz      retry, on the FIRST digit: 421 closing, 450/451/452, 4.7.1
+                       greylisting, 4.2.2 mailbox full
+    any other 5yz      fatal (5.1.1 no such user, 5.7.1 relay denied, 552 too big ...)
+    anything else      retry (no reply: connection dropped, timeout; aiosmtplib's -1)
+
+error_class is ``smtp.<code>`` for 5yz and the auth codes (a closed set: three digits) and
+``smtp.4xx`` for every 4yz. Messages carry the code and the enhanced status code (``5.1.1``)
+only: a server's free text often quotes the recipient's address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from connectors.sinks.answer import Answer, fatal, ok, reauth, retry
+
+AUTH_CODES = frozenset({530, 534, 535})
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ID_SAFE = re.compile(r"^[A-Za-z0-9._+=-]{1,200}$")
+_LINE_BREAKS = re.compile(r"[\r\n\x00\u2028\u2029\x85\x0b\x0c]+")
+
+
+class BadAddress(ValueError):
+    """The recipient (or configured sender) is not a usable address. The message never
+    contains the address."""
+
+
+def one_line(value: str) -> str:
+    """A header value with every line break (and NUL) replaced by a space: a subject or a
+    display name can never start a new header line."""
+    return " ".join(_LINE_BREAKS.sub(" ", value).split())
+
+
+def message_id(idempotency_key: str, domain: str) -> str:
+    """``<key@domain>``: the same for every retry of one delivery. A key with characters a
+    Message-ID cannot carry is replaced by its SHA-256 (still stable)."""
+    key = idempotency_key if _ID_SAFE.match(idempotency_key) else _digest(idempotency_key)
+    return f"<{key}@{one_line(domain) or 'wedsync.invalid'}>"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def address(addr_spec: str, display_name: str | None, what: str) -> Address:
+    """An Address header value; BadAddress naming `what` (never the value) when invalid."""
+    spec = addr_spec.strip()
+    if not spec or _LINE_BREAKS.search(spec) or spec.count("@") != 1:
+        raise BadAddress(f"{what}: not an email address")
+    try:
+        return Address(display_name=one_line(display_name or ""), addr_spec=spec)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise BadAddress(f"{what}: not an email address ({type(exc).__name__})") from None
+
+
+def build_message(
+    record: dict[str, Any],
+    text: str,
+    html: str,
+    *,
+    idempotency_key: str,
+    from_address: str,
+    from_name: str,
+    message_id_domain: str,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message (text first, then HTML) for one EmailDelivery.
+
+    Raises BadAddress for an unusable recipient or sender."""
+    msg = EmailMessage()
+    msg["From"] = address(from_address, from_name, "sender")
+    msg["To"] = address(record["to_address"], record.get("to_name"), "recipient")
+    msg["Subject"] = one_line(record.get("subject") or "")
+    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["Message-ID"] = message_id(idempotency_key, message_id_domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-WedSync-Template"] = one_line(str(record.get("template") or ""))
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    return msg
+
+
+def enhanced_status(message: str) -> str | None:
+    """The RFC 3463 enhanced status code (``4.7.1``) in a reply text, if any."""
+    match = _ENHANCED.search(message or "")
+    return ".".join(match.groups()) if match else None
+
+
+def classify_reply(code: int, message: str = "") -> Answer:
+    """The Answer for an SMTP reply `code` (see the module docstring). `message` is read
+    only for its enhanced status code, which the Answer's message repeats."""
+    enhanced = enhanced_status(message)
+    detail = f"SMTP {code}" + (f" {enhanced}" if enhanced else "")
+    if 200 <= code < 300:
+        return ok(code)
+    if code in AUTH_CODES:
+        return reauth(f"smtp.{code}", f"{detail}: the relay refused our credentials", status=code)
+    if 400 <= code < 500:
+        return retry("smtp.4xx", f"{detail}: transient, retry later", status=code)
+    if 500 <= code < 600:
+        return fatal(f"smtp.{code}", f"{detail}: permanent failure", status=code)
+    return retry("smtp.connection", f"SMTP {code}: no usable reply", status=None)
