@@ -1,0 +1,125 @@
+"""The outbound webhook sink: sign one delivery and POST it to the customer's endpoint.
+
+Built by `build(env)` (the runtime, via registry.CONNECTORS) or directly in tests:
+
+    WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests())
+
+Every call goes through `outbound.http_client` (https only, public addresses only, no
+redirects, one audit line per call). The endpoint's secret is read per delivery from the
+credential store (`webhook_endpoint`, endpoint id); a missing row is fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from streams.topics import Destination
+
+from connectors.sinks.answer import Answer, fatal, retry
+from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
+from connectors.sinks.credentials import MissingCredential
+from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, audit_scope, http_client
+from connectors.sinks.webhook import wire
+from connectors.sinks.webhook.config import WebhookConfig
+
+log = logging.getLogger(__name__)
+
+
+class WebhookSink:
+    """Delivers WebhookDelivery records (see the package docstring for the wire format)."""
+
+    destination = Destination.WEBHOOK
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        policy: OutboundPolicy,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._policy = policy
+        self._clock = clock
+        self._client = http_client(policy, headers={"User-Agent": config.user_agent})
+        self._timeout = httpx.Timeout(config.read_timeout_s, connect=policy.connect_timeout_s)
+
+    def target(self, record: dict[str, Any]) -> str:
+        """``webhook:<endpoint id>``."""
+        return f"webhook:{record['endpoint_id']}"
+
+    def limit(self, record: dict[str, Any]) -> tuple[str, Limits]:
+        """One limit per endpoint: `rate_per_s`/`burst` and `concurrency` from the config."""
+        limits = Limits(
+            rate_per_s=self.config.rate_per_s,
+            burst=self.config.burst,
+            concurrency=self.config.concurrency,
+        )
+        return f"webhook:{record['endpoint_id']}", limits
+
+    def credential_key(self, record: dict[str, Any]) -> str | None:
+        """None: an endpoint secret cannot be refreshed, so there is nothing to pause."""
+        return None
+
+    async def deliver(self, record: dict[str, Any], ctx: DeliveryContext) -> Answer:
+        """Sign and POST one delivery; the endpoint's answer classified by `wire.classify`.
+
+        Never raises for an answer: too large -> fatal ``webhook.too_large``; no stored
+        secret -> fatal ``webhook.no_secret``; refused by the outbound policy -> fatal
+        ``webhook.refused``; timeout / connection error -> retry."""
+        endpoint_id = str(record["endpoint_id"])
+        body = wire.body_bytes(record)
+        refused = wire.too_large(body, self.config.max_body_bytes)
+        if refused is not None:
+            return refused
+        if ctx.refresh:
+            ctx.credentials.invalidate("webhook_endpoint", endpoint_id)
+        try:
+            credential = await ctx.credentials.get("webhook_endpoint", endpoint_id)
+            secret = credential.secret("secret_key", f"webhook endpoint {endpoint_id}")
+            request = wire.build_request(
+                record,
+                secret,
+                msg_id=ctx.idempotency_key,
+                timestamp=int(self._clock()),
+                legacy_headers=self.config.legacy_headers,
+                user_agent=self.config.user_agent,
+            )
+        except MissingCredential as exc:
+            return fatal("webhook.no_secret", str(exc))
+        except ValueError as exc:  # a malformed whsec_ secret; the message names no value
+            return fatal("webhook.bad_secret", str(exc))
+        with audit_scope(Destination.WEBHOOK.value, self.target(record)):
+            try:
+                response = await self._client.request(
+                    request.method,
+                    request.url,
+                    headers=request.headers,
+                    content=request.body,
+                    timeout=self._timeout,
+                )
+            except OutboundRefused as exc:
+                return fatal("webhook.refused", str(exc))
+            except httpx.TimeoutException:
+                return retry("webhook.timeout", "no answer within the timeout")
+            except httpx.TransportError as exc:
+                return retry("webhook.connect", type(exc).__name__)
+        answer = wire.classify(response.status_code, response.headers.get("retry-after"))
+        if not answer.ok:
+            log.info(
+                "webhook delivery answered target=%s status=%s verdict=%s",
+                self.target(record), response.status_code, answer.verdict.value,
+            )  # fmt: skip
+        return answer
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+
+def build(env: SinkEnv) -> WebhookSink:
+    """The webhook connector with its settings from the environment (WEDSYNC_WEBHOOK_*)."""
+    return WebhookSink(WebhookConfig(), env.policy)
