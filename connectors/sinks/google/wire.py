@@ -1,0 +1,238 @@
+"""Google Calendar v3 on the wire, as pure functions (no I/O).
+
+Requests: `insert_request`, `patch_request`, `get_request`, `delete_request` build the method,
+path, headers and JSON body of events.insert / patch / get / delete from a CalendarDelivery
+record. Event ids: `event_id` derives the client-chosen id (base32hex: ``0-9a-v``, 5-1024
+characters) from `external_event_id`, the same on every retry and every process.
+
+Answers: `classify` turns a status, error body and Retry-After header into an `Answer` using
+the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES`. The sink handles the
+answers that call for another request itself (`FOLLOW_UPS`): insert 409 ``duplicate`` -> patch,
+patch 404 -> insert once, patch 412 ``conditionNotMet`` -> get + patch with If-Match once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connectors.sinks.answer import (
+    Answer,
+    Verdict,
+    backpressure,
+    fatal,
+    ok,
+    parse_retry_after,
+    reauth,
+    retry,
+)
+
+EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
+PRIVATE_PROPERTY = "wedsyncExternalId"
+
+Operation = Literal["insert", "patch", "get", "delete"]
+Step = Literal["patch", "insert", "refetch", "done"]
+
+
+class BadRecord(ValueError):
+    """The record cannot become a Google event (unknown time zone, missing field)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API call: method, path (under the API base URL), extra headers, JSON body."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    json: dict[str, Any] | None = None
+
+
+# Google's error reasons -> verdict (error_class ``google.<reason>``).
+REASONS: dict[str, Verdict] = {
+    "authError": Verdict.REAUTH,
+    "rateLimitExceeded": Verdict.BACKPRESSURE,
+    "userRateLimitExceeded": Verdict.BACKPRESSURE,
+    "quotaExceeded": Verdict.BACKPRESSURE,
+    "dailyLimitExceeded": Verdict.BACKPRESSURE,
+    "backendError": Verdict.RETRY,
+    "internalError": Verdict.RETRY,
+    "conditionNotMet": Verdict.RETRY,
+    "forbiddenForNonOrganizer": Verdict.FATAL,
+    "forbidden": Verdict.FATAL,
+    "requiredAccessLevel": Verdict.FATAL,
+    "invalid": Verdict.FATAL,
+    "required": Verdict.FATAL,
+    "badRequest": Verdict.FATAL,
+    "timeRangeEmpty": Verdict.FATAL,
+    "notFound": Verdict.FATAL,
+    "duplicate": Verdict.OK,
+    "deleted": Verdict.OK,
+}
+
+# Status -> verdict when the reason is absent or not in REASONS (error_class ``google.<status>``).
+STATUSES: dict[int, Verdict] = {
+    400: Verdict.FATAL,
+    401: Verdict.REAUTH,
+    403: Verdict.FATAL,
+    404: Verdict.FATAL,
+    409: Verdict.OK,
+    410: Verdict.OK,
+    412: Verdict.RETRY,
+    429: Verdict.BACKPRESSURE,
+    500: Verdict.RETRY,
+    502: Verdict.RETRY,
+    503: Verdict.RETRY,
+    504: Verdict.RETRY,
+}
+
+# (operation, status) -> the next request the sink makes instead of classifying.
+FOLLOW_UPS: dict[tuple[Operation, int], Step] = {
+    ("insert", 409): "patch",
+    ("patch", 404): "insert",
+    ("patch", 412): "refetch",
+    ("delete", 404): "done",
+    ("delete", 410): "done",
+}
+
+
+def is_event_id(value: str) -> bool:
+    """True when `value` is a valid client-chosen Google event id."""
+    return bool(EVENT_ID.match(value))
+
+
+def event_id(external_event_id: str) -> str:
+    """The Google event id for our event: `external_event_id` itself when it already is a
+    valid id (the router makes them base32hex), else the base32hex SHA-256 of it (52
+    characters). Deterministic: a retry or a replay targets the same event."""
+    if is_event_id(external_event_id):
+        return external_event_id
+    digest = hashlib.sha256(external_event_id.encode()).digest()
+    return base64.b32hexencode(digest).decode().rstrip("=").lower()
+
+
+def _calendar_path(record: Mapping[str, Any]) -> str:
+    calendar = str(record.get("calendar_id") or "primary")
+    return f"/calendar/v3/calendars/{quote(calendar, safe='')}/events"
+
+
+def _zone(record: Mapping[str, Any]) -> ZoneInfo:
+    name = str(record.get("time_zone") or "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise BadRecord("unknown time zone in the record") from exc
+
+
+def event_times(record: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Google ``start`` and ``end``: ``date`` (end exclusive, at least one day) for all-day
+    events, else ``dateTime`` with the local offset plus ``timeZone``."""
+    zone = _zone(record)
+    try:
+        start = datetime.fromtimestamp(int(record["starts_at_ms"]) / 1000, zone)
+        end = datetime.fromtimestamp(int(record["ends_at_ms"]) / 1000, zone)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise BadRecord("the record has no readable start or end") from exc
+    if record.get("all_day"):
+        first, after = start.date(), end.date()
+        if after <= first:
+            after = first + timedelta(days=1)
+        return {"date": first.isoformat()}, {"date": after.isoformat()}
+    tz = str(zone.key)
+    return (
+        {"dateTime": start.isoformat(), "timeZone": tz},
+        {"dateTime": end.isoformat(), "timeZone": tz},
+    )
+
+
+def event_body(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The event resource for insert and patch (without the id). ``status: confirmed``
+    restores an event deleted earlier (Google keeps deleted events as ``cancelled``)."""
+    start, end = event_times(record)
+    body: dict[str, Any] = {
+        "summary": str(record.get("title") or ""),
+        "start": start,
+        "end": end,
+        "status": "confirmed",
+        "extendedProperties": {
+            "private": {PRIVATE_PROPERTY: str(record.get("external_event_id") or "")}
+        },
+    }
+    if record.get("description") is not None:
+        body["description"] = str(record["description"])
+    if record.get("location") is not None:
+        body["location"] = str(record["location"])
+    return body
+
+
+def insert_request(record: Mapping[str, Any]) -> Request:
+    """events.insert with our id: POST .../calendars/{calendarId}/events."""
+    body = {"id": event_id(str(record["external_event_id"])), **event_body(record)}
+    return Request("POST", _calendar_path(record), json=body)
+
+
+def patch_request(record: Mapping[str, Any], etag: str | None = None) -> Request:
+    """events.patch of our event; with If-Match when re-applying after a 412."""
+    path = f"{_calendar_path(record)}/{event_id(str(record['external_event_id']))}"
+    headers = {"If-Match": etag} if etag else {}
+    return Request("PATCH", path, headers=headers, json=event_body(record))
+
+
+def get_request(record: Mapping[str, Any]) -> Request:
+    """events.get of our event (its current etag)."""
+    return Request("GET", f"{_calendar_path(record)}/{event_id(str(record['external_event_id']))}")
+
+
+def delete_request(record: Mapping[str, Any]) -> Request:
+    """events.delete of our event."""
+    path = f"{_calendar_path(record)}/{event_id(str(record['external_event_id']))}"
+    return Request("DELETE", path)
+
+
+def error_reason(body: Any) -> str | None:
+    """``error.errors[0].reason`` of a Google error body, if any."""
+    error = body.get("error") if isinstance(body, Mapping) else None
+    errors = error.get("errors") if isinstance(error, Mapping) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        reason = errors[0].get("reason")
+        return reason if isinstance(reason, str) else None
+    return None
+
+
+def follow_up(operation: Operation, status: int) -> Step | None:
+    """The next request the sink makes for this answer, or None to classify it."""
+    return FOLLOW_UPS.get((operation, status))
+
+
+def classify(
+    status: int, body: Any, retry_after: str | None = None, *, now_s: float | None = None
+) -> Answer:
+    """The meaning of a Google answer. 2xx ok (provider_id = the event id, else its etag);
+    a known reason decides, else the status; unknown 5xx retry, other unknown 4xx fatal."""
+    if 200 <= status < 300:
+        provider_id = None
+        if isinstance(body, Mapping):
+            provider_id = body.get("id") or body.get("etag")
+        return ok(status, str(provider_id) if provider_id else None)
+    reason = error_reason(body)
+    if reason in REASONS:
+        verdict, code = REASONS[reason], f"google.{reason}"
+    else:
+        code = f"google.{status}"
+        verdict = STATUSES.get(status, Verdict.RETRY if status >= 500 else Verdict.FATAL)
+    if verdict is Verdict.OK:
+        return ok(status)
+    if verdict is Verdict.BACKPRESSURE:
+        return backpressure(code, parse_retry_after(retry_after, now_s=now_s), status=status)
+    if verdict is Verdict.RETRY:
+        return retry(code, status=status)
+    if verdict is Verdict.REAUTH:
+        return reauth(code, "Google refused the access token", status=status)
+    return fatal(code, f"Google refused the request ({status})", status=status)
