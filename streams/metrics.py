@@ -82,3 +82,57 @@ CDC_TRUNCATES_SKIPPED = Counter(
     "TRUNCATE statements seen on captured tables (no row events exist for them).",
 )
 # ---- end of PostgreSQL CDC source ----------------------------------------------------------
+
+# ---- sinks (connectors/sinks) -----------------------------------------------------------
+# `destination` is a Destination value; `outcome` a delivery-result outcome; `verdict` an
+# answer.Verdict; `error_class` a connector's closed set of short codes (slack.ratelimited,
+# http.503, smtp.4xx, ...). Targets, integrations and recipients are never labels.
+SINK_RESULTS = Counter(
+    "wedsync_sink_results_total",
+    "Delivery attempts recorded on the ledger, by destination and outcome.",
+    ["destination", "outcome"],
+)
+SINK_ATTEMPT_SECONDS = Histogram(
+    "wedsync_sink_attempt_duration_seconds",
+    "Time of one delivery attempt (the provider's calls), by destination and verdict.",
+    ["destination", "verdict"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0),
+)
+SINK_COMMIT_TO_PROVIDER_SECONDS = Histogram(
+    "wedsync_sink_commit_to_provider_seconds",
+    "Source commit time to the provider's answer, for delivered records, by destination.",
+    ["destination"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+SINK_RETRIES = Counter(
+    "wedsync_sink_retries_scheduled_total",
+    "Records sent to the retry topic, by destination and error class.",
+    ["destination", "error_class"],
+)
+SINK_RATE_LIMIT_WAIT_SECONDS = Counter(
+    "wedsync_sink_rate_limit_wait_seconds_total",
+    "Time deliveries waited for a rate-limit token, by destination.",
+    ["destination"],
+)
+SINK_BREAKERS_OPEN = Gauge(
+    "wedsync_sink_breakers_open", "Endpoints whose circuit breaker is open.", ["destination"]
+)
+SINK_PAUSED_INTEGRATIONS = Gauge(
+    "wedsync_sink_paused_integrations",
+    "Integrations paused because their credential was refused.",
+    ["destination"],
+)
+SINK_DISABLED_TARGETS = Gauge(
+    "wedsync_sink_disabled_targets",
+    "Targets disabled after the provider said they are gone (410, archived, STOP).",
+    ["destination"],
+)
+SINK_IN_FLIGHT = Gauge(
+    "wedsync_sink_in_flight", "Deliveries being attempted now.", ["destination"]
+)
+SINK_HELD = Gauge(
+    "wedsync_sink_held_records",
+    "Retry records held in memory until due, or parked for a paused integration.",
+    ["destination"],
+)
+# ---- end of sinks ---------------------------------------------------------------------------

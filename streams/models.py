@@ -166,3 +166,40 @@ DeliveryRecord = (
     | SmsDelivery
     | WebhookDelivery
 )
+
+
+Outcome = Literal[
+    "delivered",
+    "retry_scheduled",
+    "dead_lettered",
+    "rejected",
+    "skipped_duplicate",
+    "skipped_stale",
+    "paused",
+]
+
+
+class DeliveryResult(TypedDict):
+    """One attempt's outcome on the delivery ledger (deliveries/delivery_result)."""
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    destination: str
+    target: str
+    integration_id: str | None
+    attempt: int
+    outcome: Outcome
+    status_code: int | None
+    latency_ms: float
+    provider_id: str | None
+    error_class: str | None
+    error_message: str | None
+    source_ts_ms: int
+    completed_at_ms: int
+    aggregate_id: str
+    aggregate_version: int
+    routed_at_ms: int
+    source_topic: str
+    source_partition: int
+    source_offset: int

@@ -104,7 +104,9 @@ def parse_retry_after(value: str | None, *, now_s: float | None = None) -> float
     return max(0.0, when.timestamp() - now)
 
 
-def classify_http_status(status: int, retry_after: float | None = None, prefix: str = "http") -> Answer:
+def classify_http_status(
+    status: int, retry_after: float | None = None, prefix: str = "http"
+) -> Answer:
     """The generic meaning of an HTTP status when a provider says nothing more specific:
     2xx ok; 3xx fatal (redirects are never followed); 401 re-auth; 408/425/5xx retry;
     429 backpressure; 410 disable; other 4xx fatal."""

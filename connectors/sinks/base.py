@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from streams.topics import Destination
+
 from connectors.sinks.answer import Answer
 from connectors.sinks.credentials import CredentialStore
 from connectors.sinks.outbound import OutboundPolicy
-from streams.topics import Destination
 
 
 @dataclass(frozen=True)

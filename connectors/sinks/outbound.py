@@ -34,7 +34,6 @@ from typing import Any
 
 import httpcore
 import httpx
-
 from streams.errors import FatalError
 
 log = logging.getLogger("wedsync.audit")

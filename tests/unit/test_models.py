@@ -19,6 +19,7 @@ MIRRORS = {
     "deliveries/slack_delivery": models.SlackDelivery,
     "deliveries/sms_delivery": models.SmsDelivery,
     "deliveries/webhook_delivery": models.WebhookDelivery,
+    "deliveries/delivery_result": models.DeliveryResult,
 }
 
 

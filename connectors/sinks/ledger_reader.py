@@ -1,0 +1,75 @@
+"""The delivery ledger as a sink process sees it: `streams.logic.ledger.LedgerState` loaded
+from `wedsync.delivery.results` at start and kept current by tailing it.
+
+Results this process writes are folded at once (`LedgerState.apply` by the runtime); tailing
+adds what other processes of the same destination wrote (after a rebalance, the partitions
+they had). `catch_up()` runs when partitions are assigned, before their records are read.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Consumer, Message, TopicPartition
+from streams.errors import DecodeError
+from streams.kafka.codec import AvroCodec
+from streams.kafka.replay import read_to_end
+from streams.logic.ledger import LedgerState
+from streams.topics import DELIVERY_RESULTS
+
+log = logging.getLogger(__name__)
+
+
+class LedgerReader:
+    def __init__(self, bootstrap: str, group_id: str, codec: AvroCodec, state: LedgerState):
+        self.state = state
+        self._codec = codec
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": f"{group_id}-ledger",
+            "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+            "log.connection.close": False,
+        })  # fmt: skip
+        self._parts = [(DELIVERY_RESULTS.name, p) for p in range(DELIVERY_RESULTS.partitions)]
+
+    def _apply(self, msg: Message) -> None:
+        try:
+            self.state.apply(self._codec.decode(msg.value()))
+        except DecodeError as exc:  # not ours to dead-letter: the results' writer is a sink
+            log.warning(
+                "unreadable delivery result at %s:%s: %s", msg.partition(), msg.offset(), exc
+            )
+
+    def load(self, timeout: float = 60.0) -> None:
+        """Read every result there is now; the consumer then stays positioned to tail."""
+        missing = read_to_end(self._consumer, self._parts, self._apply, timeout=timeout)
+        if missing:
+            log.warning("ledger not read to its end in %.0f s: %s", timeout, sorted(missing))
+
+    def poll(self, max_records: int = 10_000) -> int:
+        """Fold results that arrived since; never waits."""
+        msgs = self._consumer.consume(max_records, 0)
+        for msg in msgs:
+            if not msg.error():
+                self._apply(msg)
+        return len(msgs)
+
+    def catch_up(self, timeout: float = 10.0) -> None:
+        """Fold results up to the current end of every partition (before reading newly
+        assigned delivery partitions, so another process's outcomes are known)."""
+        ends = {
+            p: self._consumer.get_watermark_offsets(TopicPartition(t, p), 5)[1]
+            for t, p in self._parts
+        }
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            positions = self._consumer.position([TopicPartition(t, p) for t, p in self._parts])
+            if all(tp.offset >= ends[tp.partition] or (tp.offset < 0 and ends[tp.partition] == 0)
+                   for tp in positions):  # fmt: skip
+                return
+            self.poll()
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._consumer.close()

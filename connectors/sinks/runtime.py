@@ -1,0 +1,552 @@
+"""The one sink loop: consume -> decide -> deliver -> record -> commit / retry / dead-letter.
+
+`SinkRuntime(connector, ...)` runs one destination kind. It reads `wedsync.deliver.<kind>`
+and `wedsync.deliver.<kind>.retry` in the consumer group `wedsync-sink-<kind>` (more
+processes share the partitions) and, for each record:
+
+1. asks the ledger (`streams.logic.ledger`): already processed (a lost commit), already
+   delivered (a copy), or stale (a newer version reached this target) -> record and skip;
+2. holds a retry until it is due, parks it while its integration is paused, dead-letters it
+   at once when its target was disabled, reschedules it while the target's breaker is open
+   or its rate limit would make it wait longer than `max_rate_wait_s`;
+3. delivers it (concurrently: `concurrency` per process, `Limits` per rate-limit key, in
+   order per target and aggregate), translating exceptions once into an `Answer`; a REAUTH
+   answer gets exactly one more call with a refreshed credential, a second one pauses the
+   integration (`Connector.credential_key`) and tells its owner with a health record;
+4. records the attempt on `wedsync.delivery.results`, and sends the record on to `.retry`
+   (exponential, jittered, Retry-After honoured) or `.dlq` (original bytes, reasons in
+   headers);
+5. commits a partition only up to its lowest record whose outcome is not yet recorded, and
+   only after the producer flushed every result, retry and dead letter: at-least-once.
+
+A crash between a provider's answer and its ledger record re-sends that record after a
+restart: idempotent providers (event ids, transactionId, If-None-Match, webhook-id) absorb
+it; for Slack, SMTP and SMS the duplicates are bounded by the records in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from streams import metrics
+from streams.errors import BackpressureError, BrokerUnavailable, DecodeError, FatalError
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.deadletter import dead_letter_headers as raw_dead_letter_headers
+from streams.logic.ledger import LedgerState
+from streams.logic.retry import Breaker, TokenBucket
+from streams.topics import DELIVER, DELIVERY_RESULTS, SLA_HEALTH
+
+from connectors.sinks import envelope
+from connectors.sinks.answer import Answer, Verdict, backpressure, fatal, retry
+from connectors.sinks.base import Connector, DeliveryContext, Limits
+from connectors.sinks.credentials import CredentialStore
+from connectors.sinks.envelope import Item
+from connectors.sinks.ledger_reader import LedgerReader
+from connectors.sinks.outbound import audit_scope
+from connectors.sinks.settings import SinkSettings
+from connectors.sinks.tracker import TP, OffsetTracker
+
+log = logging.getLogger(__name__)
+
+
+class SinkRuntime:
+    def __init__(
+        self,
+        connector: Connector,
+        *,
+        bootstrap: str,
+        codecs: TopicCodecs,
+        credentials: CredentialStore,
+        settings: SinkSettings | None = None,
+        group_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.connector = connector
+        self.kind = connector.destination
+        self.topics = DELIVER[self.kind]
+        self.settings = settings or SinkSettings()
+        self.policy = self.settings.retry_policy()
+        self.credentials = credentials
+        self.bootstrap = bootstrap
+        self.group_id = group_id or f"wedsync-sink-{self.kind.value}"
+        self.clock = clock
+        self.rand = rand
+        self.codec = codecs[self.topics.deliver]
+        self.results_codec = codecs[DELIVERY_RESULTS]
+        self.health_codec = codecs[SLA_HEALTH]
+        self.ledger = LedgerState(self.kind.value)
+        self.tracker = OffsetTracker()
+        self.breakers: dict[str, Breaker] = {}
+        self.buckets: dict[str, TokenBucket] = {}
+        self.semaphores: dict[str, asyncio.Semaphore] = {}
+        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.paused: set[str] = set()
+        self.parked: dict[str, deque[Item]] = defaultdict(deque)
+        self.disabled: set[str] = set()
+        self.held: list[tuple[int, int, Item]] = []  # (due ms, seq, item) heap
+        self._seq = 0
+        self._tasks: dict[asyncio.Task[None], TP] = {}
+        self._failure: BaseException | None = None
+        self._last_probe = 0.0
+        self.delivered = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then finish what is in flight, record it, commit, close.
+        Raises (without committing the record concerned) when recording an outcome fails."""
+        self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self.producer = Producer({
+            "bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 5, "log.connection.close": False,
+        })  # fmt: skip
+        self._reader = LedgerReader(self.bootstrap, self.group_id, self.results_codec, self.ledger)
+        await asyncio.to_thread(self._reader.load)
+        self.consumer = Consumer({
+            "bootstrap.servers": self.bootstrap, "group.id": self.group_id,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 20, "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 600_000,
+            "log.connection.close": False,
+        })  # fmt: skip
+        self.consumer.subscribe(
+            [self.topics.deliver.name, self.topics.retry.name],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
+        last_commit = time.monotonic()
+        try:
+            while not stop.is_set():
+                self._raise_failure()
+                paused_reading = len(self.held) >= self.settings.max_held
+                msgs = await asyncio.to_thread(
+                    self.consumer.consume, 0 if paused_reading else 500, 0.05
+                )
+                self._reader.poll()
+                for msg in msgs:
+                    await self._accept(msg)
+                await self._release_due()
+                await self._probe_paused()
+                if time.monotonic() - last_commit >= self.settings.commit_interval_s:
+                    await self._commit()
+                    last_commit = time.monotonic()
+                self._gauges()
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.settings.call_timeout_s + 5)
+        if self._failure is None:
+            await self._commit()
+        self.consumer.close()
+        self._reader.close()
+        self.producer.flush(10)
+        await self.connector.aclose()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    # ---- reading -------------------------------------------------------------------------
+    async def _accept(self, msg: Message) -> None:
+        error = msg.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", error)
+            return
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        self.tracker.add((topic, partition), offset)
+        value = msg.value() or b""
+        try:
+            record = self.codec.decode(msg.value())
+        except DecodeError as exc:
+            self._produce(
+                self.topics.dlq.name, value, msg.key(),
+                raw_dead_letter_headers(
+                    stage=f"sink.{self.kind.value}", error=exc, topic=topic,
+                    partition=partition, offset=offset, now_ms=self._now_ms(),
+                ),
+            )  # fmt: skip
+            metrics.DEAD_LETTERS.labels(f"sink.{self.kind.value}", "DecodeError").inc()
+            self.tracker.done((topic, partition), offset)
+            return
+        item = Item.read(topic, partition, offset, msg.key(), value, msg.headers(), record)
+        if item.paused and item.paused in self.paused:
+            self.parked[item.paused].append(item)
+        elif item.not_before_ms > self._now_ms():
+            self._hold(item, item.not_before_ms)
+        else:
+            await self._start(item)
+
+    def _hold(self, item: Item, due_ms: int) -> None:
+        self._seq += 1
+        heapq.heappush(self.held, (due_ms, self._seq, item))
+
+    async def _release_due(self) -> None:
+        now = self._now_ms()
+        while self.held and self.held[0][0] <= now:
+            _, _, item = heapq.heappop(self.held)
+            await self._start(item)
+
+    async def _start(self, item: Item, *, probe: bool = False) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run_item(item, probe))
+        self._tasks[task] = (item.topic, item.partition)
+        task.add_done_callback(self._tasks.pop)
+
+    async def _run_item(self, item: Item, probe: bool) -> None:
+        metrics.SINK_IN_FLIGHT.labels(self.kind.value).inc()
+        finished = False
+        try:
+            finished = await self._process(item, probe)
+        except BaseException as exc:  # recording failed: crash, do not commit this record
+            log.exception("recording the outcome of %s failed; stopping", item.origin)
+            self._failure = self._failure or exc
+            return
+        finally:
+            metrics.SINK_IN_FLIGHT.labels(self.kind.value).dec()
+            self._slots.release()
+        if finished:
+            self.tracker.done((item.topic, item.partition), item.offset)
+
+    # ---- one record ------------------------------------------------------------------------
+    async def _process(self, item: Item, probe: bool) -> bool:
+        """Handle one record; False when it stays pending (parked for its integration)."""
+        record = item.record
+        target = self.connector.target(record)
+        decision = self.ledger.decide(record, target, item.source)
+        if decision == "processed":
+            return True
+        if decision in ("delivered", "stale"):
+            outcome = "skipped_duplicate" if decision == "delivered" else "skipped_stale"
+            self._record(item, target, outcome)
+            return True
+        if target in self.disabled and not item.replay_of:
+            self._dead_letter(
+                item,
+                target,
+                "target_disabled",
+                "the target was disabled "
+                "after the provider said it is gone; replay once it is fixed",
+            )
+            return True
+        credential_key = self.connector.credential_key(record)
+        if credential_key is not None and credential_key in self.paused and not probe:
+            self._requeue(item, target, item.attempt, self._now_ms(), "paused",
+                          paused=credential_key)  # fmt: skip
+            return True
+        async with self._lock((target, str(record.get("aggregate_id", "")))):
+            limit_key, limits = self.connector.limit(record)
+            wait = self._rate_wait(limit_key, limits)
+            if wait > self.settings.max_rate_wait_s:
+                self._requeue(item, target, item.attempt, self._now_ms() + int(wait * 1000),
+                              "rate_limited")  # fmt: skip
+                return True
+            breaker = self._breaker(target)
+            if not breaker.allow(self.clock()):
+                due = int(breaker.reopens_at() * 1000 + self.rand() * 1000)
+                self._requeue(item, target, item.attempt, due, "breaker_open")
+                return True
+            if wait > 0:
+                metrics.SINK_RATE_LIMIT_WAIT_SECONDS.labels(self.kind.value).inc(wait)
+                await asyncio.sleep(wait)
+            async with self._semaphore(limit_key, limits):
+                answer, latency = await self._attempt(item, target, refresh=probe)
+                if answer.verdict is Verdict.REAUTH and not probe:
+                    answer, latency = await self._attempt(item, target, refresh=True)
+            if probe and credential_key is not None:
+                if answer.verdict is Verdict.REAUTH:  # still refused: back to the front
+                    self.parked[credential_key].appendleft(item)
+                    return False
+                self._resume(credential_key)
+            return self._apply(item, target, breaker, answer, latency, credential_key)
+
+    async def _attempt(self, item: Item, target: str, *, refresh: bool) -> tuple[Answer, float]:
+        record = item.record
+        ctx = DeliveryContext(self.credentials, record["delivery_id"], item.attempt, refresh)
+        started = time.monotonic()
+        try:
+            with audit_scope(self.kind.value, target):
+                answer = await asyncio.wait_for(
+                    self.connector.deliver(record, ctx), self.settings.call_timeout_s
+                )
+        except Exception as exc:
+            answer = translate(exc)
+        latency = time.monotonic() - started
+        metrics.SINK_ATTEMPT_SECONDS.labels(self.kind.value, answer.verdict.value).observe(latency)
+        return answer, latency * 1000
+
+    def _apply(
+        self, item: Item, target: str, breaker: Breaker, answer: Answer, latency_ms: float,
+        credential_key: str | None,
+    ) -> bool:  # fmt: skip
+        verdict = answer.verdict
+        fields: dict[str, Any] = {
+            "status": answer.status, "latency_ms": latency_ms, "provider_id": answer.provider_id,
+            "error_class": answer.error_class, "error_message": answer.message or None,
+        }  # fmt: skip
+        if verdict is Verdict.OK:
+            breaker.success()
+            self.disabled.discard(target)
+            self.delivered += 1
+            self._record(item, target, "delivered", **fields)
+            source_ms = int(item.record.get("source_ts_ms") or 0)
+            if source_ms:
+                metrics.SINK_COMMIT_TO_PROVIDER_SECONDS.labels(self.kind.value).observe(
+                    max(0.0, self.clock() - source_ms / 1000)
+                )
+            return True
+        if verdict is Verdict.REAUTH:
+            if credential_key is None:
+                self._dead_letter(item, target, answer.error_class or "reauth",
+                                  "the platform credential was refused; fix it, then replay",
+                                  **fields)  # fmt: skip
+                return True
+            self._pause(credential_key, item)
+            self._requeue(item, target, item.attempt, self._now_ms(), answer.error_class,
+                          paused=credential_key, outcome="paused", result=fields)  # fmt: skip
+            return True
+        if verdict is Verdict.DISABLE:
+            self.disabled.add(target)
+            log.warning("%s disabled: %s", target, answer.error_class)
+            self._dead_letter(item, target, answer.error_class or "disabled",
+                              answer.message or "the target is gone", **fields)  # fmt: skip
+            return True
+        if verdict is Verdict.FATAL:
+            self._dead_letter(item, target, answer.error_class or "fatal",
+                              answer.message or "refused by the provider", **fields)  # fmt: skip
+            return True
+        if verdict is Verdict.RETRY:
+            breaker.failure(self.clock())
+        if self.policy.exhausted(item.attempt):
+            self._dead_letter(
+                item, target, answer.error_class or verdict.value,
+                f"gave up after {item.attempt + 1} attempts: {answer.message or verdict.value}",
+                **fields,
+            )  # fmt: skip
+            return True
+        delay = self.policy.delay(item.attempt, answer.retry_after, self.rand)
+        self._requeue(item, target, item.attempt + 1, self._now_ms() + int(delay * 1000),
+                      answer.error_class, result=fields)  # fmt: skip
+        return True
+
+    # ---- outcomes ----------------------------------------------------------------------------
+    def _record(self, item: Item, target: str, outcome: str, **fields: Any) -> None:
+        result = envelope.result(
+            item, destination=self.kind, target=target, outcome=outcome,
+            now_ms=self._now_ms(), **fields,
+        )  # fmt: skip
+        key = (result["integration_id"] or self.kind.value).encode()
+        self._produce(DELIVERY_RESULTS.name, self.results_codec.encode(result), key)
+        self.ledger.apply(result)
+        metrics.SINK_RESULTS.labels(self.kind.value, outcome).inc()
+
+    def _requeue(
+        self, item: Item, target: str, attempt: int, not_before_ms: int,
+        error_class: str | None, *, paused: str | None = None,
+        outcome: str = "retry_scheduled", result: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        """Send the record's original bytes to the retry topic as attempt `attempt`, due at
+        `not_before_ms`, and record this attempt's outcome."""
+        first = item.first_attempt_ms or self._now_ms()
+        headers = envelope.retry_headers(
+            item, attempt=attempt, not_before_ms=not_before_ms, first_attempt_ms=first,
+            error_class=error_class, paused=paused,
+        )  # fmt: skip
+        self._produce(self.topics.retry.name, item.value, item.key, headers)
+        fields = dict(result or {})
+        fields["error_class"] = fields.get("error_class") or error_class
+        self._record(item, target, outcome, **fields)
+        metrics.SINK_RETRIES.labels(self.kind.value, error_class or "-").inc()
+
+    def _dead_letter(
+        self, item: Item, target: str, error_class: str, reason: str, **fields: Any
+    ) -> None:
+        now = self._now_ms()
+        headers = envelope.dead_letter_headers(
+            item, destination=self.kind, target=target, error_class=error_class,
+            reason=reason, first_attempt_ms=item.first_attempt_ms or now, now_ms=now,
+        )  # fmt: skip
+        self._produce(self.topics.dlq.name, item.value, item.key, headers)
+        metrics.DEAD_LETTERS.labels(f"sink.{self.kind.value}", error_class).inc()
+        fields["error_class"] = error_class
+        fields["error_message"] = fields.get("error_message") or reason
+        self._record(item, target, "dead_lettered", **fields)
+
+    def _pause(self, credential_key: str, item: Item) -> None:
+        if credential_key in self.paused:
+            return
+        self.paused.add(credential_key)
+        self._last_probe = time.monotonic()
+        log.warning("integration %s paused: its credential was refused twice; reconnect it "
+                    "(its records wait and resume in order)", credential_key)  # fmt: skip
+        self._health(credential_key, item, "failing", ["credential_refused: reconnect"])
+
+    def _resume(self, credential_key: str) -> None:
+        self.paused.discard(credential_key)
+        log.info("integration %s resumed", credential_key)
+
+    def _health(self, credential_key: str, item: Item, status: str, breaches: list[str]) -> None:
+        now = self._now_ms()
+        record = {
+            "event_id": f"sink-health:{credential_key}:{now}",
+            "integration_id": item.record.get("integration_id") or credential_key,
+            "destination": self.kind.value, "window_start_ms": now, "window_end_ms": now,
+            "requests": 1, "errors": 1, "error_rate": 1.0, "latency_p50_ms": 0.0,
+            "latency_p95_ms": 0.0, "latency_p99_ms": 0.0, "availability": 0.0,
+            "reliability_score": 0.0, "status": status, "breaches": breaches,
+            "source_ts_ms": int(item.record.get("source_ts_ms") or 0), "computed_at_ms": now,
+        }  # fmt: skip
+        key = str(record["integration_id"]).encode()
+        self._produce(SLA_HEALTH.name, self.health_codec.encode(record), key)
+
+    async def _probe_paused(self) -> None:
+        """Release the parked records of resumed integrations, in order; and every
+        `pause_probe_s`, try the oldest parked record of each paused integration with a
+        refreshed credential (success resumes the integration)."""
+        for key in [k for k, q in self.parked.items() if q and k not in self.paused]:
+            queue = self.parked.pop(key, deque())
+            while queue:
+                await self._start(queue.popleft())
+        if not self.paused or time.monotonic() - self._last_probe < self.settings.pause_probe_s:
+            return
+        self._last_probe = time.monotonic()
+        for key in list(self.paused):
+            waiting = self.parked.get(key)
+            if waiting:
+                await self._start(waiting.popleft(), probe=True)
+
+    # ---- limits --------------------------------------------------------------------------------
+    def _rate_wait(self, key: str, limits: Limits) -> float:
+        if not limits.rate_per_s:
+            return 0.0
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = TokenBucket(limits.rate_per_s, limits.burst)
+        now = self.clock()
+        if bucket.wait_for(now) > self.settings.max_rate_wait_s:
+            return bucket.wait_for(now)
+        return bucket.reserve(now)
+
+    def _semaphore(self, key: str, limits: Limits) -> asyncio.Semaphore:
+        sem = self.semaphores.get(key)
+        if sem is None:
+            sem = self.semaphores[key] = asyncio.Semaphore(limits.concurrency or 1_000_000)
+        return sem
+
+    def _breaker(self, target: str) -> Breaker:
+        breaker = self.breakers.get(target)
+        if breaker is None:
+            breaker = self.breakers[target] = Breaker(
+                self.settings.breaker_threshold, self.settings.breaker_cooldown_s
+            )
+        return breaker
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = asyncio.Lock()
+        return lock
+
+    # ---- Kafka ------------------------------------------------------------------------------
+    def _produce(self, topic: str, value: bytes, key: bytes | None,
+                 headers: Any = None) -> None:  # fmt: skip
+        while True:
+            try:
+                self.producer.produce(topic, value, key, headers=headers, on_delivery=self._acked)
+                self.producer.poll(0)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _acked(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failure = self._failure or BrokerUnavailable(
+                f"{msg.topic()}: a ledger, retry or dead-letter record was not stored: {err}"
+            )
+
+    async def _commit(self, tps: set[TP] | None = None) -> None:
+        positions = self.tracker.committable(tps)
+        if not positions:
+            return
+        remaining = await asyncio.to_thread(self.producer.flush, 30)
+        self._raise_failure()
+        if remaining:
+            raise BrokerUnavailable(f"{remaining} outcome records not acknowledged in 30 s")
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
+        self.tracker.mark_committed(positions)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._reader.catch_up()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Runs inside consume() on the reading thread: wait (on the event loop) for the
+        revoked partitions' deliveries, then flush and commit their positions here."""
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        future = asyncio.run_coroutine_threadsafe(self._drain(tps), self._loop)
+        try:
+            future.result(self.settings.call_timeout_s + 10)
+        except Exception:
+            log.exception("draining revoked partitions failed; their records will be re-read")
+            return
+        positions = self.tracker.committable(tps)
+        if positions and self._failure is None and self.producer.flush(30) == 0:
+            try:
+                consumer.commit(
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()],
+                    asynchronous=False,
+                )
+            except Exception:
+                log.exception("commit on revoke failed; the next owner re-reads (deduplicated)")
+        self.tracker.forget(tps)
+
+    async def _drain(self, tps: set[TP]) -> None:
+        tasks = [t for t, tp in self._tasks.items() if tp in tps]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.call_timeout_s + 5)
+        self.held = [h for h in self.held if (h[2].topic, h[2].partition) not in tps]
+        heapq.heapify(self.held)
+        for key, queue in self.parked.items():
+            self.parked[key] = deque(i for i in queue if (i.topic, i.partition) not in tps)
+
+    # ---- misc ---------------------------------------------------------------------------------
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _gauges(self) -> None:
+        kind = self.kind.value
+        metrics.SINK_BREAKERS_OPEN.labels(kind).set(sum(b.is_open for b in self.breakers.values()))
+        metrics.SINK_PAUSED_INTEGRATIONS.labels(kind).set(len(self.paused))
+        metrics.SINK_DISABLED_TARGETS.labels(kind).set(len(self.disabled))
+        metrics.SINK_HELD.labels(kind).set(
+            len(self.held) + sum(len(q) for q in self.parked.values())
+        )
+
+
+def translate(exc: BaseException) -> Answer:
+    """An exception out of a connector, as an answer. Foreign exceptions keep only their
+    class name (their text may carry a URL or a token)."""
+    name = type(exc).__name__
+    if isinstance(exc, BackpressureError):
+        return backpressure(f"error.{name}", exc.retry_after, str(exc))
+    if isinstance(exc, FatalError):
+        return fatal(f"error.{name}", str(exc))
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return retry("timeout", "no answer within the call timeout")
+    if isinstance(exc, httpx.TransportError | OSError):
+        return retry(f"transport.{name}", f"transport error ({name})")
+    log.warning("connector raised %s; retrying the record", name)
+    return retry(f"error.{name}", f"unexpected {name} in the connector")

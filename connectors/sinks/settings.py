@@ -1,0 +1,75 @@
+"""Settings of a sink process (`wedsync sink <kind>`), parsed once from the environment
+(prefix `WEDSYNC_SINK_`). Connector settings live in each connector's `config.py`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from streams.logic.retry import STANDARD_WEBHOOKS_S, RetryPolicy
+
+from connectors.sinks.outbound import OutboundPolicy
+
+
+class SinkSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WEDSYNC_SINK_", extra="ignore", frozen=True)
+
+    concurrency: int = Field(default=200, ge=1, description="Deliveries in flight per process.")
+    retry_schedule_s: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=STANDARD_WEBHOOKS_S,
+        description="Delays before each retry, comma-separated seconds (default: Standard "
+        "Webhooks, about 3 days); the number of retries is their count.",
+    )
+    retry_jitter: float = Field(default=0.2, ge=0, le=1)
+    breaker_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failures that open it."
+    )
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    call_timeout_s: float = Field(default=30.0, gt=0, description="Longest one attempt may take.")
+    max_rate_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Wait at most this for a rate-limit token; beyond, reschedule.",
+    )
+    pause_probe_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a paused integration's credential is tried again.",
+    )
+    max_held: int = Field(
+        default=50_000,
+        ge=1,
+        description="Retry records held in memory before retry reading pauses.",
+    )
+    commit_interval_s: float = Field(default=0.2, gt=0)
+    platform_dsn: SecretStr | None = Field(
+        default=None, description="PostgreSQL DSN of the platform database (credentials)."
+    )
+    credential_ttl_s: float = Field(default=30.0, ge=0)
+    outbound_allow_http_hosts: str = Field(
+        default="", description="Hosts that may be called over plain http (comma-separated)."
+    )
+    outbound_allow_networks: str = Field(
+        default="", description="Non-public networks that may be called, e.g. 127.0.0.0/8 (tests)."
+    )
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("retry_schedule_s", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(v) for v in value.split(",") if v.strip())
+        return value
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.retry_schedule_s, self.retry_jitter)
+
+    def outbound_policy(self) -> OutboundPolicy:
+        return OutboundPolicy.parse(
+            self.outbound_allow_http_hosts,
+            self.outbound_allow_networks,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+        )
