@@ -1,5 +1,5 @@
 """The Slack sink's I/O: one record -> one `chat.postMessage` (slack-sdk) or one incoming
-webhook POST (httpx), classified by `wire`.
+webhook POST (the same aiohttp session), classified by `wire`.
 
 Which credential: the supplier's Slack integration row
 (``supplier_integration`` / ``<recipient_id>:slack``): its `api_key` is a bot token, its
@@ -23,7 +23,7 @@ from connectors.sinks import answer as answers
 from connectors.sinks.answer import Answer, parse_retry_after
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.credentials import MissingCredential
-from connectors.sinks.outbound import OutboundPolicy, aiohttp_session, audit_scope, http_client
+from connectors.sinks.outbound import OutboundPolicy, aiohttp_session, audit_scope
 from connectors.sinks.slack import wire
 from connectors.sinks.slack.config import SlackConfig
 
@@ -51,7 +51,6 @@ class SlackSink:
         self.config = config
         self.policy = policy
         self._session: Any = None
-        self._http: Any = None
         self._platform_recipients: set[str] = set()
         self._delivered: OrderedDict[str, str | None] = OrderedDict()
 
@@ -161,12 +160,19 @@ class SlackSink:
         return wire.classify_api_ok(data, response.status_code)
 
     async def _post_webhook(self, url: str, text: str, blocks: list[dict[str, Any]]) -> Answer:
-        """POST to an incoming webhook. The URL is never logged nor put in an Answer."""
-        if self._http is None:
-            self._http = http_client(self.policy)
-        response = await self._http.post(url, json=wire.webhook_body(text, blocks))
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return wire.classify_webhook(response.status_code, response.text, retry_after)
+        """POST to an incoming webhook. The URL is never logged nor put in an Answer.
+
+        Sent with the policy's aiohttp session rather than httpx: httpx logs every request's
+        full URL at INFO (logger ``httpx``), and a webhook URL is the secret."""
+        try:
+            async with self._aiohttp().post(
+                url, json=wire.webhook_body(text, blocks), allow_redirects=False
+            ) as response:
+                body = await response.text()
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                return wire.classify_webhook(response.status, body, retry_after)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return answers.retry("slack.transport", f"webhook call failed: {type(exc).__name__}")
 
     def _aiohttp(self) -> Any:
         if self._session is None or self._session.closed:
@@ -182,12 +188,10 @@ class SlackSink:
             self._delivered.popitem(last=False)
 
     async def aclose(self) -> None:
-        """Close the aiohttp session and the httpx client."""
+        """Close the aiohttp session."""
         if self._session is not None and not self._session.closed:
             await self._session.close()
-        if self._http is not None:
-            await self._http.aclose()
-        self._session = self._http = None
+        self._session = None
 
 
 def _translate(exc: SlackApiError) -> Answer:
