@@ -69,7 +69,9 @@ def record(**overrides: Any) -> dict[str, Any]:
     return {**base, **overrides}
 
 
-def ctx(store: MemoryCredentialStore, *, refresh: bool = False, key: str = "d-1") -> DeliveryContext:
+def ctx(
+    store: MemoryCredentialStore, *, refresh: bool = False, key: str = "d-1"
+) -> DeliveryContext:
     return DeliveryContext(credentials=store, idempotency_key=key, attempt=0, refresh=refresh)
 
 
