@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     cdc = sub.add_parser("cdc", help="PostgreSQL logical replication into the CDC topic")
     add_cdc_arguments(cdc)
     cdc.set_defaults(func=_cmd_cdc)
+
+    from connectors.sinks.cli import add_arguments as add_sink_arguments
+
+    add_sink_arguments(sub)
     return parser
 
 

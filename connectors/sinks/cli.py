@@ -1,0 +1,178 @@
+"""`wedsync sink <kind>`, `wedsync fake <provider>`, `wedsync dlq list|replay <kind>` and
+`wedsync deliveries show <event_id>`: arguments and entry points. Imports stay light:
+`wedsync --help` loads this module, never a connector."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import signal
+from typing import Any
+
+from streams.errors import ConfigurationError
+from streams.settings import Settings
+from streams.topics import Destination
+
+SINK_KINDS = [d.value for d in Destination if d is not Destination.INAPP]
+
+
+def add_arguments(sub: Any) -> None:
+    sink = sub.add_parser("sink", help="deliver one destination kind (a consumer group member)")
+    sink.add_argument("kind", choices=SINK_KINDS)
+    sink.set_defaults(func=run_sink)
+
+    from connectors.sinks.registry import FAKES
+
+    fake = sub.add_parser("fake", help="run a local fake provider server to test a setup against")
+    fake.add_argument("provider", choices=sorted(FAKES))
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8025)
+    fake.add_argument("--latency-ms", type=float, default=0.0, help="answer this much later")
+    fake.add_argument("--fail-next", type=int, default=0, help="fail the next N requests")
+    fake.add_argument("--fail-status", type=int, default=503)
+    fake.add_argument("--throttle-next", type=int, default=0, help="429 the next N requests")
+    fake.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds")
+    fake.add_argument("--expire-tokens", action="store_true", help="refuse issued tokens")
+    fake.set_defaults(func=run_fake)
+
+    dlq = sub.add_parser("dlq", help="dead letters of a sink").add_subparsers(
+        dest="dlq_command", required=True, metavar="ACTION"
+    )
+    for name, help_text in (("list", "print dead letters"), ("replay", "re-send dead letters")):
+        p = dlq.add_parser(name, help=help_text)
+        p.add_argument("kind", choices=SINK_KINDS)
+        p.add_argument("--since", help="failed at or after (ISO 8601, UTC if no offset)")
+        p.add_argument("--until", help="failed at or before (ISO 8601)")
+        p.add_argument("--event-id")
+        p.add_argument("--target", help="e.g. webhook:<endpoint id>")
+        p.add_argument("--error-class", help="e.g. http.503, slack.channel_not_found")
+        if name == "replay":
+            p.add_argument("--dry-run", action="store_true", help="print what would be re-sent")
+        p.set_defaults(func=run_dlq)
+
+    show = sub.add_parser("deliveries", help="the delivery ledger").add_subparsers(
+        dest="deliveries_command", required=True, metavar="ACTION"
+    )
+    p = show.add_parser("show", help="an event's chain: source, routing, every attempt")
+    p.add_argument("event_id")
+    p.set_defaults(func=run_show)
+
+
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigurationError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at the pipeline's broker "
+            "(`wedsync broker` runs a local one)"
+        )
+    return settings.kafka_bootstrap_servers
+
+
+def run_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.codec import TopicCodecs
+
+    from connectors.sinks.base import SinkEnv
+    from connectors.sinks.credentials import MemoryCredentialStore, PostgresCredentialStore
+    from connectors.sinks.registry import CONNECTORS, load
+    from connectors.sinks.runtime import SinkRuntime
+    from connectors.sinks.settings import SinkSettings
+
+    bootstrap = _bootstrap(settings)
+    sink_settings = SinkSettings()
+    dsn = sink_settings.platform_dsn
+    credentials: Any = (
+        PostgresCredentialStore(dsn.get_secret_value(), ttl_s=sink_settings.credential_ttl_s)
+        if dsn
+        else MemoryCredentialStore()
+    )
+    env = SinkEnv(sink_settings.outbound_policy(), credentials)
+    kind = Destination(args.kind)
+    connector = load(CONNECTORS[kind])(env)
+    runtime = SinkRuntime(
+        connector, bootstrap=bootstrap, codecs=TopicCodecs.from_settings(settings),
+        credentials=credentials, settings=sink_settings,
+    )  # fmt: skip
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def run_fake(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.sinks.fakekit import FakeProvider, Switches, serve
+    from connectors.sinks.registry import FAKES, load
+
+    target = load(FAKES[args.provider])
+    switches = Switches(
+        latency_ms=args.latency_ms, fail_next=args.fail_next, fail_status=args.fail_status,
+        throttle_next=args.throttle_next, retry_after_s=args.retry_after,
+        expire_tokens=args.expire_tokens,
+    )  # fmt: skip
+    print(f"fake {args.provider} on http://{args.host}:{args.port} "
+          "(POST /_fake/control to flip switches, GET /_fake/stats for counters)")  # fmt: skip
+    try:
+        if isinstance(target, type) and issubclass(target, FakeProvider):
+            asyncio.run(serve(target(switches=switches), args.host, args.port))
+        else:  # a real server the fake runs (SMTP capture, Radicale)
+            asyncio.run(target(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _time_ms(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-30T18:00"
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.codec import TopicCodecs
+    from streams.topics import DELIVER
+
+    from connectors.sinks.dlq import DlqFilter, read_dead_letters, replay
+
+    bootstrap = _bootstrap(settings)
+    kind = Destination(args.kind)
+    codec = TopicCodecs.from_settings(settings)[DELIVER[kind].deliver]
+    chosen = DlqFilter(
+        since_ms=_time_ms(args.since), until_ms=_time_ms(args.until), event_id=args.event_id,
+        target=args.target, error_class=args.error_class,
+    )  # fmt: skip
+    letters = [d for d in read_dead_letters(bootstrap, kind, codec) if chosen.matches(d)]
+    if args.dlq_command == "list":
+        for letter in letters:
+            print(letter.line())
+        print(f"{len(letters)} dead letters")
+        return 0
+    sent = replay(bootstrap, kind, letters, dry_run=args.dry_run)
+    for letter in sent:
+        print(("would re-send " if args.dry_run else "re-sent ") + letter.line())
+    skipped = len(letters) - len(sent)
+    verb = "would be re-sent" if args.dry_run else "re-sent"
+    print(f"{len(sent)} {verb}" + (f"; {skipped} unreadable, not replayable" if skipped else ""))
+    return 0
+
+
+def run_show(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.codec import TopicCodecs
+
+    from connectors.sinks.show import chain
+
+    for line in chain(_bootstrap(settings), TopicCodecs.from_settings(settings), args.event_id):
+        print(line)
+    return 0
