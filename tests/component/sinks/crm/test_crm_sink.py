@@ -14,7 +14,7 @@ from connectors.sinks.credentials import Kind, MemoryCredentialStore
 from connectors.sinks.crm.config import CrmConfig
 from connectors.sinks.crm.fake import CrmFake
 from connectors.sinks.crm.sink import CrmSink, build
-from connectors.sinks.fakekit import FakeServer
+from connectors.sinks.fakekit import FakeServer, Switches
 from connectors.sinks.outbound import OutboundPolicy
 from streams.topics import Destination
 
@@ -347,3 +347,10 @@ async def test_fake_switches_and_auth_over_http(crm: Any) -> None:
     assert (no_key.status_code, bearer.status_code, created.status_code) == (401, 401, 201)
     assert stats["counters"]["side_effects"] == 1
     assert KEY not in str(stats)
+
+
+def test_fake_reads_keys_from_the_environment_like_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEDSYNC_FAKE_CRM_KEYS", "k1,k2")
+    fake = CrmFake(switches=Switches(throttle_next=2))
+    assert fake.api_keys == {"k1", "k2"}
+    assert fake.switches.throttle_next == 2

@@ -14,7 +14,7 @@ import pytest
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.fakekit import FakeServer
+from connectors.sinks.fakekit import FakeServer, Switches
 from connectors.sinks.outbound import OutboundPolicy
 from connectors.sinks.webhook.config import WebhookConfig
 from connectors.sinks.webhook.fake import WebhookReceiver
@@ -273,3 +273,14 @@ async def test_receiver_expire_tokens_refuses_valid_signatures(
     answer = await sink.deliver(rec(server.url + "/hooks/a"), ctx(store()))
     assert answer.status == 401
     assert fake.counters["side_effects"] == 0
+
+
+async def test_receiver_secret_from_the_environment_like_the_cli(
+    monkeypatch: pytest.MonkeyPatch, sink: WebhookSink
+) -> None:
+    monkeypatch.setenv("WEDSYNC_FAKE_WEBHOOK_SECRET", LEGACY)
+    fake = WebhookReceiver(switches=Switches(latency_ms=1))
+    with FakeServer(fake) as server:
+        answer = await sink.deliver(rec(server.url + "/hooks/a"), ctx(store(LEGACY)))
+    assert answer.verdict is Verdict.OK
+    assert fake.switches.latency_ms == 1
