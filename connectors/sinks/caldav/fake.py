@@ -129,7 +129,7 @@ class RadicaleServer:
         url = f"{self.url}/{user}/{name}/"
         auth = (user, password if password is not None else self.users.get(user, ""))
         response = httpx.request("MKCALENDAR", url, auth=auth, timeout=10.0)
-        if response.status_code not in (201, 405):  # 405: it exists already
+        if response.status_code not in (201, 405, 409):  # 405/409: it exists already
             raise RuntimeError(f"MKCALENDAR answered {response.status_code}")
         return url
 
