@@ -61,6 +61,7 @@ class FakeTokens:
         self.expires_in = expires_in
         self.rotate_refresh = rotate_refresh
         self.valid: dict[str, str] = {}  # access token -> owner
+        self.issued: list[str] = []  # every access token ever issued (tests look for leaks)
 
     def _expire_if_switched(self) -> None:
         if self.provider.switches.expire_tokens:
@@ -91,6 +92,7 @@ class FakeTokens:
                 status=400,
             )
         token = "ya29." + secrets.token_urlsafe(24)
+        self.issued.append(token)
         self.valid[token] = "user-" + hashlib.sha256(refresh.encode()).hexdigest()[:12]
         self.provider.counters["tokens_issued"] += 1
         body: dict[str, Any] = {

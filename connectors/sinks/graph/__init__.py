@@ -1,0 +1,16 @@
+"""Microsoft Graph calendar sink: creates, updates and deletes a vendor's Outlook event for a
+`CalendarDelivery` whose provider is ``graph``.
+
+Follows Graph v1.0 (POST /me/events or /me/calendars/{id}/events, PATCH and DELETE
+/me/events/{id}; errors as ``{"error": {"code", "message"}}``). Graph chooses event ids, so our
+event is found again through a single-value extended property holding `external_event_id`
+(``$filter=singleValueExtendedProperties/Any(ep: ep/id eq '...' and ep/value eq '...')``), and
+a create carries a ``transactionId`` derived from the delivery id so a retried POST does not
+make a second event. Access tokens come from the integration's stored OAuth refresh token
+(`connectors.sinks.oauth`, Microsoft identity platform v2 endpoint).
+
+    config.py  GraphConfig (WEDSYNC_GRAPH_*)
+    wire.py    pure: request building, answer classification
+    sink.py    GraphCalendarConnector, build(env)
+    fake.py    GraphFake: token endpoint + events, for tests and `wedsync fake graph`
+"""

@@ -1,0 +1,262 @@
+"""A local Microsoft Graph calendar (and its OAuth token endpoint) for tests and
+``wedsync fake graph``.
+
+Routes (paths as Graph's and the Microsoft identity platform's, under the fake's base URL):
+
+    POST   /common/oauth2/v2.0/token                    refresh-token grant
+    GET    /v1.0/me/events, /v1.0/me/calendars/{id}/events
+           with $filter=singleValueExtendedProperties/Any(ep: ep/id eq '..' and ep/value eq '..')
+    POST   /v1.0/me/events, /v1.0/me/calendars/{id}/events       create (transactionId)
+    GET    /v1.0/me/events/{id}                          read (with @odata.etag)
+    PATCH  /v1.0/me/events/{id}                          update (If-Match -> 412)
+    DELETE /v1.0/me/events/{id}                          delete (unknown: 404 ErrorItemNotFound)
+
+Behaviour: a create repeating a live event's ``transactionId`` returns that event (201)
+without making a second one; at most `mailbox_concurrency` (4) requests per mailbox are in
+flight, the next one gets 429 ``MailboxConcurrency`` with Retry-After (`latency_ms` makes
+requests overlap); an unknown or expired token is 401 ``InvalidAuthenticationToken``.
+Switches (fakekit): ``throttle_next`` -> 429 ``ApplicationThrottled`` with Retry-After;
+``fail_next`` -> `fail_status` (503 by default; 503/504 carry Retry-After); ``expire_tokens``
+(one-shot) and ``revoke_refresh`` as in the Google fake (`FakeTokens`). `conflict_next`
+(attribute) makes the next N patches 412; `vanish_next` deletes the next N patched events
+just before the patch (someone deleted it between a find and a patch: 404).
+
+Counters: events_created, events_patched, events_deleted, tokens_issued,
+concurrency_rejections (plus requests, transaction_replays, auth_refused, refresh_refused).
+`stats()["events"]` lists the stored events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from connectors.sinks.fakekit import FakeProvider, Switches
+from connectors.sinks.google.fake import FakeTokens
+
+FILTER = re.compile(
+    r"^singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' "
+    r"and ep/value eq '((?:[^']|'')*)'\)$"
+)
+DEFAULT_CALENDAR = "primary"
+
+
+def graph_error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    """Graph's documented error body."""
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers or None
+    )
+
+
+class GraphFake(FakeProvider):
+    """Microsoft Graph events + token endpoint (see the module docstring)."""
+
+    name = "graph"
+
+    def __init__(
+        self,
+        switches: Switches | None = None,
+        *,
+        mailbox_concurrency: int = 4,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+    ) -> None:
+        self.tokens: FakeTokens | None = None
+        self.mailbox_concurrency = mailbox_concurrency
+        self.conflict_next = 0
+        self.vanish_next = 0
+        self.in_flight: Counter[str] = Counter()
+        self.events: dict[str, dict[str, Any]] = {}  # id -> event (with private _owner etc.)
+        self.transactions: dict[tuple[str, str], str] = {}  # (owner, transactionId) -> id
+        self._versions = itertools.count(1)
+        super().__init__(switches)
+        self.tokens = FakeTokens(
+            self, client_id=client_id, client_secret=client_secret, rotate_refresh=True
+        )
+
+    def routes(self, app: web.Application) -> None:
+        app.middlewares.insert(0, self._mailbox_gate)  # outermost: counts the latency too
+        app.router.add_post("/common/oauth2/v2.0/token", self._token)
+        for path in ("/v1.0/me/events", "/v1.0/me/calendars/{calendar}/events"):
+            app.router.add_get(path, self._list)
+            app.router.add_post(path, self._create)
+        app.router.add_get("/v1.0/me/events/{event}", self._get)
+        app.router.add_patch("/v1.0/me/events/{event}", self._patch)
+        app.router.add_delete("/v1.0/me/events/{event}", self._delete)
+
+    def stats(self) -> dict[str, Any]:
+        stats = super().stats()
+        stats["events"] = [self._public(e) for e in self.events.values()]
+        return stats
+
+    # ---- shared checks -------------------------------------------------------------------
+    @web.middleware
+    async def _mailbox_gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """At most `mailbox_concurrency` Graph requests in flight per bearer token's mailbox."""
+        if not request.path.startswith("/v1.0/"):
+            response: web.StreamResponse = await handler(request)
+            return response
+        assert self.tokens is not None
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        mailbox = self.tokens.valid.get(bearer, "unknown")
+        if self.in_flight[mailbox] >= self.mailbox_concurrency:
+            self.counters["concurrency_rejections"] += 1
+            return graph_error(
+                429,
+                "MailboxConcurrency",
+                "Application is over its MailboxConcurrency limit.",
+                **{"Retry-After": str(int(self.switches.retry_after_s))},
+            )
+        self.in_flight[mailbox] += 1
+        try:
+            response = await handler(request)
+        finally:
+            self.in_flight[mailbox] -= 1
+        return response
+
+    async def _token(self, request: web.Request) -> web.Response:
+        assert self.tokens is not None
+        return await self.tokens.handle(request)
+
+    def _refusal(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+        """(owner, None) for an authorised, non-injected request; (None, answer) else."""
+        injected = self.injected()
+        if injected == "throttle":
+            return None, graph_error(
+                429,
+                "ApplicationThrottled",
+                "Application is over its request limit.",
+                **{"Retry-After": str(int(self.switches.retry_after_s))},
+            )
+        if injected == "fail":
+            status = self.switches.fail_status
+            headers = {"Retry-After": str(int(self.switches.retry_after_s))}
+            return None, graph_error(
+                status,
+                {503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "generalException"),
+                "The service is temporarily unavailable.",
+                **(headers if status in (503, 504) else {}),
+            )
+        assert self.tokens is not None
+        owner = self.tokens.owner(request)
+        if owner is None:
+            return None, graph_error(
+                401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
+            )
+        return owner, None
+
+    def _etag(self) -> str:
+        return f'W/"{next(self._versions)}"'
+
+    @staticmethod
+    def _public(event: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in event.items() if not k.startswith("_")}
+
+    def _owned(self, owner: str, request: web.Request) -> dict[str, Any] | None:
+        event = self.events.get(request.match_info["event"])
+        return event if event is not None and event["_owner"] == owner else None
+
+    # ---- events ----------------------------------------------------------------------------
+    async def _list(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        calendar = request.match_info.get("calendar", DEFAULT_CALENDAR)
+        mine = [
+            e for e in self.events.values() if e["_owner"] == owner and e["_calendar"] == calendar
+        ]
+        expression = request.query.get("$filter")
+        if expression is not None:
+            match = FILTER.match(expression)
+            if match is None:
+                return graph_error(400, "ErrorInvalidRequest", "Invalid filter clause.")
+            prop, value = (g.replace("''", "'") for g in match.groups())
+            mine = [e for e in mine if e["_properties"].get(prop) == value]
+        top = int(request.query.get("$top", "10") or 10)
+        return web.json_response({"value": [self._public(e) for e in mine[:top]]})
+
+    async def _create(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        try:
+            body = await request.json()
+        except ValueError:
+            return graph_error(400, "ErrorInvalidRequest", "Cannot read the request body.")
+        if not isinstance(body.get("start"), dict) or not isinstance(body.get("end"), dict):
+            return graph_error(400, "ErrorInvalidRequest", "Start and end are required.")
+        transaction = body.get("transactionId")
+        if transaction:
+            existing = self.events.get(self.transactions.get((owner, transaction), ""))
+            if existing is not None:
+                self.counters["transaction_replays"] += 1
+                return web.json_response(self._public(existing), status=201)
+        properties = {
+            p.get("id"): p.get("value")
+            for p in body.pop("singleValueExtendedProperties", None) or []
+            if isinstance(p, dict)
+        }
+        event_id = "AAMkAG" + secrets.token_urlsafe(18)
+        event = {
+            **body,
+            "id": event_id,
+            "@odata.etag": self._etag(),
+            "_owner": owner,
+            "_calendar": request.match_info.get("calendar", DEFAULT_CALENDAR),
+            "_properties": properties,
+        }
+        self.events[event_id] = event
+        if transaction:
+            self.transactions[(owner, transaction)] = event_id
+        self.counters["events_created"] += 1
+        return web.json_response(self._public(event), status=201)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        event = self._owned(owner, request)
+        if event is None:
+            return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
+        return web.json_response(self._public(event))
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        if self.vanish_next > 0:
+            self.vanish_next -= 1
+            self.events.pop(request.match_info["event"], None)
+        event = self._owned(owner, request)
+        if event is None:
+            return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
+        if_match = request.headers.get("If-Match")
+        if self.conflict_next > 0 or (if_match is not None and if_match != event["@odata.etag"]):
+            self.conflict_next = max(0, self.conflict_next - 1)
+            return graph_error(412, "PreconditionFailed", "The etag does not match.")
+        try:
+            body = await request.json()
+        except ValueError:
+            return graph_error(400, "ErrorInvalidRequest", "Cannot read the request body.")
+        body.pop("id", None)
+        event.update({k: v for k, v in body.items() if not k.startswith("_")})
+        event["@odata.etag"] = self._etag()
+        self.counters["events_patched"] += 1
+        return web.json_response(self._public(event))
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        event = self._owned(owner, request)
+        if event is None:
+            return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
+        del self.events[event["id"]]
+        self.transactions = {k: v for k, v in self.transactions.items() if v != event["id"]}
+        self.counters["events_deleted"] += 1
+        return web.Response(status=204)

@@ -1,0 +1,163 @@
+"""The Microsoft Graph calendar sink's I/O: one CalendarDelivery -> find, then create, patch
+or delete.
+
+Upsert: find our event by its extended property; found -> PATCH it (a 404 there means it
+vanished between find and patch: it is re-created once; a 412 -> GET its etag and PATCH
+once with If-Match, then retry); not found -> POST with ``transactionId`` (a retried create,
+e.g. after a lost answer, returns the event Graph already made). Delete: find; none -> ok;
+DELETE each found (404 ErrorItemNotFound -> ok, already gone). Every other answer is
+classified by `wire.classify`; transport errors propagate (the runtime retries them).
+
+The connector never limits itself: the runtime applies `limit()` (one mailbox: 4 concurrent
+requests, 10,000 per 10 minutes); without it the mailbox answers 429 MailboxConcurrency, which
+is classified as backpressure.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from streams.topics import Destination
+
+from connectors.sinks.answer import Answer, fatal, ok
+from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
+from connectors.sinks.graph import wire
+from connectors.sinks.graph.config import GraphConfig
+from connectors.sinks.oauth import OAuthClient
+from connectors.sinks.outbound import OutboundPolicy, audit_scope, http_client
+
+log = logging.getLogger("wedsync.sinks.graph")
+
+Reply = tuple[int, Any, httpx.Headers]
+
+
+class GraphCalendarConnector:
+    """Delivers calendar records to Microsoft Graph (see the module docstring).
+
+    `http` may be injected (tests); by default a policy-checked client is made."""
+
+    destination = Destination.CALENDAR
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        config: GraphConfig | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = config or GraphConfig()
+        self._http = http or http_client(policy)
+        self._base = self.config.api_base_url.rstrip("/")
+        self.oauth = OAuthClient(
+            self._http,
+            token_url=self.config.token_url,
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            prefix="graph",
+            scope=self.config.scope,
+            skew_s=self.config.token_skew_s,
+        )
+
+    # ---- the Connector protocol --------------------------------------------------------
+    def target(self, record: dict[str, Any]) -> str:
+        return f"calendar:{record.get('integration_id') or '-'}"
+
+    def limit(self, record: dict[str, Any]) -> tuple[str, Limits]:
+        """One mailbox (one integration): `concurrency` in flight and
+        `requests_per_window` per `window_s`."""
+        rate = self.config.requests_per_window / self.config.window_s
+        return (
+            f"graph:{record.get('integration_id') or '-'}",
+            Limits(rate_per_s=rate, burst=self.config.burst, concurrency=self.config.concurrency),
+        )
+
+    def credential_key(self, record: dict[str, Any]) -> str | None:
+        integration_id = record.get("integration_id")
+        return f"integration:{integration_id}" if integration_id else None
+
+    async def deliver(self, record: dict[str, Any], ctx: DeliveryContext) -> Answer:
+        """One attempt: token, then upsert or delete. Returns the classified answer; raises
+        only for transport errors and a missing credential row (FatalError)."""
+        integration_id = record.get("integration_id")
+        if not integration_id:
+            return fatal("graph.no_integration", "the record names no integration")
+        with audit_scope(self.destination.value, self.target(record)):
+            token = await self.oauth.access_token(str(integration_id), ctx)
+            if isinstance(token, Answer):
+                return token
+            try:
+                if record.get("operation") == "delete":
+                    return await self._delete(record, token)
+                return await self._upsert(record, token, ctx.idempotency_key)
+            except wire.BadRecord as exc:
+                return fatal("graph.bad_record", str(exc))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- the calls ----------------------------------------------------------------------
+    async def _upsert(self, record: dict[str, Any], token: str, key: str) -> Answer:
+        status, body, headers = await self._call(wire.find_request(record), token)
+        if not 200 <= status < 300:
+            return self._classify(status, body, headers)
+        found = wire.found_ids(body)
+        if not found:
+            return self._classify(*await self._call(wire.create_request(record, key), token))
+        event_id = found[0]
+        status, body, headers = await self._call(wire.patch_request(record, event_id), token)
+        if status == 404:  # gone since the find: make it again (upsert means "be there")
+            status, body, headers = await self._call(wire.create_request(record, key), token)
+        elif status == 412:
+            status, body, headers = await self._reapply(record, event_id, token)
+        answer = self._classify(status, body, headers)
+        if answer.ok and answer.provider_id is None:
+            return ok(answer.status, event_id)
+        return answer
+
+    async def _reapply(self, record: dict[str, Any], event_id: str, token: str) -> Reply:
+        """After a 412: read the current etag and patch once with If-Match."""
+        status, body, headers = await self._call(wire.get_request(event_id), token)
+        if not 200 <= status < 300:
+            return status, body, headers
+        etag = body.get("@odata.etag") if isinstance(body, dict) else None
+        return await self._call(wire.patch_request(record, event_id, etag=etag), token)
+
+    async def _delete(self, record: dict[str, Any], token: str) -> Answer:
+        """Delete every event carrying our id; none found or 404 means already gone."""
+        status, body, headers = await self._call(wire.find_request(record), token)
+        if not 200 <= status < 300:
+            return self._classify(status, body, headers)
+        found = wire.found_ids(body)
+        for event_id in found:
+            status, body, headers = await self._call(wire.delete_request(event_id), token)
+            if status != 404 and not 200 <= status < 300:
+                return self._classify(status, body, headers)
+        return ok(status if found else 404, found[0] if found else None)
+
+    def _classify(self, status: int, body: Any, headers: httpx.Headers) -> Answer:
+        answer = wire.classify(status, body, headers.get("Retry-After"))
+        if not answer.ok:
+            log.info("graph answered status=%s error_class=%s", status, answer.error_class)
+        return answer
+
+    async def _call(self, request: wire.Request, token: str) -> Reply:
+        """Make one Graph call; (status, parsed JSON body or None, headers)."""
+        response = await self._http.request(
+            request.method,
+            self._base + request.path,
+            params=request.params or None,
+            headers={"Authorization": f"Bearer {token}", **request.headers},
+            json=request.json,
+        )
+        try:
+            body: Any = response.json() if response.content else None
+        except ValueError:
+            body = None
+        return response.status_code, body, response.headers
+
+
+def build(env: SinkEnv) -> GraphCalendarConnector:
+    """The connector with its settings from ``WEDSYNC_GRAPH_*``."""
+    return GraphCalendarConnector(env.policy, GraphConfig())

@@ -1,0 +1,305 @@
+"""GraphCalendarConnector against GraphFake over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from connectors.sinks.answer import Verdict
+from connectors.sinks.base import DeliveryContext
+from connectors.sinks.credentials import MemoryCredentialStore
+from connectors.sinks.fakekit import FakeServer
+from connectors.sinks.graph.config import GraphConfig
+from connectors.sinks.graph.fake import GraphFake
+from connectors.sinks.graph.sink import GraphCalendarConnector
+from connectors.sinks.outbound import OutboundPolicy
+from pydantic import SecretStr
+
+REFRESH = "M.R3_refresh-token-SECRET"
+CLIENT_SECRET = "graph-client-SECRET"
+TOKEN_PATH = "/common/oauth2/v2.0/token"
+PROPERTY = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncExternalId"
+
+
+@pytest.fixture
+def fake() -> Iterator[GraphFake]:
+    provider = GraphFake(client_id="app-id", client_secret=CLIENT_SECRET)
+    with FakeServer(provider) as server:
+        provider.base_url = server.url  # type: ignore[attr-defined]
+        yield provider
+
+
+def make_connector(fake: GraphFake, secret: str = CLIENT_SECRET) -> GraphCalendarConnector:
+    base = fake.base_url  # type: ignore[attr-defined]
+    config = GraphConfig(
+        client_id="app-id",
+        client_secret=SecretStr(secret),
+        token_url=base + TOKEN_PATH,
+        api_base_url=base,
+    )
+    return GraphCalendarConnector(OutboundPolicy.loopback_for_tests(), config)
+
+
+@pytest.fixture
+async def sink(fake: GraphFake) -> AsyncIterator[GraphCalendarConnector]:
+    connector = make_connector(fake)
+    yield connector
+    await connector.aclose()
+
+
+@pytest.fixture
+def store() -> MemoryCredentialStore:
+    return MemoryCredentialStore({("integration", "int-9"): {"api_key": REFRESH}})
+
+
+def record(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "delivery_id": "d-1",
+        "provider": "graph",
+        "calendar_id": "primary",
+        "operation": "upsert",
+        "external_event_id": "wedding-42-vendor-7",
+        "title": "Wedding: Ana & Ben",
+        "description": "Ceremony",
+        "location": "Old Mill",
+        "starts_at_ms": 1_780_000_000_000,
+        "ends_at_ms": 1_780_003_600_000,
+        "time_zone": "Europe/London",
+        "all_day": False,
+        "integration_id": "int-9",
+    }
+    return {**base, **overrides}
+
+
+def ctx(
+    store: MemoryCredentialStore, *, refresh: bool = False, key: str = "d-1"
+) -> DeliveryContext:
+    return DeliveryContext(credentials=store, idempotency_key=key, attempt=0, refresh=refresh)
+
+
+def stored(fake: GraphFake) -> list[dict[str, Any]]:
+    return list(fake.stats()["events"])
+
+
+async def test_upsert_creates_one_event_with_our_property(sink, fake, store) -> None:
+    answer = await sink.deliver(record(), ctx(store))
+    assert answer.verdict is Verdict.OK
+    [event] = fake.events.values()
+    assert answer.provider_id == event["id"]
+    assert event["subject"] == "Wedding: Ana & Ben"
+    assert event["start"] == {"dateTime": "2026-05-28T20:26:40", "timeZone": "UTC"}
+    assert event["_properties"] == {PROPERTY: "wedding-42-vendor-7"}
+    assert fake.counters["events_created"] == 1
+
+
+async def test_second_upsert_finds_and_patches(sink, fake, store) -> None:
+    first = await sink.deliver(record(), ctx(store))
+    second = await sink.deliver(record(title="Moved"), ctx(store, key="d-2"))
+    assert second.verdict is Verdict.OK
+    assert second.provider_id == first.provider_id
+    assert fake.counters["events_created"] == 1
+    assert fake.counters["events_patched"] == 1
+    [event] = stored(fake)
+    assert event["subject"] == "Moved"
+
+
+async def test_other_calendar_is_addressed_by_id(sink, fake, store) -> None:
+    await sink.deliver(record(calendar_id="AAMkCal=="), ctx(store))
+    await sink.deliver(record(calendar_id="AAMkCal==", title="B"), ctx(store, key="d-2"))
+    [event] = fake.events.values()
+    assert event["_calendar"] == "AAMkCal=="
+    assert fake.counters["events_created"] == 1
+
+
+async def test_repeated_create_with_same_transaction_id_makes_one_event(fake, store) -> None:
+    """The find cannot see the event (as when Graph's index lags): transactionId dedupes."""
+    base = fake.base_url  # type: ignore[attr-defined]
+    connector = make_connector(fake)
+    try:
+        from connectors.sinks.graph import wire
+
+        request = wire.create_request(record(), "d-1")
+        token = await connector.oauth.access_token("int-9", ctx(store))
+        assert isinstance(token, str)
+        async with httpx.AsyncClient() as client:
+            answers = [
+                await client.post(
+                    base + request.path, json=request.json,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                for _ in range(2)
+            ]  # fmt: skip
+    finally:
+        await connector.aclose()
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json()["id"] == answers[1].json()["id"]
+    assert fake.counters["events_created"] == 1
+    assert fake.counters["transaction_replays"] == 1
+
+
+async def test_delete_removes_then_repeated_delete_is_ok(sink, fake, store) -> None:
+    await sink.deliver(record(), ctx(store))
+    first = await sink.deliver(record(operation="delete"), ctx(store, key="d-2"))
+    again = await sink.deliver(record(operation="delete"), ctx(store, key="d-2"))
+    assert first.verdict is Verdict.OK
+    assert again.verdict is Verdict.OK
+    assert fake.counters["events_deleted"] == 1
+    assert stored(fake) == []
+
+
+async def test_patch_of_a_vanished_event_recreates_it(sink, fake, store) -> None:
+    await sink.deliver(record(), ctx(store))
+    original = next(iter(fake.events))
+    fake.vanish_next = 1  # deleted in Outlook between our find and our patch
+    answer = await sink.deliver(record(title="Again"), ctx(store, key="d-2"))
+    assert answer.verdict is Verdict.OK
+    [event] = stored(fake)
+    assert event["id"] != original
+    assert event["subject"] == "Again"
+    assert fake.counters["events_created"] == 2
+
+
+async def test_conflict_on_patch_refetches_and_reapplies_once(sink, fake, store) -> None:
+    await sink.deliver(record(), ctx(store))
+    fake.conflict_next = 1
+    answer = await sink.deliver(record(title="After conflict"), ctx(store, key="d-2"))
+    assert answer.verdict is Verdict.OK
+    assert stored(fake)[0]["subject"] == "After conflict"
+
+
+async def test_repeated_conflict_is_retry(sink, fake, store) -> None:
+    await sink.deliver(record(), ctx(store))
+    fake.conflict_next = 2
+    answer = await sink.deliver(record(title="X"), ctx(store, key="d-2"))
+    assert answer.verdict is Verdict.RETRY
+    assert answer.status == 412
+
+
+async def test_expired_token_is_reauth_then_refresh_succeeds(sink, fake, store) -> None:
+    assert (await sink.deliver(record(), ctx(store))).ok
+    fake.switches.expire_tokens = True
+    refused = await sink.deliver(record(title="B"), ctx(store, key="d-2"))
+    assert refused.verdict is Verdict.REAUTH
+    assert refused.error_class == "graph.InvalidAuthenticationToken"
+    again = await sink.deliver(record(title="B"), ctx(store, key="d-2", refresh=True))
+    assert again.verdict is Verdict.OK
+    assert fake.counters["tokens_issued"] == 2
+    assert stored(fake)[0]["subject"] == "B"
+
+
+async def test_revoked_refresh_token_is_reauth(sink, fake, store) -> None:
+    fake.switches.revoke_refresh = True
+    answer = await sink.deliver(record(), ctx(store, refresh=True))
+    assert answer.verdict is Verdict.REAUTH
+    assert answer.error_class == "graph.oauth.invalid_grant"
+    assert fake.counters["events_created"] == 0
+
+
+async def test_throttle_is_backpressure_with_retry_after(sink, fake, store) -> None:
+    fake.switches.retry_after_s = 9
+    fake.switches.throttle_next = 1
+    answer = await sink.deliver(record(), ctx(store))
+    assert answer.verdict is Verdict.BACKPRESSURE
+    assert answer.error_class == "graph.ApplicationThrottled"
+    assert answer.retry_after == 9.0
+
+
+async def test_503_with_retry_after_is_backpressure(sink, fake, store) -> None:
+    fake.switches.fail_status = 503
+    fake.switches.fail_next = 1
+    answer = await sink.deliver(record(), ctx(store))
+    assert answer.verdict is Verdict.BACKPRESSURE
+    assert answer.status == 503
+    assert answer.retry_after == 1.0
+
+
+async def test_500_is_retry(sink, fake, store) -> None:
+    fake.switches.fail_status = 500
+    fake.switches.fail_next = 1
+    answer = await sink.deliver(record(), ctx(store))
+    assert answer.verdict is Verdict.RETRY
+    assert answer.error_class == "graph.500"
+    assert (await sink.deliver(record(), ctx(store))).ok
+    assert fake.counters["events_created"] == 1
+
+
+async def test_mailbox_concurrency_rejections_are_backpressure(sink, fake, store) -> None:
+    """Eight deliveries at once, without the runtime's limiter: the mailbox takes four."""
+    fake.switches.latency_ms = 400
+    answers = await asyncio.gather(
+        *(
+            sink.deliver(record(external_event_id=f"ev-{i}"), ctx(store, key=f"d-{i}"))
+            for i in range(8)
+        )
+    )
+    rejected = [a for a in answers if a.verdict is Verdict.BACKPRESSURE]
+    accepted = [a for a in answers if a.verdict is Verdict.OK]
+    assert len(rejected) + len(accepted) == 8
+    assert len(rejected) >= 4
+    assert len(rejected) == fake.counters["concurrency_rejections"]
+    assert {a.error_class for a in rejected} == {"graph.MailboxConcurrency"}
+    assert all(a.status == 429 and a.retry_after == 1.0 for a in rejected)
+    assert fake.counters["events_created"] == len(accepted) >= 1
+
+
+def test_connector_limits_one_mailbox_to_four_concurrent(sink) -> None:
+    key, limits = sink.limit(record())
+    assert key == "graph:int-9"
+    assert limits.concurrency == 4
+    assert limits.rate_per_s == pytest.approx(10_000 / 600)
+
+
+async def test_wrong_client_secret_is_fatal(fake, store) -> None:
+    connector = make_connector(fake, secret="nope")
+    try:
+        answer = await connector.deliver(record(), ctx(store))
+    finally:
+        await connector.aclose()
+    assert answer.verdict is Verdict.FATAL
+    assert answer.error_class == "graph.oauth.invalid_client"
+
+
+async def test_nothing_secret_in_logs_or_answers(sink, fake, store, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    answers = [await sink.deliver(record(), ctx(store))]
+    fake.switches.expire_tokens = True
+    answers.append(await sink.deliver(record(), ctx(store)))
+    fake.switches.revoke_refresh = True
+    answers.append(await sink.deliver(record(), ctx(store, refresh=True)))
+    tokens = list(fake.tokens.issued) if fake.tokens else []
+    assert len(tokens) == 1
+    answers_text = " ".join(f"{a.message} {a.error_class}" for a in answers)
+    for secret in [REFRESH, CLIENT_SECRET, "Bearer", *tokens]:
+        assert secret not in caplog.text + answers_text
+    # ours (not httpx's own INFO line, which logs the full URL: reported as a contract gap)
+    ours = answers_text + " ".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    )
+    for detail in ["wedding-42-vendor-7", "filter", "/v1.0/"]:
+        assert detail not in ours
+    assert "external call" in caplog.text
+
+
+def test_fake_switches_and_filter_over_http(fake) -> None:
+    base = fake.base_url  # type: ignore[attr-defined]
+    with httpx.Client() as client:
+        token = client.post(
+            base + TOKEN_PATH,
+            data={"grant_type": "refresh_token", "refresh_token": "r", "client_id": "app-id",
+                  "client_secret": CLIENT_SECRET},
+        ).json()["access_token"]  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"}
+        bad = client.get(base + "/v1.0/me/events", params={"$filter": "x"}, headers=headers)
+        assert bad.status_code == 400
+        missing = client.delete(base + "/v1.0/me/events/nope", headers=headers)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "ErrorItemNotFound"
+        assert client.post(base + "/_fake/control", json={"fail_next": 1, "fail_status": 504})
+        failed = client.get(base + "/v1.0/me/events", headers=headers)
+        assert failed.status_code == 504 and failed.headers["Retry-After"] == "1"
+        no_auth = client.get(base + "/v1.0/me/events")
+        assert no_auth.json()["error"]["code"] == "InvalidAuthenticationToken"
