@@ -10,9 +10,10 @@ Delete:
     GET {event} (404/410 -> OK, already gone; a stored newer version -> OK, kept), then
     DELETE If-Match: <etag>; 404/410 -> OK; 412 -> RETRY.
 
-Every answer is classified by wire.classify (never raised). Transport errors propagate (the
-runtime retries them); a calendar_id outside the integration's home, or a record that cannot
-become a VEVENT, is FATAL; a missing credential raises MissingCredential (a FatalError).
+Every answer is classified by wire.classify (never raised). Timeouts and connection errors
+are RETRY; a host the outbound policy refuses, a calendar_id outside the integration's home,
+or a record that cannot become a VEVENT, is FATAL; a missing credential raises
+MissingCredential (a FatalError: the runtime dead-letters it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.caldav import wire
 from connectors.sinks.caldav.config import CalDavConfig
 from connectors.sinks.credentials import Credential
-from connectors.sinks.outbound import OutboundPolicy, audit_scope, http_client
+from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, audit_scope, http_client
 
 log = logging.getLogger("wedsync.sinks.caldav")
 
@@ -83,12 +84,18 @@ class CalDavConnector:
         except wire.CollectionRefused as exc:
             return fatal("caldav.collection_refused", str(exc))
         with audit_scope(self.destination.value, self.target(record)):
-            if record.get("operation") == "delete":
-                return await self._delete(record, href, auth)
             try:
+                if record.get("operation") == "delete":
+                    return await self._delete(record, href, auth)
                 return await self._upsert(record, href, auth)
             except wire.EventRefused as exc:
                 return fatal("caldav.bad_event", str(exc))
+            except OutboundRefused as exc:
+                return fatal("caldav.refused", str(exc))
+            except httpx.TimeoutException:
+                return retry("caldav.timeout", "no answer within the timeout")
+            except httpx.TransportError as exc:
+                return retry("caldav.connect", type(exc).__name__)
 
     def _where(
         self, record: dict[str, Any], credential: Credential, iid: str

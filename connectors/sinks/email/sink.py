@@ -19,13 +19,20 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
+import httpcore
 from streams.topics import Destination
 
 from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.email import render, wire
 from connectors.sinks.email.config import EmailConfig
-from connectors.sinks.outbound import OutboundPolicy, audit, audit_scope, resolve_checked
+from connectors.sinks.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    audit,
+    audit_scope,
+    resolve_checked,
+)
 
 log = logging.getLogger("wedsync.sinks.email")
 
@@ -77,8 +84,8 @@ class EmailConnector:
 
     async def deliver(self, record: dict[str, Any], ctx: DeliveryContext) -> Answer:
         """Send one message; classify the relay's answer. A record that cannot be rendered
-        or addressed is FATAL (dead letter); a refused relay address raises OutboundRefused
-        (a FatalError)."""
+        or addressed, or a relay address the outbound policy refuses, is FATAL (dead
+        letter); an unresolvable or unreachable relay is RETRY."""
         try:
             message = self.compose(record, ctx.idempotency_key)
         except render.TemplateRefused as exc:
@@ -91,7 +98,14 @@ class EmailConnector:
     async def _send(self, message: EmailMessage) -> Answer:
         cfg = self.config
         started = time.monotonic()
-        addresses = await resolve_checked(cfg.smtp_host, cfg.smtp_port, self.policy)
+        try:
+            addresses = await resolve_checked(cfg.smtp_host, cfg.smtp_port, self.policy)
+        except OutboundRefused as exc:
+            audit("SMTP", cfg.smtp_host, "smtp.refused", started)
+            return fatal("smtp.refused", str(exc))
+        except httpcore.ConnectError:
+            audit("SMTP", cfg.smtp_host, "smtp.connection", started)
+            return retry("smtp.connection", "cannot resolve the relay host")
         try:
             sock = await self._connect(addresses)
         except (OSError, TimeoutError) as exc:

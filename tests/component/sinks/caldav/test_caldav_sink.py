@@ -5,6 +5,7 @@ gives, a scripted aiohttp CalDAV endpoint), over loopback. Events are read back 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from connectors.sinks.caldav.fake import RadicaleServer
 from connectors.sinks.caldav.sink import CalDavConnector, build
 from connectors.sinks.credentials import Credential, Kind, MemoryCredentialStore
 from connectors.sinks.fakekit import FakeProvider, FakeServer
-from connectors.sinks.outbound import OutboundPolicy, OutboundRefused
+from connectors.sinks.outbound import OutboundPolicy
 
 USER, PASSWORD = "vendor", "app-specific-pw-7788"
 OTHER_USER, OTHER_PASSWORD = "other", "other-pw-1122"
@@ -272,9 +273,28 @@ async def test_loopback_is_refused_by_the_default_policy(
     radicale: RadicaleServer, calendar_name: str
 ) -> None:
     c = CalDavConnector(OutboundPolicy())
-    with pytest.raises(OutboundRefused):
-        await c.deliver(record(calendar_name), ctx(store_for(radicale)))
+    answer = await c.deliver(record(calendar_name), ctx(store_for(radicale)))
     await c.aclose()
+    assert answer.verdict is Verdict.FATAL
+    assert answer.error_class == "caldav.refused"
+
+
+async def test_connection_refused_is_retry(connector: CalDavConnector) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    store = MemoryCredentialStore(
+        {
+            ("integration", INTEGRATION): {
+                "webhook_url": f"http://127.0.0.1:{closed}/home/",
+                "api_key": PASSWORD,
+                "settings": {"username": USER},
+            }
+        }
+    )
+    answer = await connector.deliver(record("primary"), ctx(store))
+    assert answer.verdict is Verdict.RETRY
+    assert answer.error_class == "caldav.connect"
 
 
 async def test_nothing_secret_in_logs_or_answers(

@@ -14,7 +14,7 @@ from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.email.config import EmailConfig
 from connectors.sinks.email.fake import SmtpCapture
 from connectors.sinks.email.sink import EmailConnector, build
-from connectors.sinks.outbound import OutboundPolicy, OutboundRefused
+from connectors.sinks.outbound import OutboundPolicy
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -164,8 +164,9 @@ async def test_connection_refused_is_retry() -> None:
 
 async def test_loopback_relay_is_refused_by_the_default_policy(capture: SmtpCapture) -> None:
     config = EmailConfig(smtp_host="127.0.0.1", smtp_port=capture.port)
-    with pytest.raises(OutboundRefused):
-        await EmailConnector(OutboundPolicy(), config).deliver(record(), ctx())
+    answer = await EmailConnector(OutboundPolicy(), config).deliver(record(), ctx())
+    assert answer.verdict is Verdict.FATAL
+    assert answer.error_class == "smtp.refused"
     assert capture.messages == []
 
 
