@@ -32,6 +32,9 @@ import httpx
 
 log = logging.getLogger("wedsync.fake.caldav")
 
+DEMO_USER = "wedsync"  # `wedsync fake caldav`: auth none, so any password works
+DEMO_CALENDAR = "weddings"
+
 
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -139,7 +142,13 @@ async def serve(host: str, port: int, **kwargs: Any) -> None:
     password) turns on htpasswd auth; `folder` keeps the storage."""
     server = RadicaleServer(host, port, users=kwargs.get("users"), folder=kwargs.get("folder"))
     await asyncio.to_thread(server.start)
-    log.info("fake CalDAV server (Radicale) on %s", server.url)
+    user = next(iter(server.users), DEMO_USER)
+    collection = await asyncio.to_thread(server.make_calendar, user, DEMO_CALENDAR)
+    print(
+        f"Radicale CalDAV server on {server.url}; calendar home {server.url}/{user}/ "
+        f"(calendar_id {DEMO_CALENDAR!r}: {collection})",
+        flush=True,
+    )
     try:
         await asyncio.Event().wait()
     finally:

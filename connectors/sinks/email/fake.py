@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -80,8 +81,13 @@ class SmtpCapture:
     set once started. Thread-safe accessors: `messages`, `counters`, `reject_next`."""
 
     def __init__(
-        self, hostname: str = "127.0.0.1", port: int = 0, users: dict[str, str] | None = None
+        self,
+        hostname: str = "127.0.0.1",
+        port: int = 0,
+        users: dict[str, str] | None = None,
+        on_message: Callable[[Captured], None] | None = None,
     ) -> None:
+        self.on_message = on_message
         self.hostname = hostname
         self.port = port or _free_port(hostname)
         self.users = dict(users or {})
@@ -158,6 +164,8 @@ class SmtpCapture:
             captured.message.get("Message-ID", "-"),
             captured.message.get("X-WedSync-Template", "-"),
         )
+        if self.on_message is not None:
+            self.on_message(captured)
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
@@ -177,10 +185,23 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+def show(captured: Captured) -> None:
+    """Print one captured message for a person watching `wedsync fake smtp`: its headers of
+    interest and its plain-text body (a local development tool; nothing leaves the host)."""
+    msg = captured.message
+    body = msg.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    print(
+        f"--- {msg.get('Message-ID', '-')} template={msg.get('X-WedSync-Template', '-')}\n"
+        f"Subject: {msg.get('Subject', '')}\n\n{text}",
+        flush=True,
+    )
+
+
 async def serve(host: str, port: int, **kwargs: Any) -> None:
-    """Run a capture server until cancelled (``wedsync fake smtp``). Keyword `users`
-    (dict of user -> password) turns on AUTH."""
-    capture = SmtpCapture(host, port, users=kwargs.get("users"))
+    """Run a capture server until cancelled (``wedsync fake smtp``), printing each message.
+    Keyword `users` (dict of user -> password) turns on AUTH."""
+    capture = SmtpCapture(host, port, users=kwargs.get("users"), on_message=show)
     capture.start()
     log.info("fake SMTP server on %s:%s", host, capture.port)
     try:
