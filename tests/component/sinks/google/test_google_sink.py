@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from connectors.sinks.answer import Verdict
-from connectors.sinks.base import DeliveryContext
+from connectors.sinks.base import DeliveryContext, Limits
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.google.config import GoogleConfig
@@ -273,3 +273,23 @@ def test_fake_switches_over_http(fake) -> None:
         stats = client.get(f"{base}/_fake/stats").json()
         assert stats["counters"]["tokens_issued"] == 1
         assert stats["counters"]["injected_throttle"] == 1
+
+
+async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> None:
+    from connectors.sinks.base import SinkEnv
+    from connectors.sinks.google.sink import build
+
+    monkeypatch.setenv("WEDSYNC_GOOGLE_CLIENT_ID", "env-app")
+    monkeypatch.setenv("WEDSYNC_GOOGLE_API_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WEDSYNC_GOOGLE_RATE_PER_S", "2.5")
+    env = SinkEnv(policy=OutboundPolicy.loopback_for_tests(), credentials=MemoryCredentialStore())
+    connector = build(env)
+    try:
+        assert connector.config.client_id == "env-app"
+        assert connector.config.api_base_url == "http://127.0.0.1:9"
+        assert connector.config.token_url == "https://oauth2.googleapis.com/token"
+        assert connector.limit(record()) == ("google:int-1", Limits(rate_per_s=2.5, burst=5))
+        assert connector.target(record()) == "calendar:int-1"
+        assert connector.credential_key(record()) == "integration:int-1"
+    finally:
+        await connector.aclose()

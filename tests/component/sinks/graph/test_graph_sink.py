@@ -229,7 +229,7 @@ async def test_500_is_retry(sink, fake, store) -> None:
 
 async def test_mailbox_concurrency_rejections_are_backpressure(sink, fake, store) -> None:
     """Eight deliveries at once, without the runtime's limiter: the mailbox takes four."""
-    fake.switches.latency_ms = 400
+    fake.switches.latency_ms = 800
     answers = await asyncio.gather(
         *(
             sink.deliver(record(external_event_id=f"ev-{i}"), ctx(store, key=f"d-{i}"))
@@ -303,3 +303,22 @@ def test_fake_switches_and_filter_over_http(fake) -> None:
         assert failed.status_code == 504 and failed.headers["Retry-After"] == "1"
         no_auth = client.get(base + "/v1.0/me/events")
         assert no_auth.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> None:
+    from connectors.sinks.base import SinkEnv
+    from connectors.sinks.graph.sink import build
+
+    monkeypatch.setenv("WEDSYNC_GRAPH_CLIENT_SECRET", "env-secret")
+    monkeypatch.setenv("WEDSYNC_GRAPH_CONCURRENCY", "2")
+    env = SinkEnv(policy=OutboundPolicy.loopback_for_tests(), credentials=MemoryCredentialStore())
+    connector = build(env)
+    try:
+        assert connector.config.client_secret.get_secret_value() == "env-secret"
+        assert "env-secret" not in repr(connector.config)
+        assert connector.config.api_base_url == "https://graph.microsoft.com"
+        assert connector.limit(record())[1].concurrency == 2
+        assert connector.target(record()) == "calendar:int-9"
+        assert connector.credential_key(record()) == "integration:int-9"
+    finally:
+        await connector.aclose()
