@@ -37,6 +37,11 @@ import httpx
 from streams.errors import FatalError
 
 log = logging.getLogger("wedsync.audit")
+# httpx logs every request's full URL at INFO and httpcore its connections at DEBUG: webhook
+# URLs carry secrets in their path, so neither may log below WARNING. Our audit line is the
+# record of each call.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

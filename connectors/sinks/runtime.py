@@ -98,6 +98,7 @@ class SinkRuntime:
         self._tasks: dict[asyncio.Task[None], TP] = {}
         self._failure: BaseException | None = None
         self._last_probe = 0.0
+        self._closing = False
         self.delivered = 0
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -149,7 +150,8 @@ class SinkRuntime:
             await asyncio.wait(list(self._tasks), timeout=self.settings.call_timeout_s + 5)
         if self._failure is None:
             await self._commit()
-        self.consumer.close()
+        self._closing = True  # the revoke inside close() has nothing left to drain
+        await asyncio.to_thread(self.consumer.close)
         self._reader.close()
         self.producer.flush(10)
         await self.connector.aclose()
@@ -312,7 +314,7 @@ class SinkRuntime:
             if credential_key is None:
                 self._dead_letter(item, target, answer.error_class or "reauth",
                                   "the platform credential was refused; fix it, then replay",
-                                  **fields)  # fmt: skip
+                                  fields)  # fmt: skip
                 return True
             self._pause(credential_key, item)
             self._requeue(item, target, item.attempt, self._now_ms(), answer.error_class,
@@ -322,11 +324,11 @@ class SinkRuntime:
             self.disabled.add(target)
             log.warning("%s disabled: %s", target, answer.error_class)
             self._dead_letter(item, target, answer.error_class or "disabled",
-                              answer.message or "the target is gone", **fields)  # fmt: skip
+                              answer.message or "the target is gone", fields)  # fmt: skip
             return True
         if verdict is Verdict.FATAL:
             self._dead_letter(item, target, answer.error_class or "fatal",
-                              answer.message or "refused by the provider", **fields)  # fmt: skip
+                              answer.message or "refused by the provider", fields)  # fmt: skip
             return True
         if verdict is Verdict.RETRY:
             breaker.failure(self.clock())
@@ -334,7 +336,7 @@ class SinkRuntime:
             self._dead_letter(
                 item, target, answer.error_class or verdict.value,
                 f"gave up after {item.attempt + 1} attempts: {answer.message or verdict.value}",
-                **fields,
+                fields,
             )  # fmt: skip
             return True
         delay = self.policy.delay(item.attempt, answer.retry_after, self.rand)
@@ -372,8 +374,9 @@ class SinkRuntime:
         metrics.SINK_RETRIES.labels(self.kind.value, error_class or "-").inc()
 
     def _dead_letter(
-        self, item: Item, target: str, error_class: str, reason: str, **fields: Any
-    ) -> None:
+        self, item: Item, target: str, error_class: str, reason: str,
+        result: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         now = self._now_ms()
         headers = envelope.dead_letter_headers(
             item, destination=self.kind, target=target, error_class=error_class,
@@ -381,6 +384,7 @@ class SinkRuntime:
         )  # fmt: skip
         self._produce(self.topics.dlq.name, item.value, item.key, headers)
         metrics.DEAD_LETTERS.labels(f"sink.{self.kind.value}", error_class).inc()
+        fields = dict(result or {})
         fields["error_class"] = error_class
         fields["error_message"] = fields.get("error_message") or reason
         self._record(item, target, "dead_lettered", **fields)
@@ -496,6 +500,8 @@ class SinkRuntime:
         """Runs inside consume() on the reading thread: wait (on the event loop) for the
         revoked partitions' deliveries, then flush and commit their positions here."""
         tps = {(tp.topic, tp.partition) for tp in partitions}
+        if self._closing:
+            return
         future = asyncio.run_coroutine_threadsafe(self._drain(tps), self._loop)
         try:
             future.result(self.settings.call_timeout_s + 10)
