@@ -36,6 +36,8 @@ def environment() -> jinja2.Environment:
         ),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 
 

@@ -195,3 +195,19 @@ def test_non_http_links_are_dropped(link: str) -> None:
 def test_https_link_is_kept() -> None:
     _text, html = render.render("generic", "s", {"summary": "x", "link": "https://app.example/f/1"})
     assert 'href="https://app.example/f/1"' in html
+
+
+def test_non_ascii_name_and_subject_are_encoded_and_read_back() -> None:
+    import email
+    import email.policy
+
+    msg = build(record(to_name="Zoë Núñez", subject="Réponse de José"))
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert parsed["Subject"] == "Réponse de José"
+    assert parsed["To"].addresses[0].display_name == "Zoë Núñez"
+    assert all(byte < 128 for byte in msg.as_bytes().split(b"\n\n", 1)[0])
+
+
+def test_text_template_has_a_blank_line_after_the_greeting() -> None:
+    text, _html = render.render("generic", "s", {"recipient_name": "Ann", "summary": "News"})
+    assert text.startswith("Hi Ann,\n\nNews\n")
