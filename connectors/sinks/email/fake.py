@@ -5,7 +5,8 @@ every accepted message (`messages`, parsed), counts what happened (`counters`:
 ``messages_accepted``, ``rejected``, ``auth_failed``) and can be told to answer a given reply
 for the next N transactions (`reject_next`), at RCPT (``450 4.7.1`` greylisting, ``550 5.1.1``
 no such user) or at DATA. With `users` it requires AUTH (PLAIN/LOGIN, allowed without TLS on
-loopback), so a wrong password gets aiosmtpd's ``535 5.7.8``.
+loopback), so a wrong password gets aiosmtpd's ``535 5.7.8``. With `tls_context` it offers
+STARTTLS (and with `require_starttls` refuses mail before it: ``530 5.7.0``).
 
     capture = SmtpCapture(users={"relay": "s3cret"}).start()
     capture.reject_next("450 4.7.1 Greylisted, try again later")
@@ -20,6 +21,7 @@ import email
 import email.policy
 import logging
 import socket
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -86,7 +88,11 @@ class SmtpCapture:
         port: int = 0,
         users: dict[str, str] | None = None,
         on_message: Callable[[Captured], None] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
     ) -> None:
+        self.tls_context = tls_context
+        self.require_starttls = require_starttls
         self.on_message = on_message
         self.hostname = hostname
         self.port = port or _free_port(hostname)
@@ -107,6 +113,9 @@ class SmtpCapture:
                 "auth_required": True,
                 "auth_require_tls": False,
             }
+        if self.tls_context is not None:
+            kwargs["tls_context"] = self.tls_context
+            kwargs["require_starttls"] = self.require_starttls
         self._controller = Controller(
             _Handler(self), hostname=self.hostname, port=self.port, **kwargs
         )

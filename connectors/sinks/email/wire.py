@@ -4,7 +4,8 @@ No I/O. `build_message` takes already rendered bodies (render.py); `classify_rep
 SMTP reply code (RFC 5321 4.2) into an `Answer`:
 
     2yz                ok
-    530, 534, 535      re-auth (authentication required / too weak / credentials refused)
+    530, 534, 535      re-auth (authentication required / too weak / credentials refused),
+                       except 530 "must issue a STARTTLS command first": fatal (configuration)
     any other 4yz      retry, on the FIRST digit: 421 closing, 450/451/452, 4.7.1
                        greylisting, 4.2.2 mailbox full
     any other 5yz      fatal (5.1.1 no such user, 5.7.1 relay denied, 552 too big ...)
@@ -106,6 +107,10 @@ def classify_reply(code: int, message: str = "") -> Answer:
     detail = f"SMTP {code}" + (f" {enhanced}" if enhanced else "")
     if 200 <= code < 300:
         return ok(code)
+    if code == 530 and "STARTTLS" in (message or "").upper():
+        return fatal(
+            "smtp.530", f"{detail}: the relay requires STARTTLS (set _STARTTLS)", status=code
+        )
     if code in AUTH_CODES:
         return reauth(f"smtp.{code}", f"{detail}: the relay refused our credentials", status=code)
     if 400 <= code < 500:

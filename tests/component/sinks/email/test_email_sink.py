@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -243,3 +244,89 @@ async def test_fake_reject_next_counts_down(capture: SmtpCapture) -> None:
 def test_fake_refuses_an_unknown_stage() -> None:
     with pytest.raises(ValueError):
         SmtpCapture().reject_next("450 x", stage="MAIL")
+
+
+# ---- STARTTLS -------------------------------------------------------------------------------
+def _self_signed(tmp_path: Any) -> ssl.SSLContext:
+    """A server TLS context with a throwaway self-signed certificate for 127.0.0.1."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+@pytest.fixture
+def tls_capture(tmp_path: Any) -> Iterator[SmtpCapture]:
+    server = SmtpCapture(tls_context=_self_signed(tmp_path), require_starttls=True).start()
+    yield server
+    server.stop()
+
+
+async def test_starttls_delivers(tls_capture: SmtpCapture) -> None:
+    config = EmailConfig(
+        smtp_host="127.0.0.1",
+        smtp_port=tls_capture.port,
+        starttls=True,
+        validate_certs=False,  # the throwaway certificate is self-signed
+        timeout_s=5,
+    )
+    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
+        record(), ctx()
+    )
+    assert answer.verdict is Verdict.OK
+    assert tls_capture.counters["messages_accepted"] == 1
+
+
+async def test_starttls_with_certificate_validation_refuses_a_self_signed_relay(
+    tls_capture: SmtpCapture,
+) -> None:
+    config = EmailConfig(
+        smtp_host="127.0.0.1", smtp_port=tls_capture.port, starttls=True, timeout_s=5
+    )
+    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
+        record(), ctx()
+    )
+    assert answer.verdict is Verdict.RETRY
+    assert tls_capture.messages == []
+
+
+async def test_relay_requiring_starttls_without_it_is_fatal(tls_capture: SmtpCapture) -> None:
+    config = EmailConfig(smtp_host="127.0.0.1", smtp_port=tls_capture.port, timeout_s=5)
+    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
+        record(), ctx()
+    )
+    assert answer.verdict is Verdict.FATAL
+    assert answer.error_class == "smtp.530"

@@ -211,3 +211,9 @@ def test_non_ascii_name_and_subject_are_encoded_and_read_back() -> None:
 def test_text_template_has_a_blank_line_after_the_greeting() -> None:
     text, _html = render.render("generic", "s", {"recipient_name": "Ann", "summary": "News"})
     assert text.startswith("Hi Ann,\n\nNews\n")
+
+
+def test_530_starttls_required_is_fatal_configuration_not_reauth() -> None:
+    answer = wire.classify_reply(530, "5.7.0 Must issue a STARTTLS command first")
+    assert answer.verdict is Verdict.FATAL
+    assert answer.error_class == "smtp.530"
