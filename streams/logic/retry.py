@@ -106,20 +106,20 @@ class TokenBucket:
 
     rate: float
     burst: int = 1
-    tokens: float = -1.0
-    updated: float = 0.0
+    tokens: float = 0.0
+    updated: float | None = None  # None: never used, the bucket is full
+
+    def _level(self, now: float) -> float:
+        if self.updated is None:
+            return float(self.burst)
+        return min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
 
     def reserve(self, now: float) -> float:
-        if self.tokens < -0.5 and self.updated == 0.0:
-            self.tokens, self.updated = float(self.burst), now
-        self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+        self.tokens = self._level(now) - 1.0
         self.updated = now
-        self.tokens -= 1.0
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
     def wait_for(self, now: float) -> float:
         """How long a call would wait now, without taking a token."""
-        if self.updated == 0.0 and self.tokens < -0.5:
-            return 0.0
-        tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+        tokens = self._level(now)
         return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
