@@ -143,6 +143,7 @@ class GoogleCalendarFake(FakeProvider):
         self.tokens: FakeTokens | None = None
         self.throttle_status = throttle_status
         self.conflict_next = 0
+        self.if_match_seen: list[str] = []  # If-Match values of patches, in order
         # (owner, calendar id, event id) -> event resource
         self.events: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._etags = itertools.count(1)
@@ -233,6 +234,8 @@ class GoogleCalendarFake(FakeProvider):
         if event is None:
             return google_error(404, "notFound", "Not Found")
         if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            self.if_match_seen.append(if_match)
         if self.conflict_next > 0 or (if_match is not None and if_match != event["etag"]):
             self.conflict_next = max(0, self.conflict_next - 1)
             return google_error(412, "conditionNotMet", "Precondition Failed")

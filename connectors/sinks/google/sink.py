@@ -1,9 +1,12 @@
 """The Google Calendar sink's I/O: one CalendarDelivery -> events.insert/patch/delete calls.
 
 Upsert: insert with our event id; 409 ``duplicate`` (it exists, maybe from an earlier attempt
-whose answer was lost) -> patch it, so a retry never makes a second event; a patch answering
-404 -> insert once more; 412 ``conditionNotMet`` -> get the event's etag and patch once with
-If-Match, then retry. Delete: delete; 404 / 410 ``deleted`` mean it is already gone (ok).
+whose answer was lost) -> get it and patch it with If-Match (its etag), so a retry never makes
+a second event; nothing is written when the event already holds this record's aggregate
+version or a newer one (ordering: retry topics deliver out of order); a patch answering 404
+-> insert once more; 412 ``conditionNotMet`` -> get and patch once more, then retry.
+Delete: get, then delete unless a newer version is there; 404 / 410 ``deleted`` / an already
+cancelled event mean it is already gone (ok).
 Every other answer is classified by `wire.classify`; transport errors propagate (the runtime
 retries them).
 """
@@ -24,6 +27,8 @@ from connectors.sinks.oauth import OAuthClient
 from connectors.sinks.outbound import OutboundPolicy, audit_scope, http_client
 
 log = logging.getLogger("wedsync.sinks.google")
+
+REAPPLY_ROUNDS = 2  # reads + patches of an existing event before a 412 becomes RETRY
 
 
 class GoogleCalendarConnector:
@@ -89,37 +94,54 @@ class GoogleCalendarConnector:
 
     # ---- the calls ----------------------------------------------------------------------
     async def _upsert(self, record: dict[str, Any], token: str) -> Answer:
-        """Insert; on duplicate patch; a vanished event (patch 404) is inserted once more."""
+        """Insert; when it exists (409), read it and patch with If-Match unless it already
+        holds this version or a newer one; a vanished event is inserted once more; a 412
+        (changed since our read) reads and patches once more, then retries."""
         status, body, headers = await self._call(wire.insert_request(record), token)
         if wire.follow_up("insert", status) != "patch":
             return self._classify(status, body, headers)
-        status, body, headers = await self._call(wire.patch_request(record), token)
-        step = wire.follow_up("patch", status)
-        if step == "insert":
-            status, body, headers = await self._call(wire.insert_request(record), token)
-            if wire.follow_up("insert", status) == "patch":
-                return retry("google.duplicate", "the event reappeared while re-inserting it")
-        elif step == "refetch":
-            status, body, headers = await self._reapply(record, token)
-        return self._classify(status, body, headers)
-
-    async def _reapply(self, record: dict[str, Any], token: str) -> tuple[int, Any, httpx.Headers]:
-        """After a 412: read the current etag and patch once with If-Match."""
-        status, body, headers = await self._call(wire.get_request(record), token)
-        if not 200 <= status < 300:
-            return status, body, headers
-        etag = body.get("etag") if isinstance(body, dict) else None
-        return await self._call(wire.patch_request(record, etag=etag), token)
+        reinserted = False
+        for _ in range(REAPPLY_ROUNDS):
+            status, body, headers = await self._call(wire.get_request(record), token)
+            if 200 <= status < 300:
+                if wire.is_stale(body, record):
+                    return ok(status, self._event_id(record))
+                etag = body.get("etag") if isinstance(body, dict) else None
+                request = wire.patch_request(record, etag=etag)
+                status, body, headers = await self._call(request, token)
+            if wire.follow_up("patch", status) == "insert" and not reinserted:
+                reinserted = True  # gone since the 409: make it again, once
+                status, body, headers = await self._call(wire.insert_request(record), token)
+                if wire.follow_up("insert", status) == "patch":
+                    continue
+                return self._classify(status, body, headers)
+            if wire.follow_up("patch", status) != "refetch":
+                return self._classify(status, body, headers)
+        return retry(
+            "google.conditionNotMet", "the event kept changing while we updated it", status=412
+        )
 
     async def _delete(self, record: dict[str, Any], token: str) -> Answer:
-        """Delete; 404 and 410 ``deleted`` are success (already gone)."""
+        """Read, then delete unless a newer version is there; 404, 410 ``deleted`` and an
+        already cancelled event are success (already gone)."""
+        status, body, headers = await self._call(wire.get_request(record), token)
+        if wire.follow_up("delete", status) == "done":
+            return ok(status, self._event_id(record))
+        if not 200 <= status < 300:
+            return self._classify(status, body, headers)
+        if isinstance(body, dict) and body.get("status") == "cancelled":
+            return ok(410, self._event_id(record))
+        if wire.is_stale(body, record):
+            return ok(status, self._event_id(record))  # a newer upsert is kept
         status, body, headers = await self._call(wire.delete_request(record), token)
         if wire.follow_up("delete", status) == "done":
-            return ok(status, wire.event_id(str(record["external_event_id"])))
+            return ok(status, self._event_id(record))
         answer = self._classify(status, body, headers)
-        if answer.ok:
-            return ok(status, wire.event_id(str(record["external_event_id"])))
-        return answer
+        return ok(status, self._event_id(record)) if answer.ok else answer
+
+    @staticmethod
+    def _event_id(record: dict[str, Any]) -> str:
+        return wire.event_id(str(record["external_event_id"]))
 
     def _classify(self, status: int, body: Any, headers: httpx.Headers) -> Answer:
         answer = wire.classify(status, body, headers.get("Retry-After"))

@@ -7,8 +7,11 @@ characters) from `external_event_id`, the same on every retry and every process.
 
 Answers: `classify` turns a status, error body and Retry-After header into an `Answer` using
 the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES`. The sink handles the
-answers that call for another request itself (`FOLLOW_UPS`): insert 409 ``duplicate`` -> patch,
-patch 404 -> insert once, patch 412 ``conditionNotMet`` -> get + patch with If-Match once.
+answers that call for another request itself (`FOLLOW_UPS`): insert 409 ``duplicate`` -> get
++ patch with If-Match, patch 404 -> insert once, patch 412 ``conditionNotMet`` -> get + patch
+once more. Order: every write leaves the record's `aggregate_version` in a private extended
+property, and `is_stale` says when the event already holds a version at least as new (a sink
+never overwrites a newer version with an older one; retry topics break per-key order).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from connectors.sinks.answer import (
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 PRIVATE_PROPERTY = "wedsyncExternalId"
+VERSION_PROPERTY = "wedsyncVersion"
 
 Operation = Literal["insert", "patch", "get", "delete"]
 Step = Literal["patch", "insert", "refetch", "done"]
@@ -162,7 +166,10 @@ def event_body(record: Mapping[str, Any]) -> dict[str, Any]:
         "end": end,
         "status": "confirmed",
         "extendedProperties": {
-            "private": {PRIVATE_PROPERTY: str(record.get("external_event_id") or "")}
+            "private": {
+                PRIVATE_PROPERTY: str(record.get("external_event_id") or ""),
+                VERSION_PROPERTY: str(int(record.get("aggregate_version") or 0)),
+            }
         },
     }
     if record.get("description") is not None:
@@ -194,6 +201,29 @@ def delete_request(record: Mapping[str, Any]) -> Request:
     """events.delete of our event."""
     path = f"{_calendar_path(record)}/{event_id(str(record['external_event_id']))}"
     return Request("DELETE", path)
+
+
+def stored_version(event: Any) -> int | None:
+    """The aggregate version our last write left on the event (private extended property),
+    None when absent or unreadable."""
+    props = event.get("extendedProperties") if isinstance(event, Mapping) else None
+    private = props.get("private") if isinstance(props, Mapping) else None
+    value = private.get(VERSION_PROPERTY) if isinstance(private, Mapping) else None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def is_stale(event: Any, record: Mapping[str, Any]) -> bool:
+    """True when the event already holds this record's aggregate version or a newer one: an
+    upsert then has nothing to do (a retry, or an older version arriving late), and a delete
+    older than the event's version must not remove a newer upsert (strictly newer only)."""
+    held = stored_version(event)
+    if held is None:
+        return False
+    ours = int(record.get("aggregate_version") or 0)
+    return held >= ours if record.get("operation") != "delete" else held > ours
 
 
 def error_reason(body: Any) -> str | None:

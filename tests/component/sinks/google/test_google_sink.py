@@ -53,6 +53,7 @@ def store() -> MemoryCredentialStore:
 def record(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "delivery_id": "d-1",
+        "aggregate_version": 1,
         "provider": "google",
         "calendar_id": "primary",
         "operation": "upsert",
@@ -92,7 +93,7 @@ async def test_upsert_creates_the_event_with_our_id(sink, fake, store) -> None:
 
 async def test_second_upsert_patches_without_a_second_event(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
-    answer = await sink.deliver(record(title="Moved"), ctx(store, key="d-2"))
+    answer = await sink.deliver(record(title="Moved", aggregate_version=2), ctx(store, key="d-2"))
     assert answer.verdict is Verdict.OK
     assert fake.counters["events_created"] == 1
     assert fake.counters["events_patched"] == 1
@@ -104,7 +105,33 @@ async def test_repeated_delivery_is_one_event(sink, fake, store) -> None:
     for _ in range(3):
         assert (await sink.deliver(record(), ctx(store))).ok
     assert fake.counters["events_created"] == 1
+    assert fake.counters["events_patched"] == 0
     assert len(stored(fake)) == 1
+
+
+async def test_older_version_arriving_late_does_not_overwrite(sink, fake, store) -> None:
+    await sink.deliver(record(title="v5", aggregate_version=5), ctx(store))
+    late = await sink.deliver(record(title="v4", aggregate_version=4), ctx(store, key="d-2"))
+    assert late.verdict is Verdict.OK
+    assert stored(fake)[0]["summary"] == "v5"
+    assert fake.counters["events_patched"] == 0
+
+
+async def test_older_delete_does_not_remove_a_newer_upsert(sink, fake, store) -> None:
+    await sink.deliver(record(aggregate_version=5), ctx(store))
+    late = await sink.deliver(record(operation="delete", aggregate_version=4), ctx(store))
+    assert late.verdict is Verdict.OK
+    assert stored(fake)[0]["status"] == "confirmed"
+    assert fake.counters["events_deleted"] == 0
+
+
+async def test_patch_sends_if_match_of_the_read_etag(sink, fake, store) -> None:
+    await sink.deliver(record(), ctx(store))
+    fake.conflict_next = 0
+    before = stored(fake)[0]["etag"]
+    assert (await sink.deliver(record(title="B", aggregate_version=2), ctx(store))).ok
+    assert stored(fake)[0]["etag"] != before
+    assert fake.if_match_seen == [before]
 
 
 async def test_non_base32hex_external_id_gets_a_valid_derived_id(sink, fake, store) -> None:
@@ -117,8 +144,9 @@ async def test_non_base32hex_external_id_gets_a_valid_derived_id(sink, fake, sto
 
 async def test_delete_cancels_then_repeated_delete_is_ok(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
-    first = await sink.deliver(record(operation="delete"), ctx(store, key="d-2"))
-    again = await sink.deliver(record(operation="delete"), ctx(store, key="d-2"))
+    delete = record(operation="delete", aggregate_version=2)
+    first = await sink.deliver(delete, ctx(store, key="d-2"))
+    again = await sink.deliver(delete, ctx(store, key="d-2"))
     assert first.verdict is Verdict.OK
     assert again.verdict is Verdict.OK and again.status == 410
     assert fake.counters["events_deleted"] == 1
@@ -133,8 +161,8 @@ async def test_delete_of_an_unknown_event_is_ok(sink, fake, store) -> None:
 
 async def test_upsert_after_delete_restores_the_event(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
-    await sink.deliver(record(operation="delete"), ctx(store, key="d-2"))
-    answer = await sink.deliver(record(), ctx(store, key="d-3"))
+    await sink.deliver(record(operation="delete", aggregate_version=2), ctx(store, key="d-2"))
+    answer = await sink.deliver(record(aggregate_version=3), ctx(store, key="d-3"))
     assert answer.ok
     assert stored(fake)[0]["status"] == "confirmed"
     assert fake.counters["events_created"] == 1
@@ -143,10 +171,11 @@ async def test_upsert_after_delete_restores_the_event(sink, fake, store) -> None
 async def test_expired_token_is_reauth_then_refresh_succeeds(sink, fake, store) -> None:
     assert (await sink.deliver(record(), ctx(store))).ok
     fake.switches.expire_tokens = True
-    refused = await sink.deliver(record(title="B"), ctx(store, key="d-2"))
+    refused = await sink.deliver(record(title="B", aggregate_version=2), ctx(store, key="d-2"))
     assert refused.verdict is Verdict.REAUTH
     assert refused.error_class == "google.authError"
-    again = await sink.deliver(record(title="B"), ctx(store, key="d-2", refresh=True))
+    update = record(title="B", aggregate_version=2)
+    again = await sink.deliver(update, ctx(store, key="d-2", refresh=True))
     assert again.verdict is Verdict.OK
     assert fake.counters["tokens_issued"] == 2
     assert stored(fake)[0]["summary"] == "B"
@@ -211,7 +240,8 @@ async def test_backend_error_is_retry(sink, fake, store) -> None:
 async def test_conflict_on_patch_refetches_and_reapplies_once(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
     fake.conflict_next = 1
-    answer = await sink.deliver(record(title="After conflict"), ctx(store, key="d-2"))
+    update = record(title="After conflict", aggregate_version=2)
+    answer = await sink.deliver(update, ctx(store, key="d-2"))
     assert answer.verdict is Verdict.OK
     assert stored(fake)[0]["summary"] == "After conflict"
 
@@ -219,7 +249,7 @@ async def test_conflict_on_patch_refetches_and_reapplies_once(sink, fake, store)
 async def test_repeated_conflict_is_retry(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
     fake.conflict_next = 2
-    answer = await sink.deliver(record(title="X"), ctx(store, key="d-2"))
+    answer = await sink.deliver(record(title="X", aggregate_version=2), ctx(store, key="d-2"))
     assert answer.verdict is Verdict.RETRY
     assert answer.error_class == "google.conditionNotMet"
 

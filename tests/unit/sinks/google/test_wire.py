@@ -15,6 +15,7 @@ def record(**overrides: Any) -> dict[str, Any]:
         "calendar_id": "primary",
         "operation": "upsert",
         "external_event_id": "abc123def456",
+        "aggregate_version": 3,
         "title": "Wedding",
         "description": None,
         "location": None,
@@ -83,7 +84,9 @@ def test_insert_request_carries_our_id_and_times() -> None:
         "timeZone": "Europe/London",
     }
     assert request.json["end"]["dateTime"] == "2026-05-28T22:26:40+01:00"
-    assert request.json["extendedProperties"] == {"private": {"wedsyncExternalId": "abc123def456"}}
+    assert request.json["extendedProperties"] == {
+        "private": {"wedsyncExternalId": "abc123def456", "wedsyncVersion": "3"}
+    }
     assert "description" not in request.json
 
 
@@ -237,3 +240,31 @@ def test_error_message_does_not_echo_the_provider_text() -> None:
 )
 def test_follow_ups(operation: wire.Operation, status: int, step: str | None) -> None:
     assert wire.follow_up(operation, status) == step
+
+
+def stored(version: str | None) -> dict[str, Any]:
+    private = {"wedsyncExternalId": "abc123def456"}
+    if version is not None:
+        private["wedsyncVersion"] = version
+    return {"id": "abc123def456", "extendedProperties": {"private": private}}
+
+
+@pytest.mark.parametrize(
+    ("held", "operation", "stale"),
+    [
+        ("2", "upsert", False),
+        ("3", "upsert", True),
+        ("4", "upsert", True),
+        ("3", "delete", False),
+        ("4", "delete", True),
+        (None, "upsert", False),
+        ("garbage", "upsert", False),
+    ],
+)
+def test_is_stale(held: str | None, operation: str, stale: bool) -> None:
+    assert wire.is_stale(stored(held), record(operation=operation)) is stale
+
+
+def test_stored_version() -> None:
+    assert wire.stored_version(stored("17")) == 17
+    assert wire.stored_version({"id": "x"}) is None
