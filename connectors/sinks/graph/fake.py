@@ -43,6 +43,7 @@ FILTER = re.compile(
     r"^singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' "
     r"and ep/value eq '((?:[^']|'')*)'\)$"
 )
+EXPAND = re.compile(r"^singleValueExtendedProperties\(\$filter=id eq '((?:[^']|'')*)'\)$")
 DEFAULT_CALENDAR = "primary"
 
 
@@ -70,6 +71,7 @@ class GraphFake(FakeProvider):
         self.mailbox_concurrency = mailbox_concurrency
         self.conflict_next = 0
         self.vanish_next = 0
+        self.if_match_seen: list[str] = []  # If-Match values of patches, in order
         self.in_flight: Counter[str] = Counter()
         self.events: dict[str, dict[str, Any]] = {}  # id -> event (with private _owner etc.)
         self.transactions: dict[tuple[str, str], str] = {}  # (owner, transactionId) -> id
@@ -154,8 +156,16 @@ class GraphFake(FakeProvider):
         return f'W/"{next(self._versions)}"'
 
     @staticmethod
-    def _public(event: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in event.items() if not k.startswith("_")}
+    def _public(event: dict[str, Any], request: web.Request | None = None) -> dict[str, Any]:
+        """The event as Graph shows it; with the extended property a `$expand` asks for."""
+        public = {k: v for k, v in event.items() if not k.startswith("_")}
+        match = EXPAND.match(request.query.get("$expand", "")) if request is not None else None
+        if match is not None:
+            prop = match.group(1).replace("''", "'")
+            if prop in event["_properties"]:
+                value = event["_properties"][prop]
+                public["singleValueExtendedProperties"] = [{"id": prop, "value": value}]
+        return public
 
     def _owned(self, owner: str, request: web.Request) -> dict[str, Any] | None:
         event = self.events.get(request.match_info["event"])
@@ -178,7 +188,7 @@ class GraphFake(FakeProvider):
             prop, value = (g.replace("''", "'") for g in match.groups())
             mine = [e for e in mine if e["_properties"].get(prop) == value]
         top = int(request.query.get("$top", "10") or 10)
-        return web.json_response({"value": [self._public(e) for e in mine[:top]]})
+        return web.json_response({"value": [self._public(e, request) for e in mine[:top]]})
 
     async def _create(self, request: web.Request) -> web.Response:
         owner, refused = self._refusal(request)
@@ -223,7 +233,7 @@ class GraphFake(FakeProvider):
         event = self._owned(owner, request)
         if event is None:
             return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
-        return web.json_response(self._public(event))
+        return web.json_response(self._public(event, request))
 
     async def _patch(self, request: web.Request) -> web.Response:
         owner, refused = self._refusal(request)
@@ -236,6 +246,8 @@ class GraphFake(FakeProvider):
         if event is None:
             return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
         if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            self.if_match_seen.append(if_match)
         if self.conflict_next > 0 or (if_match is not None and if_match != event["@odata.etag"]):
             self.conflict_next = max(0, self.conflict_next - 1)
             return graph_error(412, "PreconditionFailed", "The etag does not match.")
@@ -244,6 +256,9 @@ class GraphFake(FakeProvider):
         except ValueError:
             return graph_error(400, "ErrorInvalidRequest", "Cannot read the request body.")
         body.pop("id", None)
+        for prop in body.pop("singleValueExtendedProperties", None) or []:
+            if isinstance(prop, dict):
+                event["_properties"][prop.get("id")] = prop.get("value")
         event.update({k: v for k, v in body.items() if not k.startswith("_")})
         event["@odata.etag"] = self._etag()
         self.counters["events_patched"] += 1

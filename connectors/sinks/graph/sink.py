@@ -1,11 +1,13 @@
 """The Microsoft Graph calendar sink's I/O: one CalendarDelivery -> find, then create, patch
 or delete.
 
-Upsert: find our event by its extended property; found -> PATCH it (a 404 there means it
-vanished between find and patch: it is re-created once; a 412 -> GET its etag and PATCH
-once with If-Match, then retry); not found -> POST with ``transactionId`` (a retried create,
-e.g. after a lost answer, returns the event Graph already made). Delete: find; none -> ok;
-DELETE each found (404 ErrorItemNotFound -> ok, already gone). Every other answer is
+Upsert: find our event by its extended property (with our version property expanded);
+found -> PATCH it with If-Match (its etag) unless it already holds this record's aggregate
+version or a newer one (a 404 there means it vanished between find and patch: it is
+re-created once; a 412 -> GET it and PATCH once more, then retry); not found -> POST with
+``transactionId`` (a retried create, e.g. after a lost answer, returns the event Graph
+already made). Delete: find; none -> ok; DELETE each found unless it holds a newer version
+(404 ErrorItemNotFound -> ok, already gone). Every other answer is
 classified by `wire.classify`; transport errors propagate (the runtime retries them).
 
 The connector never limits itself: the runtime applies `limit()` (one mailbox: 4 concurrent
@@ -21,7 +23,7 @@ from typing import Any
 import httpx
 from streams.topics import Destination
 
-from connectors.sinks.answer import Answer, fatal, ok
+from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.graph import wire
 from connectors.sinks.graph.config import GraphConfig
@@ -31,6 +33,7 @@ from connectors.sinks.outbound import OutboundPolicy, audit_scope, http_client
 log = logging.getLogger("wedsync.sinks.graph")
 
 Reply = tuple[int, Any, httpx.Headers]
+REAPPLY_ROUNDS = 2  # patches of a found event before a 412 becomes RETRY
 
 
 class GraphCalendarConnector:
@@ -99,42 +102,50 @@ class GraphCalendarConnector:
 
     # ---- the calls ----------------------------------------------------------------------
     async def _upsert(self, record: dict[str, Any], token: str, key: str) -> Answer:
+        """Find; none -> create; found -> patch with If-Match unless it already holds this
+        version or a newer one; 404 -> create once; 412 -> read and patch once more."""
         status, body, headers = await self._call(wire.find_request(record), token)
         if not 200 <= status < 300:
             return self._classify(status, body, headers)
-        found = wire.found_ids(body)
+        found = wire.found_events(body)
         if not found:
             return self._classify(*await self._call(wire.create_request(record, key), token))
-        event_id = found[0]
-        status, body, headers = await self._call(wire.patch_request(record, event_id), token)
-        if status == 404:  # gone since the find: make it again (upsert means "be there")
-            status, body, headers = await self._call(wire.create_request(record, key), token)
-        elif status == 412:
-            status, body, headers = await self._reapply(record, event_id, token)
-        answer = self._classify(status, body, headers)
-        if answer.ok and answer.provider_id is None:
-            return ok(answer.status, event_id)
-        return answer
-
-    async def _reapply(self, record: dict[str, Any], event_id: str, token: str) -> Reply:
-        """After a 412: read the current etag and patch once with If-Match."""
-        status, body, headers = await self._call(wire.get_request(event_id), token)
-        if not 200 <= status < 300:
-            return status, body, headers
-        etag = body.get("@odata.etag") if isinstance(body, dict) else None
-        return await self._call(wire.patch_request(record, event_id, etag=etag), token)
+        event, event_id = found[0], str(found[0]["id"])
+        for _ in range(REAPPLY_ROUNDS):
+            if wire.is_stale(event, record):
+                return ok(200, event_id)
+            etag = event.get("@odata.etag")
+            request = wire.patch_request(record, event_id, etag=str(etag) if etag else None)
+            status, body, headers = await self._call(request, token)
+            if status == 412:  # changed since we read it: read again
+                status, body, headers = await self._call(wire.get_request(event_id), token)
+                if 200 <= status < 300 and isinstance(body, dict):
+                    event = body
+                    continue
+            if status == 404:  # gone since the find: make it again (upsert means "be there")
+                status, body, headers = await self._call(wire.create_request(record, key), token)
+            answer = self._classify(status, body, headers)
+            if answer.ok and answer.provider_id is None:
+                return ok(answer.status, event_id)
+            return answer
+        return retry("graph.412", "the event kept changing while we updated it", status=412)
 
     async def _delete(self, record: dict[str, Any], token: str) -> Answer:
-        """Delete every event carrying our id; none found or 404 means already gone."""
+        """Delete every event carrying our id unless it holds a newer version; none found or
+        404 means already gone."""
         status, body, headers = await self._call(wire.find_request(record), token)
         if not 200 <= status < 300:
             return self._classify(status, body, headers)
-        found = wire.found_ids(body)
-        for event_id in found:
-            status, body, headers = await self._call(wire.delete_request(event_id), token)
+        found = wire.found_events(body)
+        if not found:
+            return ok(404)
+        for event in found:
+            if wire.is_stale(event, record):
+                continue  # a newer upsert is kept
+            status, body, headers = await self._call(wire.delete_request(str(event["id"])), token)
             if status != 404 and not 200 <= status < 300:
                 return self._classify(status, body, headers)
-        return ok(status if found else 404, found[0] if found else None)
+        return ok(status, str(found[0]["id"]))
 
     def _classify(self, status: int, body: Any, headers: httpx.Headers) -> Answer:
         answer = wire.classify(status, body, headers.get("Retry-After"))

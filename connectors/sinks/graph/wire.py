@@ -5,6 +5,10 @@ extended property (`PROPERTY_ID`, a fixed GUID of ours) holding `external_event_
 `find_request` filters on it:
 ``$filter=singleValueExtendedProperties/Any(ep: ep/id eq '<PROPERTY_ID>' and ep/value eq '<id>')``.
 
+Order: every write also sets a second property (`VERSION_PROPERTY_ID`) to the record's
+`aggregate_version`; finds and reads expand it, and `is_stale` says when the event already
+holds a version at least as new (a sink never overwrites a newer version with an older one).
+
 Requests: `find_request`, `create_request` (with ``transactionId``, Graph's idempotency hook on
 create, derived from the delivery id), `patch_request`, `get_request`, `delete_request`.
 Times: timed events are sent in UTC (``timeZone: UTC``, which every mailbox accepts; Graph
@@ -40,6 +44,8 @@ from connectors.sinks.answer import (
 
 PROPERTY_GUID = "8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d"
 PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncExternalId"
+VERSION_PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncVersion"
+EXPAND_VERSION = f"singleValueExtendedProperties($filter=id eq '{VERSION_PROPERTY_ID}')"
 TRANSACTION_NAMESPACE = uuid.UUID("5b0c2f0e-7a4d-4e59-8f3b-1d2e3f4a5b6c")
 
 
@@ -84,6 +90,10 @@ def transaction_id(idempotency_key: str) -> str:
     """Graph ``transactionId`` for a delivery: a UUID derived from its stable id, the same
     on every retry, never the id itself."""
     return str(uuid.uuid5(TRANSACTION_NAMESPACE, idempotency_key))
+
+
+def _version_property(record: Mapping[str, Any]) -> dict[str, str]:
+    return {"id": VERSION_PROPERTY_ID, "value": str(int(record.get("aggregate_version") or 0))}
 
 
 def _odata_literal(value: str) -> str:
@@ -163,6 +173,7 @@ def find_request(record: Mapping[str, Any]) -> Request:
         "$filter": filter_expression(str(record["external_event_id"])),
         "$select": "id",
         "$top": "2",
+        "$expand": EXPAND_VERSION,
     }
     return Request("GET", events_path(record), params=params)
 
@@ -173,7 +184,8 @@ def create_request(record: Mapping[str, Any], idempotency_key: str) -> Request:
         **event_body(record),
         "transactionId": transaction_id(idempotency_key),
         "singleValueExtendedProperties": [
-            {"id": PROPERTY_ID, "value": str(record["external_event_id"])}
+            {"id": PROPERTY_ID, "value": str(record["external_event_id"])},
+            _version_property(record),
         ],
     }
     return Request("POST", events_path(record), json=body)
@@ -182,24 +194,53 @@ def create_request(record: Mapping[str, Any], idempotency_key: str) -> Request:
 def patch_request(record: Mapping[str, Any], event_id: str, etag: str | None = None) -> Request:
     """Update our fields of a found event; with If-Match when re-applying after a 412."""
     headers = {"If-Match": etag} if etag else {}
-    return Request("PATCH", event_path(event_id), headers=headers, json=event_body(record))
+    body = {**event_body(record), "singleValueExtendedProperties": [_version_property(record)]}
+    return Request("PATCH", event_path(event_id), headers=headers, json=body)
 
 
 def get_request(event_id: str) -> Request:
-    """Read one event (its current ``@odata.etag``)."""
-    return Request("GET", event_path(event_id))
+    """Read one event (its current ``@odata.etag`` and our version property)."""
+    return Request("GET", event_path(event_id), params={"$expand": EXPAND_VERSION})
 
 
 def delete_request(event_id: str) -> Request:
     return Request("DELETE", event_path(event_id))
 
 
-def found_ids(body: Any) -> list[str]:
-    """Event ids in a list answer (``{"value": [{"id": ...}]}``)."""
+def found_events(body: Any) -> list[Mapping[str, Any]]:
+    """The events (with an id) of a list answer (``{"value": [{"id": ...}, ...]}``)."""
     values = body.get("value") if isinstance(body, Mapping) else None
     if not isinstance(values, list):
         return []
-    return [str(v["id"]) for v in values if isinstance(v, Mapping) and v.get("id")]
+    return [v for v in values if isinstance(v, Mapping) and v.get("id")]
+
+
+def found_ids(body: Any) -> list[str]:
+    """Event ids of a list answer."""
+    return [str(v["id"]) for v in found_events(body)]
+
+
+def stored_version(event: Any) -> int | None:
+    """The aggregate version our last write left on the event (expanded extended
+    property), None when absent or unreadable."""
+    props = event.get("singleValueExtendedProperties") if isinstance(event, Mapping) else None
+    for prop in props if isinstance(props, list) else []:
+        if isinstance(prop, Mapping) and prop.get("id") == VERSION_PROPERTY_ID:
+            try:
+                return int(prop.get("value"))  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def is_stale(event: Any, record: Mapping[str, Any]) -> bool:
+    """True when the event already holds this record's aggregate version or a newer one
+    (upsert: nothing to do), or a strictly newer one (delete: keep the newer upsert)."""
+    held = stored_version(event)
+    if held is None:
+        return False
+    ours = int(record.get("aggregate_version") or 0)
+    return held >= ours if record.get("operation") != "delete" else held > ours
 
 
 def error_code(body: Any) -> str | None:

@@ -23,6 +23,7 @@ REFRESH = "M.R3_refresh-token-SECRET"
 CLIENT_SECRET = "graph-client-SECRET"
 TOKEN_PATH = "/common/oauth2/v2.0/token"
 PROPERTY = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncExternalId"
+VERSION = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncVersion"
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def store() -> MemoryCredentialStore:
 def record(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "delivery_id": "d-1",
+        "aggregate_version": 1,
         "provider": "graph",
         "calendar_id": "primary",
         "operation": "upsert",
@@ -92,13 +94,13 @@ async def test_upsert_creates_one_event_with_our_property(sink, fake, store) -> 
     assert answer.provider_id == event["id"]
     assert event["subject"] == "Wedding: Ana & Ben"
     assert event["start"] == {"dateTime": "2026-05-28T20:26:40", "timeZone": "UTC"}
-    assert event["_properties"] == {PROPERTY: "wedding-42-vendor-7"}
+    assert event["_properties"] == {PROPERTY: "wedding-42-vendor-7", VERSION: "1"}
     assert fake.counters["events_created"] == 1
 
 
 async def test_second_upsert_finds_and_patches(sink, fake, store) -> None:
     first = await sink.deliver(record(), ctx(store))
-    second = await sink.deliver(record(title="Moved"), ctx(store, key="d-2"))
+    second = await sink.deliver(record(aggregate_version=2, title="Moved"), ctx(store, key="d-2"))
     assert second.verdict is Verdict.OK
     assert second.provider_id == first.provider_id
     assert fake.counters["events_created"] == 1
@@ -107,9 +109,42 @@ async def test_second_upsert_finds_and_patches(sink, fake, store) -> None:
     assert event["subject"] == "Moved"
 
 
+async def test_repeated_delivery_writes_once(sink, fake, store) -> None:
+    for _ in range(3):
+        assert (await sink.deliver(record(), ctx(store))).ok
+    assert fake.counters["events_created"] == 1
+    assert fake.counters["events_patched"] == 0
+
+
+async def test_older_version_arriving_late_does_not_overwrite(sink, fake, store) -> None:
+    await sink.deliver(record(title="v5", aggregate_version=5), ctx(store))
+    late = await sink.deliver(record(title="v4", aggregate_version=4), ctx(store, key="d-2"))
+    assert late.verdict is Verdict.OK
+    assert stored(fake)[0]["subject"] == "v5"
+    assert fake.counters["events_patched"] == 0
+
+
+async def test_older_delete_does_not_remove_a_newer_upsert(sink, fake, store) -> None:
+    await sink.deliver(record(aggregate_version=5), ctx(store))
+    late = await sink.deliver(record(operation="delete", aggregate_version=4), ctx(store))
+    assert late.verdict is Verdict.OK
+    assert len(stored(fake)) == 1
+    assert fake.counters["events_deleted"] == 0
+
+
+async def test_update_stores_the_new_version_and_sends_if_match(sink, fake, store) -> None:
+    await sink.deliver(record(), ctx(store))
+    [event] = fake.events.values()
+    etag = event["@odata.etag"]
+    assert (await sink.deliver(record(aggregate_version=7), ctx(store, key="d-2"))).ok
+    assert event["_properties"][VERSION] == "7"
+    assert fake.if_match_seen == [etag]
+
+
 async def test_other_calendar_is_addressed_by_id(sink, fake, store) -> None:
     await sink.deliver(record(calendar_id="AAMkCal=="), ctx(store))
-    await sink.deliver(record(calendar_id="AAMkCal==", title="B"), ctx(store, key="d-2"))
+    update = record(calendar_id="AAMkCal==", title="B", aggregate_version=2)
+    await sink.deliver(update, ctx(store, key="d-2"))
     [event] = fake.events.values()
     assert event["_calendar"] == "AAMkCal=="
     assert fake.counters["events_created"] == 1
@@ -155,7 +190,7 @@ async def test_patch_of_a_vanished_event_recreates_it(sink, fake, store) -> None
     await sink.deliver(record(), ctx(store))
     original = next(iter(fake.events))
     fake.vanish_next = 1  # deleted in Outlook between our find and our patch
-    answer = await sink.deliver(record(title="Again"), ctx(store, key="d-2"))
+    answer = await sink.deliver(record(aggregate_version=2, title="Again"), ctx(store, key="d-2"))
     assert answer.verdict is Verdict.OK
     [event] = stored(fake)
     assert event["id"] != original
@@ -166,7 +201,8 @@ async def test_patch_of_a_vanished_event_recreates_it(sink, fake, store) -> None
 async def test_conflict_on_patch_refetches_and_reapplies_once(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
     fake.conflict_next = 1
-    answer = await sink.deliver(record(title="After conflict"), ctx(store, key="d-2"))
+    update = record(aggregate_version=2, title="After conflict")
+    answer = await sink.deliver(update, ctx(store, key="d-2"))
     assert answer.verdict is Verdict.OK
     assert stored(fake)[0]["subject"] == "After conflict"
 
@@ -174,7 +210,7 @@ async def test_conflict_on_patch_refetches_and_reapplies_once(sink, fake, store)
 async def test_repeated_conflict_is_retry(sink, fake, store) -> None:
     await sink.deliver(record(), ctx(store))
     fake.conflict_next = 2
-    answer = await sink.deliver(record(title="X"), ctx(store, key="d-2"))
+    answer = await sink.deliver(record(aggregate_version=2, title="X"), ctx(store, key="d-2"))
     assert answer.verdict is Verdict.RETRY
     assert answer.status == 412
 
@@ -182,10 +218,11 @@ async def test_repeated_conflict_is_retry(sink, fake, store) -> None:
 async def test_expired_token_is_reauth_then_refresh_succeeds(sink, fake, store) -> None:
     assert (await sink.deliver(record(), ctx(store))).ok
     fake.switches.expire_tokens = True
-    refused = await sink.deliver(record(title="B"), ctx(store, key="d-2"))
+    refused = await sink.deliver(record(aggregate_version=2, title="B"), ctx(store, key="d-2"))
     assert refused.verdict is Verdict.REAUTH
     assert refused.error_class == "graph.InvalidAuthenticationToken"
-    again = await sink.deliver(record(title="B"), ctx(store, key="d-2", refresh=True))
+    update = record(aggregate_version=2, title="B")
+    again = await sink.deliver(update, ctx(store, key="d-2", refresh=True))
     assert again.verdict is Verdict.OK
     assert fake.counters["tokens_issued"] == 2
     assert stored(fake)[0]["subject"] == "B"

@@ -10,6 +10,7 @@ from connectors.sinks.answer import Verdict
 from connectors.sinks.graph import wire
 
 PROPERTY = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncExternalId"
+VERSION = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncVersion"
 
 
 def record(**overrides: Any) -> dict[str, Any]:
@@ -17,6 +18,7 @@ def record(**overrides: Any) -> dict[str, Any]:
         "calendar_id": "primary",
         "operation": "upsert",
         "external_event_id": "wedding-42-vendor-7",
+        "aggregate_version": 3,
         "title": "Wedding",
         "description": "Ceremony",
         "location": "Old Mill",
@@ -65,7 +67,8 @@ def test_create_request_has_transaction_id_and_property() -> None:
     assert request.json is not None
     assert request.json["transactionId"] == "6393aba6-0abf-5410-814e-e20343b4a7a7"
     assert request.json["singleValueExtendedProperties"] == [
-        {"id": PROPERTY, "value": "wedding-42-vendor-7"}
+        {"id": PROPERTY, "value": "wedding-42-vendor-7"},
+        {"id": VERSION, "value": "3"},
     ]
     assert request.json["subject"] == "Wedding"
     assert request.json["location"] == {"displayName": "Old Mill"}
@@ -103,7 +106,7 @@ def test_patch_request_carries_no_transaction_or_property() -> None:
     assert request.path == "/v1.0/me/events/AAMk%3D"
     assert request.json is not None
     assert "transactionId" not in request.json
-    assert "singleValueExtendedProperties" not in request.json
+    assert request.json["singleValueExtendedProperties"] == [{"id": VERSION, "value": "3"}]
     assert request.headers == {}
     assert wire.patch_request(record(), "e", etag='W/"3"').headers == {"If-Match": 'W/"3"'}
 
@@ -186,3 +189,38 @@ def test_no_content_is_ok() -> None:
 def test_error_message_does_not_echo_the_provider_text() -> None:
     body = {"error": {"code": "ErrorInvalidRequest", "message": "bride@example.com invalid"}}
     assert "example.com" not in wire.classify(400, body).message
+
+
+def test_find_and_get_expand_the_version_property() -> None:
+    expand = f"singleValueExtendedProperties($filter=id eq '{VERSION}')"
+    assert wire.find_request(record()).params["$expand"] == expand
+    assert wire.get_request("e1").params == {"$expand": expand}
+
+
+def held(version: str | None) -> dict[str, Any]:
+    props = [{"id": PROPERTY, "value": "x"}]
+    if version is not None:
+        props.append({"id": VERSION, "value": version})
+    return {"id": "e1", "singleValueExtendedProperties": props}
+
+
+@pytest.mark.parametrize(
+    ("version", "operation", "stale"),
+    [
+        ("2", "upsert", False),
+        ("3", "upsert", True),
+        ("4", "upsert", True),
+        ("3", "delete", False),
+        ("4", "delete", True),
+        (None, "upsert", False),
+        ("x", "upsert", False),
+    ],
+)
+def test_is_stale(version: str | None, operation: str, stale: bool) -> None:
+    assert wire.is_stale(held(version), record(operation=operation)) is stale
+
+
+def test_found_events_keeps_the_expanded_properties() -> None:
+    body = {"value": [held("9"), {"no": "id"}]}
+    [event] = wire.found_events(body)
+    assert wire.stored_version(event) == 9
