@@ -127,9 +127,7 @@ SINK_DISABLED_TARGETS = Gauge(
     "Targets disabled after the provider said they are gone (410, archived, STOP).",
     ["destination"],
 )
-SINK_IN_FLIGHT = Gauge(
-    "wedsync_sink_in_flight", "Deliveries being attempted now.", ["destination"]
-)
+SINK_IN_FLIGHT = Gauge("wedsync_sink_in_flight", "Deliveries being attempted now.", ["destination"])
 SINK_HELD = Gauge(
     "wedsync_sink_held_records",
     "Retry records held in memory until due, or parked for a paused integration.",

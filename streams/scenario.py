@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 PEOPLE = ("photo", "venue", "florist", "band", "cake", "wedding", "couple", "journey")
@@ -19,13 +20,32 @@ VENDORS = ("photo", "venue", "florist", "band", "cake")
 SECRETS = ("whsec_photo_endpoint_secret", "sk_live_photo_crm", "venue-api-secret", "mc-key-9")
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the seeded integrations point. The defaults are documentation addresses (routing
+    tests never call them); `make run` and the delivery tests point them at local servers."""
+
+    photo_crm: str = "https://crm.example/hook"
+    venue_booking: str = "https://venue.example/bookings"
+    marketing: str = "https://mc.example/trigger"
+    webhook: str = "https://hooks.example/photo"
+    webhook_secret: str = SECRETS[0]
+    calendar_type: str = "google_calendar"
+    calendar_url: str | None = None  # a CalDAV collection when calendar_type is caldav
+    calendar_settings: dict[str, Any] = field(
+        default_factory=lambda: {"calendar_id": "photo@group.example"}
+    )
+    calendar_secret: str | None = None
+
+
 def ids(*names: str) -> dict[str, str]:
     """Fresh uuids for the scenario's rows (default: every one it needs)."""
     return {name: str(uuid.uuid4()) for name in names or PEOPLE}
 
 
-def seed(cur: Any, k: dict[str, str]) -> None:
+def seed(cur: Any, k: dict[str, str], at: Endpoints | None = None) -> None:
     """Four vendors of one wedding, with preferences, integrations and an endpoint."""
+    at = at or Endpoints()
 
     def supplier(sid: str, name: str, prefs: dict[str, Any]) -> None:
         cur.execute(
@@ -57,25 +77,24 @@ def seed(cur: Any, k: dict[str, str]) -> None:
         )
     cur.execute(
         "INSERT INTO supplier_integrations (supplier_id, integration_type, webhook_url, api_key, "
-        "settings) VALUES (%s, 'photography_crm', 'https://crm.example/hook', %s, '{}'), "
-        "(%s, 'google_calendar', NULL, NULL, %s)",
-        (k["photo"], SECRETS[1], k["photo"], json.dumps({"calendar_id": "photo@group.example"})),
-    )
+        "settings) VALUES (%s, 'photography_crm', %s, %s, '{}'), (%s, %s, %s, %s, %s)",
+        (k["photo"], at.photo_crm, SECRETS[1], k["photo"], at.calendar_type, at.calendar_url,
+         at.calendar_secret, json.dumps(at.calendar_settings)),
+    )  # fmt: skip
     cur.execute(
         "INSERT INTO venue_integrations (venue_id, webhook_url, api_credentials) "
-        "VALUES (%s, 'https://venue.example/bookings', %s)",
-        (k["venue"], json.dumps({"api_key": SECRETS[2]})),
+        "VALUES (%s, %s, %s)",
+        (k["venue"], at.venue_booking, json.dumps({"api_key": SECRETS[2]})),
     )
     cur.execute(
         "INSERT INTO email_integrations (supplier_id, platform_type, api_key, webhook_url) "
-        "VALUES (%s, 'mailchimp', %s, 'https://mc.example/trigger')",
-        (k["photo"], SECRETS[3]),
+        "VALUES (%s, 'mailchimp', %s, %s)",
+        (k["photo"], SECRETS[3], at.marketing),
     )
     cur.execute(
         "INSERT INTO webhook_endpoints (supplier_id, endpoint_url, secret_key, subscribed_events)"
-        " VALUES (%s, 'https://hooks.example/photo', %s, "
-        "'{form_responses.insert,wedding_details.update}')",
-        (k["photo"], SECRETS[0]),
+        " VALUES (%s, %s, %s, '{form_responses.insert,wedding_details.update}')",
+        (k["photo"], at.webhook, at.webhook_secret),
     )
     cur.execute(
         "INSERT INTO core_fields (couple_id, partner1_name, partner2_name, phone) "

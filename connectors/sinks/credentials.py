@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
@@ -129,15 +130,14 @@ class PostgresCredentialStore:
         self._ttl = ttl_s
         self._cache: dict[tuple[str, str], tuple[float, Credential]] = {}
         self._conn: Any = None
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()  # one connection; callers may be on several event loops
 
     async def get(self, kind: Kind, key: str) -> Credential:
         hit = self._cache.get((kind, key))
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._lock:
-            row = await asyncio.to_thread(self._query, kind, key)
+        row = await asyncio.to_thread(self._locked_query, kind, key)
         if row is None:
             raise MissingCredential(f"{kind} {key}: not found or inactive")
         credential = Credential(row)
@@ -146,6 +146,10 @@ class PostgresCredentialStore:
 
     def invalidate(self, kind: Kind, key: str) -> None:
         self._cache.pop((kind, key), None)
+
+    def _locked_query(self, kind: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._query(kind, key)
 
     def _query(self, kind: str, key: str) -> dict[str, Any] | None:
         import psycopg2

@@ -555,4 +555,5 @@ def translate(exc: BaseException) -> Answer:
     if isinstance(exc, httpx.TransportError | OSError):
         return retry(f"transport.{name}", f"transport error ({name})")
     log.warning("connector raised %s; retrying the record", name)
+    log.debug("connector exception", exc_info=exc)
     return retry(f"error.{name}", f"unexpected {name} in the connector")

@@ -7,8 +7,10 @@ tells a sink process, before it delivers a record:
   handled before a crash or rebalance and only its offset commit was lost. Skip it quietly.
 - `delivered`: the delivery (its id) was already done, perhaps from another copy of the
   record (the router re-produced it): record a `skipped_duplicate`, do not send again.
-- `stale`: a newer version of the same aggregate was already delivered to the same target:
-  record `skipped_stale` (a retry must never overwrite a newer change).
+- `stale`: a newer version of the same aggregate, for the same event type, was already
+  delivered to the same target: record `skipped_stale` (a retry must never overwrite a
+  newer change). Other event types of the aggregate are other news (a form response is not
+  superseded by a profile update of the same couple) and are never stale.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class LedgerState:
     destination: str
     processed: dict[tuple[str, int], set[int]] = field(default_factory=dict)
     delivered: set[str] = field(default_factory=set)
-    versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    versions: dict[tuple[str, str, str], int] = field(default_factory=dict)
     results: int = 0
 
     def apply(self, result: dict[str, Any]) -> None:
@@ -41,7 +43,11 @@ class LedgerState:
         if result.get("outcome") in TERMINAL_DONE:
             self.delivered.add(result["delivery_id"])
         if result.get("outcome") == "delivered":
-            version_key = (result["target"], result.get("aggregate_id") or "")
+            version_key = (
+                result["target"],
+                result.get("aggregate_id") or "",
+                result.get("event_type", ""),
+            )
             version = int(result.get("aggregate_version") or -1)
             if version > self.versions.get(version_key, -1):
                 self.versions[version_key] = version
@@ -60,7 +66,7 @@ class LedgerState:
             return "processed"
         if record["delivery_id"] in self.delivered:
             return "delivered"
-        newest = self.versions.get((target, record["aggregate_id"]))
+        newest = self.versions.get((target, record["aggregate_id"], record["event_type"]))
         if newest is not None and record["aggregate_version"] < newest:
             return "stale"
         return "deliver"

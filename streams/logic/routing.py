@@ -138,6 +138,20 @@ def _weddings(payload: dict[str, Any], state: StateTables) -> list[str]:
     return sorted(found) if found else []
 
 
+def _with_wedding(event: DomainEvent, state: StateTables) -> DomainEvent:
+    """The event, its payload given the couple's wedding id when it names none and the couple
+    has exactly one wedding (a form response or milestone row carries only the couple): a
+    CRM files the update under that wedding."""
+    payload = event["payload"]
+    if payload.get("wedding_id"):
+        return event
+    couple = payload.get("couple_id") or payload.get("client_id")  # events name it client_id
+    weddings = _weddings({"couple_id": couple}, state)
+    if len(weddings) != 1:
+        return event
+    return {**event, "payload": {**payload, "wedding_id": weddings[0]}}
+
+
 def _channels(rule: Rule, supplier: SupplierState | None) -> tuple[str, ...]:
     chosen = None if supplier is None else supplier["realtime_channels"]
     if chosen is None:
@@ -205,7 +219,7 @@ def route(
                     if kind not in rule.integrations:
                         continue
                     try:
-                        _system(event, kind, supplier_id, integration, emit)
+                        _system(_with_wedding(event, state), kind, supplier_id, integration, emit)
                     except TimeRefused as exc:
                         problems.append(f"{kind} {integration['integration_id']}: {exc}")
         if rule.recipients == "vendor_and_couple":

@@ -212,8 +212,7 @@ def test_a_paused_integration_waits_while_others_flow_then_resumes_in_order(rig:
     rig.connector.reauth_until_reconnected.discard(key)  # the owner reconnected
     wait_until(lambda: all("delivered" in rig.outcomes(r["delivery_id"]) for r in waiting))
     delivered_at = [
-        next(c.at for c in reversed(rig.connector.attempts_of(r["delivery_id"])))
-        for r in waiting
+        next(c.at for c in reversed(rig.connector.attempts_of(r["delivery_id"]))) for r in waiting
     ]
     assert delivered_at == sorted(delivered_at)
 

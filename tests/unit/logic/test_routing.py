@@ -292,3 +292,30 @@ def test_the_integrations_zone_is_used_when_the_wedding_has_none() -> None:
     (crm,) = [d.record for d in out if d.destination is Destination.CRM]
     assert problems == []
     assert str(crm["payload"]["ceremony_time"]).endswith("-04:00")  # June in New York
+
+
+def test_a_form_response_files_the_crm_update_under_the_couples_only_wedding() -> None:
+    state = state_with(
+        ("suppliers", supplier_row("s-photo")),
+        ("wedding_details", {"id": WEDDING, "couple_id": "c-1", "wedding_date": "2027-06-12"}),
+        ("supplier_integrations", {"id": "si-crm", "supplier_id": "s-photo",
+                                   "integration_type": "photography_crm",
+                                   "webhook_url": "https://crm.example/hook", "is_active": True}),
+    )  # fmt: skip
+    ev = event("form.response_received", {"supplier_id": "s-photo", "client_id": "c-1"})
+    crm = [d.record for d in route(ev, state, RULES, NOW) if d.destination is Destination.CRM]
+    assert [r["payload"]["wedding_id"] for r in crm] == [WEDDING]  # type: ignore[typeddict-item]
+
+
+def test_a_couple_with_two_weddings_gets_no_guessed_wedding_id() -> None:
+    state = state_with(
+        ("suppliers", supplier_row("s-photo")),
+        ("wedding_details", {"id": WEDDING, "couple_id": "c-1", "wedding_date": "2027-06-12"}),
+        ("wedding_details", {"id": "w-2", "couple_id": "c-1", "wedding_date": "2028-06-12"}),
+        ("supplier_integrations", {"id": "si-crm", "supplier_id": "s-photo",
+                                   "integration_type": "photography_crm",
+                                   "webhook_url": "https://crm.example/hook", "is_active": True}),
+    )  # fmt: skip
+    ev = event("form.response_received", {"supplier_id": "s-photo", "couple_id": "c-1"})
+    crm = [d.record for d in route(ev, state, RULES, NOW) if d.destination is Destination.CRM]
+    assert [r["payload"]["wedding_id"] for r in crm] == [None]  # type: ignore[typeddict-item]

@@ -15,12 +15,15 @@ def result(outcome: str, *, delivery: str = "d1", offset: int = 5, version: int 
     return {
         "delivery_id": delivery, "destination": destination, "target": target,
         "outcome": outcome, "aggregate_id": "w1", "aggregate_version": version,
+        "event_type": "wedding.date_changed",
         "source_topic": T, "source_partition": 0, "source_offset": offset,
     }  # fmt: skip
 
 
-def record(delivery: str = "d1", version: int = 10) -> dict[str, Any]:
-    return {"delivery_id": delivery, "aggregate_id": "w1", "aggregate_version": version}
+def record(delivery: str = "d1", version: int = 10,
+           event_type: str = "wedding.date_changed") -> dict[str, Any]:  # fmt: skip
+    return {"delivery_id": delivery, "aggregate_id": "w1", "aggregate_version": version,
+            "event_type": event_type}  # fmt: skip
 
 
 def test_a_record_with_a_result_at_its_position_was_processed() -> None:
@@ -51,6 +54,13 @@ def test_the_same_aggregate_to_another_target_is_not_stale() -> None:
     ledger = LedgerState("slack")
     ledger.apply(result("delivered", delivery="new", version=20))
     assert ledger.decide(record("old", version=10), "slack:C2", (T, 0, 9)) == "deliver"
+
+
+def test_another_event_type_of_the_same_aggregate_is_not_stale() -> None:
+    ledger = LedgerState("slack")
+    ledger.apply(result("delivered", delivery="new", version=20))
+    older = record("old", version=10, event_type="client.profile_updated")
+    assert ledger.decide(older, "slack:C1", (T, 0, 9)) == "deliver"
 
 
 def test_a_failed_newer_version_does_not_make_an_older_one_stale() -> None:
