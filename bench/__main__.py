@@ -7,7 +7,7 @@ import importlib
 import sys
 import time
 
-SUITES = ("bench.codec", "bench.routing", "bench.ingest", "bench.cdc")
+SUITES = ("bench.codec", "bench.routing", "bench.ingest", "bench.cdc", "bench.sinks")
 
 
 def main() -> int:

@@ -1,0 +1,191 @@
+"""One sink process's delivery rate against a plain aiohttp loop making the same requests.
+
+The endpoint is a separate process answering 200 after 10 ms. The project's figure is one
+sink runtime (the webhook connector: Standard Webhooks signing, outbound policy checks and
+audit line, the ledger record per attempt, offsets committed after the ledger is flushed) in
+its own process, reading pre-produced deliveries from a fresh embedded broker; it is timed
+from its first delivery to its last (the consumer group's join is not counted). The
+baseline is a plain aiohttp client in its own process POSTing the same bodies with the same
+concurrency and nothing else. Both run at concurrency 50 and 200; the sink process reports
+its resident memory at the end (VmRSS) and its peak (VmHWM).
+
+`run()` returns the lines to print; `make bench` calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from streams.settings import REPO_ROOT
+
+DELIVERIES = 6000
+LEVELS = (50, 200)
+ANSWER_AFTER_S = 0.010
+
+_ENDPOINT = """
+import asyncio, sys
+from aiohttp import web
+async def ok(request):
+    await request.read()
+    await asyncio.sleep(float(sys.argv[2]))
+    return web.Response(text="ok")
+app = web.Application()
+app.router.add_post("/hook", ok)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def _body(n: int) -> str:
+    return json.dumps({"type": "form_responses.insert", "n": n, "note": "x" * 300})
+
+
+def baseline_main(url: str, concurrency: int) -> None:
+    """The baseline client: POST every body with `concurrency` workers, print req/s."""
+    import aiohttp
+
+    async def main() -> float:
+        bodies = iter([_body(n) for n in range(DELIVERIES)])
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker() -> None:
+                for body in bodies:
+                    headers = {"content-type": "application/json", "webhook-id": "x"}
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return DELIVERIES / (time.perf_counter() - started)
+
+    print(json.dumps({"rate": asyncio.run(main())}))
+
+
+def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
+    """The project's process: produce the deliveries, run one webhook sink until all are
+    delivered, print its rate and memory."""
+    from confluent_kafka import Producer
+
+    from connectors.sinks.credentials import MemoryCredentialStore
+    from connectors.sinks.local import WEBHOOK_SECRET
+    from connectors.sinks.outbound import OutboundPolicy
+    from connectors.sinks.runtime import SinkRuntime
+    from connectors.sinks.settings import SinkSettings
+    from connectors.sinks.webhook.config import WebhookConfig
+    from connectors.sinks.webhook.sink import WebhookSink
+    from streams.kafka.codec import TopicCodecs
+    from streams.kafka.registry import EmbeddedRegistry
+    from streams.kafka.schema_store import SchemaStore
+    from streams.topics import DELIVER, Destination
+
+    store = SchemaStore(REPO_ROOT / "schemas")
+    codecs = TopicCodecs(store, EmbeddedRegistry(store))
+    topic = DELIVER[Destination.WEBHOOK].deliver
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for n in range(DELIVERIES):
+        record = {
+            "delivery_id": f"bench-{concurrency}-{n}", "event_id": f"e-{n}",
+            "event_type": "record.changed", "aggregate_id": f"a-{n}", "aggregate_version": n,
+            "source_ts_ms": 1, "routed_at_ms": 1, "recipient_id": None, "integration_id": None,
+            "attempt": 0, "endpoint_id": "ep-bench", "endpoint_url": url,
+            "event_name": "form_responses.insert", "body_json": _body(n),
+        }  # fmt: skip
+        producer.produce(topic.name, codecs[topic].encode(record), record["aggregate_id"].encode())
+        producer.poll(0)
+    producer.flush(60)
+    credentials = MemoryCredentialStore(
+        {("webhook_endpoint", "ep-bench"): {"secret_key": WEBHOOK_SECRET, "endpoint_url": url}}
+    )
+    policy = OutboundPolicy.loopback_for_tests(max_connections=concurrency)
+    connector = WebhookSink(
+        WebhookConfig(rate_per_s=1e9, burst=1_000_000_000, concurrency=concurrency), policy
+    )
+    runtime = SinkRuntime(
+        connector, bootstrap=bootstrap, codecs=codecs, credentials=credentials,
+        settings=SinkSettings(concurrency=concurrency),
+    )  # fmt: skip
+
+    async def main() -> tuple[float, float]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        while runtime.delivered == 0:
+            await asyncio.sleep(0.005)
+        started = time.perf_counter()
+        while runtime.delivered < DELIVERIES and not task.done():
+            await asyncio.sleep(0.005)
+        seconds = time.perf_counter() - started
+        stop.set()
+        await task
+        return (DELIVERIES - 1) / seconds, seconds
+
+    rate, seconds = asyncio.run(main())
+    status = open("/proc/self/status").read()
+    mem = {k: int(line.split()[1]) for line in status.splitlines()
+           for k in ("VmRSS", "VmHWM") if line.startswith(k + ":")}  # fmt: skip
+    print(json.dumps({"rate": rate, "seconds": seconds, **mem}))
+
+
+def _child(code: str, *args: Any) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"bench child failed: {out.stderr.decode()[-2000:]}")
+    return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
+
+
+def run() -> list[str]:
+    from streams.kafka.admin import create_topics
+    from streams.kafka.broker import EmbeddedBroker, free_port
+    from streams.topics import DELIVER, DELIVERY_RESULTS, Destination
+
+    port = free_port()
+    endpoint = subprocess.Popen(
+        [sys.executable, "-c", _ENDPOINT, str(port), str(ANSWER_AFTER_S)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/hook"
+    lines = [
+        f"sinks: {DELIVERIES} webhook deliveries to a loopback endpoint answering after "
+        f"{ANSWER_AFTER_S * 1000:.0f} ms; sink and baseline each in their own process"
+    ]
+    try:
+        time.sleep(1.0)
+        for concurrency in LEVELS:
+            base = _child(
+                "import sys; from bench.sinks import baseline_main; "
+                "baseline_main(sys.argv[1], int(sys.argv[2]))", url, concurrency,
+            )  # fmt: skip
+            with EmbeddedBroker() as broker:  # a fresh broker per phase (FACTS.md)
+                webhook = DELIVER[Destination.WEBHOOK]
+                create_topics(
+                    broker.bootstrap_servers,
+                    [webhook.deliver, webhook.retry, webhook.dlq, DELIVERY_RESULTS],
+                )
+                sink = _child(
+                    "import sys; from bench.sinks import sink_main; "
+                    "sink_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
+                    broker.bootstrap_servers, url, concurrency,
+                )  # fmt: skip
+            lines += [
+                f"  concurrency {concurrency}:",
+                f"    plain aiohttp loop:       {base['rate']:7.0f} requests/s",
+                f"    one sink process:         {sink['rate']:7.0f} deliveries/s "
+                f"(RSS {sink['VmRSS'] / 1024:.0f} MiB at the end, peak {sink['VmHWM'] / 1024:.0f} MiB)",
+                f"    ratio sink/plain loop:    {sink['rate'] / base['rate']:.2f}  (target >= 0.7)",
+            ]
+    finally:
+        endpoint.terminate()
+        endpoint.wait(10)
+    return lines
+
+
+if __name__ == "__main__":
+    for line in run():
+        print(line)
