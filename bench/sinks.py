@@ -48,7 +48,7 @@ def baseline_main(url: str, concurrency: int) -> None:
     """The baseline client: POST every body with `concurrency` workers, print req/s."""
     import aiohttp
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         bodies = iter([_body(n) for n in range(DELIVERIES)])
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -59,18 +59,19 @@ def baseline_main(url: str, concurrency: int) -> None:
                     async with session.post(url, data=body, headers=headers) as response:
                         await response.read()
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return DELIVERIES / (time.perf_counter() - started)
+            cpu = time.process_time() - cpu
+            return DELIVERIES / (time.perf_counter() - started), cpu / DELIVERIES
 
-    print(json.dumps({"rate": asyncio.run(main())}))
+    rate, cpu = asyncio.run(main())
+    print(json.dumps({"rate": rate, "cpu_ms": cpu * 1000}))
 
 
 def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
     """The project's process: produce the deliveries, run one webhook sink until all are
     delivered, print its rate and memory."""
     from confluent_kafka import Producer
-
     from connectors.sinks.credentials import MemoryCredentialStore
     from connectors.sinks.local import WEBHOOK_SECRET
     from connectors.sinks.outbound import OutboundPolicy
@@ -116,18 +117,21 @@ def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
         while runtime.delivered == 0:
             await asyncio.sleep(0.005)
         started = time.perf_counter()
+        cpu = time.process_time()
         while runtime.delivered < DELIVERIES and not task.done():
             await asyncio.sleep(0.005)
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
         stop.set()
         await task
-        return (DELIVERIES - 1) / seconds, seconds
+        return (DELIVERIES - 1) / seconds, cpu / (DELIVERIES - 1)
 
-    rate, seconds = asyncio.run(main())
-    status = open("/proc/self/status").read()
+    rate, cpu = asyncio.run(main())
+    with open("/proc/self/status") as proc:
+        status = proc.read()
     mem = {k: int(line.split()[1]) for line in status.splitlines()
            for k in ("VmRSS", "VmHWM") if line.startswith(k + ":")}  # fmt: skip
-    print(json.dumps({"rate": rate, "seconds": seconds, **mem}))
+    print(json.dumps({"rate": rate, "cpu_ms": cpu * 1000, **mem}))
 
 
 def _child(code: str, *args: Any) -> dict[str, Any]:
@@ -175,9 +179,11 @@ def run() -> list[str]:
                 )  # fmt: skip
             lines += [
                 f"  concurrency {concurrency}:",
-                f"    plain aiohttp loop:       {base['rate']:7.0f} requests/s",
+                f"    plain aiohttp loop:       {base['rate']:7.0f} requests/s "
+                f"({base['cpu_ms']:.2f} ms CPU each)",
                 f"    one sink process:         {sink['rate']:7.0f} deliveries/s "
-                f"(RSS {sink['VmRSS'] / 1024:.0f} MiB at the end, peak {sink['VmHWM'] / 1024:.0f} MiB)",
+                f"({sink['cpu_ms']:.2f} ms CPU each; RSS {sink['VmRSS'] / 1024:.0f} MiB at the "
+                f"end, peak {sink['VmHWM'] / 1024:.0f} MiB)",
                 f"    ratio sink/plain loop:    {sink['rate'] / base['rate']:.2f}  (target >= 0.7)",
             ]
     finally:

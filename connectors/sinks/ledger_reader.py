@@ -19,14 +19,21 @@ from streams.topics import DELIVERY_RESULTS
 
 log = logging.getLogger(__name__)
 
+WRITER = "wedsync.sink.writer"  # header: which sink process wrote a result
+
 
 class LedgerReader:
-    def __init__(self, bootstrap: str, group_id: str, codec: AvroCodec, state: LedgerState):
+    def __init__(
+        self, bootstrap: str, group_id: str, codec: AvroCodec, state: LedgerState,
+        writer: bytes = b"",
+    ) -> None:  # fmt: skip
+        """`writer`: the id this process stamps on its own results (already folded)."""
         self.state = state
+        self._writer = writer
         self._codec = codec
         self._consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": f"{group_id}-ledger",
-            "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+            "enable.auto.commit": False, "fetch.wait.max.ms": 250,
             "log.connection.close": False,
         })  # fmt: skip
         self._parts = [(DELIVERY_RESULTS.name, p) for p in range(DELIVERY_RESULTS.partitions)]
@@ -49,7 +56,7 @@ class LedgerReader:
         """Fold results that arrived since; never waits."""
         msgs = self._consumer.consume(max_records, 0)
         for msg in msgs:
-            if not msg.error():
+            if not msg.error() and (WRITER, self._writer) not in (msg.headers() or ()):
                 self._apply(msg)
         return len(msgs)
 

@@ -27,12 +27,14 @@ it; for Slack, SMTP and SMS the duplicates are bounded by the records in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import random
 import time
+import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -50,7 +52,7 @@ from connectors.sinks.answer import Answer, Verdict, backpressure, fatal, retry
 from connectors.sinks.base import Connector, DeliveryContext, Limits
 from connectors.sinks.credentials import CredentialStore
 from connectors.sinks.envelope import Item
-from connectors.sinks.ledger_reader import LedgerReader
+from connectors.sinks.ledger_reader import WRITER, LedgerReader
 from connectors.sinks.outbound import audit_scope
 from connectors.sinks.settings import SinkSettings
 from connectors.sinks.tracker import TP, OffsetTracker
@@ -89,7 +91,7 @@ class SinkRuntime:
         self.breakers: dict[str, Breaker] = {}
         self.buckets: dict[str, TokenBucket] = {}
         self.semaphores: dict[str, asyncio.Semaphore] = {}
-        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, users]
         self.paused: set[str] = set()
         self.parked: dict[str, deque[Item]] = defaultdict(deque)
         self.disabled: set[str] = set()
@@ -99,7 +101,18 @@ class SinkRuntime:
         self._failure: BaseException | None = None
         self._last_probe = 0.0
         self._closing = False
+        self._writer = [(WRITER, uuid.uuid4().hex.encode())]
         self.delivered = 0
+        kind = self.kind.value  # metric children, looked up once (labels() costs per call)
+        self._in_flight = metrics.SINK_IN_FLIGHT.labels(kind)
+        self._attempt_seconds = {
+            v: metrics.SINK_ATTEMPT_SECONDS.labels(kind, v.value) for v in Verdict
+        }
+        self._results = {
+            o: metrics.SINK_RESULTS.labels(kind, o)
+            for o in ("delivered", "retry_scheduled", "dead_lettered", "rejected",
+                      "skipped_duplicate", "skipped_stale", "paused")
+        }  # fmt: skip
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -111,7 +124,9 @@ class SinkRuntime:
             "bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
             "linger.ms": 5, "log.connection.close": False,
         })  # fmt: skip
-        self._reader = LedgerReader(self.bootstrap, self.group_id, self.results_codec, self.ledger)
+        self._reader = LedgerReader(
+            self.bootstrap, self.group_id, self.results_codec, self.ledger, self._writer[0][1]
+        )
         await asyncio.to_thread(self._reader.load)
         self.consumer = Consumer({
             "bootstrap.servers": self.bootstrap, "group.id": self.group_id,
@@ -141,7 +156,7 @@ class SinkRuntime:
                 if time.monotonic() - last_commit >= self.settings.commit_interval_s:
                     await self._commit()
                     last_commit = time.monotonic()
-                self._gauges()
+                    self._gauges()
         finally:
             await self._finish()
 
@@ -209,7 +224,7 @@ class SinkRuntime:
         task.add_done_callback(self._tasks.pop)
 
     async def _run_item(self, item: Item, probe: bool) -> None:
-        metrics.SINK_IN_FLIGHT.labels(self.kind.value).inc()
+        self._in_flight.inc()
         finished = False
         try:
             finished = await self._process(item, probe)
@@ -218,7 +233,7 @@ class SinkRuntime:
             self._failure = self._failure or exc
             return
         finally:
-            metrics.SINK_IN_FLIGHT.labels(self.kind.value).dec()
+            self._in_flight.dec()
             self._slots.release()
         if finished:
             self.tracker.done((item.topic, item.partition), item.offset)
@@ -249,7 +264,7 @@ class SinkRuntime:
             self._requeue(item, target, item.attempt, self._now_ms(), "paused",
                           paused=credential_key)  # fmt: skip
             return True
-        async with self._lock((target, str(record.get("aggregate_id", "")))):
+        async with self._in_order((target, str(record.get("aggregate_id", "")))):
             limit_key, limits = self.connector.limit(record)
             wait = self._rate_wait(limit_key, limits)
             if wait > self.settings.max_rate_wait_s:
@@ -281,13 +296,12 @@ class SinkRuntime:
         started = time.monotonic()
         try:
             with audit_scope(self.kind.value, target):
-                answer = await asyncio.wait_for(
-                    self.connector.deliver(record, ctx), self.settings.call_timeout_s
-                )
+                async with asyncio.timeout(self.settings.call_timeout_s):
+                    answer = await self.connector.deliver(record, ctx)
         except Exception as exc:
             answer = translate(exc)
         latency = time.monotonic() - started
-        metrics.SINK_ATTEMPT_SECONDS.labels(self.kind.value, answer.verdict.value).observe(latency)
+        self._attempt_seconds[answer.verdict].observe(latency)
         return answer, latency * 1000
 
     def _apply(
@@ -351,9 +365,9 @@ class SinkRuntime:
             now_ms=self._now_ms(), **fields,
         )  # fmt: skip
         key = (result["integration_id"] or self.kind.value).encode()
-        self._produce(DELIVERY_RESULTS.name, self.results_codec.encode(result), key)
+        self._produce(DELIVERY_RESULTS.name, self.results_codec.encode(result), key, self._writer)
         self.ledger.apply(result)
-        metrics.SINK_RESULTS.labels(self.kind.value, outcome).inc()
+        self._results[outcome].inc()
 
     def _requeue(
         self, item: Item, target: str, attempt: int, not_before_ms: int,
@@ -458,11 +472,21 @@ class SinkRuntime:
             )
         return breaker
 
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        lock = self.locks.get(key)
-        if lock is None:
-            lock = self.locks[key] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _in_order(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """One record at a time per (target, aggregate), in arrival order; the lock is
+        dropped when nobody holds or waits for it (aggregates are unbounded)."""
+        entry = self.locks.get(key)
+        if entry is None:
+            entry = self.locks[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self.locks[key]
 
     # ---- Kafka ------------------------------------------------------------------------------
     def _produce(self, topic: str, value: bytes, key: bytes | None,

@@ -4,9 +4,11 @@ Built by `build(env)` (the runtime, via registry.CONNECTORS) or directly in test
 
     WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests())
 
-Every call goes through `outbound.http_client` (https only, public addresses only, no
-redirects, one audit line per call). The endpoint's secret is read per delivery from the
-credential store (`webhook_endpoint`, endpoint id); a missing row is fatal.
+Every call goes through `outbound.aiohttp_session` (https only, public addresses only, no
+redirects, one audit line per call): this is the sink with the most traffic, so it talks to
+aiohttp directly rather than through httpx's models (bench/sinks.py). The endpoint's
+secret is read per delivery from the credential store (`webhook_endpoint`, endpoint id);
+a missing row is fatal.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 from streams.topics import Destination
 
 from connectors.sinks.answer import Answer, fatal, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.credentials import MissingCredential
-from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, audit_scope, http_client
+from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, aiohttp_session, audit_scope
 from connectors.sinks.webhook import wire
 from connectors.sinks.webhook.config import WebhookConfig
 
@@ -44,8 +46,10 @@ class WebhookSink:
         self.config = config
         self._policy = policy
         self._clock = clock
-        self._client = http_client(policy, headers={"User-Agent": config.user_agent})
-        self._timeout = httpx.Timeout(config.read_timeout_s, connect=policy.connect_timeout_s)
+        self._session: aiohttp.ClientSession | None = None  # made on the running loop
+        self._timeout = aiohttp.ClientTimeout(
+            sock_connect=policy.connect_timeout_s, sock_read=config.read_timeout_s
+        )
 
     def target(self, record: dict[str, Any]) -> str:
         """``webhook:<endpoint id>``."""
@@ -92,32 +96,38 @@ class WebhookSink:
             return fatal("webhook.no_secret", str(exc))
         except ValueError as exc:  # a malformed whsec_ secret; the message names no value
             return fatal("webhook.bad_secret", str(exc))
+        if self._session is None:
+            self._session = aiohttp_session(self._policy)
         with audit_scope(Destination.WEBHOOK.value, self.target(record)):
             try:
-                response = await self._client.request(
+                async with self._session.request(
                     request.method,
                     request.url,
                     headers=request.headers,
-                    content=request.body,
+                    data=request.body,
                     timeout=self._timeout,
-                )
+                    allow_redirects=False,
+                ) as response:
+                    await response.read()
+                    status, retry_after = response.status, response.headers.get("retry-after")
             except OutboundRefused as exc:
                 return fatal("webhook.refused", str(exc))
-            except httpx.TimeoutException:
+            except TimeoutError:
                 return retry("webhook.timeout", "no answer within the timeout")
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 return retry("webhook.connect", type(exc).__name__)
-        answer = wire.classify(response.status_code, response.headers.get("retry-after"))
+        answer = wire.classify(status, retry_after)
         if not answer.ok:
             log.info(
                 "webhook delivery answered target=%s status=%s verdict=%s",
-                self.target(record), response.status_code, answer.verdict.value,
+                self.target(record), status, answer.verdict.value,
             )  # fmt: skip
         return answer
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
 
 
 def build(env: SinkEnv) -> WebhookSink:
