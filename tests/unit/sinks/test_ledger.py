@@ -6,8 +6,9 @@ from typing import Any
 
 from connectors.sinks.tracker import OffsetTracker
 from streams.logic.ledger import LedgerState
+from streams.topics import DELIVER, Destination
 
-T = "wedsync.deliver.slack"
+T = DELIVER[Destination.SLACK].deliver.name
 
 
 def result(outcome: str, *, delivery: str = "d1", offset: int = 5, version: int = 10,
