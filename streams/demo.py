@@ -11,6 +11,7 @@ broker in that order.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -99,6 +100,41 @@ def _delivery_reader(bootstrap: str) -> Consumer:
     return consumer
 
 
+SINK_KINDS = tuple(d for d in topics.Destination if d is not topics.Destination.INAPP)
+
+
+@contextlib.contextmanager
+def _sinks(bootstrap: str, codecs: TopicCodecs, local: Any, dsn: str) -> Iterator[None]:
+    """One sink runtime per destination kind (in-app has its gateway), each on a thread,
+    its connector pointed at the local providers, credentials read from the database."""
+    from connectors.sinks.credentials import PostgresCredentialStore
+    from connectors.sinks.runtime import SinkRuntime
+
+    store = PostgresCredentialStore(dsn)
+    running = [
+        Background(
+            SinkRuntime(local.connector(kind), bootstrap=bootstrap, codecs=codecs,
+                        credentials=store).run_blocking,
+            f"sink-{kind.value}",
+        )
+        for kind in SINK_KINDS
+    ]  # fmt: skip
+    try:
+        yield
+    finally:
+        for sink in running:
+            sink.stop()
+        store.close()
+
+
+def _results_reader(bootstrap: str) -> Consumer:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wedsync-demo-results",
+                         "enable.auto.commit": False, "log.connection.close": False})  # fmt: skip
+    results = topics.DELIVERY_RESULTS
+    consumer.assign([TopicPartition(results.name, p, 0) for p in range(results.partitions)])
+    return consumer
+
+
 def _target(record: dict[str, Any]) -> str:
     """Where a delivery goes, without secrets or message content."""
     for field in ("to_address", "channel", "to_number", "user_id", "endpoint_url"):
@@ -109,17 +145,21 @@ def _target(record: dict[str, Any]) -> str:
 
 def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    for noisy in ("mail.log", "wedsync.audit", "wedsync.fake.smtp", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # the results lines say it all
     if not devdb.available():
         print(f"make run needs the PostgreSQL 15 server binaries in {devdb.PG_BIN}; `make "
               "system-deps` installs them (Debian's postgresql-15)", file=sys.stderr)  # fmt: skip
         return 1
+    from connectors.sinks.local import LocalProviders
+
     codecs = TopicCodecs.from_settings(settings)
     k = scenario.ids()
     name_of = {k[v]: NAMES[v] for v in scenario.VENDORS}
     want = scenario.expected(k)
     try:
         with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap, \
-                devdb.throwaway_postgres() as server:  # fmt: skip
+                devdb.throwaway_postgres() as server, LocalProviders() as local:  # fmt: skip
             create_topics(bootstrap, replication_factor=settings.replication_factor)
             print(f"[1/5] Kafka broker at {bootstrap}; {len(topics.ALL)} catalog topics",
                   flush=True)  # fmt: skip
@@ -129,20 +169,23 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
             conn = psycopg2.connect(dsn)
             conn.autocommit = True
             with contextlib.closing(conn), conn.cursor() as cur:
-                scenario.seed(cur, k)
+                scenario.seed(cur, k, local.endpoints())
                 print(f"[2/5] PostgreSQL on 127.0.0.1:{server.port} with the platform schema "
                       "(schemas/platform/platform.sql): one wedding, four vendors, a fifth "
                       "to be linked", flush=True)  # fmt: skip
                 with _cdc(bootstrap, server, codecs) as slot, \
-                        worker_process(bootstrap, settings) as worker:  # fmt: skip
-                    print(f"[3/5] CDC streaming from slot {slot}; worker and routing process "
-                          "starting", flush=True)  # fmt: skip
+                        worker_process(bootstrap, settings) as worker, \
+                        _sinks(bootstrap, codecs, local, dsn):  # fmt: skip
+                    print(f"[3/5] CDC streaming from slot {slot}; worker, routing process and "
+                          f"sinks ({', '.join(d.value for d in SINK_KINDS)}) starting; local "
+                          "providers: SMTP capture, Radicale, fake Slack, Twilio, CRM and "
+                          "webhook receiver", flush=True)  # fmt: skip
                     scenario.play(cur, k)
                     print("[4/5] played: a form response, a journey milestone, the wedding "
                           "moved (a cake maker linked in the same transaction), a couple's "
                           "profile update", flush=True)  # fmt: skip
                     return _show_deliveries(bootstrap, codecs, worker, name_of, want, once,
-                                            timeout)  # fmt: skip
+                                            timeout, local)  # fmt: skip
     except KeyboardInterrupt:
         print("\nstopped: CDC, worker, PostgreSQL and broker", flush=True)
         return 0
@@ -156,12 +199,16 @@ def _show_deliveries(
     want: set[tuple[str, str, str]],
     once: bool,
     timeout: float,
+    local: Any,
 ) -> int:
-    print("[5/5] deliveries as routed (event, channel, recipient, target):", flush=True)
-    consumer = _delivery_reader(bootstrap)
+    print("[5/5] deliveries as routed (event, channel, recipient, target), then as the "
+          "providers answered (outcome, status, provider's id, commit -> answer):",
+          flush=True)  # fmt: skip
+    consumer, ledger = _delivery_reader(bootstrap), _results_reader(bootstrap)
     by_topic = {t.deliver.name: d for d, t in topics.DELIVER.items()}
     got: set[tuple[str, str, str]] = set()
-    latencies: list[float] = []
+    routed: set[str] = set()  # delivery ids a sink should deliver
+    delivered: dict[str, float] = {}  # delivery id -> commit -> provider answer, ms
     reported = False
     deadline = time.monotonic() + timeout
     try:
@@ -171,29 +218,55 @@ def _show_deliveries(
                 return 1
             if not reported and time.monotonic() > deadline:
                 missing = sorted(want - got)
-                print(f"timed out; missing {len(missing)}: {missing[:5]}", file=sys.stderr)
+                print(f"timed out; missing {len(missing)} routed: {missing[:5]}; "
+                      f"{len(routed - set(delivered))} not delivered", file=sys.stderr)  # fmt: skip
                 return 1
-            for msg in consumer.consume(500, 0.5):
+            for msg in consumer.consume(500, 0.2):
                 if msg.error():
                     continue
                 dest = by_topic[msg.topic() or ""]
                 record = codecs[topics.DELIVER[dest].deliver].decode(msg.value())
                 recipient = record.get("recipient_id") or ""
                 got.add((record["event_type"], dest.value, recipient))
-                latencies.append(record["routed_at_ms"] - record["source_ts_ms"])
-                print(f"  {record['event_type']:<28} {dest.value:<9} "
+                if dest is not topics.Destination.INAPP:
+                    routed.add(record["delivery_id"])
+                print(f"  routed     {record['event_type']:<28} {dest.value:<9} "
                       f"{name_of.get(recipient, recipient):<8} {_target(record)}",
                       flush=True)  # fmt: skip
-            if want <= got and not reported:
+            for msg in ledger.consume(500, 0.2):
+                if msg.error():
+                    continue
+                result = codecs[topics.DELIVERY_RESULTS].decode(msg.value())
+                lag = result["completed_at_ms"] - result["source_ts_ms"]
+                if result["outcome"] == "delivered":
+                    delivered[result["delivery_id"]] = lag
+                print(f"  {result['outcome']:<10} {result['event_type']:<28} "
+                      f"{result['destination']:<9} {result['target'][:40]:<40} "
+                      f"status={result['status_code']} id={(result['provider_id'] or '-')[:24]} "
+                      f"{lag} ms" + (f" ({result['error_class']})" if result["error_class"]
+                                     else ""), flush=True)  # fmt: skip
+            if want <= got and routed <= set(delivered) and not reported:
                 reported = True
-                ordered = sorted(latencies)
-                print(f"OK: {len(got)} deliveries, every one the rules and preferences imply "
-                      f"for the four workflows; commit -> routed p50 "
-                      f"{ordered[len(ordered) // 2]:.0f} ms (includes worker start-up)",
-                      flush=True)  # fmt: skip
+                _summary(got, delivered, local)
                 if once:
                     return 0 if got == want else 1
                 print("still running: change rows in the database and watch; Ctrl-C stops",
                       flush=True)  # fmt: skip
     finally:
         consumer.close()
+        ledger.close()
+
+
+def _summary(got: set[tuple[str, str, str]], delivered: dict[str, float], local: Any) -> None:
+    lags = sorted(delivered.values())
+    smtp, slack = local.servers["smtp"], local.fake("slack")
+    crm, hooks = local.fake("crm"), local.fake("webhook")
+    print(f"OK: {len(got)} (event, channel, recipient) deliveries routed, every one the rules "
+          f"and preferences imply; {len(delivered)} delivered by the sinks (in-app waits for "
+          f"its gateway). Commit -> provider's answer p50 {lags[len(lags) // 2]:.0f} ms, max "
+          f"{lags[-1]:.0f} ms (includes start-up).", flush=True)  # fmt: skip
+    print(f"    SMTP capture: {len(smtp.messages)} emails | Slack fake: "
+          f"{slack.counters['messages_posted']} messages | CRM fake: "
+          f"{crm.counters['side_effects']} calls | webhook receiver: "
+          f"{hooks.counters['side_effects']} signed events, {hooks.counters['bad_signature']} "
+          f"bad signatures | Radicale: {local.calendar_url}", flush=True)  # fmt: skip

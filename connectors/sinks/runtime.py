@@ -31,6 +31,7 @@ import contextlib
 import heapq
 import logging
 import random
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -159,6 +160,23 @@ class SinkRuntime:
                     self._gauges()
         finally:
             await self._finish()
+
+    def run_blocking(self, stop: threading.Event) -> None:
+        """`run` on its own event loop until `stop` is set: for a thread
+        (`streams.background.Background`) next to other work, as `make run` does."""
+
+        async def main() -> None:
+            done = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def relay() -> None:
+                stop.wait()
+                loop.call_soon_threadsafe(done.set)
+
+            threading.Thread(target=relay, name="sink-stop", daemon=True).start()
+            await self.run(done)
+
+        asyncio.run(main())
 
     async def _finish(self) -> None:
         if self._tasks:
