@@ -7,7 +7,9 @@ import importlib
 import sys
 import time
 
-SUITES = ("bench.codec", "bench.routing", "bench.ingest", "bench.cdc", "bench.sinks")
+SUITES = (
+    "bench.codec", "bench.routing", "bench.ingest", "bench.cdc", "bench.sinks", "bench.delivery",
+)
 
 
 def main() -> int:

@@ -67,7 +67,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _cdc(bootstrap: str, server: devdb.PostgresServer, codecs: TopicCodecs) -> Iterator[str]:
+def cdc_running(bootstrap: str, server: devdb.PostgresServer, codecs: TopicCodecs) -> Iterator[str]:
     """The CDC source on a thread, yielded once it streams; stopped on exit."""
     from connectors.sources.postgres_cdc.config import PostgresCdcConfig
     from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
@@ -104,7 +104,7 @@ SINK_KINDS = tuple(d for d in topics.Destination if d is not topics.Destination.
 
 
 @contextlib.contextmanager
-def _sinks(bootstrap: str, codecs: TopicCodecs, local: Any, dsn: str) -> Iterator[None]:
+def sinks_running(bootstrap: str, codecs: TopicCodecs, local: Any, dsn: str) -> Iterator[None]:
     """One sink runtime per destination kind (in-app has its gateway), each on a thread,
     its connector pointed at the local providers, credentials read from the database."""
     from connectors.sinks.credentials import PostgresCredentialStore
@@ -173,9 +173,9 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
                 print(f"[2/5] PostgreSQL on 127.0.0.1:{server.port} with the platform schema "
                       "(schemas/platform/platform.sql): one wedding, four vendors, a fifth "
                       "to be linked", flush=True)  # fmt: skip
-                with _cdc(bootstrap, server, codecs) as slot, \
+                with cdc_running(bootstrap, server, codecs) as slot, \
                         worker_process(bootstrap, settings) as worker, \
-                        _sinks(bootstrap, codecs, local, dsn):  # fmt: skip
+                        sinks_running(bootstrap, codecs, local, dsn):  # fmt: skip
                     print(f"[3/5] CDC streaming from slot {slot}; worker, routing process and "
                           f"sinks ({', '.join(d.value for d in SINK_KINDS)}) starting; local "
                           "providers: SMTP capture, Radicale, fake Slack, Twilio, CRM and "

@@ -179,8 +179,16 @@ class SinkRuntime:
         asyncio.run(main())
 
     async def _finish(self) -> None:
+        """Give what is in flight a short grace, cancel the rest (uncommitted: the next
+        owner of the partition delivers it), commit what finished, close."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self.settings.call_timeout_s + 5)
+            _, late = await asyncio.wait(
+                list(self._tasks), timeout=min(10.0, self.settings.call_timeout_s)
+            )
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5)
         if self._failure is None:
             await self._commit()
         self._closing = True  # the revoke inside close() has nothing left to drain
@@ -246,6 +254,8 @@ class SinkRuntime:
         finished = False
         try:
             finished = await self._process(item, probe)
+        except asyncio.CancelledError:  # stopping: left uncommitted for the next owner
+            return
         except BaseException as exc:  # recording failed: crash, do not commit this record
             log.exception("recording the outcome of %s failed; stopping", item.origin)
             self._failure = self._failure or exc

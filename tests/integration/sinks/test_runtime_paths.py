@@ -136,8 +136,8 @@ def test_a_disabled_target_gets_nothing_more_until_a_replay_succeeds(rig: Rig) -
 def test_consecutive_failures_open_the_breaker_and_calls_wait_for_the_probe(rig: Rig) -> None:
     target = channel()
     failing = [slack_record(n, channel=target, aggregate_id=f"a{n}") for n in range(3)]
-    for record in failing:
-        rig.connector.script[record["delivery_id"]] = [retry("http.503")] * 3
+    for record in failing:  # three consecutive failures (the threshold), then they recover
+        rig.connector.script[record["delivery_id"]] = [retry("http.503")]
     rig.send(*failing)
     wait_until(lambda: all(rig.connector.attempts_of(r["delivery_id"]) for r in failing))
     blocked = slack_record(9, channel=target)
