@@ -8,7 +8,12 @@ import sys
 import time
 
 SUITES = (
-    "bench.codec", "bench.routing", "bench.ingest", "bench.cdc", "bench.sinks", "bench.delivery",
+    "bench.codec",
+    "bench.routing",
+    "bench.ingest",
+    "bench.cdc",
+    "bench.sinks",
+    "bench.delivery",
 )
 
 
