@@ -73,7 +73,8 @@ def week(postgres: Any, codecs: TopicCodecs) -> Iterator[dict[str, Any]]:
             cdc.stop()
             conn.close()
             store.close()
-        yield {"k": k, "local": local, "results": results(bootstrap, codecs), "routed": routed}
+        yield {"k": k, "local": local, "results": results(bootstrap, codecs), "routed": routed,
+               "bootstrap": bootstrap}  # fmt: skip
     drop_platform_db(platform)
 
 
@@ -159,3 +160,19 @@ def test_the_customer_webhook_receiver_verifies_every_signature(week: dict[str, 
     assert receiver.counters["side_effects"] == sum(
         1 for d in week["routed"].values() if d == "webhook"
     )
+
+
+def test_deliveries_show_tells_the_chain_from_the_commit_to_each_answer(
+    week: dict[str, Any], codecs: TopicCodecs
+) -> None:
+    from connectors.sinks.show import chain
+
+    moved = next(r for r in week["results"] if r["event_type"] == "wedding.date_changed")
+    lines = chain(week["bootstrap"], codecs, moved["event_id"])
+    assert lines[0].startswith(f"event {moved['event_id']} wedding.date_changed")
+    assert "table=wedding_details" in lines[1] and "commit_lsn=None" not in lines[1]
+    attempts = [line for line in lines if "attempt 0 delivered" in line]
+    expected = [r for r in week["results"] if r["event_id"] == moved["event_id"]]
+    assert len(attempts) == len(expected)
+    assert any(f"provider_id={r['provider_id']}" in "\n".join(lines)
+               for r in expected if r["provider_id"])  # fmt: skip
