@@ -116,9 +116,10 @@ class SmtpCapture:
         if self.tls_context is not None:
             kwargs["tls_context"] = self.tls_context
             kwargs["require_starttls"] = self.require_starttls
-        self._controller = Controller(
-            _Handler(self), hostname=self.hostname, port=self.port, **kwargs
-        )
+        self._controller = Controller(  # server_hostname: no getfqdn() per session
+            _Handler(self), hostname=self.hostname, port=self.port,
+            server_hostname="smtp-capture.wedsync.invalid", **kwargs,
+        )  # fmt: skip
         self._controller.start()
         return self
 

@@ -19,7 +19,6 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
-import httpcore
 from streams.topics import Destination
 
 from connectors.sinks.answer import Answer, fatal, ok, retry
@@ -49,6 +48,9 @@ class EmailConnector:
     def __init__(self, policy: OutboundPolicy, config: EmailConfig | None = None) -> None:
         self.policy = policy
         self.config = config or EmailConfig()
+        # the EHLO name, looked up once: aiosmtplib otherwise calls the blocking
+        # socket.getfqdn() on every connection, inside the event loop
+        self.local_hostname = socket.getfqdn()
 
     def target(self, record: dict[str, Any]) -> str:
         """``email:<recipient id>`` (never the address)."""
@@ -103,7 +105,7 @@ class EmailConnector:
         except OutboundRefused as exc:
             audit("SMTP", cfg.smtp_host, "smtp.refused", started)
             return fatal("smtp.refused", str(exc))
-        except httpcore.ConnectError:
+        except OSError:
             audit("SMTP", cfg.smtp_host, "smtp.connection", started)
             return retry("smtp.connection", "cannot resolve the relay host")
         try:
@@ -113,6 +115,7 @@ class EmailConnector:
             return retry("smtp.connection", f"cannot connect to the relay: {type(exc).__name__}")
         client = aiosmtplib.SMTP(
             hostname=cfg.smtp_host,
+            local_hostname=self.local_hostname,
             sock=sock,
             use_tls=cfg.use_tls,
             start_tls=cfg.starttls,
