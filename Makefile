@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: install system-deps  ## a wedding week on the platform schema: PostgreSQL -> CDC -> worker -> deliveries
+run: install system-deps  ## a wedding week: PostgreSQL -> CDC -> worker -> routing -> sinks -> local providers
 	$(BIN)/wedsync demo
 
 schemas-check: install
