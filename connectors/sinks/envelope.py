@@ -65,6 +65,7 @@ class Item:
     paused: str | None
     replay_of: str | None
     last_error_class: str | None
+    stored: Any = None  # the runtime's count of this record's outcome records not yet acked
 
     @property
     def source(self) -> tuple[str, int, int]:

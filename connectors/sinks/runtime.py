@@ -16,8 +16,9 @@ processes share the partitions) and, for each record:
 4. records the attempt on `wedsync.delivery.results`, and sends the record on to `.retry`
    (exponential, jittered, Retry-After honoured) or `.dlq` (original bytes, reasons in
    headers);
-5. commits a partition only up to its lowest record whose outcome is not yet recorded, and
-   only after the producer flushed every result, retry and dead letter: at-least-once.
+5. commits a partition only up to its lowest record whose outcome records (result, retry,
+   dead letter) Kafka has not yet acknowledged: at-least-once, and the loop never stops
+   reading to wait for a flush.
 
 A crash between a provider's answer and its ledger record re-sends that record after a
 restart: idempotent providers (event ids, transactionId, If-None-Match, webhook-id) absorb
@@ -59,6 +60,31 @@ from connectors.sinks.settings import SinkSettings
 from connectors.sinks.tracker import TP, OffsetTracker
 
 log = logging.getLogger(__name__)
+
+
+class _Stored:
+    """Counts one record's outcome records until Kafka acknowledged them all; then (once
+    the record is finished) calls `done`. Lives on the event loop's thread."""
+
+    __slots__ = ("done", "finished", "pending")
+
+    def __init__(self, done: Callable[[], None]) -> None:
+        self.done = done
+        self.pending = 0
+        self.finished = False
+
+    def add(self) -> None:
+        self.pending += 1
+
+    def acked(self) -> None:
+        self.pending -= 1
+        if self.finished and self.pending == 0:
+            self.done()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.pending == 0:
+            self.done()
 
 
 class SinkRuntime:
@@ -150,6 +176,7 @@ class SinkRuntime:
                     self.consumer.consume, 0 if paused_reading else 500, 0.05
                 )
                 self._reader.poll()
+                self.producer.poll(0)
                 for msg in msgs:
                     await self._accept(msg)
                 await self._release_due()
@@ -190,7 +217,8 @@ class SinkRuntime:
             if late:
                 await asyncio.wait(late, timeout=5)
         if self._failure is None:
-            await self._commit()
+            self._flush()
+            await self._commit(wait=True)
         self._closing = True  # the revoke inside close() has nothing left to drain
         await asyncio.to_thread(self.consumer.close)
         self._reader.close()
@@ -215,15 +243,17 @@ class SinkRuntime:
         try:
             record = self.codec.decode(msg.value())
         except DecodeError as exc:
+            stored = _Stored(lambda: self.tracker.done((topic, partition), offset))
             self._produce(
                 self.topics.dlq.name, value, msg.key(),
                 raw_dead_letter_headers(
                     stage=f"sink.{self.kind.value}", error=exc, topic=topic,
                     partition=partition, offset=offset, now_ms=self._now_ms(),
                 ),
+                stored,
             )  # fmt: skip
             metrics.DEAD_LETTERS.labels(f"sink.{self.kind.value}", "DecodeError").inc()
-            self.tracker.done((topic, partition), offset)
+            stored.finish()
             return
         item = Item.read(topic, partition, offset, msg.key(), value, msg.headers(), record)
         if item.paused and item.paused in self.paused:
@@ -252,6 +282,9 @@ class SinkRuntime:
     async def _run_item(self, item: Item, probe: bool) -> None:
         self._in_flight.inc()
         finished = False
+        if item.stored is None:
+            position = (item.topic, item.partition)
+            item.stored = _Stored(lambda: self.tracker.done(position, item.offset))
         try:
             finished = await self._process(item, probe)
         except asyncio.CancelledError:  # stopping: left uncommitted for the next owner
@@ -264,7 +297,7 @@ class SinkRuntime:
             self._in_flight.dec()
             self._slots.release()
         if finished:
-            self.tracker.done((item.topic, item.partition), item.offset)
+            item.stored.finish()
 
     # ---- one record ------------------------------------------------------------------------
     async def _process(self, item: Item, probe: bool) -> bool:
@@ -393,7 +426,10 @@ class SinkRuntime:
             now_ms=self._now_ms(), **fields,
         )  # fmt: skip
         key = (result["integration_id"] or self.kind.value).encode()
-        self._produce(DELIVERY_RESULTS.name, self.results_codec.encode(result), key, self._writer)
+        self._produce(
+            DELIVERY_RESULTS.name, self.results_codec.encode(result), key, self._writer,
+            item.stored,
+        )  # fmt: skip
         self.ledger.apply(result)
         self._results[outcome].inc()
 
@@ -409,7 +445,7 @@ class SinkRuntime:
             item, attempt=attempt, not_before_ms=not_before_ms, first_attempt_ms=first,
             error_class=error_class, paused=paused,
         )  # fmt: skip
-        self._produce(self.topics.retry.name, item.value, item.key, headers)
+        self._produce(self.topics.retry.name, item.value, item.key, headers, item.stored)
         fields = dict(result or {})
         fields["error_class"] = fields.get("error_class") or error_class
         self._record(item, target, outcome, **fields)
@@ -424,7 +460,7 @@ class SinkRuntime:
             item, destination=self.kind, target=target, error_class=error_class,
             reason=reason, first_attempt_ms=item.first_attempt_ms or now, now_ms=now,
         )  # fmt: skip
-        self._produce(self.topics.dlq.name, item.value, item.key, headers)
+        self._produce(self.topics.dlq.name, item.value, item.key, headers, item.stored)
         metrics.DEAD_LETTERS.labels(f"sink.{self.kind.value}", error_class).inc()
         fields = dict(result or {})
         fields["error_class"] = error_class
@@ -518,31 +554,48 @@ class SinkRuntime:
 
     # ---- Kafka ------------------------------------------------------------------------------
     def _produce(self, topic: str, value: bytes, key: bytes | None,
-                 headers: Any = None) -> None:  # fmt: skip
+                 headers: Any = None, stored: _Stored | None = None) -> None:  # fmt: skip
+        """Produce; `stored` (the consumed record's) counts it until Kafka acknowledges it.
+        Delivery callbacks run in `producer.poll`, called only on the event loop's thread
+        (here, in the main loop, and in `_flush`)."""
+
+        def acked(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                self._failure = self._failure or BrokerUnavailable(
+                    f"{msg.topic()}: a ledger, retry or dead-letter record was not stored: {err}"
+                )
+            elif stored is not None:
+                stored.acked()
+
+        if stored is not None:
+            stored.add()
         while True:
             try:
-                self.producer.produce(topic, value, key, headers=headers, on_delivery=self._acked)
+                self.producer.produce(topic, value, key, headers=headers, on_delivery=acked)
                 self.producer.poll(0)
                 return
             except BufferError:
                 self.producer.poll(0.05)
 
-    def _acked(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failure = self._failure or BrokerUnavailable(
-                f"{msg.topic()}: a ledger, retry or dead-letter record was not stored: {err}"
-            )
+    def _flush(self, timeout: float = 30.0) -> None:
+        """Wait for every produced record's acknowledgement (on the loop's thread, so the
+        callbacks run here); BrokerUnavailable if Kafka does not answer in time."""
+        if self.producer.flush(timeout):
+            raise BrokerUnavailable(f"outcome records not acknowledged in {timeout:.0f} s")
+        self._raise_failure()
 
-    async def _commit(self, tps: set[TP] | None = None) -> None:
+    async def _commit(self, tps: set[TP] | None = None, *, wait: bool = False) -> None:
+        """Commit what is finished and stored. Asynchronous while running (a lost commit
+        only means records read again, which the ledger skips); `wait` at the end."""
+        self.producer.poll(0)
         positions = self.tracker.committable(tps)
         if not positions:
             return
-        remaining = await asyncio.to_thread(self.producer.flush, 30)
-        self._raise_failure()
-        if remaining:
-            raise BrokerUnavailable(f"{remaining} outcome records not acknowledged in 30 s")
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
-        await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
+        if wait:
+            await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
+        else:
+            self.consumer.commit(offsets=offsets, asynchronous=True)
         self.tracker.mark_committed(positions)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -556,12 +609,11 @@ class SinkRuntime:
             return
         future = asyncio.run_coroutine_threadsafe(self._drain(tps), self._loop)
         try:
-            future.result(self.settings.call_timeout_s + 10)
+            positions = future.result(self.settings.call_timeout_s + 40)
         except Exception:
             log.exception("draining revoked partitions failed; their records will be re-read")
             return
-        positions = self.tracker.committable(tps)
-        if positions and self._failure is None and self.producer.flush(30) == 0:
+        if positions and self._failure is None:
             try:
                 consumer.commit(
                     offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()],
@@ -571,14 +623,18 @@ class SinkRuntime:
                 log.exception("commit on revoke failed; the next owner re-reads (deduplicated)")
         self.tracker.forget(tps)
 
-    async def _drain(self, tps: set[TP]) -> None:
+    async def _drain(self, tps: set[TP]) -> dict[TP, int]:
+        """Finish the revoked partitions' deliveries, drop what is held for them, and
+        return their commit positions once every outcome record is acknowledged."""
         tasks = [t for t, tp in self._tasks.items() if tp in tps]
         if tasks:
             await asyncio.wait(tasks, timeout=self.settings.call_timeout_s + 5)
+        self._flush()
         self.held = [h for h in self.held if (h[2].topic, h[2].partition) not in tps]
         heapq.heapify(self.held)
         for key, queue in self.parked.items():
             self.parked[key] = deque(i for i in queue if (i.topic, i.partition) not in tps)
+        return self.tracker.committable(tps)
 
     # ---- misc ---------------------------------------------------------------------------------
     def _now_ms(self) -> int:
