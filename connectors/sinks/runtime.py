@@ -46,7 +46,8 @@ from streams.errors import BackpressureError, BrokerUnavailable, DecodeError, Fa
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.deadletter import dead_letter_headers as raw_dead_letter_headers
 from streams.logic.ledger import LedgerState
-from streams.logic.retry import Breaker, TokenBucket
+from streams.logic.ratelimit import TokenBucket
+from streams.logic.retry import Breaker
 from streams.topics import DELIVER, DELIVERY_RESULTS, SLA_HEALTH
 
 from connectors.sinks import envelope
@@ -327,19 +328,18 @@ class SinkRuntime:
             return True
         async with self._in_order((target, str(record.get("aggregate_id", "")))):
             limit_key, limits = self.connector.limit(record)
-            wait = self._rate_wait(limit_key, limits)
-            if wait > self.settings.max_rate_wait_s:
-                self._requeue(item, target, item.attempt, self._now_ms() + int(wait * 1000),
-                              "rate_limited")  # fmt: skip
-                return True
+            while wait := self._rate_wait(limit_key, limits):
+                if wait > self.settings.max_rate_wait_s:
+                    self._requeue(item, target, item.attempt,
+                                  self._now_ms() + int(wait * 1000), "rate_limited")  # fmt: skip
+                    return True
+                metrics.SINK_RATE_LIMIT_WAIT_SECONDS.labels(self.kind.value).inc(wait)
+                await asyncio.sleep(wait)
             breaker = self._breaker(target)
             if not breaker.allow(self.clock()):
                 due = int(breaker.reopens_at() * 1000 + self.rand() * 1000)
                 self._requeue(item, target, item.attempt, due, "breaker_open")
                 return True
-            if wait > 0:
-                metrics.SINK_RATE_LIMIT_WAIT_SECONDS.labels(self.kind.value).inc(wait)
-                await asyncio.sleep(wait)
             async with self._semaphore(limit_key, limits):
                 answer, latency = await self._attempt(item, target, refresh=probe)
                 if answer.verdict is Verdict.REAUTH and not probe:
@@ -512,15 +512,13 @@ class SinkRuntime:
 
     # ---- limits --------------------------------------------------------------------------------
     def _rate_wait(self, key: str, limits: Limits) -> float:
+        """0.0 when a token was taken for this call, else the seconds until one is free."""
         if not limits.rate_per_s:
             return 0.0
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = TokenBucket(limits.rate_per_s, limits.burst)
-        now = self.clock()
-        if bucket.wait_for(now) > self.settings.max_rate_wait_s:
-            return bucket.wait_for(now)
-        return bucket.reserve(now)
+            bucket = self.buckets[key] = TokenBucket(limits.rate_per_s, limits.burst, self.clock())
+        return bucket.try_acquire(self.clock())
 
     def _semaphore(self, key: str, limits: Limits) -> asyncio.Semaphore:
         sem = self.semaphores.get(key)

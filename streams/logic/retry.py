@@ -6,9 +6,6 @@
 - `Breaker`: a circuit breaker per endpoint. Closed until `threshold` consecutive failures;
   then open for `cooldown_s` (doubling on each failed probe, up to `max_cooldown_s`); then
   half-open: one probe goes through, the rest wait; a success closes it.
-- `TokenBucket`: a rate limit that says how long the next call must wait, so a caller can
-  choose between waiting briefly and rescheduling the record (never blocking a partition on
-  one throttled target).
 """
 
 from __future__ import annotations
@@ -97,29 +94,3 @@ class Breaker:
     def reopens_at(self) -> float:
         """When a call may be tried again (the probe time while open)."""
         return self.open_until
-
-
-@dataclass
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up. `reserve(now)` takes a token and
-    returns how long the caller must wait before using it (0: go now)."""
-
-    rate: float
-    burst: int = 1
-    tokens: float = 0.0
-    updated: float | None = None  # None: never used, the bucket is full
-
-    def _level(self, now: float) -> float:
-        if self.updated is None:
-            return float(self.burst)
-        return min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
-
-    def reserve(self, now: float) -> float:
-        self.tokens = self._level(now) - 1.0
-        self.updated = now
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
-
-    def wait_for(self, now: float) -> float:
-        """How long a call would wait now, without taking a token."""
-        tokens = self._level(now)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate

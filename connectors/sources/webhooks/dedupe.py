@@ -5,15 +5,13 @@ marks an id only once Kafka acknowledged its record), bounded by `max_entries` (
 first). It lives in one process: a second gateway replica has its own window, and a restart
 forgets it, so downstream consumers must still tolerate the odd duplicate (at-least-once).
 
-`TokenBucket` admits `rate` requests per second with bursts up to `burst`; a refusal says how
-many seconds until a token is free, which the gateway sends as Retry-After.
+The gateway's rate limit is `streams.logic.ratelimit.TokenBucket` (the sinks use it too).
 
-Both take the current time as an argument (monotonic seconds), so tests need no clock.
+It takes the current time as an argument (monotonic seconds), so tests need no clock.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 
@@ -49,29 +47,3 @@ class DedupeWindow:
         while len(self._seen) > self.max_entries:
             self._seen.popitem(last=False)
         self._expire(now)
-
-
-class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up; one request costs one token."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        if rate <= 0 or burst <= 0:
-            raise ValueError("rate and burst must be positive")
-        self.rate = rate
-        self.burst = float(burst)
-        self._tokens = float(burst)
-        self._at = now
-
-    def try_acquire(self, now: float) -> float:
-        """Take a token: 0.0 when admitted, else the seconds to wait before trying again."""
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = max(self._at, now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self.rate
-
-    @staticmethod
-    def retry_after_header(wait: float) -> str:
-        """Retry-After is whole seconds; never 0, so a client does not retry at once."""
-        return str(max(1, math.ceil(wait)))

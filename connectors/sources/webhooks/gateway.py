@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.errors import BrokerUnavailable
 from streams.kafka.codec import TopicCodecs
+from streams.logic.ratelimit import TokenBucket
 from streams.models import InboundWebhook
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic, change_key
 
@@ -50,7 +51,7 @@ from connectors.sources.webhooks.convert import (
     from_debezium,
     from_supabase,
 )
-from connectors.sources.webhooks.dedupe import DedupeWindow, TokenBucket
+from connectors.sources.webhooks.dedupe import DedupeWindow
 from connectors.sources.webhooks.verify import Rejected, Request, Verified, parse_json, verify
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,9 @@
-"""Retry schedule, breaker and token bucket (streams.logic.retry): pure, clock passed in."""
+"""Retry schedule and breaker (streams.logic.retry): pure, clock passed in. The token bucket
+(streams.logic.ratelimit) is tested in tests/unit/webhooks/test_webhook_dedupe.py."""
 
 from __future__ import annotations
 
-from streams.logic.retry import STANDARD_WEBHOOKS_S, Breaker, RetryPolicy, TokenBucket
+from streams.logic.retry import STANDARD_WEBHOOKS_S, Breaker, RetryPolicy
 
 
 def test_the_default_schedule_spans_about_three_days() -> None:
@@ -75,22 +76,3 @@ def test_a_successful_probe_closes_the_breaker() -> None:
     breaker.allow(10.0)
     breaker.success()
     assert breaker.allow(10.0) and breaker.allow(10.0)
-
-
-def test_a_bucket_lets_a_burst_through_then_spaces_calls() -> None:
-    bucket = TokenBucket(rate=1.0, burst=2)
-    assert [bucket.reserve(0.0) for _ in range(4)] == [0.0, 0.0, 1.0, 2.0]
-
-
-def test_a_bucket_refills_with_time() -> None:
-    bucket = TokenBucket(rate=2.0, burst=1)
-    bucket.reserve(0.0)
-    assert bucket.reserve(0.5) == 0.0
-
-
-def test_peeking_a_bucket_takes_no_token() -> None:
-    bucket = TokenBucket(rate=1.0, burst=1)
-    bucket.reserve(0.0)
-    assert bucket.wait_for(0.0) == 1.0
-    assert bucket.wait_for(0.0) == 1.0
-    assert bucket.reserve(1.0) == 0.0

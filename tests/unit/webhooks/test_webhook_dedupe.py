@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.sources.webhooks.dedupe import DedupeWindow, TokenBucket
+from connectors.sources.webhooks.dedupe import DedupeWindow
+from streams.logic.ratelimit import TokenBucket
 
 
 def test_an_id_is_not_seen_before_it_is_marked() -> None:
