@@ -43,9 +43,8 @@ def _pct(values: list[float], q: float) -> float:
 
 def run() -> list[str]:
     import psycopg2
-    from confluent_kafka import Consumer, TopicPartition
     from connectors.sinks.local import LocalProviders
-    from streams import devdb, topics
+    from streams import devdb
     from streams.demo import cdc_running, worker_process
     from streams.kafka.admin import create_topics
     from streams.kafka.broker import EmbeddedBroker
@@ -106,7 +105,7 @@ def run() -> list[str]:
                 by_kind.setdefault(r["destination"], []).append(
                     r["completed_at_ms"] - r["source_ts_ms"]
                 )
-        floor = _cdc_floor(bootstrap, codecs, started_ms, Consumer, TopicPartition, topics)
+        floor = _cdc_floor(bootstrap, codecs, started_ms)
         others = _not_delivered(bootstrap, codecs)
     lines = [
         f"delivery: {CHANGES} form responses inserted at {RATE}/s (one transaction each), "
@@ -207,12 +206,9 @@ def _wait_delivered(
 
 def _not_delivered(bootstrap: str, codecs: Any) -> dict[str, int]:
     """(destination, outcome, error class) -> count, for every result but 'delivered'."""
-    from confluent_kafka import Consumer
-    from streams.kafka.replay import read_to_end
+    from streams.kafka.replay import read_topic
     from streams.topics import DELIVERY_RESULTS
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})  # fmt: skip
     counts: dict[str, int] = {}
 
     def keep(msg: Any) -> None:
@@ -221,32 +217,23 @@ def _not_delivered(bootstrap: str, codecs: Any) -> dict[str, int]:
             key = f"{r['destination']} {r['outcome']} {r['error_class']}"
             counts[key] = counts.get(key, 0) + 1
 
-    parts = [(DELIVERY_RESULTS.name, p) for p in range(DELIVERY_RESULTS.partitions)]
-    try:
-        read_to_end(consumer, parts, keep, timeout=60)
-    finally:
-        consumer.close()
+    read_topic(bootstrap, DELIVERY_RESULTS, keep, timeout=60)
     return counts
 
 
-def _cdc_floor(bootstrap: str, codecs: Any, since_ms: int, Consumer: Any, TopicPartition: Any,
-               topics: Any) -> list[float]:  # fmt: skip
+def _cdc_floor(bootstrap: str, codecs: Any, since_ms: int) -> list[float]:
     """Commit time -> the CDC record's own timestamp (when Kafka stored it), per change."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})  # fmt: skip
-    topic = topics.INGEST_CDC
+    from streams.kafka.replay import read_topic
+    from streams.topics import INGEST_CDC
+
     out: list[float] = []
-    from streams.kafka.replay import read_to_end
 
     def keep(msg: Any) -> None:
-        change = codecs[topic].decode(msg.value())
+        change = codecs[INGEST_CDC].decode(msg.value())
         if change["source"]["table"] == "form_responses" and change["source_ts_ms"] >= since_ms:
             out.append(msg.timestamp()[1] - change["source_ts_ms"])
 
-    try:
-        read_to_end(consumer, [(topic.name, p) for p in range(topic.partitions)], keep, timeout=60)
-    finally:
-        consumer.close()
+    read_topic(bootstrap, INGEST_CDC, keep, timeout=60)
     return out
 
 

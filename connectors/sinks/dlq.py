@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from streams.errors import BrokerUnavailable, DecodeError
 from streams.kafka.codec import AvroCodec
 from streams.kafka.deadletter import H_ERROR_CLASS, H_FAILED_AT, H_REASON, header_map
-from streams.kafka.replay import read_to_end
+from streams.kafka.replay import read_topic
 from streams.topics import DELIVER, Destination
 
 from connectors.sinks import envelope
@@ -86,11 +86,6 @@ def read_dead_letters(
     bootstrap: str, destination: Destination, codec: AvroCodec, *, timeout: float = 30.0
 ) -> list[DeadLetter]:
     """Every dead letter of `destination` there is now, oldest first per partition."""
-    topic = DELIVER[destination].dlq
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"wedsync-dlq-reader-{time.time_ns()}",
-        "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log.connection.close": False,
-    })  # fmt: skip
     out: list[DeadLetter] = []
 
     def keep(msg: Any) -> None:
@@ -102,14 +97,7 @@ def read_dead_letters(
         headers = header_map(msg.headers())
         out.append(DeadLetter(msg.partition(), msg.offset(), msg.key(), value, headers, record))
 
-    try:
-        missing = read_to_end(
-            consumer, [(topic.name, p) for p in range(topic.partitions)], keep, timeout=timeout
-        )
-    finally:
-        consumer.close()
-    if missing:
-        raise BrokerUnavailable(f"{topic.name}: not read to its end in {timeout:.0f} s")
+    read_topic(bootstrap, DELIVER[destination].dlq, keep, timeout=timeout)
     return sorted(out, key=lambda d: (d.failed_at_ms, d.partition, d.offset))
 
 

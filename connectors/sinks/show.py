@@ -7,18 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from confluent_kafka import Consumer
 from streams.errors import DecodeError
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.replay import read_to_end
-from streams.topics import DELIVERY_RESULTS, EVENTS
+from streams.kafka.replay import read_topic
+from streams.topics import DELIVERY_RESULTS, EVENTS, Topic
 
 
-def _read(bootstrap: str, topic: str, partitions: int, decode: Any, event_id: str) -> list[Any]:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"wedsync-show-{time.time_ns()}",
-        "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log.connection.close": False,
-    })  # fmt: skip
+def _read(bootstrap: str, topic: Topic, decode: Any, event_id: str) -> list[Any]:
     found: list[Any] = []
 
     def keep(msg: Any) -> None:
@@ -29,10 +24,7 @@ def _read(bootstrap: str, topic: str, partitions: int, decode: Any, event_id: st
         if record.get("event_id") == event_id:
             found.append(record)
 
-    try:
-        read_to_end(consumer, [(topic, p) for p in range(partitions)], keep, timeout=30)
-    finally:
-        consumer.close()
+    read_topic(bootstrap, topic, keep)
     return found
 
 
@@ -44,11 +36,8 @@ def _ts(ms: int) -> str:
 
 def chain(bootstrap: str, codecs: TopicCodecs, event_id: str) -> list[str]:
     """Lines describing the event and each attempt of each of its deliveries."""
-    events = _read(bootstrap, EVENTS.name, EVENTS.partitions, codecs[EVENTS].decode, event_id)
-    results = _read(
-        bootstrap, DELIVERY_RESULTS.name, DELIVERY_RESULTS.partitions,
-        codecs[DELIVERY_RESULTS].decode, event_id,
-    )  # fmt: skip
+    events = _read(bootstrap, EVENTS, codecs[EVENTS].decode, event_id)
+    results = _read(bootstrap, DELIVERY_RESULTS, codecs[DELIVERY_RESULTS].decode, event_id)
     lines: list[str] = []
     if not events and not results:
         return [f"no event {event_id} on {EVENTS.name} and no delivery results for it"]

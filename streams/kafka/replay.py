@@ -8,11 +8,13 @@ the dedupe markers (`streams.routing.engine`).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from streams.errors import BrokerUnavailable
+from streams.topics import Topic
 
 Partition = tuple[str, int]  # (topic, partition)
 
@@ -51,6 +53,25 @@ def read_to_end(
             if tp.offset < ends[(tp.topic, tp.partition)][1]
         }
     return pending
+
+
+def read_topic(
+    bootstrap: str, topic: Topic, apply: Callable[[Message], None], *, timeout: float = 30.0
+) -> None:
+    """Pass every record `topic` holds now to `apply`, with a throwaway consumer that joins
+    no group and commits nothing (dead-letter listings, `deliveries show`, tests, benches).
+    BrokerUnavailable when the topic is not read to its end within `timeout`."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"wedsync-reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log.connection.close": False,
+    })  # fmt: skip
+    try:
+        parts = [(topic.name, p) for p in range(topic.partitions)]
+        missing = read_to_end(consumer, parts, apply, timeout=timeout)
+    finally:
+        consumer.close()
+    if missing:
+        raise BrokerUnavailable(f"{topic.name}: not read to its end in {timeout:.0f} s")
 
 
 def wait_for_group(consumer: Consumer, topic: str, partitions: int, *, timeout: float) -> set[int]:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message, Producer
 from connectors.sinks.answer import Answer, ok
 from connectors.sinks.base import DeliveryContext, Limits
 from connectors.sinks.credentials import MemoryCredentialStore
@@ -25,7 +25,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.deadletter import header_map
-from streams.kafka.replay import read_to_end
+from streams.kafka.replay import read_topic
 from streams.topics import DELIVER, DELIVERY_RESULTS, Destination, Topic
 
 SLACK = DELIVER[Destination.SLACK]
@@ -180,16 +180,8 @@ def produce_raw(bootstrap: str, topic: str, value: bytes, key: bytes = b"k") -> 
 
 
 def read_all(bootstrap: str, topic: Topic) -> list[Message]:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
-        "enable.auto.commit": False, "fetch.wait.max.ms": 10,
-    })  # fmt: skip
     out: list[Message] = []
-    try:
-        read_to_end(consumer, [(topic.name, p) for p in range(topic.partitions)], out.append,
-                    timeout=20)  # fmt: skip
-    finally:
-        consumer.close()
+    read_topic(bootstrap, topic, out.append, timeout=20)
     return out
 
 
