@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.sinks.cli import add_arguments as add_sink_arguments
 
     add_sink_arguments(sub)
+
+    from connectors.sinks.inapp.cli import add_arguments as add_inapp_arguments
+
+    add_inapp_arguments(sub)
     return parser
 
 

@@ -134,3 +134,49 @@ SINK_HELD = Gauge(
     ["destination"],
 )
 # ---- end of sinks ---------------------------------------------------------------------------
+
+# ---- in-app gateway (connectors/sinks/inapp) -------------------------------------------------
+# `code` is a close code from connectors/sinks/inapp/wire.py or a WebSocket standard one
+# (1000, 1001, 1006, 1011: `other` for anything else); `kind` and `result` are closed sets.
+INAPP_CONNECTIONS = Gauge("wedsync_inapp_connections", "Open authenticated connections.")
+INAPP_SENT = Counter(
+    "wedsync_inapp_messages_sent_total",
+    "Frames written to clients, by kind (notification, state, presence, control).",
+    ["kind"],
+)
+INAPP_RESUMES = Counter(
+    "wedsync_inapp_resumes_total",
+    "Connects by resume result: recovered, not_recovered (gap too old), fresh (no position).",
+    ["result"],
+)
+INAPP_DISCONNECTS = Counter(
+    "wedsync_inapp_disconnects_total", "Closed connections by close code.", ["code"]
+)
+INAPP_QUEUE_DROPS = Counter(
+    "wedsync_inapp_queue_drops_total",
+    "Connections dropped because their unsent bytes went over the queue limit (closed 4108).",
+)
+INAPP_FANOUT_SECONDS = Histogram(
+    "wedsync_inapp_fanout_latency_seconds",
+    "Routing time of a notification to its frame being written to a client's socket.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+INAPP_RECEIPTS = Counter(
+    "wedsync_inapp_receipts_total", "Seen/read marks written to Kafka, by state.", ["state"]
+)
+INAPP_AUTH_FAILURES = Counter(
+    "wedsync_inapp_auth_failures_total",
+    "Tokens refused, by close code (4001 bad, 4003 expired).",
+    ["code"],
+)
+INAPP_PRESENCE_USERS = Gauge(
+    "wedsync_inapp_presence_users", "Users online on any gateway, as this gateway sees it."
+)
+INAPP_HISTORY_RECORDS = Gauge(
+    "wedsync_inapp_history_records", "Notifications held for resume."
+)
+INAPP_UNREADABLE = Counter(
+    "wedsync_inapp_unreadable_records_total",
+    "Records the gateway could not decode (left in the topic; see the log for the position).",
+    ["topic"],
+)

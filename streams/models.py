@@ -176,6 +176,8 @@ Outcome = Literal[
     "skipped_duplicate",
     "skipped_stale",
     "paused",
+    "seen",
+    "read",
 ]
 
 
@@ -203,3 +205,14 @@ class DeliveryResult(TypedDict):
     source_topic: str
     source_partition: int
     source_offset: int
+
+
+class InAppPresence(TypedDict):
+    """A gateway's presence record (inapp/presence)."""
+
+    event_id: str
+    source_ts_ms: int
+    gateway_id: str
+    kind: Literal["heartbeat", "join", "gone"]
+    user_id: str | None
+    org_id: str | None

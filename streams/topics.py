@@ -133,9 +133,12 @@ class DeliveryTopics:
 def _delivery_topics(dest: Destination) -> DeliveryTopics:
     base = f"wedsync.deliver.{dest.value}"
     schema = f"deliveries/{dest.value}_delivery"
+    # In-app records are keyed by user: a user's notifications are one ordered stream on one
+    # partition, so a (partition, offset) position is enough to resume it.
+    key = "user_id" if dest is Destination.INAPP else "aggregate_id"
     return DeliveryTopics(
-        deliver=Topic(base, schema, key="aggregate_id"),
-        retry=Topic(f"{base}.retry", schema, key="aggregate_id"),
+        deliver=Topic(base, schema, key=key),
+        retry=Topic(f"{base}.retry", schema, key=key),
         dlq=Topic(f"{base}.dlq", None, key="original key", retention_ms=30 * DAY_MS),
     )
 
@@ -156,6 +159,23 @@ SLA_HEALTH = Topic(
     retention_ms=-1,
 )
 
+# ---- in-app gateway (connectors/sinks/inapp) -----------------------------------------------
+INAPP_RECEIPTS = Topic(
+    "wedsync.inapp.receipts",
+    "deliveries/delivery_result",
+    key="user_id",
+    fixed_partitions=1,  # small: seen/read marks, read whole by every gateway
+    retention_ms=DAY_MS,
+)
+INAPP_PRESENCE = Topic(
+    "wedsync.inapp.presence",
+    "inapp/presence",
+    key="<gateway_id> or <gateway_id>|<user_id>",
+    fixed_partitions=1,
+    cleanup=Cleanup.COMPACT,
+    retention_ms=-1,
+)
+
 ALL: tuple[Topic, ...] = (
     INGEST_CDC,
     INGEST_WEBHOOKS,
@@ -166,6 +186,8 @@ ALL: tuple[Topic, ...] = (
     *(t for d in DELIVER.values() for t in (d.deliver, d.retry, d.dlq)),
     DELIVERY_RESULTS,
     SLA_HEALTH,
+    INAPP_RECEIPTS,
+    INAPP_PRESENCE,
 )
 
 _BY_NAME = {t.name: t for t in ALL}

@@ -203,7 +203,9 @@ def route(
             "integration_id": integration,
             **fields,
         }
-        out.append(Delivery(dest, key, record))  # type: ignore[arg-type]
+        # in-app: keyed by user (one ordered stream per user, see streams/topics.py)
+        k = fields["user_id"] if dest is Destination.INAPP else key
+        out.append(Delivery(dest, k, record))  # type: ignore[arg-type]
 
     if rule.recipients != "none":
         for supplier_id in _recipients(event, rule, state):

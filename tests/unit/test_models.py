@@ -20,6 +20,7 @@ MIRRORS = {
     "deliveries/sms_delivery": models.SmsDelivery,
     "deliveries/webhook_delivery": models.WebhookDelivery,
     "deliveries/delivery_result": models.DeliveryResult,
+    "inapp/presence": models.InAppPresence,
 }
 
 

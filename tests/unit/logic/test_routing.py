@@ -194,7 +194,14 @@ def test_delivery_ids_are_deterministic_and_unique_per_target() -> None:
 
 
 def test_delivery_key_is_the_aggregate_id() -> None:
-    assert {d.key for d in route(date_changed(), wedding_state(), RULES, NOW)} == {WEDDING}
+    out = route(date_changed(), wedding_state(), RULES, NOW)
+    assert {d.key for d in out if d.destination is not Destination.INAPP} == {WEDDING}
+
+
+def test_inapp_delivery_key_is_the_user_so_a_users_stream_stays_on_one_partition() -> None:
+    inapp = [d for d in route(date_changed(), wedding_state(), RULES, NOW)
+             if d.destination is Destination.INAPP]  # fmt: skip
+    assert inapp and all(d.key == d.record["user_id"] for d in inapp)
 
 
 def test_delivery_envelope_carries_version_and_routing_time() -> None:

@@ -1,0 +1,72 @@
+"""Who is online, across every gateway process. Pure: fold presence records, return changes.
+
+Each gateway announces on `wedsync.inapp.presence` when a user's first connection to it opens
+(`join`) and their last one closes (a tombstone), and a heartbeat every few seconds. A user is
+online while some live gateway holds them. A gateway that sent no heartbeat for `ttl_s` (killed,
+partitioned) is forgotten with its users, so a crash leaves no ghosts; a gateway that stops
+cleanly says `gone`. Changes come back as (org, "join" | "leave", user) for the gateway to push
+to that organisation's connections.
+"""
+
+from __future__ import annotations
+
+Change = tuple[str, str, str]  # (org, "join" | "leave", user)
+
+
+class Presence:
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._beats: dict[str, float] = {}  # gateway -> last heartbeat (local clock)
+        self._held: dict[str, dict[str, str]] = {}  # user -> {gateway: org}
+        self._by_gateway: dict[str, set[str]] = {}  # gateway -> users
+
+    def heartbeat(self, gateway: str, now: float) -> None:
+        self._beats[gateway] = now
+
+    def _org(self, user: str) -> str:
+        held = self._held.get(user)
+        return next(iter(held.values())) if held else ""
+
+    def join(self, gateway: str, user: str, org: str, now: float) -> list[Change]:
+        self._beats.setdefault(gateway, now)
+        held = self._held.setdefault(user, {})
+        first = not held
+        held[gateway] = org
+        self._by_gateway.setdefault(gateway, set()).add(user)
+        return [(org, "join", user)] if first else []
+
+    def leave(self, gateway: str, user: str) -> list[Change]:
+        held = self._held.get(user)
+        if not held or gateway not in held:
+            return []
+        org = held.pop(gateway)
+        self._by_gateway.get(gateway, set()).discard(user)
+        if held:
+            return []
+        del self._held[user]
+        return [(org, "leave", user)]
+
+    def gone(self, gateway: str) -> list[Change]:
+        """The gateway stopped (said so, or its heartbeat expired): its users leave it."""
+        self._beats.pop(gateway, None)
+        changes: list[Change] = []
+        for user in sorted(self._by_gateway.pop(gateway, set())):
+            held = self._held.get(user, {})
+            org = held.pop(gateway, "")
+            if not held:
+                self._held.pop(user, None)
+                changes.append((org, "leave", user))
+        return changes
+
+    def expired(self, now: float) -> list[str]:
+        """Gateways whose heartbeat is older than the TTL."""
+        return [g for g, at in self._beats.items() if now - at > self.ttl_s]
+
+    def holdings(self, gateway: str) -> set[str]:
+        return set(self._by_gateway.get(gateway, ()))
+
+    def online(self, org: str) -> list[str]:
+        return sorted(u for u, held in self._held.items() if org in held.values())
+
+    def is_online(self, user: str) -> bool:
+        return user in self._held
