@@ -35,7 +35,8 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
         gateway_settings = GatewaySettings(**overrides)
     except ValidationError as exc:
         raise ConfigurationError(f"in-app gateway settings: {exc}") from None
-    server = GatewayServer(_bootstrap(settings), gateway_settings, TopicCodecs.from_settings(settings))
+    codecs = TopicCodecs.from_settings(settings)
+    server = GatewayServer(_bootstrap(settings), gateway_settings, codecs)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -160,6 +160,9 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{url} never answered 200")
 
 
+MAIN = "from streams.cli import main; raise SystemExit(main())"
+
+
 class GatewayProcess:
     """`wedsync inapp` in its own process (for SIGTERM and kill -9)."""
 
@@ -169,7 +172,7 @@ class GatewayProcess:
             env[f"WEDSYNC_INAPP_{k.upper()}"] = str(v)
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from streams.cli import main; raise SystemExit(main())", "inapp"], env=env,
+            [sys.executable, "-c", MAIN, "inapp"], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         wait_ready(f"http://127.0.0.1:{port}/healthz")
