@@ -4,9 +4,12 @@ own process, signed tokens, produced notifications, and a small synchronous clie
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -116,6 +119,11 @@ class GatewayThread:
     def url(self) -> str:
         assert self.server is not None
         return f"ws://127.0.0.1:{self.server.port}/ws"
+
+    @property
+    def gateway(self) -> Any:
+        assert self.server is not None and self.server.gateway is not None
+        return self.server.gateway
 
     def call(self, fn: Any) -> Any:
         """Run `fn()` on the gateway's loop and return its result."""
@@ -246,3 +254,56 @@ class Client:
 
     def close(self) -> None:
         self.ws.close()
+
+
+def raw_connect(url: str, tok: str, rcvbuf: int | None = None) -> socket.socket:
+    """A connection that completes the handshake and `connect`, then never reads or answers a
+    ping: a client that froze or lost its network without closing."""
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = json.dumps({"type": "connect", "token": tok}).encode()
+    mask = os.urandom(4)
+    header = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+    s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return s
+
+
+def read_to_eof(s: socket.socket, timeout: float = 15.0) -> bytes:
+    s.settimeout(timeout)
+    out = bytearray()
+    with contextlib.suppress(OSError):
+        while chunk := s.recv(1 << 16):
+            out += chunk
+    return bytes(out)
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    """An unmasked close frame as the server writes it."""
+    body = code.to_bytes(2, "big") + reason.encode()
+    return bytes([0x88, len(body)]) + body
+
+
+def metric(url: str, name: str) -> float:
+    """A sample's value from the gateway's /metrics (0 when absent)."""
+    import urllib.request
+
+    http = url.replace("ws://", "http://").replace("/ws", "/metrics")
+    with urllib.request.urlopen(http, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                if line.split(" ")[0] == name:
+                    return float(line.split(" ")[1])
+    return 0.0
