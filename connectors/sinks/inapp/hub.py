@@ -98,6 +98,7 @@ class Hub:
     def drop_slow(self, conn: Conn) -> None:
         conn.closing = True
         metrics.INAPP_QUEUE_DROPS.inc()
+        metrics.INAPP_DISCONNECTS.labels(code=str(wire.CLOSE_SLOW)).inc()
         # The close frame would queue behind the unsent bytes: give it a short while, then
         # the transport is aborted by websockets' close timeout.
         asyncio.get_running_loop().create_task(conn.ws.close(wire.CLOSE_SLOW, "slow"))

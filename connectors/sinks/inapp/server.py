@@ -131,7 +131,7 @@ class GatewayServer:
             expiry.cancel()
             gw.close(conn)
             code = ws.close_code if ws.close_code is not None else 1006
-            if not conn.closing or code == wire.CLOSE_SLOW:
+            if not conn.closing:  # the gateway counted the closes it started
                 label = str(code) if code in KNOWN_CODES else "other"
                 metrics.INAPP_DISCONNECTS.labels(code=label).inc()
 

@@ -96,7 +96,7 @@ class GatewayThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        settings = GatewaySettings(port=0, **{**FAST, **self.overrides})
+        settings = GatewaySettings(**{"port": 0, **FAST, **self.overrides})
         self.server = GatewayServer(self.bootstrap, settings, TopicCodecs.from_settings(Settings()))
 
         async def main() -> None:
@@ -146,11 +146,21 @@ class GatewayThread:
 
 @contextmanager
 def gateway(bootstrap: str, **overrides: Any) -> Iterator[GatewayThread]:
+    """A started gateway; `port=` fixes its port (0 by default: any free one)."""
     g = GatewayThread(bootstrap, overrides).start()
     try:
         yield g
     finally:
         g.stop()
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a gateway that must come back on the same one."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, timeout: float = 30.0) -> None:
@@ -206,7 +216,10 @@ class Client:
         msg: dict[str, Any] = {"type": "connect", "token": tok}
         if since is not None:
             msg["since"] = since
-        self.ws.send(json.dumps(msg))
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):  # refused at once: close_code() tells why
+            self.ws.send(json.dumps(msg))
         self.frames: list[dict[str, Any]] = []
 
     def recv(self, timeout: float = 5.0) -> dict[str, Any]:
