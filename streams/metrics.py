@@ -172,9 +172,7 @@ INAPP_AUTH_FAILURES = Counter(
 INAPP_PRESENCE_USERS = Gauge(
     "wedsync_inapp_presence_users", "Users online on any gateway, as this gateway sees it."
 )
-INAPP_HISTORY_RECORDS = Gauge(
-    "wedsync_inapp_history_records", "Notifications held for resume."
-)
+INAPP_HISTORY_RECORDS = Gauge("wedsync_inapp_history_records", "Notifications held for resume.")
 INAPP_UNREADABLE = Counter(
     "wedsync_inapp_unreadable_records_total",
     "Records the gateway could not decode (left in the topic; see the log for the position).",

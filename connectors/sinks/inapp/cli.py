@@ -14,7 +14,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def add_arguments(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_arguments(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "inapp", help="in-app WebSocket gateway: wedsync.deliver.inapp -> dashboards"
     )

@@ -316,7 +316,6 @@ def metric(url: str, name: str) -> float:
     http = url.replace("ws://", "http://").replace("/ws", "/metrics")
     with urllib.request.urlopen(http, timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                if line.split(" ")[0] == name:
-                    return float(line.split(" ")[1])
+            if line.split(" ")[0] == name:
+                return float(line.split(" ")[1])
     return 0.0
