@@ -14,9 +14,12 @@ Otherwise `resume` says `recovered=False` and returns what it has (the client re
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+
+EARLY_RECEIPTS = 100_000  # receipts kept for notifications not read yet
 
 
 @dataclass
@@ -60,6 +63,8 @@ class History:
         self._users: dict[str, deque[Entry]] = {}
         self._by_id: dict[str, dict[str, Entry]] = {}
         self._dropped_after: dict[tuple[str, int], int] = {}  # (user, partition) -> offset
+        # receipts read before their notification (the topics are read side by side at start)
+        self._early: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def epoch(self, partition: int) -> str:
         return f"{self.incarnation}:{partition}"
@@ -85,6 +90,9 @@ class History:
         mine = self._users.setdefault(entry.user, deque())
         mine.append(entry)
         self._by_id.setdefault(entry.user, {})[entry.id] = entry
+        early = self._early.pop((entry.user, entry.id), None)
+        if early is not None:
+            self.mark(entry.user, entry.id, early)
         while len(mine) > self.per_user:
             self._forget_for_user(mine.popleft())
         self.expire(entry.partition, now_s)
@@ -144,6 +152,11 @@ class History:
         """Apply a receipt; the entry when its state changed, else None."""
         entry = self._by_id.get(user, {}).get(delivery_id)
         if entry is None:
+            key = (user, delivery_id)
+            if self._early.get(key) != "read":
+                self._early[key] = state
+            while len(self._early) > EARLY_RECEIPTS:
+                self._early.popitem(last=False)
             return None
         if state == "read" and not entry.read:
             entry.read = entry.seen = True

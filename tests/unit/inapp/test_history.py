@@ -126,3 +126,23 @@ def test_find_ignores_ids_of_other_users() -> None:
     h = history()
     mine, theirs = add(h, "u", 0), add(h, "v", 1)
     assert h.find("u", (mine.id, theirs.id, "nope")) == [mine]
+
+
+def test_a_receipt_read_before_its_notification_applies_when_it_arrives() -> None:
+    h = history()
+    assert h.mark("u", "d-0-0", "read") is None
+    e = add(h, "u", 0)
+    assert (e.seen, e.read) == (True, True)
+
+
+def test_an_early_seen_does_not_undo_an_early_read() -> None:
+    h = history()
+    h.mark("u", "d-0-0", "read")
+    h.mark("u", "d-0-0", "seen")
+    assert add(h, "u", 0).read is True
+
+
+def test_an_early_receipt_of_another_user_does_not_apply() -> None:
+    h = history()
+    h.mark("v", "d-0-0", "read")
+    assert add(h, "u", 0).read is False
