@@ -22,10 +22,13 @@ run: install system-deps  ## a wedding week: PostgreSQL -> CDC -> worker -> rout
 schemas-check: install
 	$(BIN)/wedsync schemas check
 
-# Servers the integration tests run for real; installed from Debian when missing (CI runs as root).
+# Servers (and the browser) the integration tests run for real; installed from Debian when
+# missing (CI runs as root).
 system-deps:
 	@test -x $(PG_BIN)/initdb || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null)
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 test: install schemas-check system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider

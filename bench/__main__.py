@@ -14,6 +14,7 @@ SUITES = (
     "bench.cdc",
     "bench.sinks",
     "bench.delivery",
+    "bench.inapp",
 )
 
 

@@ -18,7 +18,6 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-
 EARLY_RECEIPTS = 100_000  # receipts kept for notifications not read yet
 
 
