@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -127,6 +128,76 @@ def sinks_running(bootstrap: str, codecs: TopicCodecs, local: Any, dsn: str) -> 
         store.close()
 
 
+@contextlib.contextmanager
+def inapp_running(bootstrap: str, codecs: TopicCodecs) -> Iterator[InApp]:
+    """The in-app gateway on a thread, on WEDSYNC_INAPP_PORT (8765) or a free port when that is
+    taken, with a secret made up for this run."""
+    import secrets
+
+    from connectors.sinks.inapp.config import GatewaySettings
+    from connectors.sinks.inapp.server import GatewayServer
+    from pydantic import SecretStr
+
+    secret = secrets.token_urlsafe(32)
+    port = GatewaySettings(jwt_secret=SecretStr(secret)).port
+    try:
+        with socket.create_server(("127.0.0.1", port)):
+            pass
+    except OSError:
+        port = free_port()
+    settings = GatewaySettings(jwt_secret=SecretStr(secret), gateway_id="make-run", port=port)
+    server = GatewayServer(bootstrap, settings, codecs)
+    running = Background(server.run_blocking, "inapp-gateway")
+    deadline = time.monotonic() + 30
+    while server.gateway is None or not server.gateway.ready:
+        if time.monotonic() > deadline or not running.alive:
+            running.stop()
+            raise RuntimeError("the in-app gateway did not start")
+        time.sleep(0.05)
+    inapp = InApp(settings, secret)
+    try:
+        yield inapp
+    finally:
+        inapp.close()
+        running.stop()
+
+
+class InApp:
+    """The demo's gateway: its URLs, tokens, and one stand-in dashboard per notified user."""
+
+    def __init__(self, settings: Any, secret: str) -> None:
+        self.settings, self.secret = settings, secret
+        self.url = f"ws://127.0.0.1:{settings.port}/ws"
+        self.dashboards: dict[str, Any] = {}
+
+    def token(self, user: str) -> str:
+        from connectors.sinks.inapp.auth import issue
+
+        s = self.settings
+        return issue(self.secret, user, org="make-run", ttl_s=24 * 3600,
+                     audience=s.jwt_audience, issuer=s.jwt_issuer, now=time.time())  # fmt: skip
+
+    def inbox(self, user: str) -> str:
+        return f"http://127.0.0.1:{self.settings.port}/inbox#token={self.token(user)}"
+
+    def watch(self, user: str, name: str) -> None:
+        """Open `user`'s dashboard (once); it prints what it is shown and acknowledges it."""
+        from connectors.sinks.inapp.dashboard import Dashboard
+
+        def shown(frame: dict[str, Any]) -> None:
+            if frame.get("type") == "notification":
+                print(f"  shown      {frame['notification_type']:<28} inapp     {name:<8} "
+                      f"dashboard: {frame['title']!r} (offset {frame['offset']})",
+                      flush=True)  # fmt: skip
+
+        if user not in self.dashboards:
+            self.dashboards[user] = Dashboard(self.url, self.token(user), shown)
+
+    def close(self) -> None:
+        for dashboard in self.dashboards.values():
+            dashboard.close()
+
+
 def _results_reader(bootstrap: str) -> Consumer:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wedsync-demo-results",
                          "enable.auto.commit": False, "log.connection.close": False})  # fmt: skip
@@ -145,7 +216,8 @@ def _target(record: dict[str, Any]) -> str:
 
 def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
-    for noisy in ("mail.log", "wedsync.audit", "wedsync.fake.smtp", "aiohttp.access"):
+    for noisy in ("mail.log", "wedsync.audit", "wedsync.fake.smtp", "aiohttp.access",
+                  "websockets.server", "connectors.sinks.inapp.server"):  # fmt: skip
         logging.getLogger(noisy).setLevel(logging.WARNING)  # the results lines say it all
     if not devdb.available():
         print(f"make run needs the PostgreSQL 15 server binaries in {devdb.PG_BIN}; `make "
@@ -175,17 +247,20 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
                       "to be linked", flush=True)  # fmt: skip
                 with cdc_running(bootstrap, server, codecs) as slot, \
                         worker_process(bootstrap, settings) as worker, \
-                        sinks_running(bootstrap, codecs, local, dsn):  # fmt: skip
+                        sinks_running(bootstrap, codecs, local, dsn), \
+                        inapp_running(bootstrap, codecs) as inapp:  # fmt: skip
                     print(f"[3/5] CDC streaming from slot {slot}; worker, routing process and "
                           f"sinks ({', '.join(d.value for d in SINK_KINDS)}) starting; local "
                           "providers: SMTP capture, Radicale, fake Slack, Twilio, CRM and "
-                          "webhook receiver", flush=True)  # fmt: skip
+                          "webhook receiver; in-app gateway on "
+                          f"{inapp.url}. The photographer's inbox page:\n      "
+                          f"{inapp.inbox(k['photo'])}", flush=True)  # fmt: skip
                     scenario.play(cur, k)
                     print("[4/5] played: a form response, a journey milestone, the wedding "
                           "moved (a cake maker linked in the same transaction), a couple's "
                           "profile update", flush=True)  # fmt: skip
                     return _show_deliveries(bootstrap, codecs, worker, name_of, want, once,
-                                            timeout, local)  # fmt: skip
+                                            timeout, local, inapp)  # fmt: skip
     except KeyboardInterrupt:
         print("\nstopped: CDC, worker, PostgreSQL and broker", flush=True)
         return 0
@@ -200,6 +275,7 @@ def _show_deliveries(
     once: bool,
     timeout: float,
     local: Any,
+    inapp: InApp,
 ) -> int:
     print("[5/5] deliveries as routed (event, channel, recipient, target), then as the "
           "providers answered (outcome, status, provider's id, commit -> answer):",
@@ -228,8 +304,9 @@ def _show_deliveries(
                 record = codecs[topics.DELIVER[dest].deliver].decode(msg.value())
                 recipient = record.get("recipient_id") or ""
                 got.add((record["event_type"], dest.value, recipient))
-                if dest is not topics.Destination.INAPP:
-                    routed.add(record["delivery_id"])
+                routed.add(record["delivery_id"])
+                if dest is topics.Destination.INAPP:
+                    inapp.watch(record["user_id"], name_of.get(recipient, recipient))
                 print(f"  routed     {record['event_type']:<28} {dest.value:<9} "
                       f"{name_of.get(recipient, recipient):<8} {_target(record)}",
                       flush=True)  # fmt: skip
@@ -238,7 +315,7 @@ def _show_deliveries(
                     continue
                 result = codecs[topics.DELIVERY_RESULTS].decode(msg.value())
                 lag = result["completed_at_ms"] - result["source_ts_ms"]
-                if result["outcome"] == "delivered":
+                if result["outcome"] in ("delivered", "seen"):  # seen: on a dashboard
                     delivered[result["delivery_id"]] = lag
                 print(f"  {result['outcome']:<10} {result['event_type']:<28} "
                       f"{result['destination']:<9} {result['target'][:40]:<40} "
@@ -262,9 +339,10 @@ def _summary(got: set[tuple[str, str, str]], delivered: dict[str, float], local:
     smtp, slack = local.servers["smtp"], local.fake("slack")
     crm, hooks = local.fake("crm"), local.fake("webhook")
     print(f"OK: {len(got)} (event, channel, recipient) deliveries routed, every one the rules "
-          f"and preferences imply; {len(delivered)} delivered by the sinks (in-app waits for "
-          f"its gateway). Commit -> provider's answer p50 {lags[len(lags) // 2]:.0f} ms, max "
-          f"{lags[-1]:.0f} ms (includes start-up).", flush=True)  # fmt: skip
+          f"and preferences imply; {len(delivered)} delivered by the sinks and shown on "
+          f"dashboards by the in-app gateway. Commit -> provider's answer p50 "
+          f"{lags[len(lags) // 2]:.0f} ms, max {lags[-1]:.0f} ms (includes start-up).",
+          flush=True)  # fmt: skip
     print(f"    SMTP capture: {len(smtp.messages)} emails | Slack fake: "
           f"{slack.counters['messages_posted']} messages | CRM fake: "
           f"{crm.counters['side_effects']} calls | webhook receiver: "

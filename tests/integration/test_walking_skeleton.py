@@ -32,3 +32,5 @@ def test_demo_plays_the_wedding_week_end_to_end_on_its_own_broker_and_database()
     ):
         assert event_type in out
     assert "sk_live" not in out and "whsec_" not in out  # targets shown, never secrets
+    assert "/inbox#token=" in out  # the inbox page's address, with a token for this run
+    assert "  shown      wedding.date_changed" in out  # a stand-in dashboard got it, live

@@ -120,3 +120,12 @@ class Verifier:
         if not isinstance(org, str) or len(org) > 200:
             raise TokenRejected(wire.CLOSE_BAD_TOKEN, "token org is not an organisation id")
         return Claims(user=sub, org=org, exp=float(exp))
+
+
+def issue(secret: str, user: str, *, org: str = "", ttl_s: float = 3600.0, audience: str,
+          issuer: str, now: float) -> str:  # fmt: skip
+    """An HS256 token for local use (`make run`, `wedsync inapp token`); production tokens
+    come from the platform's login."""
+    claims = {"sub": user, "org": org, "iat": int(now), "exp": int(now + ttl_s),
+              "aud": audience, "iss": issuer}  # fmt: skip
+    return jwt.encode(claims, secret, "HS256")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from http import HTTPStatus
 from importlib import resources
@@ -239,6 +240,17 @@ class GatewayServer:
             await self.server.wait_closed()
         if self.feed is not None:
             await asyncio.to_thread(self.feed.stop)
+
+    def run_blocking(self, stop: threading.Event) -> None:
+        """Run on this thread's own event loop until `stop` is set (make run, benchmarks)."""
+
+        async def main() -> None:
+            await self.start()
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+            await self.drain()
+
+        asyncio.run(main())
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
