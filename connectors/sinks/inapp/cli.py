@@ -21,6 +21,29 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="listen address (default WEDSYNC_INAPP_HOST)")
     p.add_argument("--port", type=int, default=None, help="listen port (WEDSYNC_INAPP_PORT)")
     p.set_defaults(func=run_gateway)
+    t = sub.add_parser(
+        "inapp-token", help="print an HS256 token for a user (signed with WEDSYNC_INAPP_JWT_SECRET)"
+    )
+    t.add_argument("user", help="the token's sub: the user id notifications are addressed to")
+    t.add_argument("--org", default="", help="the user's organisation (presence scope)")
+    t.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    t.set_defaults(func=print_token)
+
+
+def print_token(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    import time
+
+    from connectors.sinks.inapp.auth import issue
+    from connectors.sinks.inapp.config import GatewaySettings
+
+    secret = os.environ.get("WEDSYNC_INAPP_JWT_SECRET")
+    if not secret:
+        raise ConfigurationError("WEDSYNC_INAPP_JWT_SECRET is not set: the gateway's HS256 secret")
+    s = GatewaySettings()
+    print(issue(secret, args.user, org=args.org, ttl_s=args.ttl, audience=s.jwt_audience,
+                issuer=s.jwt_issuer, now=time.time()))  # fmt: skip
+    return 0
 
 
 def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
