@@ -171,7 +171,7 @@ class SlaWindows:
         *,
         slot_s: float = 10.0,
         windows: Mapping[str, float] = WINDOWS,
-        default: Thresholds = Thresholds(),  # noqa: B008 - frozen, shared on purpose
+        default: Thresholds = Thresholds(),
         overrides: Mapping[str, Thresholds] | None = None,
     ) -> None:
         self.slot_s = slot_s
@@ -239,7 +239,8 @@ class SlaWindows:
 
     def evaluate(self, now_s: float) -> tuple[list[Health], list[Event]]:
         """Every integration's health now, and what changed since the last evaluation."""
-        healths, events = [], []
+        healths: list[Health] = []
+        events: list[Event] = []
         shortest = min(self.windows, key=self.windows.__getitem__)
         for key, integ in list(self.integrations.items()):
             t = self.thresholds(key)

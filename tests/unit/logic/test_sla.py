@@ -18,8 +18,13 @@ from streams.logic.sla import (
 T0 = 1_800_000_000.0  # a multiple of 10 s: slot edges fall on round numbers
 
 
-def result(at_s: float, outcome: str = "delivered", latency_ms: float = 100.0,
-           integration: str | None = "crm-1", destination: str = "crm") -> dict[str, Any]:  # fmt: skip
+def result(
+    at_s: float,
+    outcome: str = "delivered",
+    latency_ms: float = 100.0,
+    integration: str | None = "crm-1",
+    destination: str = "crm",
+) -> dict[str, Any]:
     done = int(at_s * 1000)
     return {"outcome": outcome, "destination": destination, "integration_id": integration,
             "completed_at_ms": done, "source_ts_ms": done - int(latency_ms)}  # fmt: skip
