@@ -108,6 +108,12 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return run_ingest(settings, config_path=args.config, host=args.host, port=args.port)
 
 
+def _cmd_sla(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.sla.cli import run_sla
+
+    return run_sla(settings)
+
+
 def _cmd_cdc(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.sources.postgres_cdc.cli import run_from_args
 
@@ -165,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     cdc = sub.add_parser("cdc", help="PostgreSQL logical replication into the CDC topic")
     add_cdc_arguments(cdc)
     cdc.set_defaults(func=_cmd_cdc)
+
+    sub.add_parser(
+        "sla", help="the SLA metrics agent: delivery results -> health, alerts, Prometheus"
+    ).set_defaults(func=_cmd_sla)
 
     from connectors.sinks.cli import add_arguments as add_sink_arguments
 

@@ -178,3 +178,47 @@ INAPP_UNREADABLE = Counter(
     "Records the gateway could not decode (left in the topic; see the log for the position).",
     ["topic"],
 )
+
+# ---- SLA agent and consumer lag (streams/sla, streams/observe.py) -----------------------------
+# `destination` is a Destination value, `window` 1m|5m|1h, `state` healthy|degraded|failing,
+# `alert` latency|error_rate|availability|silence, `quantile` 0.5|0.95|0.99; `consumer` a
+# consumer group of the deployment, `partition` a partition number: all closed sets. Per
+# integration numbers go to Kafka (wedsync.sla.health), never to labels.
+SLA_INTEGRATIONS = Gauge(
+    "wedsync_sla_integrations", "Integrations in each health state.", ["destination", "state"]
+)
+SLA_ERROR_RATIO = Gauge(
+    "wedsync_sla_error_ratio", "Failed attempts / attempts, per window.", ["destination", "window"]
+)
+SLA_AVAILABILITY_RATIO = Gauge(
+    "wedsync_sla_availability_ratio",
+    "Lowest availability (share of the window's time up) among the kind's integrations.",
+    ["destination", "window"],
+)
+SLA_LATENCY_SECONDS = Gauge(
+    "wedsync_sla_latency_seconds",
+    "Commit-to-provider latency quantiles per window.",
+    ["destination", "window", "quantile"],
+)
+SLA_RELIABILITY_SCORE = Gauge(
+    "wedsync_sla_reliability_score",
+    "Lowest reliability score (0-100) among the kind's integrations, per window.",
+    ["destination", "window"],
+)
+SLA_ALERTS_FIRING = Gauge(
+    "wedsync_sla_alerts_firing",
+    "Integrations with the alert firing (any window).",
+    ["destination", "alert"],
+)
+SLA_STATE_CHANGES = Counter(
+    "wedsync_sla_state_changes_total", "Health-state changes, by new state.", ["destination", "to"]
+)
+SLA_EVALUATIONS = Counter("wedsync_sla_evaluations_total", "Health evaluations run.")
+SLA_LAST_EVALUATION = Gauge(
+    "wedsync_sla_last_evaluation_timestamp_seconds", "When health was last evaluated."
+)
+CONSUMER_LAG = Gauge(
+    "wedsync_consumer_lag_records",
+    "Records between a consumer group's committed offset and the partition's end.",
+    ["consumer", "topic", "partition"],
+)

@@ -216,3 +216,17 @@ class InAppPresence(TypedDict):
     kind: Literal["heartbeat", "join", "gone"]
     user_id: str | None
     org_id: str | None
+
+
+class SlaEvent(TypedDict):
+    """A change in an integration's SLA health (health/sla_event)."""
+
+    event_id: str
+    integration_id: str
+    destination: str
+    kind: Literal["state_changed", "alert_firing", "alert_resolved"]
+    name: str
+    previous: str | None
+    detail: str
+    source_ts_ms: int
+    computed_at_ms: int

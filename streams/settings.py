@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     log_level: str = "info"
+    metrics_port: int | None = Field(
+        default=9400,
+        description="Port of this process's /metrics and /healthz (unset: none served).",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 in containers.")
 
 
 def load_settings() -> Settings:

@@ -159,6 +159,13 @@ SLA_HEALTH = Topic(
     retention_ms=-1,
 )
 
+SLA_EVENTS = Topic(
+    "wedsync.sla.events",
+    "health/sla_event",
+    key="integration_id",
+    retention_ms=30 * DAY_MS,
+)
+
 # ---- in-app gateway (connectors/sinks/inapp) -----------------------------------------------
 INAPP_RECEIPTS = Topic(
     "wedsync.inapp.receipts",
@@ -186,6 +193,7 @@ ALL: tuple[Topic, ...] = (
     *(t for d in DELIVER.values() for t in (d.deliver, d.retry, d.dlq)),
     DELIVERY_RESULTS,
     SLA_HEALTH,
+    SLA_EVENTS,
     INAPP_RECEIPTS,
     INAPP_PRESENCE,
 )

@@ -30,9 +30,11 @@ def run_worker(settings: Settings) -> int:
     from streams.app import create_app
     from streams.kafka.admin import create_topics
     from streams.kafka.broker import kafka_broker
+    from streams.observe import serve_from_settings
 
     with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
         create_topics(bootstrap, replication_factor=settings.replication_factor)
+        serve_from_settings()
         app, _ = create_app(settings, bootstrap)
         worker = make_worker(app, settings)
         try:

@@ -93,6 +93,10 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
         credentials=credentials, settings=sink_settings,
     )  # fmt: skip
 
+    from streams.observe import serve_from_settings
+
+    serve_from_settings()
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

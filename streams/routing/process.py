@@ -69,8 +69,10 @@ def _wait_for_state_agent(bootstrap: str, app_id: str, timeout: float = 120.0) -
 def run_route(settings: Settings) -> int:
     """Route until SIGTERM/SIGINT; needs KAFKA_BOOTSTRAP_SERVERS (the worker's broker)."""
     from streams.kafka.broker import kafka_broker
+    from streams.observe import serve_from_settings
 
     config = RouteSettings()
+    serve_from_settings()
     with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         create_topics(

@@ -44,6 +44,9 @@ class RouteService(Service):
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+               # the child serves its metrics on the worker's port + 1
+               **({"WEDSYNC_METRICS_PORT": str(int(os.environ["WEDSYNC_METRICS_PORT"]) + 1)}
+                  if os.environ.get("WEDSYNC_METRICS_PORT", "").isdigit() else {}),
                "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "route"],

@@ -21,6 +21,7 @@ MIRRORS = {
     "deliveries/webhook_delivery": models.WebhookDelivery,
     "deliveries/delivery_result": models.DeliveryResult,
     "inapp/presence": models.InAppPresence,
+    "health/sla_event": models.SlaEvent,
 }
 
 

@@ -75,4 +75,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         config = PostgresCdcConfig(**config_overrides(args))
     except ValidationError as exc:
         raise ConfigurationError(f"CDC configuration: {exc}") from exc
+    from streams.observe import serve_from_settings
+
+    serve_from_settings()
     return run_cdc(config, settings.kafka_bootstrap_servers, TopicCodecs.from_settings(settings))

@@ -1,0 +1,1 @@
+"""The SLA metrics agent (`wedsync sla`): delivery results in, health out."""

@@ -1,0 +1,34 @@
+"""`wedsync sla`: run the SLA agent until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from pydantic import ValidationError
+
+from streams.errors import ConfigurationError
+from streams.settings import Settings
+
+
+def run_sla(settings: Settings) -> int:
+    from streams.kafka.codec import TopicCodecs
+    from streams.observe import serve_from_settings
+    from streams.sla.process import SlaAgent
+    from streams.sla.settings import SlaSettings
+
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: the SLA agent reads the "
+                                 "pipeline's delivery results")  # fmt: skip
+    try:
+        sla_settings = SlaSettings()
+        agent = SlaAgent(settings.kafka_bootstrap_servers, TopicCodecs.from_settings(settings),
+                         sla_settings, group_prefixes=(settings.app_id, "wedsync"))  # fmt: skip
+    except (ValidationError, ValueError) as exc:
+        raise ConfigurationError(f"SLA settings: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    serve_from_settings(lambda: agent.ready)
+    agent.run(stop)
+    return 0

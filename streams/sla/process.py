@@ -1,0 +1,185 @@
+"""`wedsync sla`: read delivery results, keep the SLA windows, evaluate health every
+`WEDSYNC_SLA_EVALUATE_EVERY_S` (30 s) whether or not results arrive, and write:
+  - a health record per integration on `wedsync.sla.health` (compacted, keyed by integration):
+    the 5-minute numbers (or the middle window), the state and every alert firing;
+  - each state change and each alert starting or ending on `wedsync.sla.events`;
+  - Prometheus gauges per destination kind (never per integration), and consumer-group lag.
+
+The windows are rebuilt at start by reading the last hour of `wedsync.delivery.results` (the
+results topic is the log), so a restart needs no state of its own. One process reads every
+partition: results are small and the windows are cheap (about 10 us a result).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streams import metrics
+from streams.kafka.codec import TopicCodecs
+from streams.logic.sla import Health, SlaWindows, Slot, quantile
+from streams.observe import GroupLag
+from streams.sla.settings import SlaSettings
+from streams.topics import DELIVERY_RESULTS, SLA_EVENTS, SLA_HEALTH, Destination
+
+log = logging.getLogger(__name__)
+
+
+class SlaAgent:
+    def __init__(
+        self,
+        bootstrap: str,
+        codecs: TopicCodecs,
+        settings: SlaSettings,
+        *,
+        group_prefixes: tuple[str, ...] = ("wedsync",),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        default, per = settings.thresholds()
+        self.settings = settings
+        self.windows = SlaWindows(slot_s=settings.slot_s, windows=settings.windows,
+                                  default=default, overrides=per)  # fmt: skip
+        self.clock = clock
+        self._results = codecs[DELIVERY_RESULTS]
+        self._health = codecs[SLA_HEALTH]
+        self._events = codecs[SLA_EVENTS]
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": "wedsync-sla",
+            "enable.auto.commit": False, "fetch.wait.max.ms": settings.fetch_wait_ms,
+            "log.connection.close": False,
+        })  # fmt: skip
+        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                                   "log.connection.close": False})  # fmt: skip
+        self._lag = GroupLag(bootstrap, group_prefixes)
+        self.ready = False
+        self.last_health: dict[str, Health] = {}
+
+    def start(self) -> None:
+        """Read from one hour (the longest window) back."""
+        span = max(max(self.settings.windows.values()), 3600.0)
+        since_ms = int((self.clock() - span) * 1000)
+        parts = [TopicPartition(DELIVERY_RESULTS.name, p, since_ms)
+                 for p in range(DELIVERY_RESULTS.partitions)]  # fmt: skip
+        starts = self._consumer.offsets_for_times(parts, timeout=10)
+        for tp in starts:
+            if tp.offset < 0:  # nothing that recent: start at the end
+                tp.offset = self._consumer.get_watermark_offsets(tp, timeout=10)[1]
+        self._consumer.assign(starts)
+
+    def poll(self, max_records: int = 5000, timeout: float = 0.2) -> int:
+        msgs = self._consumer.consume(max_records, timeout)
+        for msg in msgs:
+            if msg.error() or msg.value() is None:
+                continue
+            try:
+                self.windows.add(self._results.decode(msg.value()))
+            except Exception as exc:  # a result it cannot read is skipped, never fatal
+                log.warning("unreadable result at %s:%s: %s", msg.partition(), msg.offset(), exc)
+        return len(msgs)
+
+    def evaluate(self) -> list[Health]:
+        now = self.clock()
+        healths, events = self.windows.evaluate(now)
+        now_ms = int(now * 1000)
+        for h in healths:
+            self._publish_health(h, now_ms)
+        for e in events:
+            record = {
+                "event_id": f"{e.integration}:{e.kind}:{e.name}:{now_ms}",
+                "integration_id": e.integration, "destination": e.destination, "kind": e.kind,
+                "name": e.name, "previous": e.previous, "detail": e.detail,
+                "source_ts_ms": now_ms, "computed_at_ms": now_ms,
+            }  # fmt: skip
+            self._producer.produce(SLA_EVENTS.name, self._events.encode(record),
+                                   e.integration.encode())  # fmt: skip
+            if e.kind == "state_changed":
+                metrics.SLA_STATE_CHANGES.labels(e.destination, e.name).inc()
+                log.warning("%s (%s) is %s (was %s): %s", e.integration, e.destination, e.name,
+                            e.previous, e.detail)  # fmt: skip
+        self._producer.poll(0)
+        self._gauges(healths, now)
+        self.last_health = {h.integration: h for h in healths}
+        metrics.SLA_EVALUATIONS.inc()
+        metrics.SLA_LAST_EVALUATION.set(now)
+        return healths
+
+    def _publish_health(self, h: Health, now_ms: int) -> None:
+        names = sorted(self.settings.windows, key=self.settings.windows.__getitem__)
+        s = h.stats[names[len(names) // 2]]
+        record = {
+            "event_id": f"{h.integration}:{int(s.end_s * 1000)}", "integration_id": h.integration,
+            "destination": h.destination, "window_start_ms": int(s.start_s * 1000),
+            "window_end_ms": int(s.end_s * 1000), "requests": s.requests, "errors": s.errors,
+            "error_rate": s.error_rate, "latency_p50_ms": s.p50_ms or 0.0,
+            "latency_p95_ms": s.p95_ms or 0.0, "latency_p99_ms": s.p99_ms or 0.0,
+            "availability": s.availability, "reliability_score": h.score, "status": h.state,
+            "breaches": sorted(h.firing), "source_ts_ms": now_ms, "computed_at_ms": now_ms,
+        }  # fmt: skip
+        self._producer.produce(SLA_HEALTH.name, self._health.encode(record),
+                               h.integration.encode())  # fmt: skip
+
+    def _gauges(self, healths: list[Health], now: float) -> None:
+        states: Counter[tuple[str, str]] = Counter()
+        alerts: Counter[tuple[str, str]] = Counter()
+        for h in healths:
+            states[(h.destination, h.state)] += 1
+            for kind in {f.split(":", 1)[1] for f in h.firing}:
+                alerts[(h.destination, kind)] += 1
+        for dest in Destination:
+            d = dest.value
+            for state in ("healthy", "degraded", "failing"):
+                metrics.SLA_INTEGRATIONS.labels(d, state).set(states[(d, state)])
+            for kind in ("latency", "error_rate", "availability", "silence"):
+                metrics.SLA_ALERTS_FIRING.labels(d, kind).set(alerts[(d, kind)])
+            mine = [h for h in healths if h.destination == d]
+            for window in self.settings.windows:
+                self._window_gauges(d, window, mine)
+
+    def _window_gauges(self, dest: str, window: str, mine: list[Health]) -> None:
+        if not mine:
+            return
+        merged = Slot()
+        for h in mine:
+            integ = self.windows.integrations.get(h.integration)
+            if integ is None:
+                continue
+            first, last = h.stats[window].start_s, h.stats[window].end_s
+            for k, slot in integ.slots.items():
+                if first <= k * self.windows.slot_s < last:
+                    merged.add(slot)
+        error_rate = merged.errors / merged.attempts if merged.attempts else 0.0
+        metrics.SLA_ERROR_RATIO.labels(dest, window).set(error_rate)
+        metrics.SLA_AVAILABILITY_RATIO.labels(dest, window).set(
+            min(h.stats[window].availability for h in mine)
+        )
+        metrics.SLA_RELIABILITY_SCORE.labels(dest, window).set(
+            min(h.stats[window].score(self.windows.thresholds(h.integration)) for h in mine)
+        )
+        for q in (0.5, 0.95, 0.99):
+            value = quantile(q, merged.buckets)
+            if value is not None:
+                metrics.SLA_LATENCY_SECONDS.labels(dest, window, str(q)).set(value / 1000.0)
+
+    def run(self, stop: threading.Event) -> None:
+        self.start()
+        next_eval = next_lag = 0.0
+        while not stop.is_set():
+            self.poll()
+            mono = time.monotonic()
+            if mono >= next_eval:
+                self.evaluate()
+                self.ready = True
+                next_eval = mono + self.settings.evaluate_every_s
+            if mono >= next_lag:
+                try:
+                    self._lag.update()
+                except Exception as exc:  # lag is a nicety; the broker may be busy
+                    log.debug("consumer lag not read: %s", exc)
+                next_lag = mono + self.settings.lag_every_s
+        self._producer.flush(10)
+        self._consumer.close()
