@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,8 +46,8 @@ def webhook_record(n: int) -> dict[str, Any]:
         "delivery_id": f"dlv-{event}", "event_id": event, "event_type": "form.response_received",
         "aggregate_id": f"form-{n}", "aggregate_version": n, "source_ts_ms": now,
         "routed_at_ms": now, "recipient_id": "sup-1", "integration_id": "hook-ep-1",
-        "attempt": 0, "endpoint_id": "ep-1", "endpoint_url": "", "event_name": "form_responses.insert",
-        "body_json": f'{{"n": {n}}}',
+        "attempt": 0, "endpoint_id": "ep-1", "endpoint_url": "",
+        "event_name": "form_responses.insert", "body_json": f'{{"n": {n}}}',
     }  # fmt: skip
 
 
