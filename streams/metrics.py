@@ -55,6 +55,10 @@ CDC_EVENTS_PRODUCED = Counter(
     "Change events the CDC source produced and Kafka acknowledged, by op.",
     ["op"],
 )
+CDC_LAG_SECONDS = Gauge(
+    "wedsync_cdc_lag_seconds",
+    "Commit time of the change being produced to now (0 when the slot is caught up).",
+)
 CDC_CONFIRMED_LSN = Gauge(
     "wedsync_cdc_confirmed_lsn",
     "WAL position last confirmed to PostgreSQL (everything before it is in Kafka).",

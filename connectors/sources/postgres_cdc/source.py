@@ -247,6 +247,8 @@ class PostgresCdcSource:
 
     def _produce(self, tx: TxAcks, key: bytes, event: ChangeEvent) -> None:
         record = dict(event)
+        # replication lag in time: from the change's commit to its leaving for Kafka
+        metrics.CDC_LAG_SECONDS.set(max(0.0, self._now_ms() / 1000 - event["source_ts_ms"] / 1000))
         self._send(tx, INGEST_CDC.name, key, self.encode(record), event["op"])
         if event["source"]["table"] in self.state_tables:
             self._send(tx, INGEST_STATE.name, key, self.encode_state(record))
@@ -395,6 +397,8 @@ class PostgresCdcSource:
         if wal_end:
             metrics.CDC_SERVER_WAL_END.set(wal_end)
             metrics.CDC_LAG_BYTES.set(max(0, wal_end - self.confirmed_lsn))
+            if wal_end <= self.confirmed_lsn:  # nothing pending: no lag in time either
+                metrics.CDC_LAG_SECONDS.set(0.0)
 
     def _handle(self, query: Any, msg: Any, state: dict[str, TxAcks]) -> None:
         try:
