@@ -404,7 +404,7 @@ def _webhooks(event: DomainEvent, state: StateTables, emit: Emit) -> None:
                 Destination.WEBHOOK,
                 f"webhook:{endpoint_id}",
                 owner,
-                None,
+                endpoint_id,  # the endpoint row holds the secret: it is the integration
                 {
                     "endpoint_id": endpoint_id,
                     "endpoint_url": endpoint["endpoint_url"],

@@ -248,6 +248,12 @@ def test_subscribed_webhook_gets_table_op_event() -> None:
     assert [d.record["event_name"] for d in deliveries] == ["form_responses.insert"]  # type: ignore[typeddict-item]
 
 
+def test_webhook_delivery_names_its_endpoint_as_the_integration() -> None:
+    """SLA health and the results' partitioning are per endpoint, like other integrations."""
+    (d,) = route(_record_changed(), _webhook_state(["form_responses.insert"]), RULES, NOW)  # type: ignore[arg-type]
+    assert d.record["integration_id"] == d.record["endpoint_id"]  # type: ignore[typeddict-item]
+
+
 def test_webhook_not_subscribed_to_the_op_gets_nothing() -> None:
     state = _webhook_state(["form_responses.insert"])
     assert route(_record_changed("delete"), state, RULES, NOW) == []  # type: ignore[arg-type]
