@@ -10,7 +10,9 @@ tells a sink process, before it delivers a record:
 - `stale`: a newer version of the same aggregate, for the same event type, was already
   delivered to the same target: record `skipped_stale` (a retry must never overwrite a
   newer change). Other event types of the aggregate are other news (a form response is not
-  superseded by a profile update of the same couple) and are never stale.
+  superseded by a profile update of the same couple) and are never stale. Customer webhooks
+  are never stale either: they are an event log (Standard Webhooks delivers every message and
+  receivers order by timestamp), and their events of one supplier share its aggregate.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 Decision = Literal["deliver", "processed", "delivered", "stale"]
 
 TERMINAL_DONE = frozenset({"delivered", "skipped_duplicate"})
+EVENT_LOGS = frozenset({"webhook"})  # destinations that get every event, in any order
 
 
 @dataclass
@@ -66,6 +69,8 @@ class LedgerState:
             return "processed"
         if record["delivery_id"] in self.delivered:
             return "delivered"
+        if self.destination in EVENT_LOGS:
+            return "deliver"
         newest = self.versions.get((target, record["aggregate_id"], record["event_type"]))
         if newest is not None and record["aggregate_version"] < newest:
             return "stale"

@@ -99,3 +99,13 @@ def test_a_committed_position_is_not_offered_again() -> None:
     tracker.done((T, 0), 3)
     tracker.mark_committed(tracker.committable())
     assert tracker.committable() == {}
+
+
+def test_customer_webhooks_get_every_event_even_an_older_one() -> None:
+    """Customer webhooks are an event log (Standard Webhooks: every message, receivers order
+    by timestamp); six form responses of one supplier share its aggregate, and skipping the
+    older ones after a retry lost five of them in `make run`."""
+    ledger = LedgerState("webhook")
+    ledger.apply(result("delivered", delivery="new", version=20, destination="webhook",
+                        target="webhook:ep-1"))  # fmt: skip
+    assert ledger.decide(record("old", version=10), "webhook:ep-1", (T, 0, 9)) == "deliver"
