@@ -60,6 +60,13 @@ class RadicaleServer:
         self.url = f"http://{host}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def set_password(self, user: str, password: str) -> None:
+        """Change a user's password while running (Radicale re-reads the file per login):
+        what an expired iCloud app-specific password looks like to a client."""
+        self.users[user] = password
+        htpasswd = self.folder / "users"
+        htpasswd.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+
     def _write_config(self) -> Path:
         storage = self.folder / "collections"
         auth = "[auth]\ntype = none\n"
