@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
-from streams.logic.sla import Health, SlaWindows, Slot, quantile
+from streams.logic.sla import Health, SlaWindows, Slot, Thresholds, quantile
 from streams.observe import GroupLag
 from streams.sla.settings import SlaSettings
 from streams.topics import DELIVERY_RESULTS, SLA_EVENTS, SLA_HEALTH, Destination
@@ -39,8 +39,11 @@ class SlaAgent:
         *,
         group_prefixes: tuple[str, ...] = ("wedsync",),
         clock: Callable[[], float] = time.time,
+        default_thresholds: Thresholds | None = None,
     ) -> None:
+        """`default_thresholds` replaces the file's (or the built-in) default."""
         default, per = settings.thresholds()
+        default = default_thresholds or default
         self.settings = settings
         self.windows = SlaWindows(slot_s=settings.slot_s, windows=settings.windows,
                                   default=default, overrides=per)  # fmt: skip
