@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration lint bench schemas-check clean system-deps
+.PHONY: install run test test-unit test-integration lint bench schemas-check clean system-deps \
+	deploy-check
 
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
@@ -22,16 +23,24 @@ run: install system-deps  ## a wedding week: PostgreSQL -> CDC -> worker -> rout
 schemas-check: install
 	$(BIN)/wedsync schemas check
 
-# Servers (and the browser) the integration tests run for real; installed from Debian when
-# missing (CI runs as root).
+# Servers (and the browser) the integration tests run for real, and promtool, which checks
+# and unit-tests deploy/prometheus (tests/deploy); installed from Debian when missing (CI runs
+# as root).
 system-deps:
 	@test -x $(PG_BIN)/initdb || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null)
+	@command -v promtool >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 test: install schemas-check system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# deploy/: promtool check + unit tests of the rules, the dashboard, compose and Kubernetes
+# manifests (part of `make test` too).
+deploy-check: install system-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/deploy
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
