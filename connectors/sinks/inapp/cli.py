@@ -61,6 +61,9 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     codecs = TopicCodecs.from_settings(settings)
     server = GatewayServer(_bootstrap(settings), gateway_settings, codecs)
 
+    # websockets logs every connection open and close at INFO: 20,000 lines per 10,000 users
+    logging.getLogger("websockets.server").setLevel(logging.WARNING)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

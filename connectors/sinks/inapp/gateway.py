@@ -109,7 +109,7 @@ class Gateway:
                 frame = {"type": "presence", "event": event, "user": user}
                 self.hub.send(conns, wire.dumps(frame), "presence")
         if changes:
-            metrics.INAPP_PRESENCE_USERS.set(len(self.presence._held))
+            metrics.INAPP_PRESENCE_USERS.set(self.presence.count())
 
     # ---- presence out ------------------------------------------------------------------------
     def _publish(self, key: str, kind: str | None, user: str | None = None,

@@ -19,6 +19,7 @@ class Presence:
         self._beats: dict[str, float] = {}  # gateway -> last heartbeat (local clock)
         self._held: dict[str, dict[str, str]] = {}  # user -> {gateway: org}
         self._by_gateway: dict[str, set[str]] = {}  # gateway -> users
+        self._by_org: dict[str, set[str]] = {}  # org -> users online (connect-time lists)
 
     def heartbeat(self, gateway: str, now: float) -> None:
         self._beats[gateway] = now
@@ -33,6 +34,7 @@ class Presence:
         first = not held
         held[gateway] = org
         self._by_gateway.setdefault(gateway, set()).add(user)
+        self._by_org.setdefault(org, set()).add(user)
         return [(org, "join", user)] if first else []
 
     def leave(self, gateway: str, user: str) -> list[Change]:
@@ -44,7 +46,15 @@ class Presence:
         if held:
             return []
         del self._held[user]
+        self._offline(org, user)
         return [(org, "leave", user)]
+
+    def _offline(self, org: str, user: str) -> None:
+        users = self._by_org.get(org)
+        if users is not None:
+            users.discard(user)
+            if not users:
+                del self._by_org[org]
 
     def gone(self, gateway: str) -> list[Change]:
         """The gateway stopped (said so, or its heartbeat expired): its users leave it."""
@@ -55,6 +65,7 @@ class Presence:
             org = held.pop(gateway, "")
             if not held:
                 self._held.pop(user, None)
+                self._offline(org, user)
                 changes.append((org, "leave", user))
         return changes
 
@@ -66,7 +77,11 @@ class Presence:
         return set(self._by_gateway.get(gateway, ()))
 
     def online(self, org: str) -> list[str]:
-        return sorted(u for u, held in self._held.items() if org in held.values())
+        """The organisation's users online (an index: connecting stays O(organisation))."""
+        return sorted(self._by_org.get(org, ()))
+
+    def count(self) -> int:
+        return len(self._held)
 
     def is_online(self, user: str) -> bool:
         return user in self._held

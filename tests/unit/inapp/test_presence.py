@@ -47,3 +47,12 @@ def test_online_is_per_organisation() -> None:
     p.join("g1", "a", "org-1", 0)
     p.join("g1", "b", "org-2", 0)
     assert (p.online("org-1"), p.online("org-2")) == (["a"], ["b"])
+
+
+def test_online_forgets_users_who_left_or_whose_gateway_went() -> None:
+    p = Presence(ttl_s=10)
+    p.join("g1", "a", "org", 0)
+    p.join("g2", "b", "org", 0)
+    p.leave("g1", "a")
+    p.gone("g2")
+    assert p.online("org") == [] and p.count() == 0
