@@ -17,14 +17,15 @@ BINARY = "/usr/bin/prometheus"
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path, targets: list[str], rules: str) -> None:
+    def __init__(self, workdir: Path, targets: list[str], rules: str,
+                 rule_files: tuple[Path, ...] = ()) -> None:  # fmt: skip
         if not Path(BINARY).exists() and not shutil.which("prometheus"):
             raise AssertionError("prometheus is not installed: run `make system-deps`")
         self.port = free_port()
         (workdir / "rules.yml").write_text(rules)
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(workdir / "rules.yml")],
+            "rule_files": [str(workdir / "rules.yml"), *map(str, rule_files)],
             "scrape_configs": [{"job_name": "wedsync", "static_configs": [{"targets": targets}]}],
         }
         (workdir / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
@@ -64,6 +65,10 @@ class PrometheusServer:
     def firing(self) -> set[str]:
         return {a["labels"]["alertname"] for a in self.api("alerts")["alerts"]
                 if a["state"] == "firing"}  # fmt: skip
+
+    def active(self, name: str) -> list[dict[str, Any]]:
+        """The alert's instances whose expression is true (pending or firing)."""
+        return [a for a in self.api("alerts")["alerts"] if a["labels"]["alertname"] == name]
 
     def stop(self) -> None:
         self.proc.terminate()

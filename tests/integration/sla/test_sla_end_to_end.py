@@ -19,7 +19,7 @@ from streams.kafka.broker import free_port
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.replay import read_topic
 from streams.observe import serve
-from streams.settings import Settings
+from streams.settings import REPO_ROOT, Settings
 from streams.sla.process import SlaAgent
 from streams.sla.settings import SlaSettings
 from streams.topics import DELIVER, SLA_EVENTS, Destination
@@ -29,6 +29,7 @@ from tests.integration.sla.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.integration
 HOOK = DELIVER[Destination.WEBHOOK]
+SHIPPED_RULES = tuple(sorted((REPO_ROOT / "deploy" / "prometheus" / "rules").glob("*.yml")))
 WINDOW_S = 4.0  # the shortest window ("1m" in production)
 RULES = """
 groups:
@@ -91,7 +92,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         running = Background(agent.run, "sla")
         port = free_port()
         metrics_server = serve(port)
-        prom = PrometheusServer(tmp_path_factory.mktemp("prom"), [f"127.0.0.1:{port}"], RULES)
+        prom = PrometheusServer(tmp_path_factory.mktemp("prom"), [f"127.0.0.1:{port}"], RULES,
+                                SHIPPED_RULES)  # fmt: skip
         url = f"{local.servers['webhook'].url}/hooks/photo"
         traffic = Traffic(bootstrap, url, codecs)
         try:
@@ -136,6 +138,9 @@ def test_failing_endpoint_flips_health_and_alert_and_back(pipeline: dict[str, An
     wait_for(lambda: prom.query('wedsync_sla_alerts_firing{alert="error_rate"} > 0'), 15,
              "Prometheus sees the alert expression true")  # fmt: skip
     wait_for(lambda: "WedsyncIntegrationErrorRate" in prom.firing(), 15, "the alert fires")
+    shipped = [a["labels"] for a in prom.active("WedsyncSlaAlertFiring")]  # deploy/'s rule
+    assert any({"destination": "webhook", "alert": "error_rate"}.items() <= labels.items()
+               for labels in shipped)  # fmt: skip
 
     receiver.switches.fail_next = 0  # it recovers
     took = wait_for(lambda: state_of(agent) == "healthy", 6 * WINDOW_S, "healthy again")
