@@ -26,7 +26,8 @@ Alerts (per window, thresholds per integration): `latency` (p99 over `latency_p9
 `error_rate` (over `error_rate`), both only with at least `min_requests` attempts in the window;
 `availability` (under `availability`); `silence` (no attempt in the last 5 minutes from an
 integration that averaged at least `silence_min_per_min` attempts a minute in the hour before:
-silence from one that should be busy is itself a signal).
+silence from one that should be busy is itself a signal; not for in-app, whose results are
+users' `seen` marks and stop when they log off).
 Health state, from the shortest window so that it recovers as fast as it breaks: `failing`
 when at least half of its attempts failed, `degraded` when any of its alerts fires or the
 integration went silent, else `healthy`.
@@ -228,8 +229,11 @@ class SlaWindows:
         )  # fmt: skip
 
     def silent(self, key: str, now_s: float) -> bool:
-        """No attempt in the last 5 minutes after an hour busy enough to expect some."""
+        """No attempt in the last 5 minutes after an hour busy enough to expect some. Never
+        for in-app: its successes are `seen` marks, and users logging off is not a fault."""
         integ, t = self.integrations[key], self.thresholds(key)
+        if integ.destination == "inapp":
+            return False
         last = self._slot(now_s)
         recent = last - int(SILENCE_RECENT_S / self.slot_s) + 1
         before = recent - int(3600.0 / self.slot_s)

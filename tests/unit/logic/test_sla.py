@@ -190,6 +190,13 @@ def test_silence_from_a_busy_integration_degrades_it() -> None:
     assert ("alert_firing", "5m:silence") in {(e.kind, e.name) for e in events}
 
 
+def test_inapp_going_quiet_is_users_logging_off_not_silence() -> None:
+    w = windows()
+    for i in range(600):
+        w.add(result(T0 + i * 6, "seen", integration=None, destination="inapp"))
+    assert w.evaluate(T0 + 3600 + 305)[0][0].state == HEALTHY
+
+
 def test_silence_from_a_quiet_integration_is_normal() -> None:
     w = windows()
     for i in range(10):  # 10 in an hour: under 2 a minute
