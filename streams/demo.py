@@ -48,8 +48,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    logging.getLogger().setLevel(logging.WARNING)  # the board and the lines say it all
     for noisy in QUIET:
-        logging.getLogger(noisy).setLevel(logging.ERROR)  # the board and the lines say it all
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     if not devdb.available():
         print(f"make run needs the PostgreSQL 15 server binaries in {devdb.PG_BIN}; `make "
               "system-deps` installs them (Debian's postgresql-15)", file=sys.stderr)  # fmt: skip

@@ -39,6 +39,7 @@ def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Po
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "WEDSYNC_WEB_PORT": str(free_port()),
+        "WEDSYNC_METRICS_PORT": str(free_port()),  # its routing child takes the next one
         "WEDSYNC_APP_ID": settings.app_id,
         "WEDSYNC_LOG_LEVEL": os.environ.get("WEDSYNC_LOG_LEVEL", "warn"),
     }

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _child_metrics_port() -> dict[str, str]:
+    """The routing child serves its metrics on the worker's port + 1."""
+    from streams.settings import Settings
+
+    port = Settings().metrics_port
+    return {} if port is None else {"WEDSYNC_METRICS_PORT": str(port + 1)}
+
+
 class RouteService(Service):
     """Runs and supervises one `wedsync route` child process."""
 
@@ -45,8 +53,7 @@ class RouteService(Service):
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                # the child serves its metrics on the worker's port + 1
-               **({"WEDSYNC_METRICS_PORT": str(int(os.environ["WEDSYNC_METRICS_PORT"]) + 1)}
-                  if os.environ.get("WEDSYNC_METRICS_PORT", "").isdigit() else {}),
+               **_child_metrics_port(),
                "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "route"],
