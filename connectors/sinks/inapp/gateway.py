@@ -175,7 +175,9 @@ class Gateway:
         entries = self.history.find(conn.user, ids)
         now_ms = int(time.time() * 1000)
         for e in entries:
-            if (state == "seen" and e.seen) or e.read:
+            if (state == "seen" and e.seen) or e.read:  # already so: confirm it to the asker
+                frame = {"type": "state", "id": e.id, "seen": e.seen, "read": e.read}
+                self.hub.send([conn], wire.dumps(frame), "state")
                 continue
             result = self._result(e, state, now_ms)
             value = self._results.encode(result)

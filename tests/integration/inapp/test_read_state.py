@@ -88,3 +88,18 @@ def test_read_state_survives_a_gateway_restart(bootstrap: str) -> None:
         laptop = Client(fresh.url, token("rs-restart"))
         laptop.hello()
         assert laptop.notifications(1)[0]["read"] is True
+
+
+def test_marking_an_already_read_notification_is_confirmed(bootstrap: str) -> None:
+    """A client waiting for the confirmation of a mark must get one, also when another
+    device marked it first."""
+    with gateway(bootstrap) as g:
+        c = Client(g.url, token("rs-again"))
+        c.hello()
+        sent = Notifier(bootstrap).send("rs-again", 5)
+        c.notifications(1)
+        c.send({"type": "read", "ids": [sent["delivery_id"]]})
+        c.until(lambda f: f["type"] == "state" and f["read"])
+        c.send({"type": "read", "ids": [sent["delivery_id"]]})
+        again = c.until(lambda f: f["type"] in ("state", "error"), timeout=5)
+        assert again == {"type": "state", "id": sent["delivery_id"], "seen": True, "read": True}
