@@ -209,24 +209,38 @@ class SlaWindows:
         else:
             slot.errors += 1
 
+    def _span(self, window: str, now_s: float) -> range:
+        """The slots of `window` at `now_s`."""
+        last = self._slot(now_s)
+        return range(last - int(self.windows[window] / self.slot_s) + 1, last + 1)
+
     def stats(self, key: str, window: str, now_s: float) -> WindowStats:
         integ = self.integrations[key]
-        last = self._slot(now_s)
-        first = last - int(self.windows[window] / self.slot_s) + 1
+        span = self._span(window, now_s)
         total, down = Slot(), 0
-        for k in range(first, last + 1):
+        for k in span:
             slot = integ.slots.get(k)
             if slot is None:
                 continue
             total.add(slot)
             if slot.attempts and not slot.successes:
                 down += 1
-        span = last - first + 1
         return WindowStats(
-            window, first * self.slot_s, (last + 1) * self.slot_s, total.successes,
-            total.errors, 1.0 - down / span, quantile(0.5, total.buckets),
+            window, span.start * self.slot_s, span.stop * self.slot_s, total.successes,
+            total.errors, 1.0 - down / len(span), quantile(0.5, total.buckets),
             quantile(0.95, total.buckets), quantile(0.99, total.buckets),
         )  # fmt: skip
+
+    def merged(self, keys: Iterable[str], window: str, now_s: float) -> Slot:
+        """The counts and latency histogram of several integrations over `window` (a
+        destination kind's figures, for the per-kind gauges)."""
+        span, total = self._span(window, now_s), Slot()
+        for key in keys:
+            slots = self.integrations[key].slots if key in self.integrations else {}
+            for k in span:
+                if (slot := slots.get(k)) is not None:
+                    total.add(slot)
+        return total
 
     def silent(self, key: str, now_s: float) -> bool:
         """No attempt in the last 5 minutes after an hour busy enough to expect some. Never

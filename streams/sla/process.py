@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
-from streams.logic.sla import Health, SlaWindows, Slot, Thresholds, quantile
+from streams.logic.sla import Health, SlaWindows, Thresholds, quantile
 from streams.observe import GroupLag
 from streams.sla.settings import SlaSettings
 from streams.topics import DELIVERY_RESULTS, SLA_EVENTS, SLA_HEALTH, Destination
@@ -141,20 +141,12 @@ class SlaAgent:
                 metrics.SLA_ALERTS_FIRING.labels(d, kind).set(alerts[(d, kind)])
             mine = [h for h in healths if h.destination == d]
             for window in self.settings.windows:
-                self._window_gauges(d, window, mine)
+                self._window_gauges(d, window, mine, now)
 
-    def _window_gauges(self, dest: str, window: str, mine: list[Health]) -> None:
+    def _window_gauges(self, dest: str, window: str, mine: list[Health], now: float) -> None:
         if not mine:
             return
-        merged = Slot()
-        for h in mine:
-            integ = self.windows.integrations.get(h.integration)
-            if integ is None:
-                continue
-            first, last = h.stats[window].start_s, h.stats[window].end_s
-            for k, slot in integ.slots.items():
-                if first <= k * self.windows.slot_s < last:
-                    merged.add(slot)
+        merged = self.windows.merged([h.integration for h in mine], window, now)
         error_rate = merged.errors / merged.attempts if merged.attempts else 0.0
         metrics.SLA_ERROR_RATIO.labels(dest, window).set(error_rate)
         metrics.SLA_AVAILABILITY_RATIO.labels(dest, window).set(

@@ -217,3 +217,12 @@ def test_old_slots_are_forgotten() -> None:
     w.add(result(T0))
     w.evaluate(T0 + 2 * 3600)
     assert "crm-1" not in w.integrations
+
+
+def test_merged_sums_several_integrations_inside_the_window_only() -> None:
+    w = windows()
+    w.add(result(T0 + 1, integration="a"))
+    w.add(result(T0 + 2, "retry_scheduled", integration="b"))
+    w.add(result(T0 - 100, integration="b"))  # before the 1m window
+    merged = w.merged(["a", "b", "gone"], "1m", T0 + 59)
+    assert (merged.successes, merged.errors) == (1, 1)
