@@ -148,9 +148,7 @@ class Gateway:
         )
         result = {None: "fresh", True: "recovered", False: "not_recovered"}[res.recovered]
         metrics.INAPP_RESUMES.labels(result=result).inc()
-        if since is not None and res.recovered:
-            _, _, part = since.epoch.rpartition(":")
-            conn.after[int(part)] = since.offset
+        conn.after.update(res.after)
         hello = {
             "type": "connected", "user": claims.user, "org": claims.org, "gateway": self.id,
             "expires_in": max(0.0, round(claims.exp - time.time(), 1)),

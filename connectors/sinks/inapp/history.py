@@ -40,7 +40,7 @@ class Entry:
 class Resume:
     recovered: bool | None  # None: no position was given
     entries: list[Entry]
-    after: int  # offsets at or below this are not sent again on this connection (-1: none)
+    after: dict[int, int]  # partition -> the client's offset: at or below, never sent again
 
 
 @dataclass
@@ -125,12 +125,12 @@ class History:
         """What a connecting client of `user` is sent before live notifications."""
         mine = list(self._users.get(user, ()))
         if since is None:
-            return Resume(None, mine, -1)
+            return Resume(None, mine, {})
         epoch, offset = since
         incarnation, _, part_text = epoch.rpartition(":")
         part = self._parts.get(int(part_text)) if part_text.isdigit() else None
         if incarnation != self.incarnation or part is None:
-            return Resume(False, mine, -1)
+            return Resume(False, mine, {})
         partition = int(part_text)
         covered = (
             offset + 1 >= part.window_start
@@ -138,9 +138,9 @@ class History:
             and self._dropped_after.get((user, partition), -1) <= offset
         )
         if not covered:
-            return Resume(False, mine, -1)
+            return Resume(False, mine, {})
         missed = [e for e in mine if e.partition == partition and e.offset > offset]
-        return Resume(True, missed, offset)
+        return Resume(True, missed, {partition: offset})
 
     def find(self, user: str, ids: tuple[str, ...]) -> list[Entry]:
         """The user's own notifications among `ids` (another user's ids are never found)."""

@@ -32,7 +32,7 @@ def test_resume_returns_what_came_after_the_position_in_order() -> None:
     for o in range(5):
         add(h, "u", o)
     r = h.resume("u", ("topic-A:0", 2))
-    assert (r.recovered, offsets(r.entries), r.after) == (True, [3, 4], 2)
+    assert (r.recovered, offsets(r.entries), r.after) == (True, [3, 4], {0: 2})
 
 
 def test_resume_at_the_head_recovers_with_nothing_missed() -> None:
