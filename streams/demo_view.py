@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -116,6 +116,16 @@ class Watch:
                  f"{result['target'][:40]:<40} status={result['status_code']} "
                  f"id={(result['provider_id'] or '-')[:24]} {lag} ms{error}",
                  OUTCOME_COLOURS.get(outcome, ""))  # fmt: skip
+
+    def show_health(self, healths: Mapping[str, Any]) -> None:
+        """Take the SLA agent's latest health for the board; print each change of state."""
+        for key, h in healths.items():
+            before = self.health.get(key)
+            self.health[key] = (h.destination, h.state, h.firing)
+            if before is not None and before[1] != h.state:
+                self.say(f"  health     {h.destination:<9} {key[:36]:<36} {before[1]} -> "
+                         f"{h.state} {', '.join(sorted(h.firing))}",
+                         f"bold {COLOURS.get(h.state, 'white')}")  # fmt: skip
 
     def until(self, done: Callable[[], bool], timeout: float, what: str,
               alive: Callable[[], bool] = lambda: True) -> bool:  # fmt: skip

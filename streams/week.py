@@ -27,17 +27,6 @@ from streams.demo_view import Watch
 NEW_PASSWORD = "renewed-app-specific-password"
 
 
-def _health(watch: Watch, agent: Any) -> None:
-    """Copy the SLA agent's latest health to the board; print each change of state."""
-    for key, h in agent.last_health.items():
-        before = watch.health.get(key)
-        watch.health[key] = (h.destination, h.state, h.firing)
-        if before is not None and before[1] != h.state:
-            colour = {"healthy": "green", "degraded": "yellow", "failing": "red"}[h.state]
-            watch.say(f"  health     {h.destination:<9} {key[:36]:<36} {before[1]} -> "
-                      f"{h.state} {', '.join(sorted(h.firing))}", f"bold {colour}")  # fmt: skip
-
-
 def _state(agent: Any, destination: str) -> set[str]:
     return {h.state for h in agent.last_health.values() if h.destination == destination}
 
@@ -60,7 +49,7 @@ def play_week(cur: Any, k: dict[str, str], local: Any, watch: Watch, agent: Any,
               alive: Callable[[], bool], crm: tuple[str, str]) -> bool:  # fmt: skip
     def until(done: Callable[[], bool], timeout: float, what: str) -> bool:
         def check() -> bool:
-            _health(watch, agent)
+            watch.show_health(agent.last_health)
             return done()
 
         return watch.until(check, timeout, what, alive)
@@ -95,7 +84,7 @@ def play_week(cur: Any, k: dict[str, str], local: Any, watch: Watch, agent: Any,
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             watch.pump()
-            _health(watch, agent)
+            watch.show_health(agent.last_health)
     if not until(lambda: "failing" in _state(agent, "webhook"), 90,
                  "the SLA agent marks the endpoint failing"):  # fmt: skip
         return False
