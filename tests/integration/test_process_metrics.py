@@ -16,6 +16,7 @@ import pytest
 from streams.kafka.broker import free_port
 
 from tests.integration.cdc_support import PlatformDb
+from tests.integration.inapp.support import wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +58,8 @@ def scrape(port: int, wanted: str, timeout: float = 60.0) -> str:
     raise AssertionError(f"{wanted} never on :{port}/metrics; last body: {body[:500]}")
 
 
-def healthy(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f":{port}/healthz never answered 200")
+def healthy(port: int) -> None:
+    wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=60)
 
 
 def test_a_sink_process_serves_its_metrics(kafka_bootstrap: str) -> None:
