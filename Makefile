@@ -5,9 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run test test-unit test-integration lint bench schemas-check clean system-deps \
-	deploy-check
+	deploy-check kafka-jars
 
 PG_BIN ?= /usr/lib/postgresql/15/bin
+KAFKA_VERSION := 4.1.1
+KAFKA_JARS    := .cache/kafka/$(KAFKA_VERSION)
 
 install: $(STAMP)
 
@@ -19,6 +21,15 @@ $(STAMP): pyproject.toml
 
 run: install system-deps  ## a wedding week: PostgreSQL -> CDC -> worker -> routing -> sinks -> local providers
 	$(BIN)/wedsync demo
+
+# Apache Kafka's broker runtime (KRaft) from Maven Central, once: streams/dev/kraft.py starts
+# nodes from these jars for the integration, fault and benchmark tiers (WEDSYNC_BROKER=kafka).
+kafka-jars: $(KAFKA_JARS)/.complete
+
+$(KAFKA_JARS)/.complete: deploy/kafka/pom.xml
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -Dkafka.version=$(KAFKA_VERSION) \
+		-DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_JARS)
+	@touch $@
 
 schemas-check: install
 	$(BIN)/wedsync schemas check
@@ -34,7 +45,7 @@ system-deps:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
-test: install schemas-check system-deps
+test: install schemas-check system-deps kafka-jars
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # deploy/: promtool check + unit tests of the rules, the dashboard, compose and Kubernetes
@@ -45,7 +56,7 @@ deploy-check: install system-deps
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-integration: install system-deps
+test-integration: install system-deps kafka-jars
 	$(BIN)/python -m pytest -q -m integration
 
 lint: install
@@ -53,8 +64,8 @@ lint: install
 	$(BIN)/ruff format --check streams connectors tests bench
 	$(BIN)/mypy
 
-bench: install
+bench: install kafka-jars
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .cache

@@ -1,5 +1,8 @@
 """Shared fixtures. `kafka_bootstrap` is a real broker: KAFKA_BOOTSTRAP_SERVERS when set,
-else the embedded Tansu broker, started once per session and always stopped."""
+else Apache Kafka itself (one KRaft node, `streams.dev.kraft`; `WEDSYNC_BROKER=tansu` for the
+embedded Tansu broker instead), started once per test process and always stopped.
+`tansu_bootstrap` is the embedded broker, for the smoke set that keeps `make run`'s default
+honest."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import kafka_broker
+from streams.kafka.broker import EmbeddedBroker, kafka_broker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
@@ -28,10 +31,19 @@ def codecs(schema_store: SchemaStore) -> TopicCodecs:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """A real Kafka-protocol broker with every catalog topic created."""
+    """A real Kafka broker with every catalog topic created: Apache Kafka by default."""
+    os.environ.setdefault("WEDSYNC_BROKER", "kafka")
     with kafka_broker(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as bootstrap:
         create_topics(bootstrap)
         yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def tansu_bootstrap() -> Iterator[str]:
+    """The embedded Tansu broker (`make run`'s default) with every catalog topic created."""
+    with EmbeddedBroker() as broker:
+        create_topics(broker.bootstrap_servers)
+        yield broker.bootstrap_servers
 
 
 @pytest.fixture

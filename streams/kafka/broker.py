@@ -8,6 +8,10 @@ Order of choice (`kafka_broker()`):
 3. Where no Tansu binary can be found but a Docker engine answers: testcontainers' Kafka
    module. `WEDSYNC_BROKER=testcontainers` forces it; `WEDSYNC_BROKER=tansu` forbids it.
 
+`WEDSYNC_BROKER=kafka` starts Apache Kafka itself instead (one KRaft node with data on disk,
+`streams.dev.kraft`; `kafka3` a three-node cluster): what the integration, fault and benchmark
+tiers run on. Tansu stays the instant default of `make run`.
+
 The child never outlives us: it is stopped by the context manager, by an `atexit` hook, and
 (on Linux) by the kernel via PR_SET_PDEATHSIG if this process is killed outright.
 """
@@ -199,8 +203,16 @@ def kafka_broker(bootstrap_servers: str | None = None) -> Iterator[str]:
         yield bootstrap_servers
         return
     choice = os.environ.get("WEDSYNC_BROKER", "auto")
-    if choice not in {"auto", "tansu", "testcontainers"}:
-        raise ConfigurationError(f"WEDSYNC_BROKER={choice!r}: use auto, tansu or testcontainers")
+    if choice not in {"auto", "tansu", "kafka", "kafka3", "testcontainers"}:
+        raise ConfigurationError(
+            f"WEDSYNC_BROKER={choice!r}: use auto, tansu, kafka, kafka3 or testcontainers"
+        )
+    if choice in {"kafka", "kafka3"}:
+        from streams.dev.kraft import KafkaCluster
+
+        with KafkaCluster(nodes=3 if choice == "kafka3" else 1) as cluster:
+            yield cluster.bootstrap_servers
+        return
     if choice == "testcontainers":
         with _testcontainers_kafka() as bootstrap:
             yield bootstrap
