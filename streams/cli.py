@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from streams.errors import WedsyncError
 from streams.settings import Settings, load_settings
@@ -120,6 +121,25 @@ def _cmd_cdc(args: argparse.Namespace, settings: Settings) -> int:
     return run_from_args(args, settings)
 
 
+def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.audit import run_audit
+
+    return run_audit(args, settings)
+
+
+def _add_audit(sub: Any) -> None:
+    p = sub.add_parser(
+        "audit", help="every source change in a window whose deliveries have no final outcome"
+    )
+    p.add_argument(
+        "--since", required=True, help="committed at or after (ISO 8601, UTC if no offset)"
+    )
+    p.add_argument("--until", help="committed at or before (ISO 8601; default: now)")
+    p.add_argument("--strict", action="store_true", help="pending items fail too (exit 1)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to read each stage")
+    p.set_defaults(func=_cmd_audit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wedsync", description="wedsync-streams: CDC and webhooks in, deliveries out."
@@ -179,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.sinks.cli import add_arguments as add_sink_arguments
 
     add_sink_arguments(sub)
+    _add_audit(sub)
 
     from connectors.sinks.inapp.cli import add_arguments as add_inapp_arguments
 
