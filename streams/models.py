@@ -205,6 +205,7 @@ class DeliveryResult(TypedDict):
     source_topic: str
     source_partition: int
     source_offset: int
+    superseded_by: str | None
 
 
 class InAppPresence(TypedDict):

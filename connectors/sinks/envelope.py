@@ -149,9 +149,11 @@ def result(
     item: Item, *, destination: Destination, target: str, outcome: str, now_ms: int,
     attempt: int | None = None, status: int | None = None, latency_ms: float = 0.0,
     provider_id: str | None = None, error_class: str | None = None,
-    error_message: str | None = None,
+    error_message: str | None = None, superseded_by: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """A delivery-result record (schemas/deliveries/delivery_result) for this attempt."""
+    """A delivery-result record (schemas/deliveries/delivery_result) for this attempt.
+    `superseded_by`: for a `skipped_stale`, the newer delivery of the same entity that the
+    ledger found delivered to `target` (`streams.logic.ledger.LedgerState.superseded_by`)."""
     rec = item.record
     return {
         "delivery_id": rec["delivery_id"],
@@ -175,4 +177,5 @@ def result(
         "source_topic": item.topic,
         "source_partition": item.partition,
         "source_offset": item.offset,
+        "superseded_by": superseded_by,
     }

@@ -308,9 +308,12 @@ class SinkRuntime:
         decision = self.ledger.decide(record, target, item.source)
         if decision == "processed":
             return True
-        if decision in ("delivered", "stale"):
-            outcome = "skipped_duplicate" if decision == "delivered" else "skipped_stale"
-            self._record(item, target, outcome)
+        if decision == "delivered":
+            self._record(item, target, "skipped_duplicate")
+            return True
+        if decision == "stale":
+            self._record(item, target, "skipped_stale",
+                         superseded_by=self.ledger.superseded_by(record, target))  # fmt: skip
             return True
         if target in self.disabled and not item.replay_of:
             self._dead_letter(

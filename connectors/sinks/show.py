@@ -1,6 +1,7 @@
 """`wedsync deliveries show <event_id>`: the chain of one event, from its source position
 through routing to every provider's answer, read back from Kafka (the events topic and the
-delivery ledger)."""
+delivery ledger). A skipped delivery says why: `skipped_duplicate` (already delivered) or
+`skipped_stale ... superseded by delivery <id>` (a newer version of the same entity was)."""
 
 from __future__ import annotations
 
@@ -61,11 +62,19 @@ def chain(bootstrap: str, codecs: TopicCodecs, event_id: str) -> list[str]:
             f"{first['target']} (delivery {delivery_id})"
         )
         for a in sorted(attempts, key=lambda r: (r["completed_at_ms"], r["attempt"])):
-            lag = a["completed_at_ms"] - a["source_ts_ms"] if a["source_ts_ms"] else 0
-            lines.append(
-                f"    attempt {a['attempt']} {a['outcome']:<16} status={a['status_code']} "
-                f"provider_id={a['provider_id'] or '-'} latency={a['latency_ms']:.0f} ms "
-                f"at {_ts(a['completed_at_ms'])} (commit+{lag} ms)"
-                + (f" error={a['error_class']}: {a['error_message']}" if a["error_class"] else "")
-            )
+            lines.append(attempt_line(a))
     return lines
+
+
+def attempt_line(a: dict[str, Any]) -> str:
+    """One attempt's line: outcome, provider answer, timing, the error, and for a skip of a
+    superseded delivery the newer delivery that superseded it (results written before that
+    field existed have none)."""
+    lag = a["completed_at_ms"] - a["source_ts_ms"] if a["source_ts_ms"] else 0
+    return (
+        f"    attempt {a['attempt']} {a['outcome']:<16} status={a['status_code']} "
+        f"provider_id={a['provider_id'] or '-'} latency={a['latency_ms']:.0f} ms "
+        f"at {_ts(a['completed_at_ms'])} (commit+{lag} ms)"
+        + (f" error={a['error_class']}: {a['error_message']}" if a["error_class"] else "")
+        + (f" superseded by delivery {a['superseded_by']}" if a.get("superseded_by") else "")
+    )
