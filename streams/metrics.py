@@ -85,6 +85,11 @@ CDC_TRUNCATES_SKIPPED = Counter(
     "wedsync_cdc_truncates_skipped_total",
     "TRUNCATE statements seen on captured tables (no row events exist for them).",
 )
+CDC_COLUMNS_CUT = Counter(
+    "wedsync_cdc_columns_cut",
+    "Column values cut to cut_value_bytes because their change did not fit one record "
+    "(the log names table, key and column; the records carry wedsync.cdc.cut_columns).",
+)
 # ---- end of PostgreSQL CDC source ----------------------------------------------------------
 
 # ---- sinks (connectors/sinks) -----------------------------------------------------------

@@ -4,14 +4,18 @@ DDL, for the integration tests that run them in-process."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
+from streams import topics
 from streams.background import Background
 from streams.devdb import slot_streaming
 from streams.kafka.codec import TopicCodecs
@@ -53,11 +57,15 @@ class PlatformDb:
         )  # fmt: skip
 
     def start_cdc(
-        self, bootstrap: str, codecs: TopicCodecs, config: PostgresCdcConfig | None = None
-    ) -> Background:
+        self, bootstrap: str, codecs: TopicCodecs, config: PostgresCdcConfig | None = None,
+        producer: Producer | None = None,
+    ) -> Background:  # fmt: skip
         """The source on a thread, returned once its snapshot is done and it streams."""
         config = config or self.cdc_config()
-        source = running(PostgresCdcSource(config, make_producer(bootstrap), codecs))
+        if producer is None:
+            producer = make_producer(bootstrap, max_record_bytes=config.max_record_bytes)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        source = running(PostgresCdcSource(config, producer, codecs, admin=admin))
         self.running.append(source)
         with self.connect() as conn, conn.cursor() as cur:
             assert wait_until(lambda: source.error is not None or
@@ -84,3 +92,22 @@ def drop_platform_db(db: PlatformDb) -> None:
         cur.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                     "WHERE database = %s AND NOT active", (db.dbname,))  # fmt: skip
     admin.close()
+
+
+def read_topic(
+    bootstrap: str, topic: topics.Topic, want: Callable[[Message], bool], count: int = 1,
+    timeout: float = 30.0,
+) -> list[Message]:  # fmt: skip
+    """The first `count` records of `topic` (from the start) that `want` accepts."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "contract-probe",
+                         "enable.auto.commit": False})  # fmt: skip
+    consumer.assign([TopicPartition(topic.name, p, 0) for p in range(topic.partitions)])
+    found: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{topic.name}: {len(found)} of {count} found"
+            found += [m for m in consumer.consume(500, 0.2) if not m.error() and want(m)]
+    finally:
+        consumer.close()
+    return found[:count]

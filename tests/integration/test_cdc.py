@@ -19,6 +19,7 @@ from typing import Any
 import psycopg2
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from streams.background import Background
@@ -65,7 +66,9 @@ def start_source(
     running: list[Background] = []
 
     def start(config: PostgresCdcConfig) -> Background:
-        source = PostgresCdcSource(config, make_producer(kafka_bootstrap), codecs)
+        producer = make_producer(kafka_bootstrap, max_record_bytes=config.max_record_bytes)
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        source = PostgresCdcSource(config, producer, codecs, admin=admin)
         running.append(start_running(source))
         return running[-1]
 

@@ -8,42 +8,22 @@ from __future__ import annotations
 import json
 import random
 import string
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 from streams import topics
 from streams.errors import ContractViolation
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.deadletter import header_map
 from streams.logic.state import fold_row
 
-from tests.integration.cdc_support import PlatformDb
+from tests.integration.cdc_support import PlatformDb, read_topic
 from tests.pg import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def read_topic(
-    bootstrap: str, topic: topics.Topic, want: Callable[[Message], bool], count: int = 1,
-    timeout: float = 30.0,
-) -> list[Message]:  # fmt: skip
-    """The first `count` records of `topic` (from the start) that `want` accepts."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "contract-probe",
-                         "enable.auto.commit": False})  # fmt: skip
-    consumer.assign([TopicPartition(topic.name, p, 0) for p in range(topic.partitions)])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(found) < count:
-            assert time.monotonic() < deadline, f"{topic.name}: {len(found)} of {count} found"
-            found += [m for m in consumer.consume(500, 0.2) if not m.error() and want(m)]
-    finally:
-        consumer.close()
-    return found[:count]
 
 
 def test_a_database_without_a_contract_column_is_refused_naming_it(

@@ -49,6 +49,11 @@ class AckTracker:
             return
         tx.pending -= 1
 
+    def fail(self, error: str) -> None:
+        """The producer cannot go on (a fatal error, a refused record): poisons the tracker
+        as a failed acknowledgement does."""
+        self.failure = self.failure or error
+
     def commit(self, tx: TxAcks, end_lsn: int) -> None:
         """`tx` ended (Commit); confirming `end_lsn` acknowledges the whole transaction."""
         tx.end_lsn = end_lsn

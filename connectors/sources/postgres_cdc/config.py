@@ -7,6 +7,12 @@ override single fields. The password is a `SecretStr`: it is never printed, and 
 the only place it is revealed (handed straight to libpq).
 
 Table names are `schema.table`; a bare `table` means `public.table`.
+
+Record size: `max_record_bytes` (`WEDSYNC_CDC_MAX_RECORD_BYTES`) bounds one Kafka record the
+source writes (key + value + headers). It is checked at start against the topics'
+`max.message.bytes` and the brokers' `message.max.bytes` (`limits.py`). A change larger than
+that has its cuttable columns cut to `cut_value_bytes` (`cut.py`); one that still does not fit
+is a dead letter.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from psycopg2.extensions import make_dsn
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.logic.contract import Contract, load_mapping
 
+from connectors.sources.postgres_cdc.limits import DEFAULT_MAX_RECORD_BYTES
 from connectors.sources.postgres_cdc.values import SESSION_OPTIONS
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -60,6 +67,18 @@ class PostgresCdcConfig(BaseSettings):
     )
     snapshot: bool = Field(default=True, description="initial snapshot (op 'r') on first start")
     connect_timeout_s: int = 10
+    max_record_bytes: int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES,
+        ge=64 * 1024,
+        description="most bytes (key + value + headers) of one record the source writes; "
+        "must fit the topics' max.message.bytes and the brokers' message.max.bytes",
+    )
+    cut_value_bytes: int = Field(
+        default=16 * 1024,
+        ge=256,
+        description="a change over max_record_bytes has its cuttable columns (free text, "
+        "JSON, text arrays) cut to this many bytes each, marked in a header",
+    )
 
     @field_validator("slot_name", "publication")
     @classmethod
@@ -67,6 +86,16 @@ class PostgresCdcConfig(BaseSettings):
         if not _IDENT.match(value):
             raise ValueError(f"{value!r}: use lower-case letters, digits and _ (max 63)")
         return value
+
+    @model_validator(mode="after")
+    def _cut_below_limit(self) -> PostgresCdcConfig:
+        if self.cut_value_bytes * 4 > self.max_record_bytes:
+            raise ValueError(
+                f"cut_value_bytes {self.cut_value_bytes} must be at most a quarter of "
+                f"max_record_bytes {self.max_record_bytes} (a cut column appears in the "
+                "before and the after image)"
+            )
+        return self
 
     @field_validator("tables")
     @classmethod

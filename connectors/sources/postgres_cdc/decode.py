@@ -214,6 +214,8 @@ class ChangeDecoder:
         # relation oid -> (contract table name, platform column -> contract column), for
         # tables of the contract
         self.carried: dict[int, tuple[str, dict[str, str]]] = {}
+        # (schema, table as emitted) -> column as emitted -> type OID: how a value may be cut
+        self.column_types: dict[tuple[str, str], dict[str, int]] = {}
         self.tx: Begin | None = None
 
     def feed(self, data: bytes, lsn: int) -> Step:
@@ -228,9 +230,13 @@ class ChangeDecoder:
             self.relations[message.oid] = step.relation = message
             self.carried.pop(message.oid, None)
             table = None if self.contract is None else check_relation(self.contract, message)
+            name, columns = message.name, {c.name: c.name for c in message.columns}
             if table is not None:
-                columns = table.carried([c.name for c in message.columns])
+                name, columns = table.name, table.carried([c.name for c in message.columns])
                 self.carried[message.oid] = (table.name, columns)
+            self.column_types[(message.namespace, name)] = {
+                columns[c.name]: c.type_oid for c in message.columns if c.name in columns
+            }
         elif isinstance(message, Insert):
             self._emit(step, message.relation_oid, "c", None, message.new, lsn)
         elif isinstance(message, Update):

@@ -38,20 +38,24 @@ Lifecycle (`PostgresCdcSource.run`):
    with ContractViolation naming `table.column` and what to do.
 7. A change that cannot be decoded goes to `wedsync.ingest.dlq` with the original pgoutput
    bytes, the table, the LSN and the reason in headers; the stream goes on and the slot
-   advances past it (a decode error must not pin WAL on the primary or crash-loop).
-8. `stop` (set by SIGINT/SIGTERM in `main`) ends the loop: the producer is flushed, the
+   advances past it (a decode error must not pin WAL on the primary or crash-loop). A
+   snapshot row that cannot be converted is a dead letter too (its carried columns' text,
+   the column and the reason), and the snapshot goes on.
+8. Record size (`emit.py`, `cut.py`, `limits.py`): before anything else, `max_record_bytes`
+   is checked against the topics' `max.message.bytes` and the brokers' `message.max.bytes`
+   (ConfigurationError naming the setting and the limits). A change over it is cut to fit
+   and marked; one that cannot fit is a dead letter, without its values.
+9. `stop` (set by SIGINT/SIGTERM in `main`) ends the loop: the producer is flushed, the
    final position confirmed, and the connections closed.
 
-A failed delivery raises `BrokerUnavailable` without confirming anything further; the
-process exits and resumes from the slot when restarted.
+A failed delivery or a fatal producer error raises `BrokerUnavailable` without confirming
+anything further; the process exits and resumes from the slot when restarted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import os
 import select
 import threading
 import time
@@ -61,75 +65,45 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from streams import metrics
-from streams.errors import BrokerUnavailable, ConfigurationError, ContractViolation, DecodeError
+from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.deadletter import dead_letter_headers
 from streams.models import ChangeEvent
 from streams.topics import INGEST_CDC, INGEST_DLQ, INGEST_STATE
 
 from connectors.sources.postgres_cdc.acks import AckTracker, TxAcks
+from connectors.sources.postgres_cdc.catalog import (
+    captured_tables,
+    check_contract,
+    ensure_publication,
+    load_primary_keys,
+    slot_exists,
+)
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.decode import (
     HEARTBEAT_KEY,
     ChangeDecoder,
     TableRules,
-    build_event,
-    convert,
     heartbeat_event,
     stamp_transaction,
 )
+from connectors.sources.postgres_cdc.emit import Emitter, lsn_text, make_producer
+from connectors.sources.postgres_cdc.limits import check_kafka_limits
+from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
+
+__all__ = ["PostgresCdcSource", "make_producer", "run_cdc"]
 
 log = logging.getLogger(__name__)
 TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
 
-_PRIMARY_KEYS_SQL = """
-SELECT n.nspname || '.' || c.relname,
-       array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey::int2[])
-WHERE i.indisprimary
-GROUP BY 1
-"""
-_COLUMNS_SQL = """
-SELECT a.attname, a.atttypid, format_type(a.atttypid, NULL) FROM pg_attribute a
-WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-ORDER BY a.attnum
-"""
-
-
-def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
-    """The producer the source needs: idempotent, acks from all in-sync replicas."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "client.id": "wedsync-cdc",
-    }
-    conf.update(overrides)
-    return Producer(conf)
-
-
-def _lsn_text(lsn: int) -> str:
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-def _parse_lsn(text: str) -> int:
-    high, low = text.split("/")
-    return (int(high, 16) << 32) + int(low, 16)
-
-
-def _quote(qualified: str) -> str:
-    schema, table = qualified.split(".", 1)
-    return f'"{schema}"."{table}"'
-
 
 class PostgresCdcSource:
-    """One replication slot into the CDC topic. Inject the producer and codec; call `run`."""
+    """One replication slot into the CDC topic. Inject the producer (`make_producer(...,
+    max_record_bytes=config.max_record_bytes)`), the codecs and an AdminClient to check the
+    record size limit against Kafka's at start (without one, a warning says it is not
+    checked); call `run`."""
 
     def __init__(
         self,
@@ -137,12 +111,12 @@ class PostgresCdcSource:
         producer: Producer,
         codecs: TopicCodecs,
         *,
+        admin: AdminClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.producer = producer
-        self.encode = codecs[INGEST_CDC].encode
-        self.encode_state = codecs[INGEST_STATE].encode
+        self.admin = admin
         self.clock = clock
         self.tracker = AckTracker()
         self.confirmed_lsn = 0
@@ -157,8 +131,11 @@ class PostgresCdcSource:
             lambda: int(self.clock() * 1000),
             self.contract,
         )
+        self.emit = Emitter(
+            producer, codecs, self.tracker, config, self.contract, self.decoder.column_types,
+            self._now_ms,
+        )  # fmt: skip
         self.snapshot_rows = 0
-        self.dead_letters = 0
         self._last_commit_lsn = 0  # of the last transaction produced
         self._state_lsn = 0  # commit LSN of the last transaction that changed a state table
         self._heartbeat_lsn = 0  # of the last heartbeat produced
@@ -166,105 +143,18 @@ class PostgresCdcSource:
         self._tx_events: list[tuple[bytes, ChangeEvent]] = []  # the open transaction's
         self._tx_final_lsn: int | None = None  # set when the transaction outgrew the buffer
 
-    # ---- setup -------------------------------------------------------------------------
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _ensure_publication(self, cur: Any) -> None:
-        cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (self.config.publication,))
-        if cur.fetchone():
-            return
-        target = (
-            "FOR TABLE " + ", ".join(_quote(t) for t in self.config.tables)
-            if self.config.tables
-            else "FOR ALL TABLES"
-        )
-        cur.execute(f'CREATE PUBLICATION "{self.config.publication}" {target}')
-        log.info("created publication %s (%s)", self.config.publication, target)
-
-    def _load_primary_keys(self, cur: Any) -> None:
-        cur.execute(_PRIMARY_KEYS_SQL)
-        self.primary_keys.update({name: tuple(cols) for name, cols in cur.fetchall()})
-
-    def _columns(self, cur: Any, qualified: str) -> list[tuple[str, int, str]]:
-        """(name, type oid, format_type name) of a table's live columns, in order."""
-        cur.execute(_COLUMNS_SQL, (_quote(qualified),))
-        return [(name, oid, type_name) for name, oid, type_name in cur.fetchall()]
-
-    def _check_contract(self, cur: Any) -> None:
-        """ContractViolation naming every `table.column` a captured contract table lacks or
-        types differently (all tables at once, so one restart fixes everything)."""
-        problems: list[str] = []
-        for qualified in self._snapshot_tables(cur):
-            if qualified.split(".", 1)[1] not in self.contract.by_db_name():
-                continue
-            live = {name: type_name for name, _, type_name in self._columns(cur, qualified)}
-            problems.extend(map(str, self.contract.check(qualified.split(".", 1)[1], live)))
-        if problems:
-            raise ContractViolation(
-                "the database does not satisfy the source contract: " + "; ".join(problems)
-            )
-
-    def _slot_exists(self, cur: Any) -> bool:
-        cur.execute(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.config.slot_name,)
-        )
-        return cur.fetchone() is not None
-
-    def _snapshot_tables(self, cur: Any) -> list[str]:
-        if self.config.tables:
-            return list(self.config.tables)
-        cur.execute(
-            "SELECT schemaname || '.' || tablename FROM pg_publication_tables "
-            "WHERE pubname = %s ORDER BY 1",
-            (self.config.publication,),
-        )
-        return [row[0] for row in cur.fetchall()]
-
     # ---- producing ---------------------------------------------------------------------
-    def _on_delivery(
-        self, tx: TxAcks, op: str | None, err: KafkaError | None, msg: Message
-    ) -> None:
-        if err is not None:
-            self.tracker.acked(tx, f"{err.name()}: {err.str()}")
-        else:
-            self.tracker.acked(tx)
-            if op is not None:
-                metrics.CDC_EVENTS_PRODUCED.labels(op).inc()
-
-    def _send(
-        self, tx: TxAcks, topic: str, key: bytes, value: bytes, op: str | None = None, **kw: Any
-    ) -> None:
-        """Produce one record counted against `tx` (its LSN is confirmed once all are acked)."""
-        callback = functools.partial(self._on_delivery, tx, op)
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=callback, **kw)
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self.producer.poll(0.05)
-        self.tracker.sent(tx)
-
-    def _produce(self, tx: TxAcks, key: bytes, event: ChangeEvent) -> None:
-        record = dict(event)
-        # replication lag in time: from the change's commit to its leaving for Kafka
-        metrics.CDC_LAG_SECONDS.set(max(0.0, self._now_ms() / 1000 - event["source_ts_ms"] / 1000))
-        self._send(tx, INGEST_CDC.name, key, self.encode(record), event["op"])
-        if event["source"]["table"] in self.state_tables:
-            self._send(tx, INGEST_STATE.name, key, self.encode_state(record))
+    @property
+    def dead_letters(self) -> int:
+        return self.emit.dead_letters
 
     def _dead_letter(self, tx: TxAcks, data: bytes, lsn: int, exc: Exception) -> None:
         """An undecodable message: its pgoutput bytes to wedsync.ingest.dlq, reason in headers."""
-        self.dead_letters += 1
-        metrics.DEAD_LETTERS.labels("cdc", type(exc).__name__).inc()
-        headers = dead_letter_headers(
-            stage="cdc", error=exc, topic="pgoutput:" + self.config.slot_name,
-            partition=0, offset=lsn, now_ms=self._now_ms(),
-        )  # fmt: skip
-        headers.append(("wedsync.dlq.lsn", _lsn_text(lsn).encode()))
-        headers.append(("wedsync.dlq.table", _message_table(self.decoder, data).encode()))
-        self._send(tx, INGEST_DLQ.name, f"lsn:{lsn}".encode(), data, headers=headers)
-        log.error("undecodable change at %s dead-lettered: %s", _lsn_text(lsn), exc)
+        table = _message_table(self.decoder, data)
+        self.emit.dead_letter(tx, f"lsn:{lsn}".encode(), data, exc, lsn=lsn, table=table)
 
     @property
     def _watermark_due(self) -> bool:
@@ -284,106 +174,35 @@ class PostgresCdcSource:
             return
         event = heartbeat_event(self.config.dbname, lsn, self._now_ms())
         target = tx if tx is not None else self.tracker.begin()
-        self._send(target, INGEST_STATE.name, HEARTBEAT_KEY, self.encode_state(dict(event)))
+        self.emit.send(
+            target, INGEST_STATE.name, HEARTBEAT_KEY, self.emit.encode_state(dict(event))
+        )
         if tx is None:
             self.tracker.commit(target, lsn)
         metrics.CDC_WATERMARKS.inc()
 
-    def _check_failure(self) -> None:
-        if self.tracker.failure is not None:
-            raise BrokerUnavailable(
-                f"Kafka did not acknowledge a change event: {self.tracker.failure}"
-            )
-
-    def _flush(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.producer) > 0:
-            self._check_failure()
-            if time.monotonic() > deadline:
-                raise BrokerUnavailable(
-                    f"{len(self.producer)} change events unacknowledged after {timeout:.0f}s"
-                )
-            self.producer.flush(0.5)
-        self._check_failure()
-
     # ---- snapshot ----------------------------------------------------------------------
     def _snapshot(self, query: Any, repl_cur: Any) -> None:
-        temp_slot = f"{self.config.slot_name}_snap_{os.getpid()}"[:63]
-        repl_cur.execute(
-            f'CREATE_REPLICATION_SLOT "{temp_slot}" TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT'
-        )
-        _, consistent_point, snapshot_name, _ = repl_cur.fetchone()
-        lsn = _parse_lsn(consistent_point)
-        log.info("snapshot %s at %s", snapshot_name, consistent_point)
+        """Every captured table as of a temporary slot's snapshot, then the permanent slot
+        from it, once Kafka acknowledged every row (lifecycle step 2)."""
+        point = create_slot(repl_cur, self.config.slot_name)
         with query.cursor() as cur:
-            tables = self._snapshot_tables(cur)
-        with contextlib.closing(psycopg2.connect(self.config.dsn())) as snap:
-            snap.set_session(
-                isolation_level=psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True
-            )
-            with snap.cursor() as cur:  # the first statement of the transaction
-                cur.execute("SET TRANSACTION SNAPSHOT %s", (snapshot_name,))
-            tx = self.tracker.begin()
-            for qualified in tables:
-                self._snapshot_table(snap, qualified, lsn, tx)
-            snap.rollback()
-        self._last_commit_lsn = self._state_lsn = lsn
+            tables = captured_tables(cur, self.config)
+        reader = SnapshotReader(
+            self.config, self.rules, self.contract, self.primary_keys, self.emit,
+            self.decoder.column_types, self._now_ms,
+        )  # fmt: skip
+        tx = self.tracker.begin()
+        reader.read(point, tables, tx)
+        self.snapshot_rows = reader.rows
+        self._last_commit_lsn = self._state_lsn = point.lsn
         self._watermark(tx, idle=True)
-        self.tracker.commit(tx, lsn)
-        self._flush(timeout=120.0)
-        with query.cursor() as cur:
-            cur.execute(
-                "SELECT pg_copy_logical_replication_slot(%s, %s, false)",
-                (temp_slot, self.config.slot_name),
-            )
-        log.info(
-            "snapshot done: %d rows; slot %s created at %s",
-            self.snapshot_rows,
-            self.config.slot_name,
-            consistent_point,
-        )
-
-    def _snapshot_table(self, snap: Any, qualified: str, lsn: int, tx: TxAcks) -> None:
-        excluded = self.rules.excluded(qualified)
-        schema, table = qualified.split(".", 1)
-        with snap.cursor() as cur:
-            live = self._columns(cur, qualified)
-        names = {name: name for name, _, _ in live}
-        contract = self.contract.by_db_name().get(table)
-        if contract is not None:  # only the carried columns, under their contract names
-            names, table = contract.carried(list(names)), contract.name
-        columns = [(n, oid) for n, oid, _ in live if n not in excluded and n in names]
-        if not columns:
-            return
-        pk = tuple(names.get(c, c) for c in self.primary_keys.get(qualified, ()))
-        select_list = ", ".join(f'"{name}"::text' for name, _ in columns)
-        commit_ms = self._now_ms()
-        with snap.cursor(name=f"wedsync_snapshot_{table}"[:63]) as cur:
-            cur.itersize = 5000
-            cur.execute(f"SELECT {select_list} FROM {_quote(qualified)}")
-            for values in cur:
-                row = {
-                    names[name]: None if value is None else convert(oid, value)
-                    for (name, oid), value in zip(columns, values, strict=True)
-                }
-                key, event = build_event(
-                    db=self.config.dbname,
-                    schema=schema,
-                    table=table,
-                    op="r",
-                    before=None,
-                    after=row,
-                    primary_key=pk,
-                    lsn=lsn,
-                    commit_lsn=lsn,
-                    tx_id=None,
-                    commit_ms=commit_ms,
-                    now_ms=commit_ms,
-                )
-                self._produce(tx, key, event)
-                self.snapshot_rows += 1
-                if self.snapshot_rows % 1000 == 0:
-                    self.producer.poll(0)
+        self.tracker.commit(tx, point.lsn)
+        self.emit.flush(timeout=120.0)
+        keep_slot(query, point, self.config.slot_name)
+        log.info("snapshot done: %d rows, %d dead letters; slot %s created at %s",
+                 self.snapshot_rows, self.dead_letters, self.config.slot_name,
+                 lsn_text(point.lsn))  # fmt: skip
 
     # ---- streaming ---------------------------------------------------------------------
     def _confirm(self, cur: Any, lsn: int, *, heartbeat: bool = False) -> None:
@@ -423,7 +242,7 @@ class PostgresCdcSource:
             if self._tx_final_lsn is not None:  # outgrew the buffer: waited for as a whole
                 self._state_lsn = max(self._state_lsn, commit_lsn)
             for key, event in self._tx_events:
-                self._produce(tx, key, event)
+                self.emit.change(tx, key, event)
             self._tx_events = []
             self._last_commit_lsn = commit_lsn
             self._watermark(tx, idle=False)
@@ -432,7 +251,7 @@ class PostgresCdcSource:
             qualified = f"{step.relation.namespace}.{step.relation.name}"
             if qualified not in self.primary_keys:
                 with query.cursor() as cur:
-                    self._load_primary_keys(cur)
+                    load_primary_keys(cur, self.primary_keys)
         if step.truncated:
             metrics.CDC_TRUNCATES_SKIPPED.inc()
             log.warning(
@@ -453,7 +272,7 @@ class PostgresCdcSource:
             events, self._tx_events = self._tx_events, []
         for key, event in events:
             event["source"]["state_lsn"] = self._tx_final_lsn
-            self._produce(tx, key, event)
+            self.emit.change(tx, key, event)
 
     def _stream(self, query: Any, cur: Any, stop: threading.Event) -> None:
         cur.start_replication(
@@ -477,7 +296,7 @@ class PostgresCdcSource:
                 self.producer.poll(0)
             else:
                 self.producer.poll(0)
-            self._check_failure()
+            self.emit.check_failure()
             now = time.monotonic()
             heartbeat = now >= next_heartbeat
             if msg is None or heartbeat or now >= next_confirm:
@@ -499,13 +318,17 @@ class PostgresCdcSource:
                                        0.2))  # fmt: skip
                 with contextlib.suppress(InterruptedError):
                     select.select([cur], [], [], timeout)
-        self._flush(timeout=30.0)
+        self.emit.flush(timeout=30.0)
         self._confirm(cur, self.tracker.advance(), heartbeat=True)
-        log.info("stopped; confirmed %s", _lsn_text(self.confirmed_lsn))
+        log.info("stopped; confirmed %s", lsn_text(self.confirmed_lsn))
 
     def run(self, stop: threading.Event) -> None:
         """Snapshot if needed, then stream until `stop` is set. Raises BrokerUnavailable if
-        Kafka fails to acknowledge, ConfigurationError if PostgreSQL refuses the setup."""
+        Kafka fails to acknowledge, ConfigurationError if PostgreSQL refuses the setup or
+        max_record_bytes is above Kafka's limits (checked first)."""
+        check_kafka_limits(self.admin, self.config.max_record_bytes,
+                           [INGEST_CDC.name, INGEST_STATE.name, INGEST_DLQ.name],
+                           float(self.config.connect_timeout_s))  # fmt: skip
         try:
             query = psycopg2.connect(self.config.dsn())
             repl = psycopg2.connect(
@@ -516,10 +339,10 @@ class PostgresCdcSource:
         query.autocommit = True
         try:
             with query.cursor() as cur:
-                self._ensure_publication(cur)
-                self._load_primary_keys(cur)
-                self._check_contract(cur)
-                exists = self._slot_exists(cur)
+                ensure_publication(cur, self.config)
+                load_primary_keys(cur, self.primary_keys)
+                check_contract(cur, self.contract, captured_tables(cur, self.config))
+                exists = slot_exists(cur, self.config.slot_name)
             repl_cur = repl.cursor()
             if not exists and self.config.snapshot:
                 self._snapshot(query, repl_cur)
@@ -528,6 +351,10 @@ class PostgresCdcSource:
             self._stream(query, repl_cur, stop)
         except psycopg2.errors.ObjectNotInPrerequisiteState as exc:  # e.g. wal_level
             raise ConfigurationError(str(exc).strip()) from exc
+        except BrokerUnavailable:
+            log.error("stopping: Kafka did not take every change; the slot stays confirmed at "
+                      "%s and a restart resumes there", lsn_text(self.confirmed_lsn))  # fmt: skip
+            raise
         finally:
             with contextlib.suppress(Exception):
                 repl.close()
@@ -554,9 +381,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 def run_cdc(config: PostgresCdcConfig, bootstrap_servers: str, codecs: TopicCodecs) -> int:
     """Run the source in the foreground until SIGINT/SIGTERM; the CLI's entry point."""
     stop = threading.Event()
-    producer = make_producer(bootstrap_servers)
+    producer = make_producer(bootstrap_servers, max_record_bytes=config.max_record_bytes)
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     with _stop_on_signals(stop):
-        PostgresCdcSource(config, producer, codecs).run(stop)
+        PostgresCdcSource(config, producer, codecs, admin=admin).run(stop)
     return 0
 
 

@@ -7,6 +7,8 @@ The replication and snapshot sessions run with `DateStyle=ISO, YMD`, `TimeZone=U
     int2, int4, int8, oid     '42'                             -> int
     float4, float8            '1.5', 'NaN', 'Infinity'         -> float
     timestamptz               '2026-06-01 12:00:00.5+00'       -> '2026-06-01T12:00:00.500000+00:00'
+      outside years 1-9999    '0044-03-15 10:00:00+00 BC',     -> the server's text, as is
+      and +-infinity          '10000-01-01 00:00:00+00', 'infinity'  (no ISO 8601 form here)
     arrays of the above,      '{a,"b c",NULL}'                 -> ['a', 'b c', None]
       and of text-like types
     everything else           uuid, text, numeric (exact), date 'YYYY-MM-DD', time,
@@ -19,6 +21,7 @@ check a Relation message's columns without a catalog query.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from streams.errors import DecodeError
@@ -78,12 +81,19 @@ _ARRAYS: dict[int, int] = {
 
 
 def _timestamptz(text: str) -> str:
-    if text in ("infinity", "-infinity"):
-        return text
+    if text in ("infinity", "-infinity") or _outside_datetime(text):
+        return text  # PostgreSQL's own text: a reader that needs an instant refuses it there
     try:
         return datetime.fromisoformat(text).isoformat()
     except ValueError:
         raise DecodeError(f"timestamptz {text!r} is not ISO (set DateStyle=ISO)") from None
+
+
+def _outside_datetime(text: str) -> bool:
+    """A timestamp PostgreSQL prints before year 1 (`... BC`) or after 9999 (a 5+ digit
+    year): valid there, not representable by Python's datetime."""
+    year = text.split("-", 1)[0]
+    return text.endswith(" BC") or (len(year) > 4 and year.isdigit())
 
 
 def scalar(type_oid: int, text: str) -> Scalar:
@@ -155,3 +165,17 @@ def _quoted(body: str, i: int) -> tuple[str, int]:
             out.append(ch)
             i += 1
     raise DecodeError("unterminated quoted array element")
+
+
+def convert_row(
+    columns: Sequence[tuple[str, int]], texts: Sequence[str | None]
+) -> dict[str, ColumnValue]:
+    """One row's text forms (None for SQL NULL) as change-event values, by each column's
+    (name, type OID); DecodeError naming the first column whose text is not its type."""
+    row: dict[str, ColumnValue] = {}
+    for (name, type_oid), text in zip(columns, texts, strict=True):
+        try:
+            row[name] = None if text is None else convert(type_oid, text)
+        except DecodeError as exc:
+            raise DecodeError(f"{name}: {exc}") from None
+    return row

@@ -262,3 +262,19 @@ def test_a_transaction_without_state_changes_waits_for_the_last_state_change() -
     events = _tx_events("form_responses")
     assert stamp_transaction(events, 5000, 4000, frozenset({"wedding_vendors"})) == 4000
     assert events[0][1]["source"]["state_lsn"] == 4000
+
+
+def test_each_relation_says_its_carried_columns_types_under_contract_names() -> None:
+    from streams.logic.contract import Contract, ContractMapping, TableMapping
+
+    mapping = ContractMapping(tables={"wedding_vendors": TableMapping(
+        columns={"vendor_id": "supplier_id"})})  # fmt: skip
+    dec = ChangeDecoder("wedsync", TableRules(), {}, lambda: NOW_MS,
+                        Contract.default().mapped(mapping))  # fmt: skip
+    dec.feed(pgwire.relation(16500, "public", "wedding_vendors", [
+        ("id", TEXT, True), ("wedding_id", TEXT, False), ("supplier_id", TEXT, False),
+        ("vendor_type", TEXT, False), ("notes", TEXT, False),
+    ]), 100)  # fmt: skip
+    assert dec.column_types[("public", "wedding_vendors")] == {
+        "id": TEXT, "wedding_id": TEXT, "vendor_id": TEXT, "vendor_type": TEXT,
+    }  # fmt: skip

@@ -65,3 +65,16 @@ def test_unsupported_or_malformed_arrays_are_decode_errors(text: str) -> None:
 def test_a_value_that_is_not_its_type_is_a_decode_error() -> None:
     with pytest.raises(DecodeError, match="integer"):
         convert(23, "forty-two")
+
+
+def test_a_bc_timestamptz_keeps_postgresqls_text() -> None:
+    assert convert(TIMESTAMPTZ, "0044-03-15 10:00:00+00 BC") == "0044-03-15 10:00:00+00 BC"
+
+
+def test_a_timestamptz_after_year_9999_keeps_postgresqls_text() -> None:
+    assert convert(TIMESTAMPTZ, "10000-01-01 00:00:00+00") == "10000-01-01 00:00:00+00"
+
+
+def test_a_timestamptz_that_is_not_iso_is_still_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="DateStyle"):
+        convert(TIMESTAMPTZ, "Sat Jun 01 12:00:00 2026 UTC")
