@@ -206,7 +206,8 @@ class Pipeline:
                 continue
             found = [
                 line[:240] for line in proc.log.read_text(errors="replace").splitlines()
-                if any(w in line for w in ("ERROR", "Traceback", "CRITICAL", "Error:"))
+                if any(w in line for w in (" ERROR ", "[ERROR]", "Traceback", "CRITICAL"))
+                or line.startswith("wedsync: ")
             ]  # fmt: skip
             if found:
                 out[name] = found

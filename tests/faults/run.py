@@ -59,6 +59,7 @@ class Fault:
     name: str
     strike: Callable[[Run, Window], None]
     undo: Callable[[Run, Window], None]
+    ready: Callable[[Run, Window], None] | None = None  # before the window opens
 
 
 @dataclass
@@ -84,10 +85,13 @@ class Run:
         return time.monotonic() - started
 
     def strike(self, fault: Fault) -> Window:
+        window = Window(fault.name, [], struck=0.0, undone=0.0)
+        if fault.ready is not None:
+            fault.ready(self, window)
         self.load.open(fault.name)
         opened = time.monotonic()
         _until(opened + STRIKE_AT_S)
-        window = Window(fault.name, [], struck=time.monotonic(), undone=0.0)
+        window.struck = time.monotonic()
         fault.strike(self, window)
         _until(window.struck + UNDO_AFTER_S)
         fault.undo(self, window)
@@ -250,8 +254,8 @@ BUSY_TOPICS = (topics.INGEST_CDC.name, topics.EVENTS.name, topics.DELIVERY_RESUL
 
 
 def broker_kill() -> Fault:
-    """kill -9 of the broker leading the most partitions of the busy topics; restarted on the
-    same ports and data."""
+    """kill -9 of the broker leading the most partitions of the busy topics; started again
+    on the same ports and data (not waited for: the pipeline must find it back)."""
     chosen: list[int] = []
 
     def strike(run: Run, window: Window) -> None:
@@ -272,6 +276,50 @@ def broker_kill() -> Fault:
         )
 
     def undo(run: Run, window: Window) -> None:
-        run.cluster.start_node(chosen[-1])
+        run.cluster.start_node(chosen[-1], wait=False)
 
     return Fault("broker kill -9", strike, undo)
+
+
+def _wait_fully_replicated(cluster: KafkaCluster, timeout: float) -> float:
+    """Until every node answers and every partition has all its replicas in sync (a second
+    broker fault before that would be two at once); seconds waited."""
+    from confluent_kafka.admin import AdminClient
+
+    started = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    while time.monotonic() - started < timeout:
+        try:
+            meta = admin.list_topics(timeout=5)
+        except Exception:
+            time.sleep(0.5)
+            continue
+        synced = all(
+            len(p.isrs) == len(p.replicas)
+            for t in meta.topics.values()
+            for p in t.partitions.values()
+        )
+        if synced and len(meta.brokers) == len(cluster.members):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"the cluster was not fully replicated {timeout:.0f} s after a restart")
+
+
+def controller_kill() -> Fault:
+    """kill -9 of the active KRaft controller (a combined node: a broker too)."""
+    chosen: list[int] = []
+
+    def ready(run: Run, window: Window) -> None:
+        waited = _wait_fully_replicated(run.cluster, timeout=90)
+        window.notes.append(f"every partition fully in sync again after {waited:.1f} s")
+
+    def strike(run: Run, window: Window) -> None:
+        node = run.cluster.active_controller()
+        run.cluster.kill(node)
+        chosen.append(node)
+        window.notes.append(f"killed broker {node}, the active controller")
+
+    def undo(run: Run, window: Window) -> None:
+        run.cluster.start_node(chosen[-1], wait=False)
+
+    return Fault("controller kill -9", strike, undo, ready)

@@ -35,7 +35,16 @@ from tests.faults.load import Load, seed
 from tests.faults.pipeline import IN_FLIGHT, SINKS, SLACK_TOKEN, Pipeline
 from tests.faults.receivers import HttpReceivers, Ledger, SmtpReceiver
 from tests.faults.report import evidence, lines_of, problems, row_states, table
-from tests.faults.run import Fault, Run, broker_kill, kill9, refusal, routing_kill, sigterm
+from tests.faults.run import (
+    Fault,
+    Run,
+    broker_kill,
+    controller_kill,
+    kill9,
+    refusal,
+    routing_kill,
+    sigterm,
+)
 from tests.integration.cdc_support import PlatformDb
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -148,7 +157,8 @@ def test_no_process_fault_loses_a_notification(
     _suite("processes", 1, PROCESS_FAULTS, platform, codecs, tmp_path, capsys, suppliers=30)
 
 
-def test_killing_one_broker_of_three_loses_no_notification(
+def test_killing_a_broker_of_three_loses_no_notification(
     platform: PlatformDb, codecs: TopicCodecs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _suite("broker", 3, [broker_kill()], platform, codecs, tmp_path, capsys, suppliers=20)
+    faults = [broker_kill(), controller_kill()]
+    _suite("broker", 3, faults, platform, codecs, tmp_path, capsys, suppliers=20)
