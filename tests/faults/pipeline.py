@@ -163,7 +163,9 @@ class Pipeline:
         self.procs["cdc"].start()
         deadline = time.monotonic() + 90
         while not slot_streaming(f"slot_{self.app_id.replace('-', '_')}"):
-            assert self.procs["cdc"].alive(), self.tail("cdc")
+            assert self.procs["cdc"].alive(), "wedsync cdc exited before it streamed\n" + (
+                self.tail("cdc")
+            )
             assert time.monotonic() < deadline, "the CDC source did not stream within 90 s"
             time.sleep(0.1)
         for name in ("worker", *SINKS):

@@ -189,14 +189,18 @@ class HttpReceivers:
 
 
 class _SmtpHandler:
-    def __init__(self, ledger: Ledger, latency_s: float) -> None:
+    def __init__(self, ledger: Ledger, owner: SmtpReceiver) -> None:
         self.ledger = ledger
-        self.latency_s = latency_s
+        self.owner = owner
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         import asyncio
 
-        await asyncio.sleep(self.latency_s)
+        self.owner.in_flight += 1
+        try:
+            await asyncio.sleep(self.owner.latency_s)
+        finally:
+            self.owner.in_flight -= 1
         raw = bytes(envelope.original_content or envelope.content)
         message_id = message_from_bytes(raw).get("Message-ID")
         if self.ledger.take("email", raw, message_id):
@@ -207,10 +211,11 @@ class _SmtpHandler:
 @dataclass
 class SmtpReceiver:
     """An aiosmtpd server on loopback recording every message (DATA answered after
-    `latency_s`, so a stopping sink has sends in flight)."""
+    `latency_s`, which can change while it runs, so a stopping sink has sends in flight)."""
 
     ledger: Ledger
     latency_s: float = 0.1
+    in_flight: int = 0  # messages whose DATA is being answered now
     controller: Controller | None = None
 
     @property
@@ -222,7 +227,7 @@ class SmtpReceiver:
         from streams.kafka.broker import free_port
 
         self.controller = Controller(
-            _SmtpHandler(self.ledger, self.latency_s), hostname="127.0.0.1", port=free_port()
+            _SmtpHandler(self.ledger, self), hostname="127.0.0.1", port=free_port()
         )
         self.controller.start()
         return self

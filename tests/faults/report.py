@@ -67,12 +67,13 @@ class Line:
     recovery_s: float | None
     worst_s: float | None
     audit: str
+    disagree: int = 0  # rows the audit and the receivers tell differently
 
 
 def lines_of(window: Window, ledger: Ledger, states: dict[tuple[str, str], str]) -> list[Line]:
     out = []
     for dest in DESTINATIONS:
-        delivered = repeated = second = dead = 0
+        delivered = repeated = second = dead = disagree = 0
         firsts_after: list[float] = []
         latencies: list[float] = []
         audit: Counter[str] = Counter()
@@ -90,15 +91,17 @@ def lines_of(window: Window, ledger: Ledger, states: dict[tuple[str, str], str])
                 dead += 1
             if not accepted:
                 audit[state if state != "delivered" else "delivered, never received"] += 1
+                disagree += state == "delivered"
             elif state != "delivered":
                 audit[f"{state}, yet received"] += 1
+                disagree += state in ("lost", "pending", "not seen")
         expected = len(window.rows)
         out.append(Line(
             window.fault, dest, expected, delivered, expected - delivered - dead, repeated,
             second if dest in IDEMPOTENT else 0, dead,
             min(firsts_after) - window.struck if firsts_after else None,
             max(latencies) if latencies else None,
-            ", ".join(f"{n} {s}" for s, n in audit.most_common()) or "ok",
+            ", ".join(f"{n} {s}" for s, n in audit.most_common()) or "ok", disagree,
         ))  # fmt: skip
     return out
 
@@ -163,6 +166,9 @@ def problems(lines: list[Line], bound: int) -> list[str]:
         if ln.lost:
             out.append(f"{ln.fault}: {ln.lost} of {ln.expected} not delivered at {ln.dest} "
                        f"within the deadline (the audit: {ln.audit})")  # fmt: skip
+        if ln.disagree:
+            out.append(f"{ln.fault}: the audit and the {ln.dest} receiver disagree on "
+                       f"{ln.disagree} rows ({ln.audit})")  # fmt: skip
         if ln.second_effects:
             out.append(f"{ln.fault}: {ln.second_effects} second side effects at {ln.dest}")
         if ln.dest not in IDEMPOTENT and ln.repeated > bound:

@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -29,7 +30,7 @@ from streams.logic.audit import Audit, Finding
 
 from tests.faults.load import Load, Row
 from tests.faults.pipeline import PARTITIONS, SINKS, WEDSYNC, Pipeline
-from tests.faults.receivers import DESTINATIONS, Ledger
+from tests.faults.receivers import DESTINATIONS, Ledger, SmtpReceiver
 from tests.faults.report import WAITING, Window, row_states
 
 STRIKE_AT_S = 2.0
@@ -38,7 +39,9 @@ LOAD_S = 9.0
 LOAD_AFTER_UNDO_S = 2.0
 SETTLE_S = 45.0
 EXIT_WAIT_S = 45.0  # longest a SIGTERM'd process may take to stop before it is killed
+SLOW_SMTP_S = 1.0  # SMTP's answer time at the email sink's SIGTERM: ~rate x this in flight
 REFUSED_PAIRS = 4
+MAX_RESTARTS = 3  # of a process that exits on its own, per run
 EVIDENCE = 6  # audit findings quoted in a window's notes when it gives up
 
 
@@ -69,6 +72,8 @@ class Run:
     ledger: Ledger
     codecs: TopicCodecs
     cluster: KafkaCluster
+    smtp: SmtpReceiver
+    smtp_latency_s: float
     windows: list[Window] = field(default_factory=list)
     crashed: list[str] = field(default_factory=list)
 
@@ -158,6 +163,8 @@ class Run:
         """Start again what exited on its own (a supervisor's job), noting it as a problem."""
         for name in self.pipeline.dead():
             proc = self.pipeline.procs[name]
+            if sum(note.startswith(f"{name} ") for note in self.crashed) >= MAX_RESTARTS:
+                continue  # crash-looping: left down, the table shows what that cost
             code = proc.popen.returncode if proc.popen else None
             note = f"{name} exited on its own (code {code}) during {window.fault}; restarted"
             window.notes.append(note)
@@ -208,23 +215,37 @@ def routing_kill() -> Fault:
     return Fault("routing kill -9", strike, undo)
 
 
-def sigterm(name: str) -> Fault:
+def sigterm_email() -> Fault:
+    """SIGTERM of the email sink while the SMTP server answers slowly (`SLOW_SMTP_S` per
+    message), so sends are in flight; started again once it exited (and `UNDO_AFTER_S`)."""
+    exited: list[float] = []
+
+    def ready(run: Run, window: Window) -> None:
+        run.smtp.latency_s = SLOW_SMTP_S
+
     def strike(run: Run, window: Window) -> None:
-        run.pipeline.procs[name].terminate()
+        proc = run.pipeline.procs["email"]
+        popen = proc.popen
+        assert popen is not None
+        window.notes.append(f"{run.smtp.in_flight} messages in flight at the SMTP server")
+        proc.terminate()
+        threading.Thread(target=lambda: (popen.wait(), exited.append(time.monotonic())),
+                         daemon=True).start()  # fmt: skip
 
     def undo(run: Run, window: Window) -> None:
-        proc = run.pipeline.procs[name]
-        took = proc.wait_exit(EXIT_WAIT_S)
-        if took is None:
-            window.notes.append(f"{name} still running {EXIT_WAIT_S:.0f} s after SIGTERM: killed")
+        proc = run.pipeline.procs["email"]
+        if proc.wait_exit(EXIT_WAIT_S) is None:
+            window.notes.append(f"email still running {EXIT_WAIT_S:.0f} s after SIGTERM: killed")
             proc.kill()
         else:
-            exited = time.monotonic() - window.struck
             code = proc.popen.returncode if proc.popen else "?"
-            window.notes.append(f"{name} exited {exited:.1f} s after SIGTERM (code {code})")
+            took = (exited[-1] if exited else time.monotonic()) - window.struck
+            window.notes.append(f"email exited {took:.1f} s after SIGTERM (code {code}), SMTP "
+                                f"answering in {SLOW_SMTP_S} s")  # fmt: skip
+        run.smtp.latency_s = run.smtp_latency_s
         proc.start()
 
-    return Fault(f"{name} SIGTERM", strike, undo)
+    return Fault("email SIGTERM", strike, undo, ready)
 
 
 def refusal() -> Fault:

@@ -43,18 +43,20 @@ from tests.faults.run import (
     kill9,
     refusal,
     routing_kill,
-    sigterm,
+    sigterm_email,
 )
 from tests.integration.cdc_support import PlatformDb
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
+
+SMTP_LATENCY_S = 0.2  # a relay's usual answer time
 
 PROCESS_FAULTS = [
     kill9("cdc"),
     kill9("worker"),
     routing_kill(),
     *(kill9(kind) for kind in SINKS),
-    sigterm("email"),
+    sigterm_email(),
     refusal(),
 ]
 
@@ -64,7 +66,7 @@ def running(nodes: int, platform: PlatformDb, codecs: TopicCodecs, workdir: Path
             suppliers: int) -> Iterator[Run]:  # fmt: skip
     ledger = Ledger()
     http = HttpReceivers(ledger, SLACK_TOKEN).start()
-    smtp = SmtpReceiver(ledger, latency_s=0.2).start()
+    smtp = SmtpReceiver(ledger, latency_s=SMTP_LATENCY_S).start()
     cluster = KafkaCluster(nodes=nodes, base_dir=workdir / "kafka")
     load = None
     pipeline = None
@@ -83,7 +85,7 @@ def running(nodes: int, platform: PlatformDb, codecs: TopicCodecs, workdir: Path
                 return bool(row and row[0])
 
         pipeline.start(streaming)
-        yield Run(pipeline, load, ledger, codecs, cluster)
+        yield Run(pipeline, load, ledger, codecs, cluster, smtp, SMTP_LATENCY_S)
     finally:
         if load is not None:
             load.shutdown()
