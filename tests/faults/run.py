@@ -179,7 +179,8 @@ class Run:
             [WEDSYNC, "audit", "--since", iso[0], "--until", iso[1]],
             env=self.pipeline.common_env(), capture_output=True, text=True, timeout=180,
         )  # fmt: skip
-        return done.returncode, done.stdout + done.stderr[-3000:]
+        said = done.stdout if done.returncode == 0 else done.stdout + done.stderr[-3000:]
+        return done.returncode, said
 
 
 # ---- the faults -----------------------------------------------------------------------------
