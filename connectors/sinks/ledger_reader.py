@@ -4,14 +4,19 @@ from `wedsync.delivery.results` at start and kept current by tailing it.
 Results this process writes are folded at once (`LedgerState.apply` by the runtime); tailing
 adds what other processes of the same destination wrote (after a rebalance, the partitions
 they had). `catch_up()` runs when partitions are assigned, before their records are read.
+
+Kafka not answering yet (a broker starting, leaders being elected after a restart or after
+the topics were created) is waited out: `load` tries again until its timeout, `catch_up`
+gives up quietly after its own (it runs inside a rebalance callback, which must not raise).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-from confluent_kafka import Consumer, Message, TopicPartition
-from streams.errors import DecodeError
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from streams.errors import BrokerUnavailable, DecodeError
 from streams.kafka.codec import AvroCodec
 from streams.kafka.replay import read_to_end
 from streams.logic.ledger import LedgerState
@@ -47,8 +52,19 @@ class LedgerReader:
             )
 
     def load(self, timeout: float = 60.0) -> None:
-        """Read every result there is now; the consumer then stays positioned to tail."""
-        missing = read_to_end(self._consumer, self._parts, self._apply, timeout=timeout)
+        """Read every result there is now; the consumer then stays positioned to tail.
+        BrokerUnavailable when Kafka cannot say where the results end within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                missing = read_to_end(self._consumer, self._parts, self._apply,
+                                      timeout=max(1.0, deadline - time.monotonic()))  # fmt: skip
+                break
+            except BrokerUnavailable as exc:  # e.g. no partition leader yet
+                if time.monotonic() >= deadline:
+                    raise
+                log.info("ledger: %s; trying again", exc)
+                time.sleep(0.5)
         if missing:
             log.warning("ledger not read to its end in %.0f s: %s", timeout, sorted(missing))
 
@@ -62,13 +78,16 @@ class LedgerReader:
 
     def catch_up(self, timeout: float = 10.0) -> None:
         """Fold results up to the current end of every partition (before reading newly
-        assigned delivery partitions, so another process's outcomes are known)."""
-        ends = {
-            p: self._consumer.get_watermark_offsets(TopicPartition(t, p), 5)[1]
-            for t, p in self._parts
-        }
-        import time
-
+        assigned delivery partitions, so another process's outcomes are known). Never raises:
+        when Kafka cannot say where they end, it logs that and reads on while tailing."""
+        try:
+            ends = {
+                p: self._consumer.get_watermark_offsets(TopicPartition(t, p), 5)[1]
+                for t, p in self._parts
+            }
+        except KafkaException as exc:
+            log.warning("ledger not caught up (end offsets unknown: %s)", exc.args[0].str())
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             positions = self._consumer.position([TopicPartition(t, p) for t, p in self._parts])

@@ -23,6 +23,25 @@ processes share the partitions) and, for each record:
 A crash between a provider's answer and its ledger record re-sends that record after a
 restart: idempotent providers (event ids, transactionId, If-None-Match, webhook-id) absorb
 it; for Slack, SMTP and SMS the duplicates are bounded by the records in flight.
+
+Stopping (`stop` set: SIGTERM, Ctrl-C) repeats nothing the provider accepted: no record is
+started any more, and those not yet at their provider (waiting for their turn, a rate-limit
+token or a slot) are dropped untouched; the calls already at a provider get up to
+`drain_timeout_s` (default: the call timeout plus 5 s, so each ends by its own timeout first)
+to finish; every outcome is recorded and acknowledged by Kafka, then what is finished is
+committed. The records left uncommitted (not started, held retries, parked records) are read
+again by the next owner; none was sent. Only a call still running at the drain bound is
+cancelled: that delivery alone may be sent again.
+
+Broker trouble: a fatal error of the idempotent producer does not stop the sink: nothing is
+committed past an unacknowledged outcome record, a fresh producer produces those again
+(`connectors.producer.OutcomeProducer`, at most 3 times in 10 minutes, then it stops saying
+what to do). Unless Kafka lost data: when the group's committed offsets are gone or went
+back below what Kafka confirmed to this process (a broker that restarted empty, topics
+recreated), the ledger this process holds describes records that no longer exist (it would
+skip new records as already processed), so it stops with a message saying what happened and
+that a restart reloads the ledger from what Kafka holds now (once: a fresh process has
+nothing to compare). No exception escapes a librdkafka callback.
 """
 
 from __future__ import annotations
@@ -40,7 +59,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from streams import metrics
 from streams.errors import BackpressureError, BrokerUnavailable, DecodeError, FatalError
 from streams.kafka.codec import TopicCodecs
@@ -50,6 +69,7 @@ from streams.logic.ratelimit import TokenBucket
 from streams.logic.retry import Breaker
 from streams.topics import DELIVER, DELIVERY_RESULTS, SLA_HEALTH
 
+from connectors.producer import OutcomeProducer
 from connectors.sinks import envelope
 from connectors.sinks.answer import Answer, Verdict, backpressure, fatal, retry
 from connectors.sinks.base import Connector, DeliveryContext, Limits
@@ -58,9 +78,13 @@ from connectors.sinks.envelope import Item
 from connectors.sinks.ledger_reader import WRITER, LedgerReader
 from connectors.sinks.outbound import audit_scope
 from connectors.sinks.settings import SinkSettings
-from connectors.sinks.tracker import TP, OffsetTracker
+from connectors.sinks.tracker import TP, OffsetTracker, behind
 
 log = logging.getLogger(__name__)
+
+
+class _NotStarted(Exception):
+    """Raised instead of calling a provider once the sink is stopping."""
 
 
 class _Stored:
@@ -126,6 +150,9 @@ class SinkRuntime:
         self.held: list[tuple[int, int, Item]] = []  # (due ms, seq, item) heap
         self._seq = 0
         self._tasks: dict[asyncio.Task[None], TP] = {}
+        self._calling: set[asyncio.Task[Any]] = set()  # tasks inside a provider call
+        self._stopping = False
+        self._data_lost = False
         self._failure: BaseException | None = None
         self._last_probe = 0.0
         self._closing = False
@@ -144,14 +171,17 @@ class SinkRuntime:
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; then finish what is in flight, record it, commit, close.
-        Raises (without committing the record concerned) when recording an outcome fails."""
+        """Run until `stop` is set; then stop as the module docstring says (`_finish`).
+        Raises (without committing the record concerned) when recording an outcome fails,
+        and BrokerUnavailable when Kafka lost data or a fresh producer does not help."""
         self._loop = asyncio.get_running_loop()
+        self._stop = stop
         self._slots = asyncio.Semaphore(self.settings.concurrency)
-        self.producer = Producer({
-            "bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
-            "linger.ms": 5, "log.connection.close": False,
-        })  # fmt: skip
+        self.producer = OutcomeProducer(
+            {"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
+             "linger.ms": 5, "log.connection.close": False},
+            self._store_failed,
+        )  # fmt: skip
         self._reader = LedgerReader(
             self.bootstrap, self.group_id, self.results_codec, self.ledger, self._writer[0][1]
         )
@@ -161,24 +191,33 @@ class SinkRuntime:
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 20, "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 600_000,
-            "log.connection.close": False,
+            "log.connection.close": False, "on_commit": self._on_commit,
         })  # fmt: skip
         self.consumer.subscribe(
             [self.topics.deliver.name, self.topics.retry.name],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         last_commit = time.monotonic()
         try:
             while not stop.is_set():
                 self._raise_failure()
+                if self.producer.fatal:
+                    await self._recover_producer()
+                    if self.producer.fatal:  # Kafka cannot say yet: take nothing new meanwhile
+                        await asyncio.sleep(0.1)
+                        continue
                 paused_reading = len(self.held) >= self.settings.max_held
                 msgs = await asyncio.to_thread(
                     self.consumer.consume, 0 if paused_reading else 500, 0.05
                 )
+                self._raise_failure()  # e.g. an assignment found that Kafka lost data
                 self._reader.poll()
                 self.producer.poll(0)
                 for msg in msgs:
+                    if stop.is_set():  # not accepted: not tracked, so never committed
+                        break
                     await self._accept(msg)
                 await self._release_due()
                 await self._probe_paused()
@@ -207,24 +246,44 @@ class SinkRuntime:
         asyncio.run(main())
 
     async def _finish(self) -> None:
-        """Give what is in flight a short grace, cancel the rest (uncommitted: the next
-        owner of the partition delivers it), commit what finished, close."""
-        if self._tasks:
-            _, late = await asyncio.wait(
-                list(self._tasks), timeout=min(10.0, self.settings.call_timeout_s)
-            )
+        """Stop without repeating what a provider accepted: start nothing more; drop, untouched,
+        the records not yet at their provider; give the calls at a provider up to
+        `drain_timeout_s` and cancel those still running then (the only deliveries that may be
+        sent again); wait until Kafka acknowledged every outcome record; commit what is
+        finished (the rest is read again by the next owner); close. After a failure nothing
+        is committed; after a data loss nothing is produced either."""
+        started = time.monotonic()
+        self._stopping = True
+        calling = [t for t in self._tasks if t in self._calling]
+        waiting = [t for t in self._tasks if t not in self._calling]
+        for task in waiting:
+            task.cancel()
+        late: set[asyncio.Task[None]] = set()
+        if calling:
+            _, late = await asyncio.wait(calling, timeout=self.settings.drain_s)
             for task in late:
                 task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=5)
-        if self._failure is None:
-            self._flush()
-            await self._commit(wait=True)
-        self._closing = True  # the revoke inside close() has nothing left to drain
-        await asyncio.to_thread(self.consumer.close)
-        self._reader.close()
-        self.producer.flush(10)
-        await self.connector.aclose()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        try:
+            if self._failure is None:
+                await self._settle(30.0)
+                await self._commit(wait=True)
+        finally:
+            self._closing = True  # the revoke inside close() has nothing left to drain
+            await asyncio.to_thread(self.consumer.close)
+            self._reader.close()
+            if not self._data_lost:
+                await self._settle_quietly(10.0)  # e.g. health records; never fails the stop
+            dropped = self.producer.close()
+            await self.connector.aclose()
+            log.info(
+                "stopped in %.1f s: %d deliveries at their provider finished and recorded, %d "
+                "not started (read again after a restart), %d cancelled at the %.0f s drain "
+                "bound (may be sent again), %d outcome records never acknowledged",
+                time.monotonic() - started, len(calling) - len(late), len(waiting), len(late),
+                self.settings.drain_s, dropped,
+            )  # fmt: skip
         self._raise_failure()
 
     def _raise_failure(self) -> None:
@@ -239,6 +298,11 @@ class SinkRuntime:
                 log.warning("consume error: %s", error)
             return
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        if self._failure is not None:
+            return
+        read_to = self.tracker.read_to((topic, partition))
+        if offset < read_to and await self._log_lost((topic, partition), offset, read_to):
+            return
         self.tracker.add((topic, partition), offset)
         value = msg.value() or b""
         try:
@@ -264,6 +328,18 @@ class SinkRuntime:
         else:
             await self._start(item)
 
+    async def _log_lost(self, tp: TP, offset: int, read_to: int) -> bool:
+        """Offsets only go back within an assignment when the log went back (the consumer
+        reset its position): True, and stop, when the group's commits confirm Kafka lost
+        data; else the ledger decides about the record as about any other."""
+        went_back = f"{tp[0]}[{tp[1]}] gave offset {offset} after {read_to - 1}"
+        lost = await asyncio.to_thread(self._lost_commits, {tp}, 5.0)
+        if lost:
+            self._lost_data([went_back, *lost])
+            return True
+        log.warning("%s, but the group's commits are intact: reading on", went_back)
+        return False
+
     def _hold(self, item: Item, due_ms: int) -> None:
         self._seq += 1
         heapq.heappush(self.held, (due_ms, self._seq, item))
@@ -275,10 +351,32 @@ class SinkRuntime:
             await self._start(item)
 
     async def _start(self, item: Item, *, probe: bool = False) -> None:
-        await self._slots.acquire()
+        """Deliver `item` in a task of its own once a slot is free; once stopping, not at all
+        (it stays pending: uncommitted, read again by the next owner)."""
+        if not await self._slot():
+            return
         task = asyncio.create_task(self._run_item(item, probe))
         self._tasks[task] = (item.topic, item.partition)
         task.add_done_callback(self._tasks.pop)
+
+    async def _slot(self) -> bool:
+        """One of the `concurrency` slots (True), or False when `stop` is set first."""
+        if self._stop.is_set():
+            return False
+        if not self._slots.locked():
+            await self._slots.acquire()  # free now: no wait
+            return True
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not self._stop.is_set():
+            return True
+        acquire.cancel()
+        await asyncio.wait({acquire})
+        if not acquire.cancelled():  # it got the slot just before: give it back
+            self._slots.release()
+        return False
 
     async def _run_item(self, item: Item, probe: bool) -> None:
         self._in_flight.inc()
@@ -288,7 +386,7 @@ class SinkRuntime:
             item.stored = _Stored(lambda: self.tracker.done(position, item.offset))
         try:
             finished = await self._process(item, probe)
-        except asyncio.CancelledError:  # stopping: left uncommitted for the next owner
+        except (asyncio.CancelledError, _NotStarted):  # stopping: uncommitted, never sent
             return
         except BaseException as exc:  # recording failed: crash, do not commit this record
             log.exception("recording the outcome of %s failed; stopping", item.origin)
@@ -355,15 +453,25 @@ class SinkRuntime:
             return self._apply(item, target, breaker, answer, latency, credential_key)
 
     async def _attempt(self, item: Item, target: str, *, refresh: bool) -> tuple[Answer, float]:
+        """One call to the provider; `_NotStarted` instead once stopping. While it runs, its
+        task is in `_calling`: a stop lets it finish (up to the drain bound)."""
+        if self._stopping:
+            raise _NotStarted
         record = item.record
         ctx = DeliveryContext(self.credentials, record["delivery_id"], item.attempt, refresh)
         started = time.monotonic()
+        task = asyncio.current_task()
+        if task is not None:
+            self._calling.add(task)
         try:
             with audit_scope(self.kind.value, target):
                 async with asyncio.timeout(self.settings.call_timeout_s):
                     answer = await self.connector.deliver(record, ctx)
         except Exception as exc:
             answer = translate(exc)
+        finally:
+            if task is not None:
+                self._calling.discard(task)
         latency = time.monotonic() - started
         self._attempt_seconds[answer.verdict].observe(latency)
         return answer, latency * 1000
@@ -556,34 +664,53 @@ class SinkRuntime:
     # ---- Kafka ------------------------------------------------------------------------------
     def _produce(self, topic: str, value: bytes, key: bytes | None,
                  headers: Any = None, stored: _Stored | None = None) -> None:  # fmt: skip
-        """Produce; `stored` (the consumed record's) counts it until Kafka acknowledges it.
-        Delivery callbacks run in `producer.poll`, called only on the event loop's thread
-        (here, in the main loop, and in `_flush`)."""
-
-        def acked(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                self._failure = self._failure or BrokerUnavailable(
-                    f"{msg.topic()}: a ledger, retry or dead-letter record was not stored: {err}"
-                )
-            elif stored is not None:
-                stored.acked()
-
+        """Produce; `stored` (the consumed record's) counts it until Kafka acknowledges it
+        (the producer holds it until then, across a renewal). Delivery reports run in
+        `producer.poll`, called only on the event loop's thread."""
         if stored is not None:
             stored.add()
-        while True:
-            try:
-                self.producer.produce(topic, value, key, headers=headers, on_delivery=acked)
-                self.producer.poll(0)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
+        self.producer.produce(topic, value, key, headers, stored.acked if stored else None)
 
-    def _flush(self, timeout: float = 30.0) -> None:
-        """Wait for every produced record's acknowledgement (on the loop's thread, so the
-        callbacks run here); BrokerUnavailable if Kafka does not answer in time."""
-        if self.producer.flush(timeout):
-            raise BrokerUnavailable(f"outcome records not acknowledged in {timeout:.0f} s")
+    def _store_failed(self, reason: str) -> None:
+        """An outcome record was refused for good: stop, without committing its record."""
+        self._failure = self._failure or BrokerUnavailable(reason)
+
+    async def _settle(self, timeout: float) -> None:
+        """Until Kafka acknowledged every outcome record, recovering the producer after a
+        fatal error; BrokerUnavailable after `timeout` s, or the failure that stops us."""
+        deadline = time.monotonic() + timeout
+        while len(self.producer):
+            self._raise_failure()
+            if self.producer.fatal:
+                await self._recover_producer()
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"{len(self.producer)} outcome records not acknowledged in {timeout:.0f} s"
+                )
+            self.producer.poll(0)
+            await asyncio.sleep(0.005)
         self._raise_failure()
+
+    async def _settle_quietly(self, timeout: float) -> None:
+        """Give outcome records up to `timeout` s to be acknowledged, whatever happened."""
+        deadline = time.monotonic() + timeout
+        while len(self.producer) and not self.producer.fatal and time.monotonic() < deadline:
+            self.producer.poll(0)
+            await asyncio.sleep(0.005)
+
+    async def _recover_producer(self) -> None:
+        """After a fatal producer error: unless Kafka lost data (then stop), a fresh producer
+        produces every unacknowledged outcome record again. While Kafka cannot say (it does
+        not answer), nothing happens: the caller reads nothing new and asks again."""
+        if self._data_lost:
+            return
+        lost = await asyncio.to_thread(self._lost_commits, None, 5.0)
+        if lost is None:
+            return
+        if lost:
+            self._lost_data(lost)
+            return
+        self.producer.renew()  # BrokerUnavailable, saying what to do, past the renewal limit
 
     async def _commit(self, tps: set[TP] | None = None, *, wait: bool = False) -> None:
         """Commit what is finished and stored. Asynchronous while running (a lost commit
@@ -594,47 +721,121 @@ class SinkRuntime:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         if wait:
-            await asyncio.to_thread(self.consumer.commit, offsets=offsets, asynchronous=False)
+            done = await asyncio.to_thread(
+                self.consumer.commit, offsets=offsets, asynchronous=False
+            )
+            self._confirm(done)
         else:
             self.consumer.commit(offsets=offsets, asynchronous=True)
         self.tracker.mark_committed(positions)
 
+    def _confirm(self, partitions: list[TopicPartition] | None) -> None:
+        """Remember the commit positions Kafka confirmed (the data-loss check's reference)."""
+        for tp in partitions or ():
+            if tp.error is None and tp.offset >= 0:
+                self.tracker.confirm((tp.topic, tp.partition), tp.offset)
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Kafka's answer to an asynchronous commit (inside consume()); never raises."""
+        try:
+            if err is None:
+                self._confirm(partitions)
+        except Exception as exc:
+            log.warning("reading a commit answer failed: %s", exc)
+
+    def _lost_commits(self, tps: set[TP] | None = None, timeout: float = 10.0) -> list[str] | None:
+        """The partitions (of `tps`; default every one) whose commit in the group is gone or
+        below a position Kafka confirmed to this process: Kafka lost data. None when Kafka
+        cannot say now. Blocking (a thread, or a rebalance callback)."""
+        confirmed = list(self.tracker.confirmed.items())  # a copy: another thread adds
+        mine = {tp: o for tp, o in confirmed if o > 0 and (tps is None or tp in tps)}
+        if not mine:
+            return []
+        try:
+            now = self.consumer.committed([TopicPartition(t, p) for t, p in mine], timeout=timeout)
+        except KafkaException as exc:
+            log.warning("cannot read the group's committed offsets: %s", exc.args[0].str())
+            return None
+        if any(tp.error is not None for tp in now):
+            return None
+        return behind(mine, {(tp.topic, tp.partition): tp.offset for tp in now})
+
+    def _lost_data(self, details: list[str]) -> None:
+        """Kafka lost data this process read: stop, saying so (see the module docstring)."""
+        if self._data_lost:
+            return
+        self._data_lost = True
+        more = len(details) - 3
+        shown = "; ".join(details[:3]) + (f" (and {more} more)" if more > 0 else "")
+        message = (
+            f"Kafka lost data this sink had read ({shown}; group {self.group_id}): a broker "
+            "restarted empty or topics were recreated. This process's delivery ledger describes "
+            "records that no longer exist and would skip new ones as already processed, so it "
+            "stops. Start it again: it reads the ledger from what Kafka holds now. Records that "
+            "were only on the lost topics (deliveries not yet made, retries waiting) are gone "
+            "with them: `wedsync audit --since <time of the loss>` lists the changes left "
+            "without an outcome."
+        )
+        log.error("%s", message)
+        self._failure = BrokerUnavailable(message)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._reader.catch_up()
+        """Inside consume(), before the partitions' records are read: fold the ledger up to
+        now, and stop if Kafka lost what this process had committed on them. Never raises
+        (an exception inside a librdkafka callback breaks the call that ran it)."""
+        try:
+            self._reader.catch_up()
+            lost = self._lost_commits({(tp.topic, tp.partition) for tp in partitions})
+            if lost:
+                self._lost_data(lost)
+        except Exception as exc:
+            log.warning("on assignment: %s: %s", type(exc).__name__, exc)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Runs inside consume() on the reading thread: wait (on the event loop) for the
-        revoked partitions' deliveries, then flush and commit their positions here."""
+        """Inside consume(): the partitions go to another member. Wait (on the event loop)
+        for their deliveries and outcome records, then commit their positions. Never raises."""
+        self._hand_over(consumer, partitions, lost=False)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Inside consume(): the group dropped this member (session timeout, coordinator
+        gone); the partitions may be another's already. Wait for their deliveries; commit
+        nothing (Kafka would refuse it). Never raises."""
+        self._hand_over(consumer, partitions, lost=True)
+
+    def _hand_over(self, consumer: Consumer, partitions: list[TopicPartition], *,
+                   lost: bool) -> None:  # fmt: skip
         tps = {(tp.topic, tp.partition) for tp in partitions}
-        if self._closing:
-            return
-        future = asyncio.run_coroutine_threadsafe(self._drain(tps), self._loop)
         try:
+            if self._closing or not tps or self._loop.is_closed():
+                return
+            future = asyncio.run_coroutine_threadsafe(self._drain(tps, lost=lost), self._loop)
             positions = future.result(self.settings.call_timeout_s + 40)
-        except Exception:
-            log.exception("draining revoked partitions failed; their records will be re-read")
-            return
-        if positions and self._failure is None:
-            try:
-                consumer.commit(
+            if positions and self._failure is None:
+                self._confirm(consumer.commit(
                     offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()],
                     asynchronous=False,
-                )
-            except Exception:
-                log.exception("commit on revoke failed; the next owner re-reads (deduplicated)")
-        self.tracker.forget(tps)
+                ))  # fmt: skip
+        except Exception as exc:
+            log.warning("handing over %d partitions: %s: %s; their records will be read "
+                        "again (the ledger skips what was done)", len(tps),
+                        type(exc).__name__, exc)  # fmt: skip
+        finally:
+            self.tracker.forget(tps)
 
-    async def _drain(self, tps: set[TP]) -> dict[TP, int]:
-        """Finish the revoked partitions' deliveries, drop what is held for them, and
-        return their commit positions once every outcome record is acknowledged."""
+    async def _drain(self, tps: set[TP], *, lost: bool = False) -> dict[TP, int]:
+        """Finish the handed-over partitions' deliveries and drop what is held for them;
+        unless they were lost, return their commit positions once every outcome record is
+        acknowledged."""
         tasks = [t for t, tp in self._tasks.items() if tp in tps]
         if tasks:
             await asyncio.wait(tasks, timeout=self.settings.call_timeout_s + 5)
-        self._flush()
         self.held = [h for h in self.held if (h[2].topic, h[2].partition) not in tps]
         heapq.heapify(self.held)
         for key, queue in self.parked.items():
             self.parked[key] = deque(i for i in queue if (i.topic, i.partition) not in tps)
+        if lost:
+            return {}
+        await self._settle(30.0)
         return self.tracker.committable(tps)
 
     # ---- misc ---------------------------------------------------------------------------------

@@ -27,6 +27,13 @@ class SinkSettings(BaseSettings):
     )
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
     call_timeout_s: float = Field(default=30.0, gt=0, description="Longest one attempt may take.")
+    drain_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="On stop, how long the calls already at a provider may take to finish and "
+        "be recorded; those still running then are cancelled and may be sent again after a "
+        "restart. Default: call_timeout_s + 5, so every call ends by its own timeout first.",
+    )
     max_rate_wait_s: float = Field(
         default=5.0,
         ge=0,
@@ -62,6 +69,11 @@ class SinkSettings(BaseSettings):
         if isinstance(value, str):
             return tuple(float(v) for v in value.split(",") if v.strip())
         return value
+
+    @property
+    def drain_s(self) -> float:
+        """The stop's drain bound in seconds (`drain_timeout_s` or its default)."""
+        return self.drain_timeout_s or self.call_timeout_s + 5.0
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.retry_schedule_s, self.retry_jitter)

@@ -4,6 +4,10 @@ Records of one partition finish out of order (concurrent deliveries, held retrie
 partition's commit position is its lowest offset not yet finished, or one past the highest
 finished when none is pending: committing it can never skip a record whose outcome is not
 recorded yet.
+
+The commit positions Kafka confirmed are kept across rebalances (`confirm`, `confirmed`):
+offsets never go back in Kafka, so a group commit found below one of them (`behind`) means
+Kafka lost data.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ class OffsetTracker:
         self._pending: dict[TP, set[int]] = {}
         self._next: dict[TP, int] = {}
         self._committed: dict[TP, int] = {}
+        self.confirmed: dict[TP, int] = {}  # highest commit Kafka confirmed, per partition
 
     def add(self, tp: TP, offset: int) -> None:
         """A record was read: it is pending until `done`."""
@@ -26,6 +31,10 @@ class OffsetTracker:
         pending = self._pending.get(tp)
         if pending is not None:
             pending.discard(offset)
+
+    def read_to(self, tp: TP) -> int:
+        """One past the highest offset read from `tp` since it was assigned (0: none)."""
+        return self._next.get(tp, 0)
 
     def pending(self, tp: TP) -> int:
         return len(self._pending.get(tp, ()))
@@ -45,9 +54,25 @@ class OffsetTracker:
     def mark_committed(self, positions: dict[TP, int]) -> None:
         self._committed.update(positions)
 
+    def confirm(self, tp: TP, offset: int) -> None:
+        """Kafka confirmed committing `offset` on `tp` for this process."""
+        self.confirmed[tp] = max(self.confirmed.get(tp, -1), offset)
+
     def forget(self, tps: set[TP]) -> None:
-        """Partitions revoked: their state is the next owner's."""
+        """Partitions revoked: their state is the next owner's (what Kafka confirmed stays)."""
         for tp in tps:
             self._pending.pop(tp, None)
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
+
+
+def behind(confirmed: dict[TP, int], committed: dict[TP, int]) -> list[str]:
+    """The partitions whose group commit (`committed`; negative or absent: none) is below
+    the position Kafka confirmed to this process (`confirmed`), each as a line saying so."""
+    lost = []
+    for (topic, partition), mine in sorted(confirmed.items()):
+        now = committed.get((topic, partition), -1)
+        if now < mine:
+            have = now if now >= 0 else "nothing"
+            lost.append(f"{topic}[{partition}] has {have} committed after Kafka confirmed {mine}")
+    return lost
