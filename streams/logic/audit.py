@@ -272,6 +272,16 @@ class _Join:
         self.results: dict[str, list[dict[str, Any]]] = {}
         for result in observed.results:
             self.results.setdefault(result["delivery_id"], []).append(result)
+        # the highest input offset each stage is known to have processed, per partition:
+        # events name their source position, results the record they answer
+        self.processed: dict[tuple[str, int], int] = {}
+        inputs = [(e["source"]["topic"], e["source"]["partition"], e["source"]["offset"])
+                  for _, e in observed.events if isinstance(e.get("source"), dict)]  # fmt: skip
+        inputs += [(r["source_topic"], r["source_partition"], r["source_offset"])
+                   for r in observed.results]  # fmt: skip
+        for topic, partition, offset in inputs:
+            key = (topic, partition)
+            self.processed[key] = max(offset, self.processed.get(key, -1))
 
     def passed(self, position: Position) -> int | None:
         """The group's committed offset when it is past `position`, else None."""
@@ -323,13 +333,12 @@ class _Join:
             return self.note(stage, Status.LOST, change,
                              f"{what}; {p} is below its group's committed offset {committed}",
                              **ids)  # fmt: skip
-        return self.note(
-            stage,
-            Status.PENDING,
-            change,
-            f"{what}; {min(copies)} not yet committed by its group",
-            **ids,
-        )
+        first = min(copies)
+        what = f"{what}; {first} not yet committed by its group"
+        later = self.processed.get((first.topic, first.partition))
+        if later is not None and later > first.offset:
+            what += f", which has processed offset {later} of that partition: stuck behind it"
+        return self.note(stage, Status.PENDING, change, what, **ids)
 
     def event(self, change: ChangeAudit, expected: DomainEvent, sources: list[Position],
               letter: DeadLetter | None) -> EventAudit:  # fmt: skip

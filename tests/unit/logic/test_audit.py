@@ -138,6 +138,17 @@ def test_an_event_missing_above_the_worker_commit_is_pending() -> None:
     assert report.lost == [] and len(report.pending) == 2
 
 
+def test_a_change_its_stage_went_past_without_committing_is_pending_and_stuck() -> None:
+    pipe = Pipeline()
+    pipe.source(form_response(1))  # skipped: no event
+    fully_delivered(pipe, 2)  # a later change of the same partition went through
+    pipe.commit(CDC, 0)
+    report = pipe.audit()
+    stuck = [f for f in report.findings if f.source == "form_responses:fr-1"]
+    assert {f.status for f in stuck} == {Status.PENDING}
+    assert "has processed offset 1 of that partition: stuck behind it" in stuck[0].detail
+
+
 def test_a_dead_lettered_change_is_accounted_for() -> None:
     pipe = Pipeline()
     at = pipe.source(form_response(1))
