@@ -1,4 +1,5 @@
-"""Faust's Kafka transport, with the consumer's fetch wait taken from settings.
+"""Faust's Kafka transport: the consumer's fetch wait taken from settings, and a consumer
+that never commits past a record it did not process.
 
 Faust's aiokafka driver hard-codes `fetch_max_wait_ms=1500` for the worker's consumer. On a
 Kafka cluster that only bounds idle polling: a fetch returns as soon as data arrives. The
@@ -11,14 +12,47 @@ fresh broker, 6 partitions): p50 281 ms, p99 3.2 s with 1500 ms; p50 49 ms with 
 The wait is `WEDSYNC_FAUST_FETCH_WAIT_MS` (default 50): shorter means lower latency on the
 embedded broker and more fetch requests while idle (the broker's CPU goes from ~24% to ~31%
 idle at 50 ms, ~50% at 10 ms, measured on the bench's system at rest).
+
+**Records skipped after a restart (fixed here).** Faust's fetch loop
+(`faust.transport.consumer.Consumer._drain_messages`) remembers the last offset it handed to
+the streams per partition (`_read_offset`) and, when a record arrives more than one offset
+after it, records the offsets between as a "gap" (meant for transaction markers) that is
+later committed as if processed. After a (re)assignment, Faust's recovery resumes the stream
+partitions and then seeks them to their committed offsets (`perform_seek`, which resets
+`_read_offset`) while records fetched before that seek are still being handed out, on
+aiokafka's thread, by another of its two method workers. Reproduced on Apache Kafka (kill -9
+of the worker under load, restart 5 s later: `tests/integration/test_worker_restart.py`):
+records fetched while the stream partitions were not yet flowing were skipped by the streams
+(never acked), the next pre-seek record after the reset looked like a jump past them, they
+became a gap, and the worker committed past them: every partition lost the block of records
+produced while it was down, silently.
+
+A second one, in Faust's commit (`_new_offset`): it let the commit pass one unprocessed
+record sitting exactly at the committed offset (`min(acked) - committed > 1`, where the
+committed offset is the next record to read): one record lost now and then after a restart.
+
+The fix is exact, not a timing change (`streams.kafka.faust_positions.ReadPositions`, pure):
+every change of a partition's fetch position (aiokafka's `Fetcher.seek_to`, which `seek`,
+`seek_to_committed` and recovery's seeks all use) bumps that partition's position epoch, and
+every fetch is stamped with the epochs at the moment aiokafka drained its records (both on
+aiokafka's thread, with no await between the change or the drain and the stamp). The fetch
+loop (`_Consumer._drain_messages`, Faust's own deciding by `ReadPositions`) never hands out,
+nor counts, a record fetched before its partition's latest seek; a gap is only what the
+broker skipped within one continuous read; a commit never passes an unprocessed record.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar, cast
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP, Message
+
+from streams.kafka.faust_positions import ReadPositions, commit_offset
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -26,12 +60,121 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         # read by AIOKafkaConsumer.start() when it builds its Fetcher
         consumer._fetch_max_wait_ms = cast(App, self.app).fetch_max_wait_ms
+        positions = cast(_Consumer, self.consumer).positions
+        start = consumer.start
+
+        async def start_tracking_seeks() -> None:
+            await start()
+            fetcher = consumer._fetcher
+            seek_to = fetcher.seek_to
+
+            def tracked_seek_to(tp: Any, offset: int) -> None:
+                seek_to(tp, offset)
+                positions.moved(tp, offset)  # no await between the move and the stamp
+
+            fetcher.seek_to = tracked_seek_to
+
+        consumer.start = start_tracking_seeks
         return consumer
+
+    async def _fetch_records(self, *args: Any, **kwargs: Any) -> Any:
+        records = await super()._fetch_records(*args, **kwargs)
+        cast(_Consumer, self.consumer).positions.stamp()  # no await since the drain
+        return records
 
 
 class _Consumer(driver.Consumer):
+    """Faust's aiokafka consumer whose fetch loop and commits follow `ReadPositions`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.positions = ReadPositions()
+        super().__init__(*args, **kwargs)
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self.positions.forget(tp)
+        await super().on_partitions_revoked(revoked)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's commit offset for `tp`, with an unprocessed record at the head (even
+        exactly at the committed offset) holding the commit back (`commit_offset`)."""
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        gap = self._gap[tp]
+        if gap:
+            top = max(acked)
+            spans = sorted(gap.overlap(0, top), key=lambda span: span.begin)
+            if spans:
+                filled = [o for span in spans for o in range(span.begin, span.end)]
+                acked.extend(filled)
+                gap.chop(0, max(filled[-1], top + 1))
+        acked.sort()
+        offset, covered = commit_offset(acked, self._committed_offset[tp])
+        if offset is not None:
+            self._acked_index[tp].difference_update(acked[:covered])
+            acked[:covered] = []
+        return offset
+
+    def _real_gap(self, tp: TP, skipped: range) -> None:
+        self._gap[tp].addi(skipped.start, skipped.stop)
+        self._gap[tp].merge_overlaps()
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop (faust-streaming 0.11-0.15) deciding by `ReadPositions`: a
+        record fetched before its partition's latest seek is dropped (the fetcher reads it
+        again), a gap is only what the broker skipped within one continuous read, and a
+        record read again after a seek back is handed out again unless it was processed.
+        Commit every N acks and yielding to the loop are Faust's."""
+        consumer_should_stop = cast(Any, self)._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        positions = self.positions
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch: AsyncIterator[tuple[TP, Message]] = self.getmany(timeout=1.0)
+                await asyncio.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in batch:
+                        if positions.stale(tp):
+                            continue
+                        since_yield += 1
+                        if since_yield > 100:
+                            await asyncio.sleep(0)
+                            since_yield = 0
+                        offset = message.offset
+                        skipped = positions.accept(tp, offset)
+                        acking = acks_enabled_for(message.topic)
+                        if skipped and acking:
+                            self._real_gap(tp, skipped)
+                        if acking and offset in self._acked_index[tp]:
+                            continue  # read again after a seek back, already processed
+                        if self._commit_every is not None and self._n_acked >= self._commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                        self._read_offset[tp] = offset
+                    self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
 
 
 class Transport(driver.Transport):

@@ -204,6 +204,7 @@ class RouteEngine:
         cfg = self.config
         self.producer = self.make_producer({
             "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+            "allow.auto.create.topics": False,  # topics come from the catalog only
             "linger.ms": cfg.linger_ms, "queue.buffering.max.messages": 2_000_000,
             "batch.num.messages": 10_000,
             "log.connection.close": False,

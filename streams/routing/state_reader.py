@@ -59,6 +59,7 @@ class ChangelogState:
             "log.connection.close": False,
         })  # fmt: skip
         self._dead = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                               "allow.auto.create.topics": False,
                                "log.connection.close": False})  # fmt: skip
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -57,6 +57,7 @@ class SlaAgent:
             "log.connection.close": False,
         })  # fmt: skip
         self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                                   "allow.auto.create.topics": False,
                                    "log.connection.close": False})  # fmt: skip
         self._lag = GroupLag(bootstrap, group_prefixes)
         self.ready = False
