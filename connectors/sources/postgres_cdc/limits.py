@@ -91,7 +91,17 @@ def read_kafka_limits(admin: Any, topic_names: Iterable[str], timeout: float) ->
     wanted.update({ConfigResource(ResourceType.BROKER, str(b)): ("broker", str(b),
                    "message.max.bytes") for b in brokers})  # fmt: skip
     found: dict[str, dict[str, int | None]] = {"topic": {}, "broker": {}}
-    futures = admin.describe_configs(list(wanted), request_timeout=timeout)
+    # Kafka takes one BROKER resource per DescribeConfigs call (a three-node cluster refuses
+    # "Only one ConfigResource of type BROKER is allowed per call"): topics together, then
+    # one call per broker
+    topic_part = [r for r in wanted if r.restype == ResourceType.TOPIC]
+    calls = [topic_part] if topic_part else []
+    calls += [[r] for r in wanted if r.restype == ResourceType.BROKER]
+    futures = {
+        resource: future
+        for call in calls
+        for resource, future in admin.describe_configs(call, request_timeout=timeout).items()
+    }
     for resource, future in futures.items():
         kind, name, key = wanted[resource]
         try:
