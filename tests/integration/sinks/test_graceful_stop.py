@@ -1,5 +1,6 @@
 """SIGTERM of a sink with many deliveries in flight, then a restart: what the provider
-accepted is not sent again, and nothing is lost.
+accepted is not sent again, and nothing is lost; a retry held at the stop is made after the
+restart; only a call still running at the drain bound is cancelled, and only it is made again.
 
 The email sink runs as a real `wedsync sink email` process against an SMTP server of the
 test's own that counts every message it accepts by Message-ID (stable per delivery) and
@@ -26,11 +27,21 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from confluent_kafka import Producer
+from connectors.sinks.answer import retry
 from streams.kafka.broker import free_port
 from streams.kafka.codec import TopicCodecs
 from streams.topics import DELIVER, Destination
 
-from tests.integration.sinks.support import own_broker, wait_until
+from tests.integration.sinks.support import (
+    RunningSink,
+    ScriptedConnector,
+    make_runtime,
+    outcomes,
+    own_broker,
+    produce,
+    slack_record,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +160,41 @@ def test_sigterm_mid_flight_then_restart_sends_each_email_once(
     assert code == 0
     assert set(accepted) == {f"<{r['delivery_id']}@wedsync.invalid>" for r in records}
     assert [mid for mid, times in accepted.items() if times > 1] == []
+
+
+def test_a_retry_held_at_the_stop_is_made_once_after_the_restart(
+    bootstrap: str, codecs: TopicCodecs
+) -> None:
+    connector = ScriptedConnector()
+    record = slack_record()
+    connector.script[record["delivery_id"]] = [retry("http.503")]
+    runtime = make_runtime(connector, bootstrap, codecs, retry_schedule_s=(3.0,))
+    first = RunningSink(runtime)
+    produce(bootstrap, codecs, [record])
+    wait_until(lambda: runtime.held)  # read back from the retry topic, due in 3 s
+    first.stop()
+    second = RunningSink(make_runtime(connector, bootstrap, codecs, retry_schedule_s=(3.0,)))
+    wait_until(lambda: "delivered" in outcomes(bootstrap, codecs, record["delivery_id"]))
+    second.stop()
+    assert [c.attempt for c in connector.attempts_of(record["delivery_id"])] == [0, 1]
+
+
+def test_a_call_running_at_the_drain_bound_is_cancelled_and_made_again_after_a_restart(
+    bootstrap: str, codecs: TopicCodecs
+) -> None:
+    connector = ScriptedConnector(delay_s=4.0)  # below the 5 s call timeout
+    record = slack_record()
+    first = RunningSink(make_runtime(connector, bootstrap, codecs, drain_timeout_s=0.5))
+    produce(bootstrap, codecs, [record])
+    wait_until(lambda: connector.calls, every=0.01)
+    stopping = time.monotonic()
+    first.stop()
+    stopped_in = time.monotonic() - stopping
+    print(f"stopped {stopped_in:.1f} s after the stop with a 4 s call and a 0.5 s drain bound")
+    connector.delay_s = 0.0
+    second = RunningSink(make_runtime(connector, bootstrap, codecs))
+    wait_until(lambda: outcomes(bootstrap, codecs, record["delivery_id"]))
+    second.stop()
+    assert stopped_in < 3.5, f"the stop took {stopped_in:.1f} s with a 0.5 s drain bound"
+    assert outcomes(bootstrap, codecs, record["delivery_id"]) == ["delivered"]
+    assert len(connector.attempts_of(record["delivery_id"])) == 2
