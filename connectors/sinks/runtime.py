@@ -797,9 +797,11 @@ class SinkRuntime:
         self._hand_over(consumer, partitions, lost=False)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Inside consume(): the group dropped this member (session timeout, coordinator
-        gone); the partitions may be another's already. Wait for their deliveries; commit
-        nothing (Kafka would refuse it). Never raises."""
+        """Inside consume(): the group dropped this member (session timeout, a coordinator
+        that forgot it); the partitions may be another's already. Wait for their deliveries;
+        commit nothing (Kafka would refuse it). Never raises. (Whether Kafka lost data is
+        asked at the next assignment: stopping here, in the middle of joining the group
+        again, would leave a member the next process's join waits for.)"""
         self._hand_over(consumer, partitions, lost=True)
 
     def _hand_over(self, consumer: Consumer, partitions: list[TopicPartition], *,
