@@ -41,7 +41,10 @@ back below what Kafka confirmed to this process (a broker that restarted empty, 
 recreated), the ledger this process holds describes records that no longer exist (it would
 skip new records as already processed), so it stops with a message saying what happened and
 that a restart reloads the ledger from what Kafka holds now (once: a fresh process has
-nothing to compare). No exception escapes a librdkafka callback.
+nothing to compare). Its unacknowledged outcome records are dropped, not written to the new
+log (they could name offsets of the lost one), so what it delivered from the new log before
+noticing (its fetches go on until the group drops it) may be delivered again by the next
+process. No exception escapes a librdkafka callback.
 """
 
 from __future__ import annotations
