@@ -8,15 +8,26 @@ the consumer's fetch wait (`streams.kafka.faust_transport`: 1500 ms hard-coded b
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 import faust
+from confluent_kafka import KafkaError, KafkaException
 
-from streams import topics
+from streams import metrics, topics
 from streams.agents import Agents
+from streams.errors import BrokerDataLost
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.faust_transport import App
+from streams.kafka.topic_watch import TopicWatch
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GONE = frozenset({KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART})  # fmt: skip
 
 
 @dataclass
@@ -58,4 +69,53 @@ def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, C
     from streams.agents import register_all
 
     context.agents = register_all(app, context)
+    watch_topics(app, settings.app_id, bootstrap_servers)
     return app, context
+
+
+def watch_topics(app: faust.App, app_id: str, bootstrap_servers: str) -> None:
+    """Every few seconds: if the end offset of a topic the worker's tables and inputs live on
+    went backwards, the cluster lost data: crash the app with BrokerDataLost (the worker exits
+    saying so, `streams.worker.exit_code`) instead of going on with tables Kafka no longer
+    backs."""
+    own = topics.app_topics(app_id)
+    watched = [(topics.INGEST_STATE.name, 0), (own.state_rows_changelog.name, 0)]
+    watched += [(topics.INGEST_CDC.name, p) for p in range(topics.INGEST_CDC.partitions)]
+    watch = TopicWatch()
+    probe: list[Any] = []
+
+    def end_offsets() -> dict[tuple[str, int], int | None] | None:
+        """The watched partitions' end offsets, asked of the brokers (ListOffsets); None
+        when Kafka does not answer (down or slow is not a data loss)."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import AdminClient, OffsetSpec
+
+        if not probe:
+            probe.append(AdminClient({"bootstrap.servers": bootstrap_servers,
+                                      "log.connection.close": False}))  # fmt: skip
+        asked = {TopicPartition(t, p): OffsetSpec.latest() for t, p in watched}
+        ends: dict[tuple[str, int], int | None] = {}
+        for tp, future in probe[0].list_offsets(asked, request_timeout=5).items():
+            try:
+                ends[(tp.topic, tp.partition)] = future.result(timeout=10).offset
+            except KafkaException as exc:
+                if exc.args[0].code() not in GONE:
+                    log.debug("end offset of %s unknown: %s", tp.topic, exc)
+                    return None
+                ends[(tp.topic, tp.partition)] = None
+        return ends
+
+    @app.timer(interval=5.0)
+    async def check_topics() -> None:
+        now = await asyncio.to_thread(end_offsets)
+        if now is None:
+            metrics.KAFKA_DATA_CHECKS.labels("unanswered").inc()
+            return
+        try:
+            watch.check(now)
+        except BrokerDataLost as exc:
+            metrics.KAFKA_DATA_CHECKS.labels("lost").inc()
+            log.critical("%s", exc)
+            await app.crash(exc)
+            return
+        metrics.KAFKA_DATA_CHECKS.labels("ok").inc()

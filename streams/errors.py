@@ -5,6 +5,7 @@
     ├── ConfigurationError         bad settings: fix the configuration and restart
     │   └── ContractViolation      the source database does not have what the contract reads
     ├── BrokerUnavailable          Kafka could not be reached: retry later (HTTP 503 upstream)
+    │   └── BrokerDataLost         the cluster lost topics or offsets we had: restart, rebuild
     ├── SchemaError                a schema file or registry answer is unusable
     │   └── IncompatibleSchema     a new schema version cannot read older data
     ├── DeliveryError              a sink could not deliver a message
@@ -33,6 +34,12 @@ class ContractViolation(ConfigurationError):
 
 class BrokerUnavailable(WedsyncError):
     """Kafka did not answer in time. Callers retry later; HTTP handlers answer 503."""
+
+
+class BrokerDataLost(BrokerUnavailable):
+    """Kafka no longer has data this process saw (a topic vanished, an embedded broker
+    restarted empty). Restarting the process rebuilds its state from what Kafka has now;
+    the message says what else must be read again."""
 
 
 class SchemaError(WedsyncError):

@@ -14,6 +14,12 @@ RECORDS_IN = Counter(
 RECORDS_OUT = Counter(
     "wedsync_records_produced_total", "Records an agent wrote to output topics.", ["stage"]
 )
+KAFKA_DATA_CHECKS = Counter(
+    "wedsync_kafka_data_checks_total",
+    "Checks that the cluster still has the data this process read (end offsets never go "
+    "back; streams.kafka.topic_watch), by result: ok, unanswered, lost",
+    ["result"],
+)
 DEAD_LETTERS = Counter(
     "wedsync_dead_letters_total",
     "Records sent to a dead-letter topic, by stage and error class.",

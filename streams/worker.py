@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DATA_LOST_EXIT = 3
 
 if TYPE_CHECKING:
     import faust
@@ -40,5 +45,28 @@ def run_worker(settings: Settings) -> int:
         try:
             worker.execute_from_commandline()
         except SystemExit as exit_:
-            return int(exit_.code or 0)
-    return 0
+            return exit_code(app, int(exit_.code or 0))
+    return exit_code(app, 0)
+
+
+def exit_code(app: faust.App, code: int) -> int:
+    """The worker's exit status; a table whose changelog the broker no longer has (the
+    cluster lost data: an embedded broker restarted, topics deleted) is said plainly, with
+    what to do, and exits DATA_LOST_EXIT instead of Faust's traceback."""
+    from faust.exceptions import ConsistencyError
+
+    from streams.errors import BrokerDataLost
+
+    reason = app.crash_reason
+    if isinstance(reason, ConsistencyError | BrokerDataLost):
+        log.critical(
+            "the broker no longer has the changelog this worker's tables were built from "
+            "(its data was lost or the topics recreated): %s. Nothing is wrong with this "
+            "process: start it again and it rebuilds its tables from what the broker holds. "
+            "If the cluster lost its data, the routing state must be read again too: drop "
+            "the CDC slot (SELECT pg_drop_replication_slot('<WEDSYNC_CDC_SLOT_NAME>')) and "
+            "restart `wedsync cdc`, which snapshots the tables into the new topics",
+            str(reason).strip().splitlines()[0],
+        )
+        return DATA_LOST_EXIT
+    return code

@@ -79,8 +79,12 @@ def java_binary() -> str:
 
 
 def _cluster_id() -> str:
-    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding; never
+    starting with '-', which StorageTool's argument parser takes for an option."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 @dataclass

@@ -27,9 +27,11 @@ records fetched while the stream partitions were not yet flowing were skipped by
 became a gap, and the worker committed past them: every partition lost the block of records
 produced while it was down, silently.
 
-A second one, in Faust's commit (`_new_offset`): it let the commit pass one unprocessed
-record sitting exactly at the committed offset (`min(acked) - committed > 1`, where the
-committed offset is the next record to read): one record lost now and then after a restart.
+Two more, in Faust's commit: it let the commit pass one unprocessed record sitting exactly
+at the committed offset (`_new_offset`: `min(acked) - committed > 1`, where the committed
+offset is the next record to read), and it committed records whose events were still in the
+producer's buffer (`_commit_tps`: the producer is flushed first now): one record lost now
+and then after a kill.
 
 The fix is exact, not a timing change (`streams.kafka.faust_positions.ReadPositions`, pure):
 every change of a partition's fetch position (aiokafka's `Fetcher.seek_to`, which `seek`,
@@ -97,6 +99,19 @@ class _Consumer(driver.Consumer):
         for tp in revoked:
             self.positions.forget(tp)
         await super().on_partitions_revoked(revoked)
+
+    async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
+        """Commit only after every event produced for the records being committed is
+        stored: Faust (attachments off, its default) committed acked records whose events
+        were still in the producer's buffer, so a kill -9 right after a commit lost them."""
+        offsets = self._filter_committable_offsets(tps)
+        if not offsets:
+            return False
+        await self.app.producer.flush()
+        await self._handle_attached(offsets)
+        return bool(
+            await self._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        )
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's commit offset for `tp`, with an unprocessed record at the head (even

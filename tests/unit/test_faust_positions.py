@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from streams.kafka.faust_positions import ReadPositions, commit_offset
+from streams.topics import INGEST_CDC
 
-TP = ("wedsync.ingest.cdc", 0)
+TP = (INGEST_CDC.name, 0)
 
 
 def test_a_record_fetched_before_a_seek_is_stale() -> None:
@@ -24,7 +25,7 @@ def test_records_fetched_after_the_seek_are_fresh() -> None:
 def test_a_seek_of_another_partition_leaves_the_batch_fresh() -> None:
     positions = ReadPositions()
     positions.stamp()
-    positions.moved(("wedsync.ingest.cdc", 1), 3)
+    positions.moved((INGEST_CDC.name, 1), 3)
     assert not positions.stale(TP)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ResourceType
 from connectors.sources.postgres_cdc.limits import read_kafka_limits
+from streams.topics import INGEST_CDC
 
 
 class ThreeBrokers:
@@ -36,6 +37,6 @@ class ThreeBrokers:
 
 
 def test_every_broker_and_topic_limit_is_read_on_a_three_node_cluster() -> None:
-    limits = read_kafka_limits(ThreeBrokers(), ["wedsync.ingest.cdc"], timeout=1.0)
+    limits = read_kafka_limits(ThreeBrokers(), [INGEST_CDC.name], timeout=1.0)
     assert limits.brokers == {"1": 1048588, "2": 1048588, "3": 1048588}
-    assert limits.topics == {"wedsync.ingest.cdc": 1048588}
+    assert limits.topics == {INGEST_CDC.name: 1048588}

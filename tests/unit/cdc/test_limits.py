@@ -12,10 +12,11 @@ from connectors.sources.postgres_cdc.limits import (
 )
 from pydantic import ValidationError
 from streams.errors import ConfigurationError
+from streams.topics import INGEST_CDC, INGEST_DLQ
 
 KAFKA_DEFAULT = 1_048_588
 LIMITS = KafkaLimits(
-    topics={"wedsync.ingest.cdc": KAFKA_DEFAULT, "wedsync.ingest.dlq": KAFKA_DEFAULT},
+    topics={INGEST_CDC.name: KAFKA_DEFAULT, INGEST_DLQ.name: KAFKA_DEFAULT},
     brokers={"1": KAFKA_DEFAULT},
 )
 
@@ -25,7 +26,7 @@ def test_the_default_fits_kafkas_default_limits() -> None:
 
 
 def test_a_limit_above_a_topics_is_refused_naming_the_setting_and_the_limit() -> None:
-    limits = KafkaLimits(topics={"wedsync.ingest.cdc": 500_000}, brokers={"1": KAFKA_DEFAULT})
+    limits = KafkaLimits(topics={INGEST_CDC.name: 500_000}, brokers={"1": KAFKA_DEFAULT})
     with pytest.raises(ConfigurationError) as refused:
         check_record_limit(600_000, limits)
     message = str(refused.value)
@@ -42,7 +43,7 @@ def test_the_framing_counts_against_the_limit() -> None:
 
 
 def test_limits_kafka_did_not_report_are_returned_unchecked() -> None:
-    limits = KafkaLimits(topics={"wedsync.ingest.cdc": None}, brokers={"111": None})
+    limits = KafkaLimits(topics={INGEST_CDC.name: None}, brokers={"111": None})
     assert check_record_limit(10_000_000, limits) == [
         "topic wedsync.ingest.cdc max.message.bytes", "broker 111 message.max.bytes",
     ]  # fmt: skip

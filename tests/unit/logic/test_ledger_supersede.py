@@ -10,8 +10,9 @@ import pytest
 from streams.logic import entities
 from streams.logic.ledger import LedgerState
 from streams.logic.rules import load_rules
+from streams.topics import DELIVER, Destination
 
-TOPIC = "wedsync.deliver.email.retry"
+TOPIC = DELIVER[Destination.EMAIL].retry.name
 TARGET = "email:supplier-1"
 
 
@@ -20,7 +21,7 @@ def delivered(delivery: str, event_type: str, aggregate: str, version: int) -> d
     return {
         "delivery_id": delivery, "destination": "email", "target": TARGET,
         "outcome": "delivered", "event_type": event_type, "aggregate_id": aggregate,
-        "aggregate_version": version, "source_topic": "wedsync.deliver.email",
+        "aggregate_version": version, "source_topic": DELIVER[Destination.EMAIL].deliver.name,
         "source_partition": 0, "source_offset": version,
     }  # fmt: skip
 

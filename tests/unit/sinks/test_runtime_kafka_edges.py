@@ -17,9 +17,9 @@ from connectors.sinks.settings import SinkSettings
 from connectors.sinks.tracker import behind
 from streams.errors import BrokerUnavailable
 from streams.kafka.codec import TopicCodecs
-from streams.topics import Destination
+from streams.topics import DELIVER, Destination
 
-TOPIC = "wedsync.deliver.slack"
+TOPIC = DELIVER[Destination.SLACK].deliver.name
 
 
 class _Connector:

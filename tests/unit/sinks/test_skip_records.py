@@ -9,14 +9,14 @@ from typing import Any
 from connectors.sinks import envelope
 from connectors.sinks.show import attempt_line
 from streams.kafka.codec import TopicCodecs
-from streams.topics import DELIVERY_RESULTS, Destination
+from streams.topics import DELIVER, DELIVERY_RESULTS, Destination
 
 
 def item() -> envelope.Item:
     record = {"delivery_id": "older", "event_id": "evt-1", "event_type": "wedding.date_changed",
               "aggregate_id": "wedding-1", "aggregate_version": 100, "source_ts_ms": 1_000,
               "routed_at_ms": 1_100, "integration_id": None}  # fmt: skip
-    return envelope.Item.read("wedsync.deliver.email", 0, 7, b"k", b"", [], record)
+    return envelope.Item.read(DELIVER[Destination.EMAIL].deliver.name, 0, 7, b"k", b"", [], record)
 
 
 def stale(superseded_by: str | None = "newer") -> dict[str, Any]:
