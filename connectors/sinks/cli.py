@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import signal
 from typing import Any
 
@@ -131,17 +130,9 @@ def run_fake(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _time_ms(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{text!r} is not an ISO 8601 time, e.g. 2026-11-30T18:00"
-        ) from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1000)
+    from streams.audit import time_ms
+
+    return time_ms(text) if text else None
 
 
 def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
