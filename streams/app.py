@@ -74,40 +74,39 @@ def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, C
 
 
 def watch_topics(app: faust.App, app_id: str, bootstrap_servers: str) -> None:
-    """Every few seconds: if the end offset of a topic the worker's tables and inputs live on
-    went backwards, the cluster lost data: crash the app with BrokerDataLost (the worker exits
-    saying so, `streams.worker.exit_code`) instead of going on with tables Kafka no longer
-    backs."""
+    """Every few seconds: if a topic the worker's tables and inputs live on was recreated or
+    is gone (its topic id changed), the cluster lost data: crash the app with BrokerDataLost
+    (the worker exits saying so, `streams.worker.exit_code`) instead of going on with tables
+    Kafka no longer backs."""
     own = topics.app_topics(app_id)
-    watched = [(topics.INGEST_STATE.name, 0), (own.state_rows_changelog.name, 0)]
-    watched += [(topics.INGEST_CDC.name, p) for p in range(topics.INGEST_CDC.partitions)]
+    watched = [topics.INGEST_CDC.name, topics.INGEST_STATE.name, own.state_rows_changelog.name]
     watch = TopicWatch()
     probe: list[Any] = []
 
-    def end_offsets() -> dict[tuple[str, int], int | None] | None:
-        """The watched partitions' end offsets, asked of the brokers (ListOffsets); None
-        when Kafka does not answer (down or slow is not a data loss)."""
-        from confluent_kafka import TopicPartition
-        from confluent_kafka.admin import AdminClient, OffsetSpec
+    def topic_ids() -> dict[str, str | None] | None:
+        """The watched topics' ids (DescribeTopics); None when Kafka does not answer (down
+        or slow is not a data loss)."""
+        from confluent_kafka import TopicCollection
+        from confluent_kafka.admin import AdminClient
 
         if not probe:
             probe.append(AdminClient({"bootstrap.servers": bootstrap_servers,
                                       "log.connection.close": False}))  # fmt: skip
-        asked = {TopicPartition(t, p): OffsetSpec.latest() for t, p in watched}
-        ends: dict[tuple[str, int], int | None] = {}
-        for tp, future in probe[0].list_offsets(asked, request_timeout=5).items():
+        ids: dict[str, str | None] = {}
+        futures = probe[0].describe_topics(TopicCollection(watched), request_timeout=5)
+        for name, future in futures.items():
             try:
-                ends[(tp.topic, tp.partition)] = future.result(timeout=10).offset
+                ids[name] = str(future.result(timeout=10).topic_id)
             except KafkaException as exc:
                 if exc.args[0].code() not in GONE:
-                    log.debug("end offset of %s unknown: %s", tp.topic, exc)
+                    log.debug("topic %s not described: %s", name, exc)
                     return None
-                ends[(tp.topic, tp.partition)] = None
-        return ends
+                ids[name] = None
+        return ids
 
     @app.timer(interval=5.0)
     async def check_topics() -> None:
-        now = await asyncio.to_thread(end_offsets)
+        now = await asyncio.to_thread(topic_ids)
         if now is None:
             metrics.KAFKA_DATA_CHECKS.labels("unanswered").inc()
             return

@@ -16,8 +16,8 @@ RECORDS_OUT = Counter(
 )
 KAFKA_DATA_CHECKS = Counter(
     "wedsync_kafka_data_checks_total",
-    "Checks that the cluster still has the data this process read (end offsets never go "
-    "back; streams.kafka.topic_watch), by result: ok, unanswered, lost",
+    "Checks that the cluster still has the topics this process read (same topic ids; "
+    "streams.kafka.topic_watch), by result: ok, unanswered, lost",
     ["result"],
 )
 DEAD_LETTERS = Counter(

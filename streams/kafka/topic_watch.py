@@ -1,15 +1,16 @@
 """Notice when the cluster loses data a process relies on, and say so.
 
 A process that keeps state built from Kafka (the Faust worker's tables, from their
-changelogs) cannot go on when the cluster loses that data: the embedded broker restarted
-empty, or a topic was deleted and recreated. Kafka does not tell a client that, and a
-broker that creates topics on demand (Tansu does, whatever the client asks) even hides a
-vanished topic. What a client can always see: a partition's end offset only grows (retention
-and compaction remove records below it, never the offset itself), so an end offset below
-one seen before, or a partition gone, means the data was lost. `regressed` is that decision
-(pure); `TopicWatch` keeps the highest end offsets seen and raises `BrokerDataLost` naming
-the partitions, so the process exits with what happened and what to do instead of stalling
-or restarting a child forever (`streams.worker`).
+changelogs) cannot go on when the cluster loses that data: a topic deleted and created
+again, a cluster rebuilt under the same address. Kafka does not tell a client that. What a
+client can see is the topic's identity: every topic has a topic id (a UUID, Kafka 2.8+)
+that a recreated topic does not keep, and a topic gone from the metadata is gone. End
+offsets are no evidence: a new leader after a failover can report a lower high watermark
+for a while (the fault suite's controller kill tripped an end-offset watch). `changed` is
+the decision (pure); `TopicWatch` keeps the ids seen and raises `BrokerDataLost` naming the
+topics, so the process exits with what happened and what to do instead of stalling or
+restarting a child forever (`streams.worker`). A broker that reports no topic ids (Tansu
+0.6 answers the null id) cannot be watched this way: README, Known limits.
 """
 
 from __future__ import annotations
@@ -19,42 +20,39 @@ from dataclasses import dataclass, field
 
 from streams.errors import BrokerDataLost
 
-Partition = tuple[str, int]
+NULL_ID = "AAAAAAAAAAAAAAAAAAAAAA"  # Kafka's Uuid.ZERO_UUID as text: "no id"
 
 
-def regressed(seen: Mapping[Partition, int], now: Mapping[Partition, int | None]) -> list[str]:
-    """The partitions whose end offset is now below the highest seen, or that are gone
-    (None), as 'topic[partition] seen -> now'."""
+def changed(seen: Mapping[str, str], now: Mapping[str, str | None]) -> list[str]:
+    """The topics whose id is not the one seen before, or that are gone (None)."""
     return [
-        f"{topic}[{partition}] {before} -> {now.get((topic, partition))}"
-        for (topic, partition), before in sorted(seen.items())
-        if (topic, partition) in now
-        and (now[(topic, partition)] is None or now[(topic, partition)] < before)  # type: ignore[operator]
+        f"{topic} ({'gone' if now[topic] is None else 'recreated'})"
+        for topic, before in sorted(seen.items())
+        if topic in now and now[topic] != before
     ]
 
 
 @dataclass
 class TopicWatch:
-    """Call `check(end_offsets)` with the watched partitions' end offsets now and then.
-    A regression counts when two checks in a row see it (a broker whose high watermark
-    lags for a moment, as Tansu's can, is not a data loss)."""
+    """Call `check(topic_ids)` with the watched topics' ids now and then (None: the topic
+    is not in the metadata). A change counts when two checks in a row see it."""
 
-    seen: dict[Partition, int] = field(default_factory=dict)
+    seen: dict[str, str] = field(default_factory=dict)
     suspect: bool = False
 
-    def check(self, now: Mapping[Partition, int | None]) -> None:
-        """Raises BrokerDataLost when a partition's end offset went backwards twice in a row."""
-        lost = regressed(self.seen, now)
+    def check(self, now: Mapping[str, str | None]) -> None:
+        """Raises BrokerDataLost when a watched topic was recreated or is gone, twice in a
+        row."""
+        lost = changed(self.seen, now)
         if lost and not self.suspect:
             self.suspect = True
             return
         self.suspect = False
         if lost:
             raise BrokerDataLost(
-                "the cluster no longer has records this process read (end offsets went "
-                f"back: {', '.join(lost)}): its data was lost (an embedded broker restarted, "
-                "topics deleted and recreated)"
+                f"the cluster no longer has the topics this process read: {', '.join(lost)}; "
+                "its data was lost (topics deleted and created again, the cluster rebuilt)"
             )
-        for partition, end in now.items():
-            if end is not None and end > self.seen.get(partition, -1):
-                self.seen[partition] = end
+        for topic, topic_id in now.items():
+            if topic_id is not None and topic_id != NULL_ID:
+                self.seen.setdefault(topic, topic_id)
