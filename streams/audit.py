@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams import topics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
@@ -247,7 +247,7 @@ class _Reader:
                 "enable.auto.commit": False, "log.connection.close": False,
             })  # fmt: skip
             try:
-                for tp in probe.committed(parts, timeout=10):
+                for tp in _committed(probe, parts):
                     if tp.offset >= 0:
                         out[(tp.topic, tp.partition)] = tp.offset
             except KafkaException as exc:
@@ -293,3 +293,24 @@ class _Reader:
             raise BrokerUnavailable(
                 f"{sorted(pending)}: not read to the end in {self.timeout:.0f} s"
             )
+
+
+_COORDINATOR_MOVING = frozenset({
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+})  # fmt: skip
+
+
+def _committed(probe: Consumer, parts: list[TopicPartition]) -> list[TopicPartition]:
+    """A group's committed offsets, asked again for up to 30 s while the group coordinator
+    moves (a broker died: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS are retriable)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return list(probe.committed(parts, timeout=10))
+        except KafkaException as exc:
+            error = exc.args[0]
+            moving = error.retriable() or error.code() in _COORDINATOR_MOVING
+            if not moving or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

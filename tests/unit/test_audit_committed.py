@@ -1,0 +1,33 @@
+"""The audit asks a group's committed offsets again while its coordinator moves (a broker
+of three was killed in the fault suite: NOT_COORDINATOR ended the audit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from streams.audit import _committed
+from streams.topics import EVENTS
+
+
+class MovingCoordinator:
+    def __init__(self, failures: int, code: int = KafkaError.NOT_COORDINATOR) -> None:
+        self.failures, self.code = failures, code
+
+    def committed(self, parts: list[TopicPartition], timeout: float) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaException(KafkaError(self.code))
+        return [TopicPartition(p.topic, p.partition, 42) for p in parts]
+
+
+def test_committed_offsets_are_asked_again_while_the_coordinator_moves() -> None:
+    parts = [TopicPartition(EVENTS.name, 0)]
+    assert [tp.offset for tp in _committed(MovingCoordinator(2), parts)] == [42]  # type: ignore[arg-type]
+
+
+def test_another_error_is_not_retried() -> None:
+    probe = MovingCoordinator(1, KafkaError.GROUP_AUTHORIZATION_FAILED)
+    with pytest.raises(KafkaException):
+        _committed(probe, [TopicPartition(EVENTS.name, 0)])  # type: ignore[arg-type]
