@@ -46,7 +46,7 @@ system-deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
 
 test: install schemas-check system-deps kafka-jars
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 4 --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile
 
 # deploy/: promtool check + unit tests of the rules, the dashboard, compose and Kubernetes
 # manifests (part of `make test` too).

@@ -264,11 +264,10 @@ class _Reader:
         if not parts:
             return
         try:
-            starts = self.consumer.offsets_for_times(
+            starts = _again(lambda: self.consumer.offsets_for_times(
                 [TopicPartition(tp.topic, tp.partition, self.start_ms) for tp in parts], timeout=10
-            )
-            ends = {(tp.topic, tp.partition): self.consumer.get_watermark_offsets(tp, 10)[1]
-                    for tp in parts}  # fmt: skip
+            ))  # fmt: skip
+            ends = {(tp.topic, tp.partition): _end(self.consumer, tp) for tp in parts}
         except KafkaException as exc:
             raise BrokerUnavailable(f"offsets of {names}: {exc}; is the broker up?") from exc
         assign = [tp for tp in starts if 0 <= tp.offset < ends[(tp.topic, tp.partition)]]
@@ -302,12 +301,22 @@ _COORDINATOR_MOVING = frozenset({
 
 
 def _committed(probe: Consumer, parts: list[TopicPartition]) -> list[TopicPartition]:
-    """A group's committed offsets, asked again for up to 30 s while the group coordinator
-    moves (a broker died: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS are retriable)."""
+    """A group's committed offsets, asked again while the group coordinator moves."""
+    return list(_again(lambda: probe.committed(parts, timeout=10)))
+
+
+def _end(consumer: Consumer, tp: TopicPartition) -> int:
+    """`tp`'s end offset, asked again while a leader moves."""
+    return int(_again(lambda: consumer.get_watermark_offsets(tp, 10))[1])
+
+
+def _again(ask: Callable[[], Any]) -> Any:
+    """`ask()`, asked again for up to 30 s while Kafka recovers from a broker's death (the
+    coordinator or a leader moving: NOT_COORDINATOR, timeouts, transport errors)."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            return list(probe.committed(parts, timeout=10))
+            return ask()
         except KafkaException as exc:
             error = exc.args[0]
             moving = error.retriable() or error.code() in _COORDINATOR_MOVING
