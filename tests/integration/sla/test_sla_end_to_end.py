@@ -138,9 +138,10 @@ def test_failing_endpoint_flips_health_and_alert_and_back(pipeline: dict[str, An
     wait_for(lambda: prom.query('wedsync_sla_alerts_firing{alert="error_rate"} > 0'), 15,
              "Prometheus sees the alert expression true")  # fmt: skip
     wait_for(lambda: "WedsyncIntegrationErrorRate" in prom.firing(), 15, "the alert fires")
-    shipped = [a["labels"] for a in prom.active("WedsyncSlaAlertFiring")]  # deploy/'s rule
-    assert any({"destination": "webhook", "alert": "error_rate"}.items() <= labels.items()
-               for labels in shipped)  # fmt: skip
+    wanted = {"destination": "webhook", "alert": "error_rate"}.items()
+    wait_for(lambda: any(wanted <= a["labels"].items()  # deploy/'s rule, evaluated in turn
+                         for a in prom.active("WedsyncSlaAlertFiring")),
+             15, "the shipped WedsyncSlaAlertFiring rule is active")  # fmt: skip
 
     receiver.switches.fail_next = 0  # it recovers
     took = wait_for(lambda: state_of(agent) == "healthy", 6 * WINDOW_S, "healthy again")
