@@ -45,6 +45,7 @@ from tests.faults.run import (
     routing_kill,
     sigterm_email,
 )
+from tests.integration.agents_support import WORKER_KILL_XFAIL
 from tests.integration.cdc_support import PlatformDb
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -153,11 +154,7 @@ def _suite(name: str, nodes: int, faults: list[Fault], platform: PlatformDb,
     assert found == [], "\n".join(found) + "\n\n" + text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the Faust worker can still stall or lose records after kill -9 under load "
-    "(issue 16 open; README, Known limits)",
-)
+@WORKER_KILL_XFAIL
 def test_no_process_fault_loses_a_notification(
     platform: PlatformDb, codecs: TopicCodecs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

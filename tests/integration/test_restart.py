@@ -16,6 +16,7 @@ from streams.settings import Settings
 from tests.integration.agents_support import (
     SOURCE,
     WEDDING,
+    WORKER_KILL_XFAIL,
     DeliveryReader,
     date_change,
     produce_changes,
@@ -37,11 +38,7 @@ def _date_changes(wedding: str, first_lsn: int, count: int) -> list[ChangeEvent]
     ]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the Faust worker can still stall or lose records after kill -9 under load "
-    "(issue 16 open; README, Known limits)",
-)
+@WORKER_KILL_XFAIL
 def test_restart_recovers_state_loses_nothing_and_routes_no_event_twice(
     kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs
 ) -> None:
