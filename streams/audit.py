@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from streams import topics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
@@ -40,6 +40,7 @@ from streams.kafka.deadletter import (
     H_TOPIC,
     header_map,
 )
+from streams.kafka.recovering import asked_again, watermarks
 from streams.logic.audit import (
     Audit,
     DeadLetter,
@@ -264,7 +265,7 @@ class _Reader:
         if not parts:
             return
         try:
-            starts = _again(lambda: self.consumer.offsets_for_times(
+            starts = asked_again(lambda: self.consumer.offsets_for_times(
                 [TopicPartition(tp.topic, tp.partition, self.start_ms) for tp in parts], timeout=10
             ))  # fmt: skip
             ends = {(tp.topic, tp.partition): _end(self.consumer, tp) for tp in parts}
@@ -294,32 +295,11 @@ class _Reader:
             )
 
 
-_COORDINATOR_MOVING = frozenset({
-    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
-})  # fmt: skip
-
-
 def _committed(probe: Consumer, parts: list[TopicPartition]) -> list[TopicPartition]:
     """A group's committed offsets, asked again while the group coordinator moves."""
-    return list(_again(lambda: probe.committed(parts, timeout=10)))
+    return list(asked_again(lambda: probe.committed(parts, timeout=10)))
 
 
 def _end(consumer: Consumer, tp: TopicPartition) -> int:
     """`tp`'s end offset, asked again while a leader moves."""
-    return int(_again(lambda: consumer.get_watermark_offsets(tp, 10))[1])
-
-
-def _again(ask: Callable[[], Any]) -> Any:
-    """`ask()`, asked again for up to 30 s while Kafka recovers from a broker's death (the
-    coordinator or a leader moving: NOT_COORDINATOR, timeouts, transport errors)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return ask()
-        except KafkaException as exc:
-            error = exc.args[0]
-            moving = error.retriable() or error.code() in _COORDINATOR_MOVING
-            if not moving or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return watermarks(consumer, tp)[1]

@@ -18,6 +18,7 @@ import time
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from streams.errors import BrokerUnavailable, DecodeError
 from streams.kafka.codec import AvroCodec
+from streams.kafka.recovering import watermarks
 from streams.kafka.replay import read_to_end
 from streams.logic.ledger import LedgerState
 from streams.topics import DELIVERY_RESULTS
@@ -82,7 +83,7 @@ class LedgerReader:
         when Kafka cannot say where they end, it logs that and reads on while tailing."""
         try:
             ends = {
-                p: self._consumer.get_watermark_offsets(TopicPartition(t, p), 5)[1]
+                p: watermarks(self._consumer, TopicPartition(t, p), seconds=10)[1]
                 for t, p in self._parts
             }
         except KafkaException as exc:

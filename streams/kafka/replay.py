@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from streams.errors import BrokerUnavailable
+from streams.kafka.recovering import asked_again, watermarks
 from streams.topics import Topic
 
 Partition = tuple[str, int]  # (topic, partition)
@@ -34,8 +35,7 @@ def read_to_end(
     tailing. Raises BrokerUnavailable when Kafka cannot say where the partitions end."""
     try:
         ends = {
-            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), 10)
-            for topic, p in partitions
+            (topic, p): watermarks(consumer, TopicPartition(topic, p)) for topic, p in partitions
         }
     except KafkaException as exc:
         raise BrokerUnavailable(f"end offsets unknown: {exc}; is the broker up?") from exc
@@ -82,15 +82,19 @@ def wait_for_group(consumer: Consumer, topic: str, partitions: int, *, timeout: 
     Returns the partitions still behind (empty: caught up)."""
     parts = [TopicPartition(topic, p) for p in range(partitions)]
     try:
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, 10) for tp in parts}
+        ends = {tp.partition: watermarks(consumer, tp) for tp in parts}
     except KafkaException as exc:
         raise BrokerUnavailable(f"{topic}: end offsets unknown ({exc}); broker up?") from exc
     behind = {p for p, (low, high) in ends.items() if high > low}
     deadline = time.monotonic() + timeout
     while behind:
-        committed = consumer.committed([TopicPartition(topic, p) for p in behind], timeout=10)
+        committed = _committed(consumer, [TopicPartition(topic, p) for p in behind])
         behind = {tp.partition for tp in committed if tp.offset < ends[tp.partition][1]}
         if not behind or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     return behind
+
+
+def _committed(consumer: Consumer, parts: list[TopicPartition]) -> list[TopicPartition]:
+    return list(asked_again(lambda: consumer.committed(parts, timeout=10)))

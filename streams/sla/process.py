@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.recovering import asked_again, watermarks
 from streams.logic.sla import Health, SlaWindows, Thresholds, quantile
 from streams.observe import GroupLag
 from streams.sla.settings import SlaSettings
@@ -69,10 +70,10 @@ class SlaAgent:
         since_ms = int((self.clock() - span) * 1000)
         parts = [TopicPartition(DELIVERY_RESULTS.name, p, since_ms)
                  for p in range(DELIVERY_RESULTS.partitions)]  # fmt: skip
-        starts = self._consumer.offsets_for_times(parts, timeout=10)
+        starts = asked_again(lambda: self._consumer.offsets_for_times(parts, timeout=10))
         for tp in starts:
             if tp.offset < 0:  # nothing that recent: start at the end
-                tp.offset = self._consumer.get_watermark_offsets(tp, timeout=10)[1]
+                tp.offset = watermarks(self._consumer, tp)[1]
         self._consumer.assign(starts)
 
     def poll(self, max_records: int = 5000, timeout: float = 0.2) -> int:

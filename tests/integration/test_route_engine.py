@@ -46,6 +46,16 @@ class RunningEngine(Background):
     def close(self) -> None:
         self.stop()
 
+    def routed(self, event_id: str) -> Any:
+        """A `read_until` predicate: `event_id` was delivered; the engine's error if it died."""
+
+        def check(got: list[tuple[object, dict[str, object]]]) -> bool:
+            if not self.alive:
+                self.close()  # re-raises what the engine raised
+            return any(r["event_id"] == event_id for _, r in got)
+
+        return check
+
 
 class FailingProducer:
     """Takes records and reports each as failed, as librdkafka does once its retries are
@@ -162,14 +172,12 @@ def test_unroutable_record_is_dead_lettered_and_routing_goes_on(
     )
     reader = DeliveryReader(kafka_bootstrap, codecs)
     try:
-        start_engine()  # type: ignore[operator]
+        engine = start_engine()  # type: ignore[operator]
         _send(
             kafka_bootstrap, codecs, (bad_key, b"\x00\x00\x00\x00\x01not avro"),
             (event["aggregate_id"].encode(), codecs[topics.EVENTS].encode(event)),
         )  # fmt: skip
-        reader.read_until(
-            lambda got: any(r["event_id"] == event["event_id"] for _, r in got), timeout=60
-        )
+        reader.read_until(engine.routed(event["event_id"]), timeout=60)
         dead = None
         deadline = time.monotonic() + 30
         while dead is None and time.monotonic() < deadline:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from streams.audit import _committed
+from streams.audit import _committed, _end
 from streams.topics import EVENTS
 
 
@@ -31,3 +31,20 @@ def test_another_error_is_not_retried() -> None:
     probe = MovingCoordinator(1, KafkaError.GROUP_AUTHORIZATION_FAILED)
     with pytest.raises(KafkaException):
         _committed(probe, [TopicPartition(EVENTS.name, 0)])  # type: ignore[arg-type]
+
+
+class MovingLeader:
+    """A consumer whose metadata does not yet know a partition whose leader just died."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        return 0, 17
+
+
+def test_end_offsets_are_asked_again_while_a_partition_leader_is_unknown() -> None:
+    assert _end(MovingLeader(2), TopicPartition(EVENTS.name, 0)) == 17  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicCollection, TopicP
 from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.recovering import asked_again, watermarks
 from streams.topics import DELIVER, INAPP_PRESENCE, INAPP_RECEIPTS, Destination
 
 from connectors.sinks.inapp.config import GatewaySettings
@@ -103,15 +104,12 @@ class Feed:
     def plan(self, now_s: float) -> dict[int, tuple[int, int]]:
         """Where each in-app partition's history starts, and where the log ends now."""
         s = self.settings
-        by_age = self._consumer.offsets_for_times(
-            [TopicPartition(NOTIFICATIONS.name, p, int((now_s - s.history_max_age_s) * 1000))
-             for p in range(self.partitions)], timeout=10,
-        )  # fmt: skip
+        since_ms = int((now_s - s.history_max_age_s) * 1000)
+        asking = [TopicPartition(NOTIFICATIONS.name, p, since_ms) for p in range(self.partitions)]
+        by_age = asked_again(lambda: self._consumer.offsets_for_times(asking, timeout=10))
         starts = {}
         for tp in by_age:
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(NOTIFICATIONS.name, tp.partition), timeout=10
-            )
+            low, high = watermarks(self._consumer, TopicPartition(NOTIFICATIONS.name, tp.partition))
             aged = tp.offset if tp.offset >= 0 else high
             starts[tp.partition] = (max(low, high - s.history_records, aged), high)
         return starts
@@ -123,9 +121,7 @@ class Feed:
         ]
         for t in (INAPP_RECEIPTS, INAPP_PRESENCE):
             for p in range(t.partitions):
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(t.name, p), timeout=10
-                )
+                low, high = watermarks(self._consumer, TopicPartition(t.name, p))
                 assignment.append(TopicPartition(t.name, p, low))
                 self._targets[(t.name, p)] = high
         for p, (_, end) in self.starts.items():

@@ -1,0 +1,44 @@
+"""Ask Kafka again while it recovers: a leader being elected for a partition just created or
+whose broker died, a group coordinator moving. Anything else is raised at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+T = TypeVar("T")
+
+# Errors that say "not yet", beside those librdkafka itself marks retriable.
+RECOVERING = frozenset({
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+    KafkaError._UNKNOWN_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+})  # fmt: skip
+
+
+def recovering(error: KafkaError) -> bool:
+    return bool(error.retriable()) or error.code() in RECOVERING
+
+
+def asked_again(ask: Callable[[], T], seconds: float = 30.0, pause: float = 0.25) -> T:
+    """`ask()`, asked again for up to `seconds` while the error it raises is one of Kafka
+    recovering; the last error is raised after that."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return ask()
+        except KafkaException as exc:
+            if not recovering(exc.args[0]) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, seconds: float = 30.0) -> tuple[int, int]:
+    """`tp`'s low and high offsets, asked again while its leader is elected (a topic just
+    created, a broker that died)."""
+    low, high = asked_again(lambda: consumer.get_watermark_offsets(tp, 10), seconds)
+    return int(low), int(high)
