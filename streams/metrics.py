@@ -14,6 +14,13 @@ RECORDS_IN = Counter(
 RECORDS_OUT = Counter(
     "wedsync_records_produced_total", "Records an agent wrote to output topics.", ["stage"]
 )
+READ_AGAIN = Counter(
+    "wedsync_worker_read_again_total",
+    "Times the worker sought a partition back to read records it had not processed "
+    "(streams.kafka.faust_transport), by reason: dropped (a jump within one continuous read), "
+    "held (the commit held behind one record); nonzero is survived, not normal",
+    ["reason"],
+)
 KAFKA_DATA_CHECKS = Counter(
     "wedsync_kafka_data_checks_total",
     "Checks that the cluster still has the topics this process read (same topic ids; "

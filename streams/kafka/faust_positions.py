@@ -11,8 +11,15 @@ Two off-by-ones and one race in that lost records after every worker restart und
   current batch was fetched: a record fetched before its partition's latest seek is stale
   (the fetcher reads it again from the new position) and is never handed out or counted;
 - the **next expected offset** per partition, in Kafka's sense (one past the last record
-  read, or the offset sought to): a fresh record beyond it means the broker has no records
-  in between (transaction markers, compaction, retention), the only real gap;
+  read, or the offset sought to). A first record after a seek beyond the offset sought is
+  the broker's own answer that nothing is in between (transaction markers, compaction,
+  retention): the only real gap. A jump within one continuous read is not: aiokafka hands
+  out every record from its position in order, so the offsets between are records Faust's
+  own `getmany` dropped (flow stopped, a generation change, a partition paused) after
+  aiokafka had moved past them. Those are read again (a seek back), never committed;
+- a **hole watch**: a partition whose committed offset stays behind records processed after
+  it for `patience_s` (a record dropped by some other path, never to be fetched again, that
+  holds every later commit) is read again from its committed offset;
 - the commit: one past the processed (acked) records that follow the committed offset
   without a hole, where real gaps count as processed and an unprocessed record at the head,
   even exactly at the committed offset, holds the commit back.
@@ -24,6 +31,16 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 Tp = Hashable
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Offsets before a fresh record that were not handed out. `by_broker`: right after a
+    seek, so the broker has no records there (a real gap, counted as processed); otherwise
+    records dropped after the fetch, to be read again."""
+
+    offsets: range
+    by_broker: bool
 
 
 @dataclass
@@ -50,18 +67,19 @@ class ReadPositions:
         """True when `tp` was sought after the current batch was fetched."""
         return self.epochs.get(tp, 0) != self.fetched_epochs.get(tp, 0)
 
-    def accept(self, tp: Tp, offset: int) -> range | None:
-        """Record that the fresh record at `offset` is handed out; returns the offsets the
-        broker skipped before it (a real gap), or None."""
+    def accept(self, tp: Tp, offset: int) -> Skipped | None:
+        """Record that the fresh record at `offset` is handed out; returns the offsets
+        skipped before it, or None when it is the one expected."""
         epoch = self.fetched_epochs.get(tp, 0)
         known = self.expected.get(tp)
+        start: int | None
         if known is not None and known[0] == epoch:
-            start: int | None = known[1]
+            start, sought = known[1], False
         else:  # first record since a seek: expect the offset sought to, when one is known
-            start = self.fetched_sought.get(tp)
+            start, sought = self.fetched_sought.get(tp), True
         self.expected[tp] = (epoch, offset + 1)
         if start is not None and offset > start:
-            return range(start, offset)
+            return Skipped(range(start, offset), by_broker=sought)
         return None
 
     def forget(self, tp: Tp) -> None:
@@ -80,3 +98,40 @@ def commit_offset(acked: list[int], committed: int | None) -> tuple[int | None, 
     while end + 1 < len(acked) and acked[end + 1] <= acked[end] + 1:
         end += 1
     return acked[end] + 1, end + 1
+
+
+@dataclass
+class HoleWatch:
+    """Per partition, since when its committed offset has stayed behind a processed record."""
+
+    patience_s: float
+    since: dict[Tp, tuple[int, float]] = field(default_factory=dict)
+
+    def stuck(self, tp: Tp, committed: int | None, head: int | None, now: float) -> bool:
+        """`head` is the lowest processed offset not yet committed. True (once per
+        `patience_s`) when the record at `committed` has held the commit that long: read the
+        partition again from `committed`."""
+        if committed is None or head is None or head <= committed:
+            self.since.pop(tp, None)
+            return False
+        first = self.since.get(tp)
+        if first is None or first[0] != committed:
+            self.since[tp] = (committed, now)
+            return False
+        if now - first[1] < self.patience_s:
+            return False
+        self.since[tp] = (committed, now)
+        return True
+
+    def forget(self, tp: Tp) -> None:
+        self.since.pop(tp, None)
+
+
+def counts_as_processed(
+    message_generation: int | None, current_generation: int, flowing: bool
+) -> bool:
+    """Whether a stream's ack of a message means it was processed. Faust's streams ack, as
+    if processed, a message they skip: one fetched in an earlier consumer generation, or
+    one taken while the flow is stopped for a rebalance (`faust.streams.Stream._py_aiter`).
+    Counted, such an ack lets the commit pass a record that was never processed."""
+    return flowing and message_generation == current_generation

@@ -40,12 +40,23 @@ every fetch is stamped with the epochs at the moment aiokafka drained its record
 aiokafka's thread, with no await between the change or the drain and the stamp). The fetch
 loop (`_Consumer._drain_messages`, Faust's own deciding by `ReadPositions`) never hands out,
 nor counts, a record fetched before its partition's latest seek; a gap is only what the
-broker skipped within one continuous read; a commit never passes an unprocessed record.
+broker skipped right after a seek; a commit never passes an unprocessed record.
+
+**Records Faust drops after the fetch.** Faust's `getmany` drops the rest of a fetched
+batch when the flow stops, the generation changes or a partition is paused, after aiokafka
+has moved its position past them; a seek usually follows, but not on every path, and the
+next fetch then starts after them (a jump within one continuous read, which Faust and the
+first fix took for a gap and committed: the residual loss of 10 in 623 after a kill -9),
+or one dropped record holds every later commit (the stall of 1 in 108). Both are read
+again now: a jump within one read seeks the partition back to the first offset skipped,
+and a commit held behind one record for `HOLE_PATIENCE_S` while later ones are processed
+seeks it back to its committed offset (`wedsync_worker_read_again_total`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, cast
 
@@ -54,7 +65,24 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 
-from streams.kafka.faust_positions import ReadPositions, commit_offset
+from streams.kafka.faust_positions import (
+    HoleWatch,
+    ReadPositions,
+    commit_offset,
+    counts_as_processed,
+)
+from streams.metrics import READ_AGAIN
+
+# How long a partition's commit may stay held behind one unprocessed record while later
+# ones are processed before it is read again from its committed offset. Each agent reads
+# its partitions in order, one record at a time, so a held commit is a record lost on the
+# way to the stream, never one still being worked on.
+HOLE_PATIENCE_S = 5.0
+
+_REREAD = {
+    "dropped": "were dropped by Faust after the fetch (a jump within one continuous read)",
+    "held": f"hold the commit behind processed records for over {HOLE_PATIENCE_S:.0f} s",
+}
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -90,6 +118,8 @@ class _Consumer(driver.Consumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.positions = ReadPositions()
+        self.holes = HoleWatch(patience_s=HOLE_PATIENCE_S)
+        self._rereads: set[asyncio.Future[None]] = set()
         super().__init__(*args, **kwargs)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
@@ -98,6 +128,7 @@ class _Consumer(driver.Consumer):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self.positions.forget(tp)
+            self.holes.forget(tp)
         await super().on_partitions_revoked(revoked)
 
     async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
@@ -120,6 +151,20 @@ class _Consumer(driver.Consumer):
             await self._commit_offsets(offsets, start_new_transaction=start_new_transaction)
         )
 
+    def ack(self, message: Message) -> bool:
+        """Faust's ack, except for a message a stream skipped unprocessed (fetched in an
+        earlier generation, or taken while the flow was stopped for a rebalance): Faust
+        counted it processed, so the commit passed it, and its copy read again after the
+        rebalance was then dropped as done. Not counted here: the partition is read again
+        from its committed offset and the copy is processed (at-least-once)."""
+        app = self.app
+        if not counts_as_processed(
+            message.generation_id, app.consumer_generation_id, app.flow_control.is_active()
+        ):
+            message.acked = True  # this copy is done with; the commit does not pass it
+            return False
+        return bool(super().ack(message))
+
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's commit offset for `tp`, with an unprocessed record at the head (even
         exactly at the committed offset) holding the commit back (`commit_offset`)."""
@@ -135,11 +180,37 @@ class _Consumer(driver.Consumer):
                 acked.extend(filled)
                 gap.chop(0, max(filled[-1], top + 1))
         acked.sort()
-        offset, covered = commit_offset(acked, self._committed_offset[tp])
+        committed = self._committed_offset[tp]
+        offset, covered = commit_offset(acked, committed)
         if offset is not None:
             self._acked_index[tp].difference_update(acked[:covered])
             acked[:covered] = []
+        elif self.holes.stuck(tp, committed, acked[0], time.monotonic()):
+            assert committed is not None
+            self._rereads.add(asyncio.ensure_future(self._read_again(tp, committed, "held")))
+            self._rereads = {task for task in self._rereads if not task.done()}
         return offset
+
+    async def _read_again(self, tp: TP, offset: int, why: str) -> None:
+        """Seek `tp` back to `offset` on aiokafka's thread (where its fetcher lives; the seek
+        bumps the position epoch, so what was fetched before is stale), so that records
+        Faust never processed are fetched again. Processed ones are skipped on the re-read."""
+        self.log.warning(
+            "%s: records from offset %d %s; reading them again", tp, offset, _REREAD[why]
+        )
+        READ_AGAIN.labels(why).inc()
+        thread = cast(_ConsumerThread, self._thread)
+        consumer = thread._ensure_consumer()
+
+        async def seek() -> None:
+            consumer.seek(tp, offset)
+
+        try:
+            await thread.call_thread(seek)
+        except Exception as exc:  # revoked meanwhile: the next assignment seeks anyway
+            self.log.warning("%s: not read again (%r)", tp, exc)
+            return
+        self._read_offset[tp] = offset
 
     def _real_gap(self, tp: TP, skipped: range) -> None:
         self._gap[tp].addi(skipped.start, skipped.stop)
@@ -148,8 +219,9 @@ class _Consumer(driver.Consumer):
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop (faust-streaming 0.11-0.15) deciding by `ReadPositions`: a
         record fetched before its partition's latest seek is dropped (the fetcher reads it
-        again), a gap is only what the broker skipped within one continuous read, and a
-        record read again after a seek back is handed out again unless it was processed.
+        again), a gap is only what the broker skipped right after a seek, a jump within one
+        continuous read is read again, and a record read again after a seek back is
+        handed out again unless it was processed.
         Commit every N acks and yielding to the loop are Faust's."""
         consumer_should_stop = cast(Any, self)._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
@@ -173,7 +245,10 @@ class _Consumer(driver.Consumer):
                         skipped = positions.accept(tp, offset)
                         acking = acks_enabled_for(message.topic)
                         if skipped and acking:
-                            self._real_gap(tp, skipped)
+                            if not skipped.by_broker:  # dropped by Faust after the fetch
+                                await self._read_again(tp, skipped.offsets.start, "dropped")
+                                continue  # this and the batch's rest of tp are stale now
+                            self._real_gap(tp, skipped.offsets)
                         if acking and offset in self._acked_index[tp]:
                             continue  # read again after a seek back, already processed
                         if self._commit_every is not None and self._n_acked >= self._commit_every:

@@ -45,7 +45,6 @@ from tests.faults.run import (
     routing_kill,
     sigterm_email,
 )
-from tests.integration.agents_support import WORKER_KILL_XFAIL
 from tests.integration.cdc_support import PlatformDb
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
@@ -154,7 +153,6 @@ def _suite(name: str, nodes: int, faults: list[Fault], platform: PlatformDb,
     assert found == [], "\n".join(found) + "\n\n" + text
 
 
-@WORKER_KILL_XFAIL
 def test_no_process_fault_loses_a_notification(
     platform: PlatformDb, codecs: TopicCodecs, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

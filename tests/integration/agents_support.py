@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
 from streams.kafka.codec import TopicCodecs
@@ -187,12 +186,3 @@ def wait_for_wedding_state(bootstrap: str, app_id: str, prefix: str) -> None:
         topics.app_topics(app_id).state_rows_changelog.name,
         lambda table: sum(1 for k, v in table.items() if f":{prefix}" in k and v) == 8,
     )
-
-
-# The tests that kill the Faust worker under load: the worker can still stall or lose records
-# after kill -9 (issue 16 open; README, Known limits). Non-strict: they run and report.
-WORKER_KILL_XFAIL = pytest.mark.xfail(
-    strict=False,
-    reason="the Faust worker can still stall or lose records after kill -9 under load "
-    "(issue 16 open; README, Known limits)",
-)

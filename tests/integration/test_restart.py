@@ -16,7 +16,6 @@ from streams.settings import Settings
 from tests.integration.agents_support import (
     SOURCE,
     WEDDING,
-    WORKER_KILL_XFAIL,
     DeliveryReader,
     date_change,
     produce_changes,
@@ -38,7 +37,6 @@ def _date_changes(wedding: str, first_lsn: int, count: int) -> list[ChangeEvent]
     ]  # fmt: skip
 
 
-@WORKER_KILL_XFAIL
 def test_restart_recovers_state_loses_nothing_and_routes_no_event_twice(
     kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs
 ) -> None:

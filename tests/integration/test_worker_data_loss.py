@@ -28,7 +28,6 @@ from streams.kafka.codec import TopicCodecs
 from streams.worker import DATA_LOST_EXIT
 
 from tests.integration.agents_support import (
-    WORKER_KILL_XFAIL,
     produce_changes,
     state_changes,
     wait_for_wedding_state,
@@ -96,7 +95,6 @@ def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
         return None
 
 
-@WORKER_KILL_XFAIL
 def test_a_worker_whose_broker_lost_its_data_stops_saying_so(
     codecs: TopicCodecs, unique_id: str, tmp_path: Path
 ) -> None:
