@@ -35,6 +35,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streams.errors import BrokerUnavailable
+from streams.kafka.connection import Kafka, client_config
 from streams.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,13 @@ class AckedProducer:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        bootstrap_servers: Kafka,
         *,
         ack_timeout: float = 5.0,
         config: dict[str, Any] | None = None,
     ) -> None:
         self.ack_timeout = ack_timeout
-        self._config = {**DEFAULTS, **(config or {}), "bootstrap.servers": bootstrap_servers}
+        self._config = client_config(bootstrap_servers, {**DEFAULTS, **(config or {})})
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_task: asyncio.Task[None] | None = None

@@ -20,6 +20,7 @@ from streams import metrics, topics
 from streams.agents import Agents
 from streams.errors import BrokerDataLost
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config, connection
 from streams.kafka.faust_transport import App
 from streams.kafka.topic_watch import TopicWatch
 from streams.settings import Settings
@@ -36,15 +37,18 @@ class Context:
 
     settings: Settings
     codecs: TopicCodecs
-    bootstrap_servers: str = ""
+    kafka: Kafka = ""
     agents: Agents | None = None
 
 
-def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, Context]:
+def create_app(settings: Settings, kafka: Kafka) -> tuple[faust.App, Context]:
+    conn = connection(kafka).named(f"{settings.app_id}-worker")
     app = App(
         settings.app_id,
         fetch_max_wait_ms=settings.faust_fetch_wait_ms,
-        broker=[f"kafka://{server}" for server in bootstrap_servers.split(",")],
+        broker=[f"kafka://{server}" for server in conn.bootstrap_servers.split(",")],
+        broker_credentials=conn.faust_credentials(),
+        broker_client_id=conn.client_id,
         store="memory://",
         processing_guarantee="at_least_once",
         topic_replication_factor=settings.replication_factor,
@@ -64,16 +68,16 @@ def create_app(settings: Settings, bootstrap_servers: str) -> tuple[faust.App, C
     context = Context(
         settings=settings,
         codecs=TopicCodecs.from_settings(settings),
-        bootstrap_servers=bootstrap_servers,
+        kafka=conn,
     )
     from streams.agents import register_all
 
     context.agents = register_all(app, context)
-    watch_topics(app, settings.app_id, bootstrap_servers)
+    watch_topics(app, settings.app_id, conn)
     return app, context
 
 
-def watch_topics(app: faust.App, app_id: str, bootstrap_servers: str) -> None:
+def watch_topics(app: faust.App, app_id: str, bootstrap_servers: Kafka) -> None:
     """Every few seconds: if a topic the worker's tables and inputs live on was recreated or
     is gone (its topic id changed), the cluster lost data: crash the app with BrokerDataLost
     (the worker exits saying so, `streams.worker.exit_code`) instead of going on with tables
@@ -90,8 +94,8 @@ def watch_topics(app: faust.App, app_id: str, bootstrap_servers: str) -> None:
         from confluent_kafka.admin import AdminClient
 
         if not probe:
-            probe.append(AdminClient({"bootstrap.servers": bootstrap_servers,
-                                      "log.connection.close": False}))  # fmt: skip
+            probe.append(AdminClient(client_config(bootstrap_servers, {
+                                     "log.connection.close": False})))  # fmt: skip
         ids: dict[str, str | None] = {}
         futures = probe[0].describe_topics(TopicCollection(watched), request_timeout=5)
         for name, future in futures.items():

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from streams import topics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import (
     H_ERROR_CLASS,
     H_OFFSET,
@@ -72,13 +73,10 @@ def time_ms(text: str) -> int:
 
 
 def run_audit(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.kafka_bootstrap_servers:
-        raise ConfigurationError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at the pipeline's broker"
-        )
+    kafka = settings.kafka_cluster(f"{settings.app_id}-audit")
     since = time_ms(args.since)
     until = time_ms(args.until) if args.until else int(time.time() * 1000)
-    report = audit(settings.kafka_bootstrap_servers, TopicCodecs.from_settings(settings),
+    report = audit(kafka, TopicCodecs.from_settings(settings),
                    settings.app_id, since, until, timeout=args.timeout)  # fmt: skip
     for line in lines(report, since, until):
         print(line)
@@ -128,7 +126,7 @@ def groups(app_id: str) -> dict[str, list[str]]:
     return out
 
 
-def audit(bootstrap: str, codecs: TopicCodecs, app_id: str, since_ms: int, until_ms: int,
+def audit(bootstrap: Kafka, codecs: TopicCodecs, app_id: str, since_ms: int, until_ms: int,
           *, timeout: float = 60.0, seen_retention_s: float | None = None) -> Audit:  # fmt: skip
     """Read the window's records (see the module docstring) and reconcile them."""
     if seen_retention_s is None:
@@ -212,14 +210,14 @@ class _Reader:
     of some topics from the first record at or after `start_ms` and reads each to the end
     it had when asked."""
 
-    def __init__(self, bootstrap: str, start_ms: int, timeout: float) -> None:
+    def __init__(self, bootstrap: Kafka, start_ms: int, timeout: float) -> None:
         self.start_ms = start_ms
         self.timeout = timeout
         self.bootstrap = bootstrap
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"wedsync-audit-{uuid.uuid4().hex}",
+        self.consumer = Consumer(client_config(bootstrap, {
+            "group.id": f"wedsync-audit-{uuid.uuid4().hex}",
             "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log.connection.close": False,
-        })  # fmt: skip
+        }))  # fmt: skip
         try:
             self.metadata = self.consumer.list_topics(timeout=10).topics
         except KafkaException as exc:
@@ -243,10 +241,10 @@ class _Reader:
             parts = self.partitions(names)
             if not parts:
                 continue
-            probe = Consumer({
-                "bootstrap.servers": self.bootstrap, "group.id": group,
+            probe = Consumer(client_config(self.bootstrap, {
+                "group.id": group,
                 "enable.auto.commit": False, "log.connection.close": False,
-            })  # fmt: skip
+            }))  # fmt: skip
             try:
                 for tp in _committed(probe, parts):
                     if tp.offset >= 0:

@@ -44,14 +44,8 @@ def _cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka.admin import create_topics
     from streams.kafka.broker import kafka_broker
 
-    if not settings.kafka_bootstrap_servers:
-        print(
-            "KAFKA_BOOTSTRAP_SERVERS is not set: set it, or run `wedsync broker` first",
-            file=sys.stderr,
-        )
-        return 2
-    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
-        report = create_topics(bootstrap, replication_factor=settings.replication_factor)
+    with kafka_broker(settings, f"{settings.app_id}-topics") as kafka:
+        report = create_topics(kafka, replication_factor=settings.replication_factor)
     for name in report.created:
         print(f"created  {name}")
     for name in report.existing:

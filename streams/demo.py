@@ -61,8 +61,9 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
     k = scenario.ids()
     name_of = {k[v]: NAMES[v] for v in scenario.VENDORS}
     try:
-        with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap, \
+        with kafka_broker(settings, f"{settings.app_id}-demo", dev_default="auto") as kafka, \
                 devdb.throwaway_postgres() as server, LocalProviders() as local:  # fmt: skip
+            bootstrap = kafka.bootstrap_servers  # the demo's processes: a PLAINTEXT dev broker
             create_topics(bootstrap, replication_factor=settings.replication_factor)
             print(f"[1/5] Kafka broker at {bootstrap}; catalog topics created", flush=True)
             dsn = devdb.create_platform_database(server, "wedsync")

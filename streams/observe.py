@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
+from streams.kafka.connection import Kafka, client_config
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,8 @@ def serve_from_settings(ready: Callable[[], bool] = lambda: True) -> ThreadingHT
 class GroupLag:
     """Committed offset vs. log end for the deployment's consumer groups."""
 
-    def __init__(self, bootstrap: str, prefixes: tuple[str, ...]) -> None:
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+    def __init__(self, bootstrap: Kafka, prefixes: tuple[str, ...]) -> None:
+        self.admin = AdminClient(client_config(bootstrap))
         self.prefixes = prefixes
 
     def update(self, timeout: float = 5.0) -> int:

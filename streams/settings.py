@@ -7,9 +7,13 @@ else is prefixed `WEDSYNC_`. Settings are frozen and validated before any I/O ha
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigurationError
+from streams.kafka.connection import KafkaConnection, Mechanism, Protocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +30,47 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "WEDSYNC_KAFKA_BOOTSTRAP_SERVERS"),
-        description="Use this Kafka cluster; when unset an embedded broker is started.",
+        description="The Kafka cluster. Unset: only WEDSYNC_BROKER's development broker.",
+    )
+    broker: Literal["tansu", "kafka", "kafka3", "testcontainers"] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WEDSYNC_BROKER"),
+        description="A development broker to start when KAFKA_BOOTSTRAP_SERVERS is unset: "
+        "tansu (embedded, memory), kafka or kafka3 (Apache Kafka from .cache/kafka), "
+        "testcontainers. Unset: a production command refuses to start without a broker.",
+    )
+    kafka_security_protocol: Protocol = Field(
+        default="PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Mechanism | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME")
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD")
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_SASL_PASSWORD_FILE"),
+        description="A mounted secret holding the SASL password (instead of the variable).",
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SSL_CA_LOCATION")
+    )
+    kafka_ssl_certificate_location: Path | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SSL_CERTIFICATE_LOCATION")
+    )
+    kafka_ssl_key_location: Path | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SSL_KEY_LOCATION")
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SSL_KEY_PASSWORD")
+    )
+    kafka_ssl_endpoint_identification_algorithm: Literal["https", "none"] = Field(
+        default="https",
+        validation_alias=AliasChoices("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM"),
     )
     schema_registry_url: str | None = Field(
         default=None,
@@ -64,7 +108,66 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 in containers.")
 
+    @model_validator(mode="after")
+    def _kafka_connection_is_valid(self) -> Settings:
+        if self.kafka_sasl_password and self.kafka_sasl_password_file:
+            raise ValueError("set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both")
+        self.kafka(self.kafka_bootstrap_servers or "localhost:9092")  # fails here, before I/O
+        return self
+
+    def kafka_cluster(self, client_id: str) -> KafkaConnection:
+        """The configured cluster, for a process that never starts a broker of its own (the
+        CDC source, sinks, the SLA agent, audits): ConfigurationError when none is set."""
+        if not self.kafka_bootstrap_servers:
+            raise ConfigurationError(
+                "KAFKA_BOOTSTRAP_SERVERS is not set: point it at the pipeline's Kafka cluster "
+                "(`wedsync broker` runs a local development one)"
+            )
+        return self.kafka(self.kafka_bootstrap_servers, client_id)
+
+    def kafka(self, bootstrap_servers: str, client_id: str | None = None) -> KafkaConnection:
+        """How this process's Kafka clients connect to `bootstrap_servers` (the configured
+        cluster, or the development broker started for it)."""
+        password = self.kafka_sasl_password
+        if self.kafka_sasl_password_file is not None:
+            try:
+                text = self.kafka_sasl_password_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(
+                    f"KAFKA_SASL_PASSWORD_FILE={self.kafka_sasl_password_file}: {exc.strerror}"
+                ) from None
+            password = SecretStr(text)
+        return KafkaConnection(
+            bootstrap_servers=bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=password,
+            ssl_ca_location=self.kafka_ssl_ca_location,
+            ssl_certificate_location=self.kafka_ssl_certificate_location,
+            ssl_key_location=self.kafka_ssl_key_location,
+            ssl_key_password=self.kafka_ssl_key_password,
+            ssl_endpoint_identification_algorithm=self.kafka_ssl_endpoint_identification_algorithm,
+            client_id=client_id or self.app_id,
+        )
+
 
 def load_settings() -> Settings:
-    """Read the environment once. Call at process start, pass the result down."""
-    return Settings()
+    """Read the environment once. Call at process start, pass the result down.
+    ConfigurationError names each setting that is wrong (never its value: some are secrets)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(settings_problems(exc)) from None
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """What is wrong, per setting, without the values given."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        if where in Settings.model_fields:  # a field read from its prefixed variable
+            where = f"WEDSYNC_{where.upper()}"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

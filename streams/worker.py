@@ -37,10 +37,10 @@ def run_worker(settings: Settings) -> int:
     from streams.kafka.broker import kafka_broker
     from streams.observe import serve_from_settings
 
-    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
-        create_topics(bootstrap, replication_factor=settings.replication_factor)
+    with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:
+        create_topics(kafka, replication_factor=settings.replication_factor)
         serve_from_settings()
-        app, _ = create_app(settings, bootstrap)
+        app, _ = create_app(settings, kafka)
         worker = make_worker(app, settings)
         try:
             worker.execute_from_commandline()

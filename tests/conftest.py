@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker, kafka_broker
+from streams.kafka.broker import EmbeddedBroker, dev_broker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
@@ -33,7 +33,11 @@ def codecs(schema_store: SchemaStore) -> TopicCodecs:
 def kafka_bootstrap() -> Iterator[str]:
     """A real Kafka broker with every catalog topic created: Apache Kafka by default."""
     os.environ.setdefault("WEDSYNC_BROKER", "kafka")
-    with kafka_broker(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as bootstrap:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        create_topics(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    with dev_broker(os.environ["WEDSYNC_BROKER"]) as bootstrap:
         create_topics(bootstrap)
         yield bootstrap
 

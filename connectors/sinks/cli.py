@@ -10,6 +10,7 @@ import signal
 from typing import Any
 
 from streams.errors import ConfigurationError
+from streams.kafka.connection import KafkaConnection
 from streams.settings import Settings
 from streams.topics import Destination
 
@@ -19,6 +20,11 @@ SINK_KINDS = [d.value for d in Destination if d is not Destination.INAPP]
 def add_arguments(sub: Any) -> None:
     sink = sub.add_parser("sink", help="deliver one destination kind (a consumer group member)")
     sink.add_argument("kind", choices=SINK_KINDS)
+    sink.add_argument(
+        "--dev-credentials", action="store_true",
+        help="development only: empty in-memory integration credentials instead of the "
+        "platform database (WEDSYNC_SINK_PLATFORM_DSN)",
+    )  # fmt: skip
     sink.set_defaults(func=run_sink)
 
     from connectors.sinks.registry import FAKES
@@ -58,13 +64,8 @@ def add_arguments(sub: Any) -> None:
     p.set_defaults(func=run_show)
 
 
-def _bootstrap(settings: Settings) -> str:
-    if not settings.kafka_bootstrap_servers:
-        raise ConfigurationError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at the pipeline's broker "
-            "(`wedsync broker` runs a local one)"
-        )
-    return settings.kafka_bootstrap_servers
+def _bootstrap(settings: Settings, role: str = "sink") -> KafkaConnection:
+    return settings.kafka_cluster(f"{settings.app_id}-{role}")
 
 
 def run_sink(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,11 +80,19 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
     bootstrap = _bootstrap(settings)
     sink_settings = SinkSettings()
     dsn = sink_settings.platform_dsn
-    credentials: Any = (
-        PostgresCredentialStore(dsn.get_secret_value(), ttl_s=sink_settings.credential_ttl_s)
-        if dsn
-        else MemoryCredentialStore()
-    )
+    credentials: Any
+    if dsn is not None:
+        credentials = PostgresCredentialStore(
+            dsn.get_secret_value(), ttl_s=sink_settings.credential_ttl_s
+        )
+    elif args.dev_credentials:
+        credentials = MemoryCredentialStore()
+    else:
+        raise ConfigurationError(
+            "WEDSYNC_SINK_PLATFORM_DSN is not set: a sink reads the integrations' credentials "
+            "from the platform database; set it (or pass --dev-credentials for empty "
+            "in-memory credentials, development only)"
+        )
     env = SinkEnv(sink_settings.outbound_policy(), credentials)
     kind = Destination(args.kind)
     connector = load(CONNECTORS[kind])(env)

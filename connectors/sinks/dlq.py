@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Producer
 from streams.errors import BrokerUnavailable, DecodeError
 from streams.kafka.codec import AvroCodec
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import H_ERROR_CLASS, H_FAILED_AT, H_REASON, header_map
 from streams.kafka.replay import read_topic
 from streams.topics import DELIVER, Destination
@@ -83,7 +84,7 @@ class DlqFilter:
 
 
 def read_dead_letters(
-    bootstrap: str, destination: Destination, codec: AvroCodec, *, timeout: float = 30.0
+    bootstrap: Kafka, destination: Destination, codec: AvroCodec, *, timeout: float = 30.0
 ) -> list[DeadLetter]:
     """Every dead letter of `destination` there is now, oldest first per partition."""
     out: list[DeadLetter] = []
@@ -102,14 +103,14 @@ def read_dead_letters(
 
 
 def replay(
-    bootstrap: str, destination: Destination, letters: list[DeadLetter], *, dry_run: bool
+    bootstrap: Kafka, destination: Destination, letters: list[DeadLetter], *, dry_run: bool
 ) -> list[DeadLetter]:
     """Put `letters` back on the deliver topic (unless `dry_run`); returns what was (or
     would be) re-sent. Letters whose bytes are not a delivery record are never replayed."""
     chosen = [d for d in letters if d.record is not None]
     if dry_run or not chosen:
         return chosen
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(client_config(bootstrap, {"enable.idempotence": True}))
     topic = DELIVER[destination]
     for letter in chosen:
         position = f"{topic.dlq.name}:{letter.partition}:{letter.offset}"

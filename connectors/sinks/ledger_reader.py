@@ -18,6 +18,7 @@ import time
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from streams.errors import BrokerUnavailable, DecodeError
 from streams.kafka.codec import AvroCodec
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.recovering import watermarks
 from streams.kafka.replay import read_to_end
 from streams.logic.ledger import LedgerState
@@ -30,18 +31,18 @@ WRITER = "wedsync.sink.writer"  # header: which sink process wrote a result
 
 class LedgerReader:
     def __init__(
-        self, bootstrap: str, group_id: str, codec: AvroCodec, state: LedgerState,
+        self, bootstrap: Kafka, group_id: str, codec: AvroCodec, state: LedgerState,
         writer: bytes = b"",
     ) -> None:  # fmt: skip
         """`writer`: the id this process stamps on its own results (already folded)."""
         self.state = state
         self._writer = writer
         self._codec = codec
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"{group_id}-ledger",
+        self._consumer = Consumer(client_config(bootstrap, {
+            "group.id": f"{group_id}-ledger",
             "enable.auto.commit": False, "fetch.wait.max.ms": 250,
             "log.connection.close": False,
-        })  # fmt: skip
+        }))  # fmt: skip
         self._parts = [(DELIVERY_RESULTS.name, p) for p in range(DELIVERY_RESULTS.partitions)]
 
     def _apply(self, msg: Message) -> None:

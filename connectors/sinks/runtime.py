@@ -66,6 +66,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from streams import metrics
 from streams.errors import BackpressureError, BrokerUnavailable, DecodeError, FatalError
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import dead_letter_headers as raw_dead_letter_headers
 from streams.logic.ledger import LedgerState
 from streams.logic.ratelimit import TokenBucket
@@ -120,7 +121,7 @@ class SinkRuntime:
         self,
         connector: Connector,
         *,
-        bootstrap: str,
+        bootstrap: Kafka,
         codecs: TopicCodecs,
         credentials: CredentialStore,
         settings: SinkSettings | None = None,
@@ -181,21 +182,21 @@ class SinkRuntime:
         self._stop = stop
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self.producer = OutcomeProducer(
-            {"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all",
-             "linger.ms": 5, "log.connection.close": False},
+            client_config(self.bootstrap, {"enable.idempotence": True, "acks": "all",
+             "linger.ms": 5, "log.connection.close": False}),
             self._store_failed,
         )  # fmt: skip
         self._reader = LedgerReader(
             self.bootstrap, self.group_id, self.results_codec, self.ledger, self._writer[0][1]
         )
         await asyncio.to_thread(self._reader.load)
-        self.consumer = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": self.group_id,
+        self.consumer = Consumer(client_config(self.bootstrap, {
+            "group.id": self.group_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 20, "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 600_000,
             "log.connection.close": False, "on_commit": self._on_commit,
-        })  # fmt: skip
+        }))  # fmt: skip
         self.consumer.subscribe(
             [self.topics.deliver.name, self.topics.retry.name],
             on_assign=self._on_assign,

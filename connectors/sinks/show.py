@@ -10,11 +10,12 @@ from typing import Any
 
 from streams.errors import DecodeError
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka
 from streams.kafka.replay import read_topic
 from streams.topics import DELIVERY_RESULTS, EVENTS, Topic
 
 
-def _read(bootstrap: str, topic: Topic, decode: Any, event_id: str) -> list[Any]:
+def _read(bootstrap: Kafka, topic: Topic, decode: Any, event_id: str) -> list[Any]:
     found: list[Any] = []
 
     def keep(msg: Any) -> None:
@@ -35,7 +36,7 @@ def _ts(ms: int) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
 
-def chain(bootstrap: str, codecs: TopicCodecs, event_id: str) -> list[str]:
+def chain(bootstrap: Kafka, codecs: TopicCodecs, event_id: str) -> list[str]:
     """Lines describing the event and each attempt of each of its deliveries."""
     events = _read(bootstrap, EVENTS, codecs[EVENTS].decode, event_id)
     results = _read(bootstrap, DELIVERY_RESULTS, codecs[DELIVERY_RESULTS].decode, event_id)

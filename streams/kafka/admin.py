@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams import topics as catalog
 from streams.errors import BrokerUnavailable, ConfigurationError
+from streams.kafka.connection import Kafka, client_config
 
 
 @dataclass
@@ -19,7 +20,7 @@ class CreateReport:
 
 
 def create_topics(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     wanted: Iterable[catalog.Topic] = catalog.ALL,
     *,
     replication_factor: int = 1,
@@ -28,7 +29,7 @@ def create_topics(
     """Create every topic in `wanted` that does not exist yet; existing ones are left alone,
     but must have the catalog's partition count (ConfigurationError otherwise: keys would
     land on other partitions than the tables built from them expect)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(client_config(bootstrap_servers))
     report = CreateReport()
     wanted = list(wanted)
     new = [NewTopic(t.name, t.partitions, replication_factor, config=t.config()) for t in wanted]

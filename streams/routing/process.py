@@ -30,6 +30,7 @@ from confluent_kafka import Consumer
 from streams import topics
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.replay import wait_for_group
 from streams.logic.routing import load_rules
 from streams.routing.engine import RouteEngine, RouteSettings
@@ -46,14 +47,14 @@ def internal_topics(app_id: str, config: RouteSettings) -> list[topics.Topic]:
     return [own.route_seen, own.bookings_by_supplier]
 
 
-def _wait_for_state_agent(bootstrap: str, app_id: str, timeout: float = 120.0) -> None:
+def _wait_for_state_agent(bootstrap: Kafka, app_id: str, timeout: float = 120.0) -> None:
     """Cold start: wait until the Faust worker (consumer group `app_id`, which holds the
     state agent) has committed every record that was already in wedsync.ingest.state, so the
     changelog holds that state before the first event is routed (the watermark wait is
     bounded per event; a long backlog would outlast it). A restart finds the group caught up
     and goes straight on; after `timeout` routing starts anyway, with a warning."""
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": app_id,
-                      "enable.auto.commit": False, "log.connection.close": False})  # fmt: skip
+    probe = Consumer(client_config(bootstrap, {"group.id": app_id,
+                      "enable.auto.commit": False, "log.connection.close": False}))  # fmt: skip
     try:
         behind = wait_for_group(
             probe, topics.INGEST_STATE.name, topics.INGEST_STATE.partitions, timeout=timeout
@@ -73,7 +74,7 @@ def run_route(settings: Settings) -> int:
 
     config = RouteSettings()
     serve_from_settings()
-    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
+    with kafka_broker(settings, f"{settings.app_id}-route") as bootstrap:
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         create_topics(
             bootstrap, internal_topics(settings.app_id, config),

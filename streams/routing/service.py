@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mode import Service
 
 from streams.kafka.broker import die_with_parent
+from streams.kafka.connection import Kafka, connection
 
 if TYPE_CHECKING:
     import faust
@@ -43,7 +44,7 @@ def _child_metrics_port() -> dict[str, str]:
 class RouteService(Service):
     """Runs and supervises one `wedsync route` child process."""
 
-    def __init__(self, bootstrap: str, app_id: str, **kwargs: Any) -> None:
+    def __init__(self, bootstrap: Kafka, app_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bootstrap = bootstrap
         self.app_id = app_id
@@ -51,7 +52,8 @@ class RouteService(Service):
         self.restarts = 0
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+        servers = connection(self.bootstrap).bootstrap_servers  # the rest: the same env
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers,
                # the child serves its metrics on the worker's port + 1
                **_child_metrics_port(),
                "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
@@ -94,6 +96,6 @@ class RouteService(Service):
 
 
 def register(app: faust.App, context: Context) -> RouteService:
-    service = RouteService(context.bootstrap_servers, app.conf.id)
+    service = RouteService(context.kafka, app.conf.id)
     app.service(service)  # type: ignore[arg-type]
     return service

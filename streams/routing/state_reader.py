@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer
 
 from streams.errors import PoisonMessage
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import dead_letter_message
 from streams.kafka.replay import read_to_end
 from streams.logic.state import WATERMARK_KEY, RoutingState, StateTables
@@ -48,19 +49,19 @@ def _decode_key(raw: bytes | None) -> str:
 class ChangelogState:
     """RoutingState kept up to date from the state rows' changelog of the app `app_id`."""
 
-    def __init__(self, bootstrap: str, app_id: str) -> None:
+    def __init__(self, bootstrap: Kafka, app_id: str) -> None:
         self.bootstrap = bootstrap
         self.topic = app_topics(app_id).state_rows_changelog.name
         self.state = RoutingState()
         self._changed = threading.Condition()
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"{app_id}-route-state",
+        self._consumer = Consumer(client_config(bootstrap, {
+            "group.id": f"{app_id}-route-state",
             "enable.auto.commit": False, "fetch.wait.max.ms": 5,
             "log.connection.close": False,
-        })  # fmt: skip
-        self._dead = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+        }))  # fmt: skip
+        self._dead = Producer(client_config(bootstrap, {"linger.ms": 5,
                                "allow.auto.create.topics": False,
-                               "log.connection.close": False})  # fmt: skip
+                               "log.connection.close": False}))  # fmt: skip
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.applied = 0

@@ -17,12 +17,10 @@ def run_sla(settings: Settings) -> int:
     from streams.sla.process import SlaAgent
     from streams.sla.settings import SlaSettings
 
-    if not settings.kafka_bootstrap_servers:
-        raise ConfigurationError("KAFKA_BOOTSTRAP_SERVERS is not set: the SLA agent reads the "
-                                 "pipeline's delivery results")  # fmt: skip
+    kafka = settings.kafka_cluster(f"{settings.app_id}-sla")
     try:
         sla_settings = SlaSettings()
-        agent = SlaAgent(settings.kafka_bootstrap_servers, TopicCodecs.from_settings(settings),
+        agent = SlaAgent(kafka, TopicCodecs.from_settings(settings),
                          sla_settings, group_prefixes=(settings.app_id, "wedsync"))  # fmt: skip
     except (ValidationError, ValueError) as exc:
         raise ConfigurationError(f"SLA settings: {exc}") from None

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.recovering import asked_again, watermarks
 from streams.logic.sla import Health, SlaWindows, Thresholds, quantile
 from streams.observe import GroupLag
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 class SlaAgent:
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Kafka,
         codecs: TopicCodecs,
         settings: SlaSettings,
         *,
@@ -52,14 +53,14 @@ class SlaAgent:
         self._results = codecs[DELIVERY_RESULTS]
         self._health = codecs[SLA_HEALTH]
         self._events = codecs[SLA_EVENTS]
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": "wedsync-sla",
+        self._consumer = Consumer(client_config(bootstrap, {
+            "group.id": "wedsync-sla",
             "enable.auto.commit": False, "fetch.wait.max.ms": settings.fetch_wait_ms,
             "log.connection.close": False,
-        })  # fmt: skip
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+        }))  # fmt: skip
+        self._producer = Producer(client_config(bootstrap, {"linger.ms": 20,
                                    "allow.auto.create.topics": False,
-                                   "log.connection.close": False})  # fmt: skip
+                                   "log.connection.close": False}))  # fmt: skip
         self._lag = GroupLag(bootstrap, group_prefixes)
         self.ready = False
         self.last_health: dict[str, Health] = {}

@@ -17,6 +17,7 @@ from streams import topics
 from streams.errors import ConfigurationError
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker, kafka_broker
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +85,21 @@ def test_created_topics_have_catalog_partitions(kafka_bootstrap: str) -> None:
 def test_configured_bootstrap_is_used_and_nothing_is_started(monkeypatch) -> None:
     started = []
     monkeypatch.setattr(EmbeddedBroker, "start", lambda self: started.append(self))
-    with kafka_broker("kafka.example:9092") as bootstrap:
-        assert bootstrap == "kafka.example:9092"
+    settings = Settings(kafka_bootstrap_servers="kafka.example:9092")
+    with kafka_broker(settings, "wedsync-test") as kafka:
+        assert kafka.bootstrap_servers == "kafka.example:9092"
+    assert started == []
+
+
+def test_without_a_broker_a_production_command_refuses_to_start(monkeypatch) -> None:
+    started = []
+    monkeypatch.setattr(EmbeddedBroker, "start", lambda self: started.append(self))
+    settings = Settings(kafka_bootstrap_servers=None, broker=None)
+    with (
+        pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS is not set"),
+        kafka_broker(settings, "wedsync-test"),
+    ):
+        pass
     assert started == []
 
 

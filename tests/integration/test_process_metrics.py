@@ -65,7 +65,7 @@ def healthy(port: int) -> None:
 def test_a_sink_process_serves_its_metrics(kafka_bootstrap: str) -> None:
     port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEDSYNC_METRICS_PORT": str(port)}
-    with process(["sink", "webhook"], env):
+    with process(["sink", "webhook", "--dev-credentials"], env):
         scrape(port, "wedsync_sink_in_flight")
         healthy(port)
 

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicCollection, TopicP
 from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.recovering import asked_again, watermarks
 from streams.topics import DELIVER, INAPP_PRESENCE, INAPP_RECEIPTS, Destination
 
@@ -62,10 +63,10 @@ class Batch:
     caught_up: bool
 
 
-def incarnation(bootstrap: str, timeout: float = 10.0) -> str:
+def incarnation(bootstrap: Kafka, timeout: float = 10.0) -> str:
     """The in-app topic's id: a topic that is deleted and created again gets another, so
     positions from the old one are never taken for positions in the new one."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     described = admin.describe_topics(TopicCollection([NOTIFICATIONS.name]))
     desc = described[NOTIFICATIONS.name].result(timeout)
     return str(desc.topic_id)
@@ -76,7 +77,7 @@ class Feed:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Kafka,
         settings: GatewaySettings,
         codecs: TopicCodecs,
         loop: asyncio.AbstractEventLoop,
@@ -90,13 +91,12 @@ class Feed:
         self._presence_codec = codecs[INAPP_PRESENCE]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inapp-feed", daemon=True)
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
+        self._consumer = Consumer(client_config(bootstrap, {
             "group.id": f"wedsync-inapp-{settings.gateway_id}",  # never joined: assign only
             "enable.auto.commit": False,
             "fetch.wait.max.ms": settings.fetch_wait_ms,
             "log.connection.close": False,
-        })  # fmt: skip
+        }))  # fmt: skip
         self.partitions = NOTIFICATIONS.partitions
         self.starts: dict[int, tuple[int, int]] = {}  # partition -> (window start, log end)
         self._targets: dict[tuple[str, int], int] = {}
@@ -202,8 +202,8 @@ class Feed:
         self._consumer.close()
 
 
-def producer(bootstrap: str) -> Producer:
-    return Producer({
-        "bootstrap.servers": bootstrap, "linger.ms": 2, "acks": "all",
+def producer(bootstrap: Kafka) -> Producer:
+    return Producer(client_config(bootstrap, {
+        "linger.ms": 2, "acks": "all",
         "enable.idempotence": True, "log.connection.close": False,
-    })  # fmt: skip
+    }))  # fmt: skip

@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -54,7 +55,7 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
 
 
 class GatewayServer:
-    def __init__(self, bootstrap: str, settings: GatewaySettings, codecs: TopicCodecs) -> None:
+    def __init__(self, bootstrap: Kafka, settings: GatewaySettings, codecs: TopicCodecs) -> None:
         self.bootstrap = bootstrap
         self.settings = settings
         self.codecs = codecs

@@ -66,11 +66,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.sources.postgres_cdc.config import PostgresCdcConfig
     from connectors.sources.postgres_cdc.source import run_cdc
 
-    if not settings.kafka_bootstrap_servers:
-        raise ConfigurationError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set: the CDC source needs a "
-            "durable broker (run `wedsync broker` for a local one)"
-        )
+    kafka = settings.kafka_cluster(f"{settings.app_id}-cdc")
     try:
         config = PostgresCdcConfig(**config_overrides(args))
     except ValidationError as exc:
@@ -78,4 +74,4 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     from streams.observe import serve_from_settings
 
     serve_from_settings()
-    return run_cdc(config, settings.kafka_bootstrap_servers, TopicCodecs.from_settings(settings))
+    return run_cdc(config, kafka, TopicCodecs.from_settings(settings))

@@ -31,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streams import metrics
 from streams.errors import BrokerUnavailable, ConfigurationError, WedsyncError
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import dead_letter_headers
 from streams.logic.contract import Contract
 from streams.models import ChangeEvent
@@ -60,20 +61,22 @@ Headers = list[tuple[str, bytes]]
 
 
 def make_producer(
-    bootstrap_servers: str, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, **overrides: Any
+    bootstrap_servers: Kafka, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, **overrides: Any
 ) -> Producer:
     """The producer the source needs: idempotent, acks from all in-sync replicas, refusing
     at `produce()` any record over `max_record_bytes` (the config's, checked against Kafka's
     limits at start)."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "client.id": "wedsync-cdc",
-        "error_cb": _log_kafka_error,
-        **producer_limits(max_record_bytes),
-    }
+    conf: dict[str, Any] = client_config(
+        bootstrap_servers,
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "client.id": "wedsync-cdc",
+            "error_cb": _log_kafka_error,
+            **producer_limits(max_record_bytes),
+        },
+    )
     conf.update(overrides)
     return Producer(conf)
 

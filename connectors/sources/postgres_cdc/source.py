@@ -70,6 +70,7 @@ from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
 from streams.models import ChangeEvent
 from streams.topics import INGEST_CDC, INGEST_DLQ, INGEST_STATE
 
@@ -378,11 +379,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_cdc(config: PostgresCdcConfig, bootstrap_servers: str, codecs: TopicCodecs) -> int:
+def run_cdc(config: PostgresCdcConfig, bootstrap_servers: Kafka, codecs: TopicCodecs) -> int:
     """Run the source in the foreground until SIGINT/SIGTERM; the CLI's entry point."""
     stop = threading.Event()
     producer = make_producer(bootstrap_servers, max_record_bytes=config.max_record_bytes)
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(client_config(bootstrap_servers))
     with _stop_on_signals(stop):
         PostgresCdcSource(config, producer, codecs, admin=admin).run(stop)
     return 0

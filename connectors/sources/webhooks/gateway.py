@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.errors import BrokerUnavailable
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka
 from streams.logic.ratelimit import TokenBucket
 from streams.models import InboundWebhook
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic, change_key
@@ -347,7 +348,7 @@ def _encode(codecs: TopicCodecs, topic: Topic, record: dict[str, Any]) -> bytes:
 @contextlib.asynccontextmanager
 async def running_gateway(
     config: GatewayConfig,
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     codecs: TopicCodecs,
     *,
     host: str | None = None,

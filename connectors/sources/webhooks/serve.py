@@ -18,6 +18,7 @@ from pathlib import Path
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import kafka_broker
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka
 from streams.settings import Settings
 
 from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 async def _serve(
-    config: GatewayConfig, bootstrap: str, codecs: TopicCodecs, host: str | None, port: int | None
+    config: GatewayConfig, bootstrap: Kafka, codecs: TopicCodecs, host: str | None, port: int | None
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,8 +54,8 @@ def run_ingest(
     """Validate the config, find or start Kafka, serve until signalled; returns an exit code."""
     config = load_gateway_config(config_path)
     codecs = TopicCodecs.from_settings(settings)
-    with kafka_broker(settings.kafka_bootstrap_servers) as bootstrap:
-        if not settings.kafka_bootstrap_servers:
-            create_topics(bootstrap, replication_factor=settings.replication_factor)
-        asyncio.run(_serve(config, bootstrap, codecs, host, port))
+    with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:
+        if not settings.kafka_bootstrap_servers:  # a development broker started just now
+            create_topics(kafka, replication_factor=settings.replication_factor)
+        asyncio.run(_serve(config, kafka, codecs, host, port))
     return 0

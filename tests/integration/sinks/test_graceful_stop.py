@@ -108,7 +108,7 @@ def _produce(bootstrap: str, codecs: TopicCodecs, records: list[dict[str, Any]])
 def _sink(bootstrap: str, relay: SlowRelay, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "sink", "email"],
+            [sys.executable, "-m", "streams.cli", "sink", "email", "--dev-credentials"],
             env={
                 **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "WEDSYNC_SINK_CALL_TIMEOUT_S": str(CALL_TIMEOUT_S),

@@ -1,0 +1,173 @@
+"""How every Kafka client of a process connects: one model, parsed once at the edge
+(`streams.settings.Settings.kafka`), passed down, turned into each library's own options here
+and nowhere else.
+
+Names follow librdkafka's (`security.protocol`, `sasl.mechanism`, `ssl.ca.location`, ...).
+confluent-kafka clients take `librdkafka()`; Faust/aiokafka take `faust_credentials()`.
+Secrets are `SecretStr`: never in a repr, a log line or an error message.
+
+A bare bootstrap string where a `KafkaConnection` is expected means PLAINTEXT without
+authentication (`connection()`): the embedded broker, the test clusters.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+from streams.errors import ConfigurationError
+
+Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaConnection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str
+    security_protocol: Protocol = "PLAINTEXT"
+    sasl_mechanism: Mechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: Path | None = None
+    ssl_certificate_location: Path | None = None
+    ssl_key_location: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_endpoint_identification_algorithm: Literal["https", "none"] = "https"
+    client_id: str = "wedsync"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaConnection:
+        if not self.bootstrap_servers.strip():
+            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is empty")
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl:
+            missing = [
+                name
+                for name, value in (
+                    ("KAFKA_SASL_MECHANISM", self.sasl_mechanism),
+                    ("KAFKA_SASL_USERNAME", self.sasl_username),
+                    ("KAFKA_SASL_PASSWORD", self.sasl_password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs {', '.join(missing)}"
+                )
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise ValueError(
+                "KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL is "
+                f"{self.security_protocol}: set SASL_SSL (or SASL_PLAINTEXT) to use it"
+            )
+        tls = self.security_protocol in ("SSL", "SASL_SSL")
+        files = {
+            "KAFKA_SSL_CA_LOCATION": self.ssl_ca_location,
+            "KAFKA_SSL_CERTIFICATE_LOCATION": self.ssl_certificate_location,
+            "KAFKA_SSL_KEY_LOCATION": self.ssl_key_location,
+        }
+        if not tls and any(files.values()):
+            raise ValueError(
+                "KAFKA_SSL_* is set but KAFKA_SECURITY_PROTOCOL is "
+                f"{self.security_protocol}: set SSL or SASL_SSL to use TLS"
+            )
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise ValueError(
+                "mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION"
+            )
+        for name, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}={path}: no such file")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def named(self, client_id: str) -> KafkaConnection:
+        """The same connection with this process's client id (quotas, broker logs, ACL
+        audit lines name it)."""
+        return self.model_copy(update={"client_id": client_id})
+
+    def librdkafka(self) -> dict[str, Any]:
+        """Options of a confluent-kafka producer, consumer or admin client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism is not None:
+            assert self.sasl_username is not None and self.sasl_password is not None
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.tls:
+            if self.ssl_ca_location is not None:
+                config["ssl.ca.location"] = str(self.ssl_ca_location)
+            if self.ssl_certificate_location is not None:
+                config["ssl.certificate.location"] = str(self.ssl_certificate_location)
+                config["ssl.key.location"] = str(self.ssl_key_location)
+            if self.ssl_key_password is not None:
+                config["ssl.key.password"] = self.ssl_key_password.get_secret_value()
+            config["ssl.endpoint.identification.algorithm"] = (
+                self.ssl_endpoint_identification_algorithm
+            )
+        return config
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of the Python clients (aiokafka under Faust)."""
+        context = ssl.create_default_context(
+            cafile=str(self.ssl_ca_location) if self.ssl_ca_location else None
+        )
+        context.check_hostname = self.ssl_endpoint_identification_algorithm == "https"
+        if self.ssl_certificate_location is not None:
+            password = self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            context.load_cert_chain(
+                str(self.ssl_certificate_location), str(self.ssl_key_location), password
+            )
+        return context
+
+    def faust_credentials(self) -> Any:
+        """Faust's `broker_credentials` (None for PLAINTEXT)."""
+        import faust
+
+        if self.sasl_mechanism is not None:
+            assert self.sasl_username is not None and self.sasl_password is not None
+            return faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password.get_secret_value(),
+                mechanism=self.sasl_mechanism,
+                ssl_context=self.ssl_context() if self.tls else None,
+            )
+        if self.tls:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
+
+
+Kafka = KafkaConnection | str
+
+
+def connection(kafka: Kafka) -> KafkaConnection:
+    """`kafka` as a model; a bare bootstrap string is PLAINTEXT without authentication."""
+    if isinstance(kafka, KafkaConnection):
+        return kafka
+    try:
+        return KafkaConnection(bootstrap_servers=kafka)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def client_config(kafka: Kafka, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A confluent-kafka client's configuration: the connection's options, then the
+    caller's `options` (librdkafka names), which may not override the connection's own
+    except `client.id`."""
+    config = connection(kafka).librdkafka()
+    for name, value in (options or {}).items():
+        if name in config and name != "client.id":
+            raise ValueError(f"{name} comes from the connection settings, not from a caller")
+        config[name] = value
+    return config
