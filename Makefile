@@ -13,10 +13,10 @@ KAFKA_JARS    := .cache/kafka/$(KAFKA_VERSION)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c constraints-dev.txt
 	@touch $(STAMP)
 
 run: install system-deps  ## a wedding week: PostgreSQL -> CDC -> worker -> routing -> sinks -> local providers

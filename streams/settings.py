@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         ),
         description="'user:password' for the Schema Registry.",
     )
-    schemas_dir: Path = REPO_ROOT / "schemas"
+    schemas_dir: Path = Path(__file__).resolve().parent / "schemas"  # schemas/, shipped inside
     app_id: str = "wedsync"
     partitions: int = Field(
         default=6,
