@@ -585,5 +585,8 @@ def _broker_floor(rate: int, out_rate: int, seconds: int) -> list[float]:
 
 
 if __name__ == "__main__":  # the child of `run()`: measure, write the lines to argv[1]
+    from streams import topics
+
+    topics.configure(Settings().partitions)  # WEDSYNC_PARTITIONS, this program's edge
     with open(sys.argv[1], "w") as out:
         json.dump(_measure(), out)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -38,10 +39,13 @@ class Context:
     settings: Settings
     codecs: TopicCodecs
     kafka: Kafka = ""
+    environ: Mapping[str, str] = field(default_factory=dict)  # for the child processes
     agents: Agents | None = None
 
 
-def create_app(settings: Settings, kafka: Kafka) -> tuple[faust.App, Context]:
+def create_app(
+    settings: Settings, kafka: Kafka, environ: Mapping[str, str] | None = None
+) -> tuple[faust.App, Context]:
     conn = connection(kafka).named(f"{settings.app_id}-worker")
     app = App(
         settings.app_id,
@@ -52,7 +56,7 @@ def create_app(settings: Settings, kafka: Kafka) -> tuple[faust.App, Context]:
         store="memory://",
         processing_guarantee="at_least_once",
         topic_replication_factor=settings.replication_factor,
-        topic_partitions=topics.deployment_partitions(),  # co-partitioned with the catalog
+        topic_partitions=settings.partitions,  # co-partitioned with the catalog (topics.configure)
         broker_session_timeout=10.0,
         broker_rebalance_timeout=10.0,
         broker_heartbeat_interval=1.0,
@@ -69,6 +73,7 @@ def create_app(settings: Settings, kafka: Kafka) -> tuple[faust.App, Context]:
         settings=settings,
         codecs=TopicCodecs.from_settings(settings),
         kafka=conn,
+        environ=dict(environ or {}),
     )
     from streams.agents import register_all
 

@@ -76,8 +76,12 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
     kafka = settings.kafka_cluster(f"{settings.app_id}-audit")
     since = time_ms(args.since)
     until = time_ms(args.until) if args.until else int(time.time() * 1000)
+    from streams.routing.engine import RouteSettings
+
+    seen_retention_s = RouteSettings().dedupe_window_s * 2  # WEDSYNC_ROUTE_*, at this edge
     report = audit(kafka, TopicCodecs.from_settings(settings),
-                   settings.app_id, since, until, timeout=args.timeout)  # fmt: skip
+                   settings.app_id, since, until, timeout=args.timeout,
+                   seen_retention_s=seen_retention_s)  # fmt: skip
     for line in lines(report, since, until):
         print(line)
     if report.lost or (args.strict and report.pending):
@@ -132,7 +136,7 @@ def audit(bootstrap: Kafka, codecs: TopicCodecs, app_id: str, since_ms: int, unt
     if seen_retention_s is None:
         from streams.routing.engine import RouteSettings
 
-        seen_retention_s = RouteSettings().dedupe_window_s * 2
+        seen_retention_s = RouteSettings.model_construct().dedupe_window_s * 2
     reader = _Reader(bootstrap, since_ms - CLOCK_SKEW_MS, timeout)
     try:
         observed = Observed(committed=reader.committed(groups(app_id)))

@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings()
+        from streams import topics
+
+        topics.configure(settings.partitions)
         func: Callable[[argparse.Namespace, Settings], int] = args.func
         return func(args, settings)
     except WedsyncError as exc:

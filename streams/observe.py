@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
 from streams.kafka.connection import Kafka, client_config
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,10 @@ def serve(port: int, ready: Callable[[], bool] = lambda: True,
     return server
 
 
-def serve_from_settings(ready: Callable[[], bool] = lambda: True) -> ThreadingHTTPServer | None:
-    from streams.settings import Settings
-
-    s = Settings()
+def serve_from_settings(
+    s: Settings, ready: Callable[[], bool] = lambda: True
+) -> ThreadingHTTPServer | None:
+    """This process's /metrics and /healthz on WEDSYNC_METRICS_HOST:WEDSYNC_METRICS_PORT."""
     if s.metrics_port is None:
         return None
     return serve(s.metrics_port, ready, s.metrics_host)

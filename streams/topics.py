@@ -6,9 +6,9 @@ the bookings regrouping, the Faust tables' changelogs). No other module writes a
 as a string, f-strings included; import the constant, call `app_topics`, or look one up with
 `topic(name)` (tests/unit/test_topics.py enforces it).
 
-Partitions: every keyed topic has the deployment's `WEDSYNC_PARTITIONS` (default 6), read
-from the environment the first time a topic's count is asked for (never at import: the pure
-logic imports this module) and then fixed for the process, so every process of a deployment
+Partitions: every keyed topic has the deployment's `WEDSYNC_PARTITIONS` (default 6), parsed
+with the settings at the process's edge and handed to `configure()` once (this module never
+reads the environment: the pure logic imports it), so every process of a deployment
 (worker, route, ingest, cdc, all started with the same environment) agrees, and Faust's
 tables, created with the same count, stay co-partitioned with the topics they are built
 from. It is the only deployment-specific value in the catalog;
@@ -20,7 +20,6 @@ Dead-letter topics carry the original bytes untouched (no schema) and the reason
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,20 +31,21 @@ if TYPE_CHECKING:
 DAY_MS = 24 * 60 * 60 * 1000
 
 
-@functools.cache
+DEFAULT_PARTITIONS = 6
+_deployment = {"partitions": DEFAULT_PARTITIONS}
+
+
+def configure(partitions: int) -> None:
+    """The deployment's partition count (`WEDSYNC_PARTITIONS`, parsed with the settings at
+    the process's edge, `streams.cli.main`): every keyed catalog topic and Faust's internal
+    topics have it. This module never reads the environment itself."""
+    if partitions < 1:
+        raise ValueError("partitions must be at least 1")
+    _deployment["partitions"] = partitions
+
+
 def deployment_partitions() -> int:
-    """`WEDSYNC_PARTITIONS`, read once; ConfigurationError names the setting when invalid."""
-    from pydantic import ValidationError
-
-    from streams.errors import ConfigurationError
-    from streams.settings import Settings
-
-    try:
-        return Settings().partitions
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "WEDSYNC_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise ConfigurationError(f"{name}: {first['msg']}; fix it in the environment") from exc
+    return _deployment["partitions"]
 
 
 def primary_key_text(primary_key: Iterable[str], row: Mapping[str, object]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from streams.settings import Settings
@@ -39,8 +40,8 @@ def run_worker(settings: Settings) -> int:
 
     with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:
         create_topics(kafka, replication_factor=settings.replication_factor)
-        serve_from_settings()
-        app, _ = create_app(settings, kafka)
+        serve_from_settings(settings)
+        app, _ = create_app(settings, kafka, os.environ)  # the routing child's environment
         worker = make_worker(app, settings)
         try:
             worker.execute_from_commandline()

@@ -132,7 +132,7 @@ class SinkRuntime:
         self.connector = connector
         self.kind = connector.destination
         self.topics = DELIVER[self.kind]
-        self.settings = settings or SinkSettings()
+        self.settings = settings or SinkSettings.model_construct()  # defaults, not the env
         self.policy = self.settings.retry_policy()
         self.credentials = credentials
         self.bootstrap = bootstrap

@@ -170,7 +170,7 @@ class RouteEngine:
         state_ready: Callable[[int, float], bool] | None = None,
         make_producer: Callable[[dict[str, Any]], Producer] = Producer,
     ) -> None:
-        self.config = config or RouteSettings()
+        self.config = config or RouteSettings.model_construct()  # its defaults, not the env
         self.bootstrap = bootstrap
         self.group_id = group_id
         self.seen_topic = topics.app_topics(app_id).route_seen.name

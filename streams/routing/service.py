@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mode import Service
@@ -33,19 +33,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _child_metrics_port() -> dict[str, str]:
+def _child_metrics_port(port: int | None) -> dict[str, str]:
     """The routing child serves its metrics on the worker's port + 1."""
-    from streams.settings import Settings
-
-    port = Settings().metrics_port
     return {} if port is None else {"WEDSYNC_METRICS_PORT": str(port + 1)}
 
 
 class RouteService(Service):
     """Runs and supervises one `wedsync route` child process."""
 
-    def __init__(self, bootstrap: Kafka, app_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, bootstrap: Kafka, app_id: str, metrics_port: int | None = None,
+        environ: Mapping[str, str] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(**kwargs)
+        self.metrics_port = metrics_port
+        self.environ = dict(environ or {})  # the worker's own, handed down by its command
         self.bootstrap = bootstrap
         self.app_id = app_id
         self.process: subprocess.Popen[bytes] | None = None
@@ -53,9 +55,9 @@ class RouteService(Service):
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         servers = connection(self.bootstrap).bootstrap_servers  # the rest: the same env
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers,
+        env = {**self.environ, "KAFKA_BOOTSTRAP_SERVERS": servers,
                # the child serves its metrics on the worker's port + 1
-               **_child_metrics_port(),
+               **_child_metrics_port(self.metrics_port),
                "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
         return subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "route"],
@@ -96,6 +98,8 @@ class RouteService(Service):
 
 
 def register(app: faust.App, context: Context) -> RouteService:
-    service = RouteService(context.kafka, app.conf.id)
+    service = RouteService(
+        context.kafka, app.conf.id, context.settings.metrics_port, context.environ
+    )
     app.service(service)  # type: ignore[arg-type]
     return service

@@ -99,13 +99,20 @@ def _in_fresh_interpreter(code: str, partitions: str) -> subprocess.CompletedPro
 def test_partition_count_comes_from_the_deployment_setting() -> None:
     code = (
         "from streams import topics; from streams.app import create_app; "
-        "from streams.settings import Settings; "
-        "app, _ = create_app(Settings(), 'localhost:9092'); "
+        "from streams.settings import load_settings; "
+        "settings = load_settings(); topics.configure(settings.partitions); "
+        "app, _ = create_app(settings, 'localhost:9092'); "
         "print(topics.EVENTS.partitions, topics.SLA_HEALTH.partitions, app.conf.topic_partitions)"
-    )  # a fresh interpreter: the count is read once per process
+    )  # a fresh interpreter, configured as `wedsync` configures it at its edge
     result = _in_fresh_interpreter(code, "2")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "1", "2"]  # Faust tables co-partitioned with the catalog
+
+
+def test_the_command_line_gives_the_catalog_the_deployments_count() -> None:
+    result = _in_fresh_interpreter("from streams.cli import main; main(['topics', 'list'])", "2")
+    assert result.returncode == 0, result.stderr
+    assert "wedsync.events" in result.stdout and " p=2 " in result.stdout
 
 
 def test_importing_the_catalog_and_the_pure_logic_reads_no_environment() -> None:
@@ -115,8 +122,9 @@ def test_importing_the_catalog_and_the_pure_logic_reads_no_environment() -> None
 
 
 def test_an_invalid_partition_count_names_the_setting() -> None:
-    result = _in_fresh_interpreter("import streams.topics as t; t.EVENTS.partitions", "0")
-    assert result.returncode != 0
+    code = "import sys; from streams.cli import main; sys.exit(main(['topics', 'list']))"
+    result = _in_fresh_interpreter(code, "0")
+    assert result.returncode == 2
     assert "ConfigurationError: WEDSYNC_PARTITIONS" in result.stderr
 
 

@@ -47,7 +47,7 @@ class CalDavConnector:
 
     def __init__(self, policy: OutboundPolicy, config: CalDavConfig | None = None) -> None:
         self.policy = policy
-        self.config = config or CalDavConfig()
+        self.config = config or CalDavConfig.model_construct()  # defaults, not the env
         self._client: httpx.AsyncClient | None = None
 
     @property

@@ -47,7 +47,7 @@ class EmailConnector:
 
     def __init__(self, policy: OutboundPolicy, config: EmailConfig | None = None) -> None:
         self.policy = policy
-        self.config = config or EmailConfig()
+        self.config = config or EmailConfig.model_construct()  # defaults, not the env
         # the EHLO name, looked up once: aiosmtplib otherwise calls the blocking
         # socket.getfqdn() on every connection, inside the event loop
         self.local_hostname = socket.getfqdn()

@@ -45,7 +45,7 @@ class GoogleCalendarConnector:
         *,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.config = config or GoogleConfig()
+        self.config = config or GoogleConfig.model_construct()  # defaults, not the env
         self._http = http or http_client(policy)
         self._base = self.config.api_base_url.rstrip("/")
         self.oauth = OAuthClient(

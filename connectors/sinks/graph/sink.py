@@ -50,7 +50,7 @@ class GraphCalendarConnector:
         *,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self.config = config or GraphConfig()
+        self.config = config or GraphConfig.model_construct()  # defaults, not the env
         self._http = http or http_client(policy)
         self._base = self.config.api_base_url.rstrip("/")
         self.oauth = OAuthClient(

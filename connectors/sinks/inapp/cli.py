@@ -27,10 +27,10 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     t.add_argument("user", help="the token's sub: the user id notifications are addressed to")
     t.add_argument("--org", default="", help="the user's organisation (presence scope)")
     t.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
-    t.set_defaults(func=print_token)
+    t.set_defaults(func=run_print_token)
 
 
-def print_token(args: argparse.Namespace, settings: Settings) -> int:
+def run_print_token(args: argparse.Namespace, settings: Settings) -> int:
     import os
     import time
 

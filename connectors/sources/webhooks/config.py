@@ -33,6 +33,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -223,7 +224,7 @@ def decode_whsec(secret: SecretStr) -> bytes:
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
-def _expand_env(value: Any, environ: dict[str, str] | os._Environ[str]) -> Any:
+def _expand_env(value: Any, environ: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _expand_env(v, environ) for k, v in value.items()}
     if isinstance(value, list):
@@ -236,11 +237,10 @@ def _expand_env(value: Any, environ: dict[str, str] | os._Environ[str]) -> Any:
     return value
 
 
-def parse_gateway_config(
-    data: dict[str, Any], environ: dict[str, str] | os._Environ[str] | None = None
-) -> GatewayConfig:
-    """Validate a config mapping; ConfigurationError says which field is wrong (no values)."""
-    expanded = _expand_env(data, os.environ if environ is None else environ)
+def parse_gateway_config(data: dict[str, Any], environ: Mapping[str, str]) -> GatewayConfig:
+    """Validate a config mapping, `${NAME}`s taken from `environ`; ConfigurationError says
+    which field is wrong (no values)."""
+    expanded = _expand_env(data, environ)
     try:
         return GatewayConfig.model_validate(expanded)
     except ValidationError as exc:
@@ -270,4 +270,4 @@ def load_gateway_config(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigurationError(f"ingest config is not valid {suffix[1:].upper()}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError("ingest config must be a table/object at the top level")
-    return parse_gateway_config(data)
+    return parse_gateway_config(data, os.environ)  # the ingest command's edge
