@@ -19,6 +19,7 @@ import psycopg2
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from prometheus_client import REGISTRY
+from streams import metrics
 from streams.background import Background
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
@@ -36,6 +37,7 @@ TABLE = "form_responses"
 
 
 def _produced() -> float:
+    metrics.export("cdc")
     return REGISTRY.get_sample_value("wedsync_cdc_events_produced_total", {"op": "c"}) or 0.0
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from streams import devdb, scenario
+from streams import devdb, metrics, scenario
 from streams.demo_parts import (
     SINK_KINDS,
     cdc_running,
@@ -48,6 +48,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    metrics.export(*metrics.ROLES)  # every part runs in this one process
     logging.getLogger().setLevel(logging.WARNING)  # the board and the lines say it all
     for noisy in QUIET:
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -65,9 +65,11 @@ def serve(port: int, ready: Callable[[], bool] = lambda: True,
 
 
 def serve_from_settings(
-    s: Settings, ready: Callable[[], bool] = lambda: True
+    s: Settings, role: str, ready: Callable[[], bool] = lambda: True
 ) -> ThreadingHTTPServer | None:
-    """This process's /metrics and /healthz on WEDSYNC_METRICS_HOST:WEDSYNC_METRICS_PORT."""
+    """This process's /metrics (the metrics of `role` only, `streams.metrics.ROLES`) and
+    /healthz on WEDSYNC_METRICS_HOST:WEDSYNC_METRICS_PORT."""
+    metrics.export(role)
     if s.metrics_port is None:
         return None
     return serve(s.metrics_port, ready, s.metrics_host)

@@ -40,7 +40,7 @@ def run_worker(settings: Settings) -> int:
 
     with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:
         create_topics(kafka, replication_factor=settings.replication_factor)
-        serve_from_settings(settings)
+        serve_from_settings(settings, "worker")
         app, _ = create_app(settings, kafka, os.environ)  # the routing child's environment
         worker = make_worker(app, settings)
         try:

@@ -103,7 +103,7 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.observe import serve_from_settings
 
-    serve_from_settings(settings)
+    serve_from_settings(settings, "sink")
 
     async def main() -> None:
         stop = asyncio.Event()

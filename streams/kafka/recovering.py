@@ -17,6 +17,7 @@ RECOVERING = frozenset({
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
     KafkaError._UNKNOWN_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError._DESTROY_BROKER,  # the handle of a broker that died, dropped meanwhile
 })  # fmt: skip
 
 

@@ -73,7 +73,7 @@ def run_route(settings: Settings) -> int:
     from streams.observe import serve_from_settings
 
     config = RouteSettings()
-    serve_from_settings(settings)
+    serve_from_settings(settings, "route")
     with kafka_broker(settings, f"{settings.app_id}-route") as bootstrap:
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         create_topics(

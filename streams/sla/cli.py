@@ -27,6 +27,6 @@ def run_sla(settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    serve_from_settings(settings, lambda: agent.ready)
+    serve_from_settings(settings, "sla", lambda: agent.ready)
     agent.run(stop)
     return 0

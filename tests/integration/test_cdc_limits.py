@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from connectors.sources.postgres_cdc.source import make_producer
 from prometheus_client import REGISTRY
-from streams import topics
+from streams import metrics, topics
 from streams.errors import BrokerUnavailable, ConfigurationError
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.deadletter import header_map
@@ -101,6 +101,7 @@ def test_a_cut_is_logged_naming_table_key_and_column_and_counted_never_the_value
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     def cuts() -> float:
+        metrics.export("cdc")  # what `wedsync cdc` exports
         return REGISTRY.get_sample_value("wedsync_cdc_columns_cut_total") or 0.0
 
     big = noise(1_200_000, seed=11)

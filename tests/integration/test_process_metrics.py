@@ -70,6 +70,16 @@ def test_a_sink_process_serves_its_metrics(kafka_bootstrap: str) -> None:
         healthy(port)
 
 
+def test_a_process_exports_only_its_own_metrics(kafka_bootstrap: str) -> None:
+    port = free_port()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEDSYNC_METRICS_PORT": str(port)}
+    with process(["sink", "webhook", "--dev-credentials"], env):
+        body = scrape(port, "wedsync_sink_in_flight")
+    families = {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE wedsync_")}
+    assert families, body[:500]
+    assert not {f for f in families if not f.startswith(("wedsync_sink_", "wedsync_dead_"))}
+
+
 def test_the_sla_agent_serves_health_gauges_and_consumer_lag(kafka_bootstrap: str) -> None:
     port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEDSYNC_METRICS_PORT": str(port),

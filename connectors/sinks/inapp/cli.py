@@ -8,6 +8,7 @@ import logging
 import signal
 
 from pydantic import ValidationError
+from streams import metrics
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -60,6 +61,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(f"in-app gateway settings: {exc}") from None
     codecs = TopicCodecs.from_settings(settings)
     server = GatewayServer(_bootstrap(settings), gateway_settings, codecs)
+    metrics.export("inapp")
 
     # websockets logs every connection open and close at INFO: 20,000 lines per 10,000 users
     logging.getLogger("websockets.server").setLevel(logging.WARNING)

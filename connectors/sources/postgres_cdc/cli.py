@@ -73,5 +73,5 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(f"CDC configuration: {exc}") from exc
     from streams.observe import serve_from_settings
 
-    serve_from_settings(settings)
+    serve_from_settings(settings, "cdc")
     return run_cdc(config, kafka, TopicCodecs.from_settings(settings))

@@ -15,6 +15,7 @@ import logging
 import signal
 from pathlib import Path
 
+from streams import metrics
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import kafka_broker
 from streams.kafka.codec import TopicCodecs
@@ -54,6 +55,7 @@ def run_ingest(
     """Validate the config, find or start Kafka, serve until signalled; returns an exit code."""
     config = load_gateway_config(config_path)
     codecs = TopicCodecs.from_settings(settings)
+    metrics.export("ingest")
     with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:
         if not settings.kafka_bootstrap_servers:  # a development broker started just now
             create_topics(kafka, replication_factor=settings.replication_factor)

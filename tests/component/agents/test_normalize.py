@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import REGISTRY
-from streams import topics
+from streams import metrics, topics
 from streams.agents import Agents
 from streams.kafka import deadletter
 from streams.kafka.codec import TopicCodecs
@@ -219,6 +219,7 @@ async def test_webhook_body_that_is_not_json_is_dead_lettered(
 
 async def test_dead_letters_are_counted_by_stage_and_error_class(cdc: Driver) -> None:
     labels = {"stage": "normalize", "reason": "DecodeError"}
+    metrics.export("worker")  # what `wedsync worker` exports
     before = REGISTRY.get_sample_value("wedsync_dead_letters_total", labels) or 0.0
     await cdc.put(b"garbage", b"wedding_details:w-1")
     await cdc.settle()  # the barrier is a dead letter too

@@ -57,7 +57,8 @@ def _produce(bootstrap: str, codecs: TopicCodecs, kind: Destination, records: li
 
 def _sink(kind: Destination, bootstrap: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "sink", kind.value],
+        [sys.executable, "-m", "streams.cli", "sink", kind.value,
+         *([] if "WEDSYNC_SINK_PLATFORM_DSN" in env else ["--dev-credentials"])],
         env={
             **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "WEDSYNC_SINK_CONCURRENCY": str(IN_FLIGHT),
