@@ -44,8 +44,10 @@ class Context:
 
 
 def create_app(
-    settings: Settings, kafka: Kafka, environ: Mapping[str, str] | None = None
+    settings: Settings, kafka: Kafka, route_environ: Mapping[str, str] | None = None
 ) -> tuple[faust.App, Context]:
+    """The Faust app of the worker. With `route_environ` (`wedsync worker --with-route`,
+    development) it also supervises a `wedsync route` child started with that environment."""
     conn = connection(kafka).named(f"{settings.app_id}-worker")
     app = App(
         settings.app_id,
@@ -73,11 +75,11 @@ def create_app(
         settings=settings,
         codecs=TopicCodecs.from_settings(settings),
         kafka=conn,
-        environ=dict(environ or {}),
+        environ=dict(route_environ or {}),
     )
     from streams.agents import register_all
 
-    context.agents = register_all(app, context)
+    context.agents = register_all(app, context, with_route=route_environ is not None)
     watch_topics(app, settings.app_id, conn)
     return app, context
 

@@ -82,7 +82,7 @@ def _cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker import run_worker
 
-    return run_worker(settings)
+    return run_worker(settings, with_route=args.with_route)
 
 
 def _cmd_route(args: argparse.Namespace, settings: Settings) -> int:
@@ -162,12 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_cmd_schemas_check)
 
-    sub.add_parser(
-        "worker", help="run the stream agents (Faust worker); embedded broker if none is set"
-    ).set_defaults(func=_cmd_worker)
+    worker = sub.add_parser("worker", help="run the stream agents (the Faust worker)")
+    worker.add_argument(
+        "--with-route", action="store_true",
+        help="development: also start and supervise a `wedsync route` child (in production "
+        "run `wedsync route` as its own process, supervised like the others)",
+    )  # fmt: skip
+    worker.set_defaults(func=_cmd_worker)
 
     sub.add_parser(
-        "route", help="run the routing engine (the worker starts one; more scale it out)"
+        "route", help="run the routing engine (a consumer group: run as many as partitions)"
     ).set_defaults(func=_cmd_route)
 
     demo = sub.add_parser("demo", help="broker + worker + sample CDC events, shown decoded")

@@ -44,7 +44,7 @@ def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Po
         "WEDSYNC_LOG_LEVEL": os.environ.get("WEDSYNC_LOG_LEVEL", "warn"),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
+        [sys.executable, "-m", "streams.cli", "worker", "--with-route"],
         env=env,
         preexec_fn=die_with_parent,
         start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker first

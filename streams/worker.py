@@ -31,7 +31,7 @@ def make_worker(app: faust.App, settings: Settings) -> Worker:
     return worker
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: Settings, *, with_route: bool = False) -> int:
     """Run until SIGINT/SIGTERM. Creates the catalog's topics first (idempotent)."""
     from streams.app import create_app
     from streams.kafka.admin import create_topics
@@ -41,7 +41,7 @@ def run_worker(settings: Settings) -> int:
     with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:
         create_topics(kafka, replication_factor=settings.replication_factor)
         serve_from_settings(settings, "worker")
-        app, _ = create_app(settings, kafka, os.environ)  # the routing child's environment
+        app, _ = create_app(settings, kafka, os.environ if with_route else None)
         worker = make_worker(app, settings)
         try:
             worker.execute_from_commandline()

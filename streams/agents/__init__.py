@@ -2,8 +2,8 @@
 
 normalize            wedsync.ingest.cdc, .webhooks -> wedsync.events          (agents)
 state                wedsync.ingest.state (1 partition) -> Table state_rows   (agent)
-route                wedsync.events -> wedsync.deliver.*     (`wedsync route` child process,
-                     started by streams.routing.service; not a Faust agent)
+route                wedsync.events -> wedsync.deliver.*     (`wedsync route`, its own process;
+                     in development a child of `worker --with-route`, streams.routing.service)
 conflicts            booking.changed by supplier -> Table -> wedsync.events   (agent)
 """
 
@@ -30,9 +30,9 @@ class Agents:
     route: RouteService | None
 
 
-def register_all(app: faust.App, context: Context, *, with_route: bool = True) -> Agents:
-    """Register every stage on `app`. `with_route=False` leaves out the routing engine
-    (agent unit tests run without a broker)."""
+def register_all(app: faust.App, context: Context, *, with_route: bool = False) -> Agents:
+    """Register every stage on `app`; `with_route` also the supervised routing child
+    (`wedsync worker --with-route`, development only)."""
     from streams.agents import conflicts, normalize, state
     from streams.routing import service
 

@@ -132,7 +132,7 @@ class Pipeline:
             "WEDSYNC_CDC_SLOT_NAME": f"slot_{suffix}", "WEDSYNC_CDC_PUBLICATION": f"pub_{suffix}",
             "WEDSYNC_CDC_HEARTBEAT_INTERVAL_S": "1", "WEDSYNC_METRICS_PORT": str(free_port()),
         })  # fmt: skip
-        self.procs["worker"] = self._proc("worker", ["worker"], {
+        self.procs["worker"] = self._proc("worker", ["worker", "--with-route"], {
             **common, "WEDSYNC_WEB_PORT": str(free_port()),
             "WEDSYNC_METRICS_PORT": str(_port_pair()),
         })  # fmt: skip
