@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import MetricsHandler
 
 from streams import metrics
 from streams.kafka.connection import Kafka, client_config
@@ -33,19 +33,23 @@ def serve(port: int, ready: Callable[[], bool] = lambda: True,
           host: str = "127.0.0.1") -> ThreadingHTTPServer | None:  # fmt: skip
     """Serve /metrics and /healthz on a daemon thread; None when the port is taken."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(MetricsHandler):
+        """prometheus-client's own /metrics (content negotiation, OpenMetrics, gzip), plus
+        /healthz."""
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                body, status, ctype = generate_latest(), 200, CONTENT_TYPE_LATEST
-            elif path == "/healthz":
+                super().do_GET()
+                return
+            if path == "/healthz":
                 ok = ready()
                 body = b"ok\n" if ok else b"not ready\n"
-                status, ctype = (200 if ok else 503), "text/plain"
+                status = 200 if ok else 503
             else:
-                body, status, ctype = b"not found: /metrics or /healthz\n", 404, "text/plain"
+                body, status = b"not found: /metrics or /healthz\n", 404
             self.send_response(status)
-            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
