@@ -3,7 +3,10 @@
 
     WedsyncError                   base; never raised directly
     ├── ConfigurationError         bad settings: fix the configuration and restart
-    │   └── ContractViolation      the source database does not have what the contract reads
+    │   ├── ContractViolation      the source database does not have what the contract reads
+    │   ├── KafkaAuthenticationFailed  the cluster refused our SASL login (KAFKA_SASL_*)
+    │   ├── KafkaTlsFailed         no TLS session with the broker (KAFKA_SSL_CA_LOCATION, ...)
+    │   └── KafkaAccessDenied      the principal lacks ACLs its role needs (streams.kafka.access)
     ├── BrokerUnavailable          Kafka could not be reached: retry later (HTTP 503 upstream)
     │   └── BrokerDataLost         the cluster lost topics or offsets we had: restart, rebuild
     ├── SchemaError                a schema file or registry answer is unusable
@@ -30,6 +33,23 @@ class ConfigurationError(WedsyncError):
 class ContractViolation(ConfigurationError):
     """A source table lacks a column the pipeline reads, or has it with another type. The
     message names every `table.column` and what to do (add it, or map the name)."""
+
+
+class KafkaAuthenticationFailed(ConfigurationError):
+    """The cluster refused this process's SASL login. The message names the settings to fix
+    (KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, KAFKA_SASL_MECHANISM),
+    never the password."""
+
+
+class KafkaTlsFailed(ConfigurationError):
+    """No TLS session with a broker: its certificate is not signed by a CA this process
+    trusts, or not for the address dialled. The message names KAFKA_SSL_CA_LOCATION (and
+    KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM where it applies)."""
+
+
+class KafkaAccessDenied(ConfigurationError):
+    """The principal may not do what its role needs: the message names each missing ACL
+    (principal, resource, operation) and where the role's ACLs are listed."""
 
 
 class BrokerUnavailable(WedsyncError):

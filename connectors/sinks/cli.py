@@ -101,8 +101,10 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
         credentials=credentials, settings=sink_settings,
     )  # fmt: skip
 
+    from streams.kafka.access import check_access
     from streams.observe import serve_from_settings
 
+    check_access(bootstrap, f"sink:{kind.value}", settings.app_id)
     serve_from_settings(settings, "sink")
 
     async def main() -> None:

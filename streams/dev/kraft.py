@@ -15,6 +15,22 @@ client that would create one with a default partition count fails loudly instead
 
 Every node dies with its owner (PR_SET_PDEATHSIG) and is stopped by `stop()` / the context
 manager. Logs go to `<data dir>/node-<id>/server.log` (WARN and above).
+
+`KafkaCluster(secured=True)` (one node) is a cluster as production runs it, for the tests of
+the connection settings and the ACLs (`streams.kafka.access`): the client listener is
+SASL_SSL (SCRAM-SHA-512 and SCRAM-SHA-256; a CA and the broker's certificate for 127.0.0.1
+and localhost made by `streams.dev.certs`, PEM keystore and truststore), ACLs are enforced
+(`StandardAuthorizer`, `allow.everyone.if.no.acl.found=false`) and `admin` (password
+`admin_password`) is the super user; `users` are more SCRAM users, added by StorageTool at
+format time (`--add-scram`), `add_user()` adds one later. Clients connect with
+`connection(user, password)`; `ca_location` is the CA file they trust. Denied requests are
+logged to `node-1/authorizer.log`.
+
+The controller listener stays PLAINTEXT on 127.0.0.1: the broker's own requests to its
+controller arrive there unauthenticated, as `User:ANONYMOUS`, which must therefore be a super
+user. Anything that can reach the controller port on this machine has every right on the
+cluster; the port is not advertised to clients, and a production cluster puts its
+controllers on an authenticated (SASL_SSL or mutual TLS) listener instead.
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ import base64
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,9 +49,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
 
 from streams.errors import BrokerUnavailable, ConfigurationError
 from streams.kafka.broker import die_with_parent, free_port, wait_for_kafka
+from streams.kafka.connection import KafkaConnection, Mechanism, client_config
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +72,23 @@ _LOG4J2 = """\
   <Loggers><Root level="WARN"><AppenderRef ref="file"/></Root></Loggers>
 </Configuration>
 """
+
+_LOG4J2_AUTHORIZER = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <File name="file" fileName="{log}"><PatternLayout pattern="[%d] %p %m (%c)%n"/></File>
+    <File name="acl" fileName="{acl}"><PatternLayout pattern="[%d] %m%n"/></File>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.authorizer.logger" level="INFO" additivity="false">
+      <AppenderRef ref="acl"/>
+    </Logger>
+    <Root level="WARN"><AppenderRef ref="file"/></Root>
+  </Loggers>
+</Configuration>
+"""
+SCRAM = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 def jars_dir() -> Path:
@@ -111,8 +149,20 @@ class KafkaCluster:
     nodes: int = 1
     base_dir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    secured: bool = False  # SASL_SSL + ACLs (see the module docstring); one node only
+    users: dict[str, str] = field(default_factory=dict)  # SCRAM users at format: name -> password
+    admin_password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     members: list[Node] = field(default_factory=list)
     _owned_dir: bool = False
+
+    ADMIN = "admin"
+
+    def __post_init__(self) -> None:
+        if self.secured and self.nodes != 1:
+            raise ConfigurationError("KafkaCluster(secured=True) runs one node")
+        for name, password in {self.ADMIN: self.admin_password, **self.users}.items():
+            if not _scram_safe(name) or not _scram_safe(password):
+                raise ConfigurationError(f"SCRAM user {name!r}: use letters, digits, '-', '_'")
 
     @property
     def replication_factor(self) -> int:
@@ -121,6 +171,67 @@ class KafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.address for node in self.members)
+
+    @property
+    def tls_dir(self) -> Path:
+        assert self.base_dir is not None, "start the cluster first"
+        return self.base_dir / "tls"
+
+    @property
+    def ca_location(self) -> Path:
+        """The CA certificate clients of a secured cluster trust (`KAFKA_SSL_CA_LOCATION`)."""
+        return self.tls_dir / "ca.pem"
+
+    def connection(
+        self, user: str | None = None, password: str | None = None, *,
+        mechanism: Mechanism = "SCRAM-SHA-512", client_id: str = "wedsync-dev",
+    ) -> KafkaConnection:  # fmt: skip
+        """How a client connects: PLAINTEXT, or on a secured cluster SASL_SSL as `user`
+        (default: the super user) trusting this cluster's CA."""
+        if not self.secured:
+            return KafkaConnection(bootstrap_servers=self.bootstrap_servers, client_id=client_id)
+        if user is None:
+            user, password = self.ADMIN, self.admin_password
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers, security_protocol="SASL_SSL",
+            sasl_mechanism=mechanism, sasl_username=user,
+            sasl_password=SecretStr(password if password is not None else self.users[user]),
+            ssl_ca_location=self.ca_location, client_id=client_id,
+        )  # fmt: skip
+
+    def add_user(self, name: str, password: str, timeout: float = 15.0) -> None:
+        """Create (or change) a SCRAM user for both mechanisms, as the super user, and wait
+        until the broker takes the login (credentials reach it through the metadata log)."""
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient(self._admin_config())
+        for mechanism in SCRAM:  # one credential of a user per request
+            info = ScramCredentialInfo(getattr(ScramMechanism, mechanism.replace("-", "_")), 4096)
+            change = UserScramCredentialUpsertion(name, info, password.encode())
+            for future in admin.alter_user_scram_credentials([change]).values():
+                future.result(timeout=timeout)
+        self.users[name] = password
+        probe = AdminClient(client_config(self.connection(name, password)))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                probe.list_topics(timeout=1)
+                return
+            except Exception:  # KafkaException: not authenticated yet
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailable(f"the SCRAM login of {name} never worked") from None
+                time.sleep(0.2)
+
+    def _admin_config(self, bootstrap: str | None = None) -> dict[str, Any]:
+        conn = self.connection()
+        if bootstrap is not None:
+            conn = conn.model_copy(update={"bootstrap_servers": bootstrap})
+        return client_config(conn)
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> str:
@@ -133,17 +244,21 @@ class KafkaCluster:
             for i in range(self.nodes)
         ]
         cluster_id = _cluster_id()
+        if self.secured:
+            self._make_certificates()
         for node in self.members:
             node.directory.mkdir(parents=True, exist_ok=True)
             node.properties.write_text(self._server_properties(node))
             (node.directory / "log4j2.xml").write_text(
-                _LOG4J2.format(log=node.directory / "server.log")
+                (_LOG4J2_AUTHORIZER if self.secured else _LOG4J2).format(
+                    log=node.directory / "server.log", acl=node.directory / "authorizer.log"
+                )
             )
         with ThreadPoolExecutor(self.nodes) as pool:
             list(pool.map(lambda n: self._format(n, jars, cluster_id), self.members))
         for node in self.members:
             self.start_node(node.node_id, wait=False)
-        wait_for_kafka(self.bootstrap_servers, timeout)
+        wait_for_kafka(self.connection(), timeout)
         self._wait_brokers(timeout)
         log.info("Apache Kafka %s: %d node(s) on %s", KAFKA_VERSION, self.nodes,
                  self.bootstrap_servers)  # fmt: skip
@@ -169,7 +284,8 @@ class KafkaCluster:
                 start_new_session=True,
             )
         if wait:
-            wait_for_kafka(node.address, timeout)
+            wait_for_kafka(self.connection().model_copy(update={"bootstrap_servers": node.address}),
+                           timeout)  # fmt: skip
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (a crash: no controlled shutdown) and reap it."""
@@ -218,7 +334,7 @@ class KafkaCluster:
         """The node id leading `topic`'s `partition` now."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self._live_bootstrap()})
+        admin = AdminClient(self._admin_config(self._live_bootstrap()))
         meta = admin.list_topics(topic, timeout=10).topics[topic]
         return int(meta.partitions[partition].leader)
 
@@ -226,7 +342,7 @@ class KafkaCluster:
         """The node id of the active KRaft controller (from DescribeCluster)."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self._live_bootstrap()})
+        admin = AdminClient(self._admin_config(self._live_bootstrap()))
         described = admin.describe_cluster(request_timeout=10).result(timeout=15)
         return int(described.controller.id)
 
@@ -275,14 +391,53 @@ class KafkaCluster:
             "broker.session.timeout.ms": "6000",
             "broker.heartbeat.interval.ms": "1000",
         }
+        if self.secured:
+            props.update(self._secured_properties(node))
         props.update(self.extra)
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _make_certificates(self) -> None:
+        from streams.dev.certs import authority
+
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        ca = authority("wedsync dev Kafka CA")
+        ca.write(self.ca_location)
+        ca.server_keystore(self.tls_dir / "broker.keystore.pem")
+
+    def _secured_properties(self, node: Node) -> dict[str, str]:
+        """The client (and inter-broker) listener SASL_SSL, the controller's PLAINTEXT on
+        loopback (see the module docstring), ACLs enforced."""
+        jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{self.ADMIN}" password="{self.admin_password}";')  # fmt: skip
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{node.broker_port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{node.broker_port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": ",".join(SCRAM),
+            "sasl.mechanism.inter.broker.protocol": SCRAM[0],
+            **{f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": jaas for m in SCRAM},
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.tls_dir / "broker.keystore.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca_location),
+            "ssl.endpoint.identification.algorithm": "https",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            # ANONYMOUS: the broker's own requests on the PLAINTEXT controller listener
+            "super.users": f"User:{self.ADMIN};User:ANONYMOUS",
+        }
 
     def _format(self, node: Node, jars: Path, cluster_id: str) -> None:
         command = [
             java_binary(), "-Xmx256m", "-cp", f"{jars}/*", "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(node.properties), "--ignore-formatted",
         ]  # fmt: skip
+        if self.secured:
+            for name, password in {self.ADMIN: self.admin_password, **self.users}.items():
+                for mechanism in SCRAM:
+                    command += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
         env = dict(os.environ, KAFKA_LOG4J_OPTS="")
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         if done.returncode != 0:
@@ -295,7 +450,7 @@ class KafkaCluster:
         """Until every node is registered as a broker (a replicated topic needs them all)."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        admin = AdminClient(self._admin_config())
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(Exception):
@@ -304,3 +459,8 @@ class KafkaCluster:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"only some of {self.nodes} Kafka nodes registered")
             time.sleep(0.1)
+
+
+def _scram_safe(text: str) -> bool:
+    """StorageTool's `--add-scram` value and the JAAS line take these without quoting."""
+    return bool(text) and all(c.isalnum() or c in "-_" for c in text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -12,11 +13,14 @@ from streams import topics as catalog
 from streams.errors import BrokerUnavailable, ConfigurationError
 from streams.kafka.connection import Kafka, client_config
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class CreateReport:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # not ours to create (ACLs)
 
 
 def create_topics(
@@ -28,14 +32,27 @@ def create_topics(
 ) -> CreateReport:
     """Create every topic in `wanted` that does not exist yet; existing ones are left alone,
     but must have the catalog's partition count (ConfigurationError otherwise: keys would
-    land on other partitions than the tables built from them expect)."""
+    land on other partitions than the tables built from them expect).
+
+    On a cluster with ACLs, topics this principal may not create are `refused` (a warning):
+    creating the catalog is then an admin's job, and a topic it may not even describe looks
+    absent from here (Kafka answers TOPIC_AUTHORIZATION_FAILED whether it exists or not).
+    Each process checks the topics of its own role at start (`streams.kafka.access`)."""
     admin = AdminClient(client_config(bootstrap_servers))
     report = CreateReport()
     wanted = list(wanted)
-    new = [NewTopic(t.name, t.partitions, replication_factor, config=t.config()) for t in wanted]
-    if not new:
+    if not wanted:
         return report
-    futures = admin.create_topics(new, request_timeout=timeout, operation_timeout=timeout)
+    try:  # only what is missing is asked for: no CREATE needed for what exists
+        visible = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"could not list the topics: {exc.args[0].str()}") from exc
+    report.existing += [t.name for t in wanted if t.name in visible]
+    new = [NewTopic(t.name, t.partitions, replication_factor, config=t.config())
+           for t in wanted if t.name not in visible]  # fmt: skip
+    futures = (
+        admin.create_topics(new, request_timeout=timeout, operation_timeout=timeout) if new else {}
+    )
     for name, future in futures.items():
         try:
             future.result(timeout=timeout)
@@ -44,8 +61,14 @@ def create_topics(
             error: KafkaError = exc.args[0]
             if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 report.existing.append(name)
+            elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                report.refused.append(name)
             else:
                 raise BrokerUnavailable(f"could not create {name}: {error.str()}") from exc
+    if report.refused:
+        log.warning("not allowed to create %d topics (%s): on this cluster an admin creates "
+                    "them (`wedsync topics create` with admin credentials)",
+                    len(report.refused), ", ".join(sorted(report.refused)))  # fmt: skip
     if report.existing:
         _check_partitions(admin, [t for t in wanted if t.name in report.existing], timeout)
     return report

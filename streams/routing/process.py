@@ -69,12 +69,14 @@ def _wait_for_state_agent(bootstrap: Kafka, app_id: str, timeout: float = 120.0)
 
 def run_route(settings: Settings) -> int:
     """Route until SIGTERM/SIGINT; needs KAFKA_BOOTSTRAP_SERVERS (the worker's broker)."""
+    from streams.kafka.access import check_access
     from streams.kafka.broker import kafka_broker
     from streams.observe import serve_from_settings
 
     config = RouteSettings()
     serve_from_settings(settings, "route")
     with kafka_broker(settings, f"{settings.app_id}-route") as bootstrap:
+        check_access(bootstrap, "worker", settings.app_id)  # the worker's role covers routing
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         create_topics(
             bootstrap, internal_topics(settings.app_id, config),

@@ -12,12 +12,14 @@ from streams.settings import Settings
 
 
 def run_sla(settings: Settings) -> int:
+    from streams.kafka.access import check_access
     from streams.kafka.codec import TopicCodecs
     from streams.observe import serve_from_settings
     from streams.sla.process import SlaAgent
     from streams.sla.settings import SlaSettings
 
     kafka = settings.kafka_cluster(f"{settings.app_id}-sla")
+    check_access(kafka, "sla", settings.app_id)
     try:
         sla_settings = SlaSettings()
         agent = SlaAgent(kafka, TopicCodecs.from_settings(settings),

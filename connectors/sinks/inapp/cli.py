@@ -48,6 +48,7 @@ def run_print_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.access import check_access
     from streams.kafka.codec import TopicCodecs
 
     from connectors.sinks.cli import _bootstrap
@@ -60,6 +61,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as exc:
         raise ConfigurationError(f"in-app gateway settings: {exc}") from None
     codecs = TopicCodecs.from_settings(settings)
+    check_access(_bootstrap(settings), "inapp", settings.app_id)
     server = GatewayServer(_bootstrap(settings), gateway_settings, codecs)
     metrics.export("inapp")
 

@@ -71,7 +71,9 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         config = PostgresCdcConfig(**config_overrides(args))
     except ValidationError as exc:
         raise ConfigurationError(f"CDC configuration: {exc}") from exc
+    from streams.kafka.access import check_access
     from streams.observe import serve_from_settings
 
+    check_access(kafka, "cdc", settings.app_id)
     serve_from_settings(settings, "cdc")
     return run_cdc(config, kafka, TopicCodecs.from_settings(settings))

@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 from streams import metrics
+from streams.kafka.access import check_access
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import kafka_broker
 from streams.kafka.codec import TopicCodecs
@@ -57,6 +58,7 @@ def run_ingest(
     codecs = TopicCodecs.from_settings(settings)
     metrics.export("ingest")
     with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:
+        check_access(kafka, "ingest", settings.app_id)
         if not settings.kafka_bootstrap_servers:  # a development broker started just now
             create_topics(kafka, replication_factor=settings.replication_factor)
         asyncio.run(_serve(config, kafka, codecs, host, port))
