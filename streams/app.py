@@ -48,6 +48,7 @@ def create_app(
 ) -> tuple[faust.App, Context]:
     """The Faust app of the worker. With `route_environ` (`wedsync worker --with-route`,
     development) it also supervises a `wedsync route` child started with that environment."""
+    metrics.export("worker")  # this process's /metrics serves them
     conn = connection(kafka).named(f"{settings.app_id}-worker")
     app = App(
         settings.app_id,

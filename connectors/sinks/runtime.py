@@ -129,6 +129,7 @@ class SinkRuntime:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        metrics.export("sink")  # this process's /metrics serves them
         self.connector = connector
         self.kind = connector.destination
         self.topics = DELIVER[self.kind]

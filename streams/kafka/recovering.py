@@ -3,6 +3,7 @@ whose broker died, a group coordinator moving. Anything else is raised at once."
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,9 +26,15 @@ def recovering(error: KafkaError) -> bool:
     return bool(error.retriable()) or error.code() in RECOVERING
 
 
-def asked_again(ask: Callable[[], T], seconds: float = 30.0, pause: float = 0.25) -> T:
+def asked_again(
+    ask: Callable[[], T],
+    seconds: float = 30.0,
+    pause: float = 0.25,
+    between: Callable[[], object] | None = None,
+) -> T:
     """`ask()`, asked again for up to `seconds` while the error it raises is one of Kafka
-    recovering; the last error is raised after that."""
+    recovering, calling `between()` (say, a metadata refresh) before each new ask; the last
+    error is raised after that."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -36,10 +43,18 @@ def asked_again(ask: Callable[[], T], seconds: float = 30.0, pause: float = 0.25
             if not recovering(exc.args[0]) or time.monotonic() > deadline:
                 raise
             time.sleep(pause)
+            if between is not None:
+                with contextlib.suppress(KafkaException):
+                    between()
 
 
 def watermarks(consumer: Consumer, tp: TopicPartition, seconds: float = 30.0) -> tuple[int, int]:
     """`tp`'s low and high offsets, asked again while its leader is elected (a topic just
     created, a broker that died)."""
-    low, high = asked_again(lambda: consumer.get_watermark_offsets(tp, 10), seconds)
+    low, high = asked_again(
+        lambda: consumer.get_watermark_offsets(tp, 10),
+        seconds,
+        # a client whose metadata lost the partition (its leader died) asks for it afresh
+        between=lambda: consumer.list_topics(tp.topic, timeout=5),
+    )
     return int(low), int(high)

@@ -170,6 +170,7 @@ class RouteEngine:
         state_ready: Callable[[int, float], bool] | None = None,
         make_producer: Callable[[dict[str, Any]], Producer] = Producer,
     ) -> None:
+        metrics.export("route")  # this process's /metrics serves them
         self.config = config or RouteSettings.model_construct()  # its defaults, not the env
         self.bootstrap = bootstrap
         self.group_id = group_id

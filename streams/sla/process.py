@@ -44,6 +44,7 @@ class SlaAgent:
         default_thresholds: Thresholds | None = None,
     ) -> None:
         """`default_thresholds` replaces the file's (or the built-in) default."""
+        metrics.export("sla")  # this process's /metrics serves them
         default, per = settings.thresholds()
         default = default_thresholds or default
         self.settings = settings

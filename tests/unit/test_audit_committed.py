@@ -45,6 +45,23 @@ class MovingLeader:
             raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
         return 0, 17
 
+    def list_topics(self, topic: str, timeout: float) -> None:
+        return None
+
 
 def test_end_offsets_are_asked_again_while_a_partition_leader_is_unknown() -> None:
     assert _end(MovingLeader(2), TopicPartition(EVENTS.name, 0)) == 17  # type: ignore[arg-type]
+
+
+class LostMetadata(MovingLeader):
+    """A consumer that knows the partition again only once it asked for metadata afresh."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=10**9)
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.failures = 0
+
+
+def test_a_partition_the_client_forgot_is_found_by_asking_for_metadata_again() -> None:
+    assert _end(LostMetadata(), TopicPartition(EVENTS.name, 0)) == 17  # type: ignore[arg-type]

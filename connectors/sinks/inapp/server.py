@@ -56,6 +56,7 @@ def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
 
 class GatewayServer:
     def __init__(self, bootstrap: Kafka, settings: GatewaySettings, codecs: TopicCodecs) -> None:
+        metrics.export("inapp")  # this process's /metrics serves them
         self.bootstrap = bootstrap
         self.settings = settings
         self.codecs = codecs

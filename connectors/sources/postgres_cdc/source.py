@@ -115,6 +115,7 @@ class PostgresCdcSource:
         admin: AdminClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        metrics.export("cdc")  # this process's /metrics serves them
         self.config = config
         self.producer = producer
         self.admin = admin

@@ -106,6 +106,7 @@ class Gateway:
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        metrics.export("ingest")  # this process's /metrics serves them
         self.config = config
         self.producer = producer
         self.codecs = codecs
