@@ -21,6 +21,7 @@ from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_produ
 from prometheus_client import REGISTRY
 from streams import metrics
 from streams.background import Background
+from streams.devdb import create_platform_database, throwaway_postgres
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
@@ -28,7 +29,6 @@ from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC, INGEST_STATE
-from tests.pg import create_platform_database, throwaway_postgres
 
 ROWS = 30_000
 TX_ROWS = 100

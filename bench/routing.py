@@ -50,6 +50,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
 from streams.demo import worker_process
+from streams.dev.cdc_like import CdcLike, wait_for_table
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
@@ -59,7 +60,6 @@ from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.samples import change_event
 from streams.settings import Settings
-from tests.integration.agents_support import CdcLike, wait_for_table
 
 WEDDINGS = 300
 EVENTS = 12_000

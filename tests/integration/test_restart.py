@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 from streams.demo import worker_process
+from streams.dev.cdc_like import produce_changes
 from streams.kafka.codec import TopicCodecs
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
@@ -18,7 +19,6 @@ from tests.integration.agents_support import (
     WEDDING,
     DeliveryReader,
     date_change,
-    produce_changes,
     state_changes,
     state_of,
     wait_for_wedding_state,

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 from streams import topics
+from streams.dev.cdc_like import produce_changes
 from streams.dev.kraft import KafkaCluster
 from streams.kafka.admin import create_topics
 from streams.kafka.broker import free_port
@@ -28,7 +29,6 @@ from streams.kafka.codec import TopicCodecs
 from streams.worker import DATA_LOST_EXIT
 
 from tests.integration.agents_support import (
-    produce_changes,
     state_changes,
     wait_for_wedding_state,
     wedding_rows,

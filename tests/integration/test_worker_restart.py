@@ -23,12 +23,11 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from streams import topics
+from streams.dev.cdc_like import CdcLike
 from streams.kafka.broker import free_port
 from streams.kafka.codec import TopicCodecs
 from streams.models import ChangeEvent
 from streams.samples import change_event
-
-from tests.integration.agents_support import CdcLike
 
 pytestmark = pytest.mark.integration
 
