@@ -17,20 +17,14 @@ Every node dies with its owner (PR_SET_PDEATHSIG) and is stopped by `stop()` / t
 manager. Logs go to `<data dir>/node-<id>/server.log` (WARN and above).
 
 `KafkaCluster(secured=True)` (one node) is a cluster as production runs it, for the tests of
-the connection settings and the ACLs (`streams.kafka.access`): the client listener is
-SASL_SSL (SCRAM-SHA-512 and SCRAM-SHA-256; a CA and the broker's certificate for 127.0.0.1
-and localhost made by `streams.dev.certs`, PEM keystore and truststore), ACLs are enforced
-(`StandardAuthorizer`, `allow.everyone.if.no.acl.found=false`) and `admin` (password
-`admin_password`) is the super user; `users` are more SCRAM users, added by StorageTool at
-format time (`--add-scram`), `add_user()` adds one later. Clients connect with
+the connection settings and the ACLs (`streams.kafka.access`; the properties are
+`streams.dev.kraft_secured`'s): the client listener is SASL_SSL (SCRAM-SHA-512 and
+SCRAM-SHA-256, a CA and broker certificate made for the run), ACLs are enforced and `admin`
+(password `admin_password`) is the super user; `users` are more SCRAM users, added by
+StorageTool at format time (`--add-scram`), `add_user()` adds one later. Clients connect with
 `connection(user, password)`; `ca_location` is the CA file they trust. Denied requests are
-logged to `node-1/authorizer.log`.
-
-The controller listener stays PLAINTEXT on 127.0.0.1: the broker's own requests to its
-controller arrive there unauthenticated, as `User:ANONYMOUS`, which must therefore be a super
-user. Anything that can reach the controller port on this machine has every right on the
-cluster; the port is not advertised to clients, and a production cluster puts its
-controllers on an authenticated (SASL_SSL or mutual TLS) listener instead.
+logged to `node-1/authorizer.log`. Its controller listener stays PLAINTEXT on loopback, so
+`User:ANONYMOUS` is a super user there (see `streams.dev.kraft_secured`).
 """
 
 from __future__ import annotations
@@ -42,6 +36,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -53,6 +48,14 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from streams.dev.kraft_secured import (
+    LOG4J2_AUTHORIZER,
+    SCRAM,
+    make_tls,
+    scram_arguments,
+    scram_safe,
+    secured_properties,
+)
 from streams.errors import BrokerUnavailable, ConfigurationError
 from streams.kafka.broker import die_with_parent, free_port, wait_for_kafka
 from streams.kafka.connection import KafkaConnection, Mechanism, client_config
@@ -72,23 +75,6 @@ _LOG4J2 = """\
   <Loggers><Root level="WARN"><AppenderRef ref="file"/></Root></Loggers>
 </Configuration>
 """
-
-_LOG4J2_AUTHORIZER = """\
-<?xml version="1.0" encoding="UTF-8"?>
-<Configuration status="WARN">
-  <Appenders>
-    <File name="file" fileName="{log}"><PatternLayout pattern="[%d] %p %m (%c)%n"/></File>
-    <File name="acl" fileName="{acl}"><PatternLayout pattern="[%d] %m%n"/></File>
-  </Appenders>
-  <Loggers>
-    <Logger name="kafka.authorizer.logger" level="INFO" additivity="false">
-      <AppenderRef ref="acl"/>
-    </Logger>
-    <Root level="WARN"><AppenderRef ref="file"/></Root>
-  </Loggers>
-</Configuration>
-"""
-SCRAM = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 def jars_dir() -> Path:
@@ -161,7 +147,7 @@ class KafkaCluster:
         if self.secured and self.nodes != 1:
             raise ConfigurationError("KafkaCluster(secured=True) runs one node")
         for name, password in {self.ADMIN: self.admin_password, **self.users}.items():
-            if not _scram_safe(name) or not _scram_safe(password):
+            if not scram_safe(name) or not scram_safe(password):
                 raise ConfigurationError(f"SCRAM user {name!r}: use letters, digits, '-', '_'")
 
     @property
@@ -250,7 +236,7 @@ class KafkaCluster:
             node.directory.mkdir(parents=True, exist_ok=True)
             node.properties.write_text(self._server_properties(node))
             (node.directory / "log4j2.xml").write_text(
-                (_LOG4J2_AUTHORIZER if self.secured else _LOG4J2).format(
+                (LOG4J2_AUTHORIZER if self.secured else _LOG4J2).format(
                     log=node.directory / "server.log", acl=node.directory / "authorizer.log"
                 )
             )
@@ -258,6 +244,7 @@ class KafkaCluster:
             list(pool.map(lambda n: self._format(n, jars, cluster_id), self.members))
         for node in self.members:
             self.start_node(node.node_id, wait=False)
+        self._wait_listening(timeout)
         wait_for_kafka(self.connection(), timeout)
         self._wait_brokers(timeout)
         log.info("Apache Kafka %s: %d node(s) on %s", KAFKA_VERSION, self.nodes,
@@ -397,37 +384,11 @@ class KafkaCluster:
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
     def _make_certificates(self) -> None:
-        from streams.dev.certs import authority
-
-        self.tls_dir.mkdir(parents=True, exist_ok=True)
-        ca = authority("wedsync dev Kafka CA")
-        ca.write(self.ca_location)
-        ca.server_keystore(self.tls_dir / "broker.keystore.pem")
+        make_tls(self.tls_dir)
 
     def _secured_properties(self, node: Node) -> dict[str, str]:
-        """The client (and inter-broker) listener SASL_SSL, the controller's PLAINTEXT on
-        loopback (see the module docstring), ACLs enforced."""
-        jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
-                f'username="{self.ADMIN}" password="{self.admin_password}";')  # fmt: skip
-        return {
-            "listeners": f"SASL_SSL://127.0.0.1:{node.broker_port},"
-            f"CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"SASL_SSL://127.0.0.1:{node.broker_port}",
-            "inter.broker.listener.name": "SASL_SSL",
-            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
-            "sasl.enabled.mechanisms": ",".join(SCRAM),
-            "sasl.mechanism.inter.broker.protocol": SCRAM[0],
-            **{f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": jaas for m in SCRAM},
-            "ssl.keystore.type": "PEM",
-            "ssl.keystore.location": str(self.tls_dir / "broker.keystore.pem"),
-            "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": str(self.ca_location),
-            "ssl.endpoint.identification.algorithm": "https",
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "allow.everyone.if.no.acl.found": "false",
-            # ANONYMOUS: the broker's own requests on the PLAINTEXT controller listener
-            "super.users": f"User:{self.ADMIN};User:ANONYMOUS",
-        }
+        return secured_properties(node.broker_port, node.controller_port, self.tls_dir,
+                                  self.ADMIN, self.admin_password)  # fmt: skip
 
     def _format(self, node: Node, jars: Path, cluster_id: str) -> None:
         command = [
@@ -435,9 +396,7 @@ class KafkaCluster:
             "-t", cluster_id, "-c", str(node.properties), "--ignore-formatted",
         ]  # fmt: skip
         if self.secured:
-            for name, password in {self.ADMIN: self.admin_password, **self.users}.items():
-                for mechanism in SCRAM:
-                    command += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+            command += scram_arguments({self.ADMIN: self.admin_password, **self.users})
         env = dict(os.environ, KAFKA_LOG4J_OPTS="")
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         if done.returncode != 0:
@@ -445,6 +404,28 @@ class KafkaCluster:
                 f"kafka StorageTool format failed for node {node.node_id}: "
                 f"{(done.stderr or done.stdout).strip()[-800:]}"
             )
+
+    def _wait_listening(self, timeout: float) -> None:
+        """Until every node's broker port takes connections; a node that exits first fails the
+        start at once, with what its log says (a bad property, a keystore Java cannot read)."""
+        deadline = time.monotonic() + timeout
+        waiting = list(self.members)
+        while waiting:
+            for node in list(waiting):
+                if node.process is not None and node.process.poll() is not None:
+                    raise BrokerUnavailable(
+                        f"Kafka node {node.node_id} exited at start (code "
+                        f"{node.process.returncode}): {_errors_logged(node)}"
+                    )
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", node.broker_port), timeout=0.5),
+                ):
+                    waiting.remove(node)
+            if waiting and time.monotonic() > deadline:
+                raise BrokerUnavailable(f"Kafka nodes {[n.node_id for n in waiting]} never "
+                                        f"listened in {timeout:.0f} s")  # fmt: skip
+            time.sleep(0.1)
 
     def _wait_brokers(self, timeout: float) -> None:
         """Until every node is registered as a broker (a replicated topic needs them all)."""
@@ -461,6 +442,9 @@ class KafkaCluster:
             time.sleep(0.1)
 
 
-def _scram_safe(text: str) -> bool:
-    """StorageTool's `--add-scram` value and the JAAS line take these without quoting."""
-    return bool(text) and all(c.isalnum() or c in "-_" for c in text)
+def _errors_logged(node: Node) -> str:
+    """The last error lines of a node's server.log (its causes included)."""
+    log = node.directory / "server.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    said = [ln for ln in lines if "ERROR" in ln or "Caused by" in ln]
+    return " | ".join(said[-6:])[-1500:] or f"nothing in {log}"

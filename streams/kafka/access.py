@@ -4,7 +4,8 @@ checks them at start.
 `grants(role, app_id)` is the table. Roles are the processes:
 
     cdc           `wedsync cdc`
-    worker        `wedsync worker` and the `wedsync route` child it starts (the same env)
+    worker        `wedsync worker` and `wedsync route` (its own process, or the child of
+                  `wedsync worker --with-route`): one deployment's stream processing
     sink:<kind>   `wedsync sink <kind>` (calendar, crm, email, slack, sms, webhook)
     sla           `wedsync sla`
     ingest        `wedsync ingest`
@@ -19,8 +20,10 @@ Idempotent producers need no IDEMPOTENT_WRITE (since Kafka 3.0 WRITE on a topic 
 KIP-679). Creating the catalog's topics is an admin's job (`wedsync topics create` with
 admin credentials); the worker alone creates topics, its own internal ones (`<app id>-`:
 Faust's table changelogs and assignor topic, the routing process's seen markers and bookings
-regrouping), with a prefixed CREATE. Operator commands (`wedsync topics create`, `audit`,
-`dlq`, `deliveries show`) are not roles: run them with an admin's or an operator's rights.
+regrouping), with a prefixed CREATE; its processes also try to create the catalog at start
+(`streams.kafka.admin.create_topics`, for development clusters): refused here, with a warning.
+Operator commands (`wedsync topics create`, `audit`, `dlq`, `deliveries show`) are not roles:
+run them with an admin's or an operator's rights.
 
 `acl_bindings(role, principal, app_id)` gives the rows as confluent-kafka `AclBinding`s (for
 `AdminClient.create_acls`), `acl_commands(...)` as `kafka-acls.sh` lines, `markdown()` the
@@ -150,7 +153,7 @@ def _worker(app_id: str) -> tuple[Grant, ...]:
         _topic(
             topics.INGEST_STATE,
             "READ",
-            why="the state agent consumes it; the routing child reads the group's commits on it",
+            why="the state agent consumes it; routing reads the Faust group's commits on it",
         ),
         _topic(topics.INGEST_DLQ, "WRITE", why="the state agent's dead letters"),
         _topic(topics.EVENTS, "READ", "WRITE", why="agents produce events; routing consumes"),
@@ -160,7 +163,7 @@ def _worker(app_id: str) -> tuple[Grant, ...]:
             "topic",
             f"{app_id}-",
             ("CREATE", "READ", "WRITE"),
-            "the deployment's own topics, created by Faust and the routing child: table "
+            "the deployment's own topics, created by Faust and `wedsync route`: table "
             "changelogs, assignor topic, seen markers, bookings regrouping",
             prefixed=True,
             covers=internal_topics(app_id),
@@ -244,7 +247,7 @@ def _inapp() -> tuple[Grant, ...]:
             "wedsync-inapp-",
             "DESCRIBE",
             prefixed=True,
-            why="the feed's group wedsync-inapp-<gateway id>: assigns, never joins",
+            why="the feed's group, wedsync-inapp- and its gateway id: assigns, never joins",
         ),
     )
 
@@ -362,8 +365,8 @@ def problems(wanted: Iterable[Grant], seen: Mapping[tuple[str, str], Seen]) -> l
             answer = seen.get((grant.resource, name))
             if isinstance(answer, frozenset):
                 lacking += [op for op in grant.operations if op not in answer]
-            elif answer == DENIED:
-                lacking += [op for op in grant.operations if op in SHOWS]
+            elif answer == DENIED and any(op in SHOWS for op in grant.operations):
+                lacking += grant.operations  # the rest cannot be told apart: the whole row
             elif answer == ABSENT and seen.get(("create", name)) == DENIED:
                 if "CREATE" in grant.operations:
                     lacking.append("CREATE")

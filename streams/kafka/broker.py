@@ -49,7 +49,8 @@ def wait_for_kafka(bootstrap: Kafka, timeout: float = 30.0) -> None:
     """Block until the broker answers a metadata request; BrokerUnavailable after `timeout`."""
     from confluent_kafka.admin import AdminClient
 
-    host, _, port = connection(bootstrap).bootstrap_servers.split(",")[0].rpartition(":")
+    servers = connection(bootstrap).bootstrap_servers  # named in errors: never the whole model
+    host, _, port = servers.split(",")[0].rpartition(":")
     deadline = time.monotonic() + timeout
     while True:  # first the port, so librdkafka does not log connection-refused noise
         try:
@@ -57,7 +58,7 @@ def wait_for_kafka(bootstrap: Kafka, timeout: float = 30.0) -> None:
                 break
         except OSError:
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"nothing listens on {bootstrap}") from None
+                raise BrokerUnavailable(f"nothing listens on {servers}") from None
             time.sleep(0.02)
     admin = AdminClient(client_config(bootstrap))
     while True:
@@ -67,7 +68,7 @@ def wait_for_kafka(bootstrap: Kafka, timeout: float = 30.0) -> None:
                 return
         except Exception as exc:  # KafkaException while the broker starts
             if time.monotonic() > deadline:
-                raise BrokerUnavailable(f"{bootstrap} did not answer metadata: {exc}") from exc
+                raise BrokerUnavailable(f"{servers} did not answer metadata: {exc}") from exc
         time.sleep(0.05)
 
 

@@ -229,7 +229,11 @@ def preflight(kafka: Kafka, role: str, wanted: tuple[Grant, ...], *, timeout: fl
     if not listed and None in answers.values():
         return _done(role, started, "no operations reported")  # no authorizer answers (Tansu)
 
-    absent = [n for n, v in answers.items() if v == ABSENT]
+    creatable = {  # absent topics whose creation matters: a literal row's, a CREATE row's
+        n for g in wanted if g.resource == "topic" and (not g.prefixed or "CREATE" in g.operations)
+        for n in g.probes
+    }  # fmt: skip
+    absent = [n for n, v in answers.items() if v == ABSENT and n in creatable]
     if absent:
         tried = admin.client.create_topics(
             [NewTopic(n, 1, -1) for n in absent], validate_only=True, request_timeout=admin.left()

@@ -1,0 +1,90 @@
+"""What makes a `streams.dev.kraft` node a secured one (`KafkaCluster(secured=True)`): its
+TLS files, its listener and authorizer properties, its SCRAM users at format time and the log
+of what the authorizer denied.
+
+The client listener (also the inter-broker one) is SASL_SSL with SCRAM-SHA-512 and
+SCRAM-SHA-256; the broker's keystore and truststore are PEM files (`streams.dev.certs`: a CA
+and a certificate for 127.0.0.1 and localhost). ACLs are enforced by `StandardAuthorizer` with
+`allow.everyone.if.no.acl.found=false`; the admin is a super user.
+
+The controller listener stays PLAINTEXT on 127.0.0.1: the broker's own requests to its
+controller arrive there unauthenticated, as `User:ANONYMOUS`, which must therefore be a super
+user too. Anything that can reach the controller port on this machine has every right on the
+cluster; the port is not advertised to clients, and a production cluster puts its
+controllers on an authenticated listener (SASL_SSL or mutual TLS) instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SCRAM = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+LOG4J2_AUTHORIZER = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <File name="file" fileName="{log}"><PatternLayout pattern="[%d] %p %m (%c)%n"/></File>
+    <File name="acl" fileName="{acl}"><PatternLayout pattern="[%d] %m%n"/></File>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka.authorizer.logger" level="INFO" additivity="false">
+      <AppenderRef ref="acl"/>
+    </Logger>
+    <Root level="WARN"><AppenderRef ref="file"/></Root>
+  </Loggers>
+</Configuration>
+"""
+
+
+def scram_safe(text: str) -> bool:
+    """StorageTool's `--add-scram` value and the JAAS line take these without quoting."""
+    return bool(text) and all(c.isalnum() or c in "-_" for c in text)
+
+
+def make_tls(tls_dir: Path) -> None:
+    """`ca.pem` (truststore, the clients' CA) and `broker.keystore.pem` in `tls_dir`."""
+    from streams.dev.certs import authority
+
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca = authority("wedsync dev Kafka CA")
+    ca.write(tls_dir / "ca.pem")
+    ca.server_keystore(tls_dir / "broker.keystore.pem")
+
+
+def secured_properties(
+    broker_port: int, controller_port: int, tls_dir: Path, admin: str, admin_password: str
+) -> dict[str, str]:
+    """server.properties entries over the PLAINTEXT defaults of `streams.dev.kraft`."""
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{admin}" password="{admin_password}";'
+    )
+    return {
+        "listeners": f"SASL_SSL://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"SASL_SSL://127.0.0.1:{broker_port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": ",".join(SCRAM),
+        "sasl.mechanism.inter.broker.protocol": SCRAM[0],
+        **{f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": jaas for m in SCRAM},
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls_dir / "broker.keystore.pem"),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls_dir / "ca.pem"),
+        "ssl.endpoint.identification.algorithm": "https",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        # ANONYMOUS: the broker's own requests on the PLAINTEXT controller listener
+        "super.users": f"User:{admin};User:ANONYMOUS",
+    }
+
+
+def scram_arguments(users: dict[str, str]) -> list[str]:
+    """StorageTool format's `--add-scram` arguments: each user, both mechanisms."""
+    return [
+        arg
+        for name, password in users.items()
+        for mechanism in SCRAM
+        for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+    ]
