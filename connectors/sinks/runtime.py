@@ -68,6 +68,7 @@ from streams.errors import BackpressureError, BrokerUnavailable, DecodeError, Fa
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka, client_config
 from streams.kafka.deadletter import dead_letter_headers as raw_dead_letter_headers
+from streams.kafka.recovering import watermarks
 from streams.logic.ledger import LedgerState
 from streams.logic.ratelimit import TokenBucket
 from streams.logic.retry import Breaker
@@ -763,7 +764,16 @@ class SinkRuntime:
             return None
         if any(tp.error is not None for tp in now):
             return None
-        return behind(mine, {(tp.topic, tp.partition): tp.offset for tp in now})
+        committed = {(tp.topic, tp.partition): tp.offset for tp in now}
+        suspects = {tp: o for tp, o in mine.items() if behind({tp: o}, committed)}
+        if not suspects:
+            return []
+        try:  # a commit below ours is a loss only where the log no longer holds the records
+            ends = {tp: watermarks(self.consumer, TopicPartition(*tp), 10)[1] for tp in suspects}
+        except KafkaException as exc:
+            log.warning("cannot read the end offsets: %s", exc.args[0].str())
+            return None
+        return behind(suspects, committed, ends)
 
     def _lost_data(self, details: list[str]) -> None:
         """Kafka lost data this process read: stop, saying so (see the module docstring)."""

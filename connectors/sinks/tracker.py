@@ -66,13 +66,23 @@ class OffsetTracker:
             self._committed.pop(tp, None)
 
 
-def behind(confirmed: dict[TP, int], committed: dict[TP, int]) -> list[str]:
+def behind(
+    confirmed: dict[TP, int], committed: dict[TP, int], ends: dict[TP, int] | None = None
+) -> list[str]:
     """The partitions whose group commit (`committed`; negative or absent: none) is below
-    the position Kafka confirmed to this process (`confirmed`), each as a line saying so."""
+    the position Kafka confirmed to this process (`confirmed`) and whose log (`ends`, the
+    end offsets; None: not asked yet) no longer reaches that position, each as a line saying
+    so. A commit below the confirmed one over a log that still holds the records is not a
+    loss: an asynchronous commit retried to a new coordinator during a broker's death can
+    land after a later one (a rewind, read again at least once)."""
     lost = []
     for (topic, partition), mine in sorted(confirmed.items()):
         now = committed.get((topic, partition), -1)
-        if now < mine:
+        end = None if ends is None else ends.get((topic, partition), -1)
+        if now < mine and (end is None or end < mine):
             have = now if now >= 0 else "nothing"
-            lost.append(f"{topic}[{partition}] has {have} committed after Kafka confirmed {mine}")
+            log_end = "" if end is None else f", the log ends at {max(end, 0)}"
+            lost.append(
+                f"{topic}[{partition}] has {have} committed after Kafka confirmed {mine}{log_end}"
+            )
     return lost

@@ -101,13 +101,17 @@ def test_a_commit_answer_confirms_only_the_partitions_kafka_stored(runtime: Sink
 
 
 class _Group:
-    """A consumer whose group has `committed` on every partition (-1001: nothing)."""
+    """A consumer whose group has `committed` on every partition (-1001: nothing) and whose
+    partitions' logs end at `end` (0: a broker that restarted empty)."""
 
-    def __init__(self, committed: int) -> None:
-        self.offset = committed
+    def __init__(self, committed: int, end: int = 0) -> None:
+        self.offset, self.end = committed, end
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[_Answer]:
         return [_Answer(tp.topic, tp.partition, self.offset) for tp in partitions]
+
+    def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+        return 0, self.end
 
 
 async def test_an_offset_going_back_where_the_group_lost_its_commit_stops_the_sink(
@@ -132,6 +136,25 @@ def test_a_group_commit_below_the_confirmed_one_is_a_loss() -> None:
     assert behind({(TOPIC, 2): 57}, {(TOPIC, 2): 12}) == [
         f"{TOPIC}[2] has 12 committed after Kafka confirmed 57"
     ]
+
+
+def test_a_commit_below_ours_over_a_log_that_still_holds_the_records_is_no_loss() -> None:
+    # an asynchronous commit retried to a new coordinator landed after a later one
+    assert behind({(TOPIC, 1): 7}, {(TOPIC, 1): 6}, ends={(TOPIC, 1): 9}) == []
+
+
+def test_a_commit_below_ours_over_a_log_that_ends_before_it_is_a_loss() -> None:
+    assert behind({(TOPIC, 1): 7}, {(TOPIC, 1): -1001}, ends={(TOPIC, 1): 0}) == [
+        f"{TOPIC}[1] has nothing committed after Kafka confirmed 7, the log ends at 0"
+    ]
+
+
+async def test_a_rewound_commit_during_a_coordinator_move_does_not_stop_the_sink(
+    runtime: SinkRuntime,
+) -> None:
+    runtime.consumer = _Group(committed=6, end=9)  # type: ignore[assignment]
+    runtime.tracker.confirm((TOPIC, 0), 7)
+    assert runtime._lost_commits() == []
 
 
 def test_a_group_commit_at_or_past_the_confirmed_one_is_no_loss() -> None:
