@@ -213,7 +213,7 @@ def preflight(kafka: Kafka, role: str, wanted: tuple[Grant, ...], *, timeout: fl
     # the cluster's authorized operations are only told to who may DESCRIBE it (not asked:
     # no process needs that right, and each refusal is an audit line on the broker)
     cluster = admin.client.describe_cluster(request_timeout=admin.left())
-    if not admin.wait([cluster]):
+    if not admin.wait([cluster]) or cluster.exception() is not None:
         raise admin.unreachable()
     seen: dict[tuple[str, str], Seen] = {}
 

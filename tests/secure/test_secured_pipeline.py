@@ -1,9 +1,11 @@
 """The pipeline on a cluster run as production runs one: SASL_SSL with SCRAM, ACLs enforced.
 Each process (`wedsync cdc`, `wedsync worker` with its routing child, the email, CRM, webhook
 and Slack sinks) logs in as its own SCRAM user holding exactly the ACLs of its role in
-`streams.kafka.access`, made by the test through the admin user; the catalog's topics are
-created by the admin (`wedsync topics create`). The fault suite's rig runs it (its
-`Pipeline`, receivers and load), with each process's KAFKA_* settings added."""
+`streams.kafka.access`, made by the test through the admin user (the worker logs in with
+SCRAM-SHA-256 and reads its password from a file, the others SCRAM-SHA-512 from the
+environment); the catalog's topics are created by the admin (`wedsync topics create`). The
+fault suite's rig runs it (its `Pipeline`, receivers and load), with each process's KAFKA_*
+settings added."""
 
 from __future__ import annotations
 
@@ -50,8 +52,13 @@ class SecuredPipeline(Pipeline):
     def _proc(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
         assert self.cluster is not None
         user, password = self.users[role_of(name)]
-        secret = self.workdir / f"{name}.password" if name == "worker" else None  # a mounted file
-        own = kafka_env(self.cluster.connection(user, password), password_file=secret)
+        # the worker (Faust's aiokafka and its librdkafka clients) as a mounted secret would
+        # have it: the password in a file, and the other SCRAM mechanism
+        worker = name == "worker"
+        secret = self.workdir / f"{name}.password" if worker else None
+        mechanism = "SCRAM-SHA-256" if worker else "SCRAM-SHA-512"
+        conn = self.cluster.connection(user, password, mechanism=mechanism)
+        own = kafka_env(conn, password_file=secret)
         env = {k: v for k, v in env.items() if k != "KAFKA_SASL_PASSWORD"}
         return super()._proc(name, args, {**env, **own})
 
