@@ -335,7 +335,6 @@ async def test_hostile_requests_get_no_5xx_and_every_refusal_has_a_reason(
     base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
     unique_id: str,
 ) -> None:  # fmt: skip
-    started = time.monotonic()
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(case: Case) -> Answer:
@@ -356,4 +355,4 @@ async def test_hostile_requests_get_no_5xx_and_every_refusal_has_a_reason(
                                headers=signed(body, msg_id))  # fmt: skip
     assert (answer.status_code, answer.json()["status"]) == (200, "stored")
     assert await stored(kafka_bootstrap, INGEST_WEBHOOKS, unique_id, msg_id)
-    assert time.monotonic() - started < 60
+    # no wall-clock bound here: a hang is pytest-timeout's to catch, speed is a benchmark's
