@@ -59,7 +59,7 @@ def produce_changes(bootstrap: str, codecs: TopicCodecs, changes: Iterable[Chang
     cdc = CdcLike(bootstrap, codecs)
     for change in changes:
         cdc.send(change)
-    cdc.flush(10)
+    cdc.flush(60)  # a fresh cluster under load may take a while to elect every leader
 
 
 def wait_for_table(

@@ -174,3 +174,13 @@ def test_existing_topic_with_another_partition_count_is_refused(kafka_bootstrap:
     create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", fixed_partitions=2)])
     with pytest.raises(ConfigurationError, match=rf"{name} has 2, the catalog says 3"):
         create_topics(kafka_bootstrap, [topics.Topic(name, None, key="k", fixed_partitions=3)])
+
+
+def test_topics_just_created_have_a_leader_for_every_partition(
+    kafka_bootstrap: str, unique_id: str
+) -> None:
+    new = topics.app_topics(f"wedsync-leaders-{unique_id}").all
+    report = create_topics(kafka_bootstrap, new)
+    assert sorted(report.created) == sorted(t.name for t in new)
+    metadata = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert all(p.leader >= 0 for t in new for p in metadata[t.name].partitions.values())
