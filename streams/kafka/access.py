@@ -83,11 +83,9 @@ class Grant:
         """e.g. "topic 'wedsync.events'", "groups prefixed 'wedsync'", "the cluster"."""
         if self.resource == "cluster":
             return "the cluster"
-        return (
-            f"{self.resource}s prefixed '{self.name}'"
-            if self.prefixed
-            else (f"{self.resource} '{self.name}'")
-        )
+        if self.prefixed:
+            return f"{self.resource}s prefixed '{self.name}'"
+        return f"{self.resource} '{self.name}'"
 
 
 def _topic(topic: topics.Topic, *operations: str, why: str) -> Grant:
@@ -268,11 +266,12 @@ def acl_bindings(role: str, principal: str, app_id: str) -> list[AclBinding]:
         ResourceType,
     )
 
+    # librdkafka's BROKER resource type is Kafka's CLUSTER (code 4)
     types = {
         "topic": ResourceType.TOPIC,
         "group": ResourceType.GROUP,
         "cluster": ResourceType.BROKER,
-    }  # librdkafka's BROKER is Kafka's CLUSTER
+    }
     return [
         AclBinding(
             types[g.resource],
@@ -300,11 +299,9 @@ def acl_command(
     command_config: str = "admin.properties",
 ) -> str:
     """The `kafka-acls.sh --add` line that grants one row."""
-    where = (
-        "--cluster"
-        if grant.resource == "cluster"
-        else (f"--{grant.resource} {shlex.quote(grant.name)}")
-    )
+    where = f"--{grant.resource} {shlex.quote(grant.name)}"
+    if grant.resource == "cluster":
+        where = "--cluster"
     ops = " ".join(f"--operation {_camel(op)}" for op in grant.operations)
     pattern = " --resource-pattern-type prefixed" if grant.prefixed else ""
     return (

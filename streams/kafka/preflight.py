@@ -1,11 +1,11 @@
 """The asking half of `streams.kafka.access.check_access`: one admin client, a few requests,
 a bounded time, and the translation of what goes wrong into errors that name the setting.
 
-1. DescribeCluster. The connection is made here:
-   librdkafka reports a refused SASL login (`_AUTHENTICATION`) and a failed TLS handshake
-   (`_SSL`) through `error_cb` while it retries for ever, so the callback's first such error
-   ends the wait (KafkaAuthenticationFailed, KafkaTlsFailed); no answer at all within the
-   time is BrokerUnavailable naming KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL.
+1. DescribeCluster, which makes the connection. librdkafka reports a refused SASL login
+   (`_AUTHENTICATION`) and a failed TLS handshake (`_SSL`) through `error_cb` while it retries
+   for ever, so the callback's first such error ends the wait (KafkaAuthenticationFailed,
+   KafkaTlsFailed); no answer within the time is BrokerUnavailable naming
+   KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL.
 2. DescribeTopics of every topic the role's rows name, with authorized operations: a list,
    TOPIC_AUTHORIZATION_FAILED (may not describe it), UNKNOWN_TOPIC_OR_PART (absent).
 3. An absent topic: CreateTopics with validate_only (creates nothing): refused or not.
@@ -89,15 +89,8 @@ class _Admin:
         self.conn = conn
         self.deadline = deadline
         self.errors: list[KafkaError] = []
-        self.client = AdminClient(
-            client_config(
-                conn,
-                {
-                    "error_cb": self.errors.append,
-                    "log.connection.close": False,
-                },
-            )
-        )
+        options = {"error_cb": self.errors.append, "log.connection.close": False}
+        self.client = AdminClient(client_config(conn, options))
 
     def left(self) -> float:
         return max(0.1, self.deadline - time.monotonic())
