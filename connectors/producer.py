@@ -150,6 +150,34 @@ class AckedProducer:
         self._producer = self._client()
         self._pump_task = self._loop.create_task(self._pump(), name="acked-producer-pump")
 
+    async def warm_up(self, topics: list[str], timeout: float = 30.0) -> None:
+        """Before serving: connect and learn a leader for every partition of `topics`, so
+        the first request is not the one that waits for it (a fresh cluster under load took
+        over the 5 s ack timeout). Bounded; a warning, not an error, after `timeout`."""
+        producer = self._producer
+        assert producer is not None, "start() first"
+        deadline = time.monotonic() + timeout
+
+        def known() -> bool:
+            for name in topics:
+                try:
+                    meta = producer.list_topics(name, timeout=max(0.5, deadline - time.monotonic()))
+                except KafkaException:
+                    return False
+                topic = meta.topics.get(name)
+                if topic is None or topic.error is not None:
+                    return False
+                if any(p.leader < 0 for p in topic.partitions.values()):
+                    return False
+            return True
+
+        while not await asyncio.to_thread(known):
+            if time.monotonic() > deadline:
+                log.warning("producer: no leader known yet for some of %s after %.0f s",
+                            ", ".join(topics), timeout)  # fmt: skip
+                return
+            await asyncio.sleep(0.2)
+
     def _client(self) -> Producer:
         try:
             return Producer({**self._config, "error_cb": self._on_error})

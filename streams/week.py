@@ -35,14 +35,25 @@ def _results(watch: Watch, destination: str, outcome: str) -> int:
     return watch.outcomes[(destination, outcome)]
 
 
-def _post(url: str, token: str, body: dict[str, Any]) -> int:
+def _post(url: str, token: str, body: dict[str, Any], attempts: int = 10) -> int:
+    """POST as a CRM does: a 503 (the gateway could not store it yet) is sent again after
+    its Retry-After, up to `attempts` times."""
     import json
+    import time
+    import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as r:
-        return int(r.status)
+    for attempt in range(attempts):
+        request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(min(float(exc.headers.get("Retry-After") or 1), 5.0))
+    raise AssertionError("unreachable")
 
 
 def play_week(cur: Any, k: dict[str, str], local: Any, watch: Watch, agent: Any,
