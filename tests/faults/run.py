@@ -332,7 +332,8 @@ def controller_kill() -> Fault:
     chosen: list[int] = []
 
     def ready(run: Run, window: Window) -> None:
-        waited = _wait_fully_replicated(run.cluster, timeout=240)  # a restarted broker catching up under the suite's load
+        # a restarted broker catches up slowly under the suite's load
+        waited = _wait_fully_replicated(run.cluster, timeout=240)
         window.notes.append(f"every partition fully in sync again after {waited:.1f} s")
 
     def strike(run: Run, window: Window) -> None:
