@@ -43,7 +43,7 @@ from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
 from streams.logic.ratelimit import TokenBucket
 from streams.models import InboundWebhook
-from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS, Topic, change_key
+from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic, change_key
 
 from connectors.producer import AckedProducer
 from connectors.sources.webhooks.config import GatewayConfig, HmacSource, JwtSource, SourceConfig
@@ -362,7 +362,7 @@ async def running_gateway(
         bootstrap_servers, ack_timeout=config.ack_timeout_seconds, config=producer_config
     )
     producer.start()
-    await producer.warm_up([t.name for t in (INGEST_WEBHOOKS, INGEST_CDC, INGEST_STATE)])
+    await producer.warm_up([t.name for t in (INGEST_WEBHOOKS, INGEST_CDC)])  # what it writes
     gateway = Gateway(config, producer, codecs)
     runner = web.AppRunner(gateway.app(), access_log=None)
     await runner.setup()
