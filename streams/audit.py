@@ -269,7 +269,7 @@ class _Reader:
         try:
             starts = asked_again(lambda: self.consumer.offsets_for_times(
                 [TopicPartition(tp.topic, tp.partition, self.start_ms) for tp in parts], timeout=10
-            ))  # fmt: skip
+            ), seconds=60, between=lambda: self.consumer.list_topics(timeout=5))  # fmt: skip
             ends = {(tp.topic, tp.partition): _end(self.consumer, tp) for tp in parts}
         except KafkaException as exc:
             raise BrokerUnavailable(f"offsets of {names}: {exc}; is the broker up?") from exc
@@ -304,4 +304,4 @@ def _committed(probe: Consumer, parts: list[TopicPartition]) -> list[TopicPartit
 
 def _end(consumer: Consumer, tp: TopicPartition) -> int:
     """`tp`'s end offset, asked again while a leader moves."""
-    return watermarks(consumer, tp)[1]
+    return watermarks(consumer, tp, seconds=60)[1]  # a broker of several may have just died
