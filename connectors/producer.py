@@ -36,6 +36,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from streams.errors import BrokerUnavailable
 from streams.kafka.connection import Kafka, client_config
+from streams.kafka.recovering import wait_for_leaders
 from streams.topics import Topic
 
 log = logging.getLogger(__name__)
@@ -156,27 +157,9 @@ class AckedProducer:
         over the 5 s ack timeout). Bounded; a warning, not an error, after `timeout`."""
         producer = self._producer
         assert producer is not None, "start() first"
-        deadline = time.monotonic() + timeout
-
-        def known() -> bool:
-            for name in topics:
-                try:
-                    meta = producer.list_topics(name, timeout=max(0.5, deadline - time.monotonic()))
-                except KafkaException:
-                    return False
-                topic = meta.topics.get(name)
-                if topic is None or topic.error is not None:
-                    return False
-                if any(p.leader < 0 for p in topic.partitions.values()):
-                    return False
-            return True
-
-        while not await asyncio.to_thread(known):
-            if time.monotonic() > deadline:
-                log.warning("producer: no leader known yet for some of %s after %.0f s",
-                            ", ".join(topics), timeout)  # fmt: skip
-                return
-            await asyncio.sleep(0.2)
+        if electing := await asyncio.to_thread(wait_for_leaders, producer, topics, timeout):
+            log.warning("producer: no leader known yet for %s after %.0f s",
+                        ", ".join(electing), timeout)  # fmt: skip
 
     def _client(self) -> Producer:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams import topics as catalog
 from streams.errors import BrokerUnavailable, ConfigurationError
 from streams.kafka.connection import Kafka, client_config
+from streams.kafka.recovering import wait_for_leaders
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +72,12 @@ def create_topics(
                     len(report.refused), ", ".join(sorted(report.refused)))  # fmt: skip
     if report.existing:
         _check_partitions(admin, [t for t in wanted if t.name in report.existing], timeout)
-    if report.created:
-        _wait_for_leaders(admin, report.created, timeout)
+    # so the first produce does not wait for elections (over 10 s on a loaded machine); a
+    # warning, not an error: clients wait for them themselves
+    if report.created and (electing := wait_for_leaders(admin, report.created, timeout)):
+        log.warning("%d new topics still electing leaders after %.0f s: %s",
+                    len(electing), timeout, ", ".join(sorted(electing)[:5]))  # fmt: skip
     return report
-
-
-def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
-    """Until every partition of the topics just created has a leader, so the first produce
-    does not wait for elections (on a loaded machine they took over 10 s). A warning, not an
-    error, when some are still electing after `timeout`: clients wait for them themselves."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
-            electing = [
-                name for name in names
-                if name not in metadata or metadata[name].error is not None
-                or any(p.leader < 0 for p in metadata[name].partitions.values())
-            ]  # fmt: skip
-        except KafkaException:
-            electing = names
-        if not electing:
-            return
-        if time.monotonic() > deadline:
-            log.warning("%d new topics still electing leaders after %.0f s: %s",
-                        len(electing), timeout, ", ".join(sorted(electing)[:5]))  # fmt: skip
-            return
-        time.sleep(0.1)
 
 
 def _check_partitions(admin: AdminClient, existing: list[catalog.Topic], timeout: float) -> None:

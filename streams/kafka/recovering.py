@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -58,3 +58,33 @@ def watermarks(consumer: Consumer, tp: TopicPartition, seconds: float = 30.0) ->
         between=lambda: consumer.list_topics(tp.topic, timeout=5),
     )
     return int(low), int(high)
+
+
+def electing(client: Any, names: Iterable[str], timeout: float) -> list[str]:
+    """Of `names`, the topics whose metadata does not show a leader for every partition yet
+    (absent, erroring, unanswered or electing). Each is asked for by name, which also puts it
+    in the client's metadata cache (a producer's first send then waits for nothing)."""
+    pending = []
+    for name in names:
+        try:
+            topic = client.list_topics(name, timeout=timeout).topics.get(name)
+        except KafkaException:
+            topic = None
+        if (
+            topic is None
+            or topic.error is not None
+            or any(p.leader < 0 for p in topic.partitions.values())
+        ):
+            pending.append(name)
+    return pending
+
+
+def wait_for_leaders(client: Any, names: list[str], timeout: float) -> list[str]:
+    """Until every partition of `names` has a leader, for at most `timeout` seconds (a
+    producer or admin client); the topics still electing then (empty: every one is led)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = electing(client, names, max(0.5, deadline - time.monotonic()))
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.1)

@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from streams import topics
 from streams.dev.cdc_like import CdcLike
 from streams.kafka.broker import free_port
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.recovering import watermarks
 from streams.models import ChangeEvent
 from streams.samples import change_event
 
@@ -79,15 +80,7 @@ def _event_ends(bootstrap: str) -> list[TopicPartition]:
     try:
         for p in range(topics.EVENTS.partitions):
             tp = TopicPartition(topics.EVENTS.name, p)
-            deadline = time.monotonic() + 30
-            while True:  # a fresh broker may not have elected the leader yet
-                try:
-                    ends.append(TopicPartition(tp.topic, p, consumer.get_watermark_offsets(
-                        tp, timeout=5)[1]))  # fmt: skip
-                    break
-                except KafkaException:
-                    assert time.monotonic() < deadline, f"no leader for {tp}"
-                    time.sleep(0.2)
+            ends.append(TopicPartition(tp.topic, p, watermarks(consumer, tp)[1]))
         return ends
     finally:
         consumer.close()
