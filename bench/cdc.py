@@ -21,9 +21,9 @@ from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_produ
 from prometheus_client import REGISTRY
 from streams import metrics
 from streams.background import Background
-from streams.devdb import create_platform_database, throwaway_postgres
+from streams.dev.broker import EmbeddedBroker
+from streams.dev.db import create_platform_database, throwaway_postgres
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore

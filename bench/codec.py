@@ -11,10 +11,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from streams import topics
+from streams.dev.samples import demo_changes
 from streams.kafka.codec import AvroCodec
 from streams.kafka.registry import ConfluentRegistry
 from streams.kafka.schema_store import SchemaStore
-from streams.samples import demo_changes
 from streams.settings import REPO_ROOT
 
 N = 20_000

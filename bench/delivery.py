@@ -3,7 +3,7 @@ fixed offered load of 250 changes/s, through the whole pipeline on one machine.
 
 A throwaway PostgreSQL with the platform schema, the real CDC source, `wedsync worker`
 (normalize, state, routing) and one sink runtime per destination kind, every provider a
-local server (`connectors.sinks.local`). `SUPPLIERS` suppliers, each with email, a
+local server (`streams.dev.local`). `SUPPLIERS` suppliers, each with email, a
 photography CRM and a customer webhook subscribed to `form_responses.insert`; `CHANGES` form
 responses are inserted round-robin over them at `RATE` a second (one transaction each), so
 no single CRM or endpoint is pushed past its own rate limit (5/s and 10/s by default). Each
@@ -43,11 +43,11 @@ def _pct(values: list[float], q: float) -> float:
 
 def run() -> list[str]:
     import psycopg2
-    from connectors.sinks.local import LocalProviders
-    from streams import devdb
-    from streams.demo import cdc_running, worker_process
+    from streams.dev import db as devdb
+    from streams.dev.broker import EmbeddedBroker
+    from streams.dev.demo import cdc_running, worker_process
+    from streams.dev.local import LocalProviders
     from streams.kafka.admin import create_topics
-    from streams.kafka.broker import EmbeddedBroker
     from streams.kafka.codec import TopicCodecs
     from streams.settings import Settings
 
@@ -130,12 +130,12 @@ def run() -> list[str]:
 
 @contextlib.contextmanager
 def _sink_processes(bootstrap: str, local: Any, dsn: str) -> Iterator[None]:
-    from streams.kafka.broker import free_port
+    from streams.dev.broker import free_port
 
     smtp_port = free_port()  # its own process: an SMTP exchange is six round trips, and the
     # providers sharing this process's GIL stretched each one (email p50 3 s at 50/s)
     smtp = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "fake", "smtp", "--port", str(smtp_port)],
+        [sys.executable, "-m", "streams.app.cli", "fake", "smtp", "--port", str(smtp_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(2)
@@ -146,7 +146,7 @@ def _sink_processes(bootstrap: str, local: Any, dsn: str) -> Iterator[None]:
         "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(smtp_port),
     }  # fmt: skip
     procs = [
-        subprocess.Popen([sys.executable, "-m", "streams.cli", "sink", kind], env=env,
+        subprocess.Popen([sys.executable, "-m", "streams.app.cli", "sink", kind], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for kind in ("email", "crm", "webhook")
     ]  # fmt: skip

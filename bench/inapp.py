@@ -111,7 +111,7 @@ def _proc_cpu_s(pid: int) -> float:
 
 def _child_setup() -> None:
     """preexec_fn of every child: dies with us, and may hold its share of sockets."""
-    from streams.kafka.broker import die_with_parent
+    from streams.child import die_with_parent
 
     die_with_parent()
     raise_nofile()
@@ -195,8 +195,8 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
     """One server on a fresh broker: its RSS idle and with `connections` open, then (with
     `fanout`) the latencies of `RATE` notifications/s for `SECONDS` to them."""
     from connectors.sinks.inapp.config import GatewaySettings
+    from streams.dev.broker import EmbeddedBroker, free_port
     from streams.kafka.admin import create_topics
-    from streams.kafka.broker import EmbeddedBroker, free_port
     from streams.topics import (
         DELIVER,
         DELIVERY_RESULTS,
@@ -220,7 +220,7 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
                        "WEDSYNC_INAPP_PORT": str(port), "WEDSYNC_INAPP_JWT_SECRET": SECRET,
                        "WEDSYNC_INAPP_MAX_CONNECTIONS": str(connections + 100),
                        "WEDSYNC_INAPP_DRAIN_TIMEOUT_S": "2"}  # fmt: skip
-                server = await children.start(name, "-m", "streams.cli", "inapp", env=env)
+                server = await children.start(name, "-m", "streams.app.cli", "inapp", env=env)
             else:
                 server = await children.start(
                     name, "-m", "bench.inapp_bare", str(port), bootstrap, str(fetch_wait_ms)

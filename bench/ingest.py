@@ -26,8 +26,8 @@ from aiohttp import web
 from connectors.sources.webhooks.config import parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
 from standardwebhooks.webhooks import Webhook
+from streams.dev.broker import EmbeddedBroker, free_port
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore

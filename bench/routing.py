@@ -49,16 +49,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
-from streams.demo import worker_process
+from streams.dev.broker import EmbeddedBroker
 from streams.dev.cdc_like import CdcLike, wait_for_table
+from streams.dev.demo import worker_process
+from streams.dev.samples import change_event
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route
 from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
-from streams.samples import change_event
 from streams.settings import Settings
 
 WEDDINGS = 300

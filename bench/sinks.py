@@ -73,12 +73,12 @@ def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
     delivered, print its rate and memory."""
     from confluent_kafka import Producer
     from connectors.sinks.credentials import MemoryCredentialStore
-    from connectors.sinks.local import WEBHOOK_SECRET
     from connectors.sinks.outbound import OutboundPolicy
     from connectors.sinks.runtime import SinkRuntime
     from connectors.sinks.settings import SinkSettings
     from connectors.sinks.webhook.config import WebhookConfig
     from connectors.sinks.webhook.sink import WebhookSink
+    from streams.dev.local import WEBHOOK_SECRET
     from streams.kafka.codec import TopicCodecs
     from streams.kafka.registry import EmbeddedRegistry
     from streams.kafka.schema_store import SchemaStore
@@ -145,8 +145,8 @@ def _child(code: str, *args: Any) -> dict[str, Any]:
 
 
 def run() -> list[str]:
+    from streams.dev.broker import EmbeddedBroker, free_port
     from streams.kafka.admin import create_topics
-    from streams.kafka.broker import EmbeddedBroker, free_port
     from streams.topics import DELIVER, DELIVERY_RESULTS, Destination
 
     port = free_port()

@@ -19,7 +19,6 @@ waiting for a retry) are listed and, with `--strict`, fail too (exit 1).
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import time
 import uuid
@@ -52,7 +51,6 @@ from streams.logic.audit import (
     reconcile,
     source_ts_ms,
 )
-from streams.settings import Settings
 from streams.topics import DELIVER, Destination
 
 CLOCK_SKEW_MS = 60_000  # records are read from this long before the window's start
@@ -70,23 +68,6 @@ def time_ms(text: str) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
-
-
-def run_audit(args: argparse.Namespace, settings: Settings) -> int:
-    kafka = settings.kafka_cluster(f"{settings.app_id}-audit")
-    since = time_ms(args.since)
-    until = time_ms(args.until) if args.until else int(time.time() * 1000)
-    from streams.routing.engine import RouteSettings
-
-    seen_retention_s = RouteSettings().dedupe_window_s * 2  # WEDSYNC_ROUTE_*, at this edge
-    report = audit(kafka, TopicCodecs.from_settings(settings),
-                   settings.app_id, since, until, timeout=args.timeout,
-                   seen_retention_s=seen_retention_s)  # fmt: skip
-    for line in lines(report, since, until):
-        print(line)
-    if report.lost or (args.strict and report.pending):
-        return 1
-    return 0
 
 
 def lines(report: Audit, since_ms: int, until_ms: int) -> list[str]:

@@ -37,7 +37,7 @@ _deployment = {"partitions": DEFAULT_PARTITIONS}
 
 def configure(partitions: int) -> None:
     """The deployment's partition count (`WEDSYNC_PARTITIONS`, parsed with the settings at
-    the process's edge, `streams.cli.main`): every keyed catalog topic and Faust's internal
+    the process's edge, `streams.app.cli.main`): every keyed catalog topic and Faust's internal
     topics have it. This module never reads the environment itself."""
     if partitions < 1:
         raise ValueError("partitions must be at least 1")

@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from streams.dev.broker import EmbeddedBroker, dev_broker
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker, dev_broker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore

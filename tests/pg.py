@@ -1,8 +1,8 @@
-"""The throwaway PostgreSQL of `streams.devdb`, under the name the tests use."""
+"""The throwaway PostgreSQL of `streams.dev.db`, under the name the tests use."""
 
 from __future__ import annotations
 
-from streams.devdb import (
+from streams.dev.db import (
     PG_BIN,
     PostgresServer,
     available,

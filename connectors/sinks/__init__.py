@@ -8,6 +8,6 @@ every attempt on the delivery ledger (`wedsync.delivery.results`).
     outbound.py      the only way out: https, address checks at connect time, no redirects,
                      timeouts, one audit line per call
     credentials.py   secrets read from the platform database when delivering, cached briefly
-    fakekit.py       what every local fake provider server shares (switches, counters)
-    <name>/          config.py, wire.py (pure), sink.py (I/O), fake.py (a local provider)
+    <name>/          config.py, wire.py (pure), sink.py (I/O); the local fake of each
+                     provider is apart, in streams/dev/fakes/
 """

@@ -22,8 +22,9 @@ Contract of `Connector.deliver`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from pydantic_settings import BaseSettings
 from streams.topics import Destination
 
 from connectors.sinks.answer import Answer
@@ -49,12 +50,25 @@ class DeliveryContext:
     refresh: bool = False
 
 
+S = TypeVar("S", bound=BaseSettings)
+
+
+class SettingsReader(Protocol):
+    """Reads a settings model from where the application keeps its configuration."""
+
+    def __call__(self, model: type[S]) -> S: ...
+
+
 @dataclass(frozen=True)
 class SinkEnv:
-    """What a connector factory receives: the outbound policy and the credential store."""
+    """What a connector factory receives: the outbound policy, the credential store and
+    `settings`, which reads a connector's own settings model (`WEDSYNC_<KIND>_*`) where the
+    application keeps its configuration (the environment): the connector names the model,
+    the application's edge reads it (`streams.app.sinks.read_settings`)."""
 
     policy: OutboundPolicy
     credentials: CredentialStore
+    settings: SettingsReader
 
 
 class Connector(Protocol):

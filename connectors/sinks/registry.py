@@ -1,5 +1,5 @@
-"""Which connector delivers each destination kind, and which fake servers exist: explicit
-mappings (STYLE.md 7), imported lazily so `wedsync sink slack` does not import CalDAV code.
+"""Which connector delivers each destination kind: an explicit
+mapping (STYLE.md 7), imported lazily so `wedsync sink slack` does not import CalDAV code.
 A test checks every connector folder is registered here."""
 
 from __future__ import annotations
@@ -17,18 +17,6 @@ CONNECTORS: dict[Destination, str] = {
     Destination.CRM: "connectors.sinks.crm.sink:build",
     Destination.WEBHOOK: "connectors.sinks.webhook.sink:build",
     Destination.CALENDAR: "connectors.sinks.calendar.sink:build",
-}
-
-# `wedsync fake <name>` -> "module:FakeProvider subclass" (an HTTP fake) or "module:serve"
-FAKES: dict[str, str] = {
-    "slack": "connectors.sinks.slack.fake:SlackFake",
-    "twilio": "connectors.sinks.sms.fake:TwilioFake",
-    "google": "connectors.sinks.google.fake:GoogleCalendarFake",
-    "graph": "connectors.sinks.graph.fake:GraphFake",
-    "crm": "connectors.sinks.crm.fake:CrmFake",
-    "webhook-receiver": "connectors.sinks.webhook.fake:WebhookReceiver",
-    "smtp": "connectors.sinks.email.fake:serve",
-    "caldav": "connectors.sinks.caldav.fake:serve",
 }
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import faust
 
-    from streams.app import Context
+    from streams.agents.app import Context
     from streams.routing.service import RouteService
 
 

@@ -29,7 +29,7 @@ from streams.logic.conflicts import VendorBookings, apply_booking, booking_keys
 from streams.models import DomainEvent
 
 if TYPE_CHECKING:
-    from streams.app import Context
+    from streams.agents.app import Context
 
 STAGE = "conflicts"
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import faust
     from faust.types import EventT, Message
 
-    from streams.app import Context
+    from streams.agents.app import Context
 
 STAGE = "normalize"
 

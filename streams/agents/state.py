@@ -32,7 +32,7 @@ from streams.logic.state import WATERMARK_KEY, fold_row
 if TYPE_CHECKING:
     from faust.types import EventT, TableT
 
-    from streams.app import Context
+    from streams.agents.app import Context
 
 STAGE = "state"
 

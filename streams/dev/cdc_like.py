@@ -11,10 +11,10 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams import topics
+from streams.dev.samples import change_event
 from streams.kafka.codec import TopicCodecs
 from streams.logic.state import STATE_TABLES
 from streams.models import ChangeEvent
-from streams.samples import change_event
 from streams.topics import change_key
 
 

@@ -48,6 +48,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from streams.child import die_with_parent
+from streams.dev.broker import free_port, wait_for_kafka
 from streams.dev.kraft_secured import (
     LOG4J2_AUTHORIZER,
     SCRAM,
@@ -57,7 +59,6 @@ from streams.dev.kraft_secured import (
     secured_properties,
 )
 from streams.errors import BrokerUnavailable, ConfigurationError
-from streams.kafka.broker import die_with_parent, free_port, wait_for_kafka
 from streams.kafka.connection import KafkaConnection, Mechanism, client_config
 
 log = logging.getLogger(__name__)

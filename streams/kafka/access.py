@@ -202,7 +202,7 @@ def _sink(kind: Destination) -> tuple[Grant, ...]:
 
 def _sla(app_id: str) -> tuple[Grant, ...]:
     lag = "the lag of the deployment's groups: ListGroups lists those it may describe"
-    prefixes = dict.fromkeys(("wedsync", app_id))  # streams.sla.cli: group_prefixes
+    prefixes = dict.fromkeys(("wedsync", app_id))  # streams.app.sla: group_prefixes
     return (
         _topic(topics.DELIVERY_RESULTS, "READ", why="the SLA windows read the outcomes"),
         _topic(topics.SLA_HEALTH, "WRITE", why="integration health"),

@@ -9,7 +9,7 @@ offsets are no evidence: a new leader after a failover can report a lower high w
 for a while (the fault suite's controller kill tripped an end-offset watch). `changed` is
 the decision (pure); `TopicWatch` keeps the ids seen and raises `BrokerDataLost` naming the
 topics, so the process exits with what happened and what to do instead of stalling or
-restarting a child forever (`streams.worker`). A broker that reports no topic ids (Tansu
+restarting a child forever (`streams.app.worker`). A broker that reports no topic ids (Tansu
 0.6 answers the null id) cannot be watched this way: README, Known limits.
 """
 

@@ -1,4 +1,4 @@
-"""`wedsync route`: the routing engine as its own process.
+"""The routing engine as its own process (`wedsync route`, run by `streams.app.route`).
 
     <app id>-state_rows-changelog (written by the Faust `state` agent's table)
         --> ChangelogState (recovered to the end, then tailed; its watermark gates routing)
@@ -19,23 +19,14 @@ routed again after restart (at-least-once; the seen markers dedupe what was alre
 
 from __future__ import annotations
 
-import gc
 import logging
-import signal
-import threading
-from types import FrameType
 
 from confluent_kafka import Consumer
 
 from streams import topics
-from streams.kafka.admin import create_topics
-from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka, client_config
 from streams.kafka.replay import wait_for_group
-from streams.logic.routing import load_rules
-from streams.routing.engine import RouteEngine, RouteSettings
-from streams.routing.state_reader import ChangelogState
-from streams.settings import Settings
+from streams.routing.engine import RouteSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +38,7 @@ def internal_topics(app_id: str, config: RouteSettings) -> list[topics.Topic]:
     return [own.route_seen, own.bookings_by_supplier]
 
 
-def _wait_for_state_agent(bootstrap: Kafka, app_id: str, timeout: float = 120.0) -> None:
+def wait_for_state_agent(bootstrap: Kafka, app_id: str, timeout: float = 120.0) -> None:
     """Cold start: wait until the Faust worker (consumer group `app_id`, which holds the
     state agent) has committed every record that was already in wedsync.ingest.state, so the
     changelog holds that state before the first event is routed (the watermark wait is
@@ -65,53 +56,3 @@ def _wait_for_state_agent(bootstrap: Kafka, app_id: str, timeout: float = 120.0)
         log.warning("route: the state agent is still behind on %s partitions %s after %.0f s; "
                     "routing with the state loaded so far", topics.INGEST_STATE.name,
                     sorted(behind), timeout)  # fmt: skip
-
-
-def run_route(settings: Settings) -> int:
-    """Route until SIGTERM/SIGINT; needs KAFKA_BOOTSTRAP_SERVERS (the worker's broker)."""
-    from streams.kafka.access import check_access
-    from streams.kafka.broker import kafka_broker
-    from streams.observe import serve_from_settings
-
-    config = RouteSettings()
-    serve_from_settings(settings, "route")
-    with kafka_broker(settings, f"{settings.app_id}-route") as bootstrap:
-        check_access(bootstrap, "worker", settings.app_id)  # the worker's role covers routing
-        create_topics(bootstrap, replication_factor=settings.replication_factor)
-        create_topics(
-            bootstrap, internal_topics(settings.app_id, config),
-            replication_factor=settings.replication_factor,
-        )  # fmt: skip
-        _wait_for_state_agent(bootstrap, settings.app_id)
-        state = ChangelogState(bootstrap, settings.app_id)
-        tables = state.load()
-        engine = RouteEngine(
-            bootstrap=bootstrap,
-            group_id=f"{settings.app_id}-route",
-            app_id=settings.app_id,
-            codecs=TopicCodecs.from_settings(settings),
-            rules=load_rules(),
-            state=tables,
-            bookings_topic=topics.app_topics(settings.app_id).bookings_by_supplier.name,
-            config=config,
-            state_ready=state.wait_for,
-        )
-        # the state and every module are loaded: move them out of the collector's sight and
-        # collect young objects less often (a routed event allocates many short-lived dicts),
-        # which trims the latency tail that GC pauses add
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
-        stop = threading.Event()
-
-        def _stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        try:
-            engine.run(stop)
-        finally:
-            state.close()
-        log.info("route: stopped after %d events routed", engine.routed)
-    return 0

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from mode import Service
 
-from streams.kafka.broker import die_with_parent
+from streams.child import die_with_parent
 from streams.kafka.connection import Kafka, connection
 
 if TYPE_CHECKING:
     import faust
 
-    from streams.app import Context
+    from streams.agents.app import Context
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RouteService(Service):
                **_child_metrics_port(self.metrics_port),
                "WEDSYNC_APP_ID": self.app_id}  # fmt: skip
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "route"],
+            [sys.executable, "-m", "streams.app.cli", "route"],
             env=env,
             preexec_fn=die_with_parent,
             start_new_session=True,  # stopped by this service, not by a terminal Ctrl-C

@@ -7,7 +7,7 @@ import uuid
 import faust
 from streams import topics
 from streams.agents import register_all
-from streams.app import Context
+from streams.agents.app import Context
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.app import create_app
+from streams.agents.app import create_app
 from streams.settings import Settings
 
 

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from streams.app import create_app
+from streams.agents.app import create_app
+from streams.app.worker import make_worker
 from streams.settings import Settings
-from streams.worker import make_worker
 
 
 @pytest.fixture

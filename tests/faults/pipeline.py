@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.kafka.broker import die_with_parent, free_port
+from streams.child import die_with_parent
+from streams.dev.broker import free_port
 
 from tests.integration.cdc_support import PlatformDb
 

@@ -224,7 +224,7 @@ class SmtpReceiver:
         return int(self.controller.port)
 
     def start(self) -> SmtpReceiver:
-        from streams.kafka.broker import free_port
+        from streams.dev.broker import free_port
 
         self.controller = Controller(
             _SmtpHandler(self.ledger, self), hostname="127.0.0.1", port=free_port()

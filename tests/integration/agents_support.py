@@ -11,10 +11,10 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from streams import topics
 from streams.dev.cdc_like import wait_for_table
+from streams.dev.samples import change_event
 from streams.kafka.codec import TopicCodecs
 from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, SourceRef
-from streams.samples import change_event
 
 WEDDING = "w-2027-0612"
 

@@ -17,7 +17,7 @@ from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
 from streams import topics
 from streams.background import Background
-from streams.devdb import slot_streaming
+from streams.dev.db import slot_streaming
 from streams.kafka.codec import TopicCodecs
 
 from tests.pg import PostgresServer, create_platform_database, wait_until

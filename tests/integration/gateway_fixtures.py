@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from connectors.sources.webhooks.gateway import running_gateway
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 from streams.kafka.codec import TopicCodecs
 
 from tests.integration.gateway_support import make_config

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 from streams import topics
-from streams.demo import worker_process
 from streams.dev.cdc_like import produce_changes
+from streams.dev.demo import worker_process
 from streams.kafka.codec import TopicCodecs
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules, route

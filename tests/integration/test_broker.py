@@ -14,9 +14,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from streams import topics
+from streams.app.broker import kafka_broker
+from streams.dev.broker import EmbeddedBroker
 from streams.errors import ConfigurationError
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker, kafka_broker
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -110,7 +111,7 @@ def test_broker_is_stopped_when_a_test_fails(tmp_path: Path) -> None:
     test_file.write_text(
         textwrap.dedent(f"""
         import pytest
-        from streams.kafka.broker import EmbeddedBroker
+        from streams.dev.broker import EmbeddedBroker
 
         @pytest.fixture(scope="session")
         def broker():
@@ -138,7 +139,7 @@ def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
     """kill -9 of the owning process: the kernel takes the broker down too (PDEATHSIG)."""
     code = textwrap.dedent("""
         import sys, time
-        from streams.kafka.broker import EmbeddedBroker
+        from streams.dev.broker import EmbeddedBroker
         b = EmbeddedBroker(); b.start()
         print(b.process.pid, flush=True)
         time.sleep(60)
@@ -155,7 +156,7 @@ def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
 def test_interrupted_owner_stops_its_broker() -> None:
     """Ctrl-C on `wedsync broker` stops the broker it started."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "broker"],
+        [sys.executable, "-m", "streams.app.cli", "broker"],
         stdout=subprocess.PIPE,
         text=True,
     )

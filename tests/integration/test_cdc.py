@@ -311,7 +311,7 @@ def _spawn_cdc(
         "WEDSYNC_CDC_HEARTBEAT_INTERVAL_S": "0.5",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "cdc", "--table", table],
+        [sys.executable, "-m", "streams.app.cli", "cdc", "--table", table],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,

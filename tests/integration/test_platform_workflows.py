@@ -18,11 +18,11 @@ import psycopg2
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from streams import topics
-from streams.demo import worker_process
+from streams.dev.demo import worker_process
+from streams.dev.scenario import SECRETS, VENDORS, expected, ids, play, seed
 from streams.errors import BrokerUnavailable
 from streams.kafka.codec import TopicCodecs
 from streams.routing.state_reader import ChangelogState
-from streams.scenario import SECRETS, VENDORS, expected, ids, play, seed
 from streams.settings import Settings
 
 from tests.integration.agents_support import DeliveryReader

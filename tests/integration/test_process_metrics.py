@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 
 from tests.integration.cdc_support import PlatformDb
 from tests.integration.inapp.support import wait_ready
@@ -31,7 +31,7 @@ def get(url: str) -> tuple[int, str]:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "streams.app.cli", *args],
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_demo_plays_the_wedding_week_end_to_end_on_its_own_broker_and_database() -> None:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--once"],
+        [sys.executable, "-m", "streams.app.cli", "demo", "--once"],
         capture_output=True,
         text=True,
         env=env,

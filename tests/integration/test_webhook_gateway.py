@@ -16,9 +16,9 @@ import jwt
 import pytest
 from connectors.producer import AckedProducer
 from connectors.sources.webhooks.gateway import running_gateway
+from streams.dev.broker import EmbeddedBroker, free_port
 from streams.errors import BrokerUnavailable
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker, free_port
 from streams.kafka.codec import TopicCodecs
 from streams.topics import INGEST_CDC, INGEST_WEBHOOKS
 

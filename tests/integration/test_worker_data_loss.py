@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 from streams import topics
+from streams.app.worker import DATA_LOST_EXIT
+from streams.dev.broker import free_port
 from streams.dev.cdc_like import produce_changes
 from streams.dev.kraft import KafkaCluster
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import free_port
 from streams.kafka.codec import TopicCodecs
-from streams.worker import DATA_LOST_EXIT
 
 from tests.integration.agents_support import (
     state_changes,
@@ -42,7 +42,7 @@ def _worker(bootstrap: str, app_id: str, log: Path, metrics_port: int) -> subpro
            "WEDSYNC_WEB_PORT": str(free_port()), "WEDSYNC_METRICS_PORT": str(metrics_port),
            "WEDSYNC_LOG_LEVEL": "warn"}  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=env,
+        [sys.executable, "-m", "streams.app.cli", "worker"], env=env,
         stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 

@@ -23,12 +23,12 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from streams import topics
+from streams.dev.broker import free_port
 from streams.dev.cdc_like import CdcLike
-from streams.kafka.broker import free_port
+from streams.dev.samples import change_event
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.recovering import watermarks
 from streams.models import ChangeEvent
-from streams.samples import change_event
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def _worker(bootstrap: str, app_id: str, log_dir: str) -> subprocess.Popen[bytes
     }
     log = open(os.path.join(log_dir, f"worker-{time.monotonic_ns()}.log"), "wb")  # noqa: SIM115
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
+        [sys.executable, "-m", "streams.app.cli", "worker"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

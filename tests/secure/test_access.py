@@ -23,12 +23,12 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AclBinding
 from pydantic import SecretStr
+from streams.dev.broker import free_port
 from streams.dev.certs import authority
 from streams.dev.kraft import KafkaCluster
 from streams.errors import KafkaAccessDenied
 from streams.kafka.access import ROLES, Grant, acl_bindings, check_access, grants
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import free_port
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import KafkaConnection, client_config
 
@@ -202,7 +202,7 @@ def _sink(env: dict[str, str], tmp_path: Path) -> tuple[int, str, float]:
     """`wedsync sink webhook` with `env`: exit code, what it printed, seconds it ran."""
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "sink", "webhook", "--dev-credentials"],
+        [sys.executable, "-m", "streams.app.cli", "sink", "webhook", "--dev-credentials"],
         env={**os.environ, **env, "WEDSYNC_METRICS_PORT": str(free_port())},
         capture_output=True,
         text=True,

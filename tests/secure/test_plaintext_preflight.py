@@ -9,9 +9,9 @@ import time
 import uuid
 
 import pytest
+from streams.dev.broker import EmbeddedBroker
 from streams.errors import BrokerUnavailable
 from streams.kafka.access import ROLES, check_access
-from streams.kafka.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
 

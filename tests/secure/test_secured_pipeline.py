@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from streams.dev.db import slot_streaming
 from streams.dev.kraft import KafkaCluster
-from streams.devdb import slot_streaming
 from streams.kafka.access import CATALOG_PREFIX
 from streams.kafka.codec import TopicCodecs
 

@@ -6,11 +6,11 @@ import struct
 
 import pytest
 from streams import topics
+from streams.dev.samples import demo_changes
 from streams.errors import DecodeError
 from streams.kafka.codec import AvroCodec, TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
-from streams.samples import demo_changes
 
 
 def _domain_event_v1() -> dict:

@@ -1,8 +1,8 @@
-"""The environment is read at a process's edge only: `load_settings()` and the other
-`load_*` configuration readers, a command's entry function (`run_*`, `main`) or a connector
-factory (`build`, which the sink command calls while it starts, before any I/O), never by
-library code. A library class given no settings
-takes its model's declared defaults (`Model.model_construct()`), not the environment."""
+"""The environment is read at a process's edge only: the application (`streams.app`, which
+parses each process's settings before any I/O and passes them down) and `load_settings()`,
+the one model's reader. No other module of `streams` or `connectors` reads it: a connector
+names its settings model and the application reads it (`SinkEnv.settings`); a library class
+given no settings takes its model's declared defaults (`Model.model_construct()`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from pathlib import Path
 
 from streams.settings import REPO_ROOT
 
-# development and demo code (its own edge: the demo, the dev brokers and databases)
-DEV = ("streams/dev/", "streams/demo", "streams/devdb.py", "streams/week.py",
-       "streams/scenario.py", "streams/samples.py", "connectors/sinks/local.py")  # fmt: skip
-EDGE_FUNCTIONS = ("run_", "main", "load_", "build", "_from_env")
-DEV_FUNCTIONS = {("streams/kafka/broker.py", "docker_available")}  # the dev brokers' choice
+# the application, and development and demo code (its own edge: the demo, the dev brokers)
+EDGES = ("streams/app/", "streams/dev/")
+EDGE_FUNCTIONS = {("streams/settings.py", "load_settings")}
 
 
 def _settings_classes() -> set[str]:
@@ -37,7 +35,7 @@ def _reads(path: Path, settings_classes: set[str]) -> list[str]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             function = node.name
         where = str(path.relative_to(REPO_ROOT))
-        at_edge = function.startswith(EDGE_FUNCTIONS) or (where, function) in DEV_FUNCTIONS
+        at_edge = (where, function) in EDGE_FUNCTIONS
         if not at_edge:
             if (
                 isinstance(node, ast.Attribute)
@@ -65,9 +63,7 @@ def _product_modules() -> list[Path]:
     return [
         p
         for p in paths
-        if not str(p.relative_to(REPO_ROOT)).startswith(DEV)
-        and "fake" not in p.name
-        and "schemas" not in p.parts
+        if not str(p.relative_to(REPO_ROOT)).startswith(EDGES) and "schemas" not in p.parts
     ]
 
 

@@ -62,7 +62,7 @@ def test_logic_module_imports_nothing_impure(path: Path) -> None:
         "from confluent_kafka import Producer",
         "import socket",
         "from streams import metrics",
-        "from streams.app import Context",
+        "from streams.agents.app import Context",
         "import httpx.x",
     ],
 )

@@ -118,7 +118,7 @@ def test_compatibility_is_checked_against_all_earlier_versions(tmp_path: Path) -
 
 def test_schemas_check_command_exits_non_zero_naming_the_field(breaking_tree: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "schemas", "check", "--dir", str(breaking_tree)],
+        [sys.executable, "-m", "streams.app.cli", "schemas", "check", "--dir", str(breaking_tree)],
         capture_output=True,
         text=True,
     )
@@ -128,7 +128,9 @@ def test_schemas_check_command_exits_non_zero_naming_the_field(breaking_tree: Pa
 
 def test_schemas_check_command_passes_on_the_tree() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "schemas", "check"], capture_output=True, text=True
+        [sys.executable, "-m", "streams.app.cli", "schemas", "check"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
 

@@ -98,7 +98,7 @@ def _in_fresh_interpreter(code: str, partitions: str) -> subprocess.CompletedPro
 
 def test_partition_count_comes_from_the_deployment_setting() -> None:
     code = (
-        "from streams import topics; from streams.app import create_app; "
+        "from streams import topics; from streams.agents.app import create_app; "
         "from streams.settings import load_settings; "
         "settings = load_settings(); topics.configure(settings.partitions); "
         "app, _ = create_app(settings, 'localhost:9092'); "
@@ -110,7 +110,9 @@ def test_partition_count_comes_from_the_deployment_setting() -> None:
 
 
 def test_the_command_line_gives_the_catalog_the_deployments_count() -> None:
-    result = _in_fresh_interpreter("from streams.cli import main; main(['topics', 'list'])", "2")
+    result = _in_fresh_interpreter(
+        "from streams.app.cli import main; main(['topics', 'list'])", "2"
+    )
     assert result.returncode == 0, result.stderr
     assert "wedsync.events" in result.stdout and " p=2 " in result.stdout
 
@@ -122,7 +124,7 @@ def test_importing_the_catalog_and_the_pure_logic_reads_no_environment() -> None
 
 
 def test_an_invalid_partition_count_names_the_setting() -> None:
-    code = "import sys; from streams.cli import main; sys.exit(main(['topics', 'list']))"
+    code = "import sys; from streams.app.cli import main; sys.exit(main(['topics', 'list']))"
     result = _in_fresh_interpreter(code, "0")
     assert result.returncode == 2
     assert "ConfigurationError: WEDSYNC_PARTITIONS" in result.stderr

@@ -175,4 +175,4 @@ class CalDavConnector:
 
 def build(env: SinkEnv) -> CalDavConnector:
     """The connector from WEDSYNC_CALDAV_* settings (the calendar dispatcher calls this)."""
-    return CalDavConnector(env.policy, CalDavConfig())
+    return CalDavConnector(env.policy, env.settings(CalDavConfig))

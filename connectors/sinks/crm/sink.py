@@ -156,4 +156,4 @@ class CrmSink:
 
 def build(env: SinkEnv) -> CrmSink:
     """The CRM connector with its settings from the environment (WEDSYNC_CRM_*)."""
-    return CrmSink(CrmConfig(), env.policy)
+    return CrmSink(env.settings(CrmConfig), env.policy)

@@ -184,4 +184,4 @@ async def _quit(client: aiosmtplib.SMTP) -> None:
 
 def build(env: SinkEnv) -> EmailConnector:
     """The connector from WEDSYNC_EMAIL_* settings (the registry's factory)."""
-    return EmailConnector(env.policy, EmailConfig())
+    return EmailConnector(env.policy, env.settings(EmailConfig))

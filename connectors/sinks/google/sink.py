@@ -166,4 +166,4 @@ class GoogleCalendarConnector:
 
 def build(env: SinkEnv) -> GoogleCalendarConnector:
     """The connector with its settings from ``WEDSYNC_GOOGLE_*``."""
-    return GoogleCalendarConnector(env.policy, GoogleConfig())
+    return GoogleCalendarConnector(env.policy, env.settings(GoogleConfig))

@@ -171,4 +171,4 @@ class GraphCalendarConnector:
 
 def build(env: SinkEnv) -> GraphCalendarConnector:
     """The connector with its settings from ``WEDSYNC_GRAPH_*``."""
-    return GraphCalendarConnector(env.policy, GraphConfig())
+    return GraphCalendarConnector(env.policy, env.settings(GraphConfig))

@@ -208,4 +208,4 @@ def _translate(exc: SlackApiError) -> Answer:
 
 def build(env: SinkEnv) -> SlackSink:
     """The Slack connector from `WEDSYNC_SLACK_*` settings and the runtime's policy."""
-    return SlackSink(SlackConfig(), env.policy)
+    return SlackSink(env.settings(SlackConfig), env.policy)

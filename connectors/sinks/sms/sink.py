@@ -152,9 +152,4 @@ def _json(response: httpx.Response) -> dict[str, Any] | None:
 def build(env: SinkEnv) -> SmsSink:
     """The SMS connector from `WEDSYNC_SMS_*` settings and the runtime's policy; a refresh
     re-reads the settings."""
-    return SmsSink(_from_env(), env.policy, reload=_from_env)
-
-
-def _from_env() -> SmsConfig:
-    """Settings from WEDSYNC_SMS_*; a pydantic ValidationError names what is missing."""
-    return SmsConfig()  # type: ignore[call-arg]
+    return SmsSink(env.settings(SmsConfig), env.policy, reload=lambda: env.settings(SmsConfig))

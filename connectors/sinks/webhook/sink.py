@@ -132,4 +132,4 @@ class WebhookSink:
 
 def build(env: SinkEnv) -> WebhookSink:
     """The webhook connector with its settings from the environment (WEDSYNC_WEBHOOK_*)."""
-    return WebhookSink(WebhookConfig(), env.policy)
+    return WebhookSink(env.settings(WebhookConfig), env.policy)

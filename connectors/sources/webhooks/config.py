@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -250,10 +249,11 @@ def parse_gateway_config(data: dict[str, Any], environ: Mapping[str, str]) -> Ga
         raise ConfigurationError(f"ingest config is invalid: {problems}") from None
 
 
-def load_gateway_config(path: str | Path | None = None) -> GatewayConfig:
-    """Read the config from `path` (.toml or .json), else from WEDSYNC_INGEST_CONFIG (a path or
-    inline JSON). ConfigurationError when nothing is configured or it does not validate."""
-    source = str(path) if path is not None else os.environ.get(ENV_CONFIG, "")
+def load_gateway_config(path: str | Path | None, environ: Mapping[str, str]) -> GatewayConfig:
+    """Read the config from `path` (.toml or .json), else from WEDSYNC_INGEST_CONFIG in
+    `environ` (a path or inline JSON); `${NAME}`s are taken from `environ` too.
+    ConfigurationError when nothing is configured or it does not validate."""
+    source = str(path) if path is not None else environ.get(ENV_CONFIG, "")
     if not source:
         raise ConfigurationError(f"no ingest config: pass --config or set {ENV_CONFIG}")
     if source.lstrip().startswith("{"):
@@ -270,4 +270,4 @@ def load_gateway_config(path: str | Path | None = None) -> GatewayConfig:
         raise ConfigurationError(f"ingest config is not valid {suffix[1:].upper()}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigurationError("ingest config must be a table/object at the top level")
-    return parse_gateway_config(data, os.environ)  # the ingest command's edge
+    return parse_gateway_config(data, environ)

@@ -8,7 +8,7 @@ import uuid
 import faust
 import pytest
 from streams.agents import Agents, register_all
-from streams.app import Context
+from streams.agents.app import Context
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 

@@ -12,8 +12,8 @@ import pytest
 from faust import topics as faust_topics
 from streams import topics
 from streams.agents import Agents
+from streams.dev.samples import change_event
 from streams.kafka.codec import TopicCodecs
-from streams.samples import change_event
 from streams.topics import change_key
 
 from tests.component.agents.harness import Wire

@@ -15,10 +15,10 @@ import pytest
 from prometheus_client import REGISTRY
 from streams import metrics, topics
 from streams.agents import Agents
+from streams.dev.samples import change_event
+from streams.dev.samples import inbound_webhook as webhook
 from streams.kafka import deadletter
 from streams.kafka.codec import TopicCodecs
-from streams.samples import change_event
-from streams.samples import inbound_webhook as webhook
 from streams.topics import change_key
 
 from tests.component.agents.harness import Driver, Wire, driving, events_sent

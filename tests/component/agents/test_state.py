@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 import pytest
 from streams import topics
 from streams.agents import Agents
+from streams.dev.samples import change_event
 from streams.kafka import deadletter
 from streams.kafka.codec import TopicCodecs
 from streams.logic.state import WATERMARK_KEY
 from streams.models import ChangeEvent, ColumnValue
-from streams.samples import change_event
 from streams.topics import change_key
 
 from tests.component.agents.harness import Driver, Wire, driving, events_sent

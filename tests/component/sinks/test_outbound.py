@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from aiohttp import web
-from connectors.sinks.fakekit import FakeProvider, FakeServer
 from connectors.sinks.outbound import (
     OutboundPolicy,
     OutboundRefused,
@@ -21,6 +20,7 @@ from connectors.sinks.outbound import (
     check_url,
     http_client,
 )
+from streams.dev.fakes.kit import FakeProvider, FakeServer
 
 
 class Target(FakeProvider):

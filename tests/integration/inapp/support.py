@@ -178,7 +178,7 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{url} never answered 200")
 
 
-MAIN = "from streams.cli import main; raise SystemExit(main())"
+MAIN = "from streams.app.cli import main; raise SystemExit(main())"
 
 
 class GatewayProcess:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 
 from tests.integration.inapp.support import (
     Client,

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from connectors.sinks.inapp import wire
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 
 from tests.integration.inapp.support import (
     Client,

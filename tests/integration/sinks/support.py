@@ -21,8 +21,8 @@ from connectors.sinks.base import DeliveryContext, Limits
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.runtime import SinkRuntime
 from connectors.sinks.settings import SinkSettings
+from streams.dev.broker import EmbeddedBroker
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.deadletter import header_map
 from streams.kafka.replay import read_topic

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, Producer
 from connectors.sinks.base import Limits
+from streams.dev.broker import EmbeddedBroker
 from streams.dev.kraft import KafkaCluster
 from streams.errors import BrokerUnavailable
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.replay import wait_for_group
 

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from connectors.sinks.answer import fatal
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 from streams.kafka.codec import TopicCodecs
 
 from tests.integration.sinks.support import (
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 def test_wedsync_fake_slack_throttles_then_posts() -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "fake", "slack", "--port", str(port),
+        [sys.executable, "-m", "streams.app.cli", "fake", "slack", "--port", str(port),
          "--throttle-next", "1", "--retry-after", "7"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -70,7 +70,7 @@ def test_wedsync_dlq_list_prints_each_dead_letter_with_its_reason(codecs: TopicC
         wait_until(lambda: outcomes(bootstrap, codecs, record["delivery_id"]))
         sink.stop()
         out = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "dlq", "list", "slack",
+            [sys.executable, "-m", "streams.app.cli", "dlq", "list", "slack",
              "--event-id", record["event_id"]],
             env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
             capture_output=True, text=True, timeout=60, check=True,

@@ -3,7 +3,7 @@ Radicale and the customer's webhook receiver, with the expected content.
 
 The whole pipeline runs on a broker of its own: the platform schema, the CDC source, the
 worker (normalize, state, routing), and one sink runtime per destination, reading
-credentials from the platform database. The wedding week of `streams.scenario` is played
+credentials from the platform database. The wedding week of `streams.dev.scenario` is played
 with its integrations pointed at the local servers.
 """
 
@@ -18,10 +18,10 @@ import caldav
 import psycopg2
 import pytest
 from connectors.sinks.credentials import PostgresCredentialStore
-from connectors.sinks.local import CALDAV_PASSWORD, CALDAV_USER, LocalProviders
-from streams.demo import worker_process
+from streams.dev.demo import worker_process
+from streams.dev.local import CALDAV_PASSWORD, CALDAV_USER, LocalProviders
+from streams.dev.scenario import SECRETS, ids, play, seed
 from streams.kafka.codec import TopicCodecs
-from streams.scenario import SECRETS, ids, play, seed
 from streams.settings import Settings
 from streams.topics import DELIVER, Destination
 
@@ -78,7 +78,7 @@ def week(postgres: Any, codecs: TopicCodecs) -> Iterator[dict[str, Any]]:
     drop_platform_db(platform)
 
 
-# what the played week routes to the sinks (streams.scenario.expected, counted by hand):
+# what the played week routes to the sinks (streams.dev.scenario.expected, counted by hand):
 # emails to Photo x4, Venue x2, Florist x2; Photo's Slack x4; Photo's CRM x2, its marketing
 # trigger, the venue booking system; Photo's calendar; two record.changed webhooks
 ROUTED = {"email": 8, "slack": 4, "crm": 4, "calendar": 1, "webhook": 2}

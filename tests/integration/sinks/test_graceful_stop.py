@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from confluent_kafka import Producer
 from connectors.sinks.answer import retry
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 from streams.kafka.codec import TopicCodecs
 from streams.topics import DELIVER, Destination
 
@@ -108,7 +108,7 @@ def _produce(bootstrap: str, codecs: TopicCodecs, records: list[dict[str, Any]])
 def _sink(bootstrap: str, relay: SlowRelay, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "sink", "email", "--dev-credentials"],
+            [sys.executable, "-m", "streams.app.cli", "sink", "email", "--dev-credentials"],
             env={
                 **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "WEDSYNC_SINK_CALL_TIMEOUT_S": str(CALL_TIMEOUT_S),

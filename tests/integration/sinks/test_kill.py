@@ -20,11 +20,11 @@ from typing import Any
 import psycopg2
 import pytest
 from confluent_kafka import Producer
-from connectors.sinks.email.fake import SmtpCapture
-from connectors.sinks.fakekit import FakeServer
-from connectors.sinks.local import SLACK_TOKEN, WEBHOOK_SECRET
-from connectors.sinks.slack.fake import SlackFake
-from connectors.sinks.webhook.fake import WebhookReceiver
+from streams.dev.fakes.email import SmtpCapture
+from streams.dev.fakes.kit import FakeServer
+from streams.dev.fakes.slack import SlackFake
+from streams.dev.fakes.webhook import WebhookReceiver
+from streams.dev.local import SLACK_TOKEN, WEBHOOK_SECRET
 from streams.kafka.codec import TopicCodecs
 from streams.topics import DELIVER, Destination
 
@@ -57,7 +57,7 @@ def _produce(bootstrap: str, codecs: TopicCodecs, kind: Destination, records: li
 
 def _sink(kind: Destination, bootstrap: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "sink", kind.value,
+        [sys.executable, "-m", "streams.app.cli", "sink", kind.value,
          *([] if "WEDSYNC_SINK_PLATFORM_DSN" in env else ["--dev-credentials"])],
         env={
             **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,

@@ -19,12 +19,12 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.crm.config import CrmConfig
-from connectors.sinks.crm.fake import CrmFake
 from connectors.sinks.crm.sink import CrmSink
-from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.outbound import OutboundPolicy
 from connectors.sinks.runtime import SinkRuntime
 from connectors.sinks.settings import SinkSettings
+from streams.dev.fakes.crm import CrmFake
+from streams.dev.fakes.kit import FakeServer
 from streams.kafka.codec import TopicCodecs
 from streams.topics import DELIVER, Destination
 

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 
 BINARY = "/usr/bin/prometheus"
 

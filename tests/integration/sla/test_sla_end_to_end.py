@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.local import WEBHOOK_SECRET, LocalProviders
 from streams.background import Background
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
+from streams.dev.local import WEBHOOK_SECRET, LocalProviders
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.replay import read_topic
 from streams.observe import serve

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from connectors.sources.postgres_cdc.cli import add_arguments, config_overrides
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from pydantic import ValidationError
+from streams.app.cdc import add_arguments, config_overrides
 
 
 def test_password_is_hidden_from_repr_but_reaches_the_dsn():

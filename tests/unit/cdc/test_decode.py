@@ -241,7 +241,7 @@ def test_every_decoded_event_encodes_with_the_cdc_schema(codecs: TopicCodecs):
 
 
 def _tx_events(*tables: str) -> list[Any]:
-    from streams.samples import change_event
+    from streams.dev.samples import change_event
 
     return [(b"k", change_event(t, "c", after={"id": str(i)}, lsn=100 + i))
             for i, t in enumerate(tables)]  # fmt: skip

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from streams import topics
+from streams.dev.samples import change_event
 from streams.logic.state import RoutingState, StateTables
 from streams.models import ColumnValue, DomainEvent, PayloadValue, SourceRef
-from streams.samples import change_event
 
 CDC_REF = SourceRef(
     kind="cdc",

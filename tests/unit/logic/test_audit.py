@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from streams import topics
+from streams.dev.samples import change_event
 from streams.logic.audit import (
     DeadLetter,
     Observed,
@@ -16,7 +17,6 @@ from streams.logic.audit import (
     expected_events,
     reconcile,
 )
-from streams.samples import change_event
 
 T0 = 1_800_000_000_000
 CDC, EVENTS = topics.INGEST_CDC.name, topics.EVENTS.name

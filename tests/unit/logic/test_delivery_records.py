@@ -46,8 +46,8 @@ def test_webhook_record_round_trips_through_its_avro_schema(codecs: TopicCodecs)
 def test_normalized_events_round_trip_through_the_domain_event_schema(
     codecs: TopicCodecs,
 ) -> None:
+    from streams.dev.samples import demo_changes
     from streams.logic.normalize import normalize_change
-    from streams.samples import demo_changes
     from streams.topics import EVENTS
 
     from tests.unit.logic.factories import CDC_REF

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from streams import topics
+from streams.dev.samples import inbound_webhook as webhook
 from streams.errors import PoisonMessage
 from streams.logic.normalize import normalize_webhook
 from streams.models import SourceRef
-from streams.samples import inbound_webhook as webhook
 
 REF = SourceRef(
     kind="webhook",

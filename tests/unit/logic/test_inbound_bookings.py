@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from streams.dev.samples import inbound_webhook as webhook
 from streams.logic.normalize import normalize_webhook
-from streams.samples import inbound_webhook as webhook
 
 from tests.unit.logic.test_inbound import REF
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from streams.dev.samples import change_event, demo_changes
 from streams.logic.normalize import normalize_change
-from streams.samples import change_event, demo_changes
 
 from tests.unit.logic.factories import CDC_REF
 

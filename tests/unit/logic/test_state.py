@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from streams.dev.samples import change_event
 from streams.logic.state import RoutingState, fold_row, normalize_channel
-from streams.samples import change_event
 
 from tests.unit.logic.factories import routing_state_with, state_with, supplier_row
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from connectors.sinks.fakekit import FakeProvider
-from connectors.sinks.registry import CONNECTORS, FAKES, load
+from connectors.sinks.registry import CONNECTORS, load
+from streams.dev.fakes import FAKES
+from streams.dev.fakes.kit import FakeProvider
 
 SINKS = Path(__file__).resolve().parents[3] / "connectors" / "sinks"
 CALENDAR_PROVIDERS = {"google", "graph", "caldav"}  # dispatched by connectors.sinks.calendar

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from streams import topics
+from streams.dev.samples import inbound_webhook
 from streams.errors import PoisonMessage
 from streams.logic.inbound import normalize_webhook
 from streams.models import SourceRef
-from streams.samples import inbound_webhook
 
 REF = SourceRef(kind="webhook", topic=topics.INGEST_WEBHOOKS.name, partition=0, offset=1, lsn=None,
                 commit_lsn=None, state_lsn=None, delivery_id="d-1", table=None)  # fmt: skip

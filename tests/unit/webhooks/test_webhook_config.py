@@ -24,14 +24,14 @@ WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 def test_a_toml_file_loads_into_typed_sources(tmp_path: Path) -> None:
     path = tmp_path / "ingest.toml"
     path.write_text(f'[sources.billing]\nmethod = "standard_webhooks"\nsecrets = ["{WHSEC}"]\n')
-    config = load_gateway_config(path)
+    config = load_gateway_config(path, {})
     assert isinstance(config.sources["billing"], StandardWebhooksSource)
 
 
-def test_inline_json_in_the_environment_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_inline_json_in_the_environment_loads() -> None:
     data = {"sources": {"crm": {"method": "bearer", "tokens": ["t"]}}}
-    monkeypatch.setenv("WEDSYNC_INGEST_CONFIG", json.dumps(data))
-    assert load_gateway_config().sources["crm"].method == "bearer"
+    environ = {"WEDSYNC_INGEST_CONFIG": json.dumps(data)}
+    assert load_gateway_config(None, environ).sources["crm"].method == "bearer"
 
 
 def test_env_references_are_expanded() -> None:

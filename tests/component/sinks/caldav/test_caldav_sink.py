@@ -16,11 +16,12 @@ from aiohttp import web
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.caldav.config import CalDavConfig
-from connectors.sinks.caldav.fake import RadicaleServer
 from connectors.sinks.caldav.sink import CalDavConnector, build
 from connectors.sinks.credentials import Credential, Kind, MemoryCredentialStore
-from connectors.sinks.fakekit import FakeProvider, FakeServer
 from connectors.sinks.outbound import OutboundPolicy
+from streams.app.sinks import read_settings
+from streams.dev.fakes.caldav import RadicaleServer
+from streams.dev.fakes.kit import FakeProvider, FakeServer
 
 USER, PASSWORD = "vendor", "app-specific-pw-7788"
 OTHER_USER, OTHER_PASSWORD = "other", "other-pw-1122"
@@ -408,7 +409,7 @@ def test_target_limit_and_credential_key() -> None:
 def test_build_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEDSYNC_CALDAV_CONCURRENCY", "2")
     monkeypatch.setenv("WEDSYNC_CALDAV_DEFAULT_HOME_URL", "https://caldav.example/home/")
-    c = build(SinkEnv(OutboundPolicy(), MemoryCredentialStore()))
+    c = build(SinkEnv(OutboundPolicy(), MemoryCredentialStore(), settings=read_settings))
     assert c.config.concurrency == 2
     assert c.config.default_home_url == "https://caldav.example/home/"
 

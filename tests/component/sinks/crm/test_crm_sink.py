@@ -12,10 +12,11 @@ from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import Kind, MemoryCredentialStore
 from connectors.sinks.crm.config import CrmConfig
-from connectors.sinks.crm.fake import CrmFake
 from connectors.sinks.crm.sink import CrmSink, build
-from connectors.sinks.fakekit import FakeServer, Switches
 from connectors.sinks.outbound import OutboundPolicy
+from streams.app.sinks import read_settings
+from streams.dev.fakes.crm import CrmFake
+from streams.dev.fakes.kit import FakeServer, Switches
 from streams.topics import Destination
 
 KEY = "crm_key_9f8e7d6c5b4a"
@@ -321,7 +322,11 @@ def test_target_limit_and_credential_key(sink: CrmSink) -> None:
 async def test_build_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEDSYNC_CRM_RATE_PER_S", "2.5")
     monkeypatch.setenv("WEDSYNC_CRM_HONEYBOOK_BASE_URL", "https://hb.example.com")
-    s = build(SinkEnv(policy=OutboundPolicy(), credentials=MemoryCredentialStore()))
+    s = build(
+        SinkEnv(
+            policy=OutboundPolicy(), credentials=MemoryCredentialStore(), settings=read_settings
+        )
+    )
     try:
         assert s.config.rate_per_s == 2.5
         assert s.config.honeybook_base_url == "https://hb.example.com"

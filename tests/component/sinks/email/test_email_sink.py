@@ -13,9 +13,10 @@ from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.email.config import EmailConfig
-from connectors.sinks.email.fake import SmtpCapture
 from connectors.sinks.email.sink import EmailConnector, build
 from connectors.sinks.outbound import OutboundPolicy
+from streams.app.sinks import read_settings
+from streams.dev.fakes.email import SmtpCapture
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -221,7 +222,7 @@ def test_build_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEDSYNC_EMAIL_STARTTLS", "true")
     monkeypatch.setenv("WEDSYNC_EMAIL_PASSWORD", "pw-from-env")
     monkeypatch.setenv("WEDSYNC_EMAIL_MESSAGE_ID_DOMAIN", "m.example")
-    c = build(SinkEnv(OutboundPolicy(), MemoryCredentialStore()))
+    c = build(SinkEnv(OutboundPolicy(), MemoryCredentialStore(), settings=read_settings))
     assert (c.config.smtp_host, c.config.smtp_port, c.config.starttls) == (
         "smtp.relay.example",
         587,

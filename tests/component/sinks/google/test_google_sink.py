@@ -11,12 +11,13 @@ import pytest
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, Limits
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.google.config import GoogleConfig
-from connectors.sinks.google.fake import GoogleCalendarFake
 from connectors.sinks.google.sink import GoogleCalendarConnector
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
+from streams.app.sinks import read_settings
+from streams.dev.fakes.google import GoogleCalendarFake
+from streams.dev.fakes.kit import FakeServer
 
 REFRESH = "1//refresh-token-SECRET-value"
 CLIENT_SECRET = "client-secret-SECRET"
@@ -312,7 +313,11 @@ async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> Non
     monkeypatch.setenv("WEDSYNC_GOOGLE_CLIENT_ID", "env-app")
     monkeypatch.setenv("WEDSYNC_GOOGLE_API_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("WEDSYNC_GOOGLE_RATE_PER_S", "2.5")
-    env = SinkEnv(policy=OutboundPolicy.loopback_for_tests(), credentials=MemoryCredentialStore())
+    env = SinkEnv(
+        policy=OutboundPolicy.loopback_for_tests(),
+        credentials=MemoryCredentialStore(),
+        settings=read_settings,
+    )
     connector = build(env)
     try:
         assert connector.config.client_id == "env-app"

@@ -12,12 +12,13 @@ import pytest
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.graph.config import GraphConfig
-from connectors.sinks.graph.fake import GraphFake
 from connectors.sinks.graph.sink import GraphCalendarConnector
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
+from streams.app.sinks import read_settings
+from streams.dev.fakes.graph import GraphFake
+from streams.dev.fakes.kit import FakeServer
 
 REFRESH = "M.R3_refresh-token-SECRET"
 CLIENT_SECRET = "graph-client-SECRET"
@@ -348,7 +349,11 @@ async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> Non
 
     monkeypatch.setenv("WEDSYNC_GRAPH_CLIENT_SECRET", "env-secret")
     monkeypatch.setenv("WEDSYNC_GRAPH_CONCURRENCY", "2")
-    env = SinkEnv(policy=OutboundPolicy.loopback_for_tests(), credentials=MemoryCredentialStore())
+    env = SinkEnv(
+        policy=OutboundPolicy.loopback_for_tests(),
+        credentials=MemoryCredentialStore(),
+        settings=read_settings,
+    )
     connector = build(env)
     try:
         assert connector.config.client_secret.get_secret_value() == "env-secret"

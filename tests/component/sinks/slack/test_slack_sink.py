@@ -15,11 +15,12 @@ import pytest
 from connectors.sinks.answer import Answer, Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.outbound import OutboundPolicy
 from connectors.sinks.slack.config import SlackConfig
-from connectors.sinks.slack.fake import SlackFake
 from connectors.sinks.slack.sink import SlackSink, build
+from streams.app.sinks import read_settings
+from streams.dev.fakes.kit import FakeServer
+from streams.dev.fakes.slack import SlackFake
 
 SUPPLIER = "5f0c2a4e-1111-4c1e-9a57-000000000001"
 TOKEN = "xoxb-supplier-token-0001"
@@ -357,7 +358,11 @@ async def test_build_reads_the_environment(
     monkeypatch.setenv("WEDSYNC_SLACK_API_BASE_URL", url)
     monkeypatch.setenv("WEDSYNC_SLACK_BOT_TOKEN", PLATFORM_TOKEN)
     monkeypatch.setenv("WEDSYNC_SLACK_RATE_PER_S", "0.5")
-    connector = build(SinkEnv(OutboundPolicy.loopback_for_tests(), MemoryCredentialStore()))
+    connector = build(
+        SinkEnv(
+            OutboundPolicy.loopback_for_tests(), MemoryCredentialStore(), settings=read_settings
+        )
+    )
     try:
         assert connector.limit(record())[1].rate_per_s == 0.5
         answer = await connector.deliver(record(), ctx(MemoryCredentialStore()))

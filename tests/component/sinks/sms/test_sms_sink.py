@@ -14,11 +14,12 @@ import pytest
 from connectors.sinks.answer import Answer, Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.outbound import OutboundPolicy
 from connectors.sinks.sms.config import SmsConfig
-from connectors.sinks.sms.fake import TwilioFake
 from connectors.sinks.sms.sink import SmsSink, build
+from streams.app.sinks import read_settings
+from streams.dev.fakes.kit import FakeServer
+from streams.dev.fakes.sms import TwilioFake
 
 SID = "AC" + "1234abcd" * 4
 TOKEN = "auth-token-old-0001"
@@ -246,7 +247,11 @@ async def test_build_reads_the_environment(
     monkeypatch.setenv("WEDSYNC_SMS_FROM_NUMBER", SENDER)
     monkeypatch.setenv("WEDSYNC_SMS_API_BASE_URL", url)
     monkeypatch.setenv("WEDSYNC_SMS_RATE_PER_S", "2")
-    connector = build(SinkEnv(OutboundPolicy.loopback_for_tests(), MemoryCredentialStore()))
+    connector = build(
+        SinkEnv(
+            OutboundPolicy.loopback_for_tests(), MemoryCredentialStore(), settings=read_settings
+        )
+    )
     try:
         assert connector.limit(record())[1].rate_per_s == 2.0
         fake.switches.expire_tokens = True

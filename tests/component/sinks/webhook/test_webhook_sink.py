@@ -14,11 +14,12 @@ import pytest
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.fakekit import FakeServer, Switches
 from connectors.sinks.outbound import OutboundPolicy
 from connectors.sinks.webhook.config import WebhookConfig
-from connectors.sinks.webhook.fake import WebhookReceiver
 from connectors.sinks.webhook.sink import WebhookSink, build
+from streams.app.sinks import read_settings
+from streams.dev.fakes.kit import FakeServer, Switches
+from streams.dev.fakes.webhook import WebhookReceiver
 from streams.topics import Destination
 
 SECRET = "whsec_" + base64.b64encode(b"component-test-key-32-bytes-long").decode()
@@ -243,7 +244,11 @@ def test_target_limit_and_credential_key(sink: WebhookSink) -> None:
 async def test_build_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEDSYNC_WEBHOOK_LEGACY_HEADERS", "true")
     monkeypatch.setenv("WEDSYNC_WEBHOOK_MAX_BODY_BYTES", "1000")
-    s = build(SinkEnv(policy=OutboundPolicy(), credentials=MemoryCredentialStore()))
+    s = build(
+        SinkEnv(
+            policy=OutboundPolicy(), credentials=MemoryCredentialStore(), settings=read_settings
+        )
+    )
     try:
         assert s.config.legacy_headers is True
         assert s.config.max_body_bytes == 1000

@@ -40,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sinks.fakekit import FakeProvider, Switches
+from streams.dev.fakes.kit import FakeProvider, Switches
 
 DEMO_KEY = "crm-demo-key"
 Process = Callable[[dict[str, Any]], tuple[int, dict[str, Any], bool]]

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sinks.fakekit import FakeProvider, Switches
+from streams.dev.fakes.kit import FakeProvider, Switches
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 

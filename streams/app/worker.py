@@ -33,10 +33,10 @@ def make_worker(app: faust.App, settings: Settings) -> Worker:
 
 def run_worker(settings: Settings, *, with_route: bool = False) -> int:
     """Run until SIGINT/SIGTERM. Creates the catalog's topics first (idempotent)."""
-    from streams.app import create_app
+    from streams.agents.app import create_app
+    from streams.app.broker import kafka_broker
     from streams.kafka.access import check_access
     from streams.kafka.admin import create_topics
-    from streams.kafka.broker import kafka_broker
     from streams.observe import serve_from_settings
 
     with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:

@@ -8,6 +8,7 @@ import logging
 import signal
 
 from pydantic import ValidationError
+
 from streams import metrics
 from streams.errors import ConfigurationError
 from streams.settings import Settings
@@ -48,12 +49,12 @@ def run_print_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka.access import check_access
-    from streams.kafka.codec import TopicCodecs
-
-    from connectors.sinks.cli import _bootstrap
     from connectors.sinks.inapp.config import GatewaySettings
     from connectors.sinks.inapp.server import GatewayServer
+
+    from streams.app.sinks import _bootstrap
+    from streams.kafka.access import check_access
+    from streams.kafka.codec import TopicCodecs
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:

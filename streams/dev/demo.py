@@ -2,11 +2,11 @@
 
 The embedded broker, a throwaway PostgreSQL with `schemas/platform/platform.sql`, the CDC
 source, the Faust worker and its routing process, one sink per destination kind pointed at
-local providers, the in-app gateway and the SLA agent (`streams.demo_parts`). Act one seeds
-one wedding with five vendors and plays the four workflows (`streams.scenario`), then checks
+local providers, the in-app gateway and the SLA agent (`streams.dev.demo_parts`). Act one seeds
+one wedding with five vendors and plays the four workflows (`streams.dev.scenario`), then checks
 every routed delivery against what the rules and preferences imply and that each one was
 delivered; act two plays the rest of the week, where things go wrong and recover
-(`streams.week`). Everything is shown as it happens (`streams.demo_view`). Ctrl-C (or
+(`streams.dev.week`). Everything is shown as it happens (`streams.dev.demo_view`). Ctrl-C (or
 SIGTERM) stops every part, in reverse order.
 """
 
@@ -19,8 +19,11 @@ import sys
 import time
 from typing import Any
 
-from streams import devdb, metrics, scenario
-from streams.demo_parts import (
+from streams import metrics
+from streams.dev import db as devdb
+from streams.dev import scenario
+from streams.dev.broker import free_port
+from streams.dev.demo_parts import (
     SINK_KINDS,
     cdc_running,
     inapp_running,
@@ -29,10 +32,10 @@ from streams.demo_parts import (
     sla_running,
     worker_process,
 )
-from streams.demo_view import Watch
+from streams.dev.demo_view import Watch
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import free_port, kafka_broker
 from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import KafkaConnection
 from streams.settings import Settings
 
 NAMES = {"photo": "Photo", "venue": "Venue", "florist": "Florist", "band": "Band",
@@ -46,7 +49,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
+def run_demo(
+    settings: Settings, kafka: KafkaConnection, *, once: bool, timeout: float = 120.0
+) -> int:
+    """The demo on `kafka` (a PLAINTEXT development broker the application started)."""
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     metrics.export(*metrics.ROLES)  # every part runs in this one process
     logging.getLogger().setLevel(logging.WARNING)  # the board and the lines say it all
@@ -56,14 +62,13 @@ def run_demo(settings: Settings, *, once: bool, timeout: float = 120.0) -> int:
         print(f"make run needs the PostgreSQL 15 server binaries in {devdb.PG_BIN}; `make "
               "system-deps` installs them (Debian's postgresql-15)", file=sys.stderr)  # fmt: skip
         return 1
-    from connectors.sinks.local import LocalProviders
+    from streams.dev.local import LocalProviders
 
     codecs = TopicCodecs.from_settings(settings)
     k = scenario.ids()
     name_of = {k[v]: NAMES[v] for v in scenario.VENDORS}
     try:
-        with kafka_broker(settings, f"{settings.app_id}-demo", dev_default="auto") as kafka, \
-                devdb.throwaway_postgres() as server, LocalProviders() as local:  # fmt: skip
+        with devdb.throwaway_postgres() as server, LocalProviders() as local:
             bootstrap = kafka.bootstrap_servers  # the demo's processes: a PLAINTEXT dev broker
             create_topics(bootstrap, replication_factor=settings.replication_factor)
             print(f"[1/5] Kafka broker at {bootstrap}; catalog topics created", flush=True)
@@ -95,8 +100,8 @@ def _play(cur: Any, k: dict[str, str], local: Any, bootstrap: str, codecs: Topic
           slot: str, worker: Any, inapp: Any, agent: Any, crm: tuple[str, str],
           name_of: dict[str, str],
           once: bool, timeout: float) -> int:  # fmt: skip
+    from streams.dev.week import play_week
     from streams.observe import serve
-    from streams.week import play_week
 
     metrics_port = free_port()
     metrics = serve(metrics_port)

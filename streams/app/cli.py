@@ -17,7 +17,7 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
-    from streams.kafka.broker import EmbeddedBroker
+    from streams.dev.broker import EmbeddedBroker
 
     # Ctrl-C/SIGTERM only set a flag: a KeyboardInterrupt raised inside Popen.wait() can
     # leave the Popen's wait lock held, and the broker.stop() that follows would hang on it
@@ -41,8 +41,8 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app.broker import kafka_broker
     from streams.kafka.admin import create_topics
-    from streams.kafka.broker import kafka_broker
 
     with kafka_broker(settings, f"{settings.app_id}-topics") as kafka:
         report = create_topics(kafka, replication_factor=settings.replication_factor)
@@ -80,43 +80,45 @@ def _cmd_schemas_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.worker import run_worker
+    from streams.app.worker import run_worker
 
     return run_worker(settings, with_route=args.with_route)
 
 
 def _cmd_route(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.routing.process import run_route
+    from streams.app.route import run_route
 
     return run_route(settings)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.demo import run_demo
+    from streams.app.broker import kafka_broker
+    from streams.dev.demo import run_demo
 
-    return run_demo(settings, once=args.once)
+    with kafka_broker(settings, f"{settings.app_id}-demo", dev_default="auto") as kafka:
+        return run_demo(settings, kafka, once=args.once)
 
 
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors.sources.webhooks.serve import run_ingest
+    from streams.app.ingest import run_ingest
 
     return run_ingest(settings, config_path=args.config, host=args.host, port=args.port)
 
 
 def _cmd_sla(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.sla.cli import run_sla
+    from streams.app.sla import run_sla
 
     return run_sla(settings)
 
 
 def _cmd_cdc(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors.sources.postgres_cdc.cli import run_from_args
+    from streams.app.cdc import run_from_args
 
     return run_from_args(args, settings)
 
 
 def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.audit import run_audit
+    from streams.app.audit import run_audit
 
     return run_audit(args, settings)
 
@@ -184,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--port", type=int, default=None, help="listen port (default: config)")
     ingest.set_defaults(func=_cmd_ingest)
 
-    from connectors.sources.postgres_cdc.cli import add_arguments as add_cdc_arguments
+    from streams.app.cdc import add_arguments as add_cdc_arguments
 
     cdc = sub.add_parser("cdc", help="PostgreSQL logical replication into the CDC topic")
     add_cdc_arguments(cdc)
@@ -194,12 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sla", help="the SLA metrics agent: delivery results -> health, alerts, Prometheus"
     ).set_defaults(func=_cmd_sla)
 
-    from connectors.sinks.cli import add_arguments as add_sink_arguments
+    from streams.app.sinks import add_arguments as add_sink_arguments
 
     add_sink_arguments(sub)
     _add_audit(sub)
 
-    from connectors.sinks.inapp.cli import add_arguments as add_inapp_arguments
+    from streams.app.inapp import add_arguments as add_inapp_arguments
 
     add_inapp_arguments(sub)
     return parser

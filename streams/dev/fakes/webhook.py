@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from connectors.sinks.fakekit import FakeProvider, Switches
+from streams.dev.fakes.kit import FakeProvider, Switches
 
 DEMO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

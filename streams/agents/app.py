@@ -88,7 +88,7 @@ def create_app(
 def watch_topics(app: faust.App, app_id: str, bootstrap_servers: Kafka) -> None:
     """Every few seconds: if a topic the worker's tables and inputs live on was recreated or
     is gone (its topic id changed), the cluster lost data: crash the app with BrokerDataLost
-    (the worker exits saying so, `streams.worker.exit_code`) instead of going on with tables
+    (the worker exits saying so, `streams.app.worker.exit_code`) instead of going on with tables
     Kafka no longer backs."""
     own = topics.app_topics(app_id)
     watched = [topics.INGEST_CDC.name, topics.INGEST_STATE.name, own.state_rows_changelog.name]

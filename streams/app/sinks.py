@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic_settings import BaseSettings
 
 from streams.errors import ConfigurationError
 from streams.kafka.connection import KafkaConnection
 from streams.settings import Settings
 from streams.topics import Destination
+
+S = TypeVar("S", bound=BaseSettings)
 
 SINK_KINDS = [d.value for d in Destination if d is not Destination.INAPP]
 
@@ -27,7 +31,7 @@ def add_arguments(sub: Any) -> None:
     )  # fmt: skip
     sink.set_defaults(func=run_sink)
 
-    from connectors.sinks.registry import FAKES
+    from streams.dev.fakes import FAKES
 
     fake = sub.add_parser("fake", help="run a local fake provider server to test a setup against")
     fake.add_argument("provider", choices=sorted(FAKES))
@@ -64,18 +68,33 @@ def add_arguments(sub: Any) -> None:
     p.set_defaults(func=run_show)
 
 
+def read_settings(model: type[S]) -> S:
+    """A connector's settings model from the environment (`SinkEnv.settings`); what is
+    missing or malformed is a ConfigurationError naming the variables, never their values."""
+    from pydantic import ValidationError
+
+    try:
+        return model()
+    except ValidationError as exc:
+        prefix = str(model.model_config.get("env_prefix", "")).upper()
+        fields = sorted({f"{prefix}{'_'.join(map(str, e['loc'])).upper()}" for e in exc.errors()})
+        raise ConfigurationError(
+            f"{model.__name__}: set or correct {', '.join(fields)} (see README, configuration)"
+        ) from None
+
+
 def _bootstrap(settings: Settings, role: str = "sink") -> KafkaConnection:
     return settings.kafka_cluster(f"{settings.app_id}-{role}")
 
 
 def run_sink(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka.codec import TopicCodecs
-
     from connectors.sinks.base import SinkEnv
     from connectors.sinks.credentials import MemoryCredentialStore, PostgresCredentialStore
     from connectors.sinks.registry import CONNECTORS, load
     from connectors.sinks.runtime import SinkRuntime
     from connectors.sinks.settings import SinkSettings
+
+    from streams.kafka.codec import TopicCodecs
 
     bootstrap = _bootstrap(settings)
     sink_settings = SinkSettings()
@@ -93,7 +112,7 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
             "from the platform database; set it (or pass --dev-credentials for empty "
             "in-memory credentials, development only)"
         )
-    env = SinkEnv(sink_settings.outbound_policy(), credentials)
+    env = SinkEnv(sink_settings.outbound_policy(), credentials, read_settings)
     kind = Destination(args.kind)
     connector = load(CONNECTORS[kind])(env)
     runtime = SinkRuntime(
@@ -119,8 +138,10 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_fake(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors.sinks.fakekit import FakeProvider, Switches, serve
-    from connectors.sinks.registry import FAKES, load
+    from connectors.sinks.registry import load
+
+    from streams.dev.fakes import FAKES
+    from streams.dev.fakes.kit import FakeProvider, Switches, serve
 
     target = load(FAKES[args.provider])
     switches = Switches(
@@ -147,10 +168,10 @@ def _time_ms(text: str | None) -> int | None:
 
 
 def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.sinks.dlq import DlqFilter, read_dead_letters, replay
+
     from streams.kafka.codec import TopicCodecs
     from streams.topics import DELIVER
-
-    from connectors.sinks.dlq import DlqFilter, read_dead_letters, replay
 
     bootstrap = _bootstrap(settings)
     kind = Destination(args.kind)
@@ -175,9 +196,9 @@ def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_show(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kafka.codec import TopicCodecs
-
     from connectors.sinks.show import chain
+
+    from streams.kafka.codec import TopicCodecs
 
     for line in chain(_bootstrap(settings), TopicCodecs.from_settings(settings), args.event_id):
         print(line)

@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
 
+from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config
+from connectors.sources.webhooks.gateway import running_gateway
+
 from streams import metrics
+from streams.app.broker import kafka_broker
 from streams.kafka.access import check_access
 from streams.kafka.admin import create_topics
-from streams.kafka.broker import kafka_broker
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
 from streams.settings import Settings
-
-from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config
-from connectors.sources.webhooks.gateway import running_gateway
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def run_ingest(
     port: int | None = None,
 ) -> int:
     """Validate the config, find or start Kafka, serve until signalled; returns an exit code."""
-    config = load_gateway_config(config_path)
+    config = load_gateway_config(config_path, os.environ)
     codecs = TopicCodecs.from_settings(settings)
     metrics.export("ingest")
     with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:

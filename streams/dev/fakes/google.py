@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sinks.fakekit import FakeProvider, Switches
+from streams.dev.fakes.kit import FakeProvider, Switches
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 EVENTS = "/calendar/v3/calendars/{calendar}/events"

@@ -36,8 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sinks.fakekit import FakeProvider, Switches
-from connectors.sinks.google.fake import FakeTokens
+from streams.dev.fakes.google import FakeTokens
+from streams.dev.fakes.kit import FakeProvider, Switches
 
 FILTER = re.compile(
     r"^singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' "

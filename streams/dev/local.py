@@ -12,12 +12,12 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.scenario import SECRETS, Endpoints
-from streams.topics import Destination
-
 from connectors.sinks.base import Connector
-from connectors.sinks.fakekit import FakeServer
 from connectors.sinks.outbound import OutboundPolicy
+
+from streams.dev.fakes.kit import FakeServer
+from streams.dev.scenario import SECRETS, Endpoints
+from streams.topics import Destination
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"wedsync-local-endpoint-secret-32b").decode()
 CALDAV_USER, CALDAV_PASSWORD = "photo", "app-specific-password"
@@ -31,12 +31,12 @@ class LocalProviders:
     calendar_url: str = ""
 
     def start(self) -> LocalProviders:
-        from connectors.sinks.caldav.fake import RadicaleServer
-        from connectors.sinks.crm.fake import CrmFake
-        from connectors.sinks.email.fake import SmtpCapture
-        from connectors.sinks.slack.fake import SlackFake
-        from connectors.sinks.sms.fake import TwilioFake
-        from connectors.sinks.webhook.fake import WebhookReceiver
+        from streams.dev.fakes.caldav import RadicaleServer
+        from streams.dev.fakes.crm import CrmFake
+        from streams.dev.fakes.email import SmtpCapture
+        from streams.dev.fakes.slack import SlackFake
+        from streams.dev.fakes.sms import TwilioFake
+        from streams.dev.fakes.webhook import WebhookReceiver
 
         self.servers["smtp"] = SmtpCapture().start()
         self.servers["radicale"] = RadicaleServer(users={CALDAV_USER: CALDAV_PASSWORD}).start()
@@ -87,10 +87,9 @@ class LocalProviders:
                 self.policy, EmailConfig(smtp_host=smtp.hostname, smtp_port=smtp.port)
             )
         if kind is Destination.SLACK:
-            from pydantic import SecretStr
-
             from connectors.sinks.slack.config import SlackConfig
             from connectors.sinks.slack.sink import SlackSink
+            from pydantic import SecretStr
 
             config = SlackConfig(
                 api_base_url=self.servers["slack"].url, bot_token=SecretStr(SLACK_TOKEN)

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from connectors.sinks.fakekit import FakeProvider, Switches
+from streams.dev.fakes.kit import FakeProvider, Switches
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000

@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from streams import devdb, topics
+from streams import topics
 from streams.background import Background
-from streams.kafka.broker import die_with_parent, free_port
+from streams.child import die_with_parent
+from streams.dev import db as devdb
+from streams.dev.broker import free_port
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
@@ -44,7 +46,7 @@ def worker_process(bootstrap: str, settings: Settings) -> Iterator[subprocess.Po
         "WEDSYNC_LOG_LEVEL": os.environ.get("WEDSYNC_LOG_LEVEL", "warn"),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--with-route"],
+        [sys.executable, "-m", "streams.app.cli", "worker", "--with-route"],
         env=env,
         preexec_fn=die_with_parent,
         start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker first
