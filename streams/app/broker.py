@@ -36,7 +36,14 @@ def kafka_broker(
             f"WEDSYNC_BROKER={choice} starts a PLAINTEXT development broker, but "
             f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}: unset one of them"
         )
-    from streams.dev.broker import dev_broker
+    try:
+        from streams.dev.broker import dev_broker
+    except ModuleNotFoundError:
+        raise ConfigurationError(
+            f"WEDSYNC_BROKER={choice} asks for a development broker, which this installation "
+            "leaves out (no streams.dev, as in the production image): set "
+            "KAFKA_BOOTSTRAP_SERVERS to your cluster"
+        ) from None
 
     with dev_broker(choice) as bootstrap:
         yield settings.kafka(bootstrap, client_id)

@@ -136,16 +136,29 @@ def _add_audit(sub: Any) -> None:
     p.set_defaults(func=_cmd_audit)
 
 
+def dev_package_present() -> bool:
+    """Whether this installation holds the dev package (`streams.dev`): a production image
+    leaves it out (deploy/Dockerfile), and then the development commands (demo, broker,
+    fake) are not offered at all."""
+    try:
+        import streams.dev  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wedsync", description="wedsync-streams: CDC and webhooks in, deliveries out."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dev = dev_package_present()
 
-    p = sub.add_parser("broker", help="run the embedded Kafka broker (Tansu) in the foreground")
-    p.add_argument("--port", type=int, default=None, help="listen port (default: a free one)")
-    p.add_argument("--create-topics", action="store_true", help="create the catalog's topics")
-    p.set_defaults(func=_cmd_broker)
+    if dev:
+        p = sub.add_parser("broker", help="run the embedded Kafka broker (Tansu) in the foreground")
+        p.add_argument("--port", type=int, default=None, help="listen port (default: a free one)")
+        p.add_argument("--create-topics", action="store_true", help="create the catalog's topics")
+        p.set_defaults(func=_cmd_broker)
 
     topics = sub.add_parser("topics", help="the topic catalog").add_subparsers(
         dest="topics_command", required=True, metavar="ACTION"
@@ -176,9 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         "route", help="run the routing engine (a consumer group: run as many as partitions)"
     ).set_defaults(func=_cmd_route)
 
-    demo = sub.add_parser("demo", help="broker + worker + sample CDC events, shown decoded")
-    demo.add_argument("--once", action="store_true", help="exit after the samples came out")
-    demo.set_defaults(func=_cmd_demo)
+    if dev:
+        demo = sub.add_parser("demo", help="a wedding week, live: every process on a dev broker")
+        demo.add_argument("--once", action="store_true", help="exit after the samples came out")
+        demo.set_defaults(func=_cmd_demo)
 
     ingest = sub.add_parser("ingest", help="inbound webhook gateway: HTTP in, Kafka out")
     ingest.add_argument("--config", default=None, help="TOML/JSON; default $WEDSYNC_INGEST_CONFIG")
@@ -198,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from streams.app.sinks import add_arguments as add_sink_arguments
 
-    add_sink_arguments(sub)
+    add_sink_arguments(sub, with_fakes=dev)
     _add_audit(sub)
 
     from streams.app.inapp import add_arguments as add_inapp_arguments

@@ -9,7 +9,6 @@ import signal
 
 from pydantic import ValidationError
 
-from streams import metrics
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -55,6 +54,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app.sinks import _bootstrap
     from streams.kafka.access import check_access
     from streams.kafka.codec import TopicCodecs
+    from streams.observe import serve_from_settings
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -64,7 +64,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     codecs = TopicCodecs.from_settings(settings)
     check_access(_bootstrap(settings), "inapp", settings.app_id)
     server = GatewayServer(_bootstrap(settings), gateway_settings, codecs)
-    metrics.export("inapp")
+    serve_from_settings(settings, "inapp", lambda: server.healthy)
 
     # websockets logs every connection open and close at INFO: 20,000 lines per 10,000 users
     logging.getLogger("websockets.server").setLevel(logging.WARNING)

@@ -19,26 +19,28 @@ from pathlib import Path
 from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
 
-from streams import metrics
 from streams.app.broker import kafka_broker
 from streams.kafka.access import check_access
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
+from streams.observe import serve_from_settings
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def _serve(
-    config: GatewayConfig, bootstrap: Kafka, codecs: TopicCodecs, host: str | None, port: int | None
-) -> None:
+    settings: Settings, config: GatewayConfig, bootstrap: Kafka, codecs: TopicCodecs,
+    host: str | None, port: int | None,
+) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with running_gateway(config, bootstrap, codecs, host=host, port=port) as (_, bound):
+    async with running_gateway(config, bootstrap, codecs, host=host, port=port) as (gw, bound):
+        serve_from_settings(settings, "ingest", lambda: gw.healthy)
         log.info(
             "ingest gateway on http://%s:%d (%d sources); Kafka %s",
             host or config.host, bound, len(config.sources), bootstrap,
@@ -57,10 +59,9 @@ def run_ingest(
     """Validate the config, find or start Kafka, serve until signalled; returns an exit code."""
     config = load_gateway_config(config_path, os.environ)
     codecs = TopicCodecs.from_settings(settings)
-    metrics.export("ingest")
     with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:
         check_access(kafka, "ingest", settings.app_id)
         if not settings.kafka_bootstrap_servers:  # a development broker started just now
             create_topics(kafka, replication_factor=settings.replication_factor)
-        asyncio.run(_serve(config, kafka, codecs, host, port))
+        asyncio.run(_serve(settings, config, kafka, codecs, host, port))
     return 0

@@ -21,7 +21,7 @@ S = TypeVar("S", bound=BaseSettings)
 SINK_KINDS = [d.value for d in Destination if d is not Destination.INAPP]
 
 
-def add_arguments(sub: Any) -> None:
+def add_arguments(sub: Any, *, with_fakes: bool) -> None:
     sink = sub.add_parser("sink", help="deliver one destination kind (a consumer group member)")
     sink.add_argument("kind", choices=SINK_KINDS)
     sink.add_argument(
@@ -30,20 +30,8 @@ def add_arguments(sub: Any) -> None:
         "platform database (WEDSYNC_SINK_PLATFORM_DSN)",
     )  # fmt: skip
     sink.set_defaults(func=run_sink)
-
-    from streams.dev.fakes import FAKES
-
-    fake = sub.add_parser("fake", help="run a local fake provider server to test a setup against")
-    fake.add_argument("provider", choices=sorted(FAKES))
-    fake.add_argument("--host", default="127.0.0.1")
-    fake.add_argument("--port", type=int, default=8025)
-    fake.add_argument("--latency-ms", type=float, default=0.0, help="answer this much later")
-    fake.add_argument("--fail-next", type=int, default=0, help="fail the next N requests")
-    fake.add_argument("--fail-status", type=int, default=503)
-    fake.add_argument("--throttle-next", type=int, default=0, help="429 the next N requests")
-    fake.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds")
-    fake.add_argument("--expire-tokens", action="store_true", help="refuse issued tokens")
-    fake.set_defaults(func=run_fake)
+    if with_fakes:
+        _add_fake(sub)
 
     dlq = sub.add_parser("dlq", help="dead letters of a sink").add_subparsers(
         dest="dlq_command", required=True, metavar="ACTION"
@@ -81,6 +69,22 @@ def read_settings(model: type[S]) -> S:
         raise ConfigurationError(
             f"{model.__name__}: set or correct {', '.join(fields)} (see README, configuration)"
         ) from None
+
+
+def _add_fake(sub: Any) -> None:
+    from streams.dev.fakes import FAKES
+
+    fake = sub.add_parser("fake", help="run a local fake provider server to test a setup against")
+    fake.add_argument("provider", choices=sorted(FAKES))
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8025)
+    fake.add_argument("--latency-ms", type=float, default=0.0, help="answer this much later")
+    fake.add_argument("--fail-next", type=int, default=0, help="fail the next N requests")
+    fake.add_argument("--fail-status", type=int, default=503)
+    fake.add_argument("--throttle-next", type=int, default=0, help="429 the next N requests")
+    fake.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds")
+    fake.add_argument("--expire-tokens", action="store_true", help="refuse issued tokens")
+    fake.set_defaults(func=run_fake)
 
 
 def _bootstrap(settings: Settings, role: str = "sink") -> KafkaConnection:

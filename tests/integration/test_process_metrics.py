@@ -1,8 +1,10 @@
-"""Every process serves Prometheus metrics and a health check on WEDSYNC_METRICS_PORT (the
-ingest and in-app gateways on their own ports, tested with them)."""
+"""Every process serves Prometheus metrics and a health check on WEDSYNC_METRICS_PORT, the
+gateways too (their public ports serve their clients, never /metrics), and exports only the
+metrics of its own role."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import pytest
 from streams.dev.broker import free_port
 
 from tests.integration.cdc_support import PlatformDb
-from tests.integration.inapp.support import wait_ready
+from tests.integration.inapp.support import FAST, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -70,14 +72,47 @@ def test_a_sink_process_serves_its_metrics(kafka_bootstrap: str) -> None:
         healthy(port)
 
 
+def families(body: str) -> set[str]:
+    return {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE wedsync_")}
+
+
 def test_a_process_exports_only_its_own_metrics(kafka_bootstrap: str) -> None:
     port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEDSYNC_METRICS_PORT": str(port)}
     with process(["sink", "webhook", "--dev-credentials"], env):
         body = scrape(port, "wedsync_sink_in_flight")
-    families = {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE wedsync_")}
-    assert families, body[:500]
-    assert not {f for f in families if not f.startswith(("wedsync_sink_", "wedsync_dead_"))}
+    assert families(body), body[:500]
+    assert not {f for f in families(body) if not f.startswith(("wedsync_sink_", "wedsync_dead_"))}
+
+
+def test_the_ingest_gateway_serves_its_metrics_apart_from_its_clients(
+    kafka_bootstrap: str,
+) -> None:
+    port, public = free_port(), free_port()
+    config = {"host": "127.0.0.1", "port": public,
+              "sources": {"crm": {"method": "bearer", "tokens": ["t" * 32]}}}  # fmt: skip
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEDSYNC_METRICS_PORT": str(port),
+           "WEDSYNC_INGEST_CONFIG": json.dumps(config)}  # fmt: skip
+    with process(["ingest"], env):
+        body = scrape(port, "# TYPE wedsync_ingest_requests")
+        healthy(port)
+        wait_ready(f"http://127.0.0.1:{public}/healthz", timeout=60)
+        assert get(f"http://127.0.0.1:{public}/metrics")[0] == 404
+    assert not {f for f in families(body) if f.startswith(("wedsync_sink_", "wedsync_inapp_"))}
+
+
+def test_the_inapp_gateway_serves_its_metrics_apart_from_its_clients(
+    kafka_bootstrap: str,
+) -> None:
+    port, public = free_port(), free_port()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "WEDSYNC_METRICS_PORT": str(port),
+           "WEDSYNC_INAPP_PORT": str(public),
+           **{f"WEDSYNC_INAPP_{k.upper()}": str(v) for k, v in FAST.items()}}  # fmt: skip
+    with process(["inapp"], env):
+        body = scrape(port, "# TYPE wedsync_inapp_connections")
+        healthy(port)
+        assert get(f"http://127.0.0.1:{public}/metrics")[0] == 404
+    assert not {f for f in families(body) if f.startswith(("wedsync_sink_", "wedsync_ingest_"))}
 
 
 def test_the_sla_agent_serves_health_gauges_and_consumer_lag(kafka_bootstrap: str) -> None:

@@ -69,3 +69,39 @@ def test_a_production_command_without_a_broker_names_the_variable(installed: Pat
     done = _run(installed / "wedsync", "worker", env=_clean_env())
     assert done.returncode == 2
     assert "KAFKA_BOOTSTRAP_SERVERS is not set" in done.stderr
+
+
+# The production image leaves streams.dev out (deploy/Dockerfile): a finder that refuses it
+# stands in for the missing folder in the same installation.
+WITHOUT_DEV = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NoDev(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "streams.dev" or name.startswith("streams.dev."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoDev())
+from streams.app.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _without_dev(installed: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run(installed / "python", "-c", WITHOUT_DEV, *argv, env={**_clean_env(), **env})
+
+
+def test_without_the_dev_package_the_help_offers_no_development_command(installed: Path) -> None:
+    done = _without_dev(installed, "--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    commands = done.stdout.split("options:")[0]
+    assert "worker" in commands and "sink" in commands
+    assert not {"demo", "broker", "fake"} & set(commands.split())
+
+
+def test_without_the_dev_package_a_dev_broker_is_refused_by_name(installed: Path) -> None:
+    done = _without_dev(installed, "worker", WEDSYNC_BROKER="tansu")
+    assert done.returncode == 2
+    assert "WEDSYNC_BROKER=tansu" in done.stderr and "KAFKA_BOOTSTRAP_SERVERS" in done.stderr

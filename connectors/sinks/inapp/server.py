@@ -1,7 +1,9 @@
 """`wedsync inapp`: the WebSocket server (the `websockets` library) and its lifecycle.
 
-`/ws` speaks PROTOCOL.md; `/inbox` (and `/inbox.js`) serve the inbox page; `/metrics` serves
-Prometheus; `/healthz` answers 200 once the history is read and until draining starts.
+`/ws` speaks PROTOCOL.md; `/inbox` (and `/inbox.js`) serve the inbox page; `/healthz` answers
+200 once the history is read and until draining starts (for a load balancer in front of this
+port; the process's /metrics and /healthz are served apart, as every process's are:
+`streams.observe`).
 SIGTERM drains: new connections get 4101, open ones are closed with 4200 ("reconnect now",
 to another gateway), the gateway says `gone` on the presence topic and flushes its producer.
 """
@@ -17,7 +19,6 @@ from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
@@ -67,17 +68,20 @@ class GatewayServer:
         self.port = settings.port
         self._tasks: set[asyncio.Task[Any]] = set()
 
+    @property
+    def healthy(self) -> bool:
+        """The history is read and the gateway is not draining."""
+        return self.gateway is not None and self.gateway.ready and not self.gateway.draining
+
     # ---- HTTP ---------------------------------------------------------------------------
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return None
         if path == "/healthz":
-            ok = self.gateway is not None and self.gateway.ready and not self.gateway.draining
+            ok = self.healthy
             status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, b"ok\n" if ok else b"not ready\n", "text/plain")
-        if path == "/metrics":
-            return _response(HTTPStatus.OK, generate_latest(), CONTENT_TYPE_LATEST)
         if path in PAGES:
             name, ctype = PAGES[path]
             body = resources.files("connectors.sinks.inapp").joinpath("page", name).read_bytes()

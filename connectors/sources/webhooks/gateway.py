@@ -3,8 +3,9 @@ acknowledges them.
 
     POST /webhooks/{source}   verified request -> InboundWebhook on INGEST_WEBHOOKS
     POST /changes/{source}    verified Supabase/Debezium payload -> ChangeEvent on INGEST_CDC
-    GET  /healthz             200 while the Kafka producer is usable, else 503
-    GET  /metrics             Prometheus exposition
+    GET  /healthz             200 while the Kafka producer is usable, else 503 (for the load
+                              balancer in front; the process's /metrics and /healthz are
+                              served apart, as every process's are: `streams.observe`)
 
 Per request, in this order: the source exists (404) -> body within its limit (413) -> the
 source's rate limit (429 + Retry-After; checked before verification so forged floods cost
@@ -36,7 +37,6 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams import metrics
 from streams.errors import BrokerUnavailable
 from streams.kafka.codec import TopicCodecs
@@ -130,7 +130,6 @@ class Gateway:
         app.router.add_post("/webhooks/{source}", self.handle_webhook)
         app.router.add_post("/changes/{source}", self.handle_change)
         app.router.add_get("/healthz", self.handle_health)
-        app.router.add_get("/metrics", self.handle_metrics)
         return app
 
     @web.middleware
@@ -157,13 +156,14 @@ class Gateway:
     async def handle_change(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, changes=True)
 
+    @property
+    def healthy(self) -> bool:
+        return not self.producer.fatal
+
     async def handle_health(self, request: web.Request) -> web.StreamResponse:
-        if self.producer.fatal:
+        if not self.healthy:
             return web.json_response({"status": "kafka producer failed"}, status=503)
         return web.json_response({"status": "ok"})
-
-    async def handle_metrics(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # ---- the pipeline ---------------------------------------------------------------------
     async def _handle(self, request: web.Request, *, changes: bool) -> web.StreamResponse:
