@@ -60,8 +60,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka.admin import AdminClient
     from connectors.sources.postgres_cdc.config import PostgresCdcConfig
-    from connectors.sources.postgres_cdc.source import run_cdc
+    from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
     from pydantic import ValidationError
 
     from streams.kafka.codec import TopicCodecs
@@ -71,9 +72,11 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
         config = PostgresCdcConfig(**config_overrides(args))
     except ValidationError as exc:
         raise ConfigurationError(f"CDC configuration: {exc}") from exc
-    from streams.kafka.access import check_access
-    from streams.observe import serve_from_settings
+    from streams.app import shell
+    from streams.kafka.connection import client_config
 
-    check_access(kafka, "cdc", settings.app_id)
-    serve_from_settings(settings, "cdc")
-    return run_cdc(config, kafka, TopicCodecs.from_settings(settings))
+    shell.start(settings, kafka, access="cdc", metrics="cdc")
+    producer = make_producer(kafka, max_record_bytes=config.max_record_bytes)
+    admin = AdminClient(client_config(kafka))
+    source = PostgresCdcSource(config, producer, TopicCodecs.from_settings(settings), admin=admin)
+    return shell.run_blocking(source.run)

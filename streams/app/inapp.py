@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 
 from pydantic import ValidationError
 
+from streams.app import shell
 from streams.errors import ConfigurationError
 from streams.settings import Settings
 
@@ -52,9 +51,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.sinks.inapp.server import GatewayServer
 
     from streams.app.sinks import _bootstrap
-    from streams.kafka.access import check_access
     from streams.kafka.codec import TopicCodecs
-    from streams.observe import serve_from_settings
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -62,19 +59,11 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as exc:
         raise ConfigurationError(f"in-app gateway settings: {exc}") from None
     codecs = TopicCodecs.from_settings(settings)
-    check_access(_bootstrap(settings), "inapp", settings.app_id)
-    server = GatewayServer(_bootstrap(settings), gateway_settings, codecs)
-    serve_from_settings(settings, "inapp", lambda: server.healthy)
+    kafka = _bootstrap(settings)
+    server = GatewayServer(kafka, gateway_settings, codecs)
+    shell.start(settings, kafka, access="inapp", metrics="inapp", ready=lambda: server.healthy)
 
     # websockets logs every connection open and close at INFO: 20,000 lines per 10,000 users
     logging.getLogger("websockets.server").setLevel(logging.WARNING)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await server.run(stop)
-
-    asyncio.run(main())
-    return 0
+    return shell.run_async(server.run)

@@ -10,37 +10,29 @@ Failure means a `WedsyncError` (bad configuration, no broker) that the CLI print
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 from pathlib import Path
 
 from connectors.sources.webhooks.config import GatewayConfig, load_gateway_config
-from connectors.sources.webhooks.gateway import running_gateway
+from connectors.sources.webhooks.gateway import Gateway, running_gateway
 
+from streams.app import shell
 from streams.app.broker import kafka_broker
-from streams.kafka.access import check_access
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
-from streams.observe import serve_from_settings
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def _serve(
-    settings: Settings, config: GatewayConfig, bootstrap: Kafka, codecs: TopicCodecs,
-    host: str | None, port: int | None,
+    config: GatewayConfig, bootstrap: Kafka, codecs: TopicCodecs,
+    host: str | None, port: int | None, stop: asyncio.Event, serving: list[Gateway],
 ) -> None:  # fmt: skip
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     async with running_gateway(config, bootstrap, codecs, host=host, port=port) as (gw, bound):
-        serve_from_settings(settings, "ingest", lambda: gw.healthy)
+        serving.append(gw)
         log.info(
             "ingest gateway on http://%s:%d (%d sources); Kafka %s",
             host or config.host, bound, len(config.sources), bootstrap,
@@ -60,8 +52,11 @@ def run_ingest(
     config = load_gateway_config(config_path, os.environ)
     codecs = TopicCodecs.from_settings(settings)
     with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:
-        check_access(kafka, "ingest", settings.app_id)
+        serving: list[Gateway] = []  # healthy once serving, while its producer is usable
+        shell.start(settings, kafka, access="ingest", metrics="ingest",
+                    ready=lambda: bool(serving) and serving[0].healthy)  # fmt: skip
         if not settings.kafka_bootstrap_servers:  # a development broker started just now
             create_topics(kafka, replication_factor=settings.replication_factor)
-        asyncio.run(_serve(settings, config, kafka, codecs, host, port))
-    return 0
+        return shell.run_async(
+            lambda stop: _serve(config, kafka, codecs, host, port, stop, serving)
+        )

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
-from types import FrameType
 
 from streams import topics
+from streams.app import shell
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.logic.routing import load_rules
@@ -25,13 +24,12 @@ log = logging.getLogger("streams.routing.process")
 def run_route(settings: Settings) -> int:
     """Route until SIGTERM/SIGINT; needs KAFKA_BOOTSTRAP_SERVERS (the worker's broker)."""
     from streams.app.broker import kafka_broker
-    from streams.kafka.access import check_access
-    from streams.observe import serve_from_settings
 
     config = RouteSettings()
-    serve_from_settings(settings, "route")
+    loaded = threading.Event()
     with kafka_broker(settings, f"{settings.app_id}-route") as bootstrap:
-        check_access(bootstrap, "worker", settings.app_id)  # the worker's role covers routing
+        # the worker's access role covers routing; ready once the routing state is loaded
+        shell.start(settings, bootstrap, access="worker", metrics="route", ready=loaded.is_set)
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         create_topics(
             bootstrap, internal_topics(settings.app_id, config),
@@ -57,15 +55,9 @@ def run_route(settings: Settings) -> int:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
-        stop = threading.Event()
-
-        def _stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        loaded.set()
         try:
-            engine.run(stop)
+            shell.run_blocking(engine.run)
         finally:
             state.close()
         log.info("route: stopped after %d events routed", engine.routed)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
 
+from streams.app import shell
 from streams.errors import ConfigurationError
 from streams.kafka.connection import KafkaConnection
 from streams.settings import Settings
@@ -123,22 +123,8 @@ def run_sink(args: argparse.Namespace, settings: Settings) -> int:
         connector, bootstrap=bootstrap, codecs=TopicCodecs.from_settings(settings),
         credentials=credentials, settings=sink_settings,
     )  # fmt: skip
-
-    from streams.kafka.access import check_access
-    from streams.observe import serve_from_settings
-
-    check_access(bootstrap, f"sink:{kind.value}", settings.app_id)
-    serve_from_settings(settings, "sink")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await runtime.run(stop)
-
-    asyncio.run(main())
-    return 0
+    shell.start(settings, bootstrap, access=f"sink:{kind.value}", metrics="sink")
+    return shell.run_async(runtime.run)
 
 
 def run_fake(args: argparse.Namespace, settings: Settings) -> int:

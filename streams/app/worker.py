@@ -6,6 +6,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from streams.app import shell
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,11 @@ def run_worker(settings: Settings, *, with_route: bool = False) -> int:
     """Run until SIGINT/SIGTERM. Creates the catalog's topics first (idempotent)."""
     from streams.agents.app import create_app
     from streams.app.broker import kafka_broker
-    from streams.kafka.access import check_access
     from streams.kafka.admin import create_topics
-    from streams.observe import serve_from_settings
 
     with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:
-        check_access(kafka, "worker", settings.app_id)
+        shell.start(settings, kafka, access="worker", metrics="worker")
         create_topics(kafka, replication_factor=settings.replication_factor)
-        serve_from_settings(settings, "worker")
         app, _ = create_app(settings, kafka, os.environ if with_route else None)
         worker = make_worker(app, settings)
         try:

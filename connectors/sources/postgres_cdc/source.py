@@ -59,7 +59,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -70,7 +70,6 @@ from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.connection import Kafka, client_config
 from streams.models import ChangeEvent
 from streams.topics import INGEST_CDC, INGEST_DLQ, INGEST_STATE
 
@@ -94,7 +93,7 @@ from connectors.sources.postgres_cdc.emit import Emitter, lsn_text, make_produce
 from connectors.sources.postgres_cdc.limits import check_kafka_limits
 from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
 
-__all__ = ["PostgresCdcSource", "make_producer", "run_cdc"]
+__all__ = ["PostgresCdcSource", "make_producer"]
 
 log = logging.getLogger(__name__)
 TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
@@ -362,32 +361,6 @@ class PostgresCdcSource:
                 repl.close()
             with contextlib.suppress(Exception):
                 query.close()
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    import signal
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def run_cdc(config: PostgresCdcConfig, bootstrap_servers: Kafka, codecs: TopicCodecs) -> int:
-    """Run the source in the foreground until SIGINT/SIGTERM; the CLI's entry point."""
-    stop = threading.Event()
-    producer = make_producer(bootstrap_servers, max_record_bytes=config.max_record_bytes)
-    admin = AdminClient(client_config(bootstrap_servers))
-    with _stop_on_signals(stop):
-        PostgresCdcSource(config, producer, codecs, admin=admin).run(stop)
-    return 0
 
 
 def _message_table(decoder: ChangeDecoder, data: bytes) -> str:
