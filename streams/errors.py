@@ -52,6 +52,12 @@ class KafkaAccessDenied(ConfigurationError):
     (principal, resource, operation) and where the role's ACLs are listed."""
 
 
+class SchemaRegistryRefused(ConfigurationError):
+    """The Schema Registry cannot be used as configured: its certificate is not trusted, it
+    refused the credentials or this process's client certificate, or nothing answers at
+    its URL. The message names the SCHEMA_REGISTRY_* setting to fix, never a secret."""
+
+
 class BrokerUnavailable(WedsyncError):
     """Kafka did not answer in time. Callers retry later; HTTP handlers answer 503."""
 

@@ -84,6 +84,26 @@ class Settings(BaseSettings):
         ),
         description="'user:password' for the Schema Registry.",
     )
+    schema_registry_ssl_ca_location: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_SSL_CA_LOCATION"),
+        description="PEM file of the CA that signed the registry's certificate (https).",
+    )
+    schema_registry_ssl_certificate_location: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"),
+        description="This process's client certificate (PEM) for a registry requiring mTLS.",
+    )
+    schema_registry_ssl_key_location: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_SSL_KEY_LOCATION"),
+        description="The client certificate's private key (PEM).",
+    )
+    schema_registry_ssl_key_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_SSL_KEY_PASSWORD"),
+        description="The private key's password, when it has one.",
+    )
     schemas_dir: Path = Path(__file__).resolve().parent / "schemas"  # schemas/, shipped inside
     app_id: str = "wedsync"
     partitions: int = Field(
@@ -124,6 +144,21 @@ class Settings(BaseSettings):
                 "(`wedsync broker` runs a local development one)"
             )
         return self.kafka(self.kafka_bootstrap_servers, client_id)
+
+    def schema_registry(self) -> dict[str, str] | None:
+        """The Schema Registry client's configuration (confluent-kafka's names), or None for
+        the embedded registry."""
+        if not self.schema_registry_url:
+            return None
+        conf = {"url": self.schema_registry_url}
+        secrets = {"basic.auth.user.info": self.schema_registry_basic_auth,
+                   "ssl.key.password": self.schema_registry_ssl_key_password}  # fmt: skip
+        files = {"ssl.ca.location": self.schema_registry_ssl_ca_location,
+                 "ssl.certificate.location": self.schema_registry_ssl_certificate_location,
+                 "ssl.key.location": self.schema_registry_ssl_key_location}  # fmt: skip
+        conf.update({k: v.get_secret_value() for k, v in secrets.items() if v is not None})
+        conf.update({k: str(v) for k, v in files.items() if v is not None})
+        return conf
 
     def kafka(self, bootstrap_servers: str, client_id: str | None = None) -> KafkaConnection:
         """How this process's Kafka clients connect to `bootstrap_servers` (the configured

@@ -3,7 +3,8 @@
 1. settings: parsed once by `streams.app.cli.main` before any I/O (ConfigurationError names
    what is wrong), the process's own models by its wiring;
 2. start: the start-up access check (`streams.kafka.preflight`: a wrong password, an
-   untrusted certificate or a missing ACL exits naming it), then this process's /metrics and
+   untrusted certificate or a missing ACL exits naming it; the Schema Registry's likewise,
+   when one is configured), then this process's /metrics and
    /healthz (prometheus-client's server, `streams.observe`; only its own role's metrics);
 3. ready: `/healthz` answers 200 while `ready()` holds;
 4. drain on SIGTERM/SIGINT: the stop event is set; the work finishes what it holds (a
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from streams.kafka.access import check_access
 from streams.kafka.connection import Kafka
+from streams.kafka.registry import ConfluentRegistry
 from streams.observe import serve_from_settings
 from streams.settings import Settings
 
@@ -34,8 +36,11 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def start(settings: Settings, kafka: Kafka, *, access: str, metrics: str,
           ready: Callable[[], bool] = lambda: True) -> None:  # fmt: skip
-    """Steps 2 and 3: the access check of role `access`, then /metrics (role `metrics`) and
-    /healthz gated by `ready`."""
+    """Steps 2 and 3: the Schema Registry's check (when one is configured) and the access
+    check of role `access`, then /metrics (role `metrics`) and /healthz gated by `ready`."""
+    registry = settings.schema_registry()
+    if registry is not None:
+        ConfluentRegistry(registry).check()
     check_access(kafka, access, settings.app_id)
     serve_from_settings(settings, metrics, ready)
 

@@ -50,6 +50,7 @@ from pydantic import SecretStr
 
 from streams.child import die_with_parent
 from streams.dev.broker import free_port, wait_for_kafka
+from streams.dev.certs import Authority
 from streams.dev.kraft_secured import (
     LOG4J2_AUTHORIZER,
     SCRAM,
@@ -119,6 +120,7 @@ class Node:
     controller_port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    listener_ports: dict[str, int] = field(default_factory=dict)  # a secured node's clients'
 
     @property
     def address(self) -> str:
@@ -141,6 +143,7 @@ class KafkaCluster:
     admin_password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
     members: list[Node] = field(default_factory=list)
     _owned_dir: bool = False
+    _authority: Authority | None = field(default=None, repr=False)
 
     ADMIN = "admin"
 
@@ -186,6 +189,11 @@ class KafkaCluster:
             ssl_ca_location=self.ca_location, client_id=client_id,
         )  # fmt: skip
 
+    def listener(self, name: str) -> str:
+        """The bootstrap address of a secured cluster's client listener `name` (SASL_SSL,
+        MTLS: SSL with client certificates, SASLPLAIN: SASL_PLAINTEXT)."""
+        return ",".join(f"127.0.0.1:{node.listener_ports[name]}" for node in self.members)
+
     def add_user(self, name: str, password: str, timeout: float = 15.0) -> None:
         """Create (or change) a SCRAM user for both mechanisms, as the super user, and wait
         until the broker takes the login (credentials reach it through the metadata log)."""
@@ -230,6 +238,10 @@ class KafkaCluster:
             Node(i + 1, free_port(), free_port(), self.base_dir / f"node-{i + 1}")
             for i in range(self.nodes)
         ]
+        if self.secured:
+            for node in self.members:
+                others = {name: free_port() for name in ("MTLS", "SASLPLAIN")}
+                node.listener_ports = {"SASL_SSL": node.broker_port, **others}
         cluster_id = _cluster_id()
         if self.secured:
             self._make_certificates()
@@ -385,11 +397,21 @@ class KafkaCluster:
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
     def _make_certificates(self) -> None:
-        make_tls(self.tls_dir)
+        self._authority = make_tls(self.tls_dir)
 
     def _secured_properties(self, node: Node) -> dict[str, str]:
-        return secured_properties(node.broker_port, node.controller_port, self.tls_dir,
-                                  self.ADMIN, self.admin_password)  # fmt: skip
+        users = {self.ADMIN: self.admin_password, **self.users}
+        return secured_properties(node.listener_ports, node.controller_port, self.tls_dir,
+                                  users, self.ADMIN)  # fmt: skip
+
+    def client_certificate(self, name: str) -> Path:
+        """A PEM file with a key and a certificate for `name` (its CN: the principal
+        `User:<name>` on the mutual-TLS listener), signed by this cluster's CA."""
+        assert self._authority is not None, "start a secured cluster first"
+        path = self.tls_dir / f"client-{name}.pem"
+        if not path.exists():
+            self._authority.server_keystore(path, hosts=(name,), addresses=())
+        return path
 
     def _format(self, node: Node, jars: Path, cluster_id: str) -> None:
         command = [

@@ -2,10 +2,13 @@
 TLS files, its listener and authorizer properties, its SCRAM users at format time and the log
 of what the authorizer denied.
 
-The client listener (also the inter-broker one) is SASL_SSL with SCRAM-SHA-512 and
+The main client listener (also the inter-broker one) is SASL_SSL with SCRAM-SHA-512 and
 SCRAM-SHA-256; the broker's keystore and truststore are PEM files (`streams.dev.certs`: a CA
-and a certificate for 127.0.0.1 and localhost). ACLs are enforced by `StandardAuthorizer` with
-`allow.everyone.if.no.acl.found=false`; the admin is a super user.
+and a certificate for 127.0.0.1 and localhost). Two more client listeners carry the other
+protocols a deployment may use: `SSL` with client certificates required (mutual TLS; the
+principal is the certificate's CN, `User:<CN>`) and `SASL_PLAINTEXT` with PLAIN (the users
+given at start, in the listener's JAAS line) and SCRAM. ACLs are enforced by
+`StandardAuthorizer` with `allow.everyone.if.no.acl.found=false`; the admin is a super user.
 
 The controller listener stays PLAINTEXT on 127.0.0.1: the broker's own requests to its
 controller arrive there unauthenticated, as `User:ANONYMOUS`, which must therefore be a super
@@ -17,6 +20,10 @@ controllers on an authenticated listener (SASL_SSL or mutual TLS) instead.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.dev.certs import Authority
 
 SCRAM = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
@@ -42,32 +49,58 @@ def scram_safe(text: str) -> bool:
     return bool(text) and all(c.isalnum() or c in "-_" for c in text)
 
 
-def make_tls(tls_dir: Path) -> None:
-    """`ca.pem` (truststore, the clients' CA) and `broker.keystore.pem` in `tls_dir`."""
+# listener name -> security protocol of the secured node's client listeners
+LISTENERS = {"SASL_SSL": "SASL_SSL", "MTLS": "SSL", "SASLPLAIN": "SASL_PLAINTEXT"}
+
+
+def make_tls(tls_dir: Path) -> Authority:
+    """`ca.pem` (truststore: the CA of the broker's and the clients' certificates) and
+    `broker.keystore.pem` in `tls_dir`; the CA, to sign client certificates with."""
     from streams.dev.certs import authority
 
     tls_dir.mkdir(parents=True, exist_ok=True)
     ca = authority("wedsync dev Kafka CA")
     ca.write(tls_dir / "ca.pem")
     ca.server_keystore(tls_dir / "broker.keystore.pem")
+    return ca
 
 
 def secured_properties(
-    broker_port: int, controller_port: int, tls_dir: Path, admin: str, admin_password: str
-) -> dict[str, str]:
-    """server.properties entries over the PLAINTEXT defaults of `streams.dev.kraft`."""
+    ports: dict[str, int], controller_port: int, tls_dir: Path, users: dict[str, str],
+    admin: str,
+) -> dict[str, str]:  # fmt: skip
+    """server.properties entries over the PLAINTEXT defaults of `streams.dev.kraft`: one
+    client listener per name of LISTENERS on `ports`; `users` (the admin's included) log in
+    with PLAIN on SASLPLAIN."""
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        f'username="{admin}" password="{admin_password}";'
+        f'username="{admin}" password="{users[admin]}";'
     )
+    plain = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{admin}" password="{users[admin]}" '
+        + " ".join(f'user_{name}="{password}"' for name, password in users.items())
+        + ";"
+    )
+    clients = [f"{name}://127.0.0.1:{ports[name]}" for name in LISTENERS]
     return {
-        "listeners": f"SASL_SSL://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"SASL_SSL://127.0.0.1:{broker_port}",
+        "listeners": ",".join([*clients, f"CONTROLLER://127.0.0.1:{controller_port}"]),
+        "advertised.listeners": ",".join(clients),
         "inter.broker.listener.name": "SASL_SSL",
-        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(
+            [
+                *(f"{name}:{protocol}" for name, protocol in LISTENERS.items()),
+                "CONTROLLER:PLAINTEXT",
+            ]
+        ),
         "sasl.enabled.mechanisms": ",".join(SCRAM),
         "sasl.mechanism.inter.broker.protocol": SCRAM[0],
         **{f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config": jaas for m in SCRAM},
+        "listener.name.saslplain.sasl.enabled.mechanisms": ",".join(["PLAIN", *SCRAM]),
+        "listener.name.saslplain.plain.sasl.jaas.config": plain,
+        **{f"listener.name.saslplain.{m.lower()}.sasl.jaas.config": jaas for m in SCRAM},
+        "listener.name.mtls.ssl.client.auth": "required",
+        "ssl.principal.mapping.rules": "RULE:^CN=([^,]*).*$/$1/,DEFAULT",
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(tls_dir / "broker.keystore.pem"),
         "ssl.truststore.type": "PEM",

@@ -182,14 +182,8 @@ class TopicCodecs:
     @classmethod
     def from_settings(cls, settings: Settings) -> TopicCodecs:
         store = SchemaStore(settings.schemas_dir)
-        registry: Registry
-        if settings.schema_registry_url:
-            auth = settings.schema_registry_basic_auth
-            registry = ConfluentRegistry(
-                settings.schema_registry_url, auth.get_secret_value() if auth else None
-            )
-        else:
-            registry = EmbeddedRegistry(store)
+        conf = settings.schema_registry()
+        registry: Registry = ConfluentRegistry(conf) if conf else EmbeddedRegistry(store)
         return cls(store, registry)
 
     def __getitem__(self, topic: Topic) -> AvroCodec:

@@ -113,8 +113,13 @@ class _Admin:
             if error.code() == KafkaError._AUTHENTICATION:
                 advice = _authentication_advice(self.conn)
                 raise KafkaAuthenticationFailed(self._said(error, advice))
-            if error.code() == KafkaError._SSL or "SSL handshake failed" in error.str():
-                raise KafkaTlsFailed(self._said(error, _tls_advice(self.conn, error.str())))
+            said = error.str()
+            if (
+                error.code() == KafkaError._SSL
+                or "SSL handshake failed" in said
+                or (_client_certificate_refused(said))
+            ):
+                raise KafkaTlsFailed(self._said(error, _tls_advice(self.conn, said)))
 
     def _said(self, error: KafkaError, advice: str) -> str:
         text = error.str()
@@ -144,7 +149,27 @@ def _authentication_advice(conn: KafkaConnection) -> str:
     )
 
 
+# what a broker's TLS alert says when it refused this client's certificate, or its absence
+# (42 bad certificate, 48 unknown CA, 116 certificate required)
+REFUSED_CLIENT_CERTIFICATE = (
+    "alert bad certificate", "alert unknown ca", "certificate required",
+    "alert number 42", "alert number 116",
+)  # fmt: skip
+
+
+def _client_certificate_refused(said: str) -> bool:
+    return any(words in said.lower() for words in REFUSED_CLIENT_CERTIFICATE)
+
+
 def _tls_advice(conn: KafkaConnection, said: str) -> str:
+    if _client_certificate_refused(said):
+        given = conn.ssl_certificate_location or "unset"
+        return (
+            f"the broker at {conn.bootstrap_servers} refused this process's TLS client "
+            "certificate: the listener requires mutual TLS; set "
+            "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION to a certificate "
+            f"signed by a CA the cluster trusts (now {given})"
+        )
     ca = conn.ssl_ca_location or "unset: the system's CAs"
     text = (
         f"no TLS session with {conn.bootstrap_servers}: the broker's certificate is not "

@@ -12,14 +12,17 @@ Two registries with one small interface:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from fastavro.schema import to_parsing_canonical_form
 
-from streams.errors import DecodeError, SchemaError
+from streams.errors import DecodeError, SchemaError, SchemaRegistryRefused
 from streams.kafka.schema_store import SchemaStore, parse_schema
 
 
@@ -73,19 +76,40 @@ class EmbeddedRegistry:
 
 
 class ConfluentRegistry:
-    """A Confluent Schema Registry, through confluent-kafka's client, with local caches."""
+    """A Confluent Schema Registry, through confluent-kafka's client, with local caches.
+
+    `conf` is the client's configuration in confluent-kafka's names (`url`,
+    `basic.auth.user.info`, `ssl.ca.location`, `ssl.certificate.location`,
+    `ssl.key.location`, `ssl.key.password`: `Settings.schema_registry()`), or only a URL.
+    An untrusted certificate, refused credentials or a refused client certificate is a
+    SchemaRegistryRefused naming the setting to fix; `check()` asks once at start."""
 
     def __init__(
-        self, url: str, basic_auth_user_info: str | None = None, *, client: Any = None
-    ) -> None:
+        self, conf: Mapping[str, str] | str, basic_auth_user_info: str | None = None, *,
+        client: Any = None,
+    ) -> None:  # fmt: skip
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        conf: dict[str, Any] = {"url": url}
+        self.conf: dict[str, str] = {"url": conf} if isinstance(conf, str) else dict(conf)
         if basic_auth_user_info:
-            conf["basic.auth.user.info"] = basic_auth_user_info
-        self.client = client or SchemaRegistryClient.new_client(conf)
+            self.conf["basic.auth.user.info"] = basic_auth_user_info
+        self.client = client or SchemaRegistryClient.new_client(dict(self.conf))
         self._ids: dict[tuple[str, str], int] = {}
         self._schemas: dict[int, dict[str, Any]] = {}
+
+    def check(self) -> None:
+        """Ask the registry once (its subjects): SchemaRegistryRefused when it cannot be used
+        as configured, naming the setting; nothing is registered."""
+        try:
+            with refused_by_registry(self.conf):
+                self.client.get_subjects()
+        except SchemaRegistryRefused:
+            raise
+        except Exception as exc:  # transport errors after the client's own retries
+            raise SchemaRegistryRefused(
+                f"the Schema Registry at {_shown(self.conf['url'])} did not answer ({exc}): "
+                "check SCHEMA_REGISTRY_URL"
+            ) from None
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
         from confluent_kafka.schema_registry import Schema
@@ -95,7 +119,8 @@ class ConfluentRegistry:
         cache_key = (subject, to_parsing_canonical_form(schema))
         if cache_key not in self._ids:
             try:
-                schema_id = self.client.register_schema(subject, Schema(text, "AVRO"))
+                with refused_by_registry(self.conf):
+                    schema_id = self.client.register_schema(subject, Schema(text, "AVRO"))
             except SchemaRegistryError as exc:
                 raise SchemaError(f"registry refused {subject}: {exc}") from exc
             self._ids[cache_key] = schema_id
@@ -107,10 +132,67 @@ class ConfluentRegistry:
 
         if schema_id not in self._schemas:
             try:
-                found = self.client.get_schema(schema_id)
+                with refused_by_registry(self.conf):
+                    found = self.client.get_schema(schema_id)
             except SchemaRegistryError as exc:
                 if exc.http_status_code == 404:
                     raise DecodeError(f"unknown schema id {schema_id}: {exc}") from exc
                 raise SchemaError(f"registry lookup of id {schema_id} failed: {exc}") from exc
             self._schemas[schema_id] = parse_schema(json.loads(str(found.schema_str)))
         return self._schemas[schema_id]
+
+
+def _shown(url: str) -> str:
+    """`url` without credentials in it (a URL may carry user:password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@contextlib.contextmanager
+def refused_by_registry(conf: Mapping[str, str]) -> Iterator[None]:
+    """Turn what a misconfiguration looks like to the registry client (a TLS failure, 401,
+    403) into SchemaRegistryRefused naming the SCHEMA_REGISTRY_* setting to fix."""
+    import ssl
+
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    url = _shown(conf["url"])
+    try:
+        yield
+    except SchemaRegistryError as exc:
+        if exc.http_status_code == 401:
+            raise SchemaRegistryRefused(
+                f"the Schema Registry at {url} refused the credentials (401): set "
+                "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO to 'user:password' of a registry user"
+            ) from None
+        if exc.http_status_code == 403:
+            raise SchemaRegistryRefused(
+                f"the Schema Registry at {url} refused this user (403): grant the user of "
+                "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO read and write on the wedsync subjects"
+            ) from None
+        raise
+    except Exception as exc:
+        text = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}".upper()
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            raise SchemaRegistryRefused(
+                f"the Schema Registry's certificate at {url} is not signed by a CA this "
+                "process trusts, or not for that host: set SCHEMA_REGISTRY_SSL_CA_LOCATION "
+                "to the PEM file of the CA that signed it"
+            ) from None
+        if "CERTIFICATE_REQUIRED" in text or "BAD_CERTIFICATE" in text:
+            raise SchemaRegistryRefused(
+                f"the Schema Registry at {url} refused this process's TLS client (it asks for "
+                "a client certificate it trusts): set SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION "
+                "and SCHEMA_REGISTRY_SSL_KEY_LOCATION"
+            ) from None
+        closed = "SERVER DISCONNECTED" in text or isinstance(exc.__context__, ssl.SSLError)
+        if closed and url.startswith("https") and "ssl.certificate.location" not in conf:
+            raise SchemaRegistryRefused(
+                f"the Schema Registry at {url} closed the TLS connection without answering: "
+                "when it requires client certificates (mutual TLS), set "
+                "SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION and SCHEMA_REGISTRY_SSL_KEY_LOCATION; "
+                "otherwise check SCHEMA_REGISTRY_URL"
+            ) from None
+        raise

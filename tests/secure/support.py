@@ -32,6 +32,9 @@ def kafka_env(conn: KafkaConnection, password_file: Path | None = None) -> dict[
             env["KAFKA_SASL_PASSWORD_FILE"] = str(password_file)
     if conn.ssl_ca_location:
         env["KAFKA_SSL_CA_LOCATION"] = str(conn.ssl_ca_location)
+    if conn.ssl_certificate_location and conn.ssl_key_location:
+        env["KAFKA_SSL_CERTIFICATE_LOCATION"] = str(conn.ssl_certificate_location)
+        env["KAFKA_SSL_KEY_LOCATION"] = str(conn.ssl_key_location)
     return env
 
 

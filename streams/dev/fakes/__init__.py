@@ -12,4 +12,5 @@ FAKES: dict[str, str] = {
     "webhook-receiver": "streams.dev.fakes.webhook:WebhookReceiver",
     "smtp": "streams.dev.fakes.email:serve",
     "caldav": "streams.dev.fakes.caldav:serve",
+    "schema-registry": "streams.dev.fakes.schema_registry:SchemaRegistryFake",
 }

@@ -21,6 +21,7 @@ each provider request to learn whether to answer with an injected failure.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
@@ -106,12 +107,17 @@ class FakeProvider:
 
 class FakeServer:
     """Runs a fake on a loopback port in a background thread (tests; `wedsync fake` runs it
-    in the foreground with `serve`). `url` is its base URL once started."""
+    in the foreground with `serve`), over https when given an `ssl_context`. `url` is its
+    base URL once started."""
 
-    def __init__(self, provider: FakeProvider, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, provider: FakeProvider, host: str = "127.0.0.1", port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
         self.provider = provider
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -145,12 +151,13 @@ class FakeServer:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.provider.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
 
     async def _cleanup(self) -> None:
         if self._runner is not None:
