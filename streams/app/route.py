@@ -28,8 +28,8 @@ def run_route(settings: Settings) -> int:
     config = RouteSettings()
     loaded = threading.Event()
     with kafka_broker(settings, f"{settings.app_id}-route") as bootstrap:
-        # the worker's access role covers routing; ready once the routing state is loaded
-        shell.start(settings, bootstrap, access="worker", metrics="route", ready=loaded.is_set)
+        # ready once the routing state is loaded
+        shell.start(settings, bootstrap, access="route", metrics="route", ready=loaded.is_set)
         create_topics(bootstrap, replication_factor=settings.replication_factor)
         create_topics(
             bootstrap, internal_topics(settings.app_id, config),

@@ -4,8 +4,10 @@ checks them at start.
 `grants(role, app_id)` is the table. Roles are the processes:
 
     cdc           `wedsync cdc`
-    worker        `wedsync worker` and `wedsync route` (its own process, or the child of
-                  `wedsync worker --with-route`): one deployment's stream processing
+    worker        `wedsync worker`: the Faust agents
+    route         `wedsync route`: the routing engine (`wedsync worker --with-route`, for
+                  development, runs it as a child with the worker's login: give that
+                  principal both roles)
     sink:<kind>   `wedsync sink <kind>` (calendar, crm, email, slack, sms, webhook)
     sla           `wedsync sla`
     ingest        `wedsync ingest`
@@ -18,10 +20,11 @@ imply DESCRIBE); DESCRIBE alone for a group whose consumer only assigns partitio
 still looks up its coordinator: without it every poll returns GROUP_AUTHORIZATION_FAILED).
 Idempotent producers need no IDEMPOTENT_WRITE (since Kafka 3.0 WRITE on a topic allows it,
 KIP-679). Creating the catalog's topics is an admin's job (`wedsync topics create` with
-admin credentials); the worker alone creates topics, its own internal ones (`<app id>-`:
-Faust's table changelogs and assignor topic, the routing process's seen markers and bookings
-regrouping), with a prefixed CREATE; its processes also try to create the catalog at start
-(`streams.kafka.admin.create_topics`, for development clusters): refused here, with a warning.
+admin credentials); the worker and the routing process alone create topics, the
+deployment's internal ones (`<app id>-`: Faust's table changelogs and assignor topic, the
+routing process's seen markers and bookings regrouping), with a prefixed CREATE; they also
+try to create the catalog at start (`streams.kafka.admin.create_topics`, for development
+clusters): refused here, with a warning.
 Operator commands (`wedsync topics create`, `audit`, `dlq`, `deliveries show`) are not roles:
 run them with an admin's or an operator's rights.
 
@@ -53,7 +56,8 @@ if TYPE_CHECKING:
 Resource = Literal["topic", "group", "cluster"]
 CLUSTER = "kafka-cluster"  # the cluster resource's one name
 SINK_KINDS = tuple(d.value for d in Destination if d is not Destination.INAPP)
-ROLES = ("cdc", "worker", *(f"sink:{kind}" for kind in SINK_KINDS), "sla", "ingest", "inapp")
+ROLES = ("cdc", "worker", "route", *(f"sink:{kind}" for kind in SINK_KINDS), "sla", "ingest",
+         "inapp")  # fmt: skip
 SHOWS = frozenset({"READ", "WRITE", "DELETE", "ALTER", "DESCRIBE"})  # each implies DESCRIBE
 CATALOG_PREFIX = topics.INGEST_CDC.name.split(".")[0] + "."  # "wedsync.": every catalog name
 
@@ -108,6 +112,8 @@ def grants(role: str, app_id: str) -> tuple[Grant, ...]:
         return _cdc()
     if role == "worker":
         return _worker(app_id)
+    if role == "route":
+        return _route(app_id)
     if role.startswith("sink:") and role[5:] in SINK_KINDS:
         return _sink(Destination(role[5:]))
     if role == "sla":
@@ -143,42 +149,42 @@ def _cdc() -> tuple[Grant, ...]:
     )
 
 
+def _internal(app_id: str, why: str) -> Grant:
+    return Grant("topic", f"{app_id}-", ("CREATE", "READ", "WRITE"), why, prefixed=True,
+                 covers=internal_topics(app_id))  # fmt: skip
+
+
 def _worker(app_id: str) -> tuple[Grant, ...]:
     normalize = "the normalize agents consume it"
     return (
         _topic(topics.INGEST_CDC, "READ", why=normalize),
         _topic(topics.INGEST_WEBHOOKS, "READ", why=normalize),
-        _topic(
-            topics.INGEST_STATE,
-            "READ",
-            why="the state agent consumes it; routing reads the Faust group's commits on it",
-        ),
+        _topic(topics.INGEST_STATE, "READ", why="the state agent consumes it"),
         _topic(topics.INGEST_DLQ, "WRITE", why="the state agent's dead letters"),
-        _topic(topics.EVENTS, "READ", "WRITE", why="agents produce events; routing consumes"),
-        _topic(topics.EVENTS_DLQ, "WRITE", why="dead letters of normalize, conflicts, routing"),
-        *(_topic(t.deliver, "WRITE", why="routing produces deliveries") for t in DELIVER.values()),
-        Grant(
-            "topic",
-            f"{app_id}-",
-            ("CREATE", "READ", "WRITE"),
-            "the deployment's own topics, created by Faust and `wedsync route`: table "
-            "changelogs, assignor topic, seen markers, bookings regrouping",
-            prefixed=True,
-            covers=internal_topics(app_id),
-        ),
+        _topic(topics.EVENTS, "WRITE", why="the agents produce domain events"),
+        _topic(topics.EVENTS_DLQ, "WRITE", why="dead letters of normalize and conflicts"),
+        _internal(app_id, "the deployment's own topics: Faust's table changelogs and assignor "
+                  "topic (created by it), the bookings regrouping the conflicts agent reads"),
         _group(app_id, "READ", why="the Faust app's consumer group"),
+    )  # fmt: skip
+
+
+def _route(app_id: str) -> tuple[Grant, ...]:
+    return (
+        _topic(topics.EVENTS, "READ", why="the routing engine consumes domain events"),
+        _topic(topics.EVENTS_DLQ, "WRITE", why="events it cannot route"),
+        _topic(topics.INGEST_STATE, "DESCRIBE",
+               why="cold start: the Faust group's commits on it (the state agent caught up)"),
+        *(_topic(t.deliver, "WRITE", why="routing produces deliveries") for t in DELIVER.values()),
+        _internal(app_id, "the deployment's own topics: the state changelog it reads, seen "
+                  "markers and the bookings regrouping (created by it)"),
+        _group(app_id, "DESCRIBE", why="cold start: the Faust group's committed offsets"),
         _group(f"{app_id}-route", "READ", why="the routing engine's consumer group"),
-        _group(
-            f"{app_id}-route-state",
-            "DESCRIBE",
-            why="routing's changelog reader: assigns, never joins",
-        ),
-        _group(
-            f"{app_id}-route-seen-reader",
-            "DESCRIBE",
-            why="routing's seen-markers reader: assigns, never joins",
-        ),
-    )
+        _group(f"{app_id}-route-state", "DESCRIBE",
+               why="routing's changelog reader: assigns, never joins"),
+        _group(f"{app_id}-route-seen-reader", "DESCRIBE",
+               why="routing's seen-markers reader: assigns, never joins"),
+    )  # fmt: skip
 
 
 def _sink(kind: Destination) -> tuple[Grant, ...]:

@@ -108,6 +108,7 @@ class Pipeline:
     smtp_port: int
     replication: int = 1
     procs: dict[str, Proc] = field(default_factory=dict)
+    route_apart: bool = False  # `wedsync route` as its own process, not the worker's child
 
     def common_env(self) -> dict[str, str]:
         return {
@@ -133,10 +134,15 @@ class Pipeline:
             "WEDSYNC_CDC_SLOT_NAME": f"slot_{suffix}", "WEDSYNC_CDC_PUBLICATION": f"pub_{suffix}",
             "WEDSYNC_CDC_HEARTBEAT_INTERVAL_S": "1", "WEDSYNC_METRICS_PORT": str(free_port()),
         })  # fmt: skip
-        self.procs["worker"] = self._proc("worker", ["worker", "--with-route"], {
+        worker = ["worker"] if self.route_apart else ["worker", "--with-route"]
+        self.procs["worker"] = self._proc("worker", worker, {
             **common, "WEDSYNC_WEB_PORT": str(free_port()),
             "WEDSYNC_METRICS_PORT": str(_port_pair()),
         })  # fmt: skip
+        if self.route_apart:
+            self.procs["route"] = self._proc(
+                "route", ["route"], {**common, "WEDSYNC_METRICS_PORT": str(free_port())}
+            )
         sink_env = {
             **common, "WEDSYNC_SINK_PLATFORM_DSN": self.db.dsn,
             "WEDSYNC_SINK_CONCURRENCY": str(IN_FLIGHT),
@@ -169,11 +175,11 @@ class Pipeline:
             )
             assert time.monotonic() < deadline, "the CDC source did not stream within 90 s"
             time.sleep(0.1)
-        for name in ("worker", *SINKS):
+        for name in ("worker", *(["route"] if self.route_apart else []), *SINKS):
             self.procs[name].start()
 
     def stop(self) -> None:
-        for name in (*SINKS, "worker", "cdc"):
+        for name in (*SINKS, "route", "worker", "cdc"):
             if name in self.procs:
                 self.procs[name].stop()
 

@@ -39,7 +39,15 @@ from tests.secure.support import grant, kafka_env, user_name
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 APP = "wedsync"  # the processes' default WEDSYNC_APP_ID
-WITHOUT_ONE = ("cdc", "worker", "sink:webhook", "sla", "ingest", "inapp")  # a sink stands for all
+WITHOUT_ONE = (
+    "cdc",
+    "worker",
+    "route",
+    "sink:webhook",
+    "sla",
+    "ingest",
+    "inapp",
+)  # a sink stands for all
 PASSWORDS = {user_name(role): secrets.token_hex(12) for role in ROLES} | {
     user_name(role, f"without-{i}"): secrets.token_hex(12)
     for role in WITHOUT_ONE

@@ -1,6 +1,6 @@
 """The pipeline on a cluster run as production runs one: SASL_SSL with SCRAM, ACLs enforced.
-Each process (`wedsync cdc`, `wedsync worker` with its routing child, the email, CRM, webhook
-and Slack sinks) logs in as its own SCRAM user holding exactly the ACLs of its role in
+Each process (`wedsync cdc`, `wedsync worker`, `wedsync route`, the email, CRM, webhook and
+Slack sinks) logs in as its own SCRAM user holding exactly the ACLs of its role in
 `streams.kafka.access`, made by the test through the admin user (the worker logs in with
 SCRAM-SHA-256 and reads its password from a file, the others SCRAM-SHA-512 from the
 environment); the catalog's topics are created by the admin (`wedsync topics create`). The
@@ -34,7 +34,7 @@ SUPPLIERS = 5
 
 
 def role_of(process: str) -> str:
-    return process if process in ("cdc", "worker") else f"sink:{process}"
+    return process if process in ("cdc", "worker", "route") else f"sink:{process}"
 
 
 @dataclass
@@ -80,7 +80,7 @@ def test_form_responses_reach_every_destination_with_only_each_roles_acls(
 ) -> None:
     app_id = f"secure-{uuid.uuid4().hex[:8]}"
     users = {}
-    for process in ("cdc", "worker", *SINKS):
+    for process in ("cdc", "worker", "route", *SINKS):
         role = role_of(process)
         users[role] = role_user(secured_cluster, role, app_id)
     ledger = Ledger()
@@ -96,6 +96,7 @@ def test_form_responses_reach_every_destination_with_only_each_roles_acls(
         smtp.port,
         cluster=secured_cluster,
         users=users,
+        route_apart=True,
     )
     try:
         pipeline.create_topics()  # as the admin

@@ -52,8 +52,9 @@ def test_no_role_may_create_a_catalog_topic(role: str) -> None:
     assert all(g.prefixed and g.name == f"{APP}-" for g in creating)
 
 
-def test_only_the_worker_creates_topics() -> None:
-    assert [r for r in ROLES if any("CREATE" in g.operations for g in rows(r))] == ["worker"]
+def test_only_the_worker_and_the_routing_process_create_topics() -> None:
+    creating = [r for r in ROLES if any("CREATE" in g.operations for g in rows(r))]
+    assert creating == ["worker", "route"]
 
 
 def test_only_the_cdc_source_has_a_cluster_right_and_only_to_read_configs() -> None:
@@ -84,14 +85,28 @@ def test_a_sink_reads_only_its_own_deliveries(kind: str) -> None:
     }
 
 
-def test_the_worker_groups_are_its_app_ids() -> None:
+def test_the_worker_group_is_its_app_id() -> None:
     groups = {g.name for g in rows("worker") if g.resource == "group"}
-    assert groups == {APP, f"{APP}-route", f"{APP}-route-state", f"{APP}-route-seen-reader"}
+    assert groups == {APP}
     assert not any(g.prefixed for g in rows("worker") if g.resource == "group")
 
 
-def test_the_worker_prefix_covers_its_internal_topics() -> None:
-    (own,) = [g for g in rows("worker") if g.prefixed]
+def test_the_routing_groups_are_named_after_the_app_id() -> None:
+    groups = {g.name: g.operations for g in rows("route") if g.resource == "group"}
+    assert groups == {APP: ("DESCRIBE",), f"{APP}-route": ("READ",),
+                      f"{APP}-route-state": ("DESCRIBE",),
+                      f"{APP}-route-seen-reader": ("DESCRIBE",)}  # fmt: skip
+
+
+def test_only_the_routing_process_writes_deliveries() -> None:
+    deliver = {t.deliver.name for t in topics.DELIVER.values()}
+    writing = {r for r in ROLES for g in rows(r) if g.name in deliver and "WRITE" in g.operations}
+    assert writing == {"route"}
+
+
+@pytest.mark.parametrize("role", ["worker", "route"])
+def test_the_deployment_prefix_covers_its_internal_topics(role: str) -> None:
+    (own,) = [g for g in rows(role) if g.prefixed]
     assert set(own.covers) == {t.name for t in topics.app_topics(APP).all}
     assert all(name.startswith(own.name) for name in own.covers)
 

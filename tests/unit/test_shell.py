@@ -49,9 +49,7 @@ def test_every_long_running_command_starts_through_the_shell() -> None:
     without = []
     for name in sorted(commands):
         tree = ast.parse((REPO_ROOT / "streams" / "app" / name).read_text())
-        calls = {
-            ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)
-        }
+        calls = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
         if "shell.start" not in calls:
             without.append(name)
         if {"signal.signal", "loop.add_signal_handler"} & calls:
