@@ -56,6 +56,20 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_SASL_PASSWORD_FILE"),
         description="A mounted secret holding the SASL password (instead of the variable).",
     )
+    kafka_sasl_oauthbearer_token_endpoint_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL"),
+        description="OAUTHBEARER: the identity provider's token endpoint (client credentials).",
+    )
+    kafka_sasl_oauthbearer_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_OAUTHBEARER_CLIENT_ID")
+    )
+    kafka_sasl_oauthbearer_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET")
+    )
+    kafka_sasl_oauthbearer_scope: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_OAUTHBEARER_SCOPE")
+    )
     kafka_ssl_ca_location: Path | None = Field(
         default=None, validation_alias=AliasChoices("KAFKA_SSL_CA_LOCATION")
     )
@@ -178,6 +192,10 @@ class Settings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=password,
+            sasl_oauthbearer_token_endpoint_url=self.kafka_sasl_oauthbearer_token_endpoint_url,
+            sasl_oauthbearer_client_id=self.kafka_sasl_oauthbearer_client_id,
+            sasl_oauthbearer_client_secret=self.kafka_sasl_oauthbearer_client_secret,
+            sasl_oauthbearer_scope=self.kafka_sasl_oauthbearer_scope,
             ssl_ca_location=self.kafka_ssl_ca_location,
             ssl_certificate_location=self.kafka_ssl_certificate_location,
             ssl_key_location=self.kafka_ssl_key_location,

@@ -55,6 +55,8 @@ from streams.dev.kraft_secured import (
     LOG4J2_AUTHORIZER,
     SCRAM,
     make_tls,
+    oauth_jvm_options,
+    oauth_properties,
     scram_arguments,
     scram_safe,
     secured_properties,
@@ -141,6 +143,7 @@ class KafkaCluster:
     secured: bool = False  # SASL_SSL + ACLs (see the module docstring); one node only
     users: dict[str, str] = field(default_factory=dict)  # SCRAM users at format: name -> password
     admin_password: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
+    oauth_jwks_url: str | None = None  # secured: an OAUTH listener checking JWTs against it
     members: list[Node] = field(default_factory=list)
     _owned_dir: bool = False
     _authority: Authority | None = field(default=None, repr=False)
@@ -240,7 +243,8 @@ class KafkaCluster:
         ]
         if self.secured:
             for node in self.members:
-                others = {name: free_port() for name in ("MTLS", "SASLPLAIN")}
+                names = ("MTLS", "SASLPLAIN", *(("OAUTH",) if self.oauth_jwks_url else ()))
+                others = {name: free_port() for name in names}
                 node.listener_ports = {"SASL_SSL": node.broker_port, **others}
         cluster_id = _cluster_id()
         if self.secured:
@@ -271,6 +275,7 @@ class KafkaCluster:
             return
         command = [
             java_binary(), HEAP, "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            *(oauth_jvm_options(self.oauth_jwks_url) if self.oauth_jwks_url else []),
             f"-Dlog4j2.configurationFile={node.directory / 'log4j2.xml'}",
             "-cp", f"{jars_dir()}/*", "kafka.Kafka", str(node.properties),
         ]  # fmt: skip
@@ -401,8 +406,11 @@ class KafkaCluster:
 
     def _secured_properties(self, node: Node) -> dict[str, str]:
         users = {self.ADMIN: self.admin_password, **self.users}
-        return secured_properties(node.listener_ports, node.controller_port, self.tls_dir,
-                                  users, self.ADMIN)  # fmt: skip
+        props = secured_properties(node.listener_ports, node.controller_port, self.tls_dir,
+                                   users, self.ADMIN)  # fmt: skip
+        if self.oauth_jwks_url:
+            props.update(oauth_properties(self.oauth_jwks_url))
+        return props
 
     def client_certificate(self, name: str) -> Path:
         """A PEM file with a key and a certificate for `name` (its CN: the principal

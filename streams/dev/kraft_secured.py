@@ -65,13 +65,36 @@ def make_tls(tls_dir: Path) -> Authority:
     return ca
 
 
+def oauth_properties(jwks_url: str) -> dict[str, str]:
+    """The OAUTH listener (SASL_SSL with OAUTHBEARER): tokens are JWTs checked against the
+    issuer's keys at `jwks_url` (Kafka's OAuthBearerValidatorCallbackHandler), the principal
+    their `sub`. The JVM must also allow the URL (`oauth_jvm_options`)."""
+    from streams.dev.fakes.oidc import AUDIENCE, ISSUER
+
+    login = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+    handler = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+    return {
+        "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+        "listener.name.oauth.oauthbearer.sasl.jaas.config": login,
+        "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class": handler,
+        "sasl.oauthbearer.jwks.endpoint.url": jwks_url,
+        "sasl.oauthbearer.expected.audience": AUDIENCE,
+        "sasl.oauthbearer.expected.issuer": ISSUER,
+    }
+
+
+def oauth_jvm_options(jwks_url: str) -> list[str]:
+    """Kafka 4 reads only the JWKS and token URLs this system property allows."""
+    return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={jwks_url}"]
+
+
 def secured_properties(
     ports: dict[str, int], controller_port: int, tls_dir: Path, users: dict[str, str],
     admin: str,
 ) -> dict[str, str]:  # fmt: skip
     """server.properties entries over the PLAINTEXT defaults of `streams.dev.kraft`: one
-    client listener per name of LISTENERS on `ports`; `users` (the admin's included) log in
-    with PLAIN on SASLPLAIN."""
+    client listener per name of LISTENERS in `ports` (OAUTH too, when there);
+    `users` (the admin's included) log in with PLAIN on SASLPLAIN."""
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{admin}" password="{users[admin]}";'
@@ -82,14 +105,15 @@ def secured_properties(
         + " ".join(f'user_{name}="{password}"' for name, password in users.items())
         + ";"
     )
-    clients = [f"{name}://127.0.0.1:{ports[name]}" for name in LISTENERS]
+    protocols = {**LISTENERS, "OAUTH": "SASL_SSL"}
+    clients = [f"{name}://127.0.0.1:{port}" for name, port in ports.items()]
     return {
         "listeners": ",".join([*clients, f"CONTROLLER://127.0.0.1:{controller_port}"]),
         "advertised.listeners": ",".join(clients),
         "inter.broker.listener.name": "SASL_SSL",
         "listener.security.protocol.map": ",".join(
             [
-                *(f"{name}:{protocol}" for name, protocol in LISTENERS.items()),
+                *(f"{name}:{protocols[name]}" for name in ports),
                 "CONTROLLER:PLAINTEXT",
             ]
         ),

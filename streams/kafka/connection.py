@@ -22,7 +22,12 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from streams.errors import ConfigurationError
 
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+OAUTHBEARER_SETTINGS = (
+    "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL",
+    "KAFKA_SASL_OAUTHBEARER_CLIENT_ID",
+    "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET",
+)
 
 
 class KafkaConnection(BaseModel):
@@ -33,6 +38,10 @@ class KafkaConnection(BaseModel):
     sasl_mechanism: Mechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_oauthbearer_token_endpoint_url: str | None = None
+    sasl_oauthbearer_client_id: str | None = None
+    sasl_oauthbearer_client_secret: SecretStr | None = None
+    sasl_oauthbearer_scope: str | None = None
     ssl_ca_location: Path | None = None
     ssl_certificate_location: Path | None = None
     ssl_key_location: Path | None = None
@@ -45,21 +54,39 @@ class KafkaConnection(BaseModel):
         if not self.bootstrap_servers.strip():
             raise ValueError("KAFKA_BOOTSTRAP_SERVERS is empty")
         sasl = self.security_protocol.startswith("SASL_")
-        if sasl:
-            missing = [
-                name
-                for name, value in (
-                    ("KAFKA_SASL_MECHANISM", self.sasl_mechanism),
-                    ("KAFKA_SASL_USERNAME", self.sasl_username),
-                    ("KAFKA_SASL_PASSWORD", self.sasl_password),
+        oauth = (
+            self.sasl_oauthbearer_token_endpoint_url,
+            self.sasl_oauthbearer_client_id,
+            self.sasl_oauthbearer_client_secret,
+        )
+        if self.sasl_mechanism == "OAUTHBEARER":
+            if self.sasl_username or self.sasl_password:
+                raise ValueError(
+                    "KAFKA_SASL_MECHANISM=OAUTHBEARER logs in with a token, not "
+                    "KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD: unset them"
                 )
-                if not value
+            needed = [
+                ("KAFKA_SASL_MECHANISM", self.sasl_mechanism),
+                *zip(OAUTHBEARER_SETTINGS, oauth, strict=True),
             ]
+        else:
+            if any(oauth):
+                raise ValueError(
+                    "KAFKA_SASL_OAUTHBEARER_* is set but KAFKA_SASL_MECHANISM is "
+                    f"{self.sasl_mechanism}: set OAUTHBEARER to use it"
+                )
+            needed = [
+                ("KAFKA_SASL_MECHANISM", self.sasl_mechanism),
+                ("KAFKA_SASL_USERNAME", self.sasl_username),
+                ("KAFKA_SASL_PASSWORD", self.sasl_password),
+            ]
+        if sasl:
+            missing = [name for name, value in needed if not value]
             if missing:
                 raise ValueError(
                     f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs {', '.join(missing)}"
                 )
-        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password or any(oauth):
             raise ValueError(
                 "KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL is "
                 f"{self.security_protocol}: set SASL_SSL (or SASL_PLAINTEXT) to use it"
@@ -100,7 +127,18 @@ class KafkaConnection(BaseModel):
             "security.protocol": self.security_protocol,
             "client.id": self.client_id,
         }
-        if self.sasl_mechanism is not None:
+        if self.sasl_mechanism == "OAUTHBEARER":
+            assert self.sasl_oauthbearer_client_secret is not None
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.oauthbearer.method"] = "oidc"  # client credentials, by librdkafka
+            config["sasl.oauthbearer.token.endpoint.url"] = self.sasl_oauthbearer_token_endpoint_url
+            config["sasl.oauthbearer.client.id"] = self.sasl_oauthbearer_client_id
+            config["sasl.oauthbearer.client.secret"] = (
+                self.sasl_oauthbearer_client_secret.get_secret_value()
+            )
+            if self.sasl_oauthbearer_scope:
+                config["sasl.oauthbearer.scope"] = self.sasl_oauthbearer_scope
+        elif self.sasl_mechanism is not None:
             assert self.sasl_username is not None and self.sasl_password is not None
             config["sasl.mechanism"] = self.sasl_mechanism
             config["sasl.username"] = self.sasl_username
@@ -135,6 +173,13 @@ class KafkaConnection(BaseModel):
         """Faust's `broker_credentials` (None for PLAINTEXT)."""
         import faust
 
+        if self.sasl_mechanism == "OAUTHBEARER":
+            from streams.kafka.oauthbearer import ClientCredentialsTokens
+
+            return faust.OAuthCredentials(
+                oauth_cb=ClientCredentialsTokens(self),
+                ssl_context=self.ssl_context() if self.tls else None,
+            )
         if self.sasl_mechanism is not None:
             assert self.sasl_username is not None and self.sasl_password is not None
             return faust.SASLCredentials(

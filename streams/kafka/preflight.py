@@ -77,6 +77,8 @@ DENIALS = frozenset(
 def principal(conn: KafkaConnection) -> str:
     if conn.sasl_username:
         return f"User:{conn.sasl_username}"
+    if conn.sasl_mechanism == "OAUTHBEARER":
+        return f"the principal of client {conn.sasl_oauthbearer_client_id!r}'s tokens (their sub)"
     if conn.ssl_certificate_location:
         return f"the principal of the certificate in {conn.ssl_certificate_location}"
     return "User:ANONYMOUS"
@@ -123,7 +125,8 @@ class _Admin:
 
     def _said(self, error: KafkaError, advice: str) -> str:
         text = error.str()
-        for secret in (self.conn.sasl_password, self.conn.ssl_key_password):
+        for secret in (self.conn.sasl_password, self.conn.ssl_key_password,
+                       self.conn.sasl_oauthbearer_client_secret):  # fmt: skip
             if secret is not None and secret.get_secret_value():
                 text = text.replace(secret.get_secret_value(), "**********")
         return f"{advice}. Kafka said: {text}"
@@ -141,6 +144,13 @@ class _Admin:
 
 
 def _authentication_advice(conn: KafkaConnection) -> str:
+    if conn.sasl_mechanism == "OAUTHBEARER":
+        return (
+            f"no OAUTHBEARER login for client {conn.sasl_oauthbearer_client_id!r}: check "
+            "KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL, KAFKA_SASL_OAUTHBEARER_CLIENT_ID and "
+            "KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET (and _SCOPE), and that the cluster accepts "
+            "that issuer's tokens"
+        )
     return (
         f"the Kafka cluster refused the SASL login of user {conn.sasl_username!r} "
         f"({conn.sasl_mechanism}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (or the "

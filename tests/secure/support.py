@@ -30,6 +30,16 @@ def kafka_env(conn: KafkaConnection, password_file: Path | None = None) -> dict[
         else:
             password_file.write_text(conn.sasl_password.get_secret_value() + "\n")
             env["KAFKA_SASL_PASSWORD_FILE"] = str(password_file)
+    if conn.sasl_mechanism == "OAUTHBEARER" and conn.sasl_oauthbearer_client_secret:
+        env["KAFKA_SASL_MECHANISM"] = "OAUTHBEARER"
+        env["KAFKA_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL"] = str(
+            conn.sasl_oauthbearer_token_endpoint_url
+        )
+        env["KAFKA_SASL_OAUTHBEARER_CLIENT_ID"] = str(conn.sasl_oauthbearer_client_id)
+        secret = conn.sasl_oauthbearer_client_secret.get_secret_value()
+        env["KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET"] = secret
+        if conn.sasl_oauthbearer_scope:
+            env["KAFKA_SASL_OAUTHBEARER_SCOPE"] = conn.sasl_oauthbearer_scope
     if conn.ssl_ca_location:
         env["KAFKA_SSL_CA_LOCATION"] = str(conn.ssl_ca_location)
     if conn.ssl_certificate_location and conn.ssl_key_location:

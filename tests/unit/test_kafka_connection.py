@@ -112,3 +112,38 @@ def test_a_wrong_setting_is_named_without_its_value(monkeypatch: pytest.MonkeyPa
 def test_a_process_that_needs_the_cluster_names_the_variable() -> None:
     with pytest.raises(ConfigurationError, match="KAFKA_BOOTSTRAP_SERVERS is not set"):
         Settings(kafka_bootstrap_servers=None).kafka_cluster("wedsync-cdc")
+
+
+def test_oauthbearer_gives_librdkafkas_oidc_options(ca: Path) -> None:
+    conn = KafkaConnection(
+        bootstrap_servers="k:9093", security_protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER",
+        sasl_oauthbearer_token_endpoint_url="https://idp.example/oauth2/token",
+        sasl_oauthbearer_client_id="wedsync-sla", sasl_oauthbearer_scope="kafka",
+        sasl_oauthbearer_client_secret=SecretStr(PASSWORD), ssl_ca_location=ca,
+    )  # fmt: skip
+    options = conn.librdkafka()
+    assert {k: v for k, v in options.items() if k.startswith("sasl.")} == {
+        "sasl.mechanism": "OAUTHBEARER",
+        "sasl.oauthbearer.method": "oidc",
+        "sasl.oauthbearer.token.endpoint.url": "https://idp.example/oauth2/token",
+        "sasl.oauthbearer.client.id": "wedsync-sla",
+        "sasl.oauthbearer.client.secret": PASSWORD,
+        "sasl.oauthbearer.scope": "kafka",
+    }
+    assert PASSWORD not in repr(conn)
+
+
+def test_oauthbearer_without_its_client_names_what_is_missing() -> None:
+    with pytest.raises(
+        ValueError, match="KAFKA_SASL_OAUTHBEARER_CLIENT_ID, KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET"
+    ):
+        KafkaConnection(bootstrap_servers="k:9093", security_protocol="SASL_SSL",
+                        sasl_mechanism="OAUTHBEARER",
+                        sasl_oauthbearer_token_endpoint_url="https://idp/token")  # fmt: skip
+
+
+def test_oauthbearer_settings_with_another_mechanism_are_refused() -> None:
+    with pytest.raises(ValueError, match="set OAUTHBEARER"):
+        KafkaConnection(bootstrap_servers="k:9093", security_protocol="SASL_SSL",
+                        sasl_mechanism="PLAIN", sasl_username="u", sasl_password=SecretStr("p"),
+                        sasl_oauthbearer_client_id="wedsync-sla")  # fmt: skip

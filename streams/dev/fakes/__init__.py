@@ -13,4 +13,5 @@ FAKES: dict[str, str] = {
     "smtp": "streams.dev.fakes.email:serve",
     "caldav": "streams.dev.fakes.caldav:serve",
     "schema-registry": "streams.dev.fakes.schema_registry:SchemaRegistryFake",
+    "oidc": "streams.dev.fakes.oidc:OidcIssuerFake",
 }
