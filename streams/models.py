@@ -103,10 +103,13 @@ class CalendarDelivery(DeliveryCommon):
     title: str
     description: str | None
     location: str | None
-    starts_at_ms: int
-    ends_at_ms: int
-    time_zone: str
+    starts_at_ms: int | None
+    ends_at_ms: int | None
+    time_zone: str | None
     all_day: bool
+    local_start: str | None
+    local_end: str | None
+    fallback_time_zone: str | None
 
 
 CrmValue = bool | int | float | str | None

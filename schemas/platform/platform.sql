@@ -1,5 +1,6 @@
 -- The platform's ten source tables, as ../shared/DOMAIN.md lists them: the columns the
--- pipeline reads, with the platform's types (uuid ids, jsonb, text[], date, time,
+-- pipeline reads and no others (no `time_zone`: the platform stores wall-clock dates and
+-- times and no zone), with the platform's types (uuid ids, jsonb, text[], date, time,
 -- timestamptz). Tests, `make run` and the benchmarks create exactly this, so every path runs
 -- on the real names and types. `streams/logic/contract.py` declares what the pipeline reads
 -- from each table; `wedsync cdc` checks a live database against it at start.
@@ -14,7 +15,6 @@ CREATE TABLE IF NOT EXISTS suppliers (
     business_name text NOT NULL,
     email text,
     notification_preferences jsonb NOT NULL DEFAULT '{}'::jsonb,
-    created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -33,7 +33,6 @@ CREATE TABLE IF NOT EXISTS wedding_details (
     special_requests text,
     dietary_requirements text[],
     venue_notes text,
-    time_zone text,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -41,8 +40,7 @@ CREATE TABLE IF NOT EXISTS wedding_vendors (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     wedding_id uuid NOT NULL REFERENCES wedding_details (id) ON DELETE CASCADE,
     vendor_id uuid NOT NULL REFERENCES suppliers (id) ON DELETE CASCADE,
-    vendor_type text,
-    created_at timestamptz NOT NULL DEFAULT now()
+    vendor_type text
 );
 
 CREATE TABLE IF NOT EXISTS webhook_endpoints (
@@ -51,8 +49,7 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
     endpoint_url text NOT NULL,
     secret_key text NOT NULL,
     subscribed_events text[] NOT NULL DEFAULT '{}',
-    is_active boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now()
+    is_active boolean NOT NULL DEFAULT true
 );
 
 CREATE TABLE IF NOT EXISTS supplier_integrations (
@@ -62,8 +59,7 @@ CREATE TABLE IF NOT EXISTS supplier_integrations (
     webhook_url text,
     api_key text,
     settings jsonb NOT NULL DEFAULT '{}'::jsonb,
-    is_active boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now()
+    is_active boolean NOT NULL DEFAULT true
 );
 
 CREATE TABLE IF NOT EXISTS venue_integrations (
@@ -72,8 +68,7 @@ CREATE TABLE IF NOT EXISTS venue_integrations (
     webhook_url text,
     api_credentials jsonb NOT NULL DEFAULT '{}'::jsonb,
     notification_preferences jsonb NOT NULL DEFAULT '{}'::jsonb,
-    is_active boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now()
+    is_active boolean NOT NULL DEFAULT true
 );
 
 CREATE TABLE IF NOT EXISTS email_integrations (
@@ -83,8 +78,7 @@ CREATE TABLE IF NOT EXISTS email_integrations (
     api_key text,
     webhook_url text,
     trigger_settings jsonb NOT NULL DEFAULT '{}'::jsonb,
-    is_active boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT now()
+    is_active boolean NOT NULL DEFAULT true
 );
 
 CREATE TABLE IF NOT EXISTS form_responses (
@@ -94,7 +88,6 @@ CREATE TABLE IF NOT EXISTS form_responses (
     client_name text,
     form_name text,
     question_count integer,
-    answers jsonb NOT NULL DEFAULT '{}'::jsonb,
     submitted_at timestamptz NOT NULL DEFAULT now()
 );
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from dataclasses import replace
 
 from streams import topics
 from streams.app import shell
@@ -43,7 +44,7 @@ def run_route(settings: Settings) -> int:
             group_id=f"{settings.app_id}-route",
             app_id=settings.app_id,
             codecs=TopicCodecs.from_settings(settings),
-            rules=load_rules(),
+            rules=replace(load_rules(), default_time_zone=config.default_time_zone),
             state=tables,
             bookings_topic=topics.app_topics(settings.app_id).bookings_by_supplier.name,
             config=config,

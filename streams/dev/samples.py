@@ -57,7 +57,7 @@ def demo_changes(base_lsn: int = 1000) -> list[ChangeEvent]:
     wedding_row: dict[str, ColumnValue] = {
         "id": wedding, "couple_id": couple, "wedding_date": "2027-06-12",
         "bride_name": "Alex", "groom_name": "Sam", "ceremony_time": "14:00:00",
-        "venue_name": "Oak Barn", "guest_count": 120, "time_zone": "Europe/London",
+        "venue_name": "Oak Barn", "guest_count": 120,
     }  # fmt: skip
     journey: dict[str, ColumnValue] = {
         "id": "5d2b8f4a-6c1e-4a9b-9e7d-3f1a2b4c6d8e", "supplier_id": photo, "couple_id": couple,

@@ -64,9 +64,8 @@ def seed(cur: Any, k: dict[str, str], at: Endpoints | None = None) -> None:
     cur.execute(
         "INSERT INTO wedding_details (id, couple_id, wedding_date, bride_name, groom_name, "
         "ceremony_time, reception_time, setup_time, venue_id, venue_name, guest_count, "
-        "special_requests, venue_notes, time_zone) VALUES (%s, %s, '2027-06-12', 'Alex', 'Sam', "
-        "'14:00', '18:30', '10:00', %s, 'Oak Barn', 120, 'step-free access', 'call Jo', "
-        "'Europe/London')",
+        "special_requests, venue_notes) VALUES (%s, %s, '2027-06-12', 'Alex', 'Sam', "
+        "'14:00', '18:30', '10:00', %s, 'Oak Barn', 120, 'step-free access', 'call Jo')",
         (k["wedding"], k["couple"], k["venue"]),
     )
     for vendor, kind in (("photo", "photographer"), ("venue", "venue"), ("florist", "florist"),

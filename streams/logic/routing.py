@@ -221,7 +221,8 @@ def route(
                     if kind not in rule.integrations:
                         continue
                     try:
-                        _system(_with_wedding(event, state), kind, supplier_id, integration, emit)
+                        _system(_with_wedding(event, state), kind, supplier_id, integration,
+                                rules.default_time_zone, emit)  # fmt: skip
                     except TimeRefused as exc:
                         problems.append(f"{kind} {integration['integration_id']}: {exc}")
         if rule.recipients == "vendor_and_couple":
@@ -300,11 +301,12 @@ def _personal(
 
 
 def _system(
-    event: DomainEvent, kind: str, supplier_id: str, integration: IntegrationState, emit: Emit
-) -> None:
+    event: DomainEvent, kind: str, supplier_id: str, integration: IntegrationState,
+    default_zone: str | None, emit: Emit,
+) -> None:  # fmt: skip
     integration_id = integration["integration_id"]
     if kind == "calendar":
-        fields = transform.calendar_fields(event, integration["time_zone"])
+        fields = transform.calendar_fields(event, integration["time_zone"] or default_zone)
         if fields is None:
             return
         wedding = str(event["payload"].get("wedding_id") or event["aggregate_id"])
@@ -330,13 +332,13 @@ def _system(
         crm_kind, auth, payload = (
             "venue_booking",
             "api_key_header",
-            transform.venue_booking_payload(event, integration["time_zone"]),
+            transform.venue_booking_payload(event),
         )
     elif kind == "email_marketing":
         crm_kind, auth, payload = "custom", "bearer", transform.email_marketing_payload(event)
     else:
         crm_kind = _CRM_KIND.get(integration["integration_type"], "photography_crm")
-        auth, payload = "bearer", transform.photography_crm_payload(event, integration["time_zone"])
+        auth, payload = "bearer", transform.photography_crm_payload(event)
     if integration["auth_scheme"] in _AUTH:
         auth = str(integration["auth_scheme"])
     emit(

@@ -65,6 +65,9 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class RoutingRules:
     by_event_type: Mapping[str, Rule]
+    # the zone of a calendar event when neither the wedding, the calendar nor the
+    # integration names one (WEDSYNC_ROUTE_DEFAULT_TIME_ZONE)
+    default_time_zone: str | None = None
 
 
 def parse_rules(text: str, origin: str = "<rules>") -> RoutingRules:

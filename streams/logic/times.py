@@ -51,7 +51,7 @@ class TimeRefused(PoisonMessage):
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo | None:
+def known_zone(name: str) -> ZoneInfo | None:
     """The IANA zone `name`; None when the tz database has no such place."""
     if name in _NOT_A_WEDDING_ZONE or name.startswith("right/"):
         return None
@@ -88,7 +88,7 @@ class WeddingClock:
                 "no time zone for the wedding (neither the event's time_zone nor the "
                 "integration's); never guessed as UTC or the host's zone",
             )
-        found = _zone(self.zone_name)
+        found = known_zone(self.zone_name)
         if found is None:
             raise TimeRefused(
                 self.event_id, self.zone_field, self.zone_name, "not an IANA time zone"

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from streams.logic.times import TimeRefused, WeddingClock
+from streams.logic.times import TimeRefused, WeddingClock, known_zone
 from streams.models import CrmValue, DomainEvent, PayloadValue
 
 SLACK_MAX_BLOCKS = 50
@@ -78,16 +78,13 @@ def _int_or_none(value: PayloadValue) -> CrmValue:
 
 
 # ---- vendor CRMs ---------------------------------------------------------------------------
-def photography_crm_payload(
-    event: DomainEvent, default_zone: str | None = None
-) -> dict[str, CrmValue]:
+# The CRM and venue payloads carry the wedding's date and times as the platform stores them
+# (a `date`, `time` or `timetz` column's text), as the platform's own transforms did: a
+# wall-clock time needs no zone to be passed on, and the platform stores none.
+def photography_crm_payload(event: DomainEvent) -> dict[str, CrmValue]:
     """The generic photography-CRM webhook body (DOMAIN.md), exactly these nine fields.
-
-    `ceremony_time` is ISO 8601 on the wedding date with its UTC offset (see `_wall_clock`),
-    `updated_at` ISO 8601 in UTC. `default_zone` is the integration's configured zone, used
-    when the event names none. Raises `TimeRefused` when a time cannot be placed."""
+    `updated_at` is ISO 8601 in UTC when it carries an offset (timestamptz), else as stored."""
     p = event["payload"]
-    clock, day = _wedding_clock(event, default_zone), _wedding_day(p)
     kind = {
         "form.response_received": "form_response",
         "wedding.date_changed": "wedding_date_changed",
@@ -97,33 +94,53 @@ def photography_crm_payload(
         "wedding_id": _scalar(p.get("wedding_id")),
         "client_name": _scalar(p.get("client_name")),
         "wedding_date": _scalar(p.get("new_date") or p.get("wedding_date")),
-        "ceremony_time": _wall_clock(clock, day, p, "ceremony_time"),
+        "ceremony_time": _stored(p, "ceremony_time"),
         "venue_name": _scalar(p.get("venue_name")),
         "guest_count": _int_or_none(p.get("guest_count")),
         "photographer_notes": _scalar(p.get("photographer_notes")),
-        "updated_at": _updated_at(clock, event),
+        "updated_at": _updated_at(event),
     }
 
 
-def venue_booking_payload(
-    event: DomainEvent, default_zone: str | None = None
-) -> dict[str, CrmValue]:
-    """The venue booking system body (DOMAIN.md), exactly these nine fields; times as in
-    `photography_crm_payload`. Raises `TimeRefused` when a time cannot be placed."""
+def venue_booking_payload(event: DomainEvent) -> dict[str, CrmValue]:
+    """The venue booking system body (DOMAIN.md), exactly these nine fields; dates and times
+    as in `photography_crm_payload`."""
     p = event["payload"]
-    clock, day = _wedding_clock(event, default_zone), _wedding_day(p)
     reception = "reception_time" if p.get("reception_time") is not None else "reception_start"
     return {
         "booking_id": _scalar(p.get("booking_id") or p.get("wedding_id")),
         "event_date": _scalar(p.get("new_date") or p.get("wedding_date")),
         "party_size": _int_or_none(p.get("guest_count")),
-        "setup_time": _wall_clock(clock, day, p, "setup_time"),
-        "ceremony_start": _wall_clock(clock, day, p, "ceremony_time"),
-        "reception_start": _wall_clock(clock, day, p, reception),
+        "setup_time": _stored(p, "setup_time"),
+        "ceremony_start": _stored(p, "ceremony_time"),
+        "reception_start": _stored(p, reception),
         "special_requirements": _scalar(p.get("special_requirements")),
         "coordinator_notes": _scalar(p.get("coordinator_notes")),
-        "last_updated": _updated_at(clock, event),
+        "last_updated": _updated_at(event),
     }
+
+
+def _stored(p: dict[str, PayloadValue], field: str) -> str | None:
+    """A date or time column's text as stored; None when absent or empty."""
+    value = p.get(field)
+    if value is None or value == "" or isinstance(value, list | bool):
+        return None
+    return str(value)
+
+
+def _updated_at(event: DomainEvent) -> str:
+    """The row's `updated_at`: ISO 8601 in UTC when it carries an offset, else as stored;
+    the event's time (UTC) when the row has none."""
+    value = event["payload"].get("updated_at")
+    if value is None or value == "" or not isinstance(value, str):
+        return _iso_utc(event["occurred_at_ms"])
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return value  # a form Python cannot read (e.g. a year past 9999): passed as stored
+    if parsed.tzinfo is None:
+        return parsed.isoformat()
+    return parsed.astimezone(UTC).isoformat()
 
 
 def email_marketing_payload(event: DomainEvent) -> dict[str, CrmValue]:
@@ -157,29 +174,6 @@ def _wedding_day(p: dict[str, PayloadValue]) -> date | None:
         return date.fromisoformat(str(raw)[:10])
     except ValueError:
         return None
-
-
-def _wall_clock(
-    clock: WeddingClock, day: date | None, p: dict[str, PayloadValue], field: str
-) -> str | None:
-    """Wall-clock `field` as ISO 8601 on `day` with the offset in force then
-    ('2027-06-19T14:00:00+01:00'; a timetz keeps its own offset). Without a wedding date a
-    time cannot be placed: it goes as the normalized time of day ('14:00:00', with its
-    offset if it had one)."""
-    value = p.get(field)
-    if value is None or value == "":
-        return None
-    if day is None:
-        return clock.time_of_day(field, value).isoformat()
-    return clock.on_day(day, field, value).isoformat()
-
-
-def _updated_at(clock: WeddingClock, event: DomainEvent) -> str:
-    """The row's `updated_at` as ISO 8601 in UTC; the event's time when it has none."""
-    value = event["payload"].get("updated_at")
-    if value is None or value == "":
-        return _iso_utc(event["occurred_at_ms"])
-    return clock.instant("updated_at", value).astimezone(UTC).isoformat()
 
 
 def _iso_utc(epoch_ms: int) -> str:
@@ -366,29 +360,46 @@ def external_event_id(*parts: str) -> str:
     return base64.b32hexencode(digest).decode().lower().rstrip("=")
 
 
-def calendar_fields(event: DomainEvent, default_zone: str | None) -> dict[str, Any] | None:
-    """Title, description, location, start/end (epoch ms, UTC), time zone and all-day flag
-    for the wedding in `event`; None when the event carries no usable date.
+def calendar_fields(event: DomainEvent, fallback_zone: str | None) -> dict[str, Any] | None:
+    """Title, description, location, the wedding's local start and end, and, where they are
+    known, the instants and the zone, for the wedding in `event`; None when the event
+    carries no usable date.
 
     With a ceremony time the event starts then and lasts TIMED_EVENT_HOURS; without one it
-    is an all-day event from local midnight to the next local midnight. The wedding's zone
-    (the event's `time_zone`, else `default_zone`, the integration's) is required: raises
-    `TimeRefused` when there is none, it is unknown, or the ceremony time is unreadable.
-    A `timetz` ceremony time keeps its offset; DST edges resolve with fold=0 (`times`)."""
+    is an all-day event (local_start the day, local_end the day after). The platform stores
+    wall-clock times and no zone: the zone is the wedding's when the source names one (a
+    `time_zone` column mapped in the contract; then the instants are set here), else the
+    calendar's own, which the sink asks the calendar for, else `fallback_zone` (the
+    integration's configured zone or the deployment's default). A `timetz` ceremony keeps
+    its own offset. Raises `TimeRefused` for an unknown zone name or an unreadable time."""
     p = event["payload"]
     day = _wedding_day(p)
     if day is None:
         return None
-    clock = _wedding_clock(event, default_zone)
+    clock = _wedding_clock(event, None)
+    if fallback_zone is not None and known_zone(fallback_zone) is None:
+        raise TimeRefused(event["event_id"], "fallback_time_zone", fallback_zone,
+                          "not an IANA time zone")  # fmt: skip
     ceremony = p.get("ceremony_time")
     timed = ceremony is not None and ceremony != ""
-    tz = clock.zone("ceremony_time" if timed else "wedding_date", ceremony if timed else str(day))
+    starts = ends = None
+    named = clock.zone_name
     if timed:
-        starts = clock.epoch_ms(clock.on_day(day, "ceremony_time", ceremony))
-        ends = starts + TIMED_EVENT_HOURS * 3_600_000
+        at = clock.time_of_day("ceremony_time", ceremony)
+        local = datetime.combine(day, at.replace(tzinfo=None))
+        local_start = local.isoformat()
+        local_end = (local + timedelta(hours=TIMED_EVENT_HOURS)).isoformat()
+        if at.tzinfo is not None or named is not None:
+            starts = clock.epoch_ms(clock.on_day(day, "ceremony_time", ceremony))
+            ends = starts + TIMED_EVENT_HOURS * 3_600_000
     else:
-        starts = clock.epoch_ms(datetime.combine(day, time(0), tzinfo=tz))
-        ends = clock.epoch_ms(datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz))
+        local_start, local_end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+        if named is not None:
+            tz = clock.zone("wedding_date", str(day))
+            starts = clock.epoch_ms(datetime.combine(day, time(0), tzinfo=tz))
+            ends = clock.epoch_ms(datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz))
+    if named is not None:
+        clock.zone("time_zone", named)  # an unknown name is refused here
     client = _s(p, "client_name")
     return {
         "title": f"Wedding: {client}" if client else "Wedding",
@@ -396,8 +407,11 @@ def calendar_fields(event: DomainEvent, default_zone: str | None) -> dict[str, A
         "location": _s(p, "venue_name") or None,
         "starts_at_ms": starts,
         "ends_at_ms": ends,
-        "time_zone": tz.key,
+        "time_zone": named,
         "all_day": not timed,
+        "local_start": local_start,
+        "local_end": local_end,
+        "fallback_time_zone": fallback_zone,
     }
 
 

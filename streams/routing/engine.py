@@ -69,6 +69,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams import metrics, topics
@@ -106,6 +107,18 @@ class RouteSettings(BaseSettings):
     max_inflight_batches: int = 64
     commit_interval_s: float = 0.2
     state_wait_s: float = 2.0  # longest an event waits for the state to reach its commit
+    # a calendar event's zone when neither the wedding, the calendar nor the integration
+    # names one (IANA, e.g. Europe/London); unset: such an event is dead-lettered by the sink
+    default_time_zone: str | None = None
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _a_zone(cls, value: str | None) -> str | None:
+        from streams.logic.times import known_zone
+
+        if value is not None and known_zone(value) is None:
+            raise ValueError(f"{value!r} is not an IANA time zone, e.g. Europe/London")
+        return value
 
 
 class Unroutable(PoisonMessage):

@@ -48,6 +48,7 @@ class GoogleCalendarConnector:
         self.config = config or GoogleConfig.model_construct()  # defaults, not the env
         self._http = http or http_client(policy)
         self._base = self.config.api_base_url.rstrip("/")
+        self._zones: dict[tuple[str, str], str | None] = {}  # (integration, calendar) -> zone
         self.oauth = OAuthClient(
             self._http,
             token_url=self.config.token_url,
@@ -96,7 +97,12 @@ class GoogleCalendarConnector:
     async def _upsert(self, record: dict[str, Any], token: str) -> Answer:
         """Insert; when it exists (409), read it and patch with If-Match unless it already
         holds this version or a newer one; a vanished event is inserted once more; a 412
-        (changed since our read) reads and patches once more, then retries."""
+        (changed since our read) reads and patches once more, then retries. A wall-clock
+        event is placed in the calendar's own zone first (`_placed`)."""
+        placed = await self._placed(record, token)
+        if isinstance(placed, Answer):
+            return placed
+        record = placed
         status, body, headers = await self._call(wire.insert_request(record), token)
         if wire.follow_up("insert", status) != "patch":
             return self._classify(status, body, headers)
@@ -120,6 +126,21 @@ class GoogleCalendarConnector:
         return retry(
             "google.conditionNotMet", "the event kept changing while we updated it", status=412
         )
+
+    async def _placed(self, record: dict[str, Any], token: str) -> dict[str, Any] | Answer:
+        """`record` with the zone of its wall-clock times when routing could not place it:
+        the calendar's own `timeZone` (calendars.get, kept per calendar), else the record's
+        fallback; a refused read is answered as any call is."""
+        if not wire.needs_calendar_zone(record):
+            return record
+        key = (str(record.get("integration_id")), str(record.get("calendar_id") or "primary"))
+        if key not in self._zones:
+            status, body, headers = await self._call(wire.calendar_request(record), token)
+            if not 200 <= status < 300:
+                return self._classify(status, body, headers)
+            zone = body.get("timeZone") if isinstance(body, dict) else None
+            self._zones[key] = str(zone) if zone else None
+        return wire.placed(record, self._zones[key])
 
     async def _delete(self, record: dict[str, Any], token: str) -> Answer:
         """Read, then delete unless a newer version is there; 404, 410 ``deleted`` and an

@@ -53,6 +53,7 @@ class GraphCalendarConnector:
         self.config = config or GraphConfig.model_construct()  # defaults, not the env
         self._http = http or http_client(policy)
         self._base = self.config.api_base_url.rstrip("/")
+        self._zones: dict[str, str | None] = {}  # integration (a mailbox) -> its zone
         self.oauth = OAuthClient(
             self._http,
             token_url=self.config.token_url,
@@ -103,7 +104,17 @@ class GraphCalendarConnector:
     # ---- the calls ----------------------------------------------------------------------
     async def _upsert(self, record: dict[str, Any], token: str, key: str) -> Answer:
         """Find; none -> create; found -> patch with If-Match unless it already holds this
-        version or a newer one; 404 -> create once; 412 -> read and patch once more."""
+        version or a newer one; 404 -> create once; 412 -> read and patch once more. A
+        wall-clock event is placed in the mailbox's own zone first."""
+        if wire.needs_mailbox_zone(record):
+            mailbox = str(record.get("integration_id"))
+            if mailbox not in self._zones:
+                status, body, headers = await self._call(wire.mailbox_settings_request(), token)
+                if not 200 <= status < 300:
+                    return self._classify(status, body, headers)
+                zone = body.get("timeZone") if isinstance(body, dict) else None
+                self._zones[mailbox] = str(zone) if zone else None
+            record = wire.placed(record, self._zones[mailbox])
         status, body, headers = await self._call(wire.find_request(record), token)
         if not 200 <= status < 300:
             return self._classify(status, body, headers)

@@ -4,6 +4,7 @@
 Routes (paths as Google's, under the fake's base URL):
 
     POST   /token                                          refresh-token grant
+    GET    /calendar/v3/calendars/{calendarId}             calendars.get (its timeZone)
     POST   /calendar/v3/calendars/{calendarId}/events      events.insert
     GET    /calendar/v3/calendars/{calendarId}/events/{id} events.get
     PATCH  /calendar/v3/calendars/{calendarId}/events/{id} events.patch (If-Match -> 412)
@@ -146,12 +147,14 @@ class GoogleCalendarFake(FakeProvider):
         self.if_match_seen: list[str] = []  # If-Match values of patches, in order
         # (owner, calendar id, event id) -> event resource
         self.events: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.time_zones: dict[str, str] = {}  # calendar id -> its timeZone (default London)
         self._etags = itertools.count(1)
         super().__init__(switches or Switches(fail_status=500))
         self.tokens = FakeTokens(self, client_id=client_id, client_secret=client_secret)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self._token)
+        app.router.add_get("/calendar/v3/calendars/{calendar}", self._calendar)
         app.router.add_post(EVENTS, self._insert)
         app.router.add_get(EVENTS + "/{event}", self._get)
         app.router.add_patch(EVENTS + "/{event}", self._patch)
@@ -204,6 +207,9 @@ class GoogleCalendarFake(FakeProvider):
             return google_error(400, "invalid", "Invalid resource id value.")
         if not isinstance(body.get("start"), dict) or not isinstance(body.get("end"), dict):
             return google_error(400, "required", "Missing end time.")
+        for end in ("start", "end"):
+            if _zoneless(body[end]):
+                return google_error(400, "required", "Missing time zone definition for start time.")
         key = (owner, request.match_info["calendar"], event_id)
         if key in self.events:
             return google_error(409, "duplicate", "The requested identifier already exists.")
@@ -212,6 +218,17 @@ class GoogleCalendarFake(FakeProvider):
         self.events[key] = event
         self.counters["events_created"] += 1
         return web.json_response(event)
+
+    async def _calendar(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        calendar = request.match_info["calendar"]
+        self.counters["calendars_read"] += 1
+        zone = self.time_zones.get(calendar, "Europe/London")
+        return web.json_response(
+            {"kind": "calendar#calendar", "id": calendar, "summary": calendar, "timeZone": zone}
+        )
 
     def _find(self, owner: str, request: web.Request) -> dict[str, Any] | None:
         key = (owner, request.match_info["calendar"], request.match_info["event"])
@@ -263,3 +280,11 @@ class GoogleCalendarFake(FakeProvider):
         event["etag"] = self._etag()
         self.counters["events_deleted"] += 1
         return web.Response(status=204)
+
+
+def _zoneless(when: dict[str, Any]) -> bool:
+    """A `dateTime` with neither an offset nor a `timeZone`: Google refuses it (400)."""
+    text = when.get("dateTime")
+    if not isinstance(text, str) or when.get("timeZone"):
+        return False
+    return not (text.endswith("Z") or re.search(r"[+-]\d\d:\d\d$", text))

@@ -4,6 +4,7 @@
 Routes (paths as Graph's and the Microsoft identity platform's, under the fake's base URL):
 
     POST   /common/oauth2/v2.0/token                    refresh-token grant
+    GET    /v1.0/me/mailboxSettings                      the mailbox's timeZone (Windows name)
     GET    /v1.0/me/events, /v1.0/me/calendars/{id}/events
            with $filter=singleValueExtendedProperties/Any(ep: ep/id eq '..' and ep/value eq '..')
     POST   /v1.0/me/events, /v1.0/me/calendars/{id}/events       create (transactionId)
@@ -74,6 +75,7 @@ class GraphFake(FakeProvider):
         self.if_match_seen: list[str] = []  # If-Match values of patches, in order
         self.in_flight: Counter[str] = Counter()
         self.events: dict[str, dict[str, Any]] = {}  # id -> event (with private _owner etc.)
+        self.mailbox_time_zone = "GMT Standard Time"  # Outlook names zones the Windows way
         self.transactions: dict[tuple[str, str], str] = {}  # (owner, transactionId) -> id
         self._versions = itertools.count(1)
         super().__init__(switches)
@@ -87,6 +89,7 @@ class GraphFake(FakeProvider):
         for path in ("/v1.0/me/events", "/v1.0/me/calendars/{calendar}/events"):
             app.router.add_get(path, self._list)
             app.router.add_post(path, self._create)
+        app.router.add_get("/v1.0/me/mailboxSettings", self._mailbox_settings)
         app.router.add_get("/v1.0/me/events/{event}", self._get)
         app.router.add_patch("/v1.0/me/events/{event}", self._patch)
         app.router.add_delete("/v1.0/me/events/{event}", self._delete)
@@ -120,6 +123,14 @@ class GraphFake(FakeProvider):
         finally:
             self.in_flight[mailbox] -= 1
         return response
+
+    async def _mailbox_settings(self, request: web.Request) -> web.Response:
+        owner, refused = self._refusal(request)
+        if refused is not None or owner is None:
+            return refused or web.Response(status=500)
+        self.counters["mailbox_settings_read"] += 1
+        return web.json_response({"timeZone": self.mailbox_time_zone,
+                                  "language": {"locale": "en-GB"}})  # fmt: skip
 
     async def _token(self, request: web.Request) -> web.Response:
         assert self.tokens is not None

@@ -290,7 +290,7 @@ def test_an_unknown_wedding_zone_leaves_out_calendar_and_crm_but_not_the_rest() 
     assert problems and all("Mars/Olympus" in p for p in problems)
 
 
-def test_the_integrations_zone_is_used_when_the_wedding_has_none() -> None:
+def test_a_wedding_without_a_zone_reaches_the_crm() -> None:
     state = state_with(
         ("suppliers", supplier_row("s-photo")),
         ("wedding_vendors", {"id": "wv", "wedding_id": WEDDING, "vendor_id": "s-photo"}),
@@ -304,7 +304,7 @@ def test_the_integrations_zone_is_used_when_the_wedding_has_none() -> None:
     out = route(date_changed(time_zone=None), state, RULES, NOW, problems)
     (crm,) = [d.record for d in out if d.destination is Destination.CRM]
     assert problems == []
-    assert str(crm["payload"]["ceremony_time"]).endswith("-04:00")  # June in New York
+    assert crm["payload"]["ceremony_time"] == "14:00"  # as stored: a CRM needs no zone
 
 
 def test_a_form_response_files_the_crm_update_under_the_couples_only_wedding() -> None:

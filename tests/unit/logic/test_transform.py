@@ -28,7 +28,7 @@ def test_photography_crm_payload_has_exactly_the_domain_fields() -> None:
         "wedding_id": "w-2027-0612",
         "client_name": "Alex & Sam",
         "wedding_date": "2027-06-19",
-        "ceremony_time": "2027-06-19T14:00:00+01:00",
+        "ceremony_time": "14:00",
         "venue_name": "Oak Barn",
         "guest_count": 120,
         "photographer_notes": "golden hour",
@@ -42,76 +42,57 @@ def test_venue_booking_payload_has_exactly_the_domain_fields() -> None:
         "booking_id": "vb-9",
         "event_date": "2027-06-19",
         "party_size": 120,
-        "setup_time": "2027-06-19T10:00:00+01:00",
-        "ceremony_start": "2027-06-19T14:00:00+01:00",
-        "reception_start": "2027-06-19T17:00:00+01:00",
+        "setup_time": "10:00",
+        "ceremony_start": "14:00",
+        "reception_start": "17:00",
         "special_requirements": "step-free",
         "coordinator_notes": "call Jo",
         "last_updated": "2026-11-22T10:00:00+00:00",
     }
 
 
-def test_crm_ceremony_time_is_read_in_the_wedding_zone(host_far_east: None) -> None:
-    payload = transform.photography_crm_payload(date_changed(ceremony_time="14:00:00"))
-    assert payload["ceremony_time"] == "2027-06-19T14:00:00+01:00"
+# The platform stores wall-clock dates and times and no zone (DOMAIN.md): the CRM and venue
+# payloads carry them as stored, as the platform's own transforms did; no zone is needed.
+def test_crm_times_go_as_the_platform_stores_them_without_any_zone(host_far_east: None) -> None:
+    ev = date_changed(time_zone=None, ceremony_time="14:00:00")
+    assert transform.photography_crm_payload(ev)["ceremony_time"] == "14:00:00"
 
 
-def test_crm_ceremony_timetz_keeps_its_offset() -> None:
+def test_a_timetz_ceremony_goes_with_its_stored_offset() -> None:
     payload = transform.photography_crm_payload(date_changed(ceremony_time="14:30:00+02"))
-    assert payload["ceremony_time"] == "2027-06-19T14:30:00+02:00"
+    assert payload["ceremony_time"] == "14:30:00+02"
 
 
-def test_crm_uses_the_integration_zone_when_the_event_has_none() -> None:
-    ev = date_changed(time_zone=None)
-    payload = transform.photography_crm_payload(ev, "America/New_York")
-    assert payload["ceremony_time"] == "2027-06-19T14:00:00-04:00"
+def test_venue_times_go_as_stored_without_any_zone() -> None:
+    ev = date_changed(time_zone=None, setup_time="10:00:00", ceremony_time="14:00:00",
+                      reception_start=None, reception_time="18:30:00")  # fmt: skip
+    payload = transform.venue_booking_payload(ev)
+    assert (payload["setup_time"], payload["ceremony_start"], payload["reception_start"]) == (
+        "10:00:00", "14:00:00", "18:30:00",
+    )  # fmt: skip
 
 
-def test_crm_naive_ceremony_time_without_any_zone_is_refused(host_far_east: None) -> None:
-    with pytest.raises(PoisonMessage, match=r"ev-1.*ceremony_time"):
-        transform.photography_crm_payload(date_changed(time_zone=None))
+def test_a_spring_forward_gap_time_goes_as_stored() -> None:
+    ev = date_changed(new_date="2027-03-28", ceremony_time="01:30:00", time_zone=None)
+    assert transform.photography_crm_payload(ev)["ceremony_time"] == "01:30:00"
 
 
-def test_crm_unknown_zone_is_refused_naming_the_value() -> None:
-    with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone.*Europe/Lundon"):
-        transform.photography_crm_payload(date_changed(time_zone="Europe/Lundon"))
+def test_a_naive_updated_at_goes_as_stored_not_read_in_a_zone(host_far_east: None) -> None:
+    payload = transform.venue_booking_payload(
+        date_changed(time_zone=None, updated_at="2026-06-01 12:00:00")
+    )
+    assert payload["last_updated"] == "2026-06-01T12:00:00"
+
+
+def test_an_updated_at_past_year_9999_goes_as_stored() -> None:
+    payload = transform.photography_crm_payload(date_changed(updated_at="10000-01-01 00:00:00+00"))
+    assert payload["updated_at"] == "10000-01-01 00:00:00+00"
 
 
 def test_crm_postgres_timestamptz_updated_at_is_sent_in_utc() -> None:
     ev = date_changed(updated_at="2026-06-01 12:00:00.123456+05:30")
     payload = transform.photography_crm_payload(ev)
     assert payload["updated_at"] == "2026-06-01T06:30:00.123456+00:00"
-
-
-def test_crm_naive_updated_at_is_read_in_the_wedding_zone(host_far_east: None) -> None:
-    payload = transform.venue_booking_payload(date_changed(updated_at="2026-06-01 12:00:00"))
-    assert payload["last_updated"] == "2026-06-01T11:00:00+00:00"
-
-
-def test_venue_reception_start_reads_the_platform_reception_time_column() -> None:
-    ev = date_changed(reception_start=None, reception_time="18:30:00")
-    assert transform.venue_booking_payload(ev)["reception_start"] == "2027-06-19T18:30:00+01:00"
-
-
-def test_venue_setup_time_without_any_zone_is_refused() -> None:
-    ev = date_changed(time_zone=None, ceremony_time=None, reception_start=None)
-    with pytest.raises(PoisonMessage, match=r"ev-1.*setup_time"):
-        transform.venue_booking_payload(ev)
-
-
-def test_crm_spring_forward_gap_time_is_sent_as_the_wall_clock_shows_it() -> None:
-    ev = date_changed(new_date="2027-03-28", ceremony_time="01:30")
-    assert transform.photography_crm_payload(ev)["ceremony_time"] == "2027-03-28T02:30:00+01:00"
-
-
-def test_crm_time_without_a_wedding_date_is_sent_as_the_time_of_day() -> None:
-    ev = date_changed(new_date=None, ceremony_time="14:30:00+02")
-    assert transform.photography_crm_payload(ev)["ceremony_time"] == "14:30:00+02:00"
-
-
-def test_event_zone_that_is_not_text_is_refused() -> None:
-    with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone"):
-        transform.photography_crm_payload(date_changed(time_zone=["Europe/London"]))
 
 
 def test_crm_payloads_never_carry_couple_contact_data() -> None:
@@ -212,9 +193,35 @@ def test_calendar_event_without_ceremony_time_is_all_day_local_midnights() -> No
     assert fields["starts_at_ms"] % (24 * 3_600_000) == 4 * 3_600_000  # EDT midnight
 
 
-def test_calendar_uses_integration_zone_when_event_has_none() -> None:
+def test_calendar_without_any_zone_carries_the_wall_clock_for_the_calendars_own_zone() -> None:
+    fields = transform.calendar_fields(date_changed(time_zone=None, ceremony_time="14:00:00"), None)
+    assert fields is not None
+    assert (fields["local_start"], fields["local_end"]) == ("2027-06-19T14:00:00",
+                                                            "2027-06-19T22:00:00")  # fmt: skip
+    assert fields["starts_at_ms"] is None and fields["time_zone"] is None
+
+
+def test_calendar_all_day_without_any_zone_carries_the_days() -> None:
+    ev = date_changed(time_zone=None, ceremony_time=None)
+    fields = transform.calendar_fields(ev, None)
+    assert fields is not None and fields["all_day"] is True
+    assert (fields["local_start"], fields["local_end"]) == ("2027-06-19", "2027-06-20")
+
+
+def test_calendar_carries_the_integrations_zone_as_the_fallback() -> None:
     fields = transform.calendar_fields(date_changed(time_zone=None), "Australia/Sydney")
-    assert fields is not None and fields["time_zone"] == "Australia/Sydney"
+    assert fields is not None
+    assert (fields["time_zone"], fields["fallback_time_zone"]) == (None, "Australia/Sydney")
+
+
+def test_calendar_unknown_fallback_zone_is_refused_not_utc() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*fallback_time_zone.*Mars/Olympus"):
+        transform.calendar_fields(date_changed(time_zone=None), "Mars/Olympus")
+
+
+def test_calendar_event_zone_that_is_not_text_is_refused() -> None:
+    with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone"):
+        transform.calendar_fields(date_changed(time_zone=["Europe/London"]), None)
 
 
 def test_calendar_start_does_not_depend_on_the_host_zone(host_far_east: None) -> None:
@@ -223,24 +230,9 @@ def test_calendar_start_does_not_depend_on_the_host_zone(host_far_east: None) ->
     assert fields["starts_at_ms"] == ms(datetime(2027, 6, 19, 13, 0, tzinfo=UTC))
 
 
-def test_calendar_naive_ceremony_without_any_zone_is_refused(host_far_east: None) -> None:
-    with pytest.raises(PoisonMessage, match=r"ev-1.*ceremony_time"):
-        transform.calendar_fields(date_changed(time_zone=None), None)
-
-
-def test_calendar_all_day_without_any_zone_is_refused() -> None:
-    with pytest.raises(PoisonMessage, match=r"ev-1.*wedding_date"):
-        transform.calendar_fields(date_changed(time_zone=None, ceremony_time=None), None)
-
-
 def test_calendar_unknown_event_zone_is_refused_not_utc() -> None:
     with pytest.raises(PoisonMessage, match=r"ev-1.*time_zone.*Mars/Olympus"):
         transform.calendar_fields(date_changed(time_zone="Mars/Olympus"), "Europe/London")
-
-
-def test_calendar_unknown_integration_zone_is_refused_not_utc() -> None:
-    with pytest.raises(PoisonMessage, match=r"ev-1.*integration time_zone.*Mars/Olympus"):
-        transform.calendar_fields(date_changed(time_zone=None), "Mars/Olympus")
 
 
 def test_calendar_ceremony_timetz_keeps_its_offset() -> None:

@@ -328,3 +328,43 @@ async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> Non
         assert connector.credential_key(record()) == "integration:int-1"
     finally:
         await connector.aclose()
+
+
+def wall_clock(**overrides: Any) -> dict[str, Any]:
+    """A wedding whose zone routing did not know (the platform stores none)."""
+    wall = {
+        "starts_at_ms": None,
+        "ends_at_ms": None,
+        "time_zone": None,
+        "local_start": "2027-06-12T14:00:00",
+        "local_end": "2027-06-12T22:00:00",
+    }
+    return record(**{**wall, **overrides})
+
+
+async def test_a_wall_clock_event_is_placed_in_the_calendars_own_zone(sink, fake, store) -> None:
+    fake.time_zones["primary"] = "America/New_York"
+    answer = await sink.deliver(wall_clock(), ctx(store))
+    assert answer.verdict is Verdict.OK
+    [event] = stored(fake)
+    assert event["start"] == {"dateTime": "2027-06-12T14:00:00", "timeZone": "America/New_York"}
+    assert event["end"] == {"dateTime": "2027-06-12T22:00:00", "timeZone": "America/New_York"}
+
+
+async def test_the_calendars_zone_is_asked_once_per_calendar(sink, fake, store) -> None:
+    for n in range(3):
+        await sink.deliver(wall_clock(aggregate_version=n + 1), ctx(store, key=f"d-{n}"))
+    assert fake.counters["calendars_read"] == 1
+
+
+async def test_the_calendars_zone_comes_before_the_integrations_fallback(sink, fake, store) -> None:
+    fake.time_zones["primary"] = "Asia/Tokyo"
+    await sink.deliver(wall_clock(fallback_time_zone="Europe/Paris"), ctx(store))
+    assert stored(fake)[0]["start"]["timeZone"] == "Asia/Tokyo"
+
+
+async def test_a_refused_calendar_read_is_answered_like_any_call(sink, fake, store) -> None:
+    fake.switches.fail_next = 1
+    answer = await sink.deliver(wall_clock(), ctx(store))
+    assert answer.verdict is Verdict.RETRY
+    assert fake.counters["events_created"] == 0

@@ -364,3 +364,33 @@ async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> Non
         assert connector.credential_key(record()) == "integration:int-9"
     finally:
         await connector.aclose()
+
+
+def wall_clock(**overrides: Any) -> dict[str, Any]:
+    """A wedding whose zone routing did not know (the platform stores none)."""
+    wall = {
+        "starts_at_ms": None,
+        "ends_at_ms": None,
+        "time_zone": None,
+        "local_start": "2027-06-12T14:00:00",
+        "local_end": "2027-06-12T22:00:00",
+    }
+    return record(**{**wall, **overrides})
+
+
+async def test_a_wall_clock_event_is_placed_in_the_mailboxs_own_zone(sink, fake, store) -> None:
+    fake.mailbox_time_zone = "Pacific Standard Time"
+    answer = await sink.deliver(wall_clock(), ctx(store))
+    assert answer.verdict is Verdict.OK
+    [event] = fake.stats()["events"]
+    assert event["start"] == {
+        "dateTime": "2027-06-12T14:00:00",
+        "timeZone": "Pacific Standard Time",
+    }
+    assert fake.counters["mailbox_settings_read"] == 1
+
+
+async def test_the_mailbox_zone_is_asked_once_per_mailbox(sink, fake, store) -> None:
+    for n in range(3):
+        await sink.deliver(wall_clock(aggregate_version=n + 1), ctx(store, key=f"d-{n}"))
+    assert fake.counters["mailbox_settings_read"] == 1

@@ -244,3 +244,32 @@ def test_update_is_conditional_on_the_etag_read() -> None:
 def test_delete_uses_if_match_only_when_known() -> None:
     assert wire.delete_headers('"e1"') == {"If-Match": '"e1"'}
     assert wire.delete_headers(None) == {}
+
+
+def wall_clock(**overrides: Any) -> dict[str, Any]:
+    """A wedding whose zone routing did not know (the platform stores none)."""
+    wall = {
+        "starts_at_ms": None,
+        "ends_at_ms": None,
+        "time_zone": None,
+        "local_start": "2027-06-12T14:00:00",
+        "local_end": "2027-06-12T22:00:00",
+    }
+    return record(**{**wall, **overrides})
+
+
+def test_a_wedding_without_any_zone_is_a_floating_time() -> None:
+    ics = wire.build_event(wall_clock())
+    assert b"DTSTART:20270612T140000\r\n" in ics and b"DTEND:20270612T220000\r\n" in ics
+    assert b"TZID" not in ics
+
+
+def test_a_wedding_without_its_own_zone_is_read_in_the_fallback_zone() -> None:
+    ics = wire.build_event(wall_clock(fallback_time_zone="Europe/Paris"))
+    assert b"DTSTART;TZID=Europe/Paris:20270612T140000" in ics
+
+
+def test_an_all_day_wedding_without_any_zone_is_its_days() -> None:
+    ics = wire.build_event(wall_clock(all_day=True, local_start="2027-06-12",
+                                      local_end="2027-06-13"))  # fmt: skip
+    assert b"DTSTART;VALUE=DATE:20270612" in ics and b"DTEND;VALUE=DATE:20270613" in ics

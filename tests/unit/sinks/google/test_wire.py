@@ -268,3 +268,18 @@ def test_is_stale(held: str | None, operation: str, stale: bool) -> None:
 def test_stored_version() -> None:
     assert wire.stored_version(stored("17")) == 17
     assert wire.stored_version({"id": "x"}) is None
+
+
+def test_an_all_day_wall_clock_event_needs_no_zone() -> None:
+    rec = record(starts_at_ms=None, ends_at_ms=None, time_zone=None, all_day=True,
+                 local_start="2027-06-12", local_end="2027-06-13")  # fmt: skip
+    assert not wire.needs_calendar_zone(rec)
+    assert wire.event_times(rec) == ({"date": "2027-06-12"}, {"date": "2027-06-13"})
+
+
+def test_a_timed_wall_clock_event_without_any_zone_is_a_bad_record_naming_the_setting() -> None:
+    rec = record(starts_at_ms=None, ends_at_ms=None, time_zone=None,
+                 local_start="2027-06-12T14:00:00", local_end="2027-06-12T22:00:00")  # fmt: skip
+    assert wire.needs_calendar_zone(rec)
+    with pytest.raises(wire.BadRecord, match="WEDSYNC_ROUTE_DEFAULT_TIME_ZONE"):
+        wire.event_times(wire.placed(rec, None))
