@@ -26,12 +26,25 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from streams.errors import FatalError
+from streams.logic.urls import is_redacted
 
 Kind = Literal["integration", "webhook_endpoint", "supplier_integration"]
 
 
 class MissingCredential(FatalError):
     """No row, or the row lacks the secret: connect the integration, then replay."""
+
+
+async def endpoint_url(
+    store: CredentialStore, kind: Kind, key: str, record_url: str, column: str
+) -> str:
+    """Where to call: the record's URL, or, when the source left it redacted (the URL
+    carried a credential: `streams.logic.urls`), the row's `column` read from the database
+    like any secret; MissingCredential naming the row (never a value) when it has none."""
+    if not is_redacted(record_url):
+        return record_url
+    credential = await store.get(kind, key)
+    return credential.secret(column, f"{kind.replace('_', ' ')} {key}")
 
 
 class Credential:

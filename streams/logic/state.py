@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from streams.logic.contract import Contract
+from streams.logic.urls import redacted
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import change_key
 
@@ -170,6 +171,12 @@ def supplier_state(supplier_id: str, row: Row) -> SupplierState:
     )
 
 
+def _url(url: str | None) -> str | None:
+    """An endpoint URL as routing may copy it: without its credential, if it carries one
+    (the sink reads the whole URL from the database: `streams.logic.urls`)."""
+    return redacted(url) if url else url
+
+
 def _integration(table: str, row_id: str, row: Row) -> tuple[str | None, IntegrationState]:
     """(owner supplier id, integration) of one integration row."""
     if table == "venue_integrations":
@@ -185,7 +192,7 @@ def _integration(table: str, row_id: str, row: Row) -> tuple[str | None, Integra
         source_table=table,
         supplier_id=str(owner),
         integration_type=kind,
-        endpoint_url=_str(row.get("webhook_url")) or _str(settings.get("endpoint_url")),
+        endpoint_url=_url(_str(row.get("webhook_url")) or _str(settings.get("endpoint_url"))),
         calendar_id=_str(settings.get("calendar_id")),
         auth_scheme=_str(settings.get("auth_scheme")),
         time_zone=_str(settings.get("time_zone")),
@@ -214,7 +221,7 @@ def entries(key: str, row: Row) -> list[Entry]:
         endpoint = WebhookEndpointState(
             endpoint_id=row_id,
             supplier_id=owner,
-            endpoint_url=str(row.get("endpoint_url") or ""),
+            endpoint_url=_url(_str(row.get("endpoint_url"))) or "",
             subscribed_events=_text_list(row.get("subscribed_events")),
             is_active=_active(row),
         )

@@ -22,7 +22,7 @@ from streams.topics import Destination
 
 from connectors.sinks.answer import Answer, fatal, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
-from connectors.sinks.credentials import CredentialStore, MissingCredential
+from connectors.sinks.credentials import CredentialStore, MissingCredential, endpoint_url
 from connectors.sinks.crm import wire
 from connectors.sinks.crm.config import CrmConfig
 from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, audit_scope, http_client
@@ -82,9 +82,14 @@ class CrmSink:
             return fatal("crm.unknown_kind", f"no CRM client for {record.get('crm_kind')!r}")
         try:
             auth = await self._auth(client.scheme(record), str(integration_id), ctx)
-            request = client.build(
-                record, auth, ctx.idempotency_key, self._base_urls.get(client.kind)
+            stated = str(record.get("endpoint_url") or "")
+            url = await endpoint_url(
+                ctx.credentials, "integration", str(integration_id), stated, "webhook_url"
             )
+            request = client.build(
+                {**record, "endpoint_url": url}, auth, ctx.idempotency_key,
+                self._base_urls.get(client.kind),
+            )  # fmt: skip
         except MissingCredential as exc:
             return fatal("crm.no_credential", str(exc))
         except ValueError as exc:  # the message names the missing piece, never a value

@@ -23,7 +23,7 @@ from streams.topics import Destination
 
 from connectors.sinks.answer import Answer, fatal, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
-from connectors.sinks.credentials import MissingCredential
+from connectors.sinks.credentials import MissingCredential, endpoint_url
 from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, aiohttp_session, audit_scope
 from connectors.sinks.webhook import wire
 from connectors.sinks.webhook.config import WebhookConfig
@@ -84,8 +84,10 @@ class WebhookSink:
         try:
             credential = await ctx.credentials.get("webhook_endpoint", endpoint_id)
             secret = credential.secret("secret_key", f"webhook endpoint {endpoint_id}")
+            url = await endpoint_url(ctx.credentials, "webhook_endpoint", endpoint_id,
+                                     str(record["endpoint_url"]), "endpoint_url")  # fmt: skip
             request = wire.build_request(
-                record,
+                {**record, "endpoint_url": url},
                 secret,
                 msg_id=ctx.idempotency_key,
                 timestamp=int(self._clock()),

@@ -121,6 +121,7 @@ class CrmFake(FakeProvider):
                 self.received.append(
                     {
                         "route": route,
+                        "query": request.query_string,
                         "idempotency_key": key,
                         "auth": used,
                         "content_type": request.headers.get("Content-Type"),

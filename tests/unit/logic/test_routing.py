@@ -332,3 +332,31 @@ def test_a_couple_with_two_weddings_gets_no_guessed_wedding_id() -> None:
     ev = event("form.response_received", {"supplier_id": "s-photo", "couple_id": "c-1"})
     crm = [d.record for d in route(ev, state, RULES, NOW) if d.destination is Destination.CRM]
     assert [r["payload"]["wedding_id"] for r in crm] == [None]  # type: ignore[typeddict-item]
+
+
+TOKEN = "Zx81qT5vW0kLm3NoP9rS2tU7"
+
+
+def test_a_webhook_url_carrying_a_token_is_routed_without_it() -> None:
+    state = state_with(("webhook_endpoints", {
+        "id": "we-1", "supplier_id": "s-1", "secret_key": "whsec_x", "is_active": True,
+        "endpoint_url": f"https://user:{TOKEN}@hooks.example/in?token={TOKEN}",
+        "subscribed_events": json.dumps(["form_responses.insert"]),
+    }))  # fmt: skip
+    (delivery,) = route(_record_changed(), state, RULES, NOW)
+    assert TOKEN not in json.dumps(delivery.record)
+    assert delivery.record["endpoint_url"].startswith("https://hooks.example/in")
+
+
+def test_a_crm_url_carrying_a_token_is_routed_without_it() -> None:
+    state = state_with(
+        ("suppliers", supplier_row("s-photo")),
+        ("wedding_vendors", {"id": "wv", "wedding_id": WEDDING, "vendor_id": "s-photo"}),
+        ("supplier_integrations", {
+            "id": "si", "supplier_id": "s-photo", "integration_type": "photography_crm",
+            "webhook_url": f"https://crm.example/hook/{TOKEN}", "is_active": True,
+        }),
+    )  # fmt: skip
+    (crm,) = [d for d in route(date_changed(), state, RULES, NOW) if d.destination.value == "crm"]
+    assert TOKEN not in json.dumps(crm.record)
+    assert crm.record["endpoint_url"] == "https://crm.example/hook/redacted"

@@ -359,3 +359,16 @@ def test_fake_reads_keys_from_the_environment_like_the_cli(monkeypatch: pytest.M
     fake = CrmFake(switches=Switches(throttle_next=2))
     assert fake.api_keys == {"k1", "k2"}
     assert fake.switches.throttle_next == 2
+
+
+async def test_a_redacted_url_is_read_from_the_integration_row_when_delivering(
+    crm: Any, sink: CrmSink
+) -> None:
+    fake, server = crm
+    real = server.url + "/photography/webhook?token=Zx81qT5vW0kLm3NoP9rS2tU7"
+    row = {"integration_type": "photography_crm", "api_key": KEY, "webhook_url": real}
+    creds = RecordingStore({("integration", "int-1"): row})
+    record = rec("photography_crm", server.url + "/photography/webhook?redacted")
+    answer = await sink.deliver(record, ctx(creds))
+    assert (answer.verdict, answer.status) == (Verdict.OK, 200)
+    assert [r["query"] for r in fake.stats()["received"]] == ["token=Zx81qT5vW0kLm3NoP9rS2tU7"]

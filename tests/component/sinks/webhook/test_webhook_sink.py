@@ -289,3 +289,24 @@ async def test_receiver_secret_from_the_environment_like_the_cli(
         answer = await sink.deliver(rec(server.url + "/hooks/a"), ctx(store(LEGACY)))
     assert answer.verdict is Verdict.OK
     assert fake.switches.latency_ms == 1
+
+
+async def test_a_redacted_url_is_read_from_the_database_when_delivering(
+    receiver: Any, sink: WebhookSink
+) -> None:
+    fake, server = receiver
+    token = "Zx81qT5vW0kLm3NoP9rS2tU7"
+    creds = MemoryCredentialStore({("webhook_endpoint", "ep-1"): {
+        "endpoint_url": f"{server.url}/hooks/{token}", "secret_key": SECRET,
+    }})  # fmt: skip
+    answer = await sink.deliver(rec(server.url + "/hooks/redacted"), ctx(creds))
+    assert answer.verdict is Verdict.OK
+    assert fake.counters["side_effects"] == 1
+
+
+async def test_a_redacted_url_without_a_stored_one_is_a_dead_letter_naming_the_endpoint(
+    sink: WebhookSink,
+) -> None:
+    creds = MemoryCredentialStore({("webhook_endpoint", "ep-1"): {"secret_key": SECRET}})
+    answer = await sink.deliver(rec("https://hooks.example/in/redacted"), ctx(creds))
+    assert answer.verdict is Verdict.FATAL and "ep-1" in answer.message
