@@ -250,3 +250,57 @@ def conflict_event(
 def prune(bookings: Mapping[str, BookedInterval], before_ms: int) -> VendorBookings:
     """The bookings that end after `before_ms` (drop the past to bound state)."""
     return {k: b for k, b in bookings.items() if b["end_ms"] > before_ms}
+
+
+def booking_notice(
+    stored: BookedInterval | None, event: DomainEvent, *, supplier_id: str
+) -> DomainEvent | None:
+    """booking.updated: what one booking.changed means to vendor `supplier_id`, from what
+    the detector kept of the booking before (`stored`, as `apply_booking` found it): a new
+    booking, one moved from its old times to its new ones, or one cancelled. None when
+    there is nothing to tell: an older update, a booking that is not (or no longer) this
+    vendor's, a resend with the same times. Its id derives from the cause's, so a
+    redelivered booking.changed yields the same notice for the router to drop."""
+    p = event["payload"]
+    if str(p.get("supplier_id")) != supplier_id:
+        return None
+    if stored is not None and stored["version"] > event["aggregate_version"]:
+        return None
+    interval = booking_interval(event)
+    cancelled = is_cancelled(p)
+    same = (
+        stored is not None
+        and interval is not None
+        and (stored["start_ms"], stored["end_ms"]) == (interval["start_ms"], interval["end_ms"])
+    )
+    if same and not cancelled:
+        return None
+    shown = interval if interval is not None else stored
+    name = p.get("client_name") or (None if stored is None else stored.get("client_name"))
+    payload: dict[str, PayloadValue] = {
+        "supplier_id": supplier_id,
+        "booking_id": str(p.get("booking_id")),
+        "wedding_id": p.get("wedding_id"),
+        "client_id": p.get("client_id"),
+        "client_name": name if isinstance(name, str) else None,
+        "starts_at": None if shown is None else shown.get("starts_at"),
+        "ends_at": None if shown is None else shown.get("ends_at"),
+        "previous_starts_at": None if stored is None else stored.get("starts_at"),
+        "previous_ends_at": None if stored is None else stored.get("ends_at"),
+        "cancelled": cancelled,
+        "new": stored is None and not cancelled,
+    }
+    key = f"{event['event_id']}|booking.updated".encode()
+    return DomainEvent(
+        event_id=hashlib.blake2b(key, digest_size=16).hexdigest(),
+        event_type="booking.updated",
+        aggregate_type="booking",
+        aggregate_id=str(p.get("booking_id")),
+        aggregate_version=event["aggregate_version"],
+        occurred_at_ms=event["occurred_at_ms"],
+        correlation_id=event["correlation_id"],
+        source_ts_ms=event["source_ts_ms"],
+        source=SourceRef(**{**event["source"], "kind": "internal"}),
+        payload=payload,
+        organization_id=event["organization_id"],
+    )

@@ -272,11 +272,11 @@ _TITLES = {
     "wedding.date_changed": "Wedding date changed",
     "client.profile_updated": "Client profile updated",
     "booking.conflict_detected": "Double booking",
-    "booking.changed": "Booking changed",
+    "booking.updated": "Booking changed",
     "vendor.status_changed": "Vendor status changed",
 }
 # event types whose payload is ids and times: every message says it in words, never a dump
-_NAMED_ONLY = frozenset({"booking.conflict_detected", "booking.changed"})
+_NAMED_ONLY = frozenset({"booking.conflict_detected", "booking.updated"})
 
 
 def _wedding_of(client: str) -> str:
@@ -289,8 +289,10 @@ def _title(event: DomainEvent) -> str:
     if et == "booking.conflict_detected":
         day = wording.long_date(p.get("starts_at"))
         return f"Double booking on {day}" if day else "Double booking"
-    if et == "booking.changed":
-        return "Booking cancelled" if p.get("cancelled") is True else "Booking changed"
+    if et == "booking.updated":
+        if p.get("cancelled") is True:
+            return "Booking cancelled"
+        return "New booking" if p.get("new") is True else "Booking changed"
     return _TITLES.get(et) or et.split(".")[-1].replace("_", " ").capitalize()
 
 
@@ -317,7 +319,7 @@ def summary_text(event: DomainEvent) -> str:
         return f"{client or 'A client'} updated their profile: {_s(p, 'changed_fields')}"
     if et == "booking.conflict_detected":
         return wording.double_booking_for_vendor(p)
-    if et == "booking.changed":
+    if et == "booking.updated":
         return wording.booking_changed(p)
     if et == "vendor.status_changed":
         return f"Vendor status changed to {_s(p, 'new_status')}"

@@ -106,13 +106,15 @@ def double_booking_for_couple(vendor: str | None, starts_at: PayloadValue,
 
 
 def booking_changed(p: dict[str, PayloadValue]) -> str:
-    """A vendor's notice of a booking their CRM changed: whose, and when it is now (from
-    when, when the event carries the previous times); a cancelled one says so."""
+    """A vendor's notice of a booking their CRM changed (booking.updated): whose, and when
+    it is now, from when it was; a new or cancelled one says so."""
     name = p.get("client_name")
     who = f" for {name}" if isinstance(name, str) and name.strip() else ""
     now = when(p.get("starts_at"), p.get("ends_at"))
     if p.get("cancelled") is True:
         return f"Booking{who} cancelled" + (f" (was {now})" if now else "")
+    if p.get("new") is True:
+        return f"New booking{who}" + (f" on {now}" if now else "")
     before = when(p.get("previous_starts_at"), p.get("previous_ends_at"))
     if before and now and before != now:
         return f"Booking{who} moved from {before} to {now}"

@@ -9,7 +9,7 @@ import uuid
 
 from connectors.sinks.email.render import render
 from streams.logic import transform
-from streams.logic.conflicts import apply_booking
+from streams.logic.conflicts import apply_booking, booking_notice
 from streams.logic.routing import Delivery, load_rules, route
 from streams.logic.state import StateTables
 from streams.models import DomainEvent, PayloadValue
@@ -156,32 +156,56 @@ def test_each_couple_reads_their_own_booking_time() -> None:
 
 
 # ---- a booking the vendor's CRM changed -------------------------------------------------------
-def test_booking_changed_names_the_couple_and_the_new_time() -> None:
-    ev = booking(BOOKING_A, WEDDING_A, COUPLE_A, "2027-06-19T13:00", "2027-06-19T23:00", 1)
-    record = delivered(ev, state(), Destination.INAPP).record
+def noticed(*changes: DomainEvent) -> DomainEvent:
+    """The detector's notice of the last change, after folding the ones before it."""
+    stored = None
+    for change in changes[:-1]:
+        stored, _ = apply_booking(stored, change, supplier_id=PHOTO)
+    before = (stored or {}).get(str(changes[-1]["payload"]["booking_id"]))
+    notice = booking_notice(before, changes[-1], supplier_id=PHOTO)
+    assert notice is not None
+    return notice
+
+
+def first_booking(version: int = 1, start: str = "13:00", **extra: PayloadValue) -> DomainEvent:
+    return booking(BOOKING_A, WEDDING_A, COUPLE_A, f"2027-06-19T{start}", "2027-06-19T23:00",
+                   version, **extra)  # fmt: skip
+
+
+def test_new_booking_names_the_couple_and_its_date_and_times() -> None:
+    record = delivered(noticed(first_booking()), state(), Destination.INAPP).record
     assert (record["title"], record["body"]) == (
-        "Booking changed",
-        "Booking for Zoë & Łukasz changed: now Saturday 19 June 2027, 13:00-23:00",
+        "New booking",
+        "New booking for Zoë & Łukasz on Saturday 19 June 2027, 13:00-23:00",
     )
 
 
 def test_booking_moved_says_from_what_to_what() -> None:
-    ev = booking(BOOKING_A, WEDDING_A, COUPLE_A, "2027-06-19T15:00", "2027-06-19T23:00", 2,
-                 previous_starts_at="2027-06-19T13:00",
-                 previous_ends_at="2027-06-19T23:00")  # fmt: skip
-    body = delivered(ev, state(), Destination.INAPP).record["body"]
-    assert body == ("Booking for Zoë & Łukasz moved from Saturday 19 June 2027, 13:00-23:00 "
-                    "to Saturday 19 June 2027, 15:00-23:00")  # fmt: skip
-
-
-def test_booking_cancelled_says_so() -> None:
-    ev = booking(BOOKING_A, WEDDING_A, COUPLE_A, "2027-06-19T13:00", "2027-06-19T23:00", 2,
-                 cancelled=True)  # fmt: skip
-    record = delivered(ev, state(), Destination.INAPP).record
-    assert record["title"] == "Booking cancelled"
-    assert record["body"] == (
-        "Booking for Zoë & Łukasz cancelled (was Saturday 19 June 2027, 13:00-23:00)"
+    notice = noticed(first_booking(), first_booking(2, "15:00"))
+    record = delivered(notice, state(), Destination.INAPP).record
+    assert (record["title"], record["body"]) == (
+        "Booking changed",
+        "Booking for Zoë & Łukasz moved from Saturday 19 June 2027, 13:00-23:00 "
+        "to Saturday 19 June 2027, 15:00-23:00",
     )
+
+
+def test_booking_cancelled_says_so_with_the_times_it_had() -> None:
+    notice = noticed(first_booking(), first_booking(2, cancelled=True))
+    record = delivered(notice, state(), Destination.INAPP).record
+    assert (record["title"], record["body"]) == (
+        "Booking cancelled",
+        "Booking for Zoë & Łukasz cancelled (was Saturday 19 June 2027, 13:00-23:00)",
+    )
+
+
+def test_a_resent_booking_with_the_same_times_tells_nobody_again() -> None:
+    stored, _ = apply_booking(None, first_booking(), supplier_id=PHOTO)
+    assert booking_notice(stored[BOOKING_A], first_booking(2), supplier_id=PHOTO) is None
+
+
+def test_the_raw_booking_change_is_no_longer_a_bare_booking_changed_notice() -> None:
+    assert route(first_booking(), state(), load_rules(), 0) == []
 
 
 # ---- dates and names in the other workflows ---------------------------------------------------
