@@ -174,7 +174,7 @@ class InApp:
         def shown(frame: dict[str, Any]) -> None:
             if frame.get("type") == "notification":
                 print(f"  shown      {frame['notification_type']:<28} inapp     {name:<8} "
-                      f"dashboard: {frame['title']!r} (offset {frame['offset']})",
+                      f"dashboard: {frame['title']!r}: {frame['body']} (offset {frame['offset']})",
                       flush=True)  # fmt: skip
 
         if user not in self.dashboards:
