@@ -246,7 +246,7 @@ def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, di
                 **greeting,
                 "client_name": client,
                 "client_id": _s(p, "client_id"),
-                "changed_fields": _s(p, "changed_fields"),
+                "changed_fields": wording.field_names(p.get("changed_fields")),
                 "link": _link(event),
             },
         )
@@ -316,7 +316,8 @@ def summary_text(event: DomainEvent) -> str:
             f"{wording.long_date(p.get('new_date'))}. Please update your calendar."
         )
     if et == "client.profile_updated":
-        return f"{client or 'A client'} updated their profile: {_s(p, 'changed_fields')}"
+        fields = wording.field_names(p.get("changed_fields"))
+        return f"{client or 'A client'} updated their profile: {fields}"
     if et == "booking.conflict_detected":
         return wording.double_booking_for_vendor(p)
     if et == "booking.updated":
@@ -383,8 +384,7 @@ def slack_blocks(event: DomainEvent) -> list[dict[str, Any]]:
         blocks = [
             _header("New form response"),
             _section(
-                f"*{_s(p, 'client_name', 'A client')}* answered "
-                f"*{_s(p, 'form_name', _s(p, 'form_id'))}*."
+                f"*{_s(p, 'client_name', 'A client')}* answered *{_s(p, 'form_name', 'a form')}*."
             ),
         ]
     elif et == "wedding.date_changed":

@@ -18,6 +18,17 @@ DOUBLE_BOOKING_ACTION = (
 )
 
 
+def field_names(value: PayloadValue) -> str:
+    """Profile columns as words: ['phone', 'partner2_name'] -> 'phone, partner 2 name'."""
+    names = value if isinstance(value, list) else [] if value is None else [str(value)]
+    words = []
+    for name in names:
+        spaced = "".join(f" {c}" if c.isdigit() and i and not name[i - 1].isdigit() else c
+                         for i, c in enumerate(name))  # fmt: skip
+        words.append(spaced.replace("_", " ").strip())
+    return ", ".join(words)
+
+
 def long_date(value: PayloadValue) -> str:
     """'2027-06-12' (or an ISO timestamp) -> 'Saturday 12 June 2027'; other text as given."""
     if value is None or isinstance(value, bool | list):

@@ -269,3 +269,15 @@ def test_journey_milestone_email_names_the_client() -> None:
     text, _ = render(template, subject, variables)
     assert subject == "Journey milestone completed for Zoë & Łukasz: contract signed"
     assert "Journey milestone completed for Zoë & Łukasz: contract signed." in text
+
+
+def test_profile_update_names_the_changed_fields_in_words() -> None:
+    ev = event("client.profile_updated", {"client_name": "Zoë & Łukasz",
+               "changed_fields": ["phone", "partner2_name"]})  # fmt: skip
+    assert transform.sms_text(ev) == "Zoë & Łukasz updated their profile: phone, partner 2 name"
+
+
+def test_slack_form_response_without_a_form_name_shows_no_form_id() -> None:
+    form = str(uuid.uuid4())
+    ev = event("form.response_received", {"client_name": "Zoë & Łukasz", "form_id": form})
+    assert form not in json.dumps(transform.slack_blocks(ev))
