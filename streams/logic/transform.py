@@ -234,6 +234,7 @@ def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, di
                 "client_name": client,
                 "old_date": wording.long_date(p.get("old_date")),
                 "new_date": wording.long_date(p.get("new_date")),
+                "ceremony_time": wording.clock(p.get("ceremony_time")),
                 "venue_name": _s(p, "venue_name"),
                 "link": _link(event),
             },
@@ -279,6 +280,12 @@ _TITLES = {
 _NAMED_ONLY = frozenset({"booking.conflict_detected", "booking.updated"})
 
 
+def _ceremony(p: dict[str, PayloadValue]) -> str:
+    """', ceremony at 14:00' (the stored wall-clock time), '' without one."""
+    at = wording.clock(p.get("ceremony_time"))
+    return f", ceremony at {at}" if at else ""
+
+
 def _wedding_of(client: str) -> str:
     return f"{client}'s wedding" if client else "The wedding"
 
@@ -313,7 +320,7 @@ def summary_text(event: DomainEvent) -> str:
     if et == "wedding.date_changed":
         return (
             f"{_wedding_of(client)} moved from {wording.long_date(p.get('old_date'))} to "
-            f"{wording.long_date(p.get('new_date'))}. Please update your calendar."
+            f"{wording.long_date(p.get('new_date'))}{_ceremony(p)}. Please update your calendar."
         )
     if et == "client.profile_updated":
         fields = wording.field_names(p.get("changed_fields"))
@@ -398,7 +405,10 @@ def slack_blocks(event: DomainEvent) -> list[dict[str, Any]]:
                     {"type": "mrkdwn", "text": f"*New date:*\n{new}"},
                 ],
             },
-            _section(f"{_s(p, 'client_name', 'The couple')} at {_s(p, 'venue_name', 'the venue')}"),
+            _section(
+                f"{_s(p, 'client_name', 'The couple')} at {_s(p, 'venue_name', 'the venue')}"
+                f"{_ceremony(p)}"
+            ),
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": "Please update your calendar."}],

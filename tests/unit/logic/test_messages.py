@@ -219,8 +219,8 @@ def moved() -> DomainEvent:
 
 def test_date_change_sms_reads_dates_as_the_couple_would_say_them() -> None:
     assert transform.sms_text(moved()) == (
-        "Zoë & Łukasz's wedding moved from Saturday 12 June 2027 to Saturday 19 June 2027. "
-        "Please update your calendar."
+        "Zoë & Łukasz's wedding moved from Saturday 12 June 2027 to Saturday 19 June 2027, "
+        "ceremony at 14:00. Please update your calendar."
     )
 
 
@@ -228,7 +228,10 @@ def test_date_change_email_subject_and_body_read_the_dates() -> None:
     template, subject, variables = transform.email_content(moved(), "Lumière Photography")
     text, _ = render(template, subject, variables)
     assert subject == "Zoë & Łukasz's wedding moved to Saturday 19 June 2027"
-    assert "from Saturday 12 June 2027 to Saturday 19 June 2027 (Stodoła Kraków)" in text
+    assert (
+        "from Saturday 12 June 2027 to Saturday 19 June 2027 (Stodoła Kraków), ceremony at 14:00"
+        in text
+    )
 
 
 def test_date_change_slack_fields_read_the_dates() -> None:
@@ -281,3 +284,8 @@ def test_slack_form_response_without_a_form_name_shows_no_form_id() -> None:
     form = str(uuid.uuid4())
     ev = event("form.response_received", {"client_name": "Zoë & Łukasz", "form_id": form})
     assert form not in json.dumps(transform.slack_blocks(ev))
+
+
+def test_date_change_slack_names_the_couple_venue_and_ceremony_time() -> None:
+    section = transform.slack_blocks(moved())[2]["text"]["text"]
+    assert section == "Zoë & Łukasz at Stodoła Kraków, ceremony at 14:00"
