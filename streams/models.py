@@ -6,7 +6,7 @@ names and types for mypy. `tests/unit/test_models.py` checks that each mirrors i
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 Scalar = bool | int | float | str | None
 ColumnValue = Scalar | list[Scalar]  # arrays (text[], int[], uuid[]) are lists
@@ -220,6 +220,7 @@ class InAppPresence(TypedDict):
     kind: Literal["heartbeat", "join", "gone"]
     user_id: str | None
     org_id: str | None
+    display_name: NotRequired[str | None]  # v2: the user's name as others see it, for join
 
 
 class SlaEvent(TypedDict):

@@ -5,6 +5,8 @@
         --conflicts--> Table bookings (supplier id -> {booking id -> interval})
         --booking.conflict_detected--> wedsync.events  (routed like any event: to the vendor
                                                         and the couple)
+        --booking.updated--> wedsync.events  (the vendor's notice: new, moved from -> to,
+                                              cancelled; `booking_notice`)
 
 The routing engine forwards each booking.changed event it reads to the internal
 bookings-by-supplier topic, once under each supplier id `streams.logic.conflicts.booking_keys`
@@ -25,7 +27,7 @@ import faust
 from streams import metrics, topics
 from streams.agents.common import dead_letter, raw_topic
 from streams.kafka.faust_codec import register_codec
-from streams.logic.conflicts import VendorBookings, apply_booking, booking_keys
+from streams.logic.conflicts import VendorBookings, apply_booking, booking_keys, booking_notice
 from streams.models import DomainEvent
 
 if TYPE_CHECKING:
@@ -63,7 +65,10 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
                 if supplier not in booking_keys(booking):
                     continue  # not a vendor this booking names: nothing it could double-book
                 stored: VendorBookings | None = bookings.get(supplier)
+                before = (stored or {}).get(str(booking["payload"].get("booking_id")))
+                notice = booking_notice(before, booking, supplier_id=supplier)
                 updated, found = apply_booking(stored, booking, supplier_id=supplier)
+                found += [notice] if notice is not None else []
             except Exception as exc:  # a bad record is data: dead-letter it
                 await dead_letter(dlq, STAGE, event.message, exc)
                 continue

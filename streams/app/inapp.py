@@ -27,6 +27,7 @@ def add_arguments(sub: argparse._SubParsersAction) -> None:
     t.add_argument("user", help="the token's sub: the user id notifications are addressed to")
     t.add_argument("--org", default="", help="the user's organisation (presence scope)")
     t.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    t.add_argument("--name", default="", help="the display name others see (claim `name`)")
     t.set_defaults(func=run_print_token)
 
 
@@ -42,7 +43,7 @@ def run_print_token(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("WEDSYNC_INAPP_JWT_SECRET is not set: the gateway's HS256 secret")
     s = GatewaySettings()
     print(issue(secret, args.user, org=args.org, ttl_s=args.ttl, audience=s.jwt_audience,
-                issuer=s.jwt_issuer, now=time.time()))  # fmt: skip
+                issuer=s.jwt_issuer, now=time.time(), name=args.name))  # fmt: skip
     return 0
 
 

@@ -32,7 +32,7 @@ from streams.dev.demo_parts import (
     sla_running,
     worker_process,
 )
-from streams.dev.demo_view import Watch
+from streams.dev.demo_view import Watch, integration_label
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import KafkaConnection
@@ -43,6 +43,13 @@ NAMES = {"photo": "Photo", "venue": "Venue", "florist": "Florist", "band": "Band
 QUIET = ("mail.log", "wedsync.audit", "wedsync.fake.smtp", "aiohttp.access", "websockets.server",
          "connectors.sinks.inapp.server", "streams.sla.process", "connectors.sinks.runtime",
          "streams.observe")  # fmt: skip
+
+
+def open_links(metrics_url: str, calendar_url: str) -> list[str]:
+    """The board's 'open' box. The inbox address is not in it: a box wraps a long line
+    inside its border, so the address is printed on its own line instead."""
+    return ["inbox (photographer): the line after [3/5] above", f"metrics: {metrics_url}",
+            f"calendar (Radicale): {calendar_url}"]  # fmt: skip
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -66,7 +73,7 @@ def run_demo(
 
     codecs = TopicCodecs.from_settings(settings)
     k = scenario.ids()
-    name_of = {k[v]: NAMES[v] for v in scenario.VENDORS}
+    name_of = {k[v]: NAMES[v] for v in scenario.VENDORS} | {k["couple"]: "Alex & Sam"}
     try:
         with devdb.throwaway_postgres() as server, LocalProviders() as local:
             bootstrap = kafka.bootstrap_servers  # the demo's processes: a PLAINTEXT dev broker
@@ -108,14 +115,15 @@ def _play(cur: Any, k: dict[str, str], local: Any, bootstrap: str, codecs: Topic
     print(f"[3/5] CDC streaming from slot {slot}; worker, routing process, sinks "
           f"({', '.join(d.value for d in SINK_KINDS)}), in-app gateway on {inapp.url} and "
           f"SLA agent running; ingest gateway at {crm[0]}; local providers: SMTP capture, "
-          "Radicale, fake Slack, Twilio, CRM and webhook receiver. The photographer's inbox "
-          "page:\n      "
-          f"{inapp.inbox(k['photo'])}\n    this process's metrics: "
-          f"http://127.0.0.1:{metrics_port}/metrics", flush=True)  # fmt: skip
+          "Radicale, fake Slack, Twilio, CRM and webhook receiver; this process's metrics: "
+          f"http://127.0.0.1:{metrics_port}/metrics. The photographer's inbox page (the "
+          "next line, whole):", flush=True)  # fmt: skip
+    inbox = inapp.inbox(k["photo"], name_of[k["photo"]])
+    print(inbox, flush=True)  # on its own line, outside any box: it can be copied whole
     watch = Watch(bootstrap, codecs, name_of, inapp.watch)
-    watch.links = [f"inbox (photographer): {inapp.inbox(k['photo'])}",
-                   f"metrics: http://127.0.0.1:{metrics_port}/metrics",
-                   f"calendar (Radicale): {local.calendar_url}"]  # fmt: skip
+    watch.labels = {i: integration_label(vendor, kind)
+                    for i, vendor, kind in scenario.integrations(cur)}  # fmt: skip
+    watch.links = open_links(f"http://127.0.0.1:{metrics_port}/metrics", local.calendar_url)
     alive = lambda: worker.poll() is None  # noqa: E731
     try:
         scenario.play(cur, k)

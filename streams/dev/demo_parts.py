@@ -156,15 +156,16 @@ class InApp:
         self.url = f"ws://127.0.0.1:{settings.port}/ws"
         self.dashboards: dict[str, Any] = {}
 
-    def token(self, user: str) -> str:
+    def token(self, user: str, name: str = "") -> str:
         from connectors.sinks.inapp.auth import issue
 
         s = self.settings
-        return issue(self.secret, user, org="make-run", ttl_s=24 * 3600,
+        return issue(self.secret, user, org="make-run", ttl_s=24 * 3600, name=name,
                      audience=s.jwt_audience, issuer=s.jwt_issuer, now=time.time())  # fmt: skip
 
-    def inbox(self, user: str) -> str:
-        return f"http://127.0.0.1:{self.settings.port}/inbox#token={self.token(user)}"
+    def inbox(self, user: str, name: str = "") -> str:
+        """The inbox page of `user`, logged in as `name` (the display name others see)."""
+        return f"http://127.0.0.1:{self.settings.port}/inbox#token={self.token(user, name)}"
 
     def watch(self, user: str, name: str) -> None:
         """Open `user`'s dashboard (once); it prints what it is shown and acknowledges it."""
@@ -173,11 +174,11 @@ class InApp:
         def shown(frame: dict[str, Any]) -> None:
             if frame.get("type") == "notification":
                 print(f"  shown      {frame['notification_type']:<28} inapp     {name:<8} "
-                      f"dashboard: {frame['title']!r} (offset {frame['offset']})",
+                      f"dashboard: {frame['title']!r}: {frame['body']} (offset {frame['offset']})",
                       flush=True)  # fmt: skip
 
         if user not in self.dashboards:
-            self.dashboards[user] = Dashboard(self.url, self.token(user), shown)
+            self.dashboards[user] = Dashboard(self.url, self.token(user, name), shown)
 
     def close(self) -> None:
         for dashboard in self.dashboards.values():

@@ -26,6 +26,31 @@ OUTCOME_COLOURS = {"delivered": "green", "seen": "green", "retry_scheduled": "ye
                    "dead_lettered": "red", "paused": "red", "rejected": "red"}  # fmt: skip
 
 
+KIND_NAMES = {"photography_crm": "photography CRM", "tave": "Tave CRM",
+              "honeybook": "HoneyBook CRM", "light_blue": "Light Blue CRM",
+              "google_calendar": "Google Calendar", "outlook": "Outlook calendar",
+              "outlook_calendar": "Outlook calendar", "caldav": "CalDAV calendar",
+              "icloud": "iCloud calendar", "venue_booking": "venue booking system",
+              "mailchimp": "Mailchimp", "email_marketing": "email marketing",
+              "webhook": "webhook endpoint"}  # fmt: skip
+
+
+def integration_label(vendor: str, kind: str) -> str:
+    """'Photo · Google Calendar': an integration as its vendor knows it."""
+    return f"{vendor} · {KIND_NAMES.get(kind, kind.replace('_', ' '))}"
+
+
+def health_rows(health: Mapping[str, tuple[str, str, frozenset[str]]],
+                labels: Mapping[str, str]) -> list[tuple[str, str, str, str]]:  # fmt: skip
+    """(integration, destination, state, alerts) per SLA key: an integration by its label
+    (vendor and kind), a personal channel by its destination ('email'), never an id."""
+    rows = []
+    for key, (dest, state, firing) in health.items():
+        name = labels.get(key) or (key if key == dest else f"a {dest} integration")
+        rows.append((name, dest, state, ", ".join(sorted(firing))))
+    return sorted(rows)
+
+
 def _target(record: dict[str, Any]) -> str:
     """Where a delivery goes, without secrets or message content."""
     for field in ("to_address", "channel", "to_number", "user_id", "endpoint_url"):
@@ -51,6 +76,7 @@ class Watch:
         self.health: dict[str, tuple[str, str, frozenset[str]]] = {}
         self.story = "starting"
         self.links: list[str] = []
+        self.labels: dict[str, str] = {}  # SLA key (integration id) -> 'Photo · Tave CRM'
         self._by_deliver = {t.deliver.name: d for d, t in topics.DELIVER.items()}
         counted = {topics.INGEST_CDC.name: "CDC changes", topics.EVENTS.name: "domain events",
                    topics.INGEST_WEBHOOKS.name: "inbound webhooks"}  # fmt: skip
@@ -98,7 +124,8 @@ class Watch:
         self.got.add((record["event_type"], dest.value, recipient))
         self.routed_ids.add(record["delivery_id"])
         self.routed[dest.value] += 1
-        who = self.name_of.get(recipient, recipient[:8])
+        who = self.name_of.get(recipient, "a couple" if dest is topics.Destination.INAPP
+                               else "a vendor")  # fmt: skip
         if dest is topics.Destination.INAPP:
             self.on_inapp(record["user_id"], who)
         self.say(f"  routed     {record['event_type']:<28} {dest.value:<9} {who:<8} "
@@ -123,7 +150,8 @@ class Watch:
             before = self.health.get(key)
             self.health[key] = (h.destination, h.state, h.firing)
             if before is not None and before[1] != h.state:
-                self.say(f"  health     {h.destination:<9} {key[:36]:<36} {before[1]} -> "
+                name = health_rows({key: self.health[key]}, self.labels)[0][0]
+                self.say(f"  health     {h.destination:<9} {name[:36]:<36} {before[1]} -> "
                          f"{h.state} {', '.join(sorted(h.firing))}",
                          f"bold {COLOURS.get(h.state, 'white')}")  # fmt: skip
 
@@ -156,9 +184,8 @@ class Watch:
         health = Table(title="integration health (SLA agent)")
         for col in ("integration", "destination", "state", "alerts"):
             health.add_column(col)
-        for key, (dest, state, firing) in sorted(self.health.items()):
-            colour = COLOURS.get(state, "white")
-            health.add_row(key[:36], dest, f"[{colour}]{state}", ", ".join(sorted(firing)))
+        for name, dest, state, alerts in health_rows(self.health, self.labels):
+            health.add_row(name, dest, f"[{COLOURS.get(state, 'white')}]{state}", alerts)
         links = "\n".join(self.links)
         return Group(Panel(self.story, title="wedding week"), flow, dests, health,
                      Panel(links or "-", title="open"))  # fmt: skip

@@ -129,6 +129,25 @@ def play(cur: Any, k: dict[str, str]) -> None:
                 (k["couple"],))  # fmt: skip
 
 
+INTEGRATIONS_SQL = """
+SELECT i.id::text, s.business_name, i.integration_type FROM supplier_integrations i
+  JOIN suppliers s ON s.id = i.supplier_id
+UNION ALL SELECT v.id::text, s.business_name, 'venue_booking' FROM venue_integrations v
+  JOIN suppliers s ON s.id = v.venue_id
+UNION ALL SELECT e.id::text, s.business_name, e.platform_type FROM email_integrations e
+  JOIN suppliers s ON s.id = e.supplier_id
+UNION ALL SELECT w.id::text, s.business_name, 'webhook' FROM webhook_endpoints w
+  JOIN suppliers s ON s.id = w.supplier_id
+"""
+
+
+def integrations(cur: Any) -> list[tuple[str, str, str]]:
+    """(integration id, vendor's business name, kind) of every seeded integration and
+    webhook endpoint: how the board names what the SLA agent reports by id."""
+    cur.execute(INTEGRATIONS_SQL)
+    return [(str(i), str(name), str(kind)) for i, name, kind in cur.fetchall()]
+
+
 EM, SL, IA, SM, CRM, CAL, HOOK = "email", "slack", "inapp", "sms", "crm", "calendar", "webhook"
 
 

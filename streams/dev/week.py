@@ -67,14 +67,15 @@ def play_week(cur: Any, k: dict[str, str], local: Any, watch: Watch, agent: Any,
 
     photo = k["photo"]
     watch.chapter("Monday: the photographer's CRM (Tave) sends two bookings for Saturday 19 "
-                  "June: Alex & Sam's, and a new couple's that overlaps it")  # fmt: skip
+                  "June: Alex & Sam's, and Zoë & Łukasz's that overlaps it")  # fmt: skip
     crm_url, crm_token = crm
-    for n, (wedding, couple, start) in enumerate(
-        ((k["wedding"], k["couple"], "2027-06-19T13:00"), (str(uuid.uuid4()),
-         str(uuid.uuid4()), "2027-06-19T16:00")), start=1):  # fmt: skip
+    for n, (wedding, couple, start, names) in enumerate(
+        ((k["wedding"], k["couple"], "2027-06-19T13:00", None), (str(uuid.uuid4()),
+         str(uuid.uuid4()), "2027-06-19T16:00", "Zoë & Łukasz")), start=1):  # fmt: skip
         body = {"event": "booking.created", "sequence": n, "data": {
             "booking_id": f"tave-{n}-{k['wedding'][:8]}", "vendor_id": photo,
-            "wedding_id": wedding, "client_id": couple, "starts_at": start,
+            "client_name": names,  # a CRM knows its couples by name; the platform's comes
+            "wedding_id": wedding, "client_id": couple, "starts_at": start,  # from routing
             "ends_at": start[:11] + "23:00", "time_zone": "Europe/London"}}  # fmt: skip
         answer = _post(crm_url, crm_token, body)
         watch.say(f"  inbound    POST {crm_url} -> {answer}")

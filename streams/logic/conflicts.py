@@ -34,6 +34,11 @@ class BookedInterval(TypedDict):
     client_id: str | None
     version: int
     event_id: NotRequired[str]  # the booking.changed that stored it (absent in older state)
+    # what a notice names (absent in older state): wall-clock times in the booking's zone
+    # ('2027-06-12T14:00'), the couple as the CRM named them
+    starts_at: NotRequired[str | None]
+    ends_at: NotRequired[str | None]
+    client_name: NotRequired[str | None]
 
 
 VendorBookings = dict[str, BookedInterval]
@@ -62,6 +67,32 @@ def to_epoch_ms(value: PayloadValue, time_zone: str | None) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
+def wall_clock(value: PayloadValue, time_zone: str | None) -> str | None:
+    """`value` as the wall clock of the booking's zone ('2027-06-12T14:00'): a naive ISO
+    time as given; epoch ms or an ISO time with an offset converted to `time_zone`, or kept
+    at its own offset when no zone is known. None when it cannot be read."""
+    if isinstance(value, bool) or value is None or isinstance(value, list | float):
+        return None
+    zone = None
+    if time_zone:
+        try:
+            zone = ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = None
+    if isinstance(value, int):
+        if zone is None:
+            return None
+        parsed = datetime.fromtimestamp(value / 1000, zone)
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is not None and zone is not None:
+            parsed = parsed.astimezone(zone)
+    return f"{parsed:%Y-%m-%dT%H:%M}"
+
+
 def overlaps(a: BookedInterval, b: BookedInterval) -> bool:
     """True when the half-open intervals share time; touching ends do not overlap."""
     return a["start_ms"] < b["end_ms"] and b["start_ms"] < a["end_ms"]
@@ -76,7 +107,7 @@ def booking_interval(event: DomainEvent) -> BookedInterval | None:
     end = to_epoch_ms(p.get("ends_at"), zone_name)
     if start is None or end is None or end <= start:
         return None
-    wedding, client = p.get("wedding_id"), p.get("client_id")
+    wedding, client, name = p.get("wedding_id"), p.get("client_id"), p.get("client_name")
     return BookedInterval(
         booking_id=str(p.get("booking_id")),
         start_ms=start,
@@ -85,6 +116,9 @@ def booking_interval(event: DomainEvent) -> BookedInterval | None:
         client_id=client if isinstance(client, str) else None,
         version=event["aggregate_version"],
         event_id=event["event_id"],
+        starts_at=wall_clock(p.get("starts_at"), zone_name),
+        ends_at=wall_clock(p.get("ends_at"), zone_name),
+        client_name=name if isinstance(name, str) and name else None,
     )
 
 
@@ -184,6 +218,14 @@ def conflict_event(
         "wedding_id": booking["wedding_id"],
         "conflicting_wedding_id": other["wedding_id"],
         "client_ids": clients,
+        "client_id": booking["client_id"],
+        "conflicting_client_id": other["client_id"],
+        "client_name": booking.get("client_name"),
+        "conflicting_client_name": other.get("client_name"),
+        "starts_at": booking.get("starts_at"),
+        "ends_at": booking.get("ends_at"),
+        "conflicting_starts_at": other.get("starts_at"),
+        "conflicting_ends_at": other.get("ends_at"),
         "starts_at_ms": booking["start_ms"],
         "ends_at_ms": booking["end_ms"],
         "overlap_start_ms": max(booking["start_ms"], other["start_ms"]),
@@ -208,3 +250,57 @@ def conflict_event(
 def prune(bookings: Mapping[str, BookedInterval], before_ms: int) -> VendorBookings:
     """The bookings that end after `before_ms` (drop the past to bound state)."""
     return {k: b for k, b in bookings.items() if b["end_ms"] > before_ms}
+
+
+def booking_notice(
+    stored: BookedInterval | None, event: DomainEvent, *, supplier_id: str
+) -> DomainEvent | None:
+    """booking.updated: what one booking.changed means to vendor `supplier_id`, from what
+    the detector kept of the booking before (`stored`, as `apply_booking` found it): a new
+    booking, one moved from its old times to its new ones, or one cancelled. None when
+    there is nothing to tell: an older update, a booking that is not (or no longer) this
+    vendor's, a resend with the same times. Its id derives from the cause's, so a
+    redelivered booking.changed yields the same notice for the router to drop."""
+    p = event["payload"]
+    if str(p.get("supplier_id")) != supplier_id:
+        return None
+    if stored is not None and stored["version"] > event["aggregate_version"]:
+        return None
+    interval = booking_interval(event)
+    cancelled = is_cancelled(p)
+    same = (
+        stored is not None
+        and interval is not None
+        and (stored["start_ms"], stored["end_ms"]) == (interval["start_ms"], interval["end_ms"])
+    )
+    if same and not cancelled:
+        return None
+    shown = interval if interval is not None else stored
+    name = p.get("client_name") or (None if stored is None else stored.get("client_name"))
+    payload: dict[str, PayloadValue] = {
+        "supplier_id": supplier_id,
+        "booking_id": str(p.get("booking_id")),
+        "wedding_id": p.get("wedding_id"),
+        "client_id": p.get("client_id"),
+        "client_name": name if isinstance(name, str) else None,
+        "starts_at": None if shown is None else shown.get("starts_at"),
+        "ends_at": None if shown is None else shown.get("ends_at"),
+        "previous_starts_at": None if stored is None else stored.get("starts_at"),
+        "previous_ends_at": None if stored is None else stored.get("ends_at"),
+        "cancelled": cancelled,
+        "new": stored is None and not cancelled,
+    }
+    key = f"{event['event_id']}|booking.updated".encode()
+    return DomainEvent(
+        event_id=hashlib.blake2b(key, digest_size=16).hexdigest(),
+        event_type="booking.updated",
+        aggregate_type="booking",
+        aggregate_id=str(p.get("booking_id")),
+        aggregate_version=event["aggregate_version"],
+        occurred_at_ms=event["occurred_at_ms"],
+        correlation_id=event["correlation_id"],
+        source_ts_ms=event["source_ts_ms"],
+        source=SourceRef(**{**event["source"], "kind": "internal"}),
+        payload=payload,
+        organization_id=event["organization_id"],
+    )

@@ -20,6 +20,8 @@ out while one waited for a retry.
     form.response_received        fact    (aggregate: the supplier)
     journey.milestone_completed   fact    (aggregate: the supplier)
     booking.conflict_detected     fact    (aggregate: the supplier; one notice per conflict)
+    booking.updated               fact    (aggregate: the booking; "moved from X to Y" is
+                                          news a later move does not repeat)
     client.profile_updated        fact    (aggregate: the couple; names the changed fields
                                           only, so a newer notice does not repeat an older's)
     record.changed                fact    (customer webhooks' event log)
@@ -44,6 +46,7 @@ FACTS = frozenset({
     "form.response_received",
     "journey.milestone_completed",
     "booking.conflict_detected",
+    "booking.updated",
     "client.profile_updated",
     "record.changed",
 })  # fmt: skip

@@ -147,6 +147,7 @@ _BOOKING_FIELDS = {
     "previous_supplier_id": ("previous_supplier_id", "previous_vendor_id"),
     "wedding_id": ("wedding_id",),
     "client_id": ("client_id", "couple_id"),
+    "client_name": ("client_name", "couple_name"),
     "status": ("status", "state"),
     "starts_at": ("starts_at", "start", "start_time"),
     "ends_at": ("ends_at", "end", "end_time"),

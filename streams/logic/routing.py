@@ -152,6 +152,31 @@ def _with_wedding(event: DomainEvent, state: StateTables) -> DomainEvent:
     return {**event, "payload": {**payload, "wedding_id": weddings[0]}}
 
 
+def _couple_name(wedding: Any, couple: Any, state: StateTables) -> str | None:
+    """The couple's names ('Alex & Sam') of `wedding`, else of `couple`'s only wedding."""
+    weddings = [wedding] if isinstance(wedding, str) and wedding else []
+    weddings = weddings or _weddings({"couple_id": couple}, state)
+    found = state.weddings.get(weddings[0]) if len(weddings) == 1 else None
+    return None if found is None else found["couple_name"]
+
+
+def _named(event: DomainEvent, state: StateTables) -> DomainEvent:
+    """The event, its payload given the couples' names from the routing state where it
+    carries none (a CRM booking names the wedding, not the couple), so that every message
+    names people as the recipient knows them."""
+    p = event["payload"]
+    extra: dict[str, Any] = {}
+    couple = p.get("couple_id") or p.get("client_id")
+    if not p.get("client_name"):
+        extra["client_name"] = _couple_name(p.get("wedding_id"), couple, state)
+    if event["event_type"] == "booking.conflict_detected" and not p.get("conflicting_client_name"):
+        extra["conflicting_client_name"] = _couple_name(
+            p.get("conflicting_wedding_id"), p.get("conflicting_client_id"), state
+        )
+    extra = {k: v for k, v in extra.items() if v}
+    return {**event, "payload": {**p, **extra}} if extra else event
+
+
 def _channels(rule: Rule, supplier: SupplierState | None) -> tuple[str, ...]:
     chosen = None if supplier is None else supplier["realtime_channels"]
     if chosen is None:
@@ -175,6 +200,7 @@ def route(
     rule = rules.by_event_type.get(event["event_type"])
     if rule is None:
         return []
+    event = _named(event, state)
     event_id = event["event_id"]
     key = event["aggregate_id"]
     base: dict[str, Any] = {
@@ -226,7 +252,7 @@ def route(
                     except TimeRefused as exc:
                         problems.append(f"{kind} {integration['integration_id']}: {exc}")
         if rule.recipients == "vendor_and_couple":
-            _couple(event, cache, emit)
+            _couple(event, state, cache, emit)
     if rule.webhooks:
         _webhooks(event, state, emit)
     return out
@@ -355,16 +381,24 @@ def _system(
     )
 
 
-def _couple(event: DomainEvent, cache: dict[str, Any], emit: Emit) -> None:
+def _couple(event: DomainEvent, state: StateTables, cache: dict[str, Any], emit: Emit) -> None:
+    """In-app notices to the couple(s); a double booking tells each couple only that their
+    vendor (by business name) has a conflict at their own booking's time."""
     payload = event["payload"]
     clients = payload.get("client_ids")
     ids = list(clients) if isinstance(clients, list) else []
     if isinstance(payload.get("client_id"), str):
         ids.insert(0, str(payload["client_id"]))
-    if "inapp" not in cache:
-        cache["inapp"] = transform.inapp_content(event)
-    title, body, link, data = cache["inapp"]
+    vendor = state.suppliers.get(str(payload.get("supplier_id")))
     for client in dict.fromkeys(ids):
+        if event["event_type"] == "booking.conflict_detected":
+            title, body, link, data = transform.couple_conflict_content(
+                event, client, None if vendor is None else vendor["name"]
+            )
+        else:
+            if "inapp" not in cache:
+                cache["inapp"] = transform.inapp_content(event)
+            title, body, link, data = cache["inapp"]
         emit(
             Destination.INAPP,
             f"inapp:{client}",

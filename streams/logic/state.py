@@ -19,6 +19,7 @@ Two layers, so that every state key has exactly one writer:
     webhook_endpoints   supplier_id -> {endpoint id -> WebhookEndpointState}
     integrations        supplier_id -> {"<table>:<row id>" -> IntegrationState}
     couple_weddings     couple_id   -> {wedding id -> wedding id}
+    weddings            wedding_id  -> WeddingState (what messages name: the couple, the date)
 
 Column names are the source contract's (`streams.logic.contract`). Secrets never enter
 state: the CDC source does not carry them; sinks read them from the database.
@@ -52,6 +53,17 @@ class SupplierState(TypedDict):
     user_id: str
     realtime_channels: list[str] | None  # None: the supplier chose nothing, use defaults
     organization_id: str | None
+
+
+class WeddingState(TypedDict):
+    """What a message says of a wedding: the couple ('Alex & Sam', from bride_name and
+    groom_name) and the wall-clock date and times as the platform stores them."""
+
+    couple_name: str | None
+    wedding_date: str | None
+    ceremony_time: str | None
+    reception_time: str | None
+    venue_name: str | None
 
 
 class VendorLink(TypedDict):
@@ -88,10 +100,11 @@ class StateTables:
     webhook_endpoints: MutableMapping[str, dict[str, WebhookEndpointState]]
     integrations: MutableMapping[str, dict[str, IntegrationState]]
     couple_weddings: MutableMapping[str, dict[str, str]] = field(default_factory=dict)
+    weddings: MutableMapping[str, WeddingState] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> StateTables:
-        return cls({}, {}, {}, {}, {})
+        return cls({}, {}, {}, {}, {}, {})
 
 
 INTEGRATION_TABLES = ("supplier_integrations", "venue_integrations", "email_integrations")
@@ -177,6 +190,22 @@ def _url(url: str | None) -> str | None:
     return redacted(url) if url else url
 
 
+def couple_name(row: Row) -> str | None:
+    """'Alex & Sam' from a wedding's bride_name and groom_name; None when neither is set."""
+    names = [str(row[c]).strip() for c in ("bride_name", "groom_name") if _str(row.get(c))]
+    return " & ".join(n for n in names if n) or None
+
+
+def wedding_state(row: Row) -> WeddingState:
+    return WeddingState(
+        couple_name=couple_name(row),
+        wedding_date=_str(row.get("wedding_date")),
+        ceremony_time=_str(row.get("ceremony_time")),
+        reception_time=_str(row.get("reception_time")),
+        venue_name=_str(row.get("venue_name")),
+    )
+
+
 def _integration(table: str, row_id: str, row: Row) -> tuple[str | None, IntegrationState]:
     """(owner supplier id, integration) of one integration row."""
     if table == "venue_integrations":
@@ -207,7 +236,10 @@ def entries(key: str, row: Row) -> list[Entry]:
         return [("suppliers", row_id, None, supplier_state(row_id, row))]
     if table == "wedding_details":
         couple = _str(row.get("couple_id"))
-        return [] if couple is None else [("couple_weddings", couple, row_id, row_id)]
+        named: list[Entry] = [("weddings", row_id, None, wedding_state(row))]
+        if couple is None:
+            return named
+        return [("couple_weddings", couple, row_id, row_id), *named]
     if table == "wedding_vendors":
         wedding, vendor = _str(row.get("wedding_id")), _str(row.get("vendor_id"))
         if wedding is None or vendor is None:

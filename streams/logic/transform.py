@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
+from streams.logic import wording
 from streams.logic.times import TimeRefused, WeddingClock, known_zone
 from streams.models import CrmValue, DomainEvent, PayloadValue
 
@@ -182,12 +183,14 @@ def _iso_utc(epoch_ms: int) -> str:
 
 # ---- email -----------------------------------------------------------------------------------
 def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, dict[str, str]]:
-    """(template, subject, variables) for one recipient."""
+    """(template, subject, variables) for one recipient; dates read as 'Saturday 12 June
+    2027', the couple by name (routing fills `client_name` from its state)."""
     p = event["payload"]
     et = event["event_type"]
     greeting = {"recipient_name": to_name or ""}
+    client = _s(p, "client_name")
     if et == "form.response_received":
-        client = _s(p, "client_name", "A client")
+        client = client or "A client"
         return (
             "form_response",
             f"New form response from {client}",
@@ -202,12 +205,14 @@ def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, di
         )
     if et == "journey.milestone_completed":
         milestone = _s(p, "milestone", "A milestone")
+        for_client = f" for {client}" if client else ""
         return (
             "journey_progress",
-            f"Journey milestone completed: {milestone}",
+            f"Journey milestone completed{for_client}: {milestone}",
             {
                 **greeting,
                 "milestone": milestone,
+                "client_name": client,
                 "client_id": _s(p, "client_id"),
                 "old_percentage": _s(p, "old_percentage"),
                 "new_percentage": _s(p, "new_percentage"),
@@ -217,12 +222,13 @@ def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, di
     if et == "wedding.date_changed":
         return (
             "wedding_date_change",
-            f"Wedding date changed to {_s(p, 'new_date')}",
+            f"{_wedding_of(client)} moved to {wording.long_date(p.get('new_date'))}",
             {
                 **greeting,
-                "client_name": _s(p, "client_name"),
-                "old_date": _s(p, "old_date"),
-                "new_date": _s(p, "new_date"),
+                "client_name": client,
+                "old_date": wording.long_date(p.get("old_date")),
+                "new_date": wording.long_date(p.get("new_date")),
+                "ceremony_time": wording.clock(p.get("ceremony_time")),
                 "venue_name": _s(p, "venue_name"),
                 "link": _link(event),
             },
@@ -230,15 +236,18 @@ def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, di
     if et == "client.profile_updated":
         return (
             "client_profile_update",
-            "A client updated their profile",
+            f"{client or 'A client'} updated their profile",
             {
                 **greeting,
+                "client_name": client,
                 "client_id": _s(p, "client_id"),
-                "changed_fields": _s(p, "changed_fields"),
+                "changed_fields": wording.field_names(p.get("changed_fields")),
                 "link": _link(event),
             },
         )
     summary = summary_text(event)
+    if et in _NAMED_ONLY:  # the summary says it all; ids stay out of the body
+        return "generic", _title(event), {**greeting, "summary": summary}
     return (
         "generic",
         summary,
@@ -252,26 +261,68 @@ def email_content(event: DomainEvent, to_name: str | None) -> tuple[str, str, di
 
 
 # ---- human text shared by Slack, SMS and in-app -----------------------------------------------
+_TITLES = {
+    "form.response_received": "New form response",
+    "journey.milestone_completed": "Journey milestone completed",
+    "wedding.date_changed": "Wedding date changed",
+    "client.profile_updated": "Client profile updated",
+    "booking.conflict_detected": "Double booking",
+    "booking.updated": "Booking changed",
+    "vendor.status_changed": "Vendor status changed",
+}
+# event types whose payload is ids and times: every message says it in words, never a dump
+_NAMED_ONLY = frozenset({"booking.conflict_detected", "booking.updated"})
+
+
+def _ceremony(p: dict[str, PayloadValue]) -> str:
+    """', ceremony at 14:00' (the stored wall-clock time), '' without one."""
+    at = wording.clock(p.get("ceremony_time"))
+    return f", ceremony at {at}" if at else ""
+
+
+def _wedding_of(client: str) -> str:
+    return f"{client}'s wedding" if client else "The wedding"
+
+
+def _title(event: DomainEvent) -> str:
+    """A short title (in-app, Slack header, email subject of a notice)."""
+    p, et = event["payload"], event["event_type"]
+    if et == "booking.conflict_detected":
+        day = wording.long_date(p.get("starts_at"))
+        return f"Double booking on {day}" if day else "Double booking"
+    if et == "booking.updated":
+        if p.get("cancelled") is True:
+            return "Booking cancelled"
+        return "New booking" if p.get("new") is True else "Booking changed"
+    return _TITLES.get(et) or et.split(".")[-1].replace("_", " ").capitalize()
+
+
 def summary_text(event: DomainEvent) -> str:
-    """One line saying what happened; never contact data."""
+    """One line saying what happened, naming people, dates and times as the recipient
+    knows them; never contact data, never an internal id."""
     p = event["payload"]
     et = event["event_type"]
+    client = _s(p, "client_name")
     if et == "form.response_received":
-        return f"New form response from {_s(p, 'client_name', 'a client')}"
+        return f"New form response from {client or 'a client'}"
     if et == "journey.milestone_completed":
+        for_client = f" for {client}" if client else ""
         return (
-            f"Journey milestone completed: {_s(p, 'milestone', 'milestone')} "
+            f"Journey milestone completed{for_client}: {_s(p, 'milestone', 'milestone')} "
             f"({_s(p, 'new_percentage')}%)"
         )
     if et == "wedding.date_changed":
         return (
-            f"Wedding date changed from {_s(p, 'old_date')} to {_s(p, 'new_date')}. "
-            "Please update your calendar."
+            f"{_wedding_of(client)} moved from {wording.long_date(p.get('old_date'))} to "
+            f"{wording.long_date(p.get('new_date'))}{_ceremony(p)}. Please update your calendar."
         )
     if et == "client.profile_updated":
-        return f"Client profile updated: {_s(p, 'changed_fields')}"
+        fields = wording.field_names(p.get("changed_fields"))
+        return f"{client or 'A client'} updated their profile: {fields}"
     if et == "booking.conflict_detected":
-        return f"Double booking: {_s(p, 'booking_id')} overlaps {_s(p, 'conflicting_booking_id')}"
+        return wording.double_booking_for_vendor(p)
+    if et == "booking.updated":
+        return wording.booking_changed(p)
     if et == "vendor.status_changed":
         return f"Vendor status changed to {_s(p, 'new_status')}"
     return et.replace(".", " ").replace("_", " ").capitalize()
@@ -294,9 +345,25 @@ def sms_text(event: DomainEvent) -> str:
 
 def inapp_content(event: DomainEvent) -> tuple[str, str, str | None, dict[str, str]]:
     """(title, body, link, data) of an in-app notification."""
-    title = event["event_type"].split(".")[-1].replace("_", " ").capitalize()
     data = {k: _s(event["payload"], k) for k, _ in safe_items(event["payload"])}
-    return title, summary_text(event), _link(event), data
+    return _title(event), summary_text(event), _link(event), data
+
+
+def couple_conflict_content(
+    event: DomainEvent, client_id: str, vendor_name: str | None
+) -> tuple[str, str, str | None, dict[str, str]]:
+    """(title, body, link, data) of the in-app notice telling couple `client_id` that their
+    vendor is double-booked: their own booking's time, the vendor's business name, and
+    nothing of the vendor's other booking (not its couple, time or ids)."""
+    p = event["payload"]
+    mine = "" if p.get("client_id") == client_id else "conflicting_"
+    wedding = p.get(f"{mine}wedding_id")
+    body = wording.double_booking_for_couple(
+        vendor_name, p.get(f"{mine}starts_at"), p.get(f"{mine}ends_at")
+    )
+    link = f"/weddings/{wedding}" if isinstance(wedding, str) and wedding else None
+    data = {"supplier_id": _s(p, "supplier_id"), "wedding_id": _s(p, f"{mine}wedding_id")}
+    return "Vendor scheduling conflict", body, link, data
 
 
 # ---- Slack -----------------------------------------------------------------------------------
@@ -318,26 +385,31 @@ def slack_blocks(event: DomainEvent) -> list[dict[str, Any]]:
         blocks = [
             _header("New form response"),
             _section(
-                f"*{_s(p, 'client_name', 'A client')}* answered "
-                f"*{_s(p, 'form_name', _s(p, 'form_id'))}*."
+                f"*{_s(p, 'client_name', 'A client')}* answered *{_s(p, 'form_name', 'a form')}*."
             ),
         ]
     elif et == "wedding.date_changed":
+        old, new = wording.long_date(p.get("old_date")), wording.long_date(p.get("new_date"))
         blocks = [
             _header("Wedding date changed"),
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*Old date:*\n{_s(p, 'old_date')}"},
-                    {"type": "mrkdwn", "text": f"*New date:*\n{_s(p, 'new_date')}"},
+                    {"type": "mrkdwn", "text": f"*Old date:*\n{old}"},
+                    {"type": "mrkdwn", "text": f"*New date:*\n{new}"},
                 ],
             },
-            _section(f"{_s(p, 'client_name')} at {_s(p, 'venue_name', 'the venue')}"),
+            _section(
+                f"{_s(p, 'client_name', 'The couple')} at {_s(p, 'venue_name', 'the venue')}"
+                f"{_ceremony(p)}"
+            ),
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": "Please update your calendar."}],
             },
         ]
+    elif et in _TITLES:
+        blocks = [_header(_title(event)), _section(summary_text(event))]
     else:
         blocks = [_header(summary_text(event))]
         blocks += [_section(f"*{k}:* {_s(p, k)}") for k, _ in safe_items(p)]

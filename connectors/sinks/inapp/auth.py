@@ -33,6 +33,7 @@ class Claims:
     user: str
     org: str
     exp: float
+    name: str = ""  # the user's display name (the token's `name` claim); "" when it has none
 
 
 class Verifier:
@@ -119,13 +120,17 @@ class Verifier:
             raise TokenRejected(wire.CLOSE_BAD_TOKEN, "token sub is not a user id")
         if not isinstance(org, str) or len(org) > 200:
             raise TokenRejected(wire.CLOSE_BAD_TOKEN, "token org is not an organisation id")
-        return Claims(user=sub, org=org, exp=float(exp))
+        name = claims.get("name")
+        shown = name.strip()[:200] if isinstance(name, str) else ""  # optional: never refused
+        return Claims(user=sub, org=org, exp=float(exp), name=shown)
 
 
 def issue(secret: str, user: str, *, org: str = "", ttl_s: float = 3600.0, audience: str,
-          issuer: str, now: float) -> str:  # fmt: skip
+          issuer: str, now: float, name: str = "") -> str:  # fmt: skip
     """An HS256 token for local use (`make run`, `wedsync inapp token`); production tokens
-    come from the platform's login."""
+    come from the platform's login. `name` is the display name others see (claim `name`)."""
     claims = {"sub": user, "org": org, "iat": int(now), "exp": int(now + ttl_s),
               "aud": audience, "iss": issuer}  # fmt: skip
+    if name:
+        claims["name"] = name
     return jwt.encode(claims, secret, "HS256")

@@ -99,27 +99,29 @@ class Gateway:
         elif rec["kind"] == "gone":
             changes = self.presence.gone(gateway)
         elif rec["kind"] == "join" and rec["user_id"]:
-            changes = self.presence.join(gateway, rec["user_id"], rec["org_id"] or "", at)
+            name = rec.get("display_name") or ""
+            changes = self.presence.join(gateway, rec["user_id"], rec["org_id"] or "", at, name)
         self._announce(changes)
 
     def _announce(self, changes: list[Change]) -> None:
         for org, event, user in changes:
             conns = self.hub.by_org.get(org)
             if conns:
-                frame = {"type": "presence", "event": event, "user": user}
+                frame = {"type": "presence", "event": event, "user": user,
+                         "name": self.presence.name(user)}  # fmt: skip
                 self.hub.send(conns, wire.dumps(frame), "presence")
         if changes:
             metrics.INAPP_PRESENCE_USERS.set(self.presence.count())
 
     # ---- presence out ------------------------------------------------------------------------
     def _publish(self, key: str, kind: str | None, user: str | None = None,
-                 org: str | None = None) -> None:  # fmt: skip
+                 org: str | None = None, name: str | None = None) -> None:  # fmt: skip
         value = None
         if kind is not None:
             value = self._presence_codec.encode({
                 "event_id": f"{self.id}:{next(self._seq)}",
                 "source_ts_ms": int(time.time() * 1000), "gateway_id": self.id,
-                "kind": kind, "user_id": user, "org_id": org,
+                "kind": kind, "user_id": user, "org_id": org, "display_name": name or None,
             })  # fmt: skip
         self.producer.produce(INAPP_PRESENCE.name, value, key.encode())
 
@@ -154,6 +156,8 @@ class Gateway:
             "expires_in": max(0.0, round(claims.exp - time.time(), 1)),
             "recovered": res.recovered, "missed": len(res.entries),
             "presence": self.presence.online(claims.org) if claims.org else [],
+            "name": claims.name,
+            "names": self.presence.names(claims.org) if claims.org else {},
         }  # fmt: skip
         first = self.hub.add(conn)
         self.hub.send([conn], wire.dumps(hello), "control")
@@ -161,7 +165,8 @@ class Gateway:
             conn.after[e.partition] = max(conn.after.get(e.partition, -1), e.offset)
             self.hub.send([conn], wire.with_state(self._frame(e), e.seen, e.read), "notification")
         if first:
-            self._publish(f"{self.id}|{claims.user}", "join", claims.user, claims.org)
+            self._publish(f"{self.id}|{claims.user}", "join", claims.user, claims.org,
+                          claims.name)  # fmt: skip
         return conn
 
     def close(self, conn: Conn) -> None:

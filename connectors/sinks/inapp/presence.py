@@ -5,7 +5,8 @@ Each gateway announces on `wedsync.inapp.presence` when a user's first connectio
 online while some live gateway holds them. A gateway that sent no heartbeat for `ttl_s` (killed,
 partitioned) is forgotten with its users, so a crash leaves no ghosts; a gateway that stops
 cleanly says `gone`. Changes come back as (org, "join" | "leave", user) for the gateway to push
-to that organisation's connections.
+to that organisation's connections. A user's display name (the token's `name` claim, carried
+on `join`) is kept while they are online, so the inbox lists people by name, never by id.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Presence:
         self._held: dict[str, dict[str, str]] = {}  # user -> {gateway: org}
         self._by_gateway: dict[str, set[str]] = {}  # gateway -> users
         self._by_org: dict[str, set[str]] = {}  # org -> users online (connect-time lists)
+        self._names: dict[str, str] = {}  # user -> display name, while online
 
     def heartbeat(self, gateway: str, now: float) -> None:
         self._beats[gateway] = now
@@ -28,8 +30,10 @@ class Presence:
         held = self._held.get(user)
         return next(iter(held.values())) if held else ""
 
-    def join(self, gateway: str, user: str, org: str, now: float) -> list[Change]:
+    def join(self, gateway: str, user: str, org: str, now: float, name: str = "") -> list[Change]:
         self._beats.setdefault(gateway, now)
+        if name:
+            self._names[user] = name
         held = self._held.setdefault(user, {})
         first = not held
         held[gateway] = org
@@ -50,6 +54,7 @@ class Presence:
         return [(org, "leave", user)]
 
     def _offline(self, org: str, user: str) -> None:
+        self._names.pop(user, None)
         users = self._by_org.get(org)
         if users is not None:
             users.discard(user)
@@ -79,6 +84,14 @@ class Presence:
     def online(self, org: str) -> list[str]:
         """The organisation's users online (an index: connecting stays O(organisation))."""
         return sorted(self._by_org.get(org, ()))
+
+    def name(self, user: str) -> str:
+        """The user's display name; "" when their token named none."""
+        return self._names.get(user, "")
+
+    def names(self, org: str) -> dict[str, str]:
+        """Display names of the organisation's users online who have one."""
+        return {u: self._names[u] for u in self.online(org) if u in self._names}
 
     def count(self) -> int:
         return len(self._held)

@@ -48,6 +48,8 @@ return {
   error: shown(one("error")),
   login_form: !one("login-form").hidden,
   presence: all("presence-user").map((li) => li.dataset.user),
+  people: all("presence-user").map((li) => li.textContent),
+  user: one("user").textContent,
   notifications: all("notification").map((li) => ({
     id: li.dataset.id, seen: li.dataset.seen === "true", read: li.dataset.read === "true",
     title: text(li, "title"), body: text(li, "body"),
@@ -274,6 +276,29 @@ def test_the_page_shows_who_of_the_organisation_is_online(bootstrap: str) -> Non
         other.close()
         page.until(lambda p: colleague not in p["presence"], "the colleague leaves")
         assert page.read()["presence"] == [me]
+
+
+def test_the_page_names_the_people_online_never_their_user_ids(bootstrap: str) -> None:
+    org = f"org-{uuid.uuid4().hex[:8]}"
+    me, colleague, nameless = user_id("me"), user_id("colleague"), user_id("nameless")
+    with gateway(bootstrap) as g, chromium() as driver:
+        page = Inbox(driver)
+        page.open(g, token(me, org=org, name="Zoë Kowalska"))
+        page.live()
+        other = Client(g.url, token(colleague, org=org, name="Łukasz Nowak"))
+        other.hello()
+        third = Client(g.url, token(nameless, org=org))
+        third.hello()
+        page.until(lambda p: len(p["people"]) == 3, "three people online")
+        shown = page.read()
+        assert sorted(shown["people"]) == sorted(
+            ["Zoë Kowalska (you)", "Łukasz Nowak", "A colleague (no name given)"]
+        )
+        assert shown["user"] == "Zoë Kowalska"
+        assert not any(u in " ".join(shown["people"]) + shown["user"]
+                       for u in (me, colleague, nameless))  # fmt: skip
+        other.close()
+        third.close()
 
 
 def test_the_page_refreshes_its_token_in_band_before_it_expires(bootstrap: str) -> None:

@@ -121,10 +121,10 @@ def test_the_emails_reach_the_smtp_server_with_the_new_date(week: dict[str, Any]
     messages = local.servers["smtp"].messages
     assert len(messages) == sum(1 for d in routed.values() if d == "email")
     moved = [m for m in messages if "florist@" in str(m.message["To"])
-             and "changed to" in str(m.message["Subject"])]  # fmt: skip
+             and "wedding moved to" in str(m.message["Subject"])]  # fmt: skip
     assert len(moved) == 1, [str(m.message["Subject"]) for m in messages]
     body = moved[0].message.get_body(("plain",)).get_content()
-    assert "2027-06-19" in body or "19 June 2027" in body
+    assert "to Saturday 19 June 2027" in body
 
 
 def test_slack_gets_block_kit_messages_in_the_supplier_channel(week: dict[str, Any]) -> None:

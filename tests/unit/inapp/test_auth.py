@@ -140,3 +140,15 @@ def test_token_expiry_is_measured_against_the_clock_given() -> None:
     assert v.verify(token, NOW + 9).user == "u-1"
     with pytest.raises(TokenRejected):
         v.verify(token, NOW + 10)
+
+
+def test_the_name_claim_is_the_users_display_name() -> None:
+    assert verifier(secret=SECRET).verify(hs(name="Zoë Kowalska"), NOW).name == "Zoë Kowalska"
+
+
+def test_a_token_without_a_name_claim_gives_no_display_name() -> None:
+    assert verifier(secret=SECRET).verify(hs(), NOW).name == ""
+
+
+def test_a_name_claim_that_is_not_text_is_ignored_not_refused() -> None:
+    assert verifier(secret=SECRET).verify(hs(name=["Zoë"]), NOW).name == ""

@@ -56,3 +56,17 @@ def test_online_forgets_users_who_left_or_whose_gateway_went() -> None:
     p.leave("g1", "a")
     p.gone("g2")
     assert p.online("org") == [] and p.count() == 0
+
+
+def test_online_users_are_known_by_their_display_names() -> None:
+    p = Presence(ttl_s=10)
+    p.join("g1", "3f1c8a52-0d7e-4b8e-9a43-5c2b7f1e9d10", "org", 0, "Zoë Kowalska")
+    p.join("g1", "8b2d4e61-7a9f-4c3b-b5e8-1d6f0a2c4e97", "org", 0)
+    assert p.names("org") == {"3f1c8a52-0d7e-4b8e-9a43-5c2b7f1e9d10": "Zoë Kowalska"}
+
+
+def test_a_users_name_is_forgotten_when_they_leave() -> None:
+    p = Presence(ttl_s=10)
+    p.join("g1", "u", "org", 0, "Łukasz Nowak")
+    p.leave("g1", "u")
+    assert p.name("u") == ""

@@ -170,6 +170,14 @@ def test_weddings_are_indexed_by_couple() -> None:
     assert state.couple_weddings == {"c-1": {UUID_W1: UUID_W1}}
 
 
+def test_a_wedding_is_known_by_its_couple_names_and_stored_date() -> None:
+    row = {"id": UUID_W1, "couple_id": "c-1", "bride_name": "Zoë", "groom_name": "Łukasz",
+           "wedding_date": "2027-06-19", "ceremony_time": "14:00:00"}  # fmt: skip
+    wedding = state_with(("wedding_details", row)).weddings[UUID_W1]
+    assert wedding["couple_name"] == "Zoë & Łukasz"
+    assert (wedding["wedding_date"], wedding["ceremony_time"]) == ("2027-06-19", "14:00:00")
+
+
 def test_tables_that_are_not_state_change_nothing() -> None:
     state = RoutingState()
     state.apply_change(change_event("form_responses", "c", after={"id": "x"}, lsn=1))

@@ -121,7 +121,10 @@ def test_each_event_type_has_its_email_template() -> None:
 
 def test_wedding_date_email_carries_old_and_new_date() -> None:
     variables = transform.email_content(date_changed(), None)[2]
-    assert (variables["old_date"], variables["new_date"]) == ("2027-06-12", "2027-06-19")
+    assert (variables["old_date"], variables["new_date"]) == (
+        "Saturday 12 June 2027",
+        "Saturday 19 June 2027",
+    )
 
 
 def test_generic_email_drops_contact_fields() -> None:
@@ -138,7 +141,7 @@ def test_slack_form_response_is_a_new_form_response_message() -> None:
 
 def test_slack_date_change_shows_old_and_new_date_and_asks_for_calendar_update() -> None:
     text = json.dumps(transform.slack_blocks(date_changed()))
-    assert "2027-06-12" in text and "2027-06-19" in text
+    assert "Saturday 12 June 2027" in text and "Saturday 19 June 2027" in text
     assert "Please update your calendar" in text
 
 
@@ -151,7 +154,7 @@ def test_slack_respects_block_and_section_limits() -> None:
 
 def test_slack_content_is_a_json_array_with_fallback_text() -> None:
     text, blocks_json = transform.slack_content(date_changed())
-    assert isinstance(json.loads(blocks_json), list) and "2027-06-19" in text
+    assert isinstance(json.loads(blocks_json), list) and "Saturday 19 June 2027" in text
 
 
 def test_sms_text_fits_three_segments() -> None:
@@ -161,7 +164,7 @@ def test_sms_text_fits_three_segments() -> None:
 
 def test_inapp_content_has_title_body_link() -> None:
     title, body, link, data = transform.inapp_content(date_changed())
-    assert title == "Date changed" and "2027-06-19" in body
+    assert title == "Wedding date changed" and "Saturday 19 June 2027" in body
     assert link == "/weddings/w-2027-0612" and data["new_date"] == "2027-06-19"
 
 

@@ -30,6 +30,8 @@
     token: null, tokenUrl: null, user: null, ws: null, live: false, attempt: 0,
     items: new Map(), // id -> {li, button, seen, read}
     online: new Set(),
+    names: new Map(), // user -> display name (the token's name claim), as the gateway says
+    name: "", // this user's display name
     seenQueue: new Set(), seenSent: new Set(), readQueue: new Set(), readPending: new Set(),
     refreshRetried: false,
     timers: {},
@@ -205,12 +207,16 @@
   }
 
   // ---- presence -----------------------------------------------------------------------------
+  function shownName(user) { // a person by name, never by their user id
+    return st.names.get(user) || (user === st.user && st.name) || "A colleague (no name given)";
+  }
+
   function renderPresence() {
     const items = [...st.online].sort().map((user) => {
       const li = document.createElement("li");
       li.dataset.testid = "presence-user";
       li.dataset.user = user;
-      li.textContent = user === st.user ? `${user} (you)` : user;
+      li.textContent = user === st.user ? `${shownName(user)} (you)` : shownName(user);
       return li;
     });
     ui.presence.replaceChildren(...items);
@@ -311,8 +317,13 @@
       case "notification": return onNotification(f);
       case "state": return applyState(f.id, f.seen, f.read);
       case "presence":
-        if (f.event === "join") st.online.add(f.user);
-        else if (f.event === "leave") st.online.delete(f.user);
+        if (f.event === "join") {
+          st.online.add(f.user);
+          if (typeof f.name === "string" && f.name) st.names.set(f.user, f.name);
+        } else if (f.event === "leave") {
+          st.online.delete(f.user);
+          st.names.delete(f.user);
+        }
         return renderPresence();
       case "refreshed": return scheduleRefresh(f.expires_in);
       case "error":
@@ -332,13 +343,15 @@
     st.live = true;
     st.refreshRetried = false;
     if (typeof f.user === "string" && f.user) st.user = f.user;
-    ui.user.textContent = st.user || "";
+    st.name = typeof f.name === "string" ? f.name : "";
+    ui.user.textContent = st.name || "";
     setStatus("live", "live");
     if (f.recovered === false) {
       clearList(); // what follows is the retained history
       show(ui.note, NOTE_RELOADED);
     }
     st.online = new Set(Array.isArray(f.presence) ? f.presence : []);
+    st.names = new Map(f.names && typeof f.names === "object" ? Object.entries(f.names) : []);
     ui.presence.dataset.stale = "false";
     renderPresence();
     scheduleRefresh(f.expires_in);
@@ -410,6 +423,7 @@
     if (user !== st.user) { // someone else: nothing of the previous user stays on screen
       clearList();
       st.online.clear();
+      st.names.clear();
       renderPresence();
       st.seenQueue.clear();
       st.seenSent.clear();
