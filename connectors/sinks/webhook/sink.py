@@ -24,7 +24,13 @@ from streams.topics import Destination
 from connectors.sinks.answer import Answer, fatal, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.credentials import MissingCredential
-from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, aiohttp_session, audit_scope
+from connectors.sinks.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    OutboundSession,
+    aiohttp_session,
+    audit_scope,
+)
 from connectors.sinks.webhook import wire
 from connectors.sinks.webhook.config import WebhookConfig
 
@@ -46,7 +52,7 @@ class WebhookSink:
         self.config = config
         self._policy = policy
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None  # made on the running loop
+        self._session: OutboundSession | None = None  # made on the running loop
         self._timeout = aiohttp.ClientTimeout(
             sock_connect=policy.connect_timeout_s, sock_read=config.read_timeout_s
         )
