@@ -196,13 +196,14 @@ class SlackSink:
 
 def _translate(exc: SlackApiError) -> Answer:
     """SlackApiError -> Answer, from the error code, the status and Retry-After."""
-    response = exc.response
-    data = response.data if isinstance(response.data, dict) else {}
-    error = data.get("error")
-    headers = response.headers or {}
+    response = exc.response  # a SlackResponse, or the raw HTTP answer when it was not JSON
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    status: Any = getattr(response, "status_code", None) or getattr(response, "status", 0)
+    headers = getattr(response, "headers", None) or {}
     retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
     return wire.classify_api_error(
-        int(response.status_code), error if isinstance(error, str) else None, retry_after
+        int(status), error if isinstance(error, str) else None, retry_after
     )
 
 
