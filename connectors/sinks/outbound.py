@@ -31,160 +31,31 @@ topic with the reason; fix the endpoint URL or the allow-list, then replay).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import socket
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 
-from connectors.sinks.outbound_rules import (
-    ALLOW_HTTP_HOSTS,
-    ALLOW_NETWORKS,
-    AllowEntry,
-    IPAddress,
-    OutboundRefused,
-    address_refusal,
-    host_refusal,
-    parse_address,
-    parse_allow_list,
+from connectors.sinks.outbound_policy import (
+    OutboundPolicy,
+    audit,
+    audit_scope,
+    check_address,
+    check_url,
+    host_of,
+    resolve_checked,
 )
+from connectors.sinks.outbound_rules import AllowEntry, OutboundRefused
 
-log = logging.getLogger("wedsync.audit")
 # httpx logs every request's full URL at INFO and httpcore its connections at DEBUG: webhook
 # URLs carry secrets in their path, so neither may log below WARNING. Our audit line is the
 # record of each call.
-for _name in ("httpx", "httpcore", "httpx_aiohttp"):
+for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-_LOOPBACK_NETS = ("127.0.0.0/8", "[::1/128]")
-
-
-@dataclass(frozen=True)
-class OutboundPolicy:
-    """Where sinks may connect and how long and how much an answer may be. The default
-    allows only public https endpoints."""
-
-    allow_http: tuple[AllowEntry, ...] = ()
-    allow_networks: tuple[AllowEntry, ...] = ()
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 15.0  # the whole answer, from the call's start
-    max_answer_bytes: int = 64 * 1024
-    max_connections: int = 200
-
-    @classmethod
-    def loopback_for_tests(cls, *receivers: int | str, **overrides: Any) -> OutboundPolicy:
-        """Plain http and loopback addresses allowed on the ports of `receivers` only (ports,
-        or URLs of local servers under test): nothing else listening on loopback (a
-        process's /metrics, a database, a broker) is reachable."""
-        ports = sorted({r if isinstance(r, int) else _port_of(r) for r in receivers})
-        http = ",".join(f"{h}:{p}" for h in _LOOPBACK_HOSTS for p in ports)
-        nets = ",".join(f"{n}:{p}" for n in _LOOPBACK_NETS for p in ports)
-        return cls.parse(http, nets, **overrides)
-
-    @classmethod
-    def parse(
-        cls, allow_http_hosts: str = "", allow_networks: str = "", **kwargs: Any
-    ) -> OutboundPolicy:
-        """From comma-separated settings; raises ValueError naming the setting and entry."""
-        return cls(
-            allow_http=parse_allow_list(allow_http_hosts, ALLOW_HTTP_HOSTS),
-            allow_networks=parse_allow_list(allow_networks, ALLOW_NETWORKS),
-            **kwargs,
-        )  # fmt: skip
-
-    def deadline(self, requested: float | None = None) -> float:
-        """Seconds the whole answer may take: the caller's `requested`, at most the policy's."""
-        if requested is None or requested <= 0:
-            return self.read_timeout_s
-        return min(requested, self.read_timeout_s)
-
-
-def check_url(url: object, policy: OutboundPolicy) -> None:
-    """Refuse a URL that is not https (unless its host and port are allow-listed for http),
-    that carries credentials in its authority or whose host is a non-canonical number."""
-    parts = urlsplit(str(url))
-    try:
-        port = parts.port
-    except ValueError:
-        raise OutboundRefused("the endpoint URL's port is not a number 1-65535") from None
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise OutboundRefused("the endpoint URL has no host")
-    if parts.username is not None or parts.password is not None:
-        raise OutboundRefused("the endpoint URL carries credentials in it; store them apart")
-    refusal = host_refusal(host)
-    if refusal is not None:
-        raise OutboundRefused(refusal)
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and any(e.allows_host(host, port or 80) for e in policy.allow_http):
-        return
-    raise OutboundRefused(
-        f"scheme {parts.scheme!r} refused for host {host} port {port or 80}: only https is "
-        f"allowed (allow-list the host and port for plain http: {ALLOW_HTTP_HOSTS}, e.g. "
-        f"{host}:{port or 80})"
-    )
-
-
-def check_address(address: str, policy: OutboundPolicy, port: int = 443) -> IPAddress:
-    """The address, if a sink may connect to it on `port`; OutboundRefused otherwise."""
-    ip = parse_address(address)
-    refusal = address_refusal(ip, port, policy.allow_networks)
-    if refusal is not None:
-        raise OutboundRefused(refusal)
-    return ip
-
-
-async def resolve_checked(host: str, port: int, policy: OutboundPolicy) -> list[str]:
-    """Resolve `host` and check every address; all must pass (a name that resolves to one
-    public and one private address is refused)."""
-    refusal = host_refusal(host.strip("[]"))
-    if refusal is not None:
-        raise OutboundRefused(refusal)
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        check_address(address, policy, port)
-    return addresses
-
-
-# ---- audit -----------------------------------------------------------------------------
-_AUDIT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
-    "wedsync_audit", default=("-", "-")
-)
-
-
-@contextmanager
-def audit_scope(destination: str, target: str) -> Iterator[None]:
-    """Calls made inside are audited as made for `destination` / `target` (ids only)."""
-    token = _AUDIT.set((destination, target))
-    try:
-        yield
-    finally:
-        _AUDIT.reset(token)
-
-
-def audit(method: str, host: str, status: int | str, started: float) -> None:
-    """One line per external call. `status` is an HTTP status, an SMTP code or an error
-    class name; never a message that could carry a secret."""
-    destination, target = _AUDIT.get()
-    log.info(
-        "external call destination=%s target=%s method=%s host=%s status=%s latency_ms=%.1f",
-        destination, target, method, host, status, (time.monotonic() - started) * 1000,
-    )  # fmt: skip
 
 
 # ---- the session -----------------------------------------------------------------------
@@ -299,10 +170,13 @@ class OutboundSession:
         """One policy-checked call; the response's body is read (capped) when it returns.
         Raises OutboundRefused, TimeoutError (the deadline) or aiohttp.ClientError."""
         started = time.monotonic()
-        host = _host_of(url)
+        host = host_of(url)
         deadline = self.policy.deadline(_requested_s(kwargs.pop("timeout", None)))
         kwargs.pop("allow_redirects", None)
         kwargs.pop("max_redirects", None)
+        if kwargs.pop("proxy", None) is not None:
+            raise OutboundRefused("a proxy was asked for: outbound calls go direct, checked")
+        kwargs["headers"] = _with_encodings(kwargs.pop("headers", None))
         try:
             check_url(url, self.policy)
             async with asyncio.timeout(deadline):
@@ -340,6 +214,13 @@ class _Call:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+def _with_encodings(headers: Any) -> list[tuple[str, str]]:
+    """The caller's headers, asking only for the encodings `read_capped` decodes."""
+    items = headers.items() if hasattr(headers, "items") else (headers or ())
+    kept = [(str(k), str(v)) for k, v in items if str(k).lower() != "accept-encoding"]
+    return [*kept, ("Accept-Encoding", "gzip, deflate")]
 
 
 def _requested_s(timeout: object) -> float | None:
@@ -464,25 +345,13 @@ class _Client(httpx.AsyncClient):
             request = super().build_request(method, url, **kwargs)
             check_url(request.url, self._policy)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol, OutboundRefused) as exc:
-            host = _host_of(url)
+            host = host_of(url)
             audit(method, host, "refused", started)
             if isinstance(exc, OutboundRefused):
                 raise
             check_url(url, self._policy)  # its reason, when it has one
             raise OutboundRefused(f"the endpoint URL is not valid: {exc}") from None
         return request
-
-
-def _port_of(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _host_of(url: object) -> str:
-    try:
-        return (urlsplit(str(url)).hostname or "").lower()
-    except ValueError:
-        return "-"
 
 
 def http_client(policy: OutboundPolicy, **kwargs: Any) -> httpx.AsyncClient:

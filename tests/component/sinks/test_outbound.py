@@ -108,7 +108,13 @@ class Target(FakeProvider):
         app.router.add_get("/huge", huge)
         app.router.add_get("/bomb", bomb)
         app.router.add_get("/drip", drip)
+
+        async def brotli(request: web.Request) -> web.Response:
+            self.counters["accept_encoding:" + request.headers.get("Accept-Encoding", "")] += 1
+            return web.Response(status=503, body=b"\x8b" * 4096, headers={"Content-Encoding": "br"})
+
         app.router.add_get("/late-body", late_body)
+        app.router.add_get("/br", brotli)
 
 
 @pytest.fixture
@@ -286,6 +292,31 @@ async def test_a_gzip_bomb_is_decoded_up_to_the_cap_only(server: FakeServer, mak
     body, peak = await _peak(call)
     assert body == bytes(64 * 1024)
     assert peak < 8 * 1024 * 1024, f"{peak} bytes allocated for a {len(BOMB)}-byte bomb"
+
+
+@pytest.mark.parametrize("make", ["httpx", "aiohttp"])
+async def test_an_encoding_not_decoded_here_is_not_read_and_is_classified_on_status(
+    server: FakeServer, make: str
+) -> None:
+    if make == "httpx":
+        async with http_client(loopback(server)) as client:
+            response = await client.get(f"{server.url}/br", headers={"Accept-Encoding": "br"})
+            status, body = response.status_code, response.content
+    else:
+        async with (
+            aiohttp_session(loopback(server)) as session,
+            session.get(f"{server.url}/br", headers={"Accept-Encoding": "br"}) as answer,
+        ):
+            status, body = answer.status, await answer.read()
+    assert (status, body) == (503, b"")
+    assert server.provider.counters["accept_encoding:gzip, deflate"] == 1  # what we asked
+
+
+async def test_a_proxy_is_refused(server: FakeServer) -> None:
+    async with aiohttp_session(loopback(server)) as session:
+        with pytest.raises(OutboundRefused, match="proxy"):
+            await session.get(f"{server.url}/ok", proxy=f"{server.url}/")
+    assert server.provider.counters["requests"] == 0
 
 
 # ---- deadline ----------------------------------------------------------------------------
