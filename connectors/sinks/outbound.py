@@ -174,10 +174,11 @@ class OutboundSession:
         deadline = self.policy.deadline(_requested_s(kwargs.pop("timeout", None)))
         kwargs.pop("allow_redirects", None)
         kwargs.pop("max_redirects", None)
-        if kwargs.pop("proxy", None) is not None:
-            raise OutboundRefused("a proxy was asked for: outbound calls go direct, checked")
+        proxy = kwargs.pop("proxy", None)
         kwargs["headers"] = _with_encodings(kwargs.pop("headers", None))
         try:
+            if proxy is not None:
+                raise OutboundRefused("a proxy was asked for: outbound calls go direct, checked")
             check_url(url, self.policy)
             async with asyncio.timeout(deadline):
                 response = await self._inner().request(method, url, allow_redirects=False, **kwargs)
@@ -185,6 +186,9 @@ class OutboundSession:
                 await response.read_capped(self.policy.max_answer_bytes)
         except OutboundRefused:
             audit(method, host, "refused", started)
+            raise
+        except aiohttp.ConnectionTimeoutError:
+            audit(method, host, "connect_timeout", started)
             raise
         except TimeoutError as exc:
             audit(method, host, "timeout", started)
@@ -308,6 +312,8 @@ class _Transport(httpx.AsyncBaseTransport):
             )
         except OutboundRefused:
             raise
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(type(exc).__name__, request=request) from exc
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except aiohttp.ClientConnectorError as exc:

@@ -312,11 +312,13 @@ async def test_an_encoding_not_decoded_here_is_not_read_and_is_classified_on_sta
     assert server.provider.counters["accept_encoding:gzip, deflate"] == 1  # what we asked
 
 
-async def test_a_proxy_is_refused(server: FakeServer) -> None:
+async def test_a_proxy_is_refused(server: FakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     async with aiohttp_session(loopback(server)) as session:
         with pytest.raises(OutboundRefused, match="proxy"):
             await session.get(f"{server.url}/ok", proxy=f"{server.url}/")
     assert server.provider.counters["requests"] == 0
+    assert ["status=refused" in line for line in _audit(caplog)] == [True]
 
 
 # ---- deadline ----------------------------------------------------------------------------
