@@ -2,10 +2,11 @@
 
 Built by `build(env)` (the runtime, via registry.CONNECTORS) or directly in tests:
 
-    WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests())
+    WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests(receiver_port))
 
 Every call goes through `outbound.aiohttp_session` (https only, public addresses only, no
-redirects, one audit line per call): this is the sink with the most traffic, so it talks to
+redirects, one deadline for the whole answer, the answer read up to the policy's cap, one
+audit line per call): this is the sink with the most traffic, so it talks to
 aiohttp directly rather than through httpx's models (bench/sinks.py). The endpoint's
 secret is read per delivery from the credential store (`webhook_endpoint`, endpoint id);
 a missing row is fatal.
@@ -114,7 +115,7 @@ class WebhookSink:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    await response.read()
+                    await response.read()  # already read, at most the policy's cap
                     status, retry_after = response.status, response.headers.get("retry-after")
             except OutboundRefused as exc:
                 return fatal("webhook.refused", str(exc))
