@@ -127,11 +127,13 @@ class OutboundSession:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """Always False: slack-sdk replaces a closed session with an aiohttp session of its
+        own, which no check guards. A call on a closed OutboundSession raises instead."""
+        return False
 
     def _inner(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("the outbound session is closed")
+            raise aiohttp.ClientConnectionError("the outbound session is closed")  # retried
         if self._session is None:
             self._session = _inner_session(self.policy)
         return self._session

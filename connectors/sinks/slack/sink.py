@@ -175,7 +175,7 @@ class SlackSink:
             return answers.retry("slack.transport", f"webhook call failed: {type(exc).__name__}")
 
     def _aiohttp(self) -> Any:
-        if self._session is None or self._session.closed:
+        if self._session is None:
             self._session = aiohttp_session(self.policy)
         return self._session
 
@@ -189,7 +189,7 @@ class SlackSink:
 
     async def aclose(self) -> None:
         """Close the aiohttp session."""
-        if self._session is not None and not self._session.closed:
+        if self._session is not None:
             await self._session.close()
         self._session = None
 

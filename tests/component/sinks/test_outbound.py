@@ -398,3 +398,16 @@ async def test_the_audit_latency_includes_the_body(
             await session.get(f"{server.url}/late-body")
     (line,) = _audit(caplog)
     assert float(line.rsplit("latency_ms=", 1)[1]) >= 300
+
+
+async def test_slack_sdk_never_replaces_a_closed_session_with_an_unchecked_one(
+    other: FakeServer,
+) -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    session = aiohttp_session(OutboundPolicy.loopback_for_tests(other.port))
+    await session.close()  # the sink stopping while a call starts
+    client = AsyncWebClient(token="xoxb-t", base_url=f"{other.url}/api/", session=session)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await client.chat_postMessage(channel="C1", text="hi")
+    assert other.provider.counters["requests"] == 0
