@@ -131,6 +131,7 @@ def run() -> list[str]:
 @contextlib.contextmanager
 def _sink_processes(bootstrap: str, local: Any, dsn: str) -> Iterator[None]:
     from streams.dev.broker import free_port
+    from streams.dev.local import allow_list_env
 
     smtp_port = free_port()  # its own process: an SMTP exchange is six round trips, and the
     # providers sharing this process's GIL stretched each one (email p50 3 s at 50/s)
@@ -141,8 +142,7 @@ def _sink_processes(bootstrap: str, local: Any, dsn: str) -> Iterator[None]:
     time.sleep(2)
     env = {
         **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WEDSYNC_SINK_PLATFORM_DSN": dsn,
-        "WEDSYNC_SINK_OUTBOUND_ALLOW_HTTP_HOSTS": "127.0.0.1",
-        "WEDSYNC_SINK_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+        **allow_list_env(*local.ports(), smtp_port),
         "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(smtp_port),
     }  # fmt: skip
     procs = [

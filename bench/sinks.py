@@ -102,7 +102,7 @@ def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
     credentials = MemoryCredentialStore(
         {("webhook_endpoint", "ep-bench"): {"secret_key": WEBHOOK_SECRET, "endpoint_url": url}}
     )
-    policy = OutboundPolicy.loopback_for_tests(max_connections=concurrency)
+    policy = OutboundPolicy.loopback_for_tests(url, max_connections=concurrency)
     connector = WebhookSink(
         WebhookConfig(rate_per_s=1e9, burst=1_000_000_000, concurrency=concurrency), policy
     )

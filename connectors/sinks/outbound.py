@@ -1,19 +1,28 @@
 """The only way a sink reaches the outside world.
 
-Every HTTP call a connector makes goes through `http_client()` (httpx) or, for slack-sdk's
-aiohttp client, `aiohttp_session()`; both end in one aiohttp session that enforces the
-`OutboundPolicy`:
+Every HTTP call a connector makes goes through `http_client()` (httpx) or `aiohttp_session()`
+(an `OutboundSession`, for the webhook sink and slack-sdk); both end in one aiohttp session
+that enforces the `OutboundPolicy` on every call:
 
-- https only, unless the host is allow-listed for plain http (`allow_http_hosts`);
-- the host is resolved at connect time and every address it resolves to must be public:
-  private, loopback, link-local, multicast, reserved, unspecified and IPv4-mapped forms of
-  them are refused unless inside an allow-listed network (`allow_networks`; tests list
-  loopback explicitly). Checking at connect time, and connecting to the address checked,
-  defeats DNS rebinding between a validation and the call;
-- redirects are never followed (a 3xx is an answer, classified as a failure);
-- connect and read timeouts on every call;
-- one audit log line per call (`wedsync.audit`): destination, target id, method, host,
-  status, latency. Never the path or query (webhook URLs carry secrets), never a payload.
+- https only, unless the host and port are allow-listed for plain http (`allow_http`,
+  WEDSYNC_SINK_OUTBOUND_ALLOW_HTTP_HOSTS); a numeric host not written canonically
+  (``127.1``, ``2130706433``, ``0x7f.1``) is refused whatever it means;
+- every connection's address and port are checked when the socket is made (the connector's
+  socket factory), for a resolved name and a literal address alike: private, loopback,
+  link-local, site-local, multicast, reserved and unspecified addresses, and IPv6 forms
+  carrying one (IPv4-mapped/compatible, NAT64, 6to4, Teredo), are refused unless an
+  allow-list entry names the address (or its network) and the port (`allow_networks`,
+  WEDSYNC_SINK_OUTBOUND_ALLOW_NETWORKS). A name must resolve to allowed addresses only;
+- redirects are never followed, whatever the caller asks (a 3xx is returned as an answer;
+  the connectors classify it fatal);
+- one deadline for the whole answer (connect, send, headers, body): the caller's timeout or
+  `read_timeout_s`, whichever is shorter; the connect step alone within `connect_timeout_s`;
+- at most `max_answer_bytes` of any answer body are read, decoded size included (gzip and
+  deflate are decoded here, bounded; other encodings are not read): past it the reading
+  stops, the connection is dropped and the answer is classified on its status;
+- one audit log line per call (`wedsync.audit`), refused calls included: destination,
+  target id, method, host, status (or error class), latency to the end of the body. Never
+  the path or query (webhook URLs carry secrets), never a payload.
 
 A refused call raises `OutboundRefused` (a `FatalError`: the record goes to the dead-letter
 topic with the reason; fix the endpoint URL or the allow-list, then replay).
@@ -22,260 +31,363 @@ topic with the reason; fix the endpoint URL or the allow-list, then replay).
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import zlib
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
-from streams.errors import FatalError
 
-log = logging.getLogger("wedsync.audit")
+from connectors.sinks.outbound_policy import (
+    OutboundPolicy,
+    audit,
+    audit_scope,
+    check_address,
+    check_url,
+    host_of,
+    resolve_checked,
+)
+from connectors.sinks.outbound_rules import AllowEntry, OutboundRefused
+
 # httpx logs every request's full URL at INFO and httpcore its connections at DEBUG: webhook
 # URLs carry secrets in their path, so neither may log below WARNING. Our audit line is the
 # record of each call.
-for _name in ("httpx", "httpcore", "httpx_aiohttp"):
+for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+# ---- the session -----------------------------------------------------------------------
+class CappedResponse(aiohttp.ClientResponse):
+    """An aiohttp response whose body `OutboundSession` has read (at most the policy's
+    `max_answer_bytes`, decoded): `read()`, `text()` and `json()` answer from it.
+    `truncated` says the answer was longer (or in an encoding not decoded here)."""
+
+    truncated: bool = False
+
+    async def read(self) -> bytes:
+        if self._body is None:
+            raise RuntimeError("an outbound answer is read by OutboundSession only")
+        return self._body
+
+    async def read_capped(self, cap: int) -> None:
+        """Read and decode at most `cap` bytes of body, then drop or release the connection."""
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        decoder = _decoder(encoding)
+        out, wire, done = bytearray(), 0, False
+        try:
+            while len(out) <= cap and wire <= cap:
+                chunk = await self.content.read(16 * 1024)
+                if not chunk:
+                    done = True
+                    break
+                wire += len(chunk)
+                if decoder is None:
+                    if encoding not in ("", "identity"):
+                        break  # not decodable here: nothing of it is read
+                    out += chunk
+                    continue
+                data = chunk
+                while data and len(out) <= cap and not decoder.eof:
+                    out += decoder.decompress(data, cap + 1 - len(out))
+                    data = decoder.unconsumed_tail
+                if decoder.eof:
+                    done = True
+                    break
+        except BaseException:
+            self.close()
+            raise
+        self._body = bytes(out[:cap])
+        self.truncated = not done or len(out) > cap
+        if self.truncated:
+            self.close()  # the rest is never read: this connection is not reused
+        else:
+            self.release()
 
 
-class OutboundRefused(FatalError):
-    """The call was refused before any byte left: a non-https URL, or a host resolving to a
-    non-public address. Fix the endpoint (or the allow-list) and replay the dead letter."""
+def _decoder(encoding: str) -> Any:
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    return None
 
 
-@dataclass(frozen=True)
-class OutboundPolicy:
-    """Where sinks may connect. The default allows only public https endpoints."""
+class OutboundSession:
+    """The policy's aiohttp session: `request()` (and `get`/`post`/...) return a response
+    already read and checked, usable as ``async with session.request(...) as response`` or
+    awaited. A stand-in for `aiohttp.ClientSession` for the calls slack-sdk and the
+    webhook sink make; there is no other way to reach the inner session."""
 
-    allow_http_hosts: frozenset[str] = frozenset()
-    allow_networks: tuple[IPNetwork, ...] = ()
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = 15.0
-    max_connections: int = 200
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
-    @classmethod
-    def loopback_for_tests(cls, **overrides: Any) -> OutboundPolicy:
-        """Plain http and loopback addresses allowed: local servers under test."""
-        base: dict[str, Any] = {
-            "allow_http_hosts": frozenset({"127.0.0.1", "localhost", "::1"}),
-            "allow_networks": LOOPBACK,
-        }
-        return cls(**{**base, **overrides})
+    @property
+    def closed(self) -> bool:
+        """Always False: slack-sdk replaces a closed session with an aiohttp session of its
+        own, which no check guards. A call on a closed OutboundSession raises instead."""
+        return False
 
-    @classmethod
-    def parse(
-        cls,
-        allow_http_hosts: str = "",
-        allow_networks: str = "",
-        **kwargs: Any,
-    ) -> OutboundPolicy:
-        """From comma-separated settings; raises ValueError naming a bad network."""
-        hosts = frozenset(h.strip().lower() for h in allow_http_hosts.split(",") if h.strip())
-        nets = tuple(
-            ipaddress.ip_network(n.strip(), strict=False)
-            for n in allow_networks.split(",")
-            if n.strip()
-        )
-        return cls(allow_http_hosts=hosts, allow_networks=nets, **kwargs)
+    def _inner(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise aiohttp.ClientConnectionError("the outbound session is closed")  # retried
+        if self._session is None:
+            self._session = _inner_session(self.policy)
+        return self._session
 
-    def timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.read_timeout_s, connect=self.connect_timeout_s)
+    async def close(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> OutboundSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> _Call:
+        return _Call(self, method, url, kwargs)
+
+    def get(self, url: Any, **kwargs: Any) -> _Call:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: Any, **kwargs: Any) -> _Call:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: Any, **kwargs: Any) -> _Call:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: Any, **kwargs: Any) -> _Call:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: Any, **kwargs: Any) -> _Call:
+        return self.request("DELETE", url, **kwargs)
+
+    async def send(self, method: str, url: Any, **kwargs: Any) -> CappedResponse:
+        """One policy-checked call; the response's body is read (capped) when it returns.
+        Raises OutboundRefused, TimeoutError (the deadline) or aiohttp.ClientError."""
+        started = time.monotonic()
+        host = host_of(url)
+        deadline = self.policy.deadline(_requested_s(kwargs.pop("timeout", None)))
+        kwargs.pop("allow_redirects", None)
+        kwargs.pop("max_redirects", None)
+        proxy = kwargs.pop("proxy", None)
+        kwargs["headers"] = _with_encodings(kwargs.pop("headers", None))
+        try:
+            if proxy is not None:
+                raise OutboundRefused("a proxy was asked for: outbound calls go direct, checked")
+            check_url(url, self.policy)
+            async with asyncio.timeout(deadline):
+                response = await self._inner().request(method, url, allow_redirects=False, **kwargs)
+                assert isinstance(response, CappedResponse)
+                await response.read_capped(self.policy.max_answer_bytes)
+        except OutboundRefused:
+            audit(method, host, "refused", started)
+            raise
+        except aiohttp.ConnectionTimeoutError:
+            audit(method, host, "connect_timeout", started)
+            raise
+        except TimeoutError as exc:
+            audit(method, host, "timeout", started)
+            raise TimeoutError(f"no complete answer within {deadline:g} s") from exc
+        except BaseException as exc:
+            audit(method, host, type(exc).__name__, started)
+            raise
+        audit(method, host, response.status, started)
+        return response
 
 
-def check_url(url: object, policy: OutboundPolicy) -> None:
-    """Refuse a URL that is not https (unless its host is allow-listed for http) or that
-    carries credentials in its authority. Called on every request: kept cheap (urlsplit)."""
-    parts = urlsplit(str(url))
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise OutboundRefused("the endpoint URL has no host")
-    if parts.username is not None or parts.password is not None:
-        raise OutboundRefused("the endpoint URL carries credentials in it; store them apart")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and host in policy.allow_http_hosts:
-        return
-    raise OutboundRefused(
-        f"scheme {parts.scheme!r} refused for host {host}: only https is allowed "
-        "(allow-list the host for plain http: WEDSYNC_OUTBOUND_ALLOW_HTTP_HOSTS)"
+class _Call:
+    """What `OutboundSession.request` returns: awaitable, or an async context manager."""
+
+    def __init__(
+        self, session: OutboundSession, method: str, url: Any, kwargs: dict[str, Any]
+    ) -> None:
+        self._args = (session, method, url, kwargs)
+
+    def __await__(self) -> Any:
+        session, method, url, kwargs = self._args
+        return session.send(method, url, **kwargs).__await__()
+
+    async def __aenter__(self) -> CappedResponse:
+        session, method, url, kwargs = self._args
+        return await session.send(method, url, **kwargs)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def _with_encodings(headers: Any) -> list[tuple[str, str]]:
+    """The caller's headers, asking only for the encodings `read_capped` decodes."""
+    items = headers.items() if hasattr(headers, "items") else (headers or ())
+    kept = [(str(k), str(v)) for k, v in items if str(k).lower() != "accept-encoding"]
+    return [*kept, ("Accept-Encoding", "gzip, deflate")]
+
+
+def _requested_s(timeout: object) -> float | None:
+    """The whole-answer seconds a caller asked for: an aiohttp ClientTimeout's total (or,
+    failing that, its sock_read), or a number."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout.total or timeout.sock_read
+    if isinstance(timeout, int | float):
+        return float(timeout)
+    return None
+
+
+def _inner_session(policy: OutboundPolicy) -> aiohttp.ClientSession:
+    """The aiohttp session under `OutboundSession`: every socket it opens is checked."""
+
+    def checked_socket(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        check_address(str(address[0]), policy, int(address[1]))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    connector = aiohttp.TCPConnector(
+        resolver=_CheckedResolver(policy),
+        socket_factory=checked_socket,
+        limit=policy.max_connections,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=policy.connect_timeout_s),
+        response_class=CappedResponse,
+        auto_decompress=False,
+        trust_env=False,
     )
 
 
-def check_address(address: str, policy: OutboundPolicy) -> IPAddress:
-    """The address, if a sink may connect to it; OutboundRefused otherwise."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in net for net in policy.allow_networks):
-        return ip
-    if (
-        not ip.is_global
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_private
-    ):
-        raise OutboundRefused(
-            f"address {ip} is not public (private, loopback, link-local, multicast or "
-            "reserved); allow-list its network to permit it: WEDSYNC_OUTBOUND_ALLOW_NETWORKS"
-        )
-    return ip
+class _CheckedResolver(aiohttp.abc.AbstractResolver):
+    """Resolves a name and refuses it unless every address it has is allowed."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: int = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        addresses = await resolve_checked(host, port, self._policy)
+        return [
+            aiohttp.abc.ResolveResult(
+                hostname=host,
+                host=a,
+                port=port,
+                family=socket.AF_INET6 if ":" in a else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for a in addresses
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
-async def resolve_checked(host: str, port: int, policy: OutboundPolicy) -> list[str]:
-    """Resolve `host` and check every address; all must pass (a name that resolves to one
-    public and one private address is refused)."""
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {host}: {exc}") from exc
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        check_address(address, policy)
-    return addresses
-
-
-# ---- audit -----------------------------------------------------------------------------
-_AUDIT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
-    "wedsync_audit", default=("-", "-")
-)
-
-
-@contextmanager
-def audit_scope(destination: str, target: str) -> Iterator[None]:
-    """Calls made inside are audited as made for `destination` / `target` (ids only)."""
-    token = _AUDIT.set((destination, target))
-    try:
-        yield
-    finally:
-        _AUDIT.reset(token)
-
-
-def audit(method: str, host: str, status: int | str, started: float) -> None:
-    """One line per external call. `status` is an HTTP status, an SMTP code or an error
-    class name; never a message that could carry a secret."""
-    destination, target = _AUDIT.get()
-    log.info(
-        "external call destination=%s target=%s method=%s host=%s status=%s latency_ms=%.1f",
-        destination, target, method, host, status, (time.monotonic() - started) * 1000,
-    )  # fmt: skip
+def aiohttp_session(policy: OutboundPolicy) -> OutboundSession:
+    """The policy's session, for clients built on aiohttp (slack-sdk) and the webhook sink."""
+    return OutboundSession(policy)
 
 
 # ---- httpx -----------------------------------------------------------------------------
-class _Transport(AiohttpTransport):  # httpx-aiohttp: the transport over our session
-    """httpx-aiohttp's transport, except that a refused connection is a ConnectError (it
-    reports ConnectTimeout: the error class an operator reads must not say "timeout")."""
+class _Transport(httpx.AsyncBaseTransport):
+    """httpx over `OutboundSession`: the answer is read (capped) inside the deadline and
+    handed to httpx decoded, whole."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._session = OutboundSession(policy)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout") or {}
         try:
-            response: httpx.Response = await super().handle_async_request(request)
-        except httpx.ConnectTimeout as exc:
-            cause = exc.__cause__
-            if isinstance(cause, aiohttp.ClientConnectorError) and not isinstance(
-                cause, TimeoutError
-            ):
-                raise httpx.ConnectError(str(cause), request=request) from cause
+            response = await self._session.send(
+                request.method,
+                str(request.url),
+                headers=[
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                ],
+                data=await request.aread(),
+                timeout=timeouts.get("read"),
+            )
+        except OutboundRefused:
             raise
-        return response
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise httpx.ConnectTimeout(type(exc).__name__, request=request) from exc
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise httpx.ConnectError(type(exc).__name__, request=request) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(type(exc).__name__, request=request) from exc
+        headers = [
+            (k, v)
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status,
+            headers=headers,
+            content=await response.read(),
+            request=request,
+            extensions={"wedsync_truncated": response.truncated},
+        )
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+class _Client(httpx.AsyncClient):
+    """httpx's client, except that a URL httpx itself cannot take (``0177.0.0.1``, a scheme
+    it has no transport for) is refused like any other: OutboundRefused, audited."""
+
+    def __init__(self, policy: OutboundPolicy, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._policy = policy
+
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        started = time.monotonic()
+        try:
+            request = super().build_request(method, url, **kwargs)
+            check_url(request.url, self._policy)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, OutboundRefused) as exc:
+            host = host_of(url)
+            audit(method, host, "refused", started)
+            if isinstance(exc, OutboundRefused):
+                raise
+            check_url(url, self._policy)  # its reason, when it has one
+            raise OutboundRefused(f"the endpoint URL is not valid: {exc}") from None
+        return request
 
 
 def http_client(policy: OutboundPolicy, **kwargs: Any) -> httpx.AsyncClient:
     """An httpx client that can only make policy-checked calls (never follows redirects).
 
-    Connectors write httpx; the bytes travel through aiohttp (httpx-aiohttp's transport over
-    `aiohttp_session`, which holds the checks). httpcore's own pool served 50 concurrent
-    calls to a 10 ms endpoint at about 110 a second on these machines, aiohttp at about
-    3,000 (bench/sinks.py)."""
-    return httpx.AsyncClient(
-        transport=_Transport(client=lambda: aiohttp_session(policy)),
-        timeout=policy.timeout(),
+    Connectors write httpx; the bytes travel through aiohttp (`OutboundSession`, which holds
+    the checks). httpcore's own pool served 50 concurrent calls to a 10 ms endpoint at about
+    110 a second on these machines, aiohttp at about 3,000 (bench/sinks.py)."""
+    return _Client(
+        policy,
+        transport=_Transport(policy),
+        timeout=httpx.Timeout(policy.read_timeout_s, connect=policy.connect_timeout_s),
         follow_redirects=False,
         trust_env=False,
         **kwargs,
     )
 
 
-# ---- aiohttp (slack-sdk) ---------------------------------------------------------------
-def aiohttp_session(policy: OutboundPolicy) -> Any:
-    """An aiohttp ClientSession with the same checks, for clients built on aiohttp."""
-    from aiohttp.abc import AbstractResolver, ResolveResult
-
-    class CheckedResolver(AbstractResolver):
-        async def resolve(
-            self, host: str, port: int = 0, family: int = socket.AF_INET
-        ) -> list[ResolveResult]:
-            addresses = await resolve_checked(host, port, policy)
-            return [
-                ResolveResult(
-                    hostname=host,
-                    host=a,
-                    port=port,
-                    family=socket.AF_INET6 if ":" in a else socket.AF_INET,
-                    proto=0,
-                    flags=socket.AI_NUMERICHOST,
-                )
-                for a in addresses
-            ]
-
-        async def close(self) -> None:
-            return None
-
-    async def on_start(_s: Any, ctx: Any, params: Any) -> None:
-        check_url(str(params.url), policy)
-        if params.url.host and _is_ip(params.url.host):  # literal IPs skip the resolver
-            check_address(params.url.host, policy)
-        ctx.started = time.monotonic()
-
-    async def on_end(_s: Any, ctx: Any, params: Any) -> None:
-        audit(params.method, params.url.host or "", params.response.status, ctx.started)
-
-    async def on_error(_s: Any, ctx: Any, params: Any) -> None:
-        audit(params.method, params.url.host or "", type(params.exception).__name__, ctx.started)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(on_start)
-    trace.on_request_end.append(on_end)
-    trace.on_request_exception.append(on_error)
-    connector = aiohttp.TCPConnector(resolver=CheckedResolver(), limit=policy.max_connections)
-    timeout = aiohttp.ClientTimeout(
-        sock_connect=policy.connect_timeout_s, sock_read=policy.read_timeout_s
-    )
-    return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, trace_configs=[trace], trust_env=False
-    )
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 __all__ = [
-    "LOOPBACK",
+    "AllowEntry",
+    "CappedResponse",
     "OutboundPolicy",
     "OutboundRefused",
+    "OutboundSession",
     "audit",
     "audit_scope",
     "check_address",
     "check_url",
     "http_client",
+    "resolve_checked",
 ]

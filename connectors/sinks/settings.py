@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from streams.logic.retry import STANDARD_WEBHOOKS_S, RetryPolicy
 
 from connectors.sinks.outbound import OutboundPolicy
+from connectors.sinks.outbound_rules import parse_allow_list
 
 
 class SinkSettings(BaseSettings):
@@ -55,19 +56,39 @@ class SinkSettings(BaseSettings):
     )
     credential_ttl_s: float = Field(default=30.0, ge=0)
     outbound_allow_http_hosts: str = Field(
-        default="", description="Hosts that may be called over plain http (comma-separated)."
+        default="",
+        description="Host:port entries that may be called over plain http, comma-separated "
+        "(e.g. 127.0.0.1:8080, localhost:9000-9100); an entry without a port is refused.",
     )
     outbound_allow_networks: str = Field(
-        default="", description="Non-public networks that may be called, e.g. 127.0.0.0/8 (tests)."
+        default="",
+        description="Non-public address-or-network:port entries that may be called, "
+        "comma-separated (e.g. 127.0.0.1:8443, 10.0.0.0/8:9000-9100, [::1]:8443); an "
+        "entry without a port is refused: it would open every port (metrics, databases).",
+    )
+    outbound_max_answer_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Bytes of any answer body read (decoded); past it the answer is "
+        "classified on its status.",
     )
     connect_timeout_s: float = Field(default=5.0, gt=0)
-    read_timeout_s: float = Field(default=15.0, gt=0)
+    read_timeout_s: float = Field(
+        default=15.0, gt=0, description="The whole answer (connect to last body byte)."
+    )
 
     @field_validator("retry_schedule_s", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(float(v) for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("outbound_allow_http_hosts", "outbound_allow_networks")
+    @classmethod
+    def _allow_list(cls, value: str, info: ValidationInfo) -> str:
+        setting = f"WEDSYNC_SINK_{str(info.field_name).upper()}"
+        parse_allow_list(value, setting)  # ValueError naming the setting and the entry
         return value
 
     @property
@@ -84,4 +105,5 @@ class SinkSettings(BaseSettings):
             self.outbound_allow_networks,
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
+            max_answer_bytes=self.outbound_max_answer_bytes,
         )

@@ -24,9 +24,21 @@ CALDAV_USER, CALDAV_PASSWORD = "photo", "app-specific-password"
 SLACK_TOKEN = "xoxb-local-platform-token"
 
 
+def allow_list_env(*ports: int) -> dict[str, str]:
+    """The sink settings that let a `wedsync sink` process reach local receivers on `ports`
+    only (plain http and loopback on exactly those ports; no other local service)."""
+    listed = sorted(set(ports))
+    return {
+        "WEDSYNC_SINK_OUTBOUND_ALLOW_HTTP_HOSTS": ",".join(f"127.0.0.1:{p}" for p in listed),
+        "WEDSYNC_SINK_OUTBOUND_ALLOW_NETWORKS": ",".join(f"127.0.0.1:{p}" for p in listed),
+    }
+
+
 @dataclass
 class LocalProviders:
-    policy: OutboundPolicy = field(default_factory=OutboundPolicy.loopback_for_tests)
+    """`policy` (when not given) allows exactly the ports of the servers started here."""
+
+    policy: OutboundPolicy = field(default_factory=OutboundPolicy)
     servers: dict[str, Any] = field(default_factory=dict)
     calendar_url: str = ""
 
@@ -45,7 +57,13 @@ class LocalProviders:
         self.servers["twilio"] = FakeServer(TwilioFake()).start()
         self.servers["crm"] = FakeServer(CrmFake(api_keys=SECRETS[1:])).start()
         self.servers["webhook"] = FakeServer(WebhookReceiver(secret=WEBHOOK_SECRET)).start()
+        if self.policy == OutboundPolicy():
+            self.policy = OutboundPolicy.loopback_for_tests(*self.ports())
         return self
+
+    def ports(self) -> list[int]:
+        """The ports of the receivers started here: what the outbound allow-list names."""
+        return sorted(int(server.port) for server in self.servers.values())
 
     def stop(self) -> None:
         for server in self.servers.values():

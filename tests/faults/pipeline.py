@@ -16,6 +16,7 @@ from pathlib import Path
 
 from streams.child import die_with_parent
 from streams.dev.broker import free_port
+from streams.dev.local import allow_list_env
 
 from tests.integration.cdc_support import PlatformDb
 
@@ -98,6 +99,10 @@ class Proc:
             self.kill()
 
 
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
 @dataclass
 class Pipeline:
     bootstrap: str
@@ -148,8 +153,7 @@ class Pipeline:
             "WEDSYNC_SINK_CONCURRENCY": str(IN_FLIGHT),
             "WEDSYNC_SINK_RETRY_SCHEDULE_S": "1,2,4,8,15,30", "WEDSYNC_SINK_RETRY_JITTER": "0.1",
             "WEDSYNC_SINK_BREAKER_COOLDOWN_S": "3",
-            "WEDSYNC_SINK_OUTBOUND_ALLOW_HTTP_HOSTS": "127.0.0.1",
-            "WEDSYNC_SINK_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+            **allow_list_env(_port_of(self.http_url), self.smtp_port),
             "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(self.smtp_port),
             "WEDSYNC_SLACK_API_BASE_URL": self.http_url, "WEDSYNC_SLACK_BOT_TOKEN": SLACK_TOKEN,
             "WEDSYNC_SLACK_RATE_PER_S": "50", "WEDSYNC_SLACK_BURST": "50",

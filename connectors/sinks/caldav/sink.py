@@ -39,7 +39,7 @@ REAPPLY_ROUNDS = 2  # If-Match PUTs after the first 412: the re-apply and "once 
 class CalDavConnector:
     """Delivers CalendarDelivery records whose provider is ``caldav``.
 
-    ``CalDavConnector(policy, config=None)``; tests pass ``OutboundPolicy.loopback_for_tests()``
+    ``CalDavConnector(policy, config=None)``; tests pass ``OutboundPolicy.loopback_for_tests(port)``
     and put the integration row (webhook_url = Radicale collection or home, settings.username,
     api_key = password) in a MemoryCredentialStore."""
 

@@ -18,7 +18,11 @@ class CrmConfig(BaseSettings):
     rate_per_s: float = Field(default=5.0, gt=0, description="per integration")
     burst: int = Field(default=5, ge=1)
     concurrency: int = Field(default=4, ge=1, description="in-flight calls per integration")
-    read_timeout_s: float = Field(default=15.0, gt=0)
+    read_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="the whole answer; at most the policy's WEDSYNC_SINK_READ_TIMEOUT_S",
+    )
     user_agent: str = "wedsync-crm/1"
     tave_base_url: str | None = Field(
         default=None, description="overrides the record's base URL for the Tave-style API"

@@ -2,7 +2,7 @@
 
 Built by `build(env)` (the runtime, via registry.CONNECTORS) or directly in tests:
 
-    CrmSink(CrmConfig(), OutboundPolicy.loopback_for_tests())
+    CrmSink(CrmConfig(), OutboundPolicy.loopback_for_tests(receiver_port))
 
 The request comes from `wire.CLIENTS[record["crm_kind"]]`; every call goes through
 `outbound.http_client` (https only, public addresses only, no redirects, one audit line per

@@ -40,7 +40,7 @@ LIMIT_KEY = "email:relay"
 
 class EmailConnector:
     """Delivers EmailDelivery records over SMTP. Build with ``EmailConnector(policy, config)``
-    (tests: ``OutboundPolicy.loopback_for_tests()`` and an `EmailConfig` naming the capture
+    (tests: ``OutboundPolicy.loopback_for_tests(port)`` and an `EmailConfig` naming the capture
     server) or with `build(env)` from WEDSYNC_EMAIL_* variables."""
 
     destination = Destination.EMAIL

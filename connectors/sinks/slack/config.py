@@ -7,7 +7,9 @@
     WEDSYNC_SLACK_RATE_PER_S          messages per second per channel (default 1.0)
     WEDSYNC_SLACK_BURST               token-bucket burst per channel (default 1)
     WEDSYNC_SLACK_LEDGER_SIZE         delivery ids remembered to skip repeats (default 10000)
-    WEDSYNC_SLACK_TIMEOUT_S           whole-call timeout of the Web API client (default 20)
+    WEDSYNC_SLACK_TIMEOUT_S           whole-call timeout of the Web API client (default 20;
+                                      the outbound policy's WEDSYNC_SINK_READ_TIMEOUT_S
+                                      deadline bounds every call whatever this says)
 
 The bot token is a SecretStr: it is never printed and only revealed to the Slack client.
 """

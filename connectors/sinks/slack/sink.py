@@ -175,7 +175,7 @@ class SlackSink:
             return answers.retry("slack.transport", f"webhook call failed: {type(exc).__name__}")
 
     def _aiohttp(self) -> Any:
-        if self._session is None or self._session.closed:
+        if self._session is None:
             self._session = aiohttp_session(self.policy)
         return self._session
 
@@ -189,20 +189,21 @@ class SlackSink:
 
     async def aclose(self) -> None:
         """Close the aiohttp session."""
-        if self._session is not None and not self._session.closed:
+        if self._session is not None:
             await self._session.close()
         self._session = None
 
 
 def _translate(exc: SlackApiError) -> Answer:
     """SlackApiError -> Answer, from the error code, the status and Retry-After."""
-    response = exc.response
-    data = response.data if isinstance(response.data, dict) else {}
-    error = data.get("error")
-    headers = response.headers or {}
+    response = exc.response  # a SlackResponse, or the raw HTTP answer when it was not JSON
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
+    status: Any = getattr(response, "status_code", None) or getattr(response, "status", 0)
+    headers = getattr(response, "headers", None) or {}
     retry_after = parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
     return wire.classify_api_error(
-        int(response.status_code), error if isinstance(error, str) else None, retry_after
+        int(status), error if isinstance(error, str) else None, retry_after
     )
 
 

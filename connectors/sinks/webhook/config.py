@@ -29,6 +29,9 @@ class WebhookConfig(BaseSettings):
     burst: int = Field(default=10, ge=1)
     concurrency: int = Field(default=10, ge=1, description="in-flight calls per endpoint")
     read_timeout_s: float = Field(
-        default=15.0, gt=0, description="a 2xx must arrive within this (Svix: 15 s)"
+        default=15.0,
+        gt=0,
+        description="the whole answer (connect to last body byte) must arrive within this "
+        "(Svix: 15 s); at most the policy's WEDSYNC_SINK_READ_TIMEOUT_S",
     )
     user_agent: str = "wedsync-webhooks/1"

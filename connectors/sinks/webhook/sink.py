@@ -2,10 +2,11 @@
 
 Built by `build(env)` (the runtime, via registry.CONNECTORS) or directly in tests:
 
-    WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests())
+    WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests(receiver_port))
 
 Every call goes through `outbound.aiohttp_session` (https only, public addresses only, no
-redirects, one audit line per call): this is the sink with the most traffic, so it talks to
+redirects, one deadline for the whole answer, the answer read up to the policy's cap, one
+audit line per call): this is the sink with the most traffic, so it talks to
 aiohttp directly rather than through httpx's models (bench/sinks.py). The endpoint's
 secret is read per delivery from the credential store (`webhook_endpoint`, endpoint id);
 a missing row is fatal.
@@ -24,7 +25,13 @@ from streams.topics import Destination
 from connectors.sinks.answer import Answer, fatal, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.credentials import MissingCredential, endpoint_url
-from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, aiohttp_session, audit_scope
+from connectors.sinks.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    OutboundSession,
+    aiohttp_session,
+    audit_scope,
+)
 from connectors.sinks.webhook import wire
 from connectors.sinks.webhook.config import WebhookConfig
 
@@ -46,7 +53,7 @@ class WebhookSink:
         self.config = config
         self._policy = policy
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None  # made on the running loop
+        self._session: OutboundSession | None = None  # made on the running loop
         self._timeout = aiohttp.ClientTimeout(
             sock_connect=policy.connect_timeout_s, sock_read=config.read_timeout_s
         )
@@ -110,7 +117,7 @@ class WebhookSink:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    await response.read()
+                    await response.read()  # already read, at most the policy's cap
                     status, retry_after = response.status, response.headers.get("retry-after")
             except OutboundRefused as exc:
                 return fatal("webhook.refused", str(exc))

@@ -29,6 +29,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from confluent_kafka import Producer
 from connectors.sinks.answer import retry
 from streams.dev.broker import free_port
+from streams.dev.local import allow_list_env
 from streams.kafka.codec import TopicCodecs
 from streams.topics import DELIVER, Destination
 
@@ -112,7 +113,7 @@ def _sink(bootstrap: str, relay: SlowRelay, log: Path) -> subprocess.Popen[bytes
             env={
                 **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "WEDSYNC_SINK_CALL_TIMEOUT_S": str(CALL_TIMEOUT_S),
-                "WEDSYNC_SINK_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+                **allow_list_env(relay.port),
                 "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(relay.port),
             },
             stdout=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ from streams.dev.fakes.email import SmtpCapture
 from streams.dev.fakes.kit import FakeServer
 from streams.dev.fakes.slack import SlackFake
 from streams.dev.fakes.webhook import WebhookReceiver
-from streams.dev.local import SLACK_TOKEN, WEBHOOK_SECRET
+from streams.dev.local import SLACK_TOKEN, WEBHOOK_SECRET, allow_list_env
 from streams.kafka.codec import TopicCodecs
 from streams.topics import DELIVER, Destination
 
@@ -62,8 +62,7 @@ def _sink(kind: Destination, bootstrap: str, env: dict[str, str]) -> subprocess.
         env={
             **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "WEDSYNC_SINK_CONCURRENCY": str(IN_FLIGHT),
-            "WEDSYNC_SINK_OUTBOUND_ALLOW_HTTP_HOSTS": "127.0.0.1",
-            "WEDSYNC_SINK_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8", **env,
+            **env,
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -131,7 +130,7 @@ def test_webhooks_lose_nothing_and_repeat_no_side_effect(
         _produce(bootstrap, codecs, Destination.WEBHOOK, records)
         ledger = _kill_midway_then_restart(
             Destination.WEBHOOK, bootstrap, codecs,
-            {"WEDSYNC_SINK_PLATFORM_DSN": platform.dsn},
+            {"WEDSYNC_SINK_PLATFORM_DSN": platform.dsn, **allow_list_env(server.port)},
             lambda: receiver.counters["side_effects"],
         )  # fmt: skip
     assert receiver.counters["side_effects"] == N
@@ -158,7 +157,8 @@ def test_slack_loses_nothing_and_repeats_at_most_what_was_in_flight(
         _produce(bootstrap, codecs, Destination.SLACK, records)
         _kill_midway_then_restart(
             Destination.SLACK, bootstrap, codecs,
-            {"WEDSYNC_SLACK_API_BASE_URL": server.url, "WEDSYNC_SLACK_BOT_TOKEN": SLACK_TOKEN,
+            {**allow_list_env(server.port),
+             "WEDSYNC_SLACK_API_BASE_URL": server.url, "WEDSYNC_SLACK_BOT_TOKEN": SLACK_TOKEN,
              "WEDSYNC_SLACK_RATE_PER_S": "1000", "WEDSYNC_SLACK_BURST": "1000"},
             lambda: fake.counters["messages_posted"],
         )  # fmt: skip
@@ -182,7 +182,8 @@ def test_email_loses_nothing_and_repeats_at_most_what_was_in_flight(
         _produce(bootstrap, codecs, Destination.EMAIL, records)
         _kill_midway_then_restart(
             Destination.EMAIL, bootstrap, codecs,
-            {"WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(smtp.port)},
+            {"WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(smtp.port),
+             **allow_list_env(smtp.port)},
             lambda: len(smtp.messages),
         )  # fmt: skip
         ids = Counter(str(m.message["Message-ID"]) for m in smtp.messages)

@@ -95,7 +95,7 @@ def rig(kafka_bootstrap: str, codecs: TopicCodecs) -> Iterator[Rig]:
     start_at_the_end(kafka_bootstrap, group_id)
     with FakeServer(fake) as server:
         runtime = SinkRuntime(
-            CrmSink(CrmConfig(), OutboundPolicy.loopback_for_tests()),
+            CrmSink(CrmConfig(), OutboundPolicy.loopback_for_tests(server.port)),
             bootstrap=kafka_bootstrap,
             codecs=codecs,
             credentials=CrmStore(),

@@ -105,8 +105,8 @@ def ctx(store: MemoryCredentialStore, refresh: bool = False) -> DeliveryContext:
 
 
 @pytest.fixture
-async def connector() -> Any:
-    c = CalDavConnector(OutboundPolicy.loopback_for_tests())
+async def connector(radicale: RadicaleServer, scripted: FakeServer) -> Any:
+    c = CalDavConnector(OutboundPolicy.loopback_for_tests(radicale.port, scripted.port))
     yield c
     await c.aclose()
 
@@ -280,10 +280,11 @@ async def test_loopback_is_refused_by_the_default_policy(
     assert answer.error_class == "caldav.refused"
 
 
-async def test_connection_refused_is_retry(connector: CalDavConnector) -> None:
+async def test_connection_refused_is_retry() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
+    connector = CalDavConnector(OutboundPolicy.loopback_for_tests(closed))
     store = MemoryCredentialStore(
         {
             ("integration", INTEGRATION): {
@@ -294,6 +295,7 @@ async def test_connection_refused_is_retry(connector: CalDavConnector) -> None:
         }
     )
     answer = await connector.deliver(record("primary"), ctx(store))
+    await connector.aclose()
     assert answer.verdict is Verdict.RETRY
     assert answer.error_class == "caldav.connect"
 

@@ -63,8 +63,8 @@ def crm() -> Iterator[tuple[CrmFake, FakeServer]]:
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[CrmSink]:
-    s = CrmSink(CrmConfig(), OutboundPolicy.loopback_for_tests())
+async def sink(crm: Any) -> AsyncIterator[CrmSink]:
+    s = CrmSink(CrmConfig(), OutboundPolicy.loopback_for_tests(crm[1].port))
     yield s
     await s.aclose()
 
@@ -131,7 +131,10 @@ async def test_tave_lead_then_a_duplicate_lead_is_ok_without_a_side_effect(
 
 async def test_tave_base_url_from_config(crm: Any) -> None:
     fake, server = crm
-    s = CrmSink(CrmConfig(tave_base_url=server.url + "/tave"), OutboundPolicy.loopback_for_tests())
+    s = CrmSink(
+        CrmConfig(tave_base_url=server.url + "/tave"),
+        OutboundPolicy.loopback_for_tests(server.port),
+    )
     try:
         answer = await s.deliver(rec("tave", "https://tave.example.com"), ctx(store()))
     finally:
@@ -281,7 +284,7 @@ async def test_private_address_is_refused_by_the_default_policy(crm: Any) -> Non
 
 async def test_private_name_is_refused_at_connect_time(crm: Any) -> None:
     fake, server = crm
-    s = CrmSink(CrmConfig(), OutboundPolicy(allow_http_hosts=frozenset({"localhost"})))
+    s = CrmSink(CrmConfig(), OutboundPolicy.parse(allow_http_hosts=f"localhost:{server.port}"))
     url = f"http://localhost:{server.port}/photography/webhook"
     try:
         answer = await s.deliver(rec("photography_crm", url), ctx(store()))

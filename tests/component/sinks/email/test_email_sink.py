@@ -42,7 +42,7 @@ def connector(capture: SmtpCapture, password: str = PASSWORD) -> EmailConnector:
         message_id_domain="mail.wedsync.example",
         timeout_s=5,
     )
-    return EmailConnector(OutboundPolicy.loopback_for_tests(), config)
+    return EmailConnector(OutboundPolicy.loopback_for_tests(config.smtp_port), config)
 
 
 def record(**overrides: Any) -> dict[str, Any]:
@@ -143,7 +143,7 @@ async def test_wrong_password_is_reauth(capture: SmtpCapture) -> None:
 
 async def test_auth_required_without_credentials_is_reauth(capture: SmtpCapture) -> None:
     config = EmailConfig(smtp_host="127.0.0.1", smtp_port=capture.port, timeout_s=5)
-    c = EmailConnector(OutboundPolicy.loopback_for_tests(), config)
+    c = EmailConnector(OutboundPolicy.loopback_for_tests(config.smtp_port), config)
     answer = await c.deliver(record(), ctx())
     assert answer.verdict is Verdict.REAUTH
     assert answer.error_class == "smtp.530"
@@ -157,9 +157,9 @@ def _closed_port() -> int:
 
 async def test_connection_refused_is_retry() -> None:
     config = EmailConfig(smtp_host="127.0.0.1", smtp_port=_closed_port(), timeout_s=2)
-    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
-        record(), ctx()
-    )
+    answer = await EmailConnector(
+        OutboundPolicy.loopback_for_tests(config.smtp_port), config
+    ).deliver(record(), ctx())
     assert answer.verdict is Verdict.RETRY
     assert answer.error_class == "smtp.connection"
 
@@ -304,9 +304,9 @@ async def test_starttls_delivers(tls_capture: SmtpCapture) -> None:
         validate_certs=False,  # the throwaway certificate is self-signed
         timeout_s=5,
     )
-    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
-        record(), ctx()
-    )
+    answer = await EmailConnector(
+        OutboundPolicy.loopback_for_tests(config.smtp_port), config
+    ).deliver(record(), ctx())
     assert answer.verdict is Verdict.OK
     assert tls_capture.counters["messages_accepted"] == 1
 
@@ -317,17 +317,17 @@ async def test_starttls_with_certificate_validation_refuses_a_self_signed_relay(
     config = EmailConfig(
         smtp_host="127.0.0.1", smtp_port=tls_capture.port, starttls=True, timeout_s=5
     )
-    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
-        record(), ctx()
-    )
+    answer = await EmailConnector(
+        OutboundPolicy.loopback_for_tests(config.smtp_port), config
+    ).deliver(record(), ctx())
     assert answer.verdict is Verdict.RETRY
     assert tls_capture.messages == []
 
 
 async def test_relay_requiring_starttls_without_it_is_fatal(tls_capture: SmtpCapture) -> None:
     config = EmailConfig(smtp_host="127.0.0.1", smtp_port=tls_capture.port, timeout_s=5)
-    answer = await EmailConnector(OutboundPolicy.loopback_for_tests(), config).deliver(
-        record(), ctx()
-    )
+    answer = await EmailConnector(
+        OutboundPolicy.loopback_for_tests(config.smtp_port), config
+    ).deliver(record(), ctx())
     assert answer.verdict is Verdict.FATAL
     assert answer.error_class == "smtp.530"

@@ -41,7 +41,7 @@ async def sink(fake: GoogleCalendarFake) -> AsyncIterator[GoogleCalendarConnecto
         token_url=f"{base}/token",
         api_base_url=base,
     )
-    connector = GoogleCalendarConnector(OutboundPolicy.loopback_for_tests(), config)
+    connector = GoogleCalendarConnector(OutboundPolicy.loopback_for_tests(base), config)
     yield connector
     await connector.aclose()
 
@@ -202,7 +202,7 @@ async def test_wrong_client_secret_is_fatal(fake, store) -> None:
         client_id="app-id", client_secret=SecretStr("nope"), token_url=f"{base}/token",
         api_base_url=base,
     )  # fmt: skip
-    connector = GoogleCalendarConnector(OutboundPolicy.loopback_for_tests(), config)
+    connector = GoogleCalendarConnector(OutboundPolicy.loopback_for_tests(base), config)
     try:
         answer = await connector.deliver(record(), ctx(store))
     finally:

@@ -43,7 +43,7 @@ def make_connector(fake: GraphFake, secret: str = CLIENT_SECRET) -> GraphCalenda
         token_url=base + TOKEN_PATH,
         api_base_url=base,
     )
-    return GraphCalendarConnector(OutboundPolicy.loopback_for_tests(), config)
+    return GraphCalendarConnector(OutboundPolicy.loopback_for_tests(base), config)
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def url(served: tuple[SlackFake, str]) -> str:
 @pytest.fixture
 async def sink(url: str) -> AsyncIterator[SlackSink]:
     config = SlackConfig(api_base_url=url, bot_token=None)
-    connector = SlackSink(config, OutboundPolicy.loopback_for_tests())
+    connector = SlackSink(config, OutboundPolicy.loopback_for_tests(url))
     yield connector
     await connector.aclose()
 
@@ -142,7 +142,7 @@ async def test_target_and_limit_are_per_channel(sink: SlackSink) -> None:
 
 async def test_platform_token_without_an_integration(url: str, fake: SlackFake) -> None:
     config = SlackConfig(api_base_url=url, bot_token=PLATFORM_TOKEN)  # type: ignore[arg-type]
-    connector = SlackSink(config, OutboundPolicy.loopback_for_tests())
+    connector = SlackSink(config, OutboundPolicy.loopback_for_tests(url))
     try:
         rec = record()
         answer = await connector.deliver(rec, ctx(MemoryCredentialStore()))
@@ -360,7 +360,7 @@ async def test_build_reads_the_environment(
     monkeypatch.setenv("WEDSYNC_SLACK_RATE_PER_S", "0.5")
     connector = build(
         SinkEnv(
-            OutboundPolicy.loopback_for_tests(), MemoryCredentialStore(), settings=read_settings
+            OutboundPolicy.loopback_for_tests(url), MemoryCredentialStore(), settings=read_settings
         )
     )
     try:

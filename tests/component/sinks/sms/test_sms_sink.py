@@ -60,7 +60,7 @@ def config(url: str, token: str = TOKEN, **overrides: Any) -> SmsConfig:
 
 @pytest.fixture
 async def sink(url: str) -> AsyncIterator[SmsSink]:
-    connector = SmsSink(config(url), OutboundPolicy.loopback_for_tests())
+    connector = SmsSink(config(url), OutboundPolicy.loopback_for_tests(url))
     yield connector
     await connector.aclose()
 
@@ -111,7 +111,7 @@ async def test_sends_a_message(sink: SmsSink, fake: TwilioFake) -> None:
 async def test_sends_through_a_messaging_service(url: str, fake: TwilioFake) -> None:
     connector = SmsSink(
         config(url, from_number=None, messaging_service_sid="MG" + "0" * 32),
-        OutboundPolicy.loopback_for_tests(),
+        OutboundPolicy.loopback_for_tests(url),
     )
     try:
         answer = await deliver(connector)
@@ -175,7 +175,7 @@ async def test_refused_token_then_a_refresh_with_the_rotated_one_succeeds(
 ) -> None:
     settings = [config(url), config(url, token=NEW_TOKEN)]
     connector = SmsSink(
-        settings[0], OutboundPolicy.loopback_for_tests(), reload=lambda: settings[1]
+        settings[0], OutboundPolicy.loopback_for_tests(url), reload=lambda: settings[1]
     )
     try:
         fake.switches.expire_tokens = True
@@ -249,7 +249,7 @@ async def test_build_reads_the_environment(
     monkeypatch.setenv("WEDSYNC_SMS_RATE_PER_S", "2")
     connector = build(
         SinkEnv(
-            OutboundPolicy.loopback_for_tests(), MemoryCredentialStore(), settings=read_settings
+            OutboundPolicy.loopback_for_tests(url), MemoryCredentialStore(), settings=read_settings
         )
     )
     try:

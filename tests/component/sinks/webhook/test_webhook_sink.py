@@ -35,8 +35,8 @@ def receiver() -> Iterator[tuple[WebhookReceiver, FakeServer]]:
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    s = WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests())
+async def sink(receiver: Any) -> AsyncIterator[WebhookSink]:
+    s = WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests(receiver[1].port))
     yield s
     await s.aclose()
 
@@ -74,10 +74,12 @@ async def test_signed_delivery_is_accepted(receiver: Any, sink: WebhookSink) -> 
     assert event["content_type"] == "application/json"
 
 
-async def test_legacy_secret_is_accepted_by_a_legacy_receiver(sink: WebhookSink) -> None:
+async def test_legacy_secret_is_accepted_by_a_legacy_receiver() -> None:
     fake = WebhookReceiver(LEGACY)
     with FakeServer(fake) as server:
+        sink = WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests(server.port))
         answer = await sink.deliver(rec(server.url + "/"), ctx(store(LEGACY)))
+        await sink.aclose()
     assert answer.verdict is Verdict.OK
     assert fake.counters["side_effects"] == 1
 
@@ -106,7 +108,9 @@ async def test_same_delivery_twice_is_one_side_effect(receiver: Any, sink: Webho
 
 async def test_legacy_headers_arrive_when_enabled(receiver: Any) -> None:
     fake, server = receiver
-    s = WebhookSink(WebhookConfig(legacy_headers=True), OutboundPolicy.loopback_for_tests())
+    s = WebhookSink(
+        WebhookConfig(legacy_headers=True), OutboundPolicy.loopback_for_tests(server.port)
+    )
     try:
         answer = await s.deliver(rec(server.url + "/hooks/a"), ctx(store()))
     finally:
@@ -160,7 +164,9 @@ async def test_redirect_is_not_followed(receiver: Any, sink: WebhookSink) -> Non
 
 async def test_too_large_body_is_fatal_without_a_call(receiver: Any) -> None:
     fake, server = receiver
-    s = WebhookSink(WebhookConfig(max_body_bytes=64), OutboundPolicy.loopback_for_tests())
+    s = WebhookSink(
+        WebhookConfig(max_body_bytes=64), OutboundPolicy.loopback_for_tests(server.port)
+    )
     try:
         body = json.dumps({"pad": "x" * 100})
         answer = await s.deliver(rec(server.url + "/hooks/a", body), ctx(store()))
@@ -180,7 +186,9 @@ async def test_missing_endpoint_row_is_fatal(receiver: Any, sink: WebhookSink) -
 async def test_slow_endpoint_times_out_as_retry(receiver: Any) -> None:
     fake, server = receiver
     fake.switches.latency_ms = 1500
-    s = WebhookSink(WebhookConfig(read_timeout_s=0.3), OutboundPolicy.loopback_for_tests())
+    s = WebhookSink(
+        WebhookConfig(read_timeout_s=0.3), OutboundPolicy.loopback_for_tests(server.port)
+    )
     try:
         answer = await s.deliver(rec(server.url + "/hooks/a"), ctx(store()))
     finally:
@@ -281,12 +289,14 @@ async def test_receiver_expire_tokens_refuses_valid_signatures(
 
 
 async def test_receiver_secret_from_the_environment_like_the_cli(
-    monkeypatch: pytest.MonkeyPatch, sink: WebhookSink
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("WEDSYNC_FAKE_WEBHOOK_SECRET", LEGACY)
     fake = WebhookReceiver(switches=Switches(latency_ms=1))
     with FakeServer(fake) as server:
+        sink = WebhookSink(WebhookConfig(), OutboundPolicy.loopback_for_tests(server.port))
         answer = await sink.deliver(rec(server.url + "/hooks/a"), ctx(store(LEGACY)))
+        await sink.aclose()
     assert answer.verdict is Verdict.OK
     assert fake.switches.latency_ms == 1
 
