@@ -301,8 +301,17 @@ def from_debezium(
         types = {column: (f.kind, f.generic) for column, f in fields.items()}
         return _row(document.get(name), name, table, types, fields, prior, placeholder)
 
-    before = image("before", None)
-    after = image("after", before) if op != "d" else None
+    try:
+        before = image("before", None)
+        after = image("after", before) if op != "d" else None
+    except ConversionError as exc:
+        if images:
+            raise
+        raise ConversionError(
+            f"{exc}; without the envelope's schema each column is read as the contract "
+            "declares it: send the envelope with its schema (JsonConverter "
+            "schemas.enable=true) so Debezium's encodings can be undone"
+        ) from None
     row = after if op != "d" else before
     if row is None:
         raise ConversionError(f"op {op} without {'after' if op != 'd' else 'before'}")

@@ -93,7 +93,9 @@ class _Record:
     key: bytes
     value: bytes
     delivery_id: str | None  # what duplicates share; None: never deduplicated
-    also: tuple[Topic, ...] = ()  # the same key and value there too (a state table's change)
+    # the same key there too, with the value as that topic's codec writes it (a state
+    # table's change: wedsync.ingest.state, as the CDC source writes it)
+    also: tuple[tuple[Topic, bytes], ...] = ()
 
 
 class Gateway:
@@ -251,7 +253,9 @@ class Gateway:
                 change, identity = from_debezium(document, placeholder=placeholder, **common)
             value = _encode(self.codecs, INGEST_CDC, dict(change))
             # a state table's change also goes where the CDC source sends it (routing state)
-            state = (INGEST_STATE,) if change["source"]["table"] in self.state_tables else ()
+            state: tuple[tuple[Topic, bytes], ...] = ()
+            if change["source"]["table"] in self.state_tables:
+                state = ((INGEST_STATE, _encode(self.codecs, INGEST_STATE, dict(change))),)
             return _Record(INGEST_CDC, change_key(change), value, identity, state)
         # no provider id: a fresh one, so this request is its own event (never deduplicated)
         delivery_id = verified.delivery_id or f"req:{uuid.uuid4().hex}"
@@ -304,15 +308,15 @@ class Gateway:
     async def _produce(self, record: _Record, on_late_ack: Callable[[], None] | None) -> None:
         """Send and wait for Kafka's ack (BrokerUnavailable if none comes in time)."""
         started = time.perf_counter()
-        topics = (record.topic, *record.also)
+        copies = ((record.topic, record.value), *record.also)
         # Every copy acknowledged before the answer: a failed one is a 503 and a resend. A
         # late ack marks the change seen only when it was the one copy (else a resend could
         # be deduplicated while the other copy was lost; stored twice is safe, lost is not).
-        late = on_late_ack if len(topics) == 1 else None
+        late = on_late_ack if len(copies) == 1 else None
         await asyncio.gather(
             *(
-                self.producer.send(topic, key=record.key, value=record.value, on_late_ack=late)
-                for topic in topics
+                self.producer.send(topic, key=record.key, value=value, on_late_ack=late)
+                for topic, value in copies
             )
         )
         metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
