@@ -501,6 +501,32 @@ async def test_numbers_in_a_change_body_are_stored_exactly_with_their_scale(
     assert decode(profile.value())["after"]["budget"] == big
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+          "parameters": {"scale": "2"}}, "not base64!", "is not base64"),
+        ({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+          "parameters": {"scale": "x"}}, "AfM=", "parameters.scale"),
+        ({"type": "string", "name": "io.debezium.data.Geometry"}, "x", "logical type"),
+    ],
+)  # fmt: skip
+async def test_a_hostile_debezium_value_is_400_with_the_reason(
+    base_url: str, client: httpx.AsyncClient, field: dict[str, Any], value: Any, detail: str
+) -> None:
+    row = {"type": "struct", "optional": True, "fields": [
+        {"type": "string", "optional": False, "field": "id"},
+        {"optional": True, "field": "completion_percentage", **field}]}  # fmt: skip
+    envelope = {"schema": {"type": "struct", "fields": [{**row, "field": "after"}]},
+                "payload": {"op": "c", "before": None, "ts_ms": 1,
+                            "after": {"id": "jp-1", "completion_percentage": value},
+                            "source": {"db": "p", "schema": "public", "lsn": 9, "txId": 1,
+                                       "table": "journey_progress", "ts_ms": 1}}}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/debezium", json=envelope, headers=DB)
+    assert (response.status_code, response.json()["error"]) == (400, "bad_change_event")
+    assert detail in response.json()["detail"]
+
+
 async def test_change_sources_are_not_served_as_webhooks(
     base_url: str, client: httpx.AsyncClient
 ) -> None:

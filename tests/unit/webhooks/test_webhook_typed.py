@@ -44,6 +44,11 @@ CONTRACT = Contract.default()
         ("bigint", 2**62, 2**62),
         ("double precision", Decimal("1.5"), 1.5),
         ("interval", "1 day", "1 day"),  # a type not known: as it comes, as the CDC source
+        ("character varying(20)", "x", "x"),
+        ("timestamp(3) with time zone", "2026-06-19T14:30:00.123Z",
+         "2026-06-19T14:30:00.123000+00:00"),
+        ("numeric(10)", Decimal("7"), "7"),
+        ("time(0) with time zone", "09:00:00+05:30", "09:00:00+05:30"),
     ],
 )  # fmt: skip
 def test_a_value_becomes_what_the_postgres_path_emits(
