@@ -61,6 +61,7 @@ _ALIASES: dict[str, str] = {
 }
 _MODIFIER = re.compile(r"^(?P<base>[a-z ]+?)\s*\((?P<args>[0-9, ]+)\)(?P<rest>[a-z ]*)$")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_INFINITE = frozenset({"date", "timestamp with time zone", "timestamp without time zone"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,8 @@ def _text(kind: PgType, value: Any) -> str:
         raise ValueError(f"expected {name} as a string, not {_what(value)}")
     if name == "uuid":
         return str(uuid.UUID(value))
+    if value in ("infinity", "-infinity") and name in _INFINITE:
+        return value  # PostgreSQL's own text, kept as the CDC source keeps it
     if name == "date":
         return date.fromisoformat(value).isoformat()
     if name == "timestamp with time zone":

@@ -45,6 +45,8 @@ CONTRACT = Contract.default()
         ("double precision", Decimal("1.5"), 1.5),
         ("interval", "1 day", "1 day"),  # a type not known: as it comes, as the CDC source
         ("character varying(20)", "x", "x"),
+        ("timestamptz", "infinity", "infinity"),  # as PostgreSQL prints it, kept
+        ("date", "-infinity", "-infinity"),
         ("timestamp(3) with time zone", "2026-06-19T14:30:00.123Z",
          "2026-06-19T14:30:00.123000+00:00"),
         ("numeric(10)", Decimal("7"), "7"),
