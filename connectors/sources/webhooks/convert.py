@@ -49,6 +49,7 @@ from connectors.sources.webhooks.typed import PgType, decode, pg_type
 _SUPABASE_OPS: dict[str, Literal["c", "u", "d"]] = {"INSERT": "c", "UPDATE": "u", "DELETE": "d"}
 _DEBEZIUM_OPS: dict[str, Literal["c", "u", "d", "r"]] = {"c": "c", "u": "u", "d": "d", "r": "r"}
 _UNKNOWN = PgType("")
+_JSON = frozenset({"json", "jsonb"})
 
 
 class ConversionError(PoisonMessage):
@@ -107,9 +108,10 @@ def _row(
     placeholder: str | None = None,
 ) -> dict[str, ColumnValue] | None:
     """A row image with the contract applied: only carried columns (never a secret), under
-    contract names, each decoded as its type. A Debezium placeholder leaves the column out
-    (unchanged), or takes `before`'s value when the before image has it, as pgoutput's
-    unchanged TOAST values do on the PostgreSQL path."""
+    contract names, each decoded as its type. With `placeholder` (Debezium): the placeholder
+    leaves the column out (unchanged), or takes `before`'s value when the before image has
+    it, as pgoutput's unchanged TOAST values do on the PostgreSQL path; and a json/jsonb
+    value that is a string is the JSON text Debezium always sends for those types."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -129,6 +131,8 @@ def _row(
         try:
             if field is not None and raw is not None:
                 raw = field.undo(raw)
+            if placeholder is not None and kind.name in _JSON and isinstance(raw, str):
+                raw = dbz.json_text(raw)
             row[ours] = decode(kind, raw)
         except (ValueError, ArithmeticError) as exc:
             name = kind.name or "value"

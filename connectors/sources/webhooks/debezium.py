@@ -117,7 +117,8 @@ def _variable_decimal(value: Any) -> Any:
     return _exact(_unscaled(value.get("value")), value["scale"])
 
 
-def _json_text(value: Any) -> Any:
+def json_text(value: Any) -> Any:
+    """JSON text (how Debezium sends json/jsonb values) parsed, numbers exactly."""
     if not isinstance(value, str):
         raise ValueError(f"expected JSON text, not {type(value).__name__}")
     try:
@@ -163,7 +164,7 @@ def field_type(schema: Any) -> FieldType:
     if name == "io.debezium.data.Uuid":
         return FieldType(pg_type("uuid"), _same)
     if name == "io.debezium.data.Json":
-        return FieldType(pg_type("jsonb"), _json_text)
+        return FieldType(pg_type("jsonb"), json_text)
     if name in _TEXT_NAMES:
         return FieldType(pg_type("text"), _same)
     raise ValueError(

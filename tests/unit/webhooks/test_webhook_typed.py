@@ -220,3 +220,11 @@ def test_bad_debezium_json_text_is_refused() -> None:
         image["fields"][1]["field"] = "notification_preferences"
     with pytest.raises(ConversionError, match="not JSON"):
         debezium(doc)
+
+
+def test_debezium_jsonb_without_a_schema_is_read_as_the_json_text_it_is() -> None:
+    doc = {"op": "c", "before": None, "ts_ms": 1,
+           "after": {"id": "s-1", "notification_preferences": '{"b":1, "a":2.50}'},
+           "source": {"db": "p", "schema": "public", "table": "suppliers", "ts_ms": 1}}  # fmt: skip
+    after = debezium(doc)["after"]
+    assert after["notification_preferences"] == '{"a": 2.50, "b": 1}'
