@@ -3,6 +3,7 @@ contract's tables only, its names, its keys, its carried columns and never a sec
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,8 +14,10 @@ from connectors.sources.webhooks.convert import (
     from_debezium,
     from_supabase,
 )
+from connectors.sources.webhooks.typed import pg_type
 from streams.errors import ConfigurationError
 from streams.logic.contract import Contract, ContractMapping, TableMapping
+from streams.settings import REPO_ROOT
 from streams.topics import change_key
 
 CONTRACT = Contract.default()
@@ -118,3 +121,28 @@ def test_a_configured_primary_keys_table_is_refused_saying_the_contract_keys_row
               "primary_keys": {"wedding_vendors": ["wedding_id", "vendor_id"]}}  # fmt: skip
     with pytest.raises(ConfigurationError, match="primary_keys is no longer read"):
         parse_gateway_config({"sources": {"supabase": source}}, {})
+
+
+def _platform_types() -> dict[tuple[str, str], str]:
+    """(table, column) -> type as schemas/platform/platform.sql declares it."""
+    sql = (REPO_ROOT / "schemas" / "platform" / "platform.sql").read_text()
+    found: dict[tuple[str, str], str] = {}
+    for table, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\n\);", sql, re.S):
+        for line in body.splitlines():
+            match = re.match(r"\s+(\w+) ([a-z ]+(?:\([0-9, ]+\))?(?:\[\])?)", line)
+            if match:
+                found[table, match[1]] = re.split(r" (?:NOT|PRIMARY|DEFAULT|REFERENCES|UNIQUE)",
+                                                  match[2])[0]  # fmt: skip
+    return found
+
+
+def test_the_declared_types_are_the_platform_ddl_types() -> None:
+    """What the HTTP path decodes a column as, when the change does not say, is its type in
+    the platform's DDL (ids excepted: they are taken as they come)."""
+    ddl = _platform_types()
+    for table in CONTRACT.tables.values():
+        for column in table.columns:
+            if column.pg_type and (table.name, column.name) in ddl:
+                assert pg_type(column.pg_type) == pg_type(ddl[table.name, column.name]), (
+                    f"{table.name}.{column.name}"
+                )
