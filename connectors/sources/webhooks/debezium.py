@@ -14,6 +14,7 @@ many, a logical name (`name`) with `parameters`:
     io.debezium.data.Json                  JSON text  -> jsonb
     io.debezium.data.Enum, Xml, Ltree       text  -> text
     int8/16 int32 int64 float32/64 boolean string, array of those  -> their PostgreSQL types
+    bytes without a name                   base64  -> bytea's hex text '\\x0102ff'
     string without a name                  -> text (the contract's declared type wins)
 
 A logical name not listed is refused (`ValueError` naming it): guessing its encoding would
@@ -79,13 +80,22 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _unscaled(value: Any) -> int:
+def _bytes(value: Any) -> bytes:
     if not isinstance(value, str):
         raise ValueError(f"expected base64 text, not {type(value).__name__}")
     try:
-        raw = base64.b64decode(value, validate=True)
+        return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"{value[:40]!r} is not base64") from None
+
+
+def _bytea(value: Any) -> str:
+    """bytea as PostgreSQL prints it (bytea_output=hex), as the CDC source carries it."""
+    return "\\x" + _bytes(value).hex()
+
+
+def _unscaled(value: Any) -> int:
+    raw = _bytes(value)
     if not raw:
         raise ValueError("empty decimal bytes")
     return int.from_bytes(raw, "big", signed=True)
@@ -147,7 +157,7 @@ def field_type(schema: Any) -> FieldType:
         )  # fmt: skip
     if name is None:
         if kind == "bytes":
-            return FieldType(pg_type("bytea"), _same, binary=True)
+            return FieldType(pg_type("bytea"), _bytea, binary=True)
         if kind not in _PLAIN:
             raise ValueError(f"unknown field type {kind!r}")
         return FieldType(pg_type(_PLAIN[kind]), _same, generic=kind == "string")

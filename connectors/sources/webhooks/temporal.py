@@ -1,8 +1,9 @@
-"""Pure: Debezium's temporal column encodings -> the text forms the PostgreSQL CDC source emits.
+"""Pure: Debezium's temporal column encodings -> ISO 8601 text, which `typed.py` then writes
+as the PostgreSQL CDC source emits it (e.g. time '14:30:00.5', timestamp with a space).
 
 Debezium's JsonConverter with `schemas.enable=true` sends `{"schema", "payload"}`; the
-envelope schema's `before` and `after` structs name each column's semantic type. Converted by
-that name (a column without one, or an envelope without a schema, passes through as it is):
+envelope schema's `before` and `after` structs name each column's semantic type
+(`debezium.py` reads them). Converted by that name:
 
     io.debezium.time.Date, org.apache.kafka.connect.data.Date    int days since the epoch
                                                    -> date       'YYYY-MM-DD'

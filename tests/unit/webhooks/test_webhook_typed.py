@@ -228,3 +228,9 @@ def test_debezium_jsonb_without_a_schema_is_read_as_the_json_text_it_is() -> Non
            "source": {"db": "p", "schema": "public", "table": "suppliers", "ts_ms": 1}}  # fmt: skip
     after = debezium(doc)["after"]
     assert after["notification_preferences"] == '{"a": 2.50, "b": 1}'
+
+
+def test_a_debezium_bytea_is_postgres_hex_text() -> None:
+    doc = envelope({"type": "bytes"}, "AQL/")
+    doc["payload"]["source"]["table"] = "core_fields"  # whose profile columns are carried
+    assert debezium(doc)["after"]["completion_percentage"] == "\\x0102ff"
