@@ -61,6 +61,7 @@ _ALIASES: dict[str, str] = {
 }
 _MODIFIER = re.compile(r"^(?P<base>[a-z ]+?)\s*\((?P<args>[0-9, ]+)\)(?P<rest>[a-z ]*)$")
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+_NUMERIC_BEFORE, _NUMERIC_AFTER = 131072, 16383  # PostgreSQL's numeric limits
 _INFINITE = frozenset({"date", "timestamp with time zone", "timestamp without time zone"})
 
 
@@ -181,6 +182,7 @@ def _numeric(kind: PgType, value: Any) -> str:
         raise ValueError("not a number") from None
     if not number.is_finite():
         return "NaN" if number.is_nan() else ("Infinity" if number > 0 else "-Infinity")
+    _plain(number)  # within numeric's range before any arithmetic
     if kind.scale is not None:
         declared = f"numeric({kind.precision},{kind.scale})"
         with localcontext() as exact_context:  # as many digits as the value has, never fewer
@@ -193,6 +195,19 @@ def _numeric(kind: PgType, value: Any) -> str:
         ):
             raise ValueError(f"{number} has more digits than {declared} holds")
         number = exact
+    return _plain(number)
+
+
+def _plain(number: Decimal) -> str:
+    """A finite Decimal written out in full; ValueError past numeric's range (which also
+    keeps `1e999999999` from becoming a billion-digit string)."""
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if number.adjusted() >= _NUMERIC_BEFORE or exponent < -_NUMERIC_AFTER:
+        raise ValueError(
+            f"out of numeric's range ({_NUMERIC_BEFORE} digits before the point, "
+            f"{_NUMERIC_AFTER} after)"
+        )
     return format(number, "f")
 
 
@@ -247,7 +262,7 @@ def jsonb_text(value: Any) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("JSON has no NaN or Infinity")
-        return format(value, "f")
+        return _plain(value)
     if isinstance(value, float):
         raise ValueError("JSON numbers must be parsed exactly (Decimal), not as float")
     return json.dumps(value, ensure_ascii=False)
@@ -260,7 +275,7 @@ def _generic(value: Any) -> ColumnValue:
     if isinstance(value, int):
         return value if _LONG_MIN <= value <= _LONG_MAX else str(value)
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return _plain(value) if value.is_finite() else str(value)
     if isinstance(value, float):
         return value
     if isinstance(value, list) and all(not isinstance(v, list | dict) for v in value):

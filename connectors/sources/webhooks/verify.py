@@ -78,6 +78,8 @@ def parse_json(body: bytes, *, exact_numbers: bool = False) -> Any:
     except json.JSONDecodeError as exc:
         where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         raise Rejected(400, "malformed_json", where) from None
+    except ValueError:  # an integer past the interpreter's digit limit (4300)
+        raise Rejected(400, "malformed_json", "a number has too many digits") from None
     except RecursionError:
         raise _too_deep() from None
     # a document can only be too deep if it has more brackets than levels allowed
