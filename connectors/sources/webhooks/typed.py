@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from streams.errors import DecodeError
 from streams.models import ColumnValue, Scalar
 
 from connectors.sources.postgres_cdc.values import TYPE_NAMES, convert
@@ -111,7 +112,7 @@ def decode(kind: PgType, value: Any) -> ColumnValue:
     text = _text(kind, value)
     try:
         return convert(_OIDS[kind.name], text)
-    except Exception as exc:  # DecodeError from the codec: a value of the wrong type
+    except DecodeError as exc:  # the codec's own refusal: a value of the wrong type
         raise ValueError(str(exc)) from None
 
 
