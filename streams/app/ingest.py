@@ -22,6 +22,7 @@ from streams.app.broker import kafka_broker
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
+from streams.logic.contract import Contract, load_mapping
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 async def _serve(
     config: GatewayConfig, bootstrap: Kafka, codecs: TopicCodecs,
     host: str | None, port: int | None, stop: asyncio.Event, serving: list[Gateway],
+    contract: Contract,
 ) -> None:  # fmt: skip
-    async with running_gateway(config, bootstrap, codecs, host=host, port=port) as (gw, bound):
+    async with running_gateway(
+        config, bootstrap, codecs, host=host, port=port, contract=contract
+    ) as (gw, bound):
         serving.append(gw)
         log.info(
             "ingest gateway on http://%s:%d (%d sources); Kafka %s",
@@ -39,6 +43,16 @@ async def _serve(
         )  # fmt: skip
         await stop.wait()
     log.info("ingest gateway stopped")
+
+
+CONTRACT_FILE = "WEDSYNC_CDC_CONTRACT_FILE"
+
+
+def _contract() -> Contract:
+    """The source contract with this deployment's names: the same mapping file as the CDC
+    source's (`WEDSYNC_CDC_CONTRACT_FILE`), so both paths rename and key rows alike."""
+    path = os.environ.get(CONTRACT_FILE)
+    return Contract.default() if not path else Contract.default().mapped(load_mapping(Path(path)))
 
 
 def run_ingest(
@@ -50,6 +64,7 @@ def run_ingest(
 ) -> int:
     """Validate the config, find or start Kafka, serve until signalled; returns an exit code."""
     config = load_gateway_config(config_path, os.environ)
+    contract = _contract()  # validated before anything starts
     codecs = TopicCodecs.from_settings(settings)
     with kafka_broker(settings, f"{settings.app_id}-ingest") as kafka:
         serving: list[Gateway] = []  # healthy once serving, while its producer is usable
@@ -58,5 +73,5 @@ def run_ingest(
         if not settings.kafka_bootstrap_servers:  # a development broker started just now
             create_topics(kafka, replication_factor=settings.replication_factor)
         return shell.run_async(
-            lambda stop: _serve(config, kafka, codecs, host, port, stop, serving)
+            lambda stop: _serve(config, kafka, codecs, host, port, stop, serving, contract)
         )

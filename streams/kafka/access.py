@@ -123,7 +123,9 @@ def grants(role: str, app_id: str) -> tuple[Grant, ...]:
         return (
             _topic(topics.INGEST_CDC, "WRITE", why=why),
             _topic(topics.INGEST_WEBHOOKS, "WRITE", why=why),
-        )
+            _topic(topics.INGEST_STATE, "WRITE",
+                   why="state-table changes over HTTP, as the CDC source writes them"),
+        )  # fmt: skip
     if role == "inapp":
         return _inapp()
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")

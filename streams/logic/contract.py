@@ -41,6 +41,20 @@ KINDS: dict[str, frozenset[str]] = {
     "integer": frozenset({"integer", "smallint", "bigint"}),
     "boolean": frozenset({"boolean"}),
 }
+# The type each kind is as the platform declares it (schemas/platform/platform.sql); ""
+# for ids, which a deployment may keep as uuid, text or integers: decoded as they come.
+DECLARED: dict[str, str] = {
+    "id": "",
+    "text": "text",
+    "jsonb": "jsonb",
+    "text[]": "text[]",
+    "date": "date",
+    "time": "time without time zone",
+    "timestamptz": "timestamp with time zone",
+    "numeric": "numeric",
+    "integer": "integer",
+    "boolean": "boolean",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +63,14 @@ class Column:
     kind: str  # a key of KINDS
     required: bool = True  # False: read when present, not refused when absent
     secret: bool = False  # must exist; never carried in a change event
+    declared: str = ""  # the platform's type (platform.sql), when more exact than the kind's
+
+    @property
+    def pg_type(self) -> str:
+        """The PostgreSQL type (`format_type` name) a value of this column is decoded as when
+        the change does not say (the HTTP change path: `connectors/sources/webhooks`); ""
+        when the kind fixes none."""
+        return self.declared or DECLARED[self.kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +81,7 @@ class TableContract:
     extra_columns: bool = False  # other columns are carried too (core_fields: profile fields)
     platform_name: str = ""  # the table's name in the database ("" = same as `name`)
     renames: Mapping[str, str] = field(default_factory=dict)  # contract -> platform column
+    key: tuple[str, ...] = ("id",)  # the primary key (contract names), as platform.sql has it
 
     @property
     def db_name(self) -> str:
@@ -98,8 +121,8 @@ class Problem:
         return f"{self.table}.{self.column}: {self.message}"
 
 
-def _c(name: str, kind: str, **kw: bool) -> Column:
-    return Column(name, kind, **kw)
+def _c(name: str, kind: str, declared: str = "", **kw: bool) -> Column:
+    return Column(name, kind, declared=declared, **kw)
 
 
 _STATE_FLAG = "is_active"
@@ -210,7 +233,7 @@ DEFAULT_TABLES: tuple[TableContract, ...] = (
             _c("couple_id", "id"),
             _c("client_name", "text"),
             _c("milestone_name", "text"),
-            _c("completion_percentage", "numeric"),
+            _c("completion_percentage", "numeric", "numeric(5,2)"),
             _c("completed_at", "timestamptz"),
         ),
     ),

@@ -34,7 +34,7 @@ PATHS = [*(f"/webhooks/{n}" for n in WEBHOOKS), *(f"/changes/{n}" for n in CHANG
          "/webhooks/nobody", "/changes/billing", "/webhooks/", "/nowhere", "/webhooks/a/b",
          "/healthz", "/metrics", "/%ff", "/webhooks/..%2f..%2fetc"]  # fmt: skip
 DEBEZIUM = {"op": "c", "before": None, "after": {"id": 1, "d": 20623},
-            "source": {"db": "p", "schema": "public", "table": "t", "lsn": 1, "txId": 1,
+            "source": {"db": "p", "schema": "public", "table": "core_fields", "lsn": 1, "txId": 1,
                        "ts_ms": 1_790_000_000_000}}  # fmt: skip
 
 
@@ -59,7 +59,7 @@ def valid_body(path: str, rng: random.Random) -> bytes:
         doc: Any = {"value": [{"subscriptionId": f"s-{n}", "clientState": "cs-secret",
                                "changeType": "updated", "resource": "me/events/1"}]}  # fmt: skip
     elif path.endswith(("/supabase", "/supahook")):
-        doc = {"type": "INSERT", "table": "t", "schema": "public", "record": {"id": n}}
+        doc = {"type": "INSERT", "table": "core_fields", "schema": "public", "record": {"id": n}}
     elif path.endswith("/debezium"):
         doc = {**DEBEZIUM, "after": {"id": n, "d": 1}}
     else:

@@ -21,7 +21,7 @@ from streams.dev.broker import EmbeddedBroker, free_port
 from streams.errors import BrokerUnavailable
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
-from streams.topics import INGEST_CDC, INGEST_WEBHOOKS
+from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS
 
 from tests.integration.gateway_support import DB, JWT_KEY, make_config, signed, stored
 
@@ -200,7 +200,7 @@ async def test_undecodable_header_bytes_are_401_not_500(
 async def test_a_lone_surrogate_in_a_change_payload_is_400_not_500(
     base_url: str, client: httpx.AsyncClient
 ) -> None:
-    body = b'{"type":"INSERT","table":"t","schema":"public","record":{"id":"\\ud800"}}'
+    body = b'{"type":"INSERT","table":"core_fields","schema":"public","record":{"id":"\\ud800"}}'
     response = await client.post(f"{base_url}/changes/supabase", content=body, headers=DB)
     assert (response.status_code, response.json()["error"]) == (400, "unencodable")
 
@@ -349,7 +349,7 @@ async def test_debezium_envelope_becomes_a_change_event_on_the_cdc_topic(
     unique_id: str,
 ) -> None:  # fmt: skip
     envelope = {"payload": {"op": "c", "before": None,
-                            "after": {"id": f"fr-{unique_id}", "form_id": "f-1"},
+                            "after": {"id": f"fr-{unique_id}", "form_name": "f-1"},
                             "source": {"db": "platform", "schema": "public",
                                        "table": "form_responses", "lsn": 99, "txId": 7,
                                        "ts_ms": 1_790_000_000_000},
@@ -430,6 +430,101 @@ async def test_unconvertible_change_payload_is_400_with_the_reason(
     response = await client.post(f"{base_url}/changes/supabase", json=payload, headers=DB)
     assert (response.status_code, response.json()["error"]) == (400, "bad_change_event")
     assert "INSERT, UPDATE or DELETE" in response.json()["detail"]
+
+
+async def test_a_state_table_change_reaches_the_state_topic_too_keyed_by_id(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    """As the PostgreSQL CDC source writes it: wedsync.ingest.cdc and wedsync.ingest.state,
+    the same key (the contract's: id), both acknowledged before the 200."""
+    row = {"id": f"wv-{unique_id}", "wedding_id": "w-1", "vendor_id": "s-1",
+           "vendor_type": "florist", "created_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    payload = {"type": "INSERT", "table": "wedding_vendors", "schema": "public",
+               "record": row, "old_record": None}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/supabase", json=payload, headers=DB)
+    assert response.status_code == 200
+    key = f"wedding_vendors:wv-{unique_id}".encode()
+    [cdc] = await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"wv-{unique_id}")
+    [state] = await stored(kafka_bootstrap, INGEST_STATE, unique_id, f"wv-{unique_id}")
+    assert (cdc.key(), state.key()) == (key, key)
+    assert codecs[INGEST_STATE].decode(state.value()) == codecs[INGEST_CDC].decode(cdc.value())
+
+
+@pytest.mark.parametrize("op", ["INSERT", "DELETE"])
+async def test_a_secret_never_reaches_kafka(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, unique_id: str, op: str
+) -> None:
+    row = {"id": f"e-{unique_id}", "supplier_id": "s-1", "endpoint_url": "https://x.example",
+           "secret_key": f"whsec-{unique_id}-never", "subscribed_events": ["a.insert"],
+           "is_active": True}  # fmt: skip
+    payload = {"type": op, "table": "webhook_endpoints", "schema": "public",
+               "record": row if op == "INSERT" else None,
+               "old_record": row if op == "DELETE" else None}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/supabase", json=payload, headers=DB)
+    assert response.status_code == 200
+    for topic in (INGEST_CDC, INGEST_STATE):
+        [msg] = await stored(kafka_bootstrap, topic, f"{unique_id}-{topic.name}", f"e-{unique_id}")
+        assert b"-never" not in msg.value()
+
+
+async def test_a_table_outside_the_contract_is_422_with_the_reason(
+    base_url: str, client: httpx.AsyncClient
+) -> None:
+    payload = {"type": "INSERT", "table": "auth_users", "schema": "public",
+               "record": {"id": "u-1", "encrypted_password": "x"}}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/supabase", json=payload, headers=DB)
+    assert (response.status_code, response.json()["error"]) == (422, "unknown_table")
+    assert "not in the source contract" in response.json()["detail"]
+
+
+async def test_numbers_in_a_change_body_are_stored_exactly_with_their_scale(
+    base_url: str, client: httpx.AsyncClient, kafka_bootstrap: str, codecs: TopicCodecs,
+    unique_id: str,
+) -> None:  # fmt: skip
+    big = "1234567890123456789012345678901234567890.0123456789"
+    body = (
+        '{"type":"INSERT","table":"journey_progress","schema":"public","old_record":null,'
+        f'"record":{{"id":"jp-{unique_id}","completion_percentage":40.5}}}}'
+    ).encode()
+    core = (
+        '{"type":"INSERT","table":"core_fields","schema":"public","old_record":null,'
+        f'"record":{{"id":"cf-{unique_id}","budget":{big}}}}}'
+    ).encode()
+    for content in (body, core):
+        response = await client.post(f"{base_url}/changes/supabase", content=content, headers=DB)
+        assert response.status_code == 200
+    [journey] = await stored(kafka_bootstrap, INGEST_CDC, unique_id, f"jp-{unique_id}")
+    [profile] = await stored(kafka_bootstrap, INGEST_CDC, f"{unique_id}-c", f"cf-{unique_id}")
+    decode = codecs[INGEST_CDC].decode
+    assert decode(journey.value())["after"]["completion_percentage"] == "40.50"
+    assert decode(profile.value())["after"]["budget"] == big
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+          "parameters": {"scale": "2"}}, "not base64!", "is not base64"),
+        ({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+          "parameters": {"scale": "x"}}, "AfM=", "parameters.scale"),
+        ({"type": "string", "name": "io.debezium.data.Geometry"}, "x", "logical type"),
+    ],
+)  # fmt: skip
+async def test_a_hostile_debezium_value_is_400_with_the_reason(
+    base_url: str, client: httpx.AsyncClient, field: dict[str, Any], value: Any, detail: str
+) -> None:
+    row = {"type": "struct", "optional": True, "fields": [
+        {"type": "string", "optional": False, "field": "id"},
+        {"optional": True, "field": "completion_percentage", **field}]}  # fmt: skip
+    envelope = {"schema": {"type": "struct", "fields": [{**row, "field": "after"}]},
+                "payload": {"op": "c", "before": None, "ts_ms": 1,
+                            "after": {"id": "jp-1", "completion_percentage": value},
+                            "source": {"db": "p", "schema": "public", "lsn": 9, "txId": 1,
+                                       "table": "journey_progress", "ts_ms": 1}}}  # fmt: skip
+    response = await client.post(f"{base_url}/changes/debezium", json=envelope, headers=DB)
+    assert (response.status_code, response.json()["error"]) == (400, "bad_change_event")
+    assert detail in response.json()["detail"]
 
 
 async def test_change_sources_are_not_served_as_webhooks(

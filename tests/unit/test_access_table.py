@@ -257,3 +257,8 @@ def test_only_absent_topics_are_a_configuration_error_naming_topics_create() -> 
     assert not isinstance(raised.value, KafkaAccessDenied)
     assert f"{SLA_EVENTS} do not exist" in str(raised.value)
     assert "wedsync topics create" in str(raised.value)
+
+
+def test_the_ingest_role_may_write_state_table_changes_where_the_cdc_source_does() -> None:
+    written = {g.name for g in grants("ingest", "wedsync") if "WRITE" in g.operations}
+    assert topics.INGEST_STATE.name in written

@@ -75,9 +75,21 @@ class _Source(BaseModel):
     database: str = Field(
         default="wedsync", description="db name for change payloads that lack one"
     )
-    primary_keys: dict[str, tuple[str, ...]] = Field(
-        default_factory=dict, description="table -> primary-key columns (default: id)"
+    unavailable_value_placeholder: str = Field(
+        default="__debezium_unavailable_value",
+        min_length=1,
+        description="Debezium's unavailable.value.placeholder: a column with it is unchanged",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_primary_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "primary_keys" in data:
+            raise ValueError(
+                "primary_keys is no longer read: the source contract declares each table's "
+                "key (streams/logic/contract.py), the same on every path; remove it"
+            )
+        return data
 
     @field_validator("delivery_id_header")
     @classmethod

@@ -3,6 +3,9 @@ acknowledges them.
 
     POST /webhooks/{source}   verified request -> InboundWebhook on INGEST_WEBHOOKS
     POST /changes/{source}    verified Supabase/Debezium payload -> ChangeEvent on INGEST_CDC
+                              (and INGEST_STATE for the contract's state tables, as the
+                              PostgreSQL CDC source writes them; 422 for a table outside
+                              the source contract)
     GET  /healthz             200 while the Kafka producer is usable, else 503 (for the load
                               balancer in front; the process's /metrics and /healthz are
                               served apart, as every process's are: `streams.observe`)
@@ -41,9 +44,10 @@ from streams import metrics
 from streams.errors import BrokerUnavailable
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka
+from streams.logic.contract import Contract
 from streams.logic.ratelimit import TokenBucket
 from streams.models import InboundWebhook
-from streams.topics import INGEST_CDC, INGEST_WEBHOOKS, Topic, change_key
+from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS, Topic, change_key
 
 from connectors.producer import AckedProducer
 from connectors.sources.webhooks.config import GatewayConfig, HmacSource, JwtSource, SourceConfig
@@ -89,6 +93,9 @@ class _Record:
     key: bytes
     value: bytes
     delivery_id: str | None  # what duplicates share; None: never deduplicated
+    # the same key there too, with the value as that topic's codec writes it (a state
+    # table's change: wedsync.ingest.state, as the CDC source writes it)
+    also: tuple[tuple[Topic, bytes], ...] = ()
 
 
 class Gateway:
@@ -105,9 +112,12 @@ class Gateway:
         *,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        contract: Contract | None = None,
     ) -> None:
         metrics.export("ingest")  # this process's /metrics serves them
         self.config = config
+        self.contract = contract or Contract.default()
+        self.state_tables = self.contract.state_tables()
         self.producer = producer
         self.codecs = codecs
         self._wall = wall_clock
@@ -176,7 +186,7 @@ class Gateway:
         except Rejected as rejected:
             return self._refuse(name, rejected)
         except ConversionError as exc:
-            return self._refuse(name, Rejected(400, "bad_change_event", str(exc)))
+            return self._refuse(name, Rejected(exc.status, exc.reason, str(exc)))
         except BrokerUnavailable as exc:
             log.warning("ingest %s: Kafka unavailable (%s); answering 503", name, exc)
             retry = self.config.retry_after_seconds
@@ -209,7 +219,8 @@ class Gateway:
                 headers={"X-Content-Type-Options": "nosniff"},
             )
         needs_json = source.json_body or source.payload != "raw"
-        document = parse_json(body) if needs_json else None
+        exact = source.payload != "raw"  # change values: numbers exactly, never via float
+        document = parse_json(body, exact_numbers=exact) if needs_json else None
         record = self._record(name, source, verified, headers, body, document, now)
         ok_status = 202 if verified.method == "graph_client_state" else 200
         return await self._store_once(name, record, ok_status)
@@ -226,19 +237,26 @@ class Gateway:
     ) -> _Record:
         received_ms = int(now * 1000)
         if source.payload != "raw":
-            convert = from_supabase if source.payload == "supabase" else from_debezium
             header = source.delivery_id_header
             delivery = headers.get(header) if header else None
-            change, identity = convert(
-                document,
-                database=source.database,
-                primary_keys=source.primary_keys,
-                received_ms=received_ms,
-                request_id=uuid.uuid4().hex,
-                delivery_id=f"{name}:{delivery}" if delivery else None,
-            )
+            common: dict[str, Any] = {
+                "contract": self.contract,
+                "database": source.database,
+                "received_ms": received_ms,
+                "request_id": uuid.uuid4().hex,
+                "delivery_id": f"{name}:{delivery}" if delivery else None,
+            }
+            if source.payload == "supabase":
+                change, identity = from_supabase(document, **common)
+            else:
+                placeholder = source.unavailable_value_placeholder
+                change, identity = from_debezium(document, placeholder=placeholder, **common)
             value = _encode(self.codecs, INGEST_CDC, dict(change))
-            return _Record(INGEST_CDC, change_key(change), value, identity)
+            # a state table's change also goes where the CDC source sends it (routing state)
+            state: tuple[tuple[Topic, bytes], ...] = ()
+            if change["source"]["table"] in self.state_tables:
+                state = ((INGEST_STATE, _encode(self.codecs, INGEST_STATE, dict(change))),)
+            return _Record(INGEST_CDC, change_key(change), value, identity, state)
         # no provider id: a fresh one, so this request is its own event (never deduplicated)
         delivery_id = verified.delivery_id or f"req:{uuid.uuid4().hex}"
         webhook = InboundWebhook(
@@ -290,8 +308,16 @@ class Gateway:
     async def _produce(self, record: _Record, on_late_ack: Callable[[], None] | None) -> None:
         """Send and wait for Kafka's ack (BrokerUnavailable if none comes in time)."""
         started = time.perf_counter()
-        await self.producer.send(
-            record.topic, key=record.key, value=record.value, on_late_ack=on_late_ack
+        copies = ((record.topic, record.value), *record.also)
+        # Every copy acknowledged before the answer: a failed one is a 503 and a resend. A
+        # late ack marks the change seen only when it was the one copy (else a resend could
+        # be deduplicated while the other copy was lost; stored twice is safe, lost is not).
+        late = on_late_ack if len(copies) == 1 else None
+        await asyncio.gather(
+            *(
+                self.producer.send(topic, key=record.key, value=value, on_late_ack=late)
+                for topic, value in copies
+            )
         )
         metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
 
@@ -355,6 +381,7 @@ async def running_gateway(
     host: str | None = None,
     port: int | None = None,
     producer_config: dict[str, Any] | None = None,
+    contract: Contract | None = None,
 ) -> AsyncIterator[tuple[Gateway, int]]:
     """Run the gateway on `host:port` (default: the config's) until the block exits; yields
     the gateway and the bound port. The producer is flushed and closed on the way out."""
@@ -362,8 +389,8 @@ async def running_gateway(
         bootstrap_servers, ack_timeout=config.ack_timeout_seconds, config=producer_config
     )
     producer.start()
-    await producer.warm_up([t.name for t in (INGEST_WEBHOOKS, INGEST_CDC)])  # what it writes
-    gateway = Gateway(config, producer, codecs)
+    await producer.warm_up([t.name for t in (INGEST_WEBHOOKS, INGEST_CDC, INGEST_STATE)])
+    gateway = Gateway(config, producer, codecs, contract=contract)
     runner = web.AppRunner(gateway.app(), access_log=None)
     await runner.setup()
     try:

@@ -1,8 +1,9 @@
-"""Pure: Debezium's temporal column encodings -> the text forms the PostgreSQL CDC source emits.
+"""Pure: Debezium's temporal column encodings -> ISO 8601 text, which `typed.py` then writes
+as the PostgreSQL CDC source emits it (e.g. time '14:30:00.5', timestamp with a space).
 
 Debezium's JsonConverter with `schemas.enable=true` sends `{"schema", "payload"}`; the
-envelope schema's `before` and `after` structs name each column's semantic type. Converted by
-that name (a column without one, or an envelope without a schema, passes through as it is):
+envelope schema's `before` and `after` structs name each column's semantic type
+(`debezium.py` reads them). Converted by that name:
 
     io.debezium.time.Date, org.apache.kafka.connect.data.Date    int days since the epoch
                                                    -> date       'YYYY-MM-DD'
@@ -75,7 +76,7 @@ def _zoned_timestamp(value: Any) -> str:
     return str(parsed.astimezone(UTC).isoformat())
 
 
-_CONVERTERS: dict[str, Callable[[Any], str]] = {
+CONVERTERS: dict[str, Callable[[Any], str]] = {
     "io.debezium.time.Date": _date,
     "org.apache.kafka.connect.data.Date": _date,
     "io.debezium.time.Time": lambda v: _time_us(_integer(v) * 1000),
@@ -91,31 +92,12 @@ _CONVERTERS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def temporal_columns(schema: Any) -> dict[str, dict[str, str]]:
-    """{"before" | "after": {column: semantic type}} for the temporal columns an envelope
-    schema declares; {} for anything that is not such a schema (nothing is converted)."""
-    found: dict[str, dict[str, str]] = {}
-    fields = schema.get("fields") if isinstance(schema, dict) else None
-    for struct in fields if isinstance(fields, list) else []:
-        if not isinstance(struct, dict) or struct.get("field") not in ("before", "after"):
-            continue
-        columns = struct.get("fields")
-        found[struct["field"]] = {
-            column["field"]: column["name"]
-            for column in (columns if isinstance(columns, list) else [])
-            if isinstance(column, dict)
-            and isinstance(column.get("field"), str)
-            and column.get("name") in _CONVERTERS
-        }
-    return found
-
-
 def to_text(type_name: str, value: Any) -> Any:
-    """`value` of a column whose semantic type is `type_name` (one of `temporal_columns`'),
+    """`value` of a column whose semantic type is `type_name` (a key of `CONVERTERS`),
     as text; None stays None. ValueError when the value is not of that type."""
     if value is None:
         return None
     try:
-        return _CONVERTERS[type_name](value)
+        return CONVERTERS[type_name](value)
     except OverflowError:
         raise ValueError("out of the representable range") from None

@@ -19,6 +19,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import jwt
@@ -62,22 +63,33 @@ def _unauthorized(reason: str, detail: str = "") -> Rejected:
     return Rejected(401, reason, detail)
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, *, exact_numbers: bool = False) -> Any:
     """The body as JSON; `Rejected(400)` when it is not UTF-8 (or UTF-16/32) JSON, or nests
-    deeper than MAX_JSON_DEPTH (reason `too_deeply_nested`)."""
+    deeper than MAX_JSON_DEPTH (reason `too_deeply_nested`). With `exact_numbers`, numbers
+    with a fraction or exponent are `Decimal` (their exact digits and scale, never a float),
+    and NaN/Infinity, which JSON does not have, are refused."""
     try:
-        document = json.loads(body)
+        if exact_numbers:
+            document = json.loads(body, parse_float=Decimal, parse_constant=_not_json)
+        else:
+            document = json.loads(body)
     except UnicodeDecodeError:
         raise Rejected(400, "malformed_json", "body is not UTF-8") from None
     except json.JSONDecodeError as exc:
         where = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
         raise Rejected(400, "malformed_json", where) from None
+    except ValueError:  # an integer past the interpreter's digit limit (4300)
+        raise Rejected(400, "malformed_json", "a number has too many digits") from None
     except RecursionError:
         raise _too_deep() from None
     # a document can only be too deep if it has more brackets than levels allowed
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _deeper_than(document):
         raise _too_deep()
     return document
+
+
+def _not_json(name: str) -> Any:
+    raise Rejected(400, "malformed_json", f"{name} is not a JSON value")
 
 
 def _too_deep() -> Rejected:

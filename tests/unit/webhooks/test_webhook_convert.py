@@ -12,41 +12,41 @@ from connectors.sources.webhooks.convert import (
     from_supabase,
 )
 from streams.kafka.codec import TopicCodecs
+from streams.logic.contract import Contract
 from streams.topics import INGEST_CDC, change_key
 
 RECEIVED = 1_790_000_000_123
+CONTRACT = Contract.default()
 
 
 def supabase_converted(
     document: Any, request_id: str = "r-1", delivery_id: str | None = None
 ) -> Converted:
-    return from_supabase(document, database="wedsync", primary_keys={}, received_ms=RECEIVED,
+    return from_supabase(document, contract=CONTRACT, database="wedsync", received_ms=RECEIVED,
                          request_id=request_id, delivery_id=delivery_id)  # fmt: skip
 
 
 def debezium_converted(
     document: Any, request_id: str = "r-1", delivery_id: str | None = None
 ) -> Converted:
-    return from_debezium(document, database="wedsync", primary_keys={}, received_ms=RECEIVED,
+    return from_debezium(document, contract=CONTRACT, database="wedsync", received_ms=RECEIVED,
                          request_id=request_id, delivery_id=delivery_id)  # fmt: skip
 
 
-def supabase(document: Any, **keys: tuple[str, ...]) -> Any:
-    return from_supabase(document, database="wedsync", primary_keys=keys, received_ms=RECEIVED,
-                         request_id="r-1").change  # fmt: skip
+def supabase(document: Any) -> Any:
+    return supabase_converted(document).change
 
 
-def debezium(document: Any, **keys: tuple[str, ...]) -> Any:
-    return from_debezium(document, database="wedsync", primary_keys=keys, received_ms=RECEIVED,
-                         request_id="r-1").change  # fmt: skip
+def debezium(document: Any) -> Any:
+    return debezium_converted(document).change
 
 
 UPDATE = {
     "type": "UPDATE",
     "table": "wedding_details",
     "schema": "public",
-    "record": {"id": "w-1", "wedding_date": "2027-06-19", "guests": 120},
-    "old_record": {"id": "w-1", "wedding_date": "2027-06-12", "guests": 120},
+    "record": {"id": "w-1", "wedding_date": "2027-06-19", "guest_count": 120},
+    "old_record": {"id": "w-1", "wedding_date": "2027-06-12", "guest_count": 120},
 }
 
 
@@ -83,13 +83,19 @@ def test_supabase_commit_timestamp_becomes_source_ts() -> None:
     assert change["source_ts_ms"] == 1767323045678
 
 
-def test_nested_json_columns_become_json_text() -> None:
-    doc = {**UPDATE, "record": {"id": "s-1", "prefs": {"realtime_channels": ["email"]}}}
-    assert supabase(doc)["after"]["prefs"] == '{"realtime_channels":["email"]}'
+def test_jsonb_columns_become_jsonb_text() -> None:
+    prefs = {"realtime_channels": ["email"], "sms": True}
+    doc = {
+        **UPDATE,
+        "table": "suppliers",
+        "record": {"id": "s-1", "notification_preferences": prefs},
+    }
+    after = supabase(doc)["after"]
+    assert after["notification_preferences"] == '{"sms": true, "realtime_channels": ["email"]}'
 
 
 def test_integers_beyond_long_become_text() -> None:
-    doc = {**UPDATE, "record": {"id": 2**70}}
+    doc = {**UPDATE, "table": "core_fields", "record": {"id": 2**70}}
     assert supabase(doc)["after"]["id"] == str(2**70)
 
 
@@ -104,19 +110,14 @@ def test_supabase_rejects_a_missing_table() -> None:
 
 
 def test_supabase_rejects_a_row_without_its_primary_key() -> None:
-    with pytest.raises(ConversionError, match="primary-key"):
-        supabase(UPDATE, wedding_details=("wedding_id",))
-
-
-def test_configured_composite_primary_key_shapes_the_kafka_key() -> None:
-    doc = {**UPDATE, "table": "wedding_vendors", "record": {"wedding_id": "w", "vendor_id": "v"}}
-    change = supabase(doc, wedding_vendors=("wedding_id", "vendor_id"))
-    assert change_key(change) == b"wedding_vendors:w,v"
+    doc = {**UPDATE, "record": {"wedding_date": "2027-06-19"}}
+    with pytest.raises(ConversionError, match=r"primary-key column.s. id"):
+        supabase(doc)
 
 
 DEBEZIUM = {
     "before": None,
-    "after": {"id": 7, "form_id": "f-1", "answered": True},
+    "after": {"id": 7, "form_name": "f-1", "question_count": 12},
     "source": {
         "connector": "postgresql",
         "db": "platform",

@@ -42,3 +42,19 @@ def test_invalid_utf8_is_400() -> None:
 
 def test_truncated_json_is_400() -> None:
     assert refusal(b'{"a":[1,2') == (400, "malformed_json")
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_an_integer_past_pythons_digit_limit_is_400_not_500(exact: bool) -> None:
+    with pytest.raises(Rejected, match="too many digits") as refused:
+        parse_json(b'{"a": ' + b"1" * 5000 + b"}", exact_numbers=exact)
+    assert refused.value.status == 400
+
+
+def test_a_number_whose_exponent_would_print_a_huge_numeral_is_refused() -> None:
+    from connectors.sources.webhooks.typed import decode, pg_type
+
+    document = parse_json(b'{"a": 1e999999999}', exact_numbers=True)
+    for kind in ("numeric", "jsonb", "interval"):
+        with pytest.raises(ValueError, match="out of numeric's range"):
+            decode(pg_type(kind), document["a"])

@@ -1,5 +1,6 @@
-"""Debezium temporal columns (JSON with schema) -> the PostgreSQL CDC source's text forms:
-date 'YYYY-MM-DD', time 'HH:MM:SS[.ffffff]', timestamps ISO 8601 ('+00:00' for instants).
+"""Debezium temporal columns (JSON with schema) -> what the PostgreSQL CDC source emits for
+the same value: date 'YYYY-MM-DD', time and timetz as PostgreSQL prints them ('HH:MM:SS[.f]',
+offset '+00'), timestamp as its text ('YYYY-MM-DD HH:MM:SS[.f]'), timestamptz ISO 8601 in UTC.
 
 The envelopes are shaped as Debezium's JsonConverter writes them with schemas.enable=true:
 `schema.fields` names the before/after structs, whose fields carry the semantic type names."""
@@ -10,6 +11,9 @@ from typing import Any
 
 import pytest
 from connectors.sources.webhooks.convert import ConversionError, from_debezium
+from streams.logic.contract import Contract
+
+CONTRACT = Contract.default()
 
 SOURCE_SCHEMA = {"type": "struct", "optional": False,
                  "name": "io.debezium.connector.postgresql.Source", "field": "source",
@@ -17,16 +21,17 @@ SOURCE_SCHEMA = {"type": "struct", "optional": False,
 
 
 def envelope(columns: list[dict[str, Any]], after: dict[str, Any]) -> dict[str, Any]:
-    """A Debezium change event with schema for a table `t` with an int `id` and `columns`."""
-    row = {"type": "struct", "optional": True, "name": "pg.public.t.Value",
+    """A Debezium change event with schema for core_fields (whose profile columns are
+    carried whatever their names) with an int `id` and `columns`."""
+    row = {"type": "struct", "optional": True, "name": "pg.public.core_fields.Value",
            "fields": [{"type": "int32", "optional": False, "field": "id"}, *columns]}  # fmt: skip
     return {
-        "schema": {"type": "struct", "optional": False, "name": "pg.public.t.Envelope",
+        "schema": {"type": "struct", "optional": False, "name": "pg.public.core_fields.Envelope",
                    "fields": [{**row, "field": "before"}, {**row, "field": "after"},
                               SOURCE_SCHEMA, {"type": "string", "optional": False, "field": "op"},
                               {"type": "int64", "optional": True, "field": "ts_ms"}]},
         "payload": {"before": None, "after": {"id": 1, **after}, "op": "c",
-                    "source": {"db": "platform", "schema": "public", "table": "t",
+                    "source": {"db": "platform", "schema": "public", "table": "core_fields",
                                "lsn": 33227720, "txId": 565, "ts_ms": 1_559_033_904_863},
                     "ts_ms": 1_559_033_904_900},
     }  # fmt: skip
@@ -36,7 +41,7 @@ def column(value: Any, schema_type: str, name: str | None) -> Any:
     field: dict[str, Any] = {"type": schema_type, "optional": True, "field": "v"}
     if name is not None:
         field |= {"name": name, "version": 1}
-    change = from_debezium(envelope([field], {"v": value}), database="wedsync", primary_keys={},
+    change = from_debezium(envelope([field], {"v": value}), database="wedsync", contract=CONTRACT,
                            received_ms=0, request_id="r").change  # fmt: skip
     return change["after"]["v"]
 
@@ -48,20 +53,20 @@ def column(value: Any, schema_type: str, name: str | None) -> Any:
         (-1, "int32", "io.debezium.time.Date", "1969-12-31"),
         (20623, "int32", "org.apache.kafka.connect.data.Date", "2026-06-19"),
         (52_200_000, "int32", "io.debezium.time.Time", "14:30:00"),
-        (52_200_123, "int32", "org.apache.kafka.connect.data.Time", "14:30:00.123000"),
+        (52_200_123, "int32", "org.apache.kafka.connect.data.Time", "14:30:00.123"),
         (52_200_000_005, "int64", "io.debezium.time.MicroTime", "14:30:00.000005"),
         (52_200_000_005_999, "int64", "io.debezium.time.NanoTime", "14:30:00.000005"),
         (86_400_000_000, "int64", "io.debezium.time.MicroTime", "24:00:00"),
-        ("14:30:00.5Z", "string", "io.debezium.time.ZonedTime", "14:30:00.500000+00:00"),
-        ("14:30:00+02:00", "string", "io.debezium.time.ZonedTime", "14:30:00+02:00"),
-        (1_781_879_400_000, "int64", "io.debezium.time.Timestamp", "2026-06-19T14:30:00"),
+        ("14:30:00.5Z", "string", "io.debezium.time.ZonedTime", "14:30:00.5+00"),
+        ("14:30:00+02:00", "string", "io.debezium.time.ZonedTime", "14:30:00+02"),
+        (1_781_879_400_000, "int64", "io.debezium.time.Timestamp", "2026-06-19 14:30:00"),
         (1_781_879_400_000, "int64", "org.apache.kafka.connect.data.Timestamp",
-         "2026-06-19T14:30:00"),
+         "2026-06-19 14:30:00"),
         (1_781_879_400_000_001, "int64", "io.debezium.time.MicroTimestamp",
-         "2026-06-19T14:30:00.000001"),
+         "2026-06-19 14:30:00.000001"),
         (1_781_879_400_000_001_999, "int64", "io.debezium.time.NanoTimestamp",
-         "2026-06-19T14:30:00.000001"),
-        (-1, "int64", "io.debezium.time.MicroTimestamp", "1969-12-31T23:59:59.999999"),
+         "2026-06-19 14:30:00.000001"),
+        (-1, "int64", "io.debezium.time.MicroTimestamp", "1969-12-31 23:59:59.999999"),
         ("2026-06-19T14:30:00Z", "string", "io.debezium.time.ZonedTimestamp",
          "2026-06-19T14:30:00+00:00"),
         ("2026-06-19T16:30:00.123456789+02:00", "string", "io.debezium.time.ZonedTimestamp",
@@ -84,7 +89,7 @@ def test_a_null_temporal_column_stays_null() -> None:
 
 def test_without_a_schema_temporal_numbers_pass_through() -> None:
     bare = envelope([], {"v": 20623})["payload"]
-    change = from_debezium(bare, database="wedsync", primary_keys={}, received_ms=0,
+    change = from_debezium(bare, database="wedsync", contract=CONTRACT, received_ms=0,
                            request_id="r").change  # fmt: skip
     assert change["after"]["v"] == 20623
 
@@ -93,7 +98,7 @@ def test_the_before_image_is_converted_by_its_own_schema() -> None:
     field = {"type": "int32", "optional": True, "name": "io.debezium.time.Date", "field": "v"}
     doc = envelope([field], {"v": 20623})
     doc["payload"] |= {"op": "u", "before": {"id": 1, "v": 20616}}
-    change = from_debezium(doc, database="wedsync", primary_keys={}, received_ms=0,
+    change = from_debezium(doc, database="wedsync", contract=CONTRACT, received_ms=0,
                            request_id="r").change  # fmt: skip
     assert change["before"]["v"] == "2026-06-12"
 
