@@ -6,18 +6,17 @@ snapshot. I/O: PostgreSQL here, Kafka through the `Emitter`.
 every row of the tables on that snapshot; `keep_slot` copies the temporary slot into the
 permanent one, once Kafka acknowledged every row (the caller flushes first).
 
-A row whose value cannot be converted (`values.convert_row`: a two-dimensional array, a
-timestamp in another DateStyle) is what the streaming path makes of an undecodable change: a
-dead letter on `wedsync.ingest.dlq` with the column and the reason, the table, the row key
-and the snapshot's LSN in headers, and as value the text of the columns a change event would
-carry (never a secret or excluded column); the snapshot goes on. A row too large for one
+A row whose value cannot be converted (`values.convert_row`: a two-dimensional array) is
+what the streaming path makes of a change it cannot carry: a dead letter (`dead.DeadRow`, op
+`r`) with the column and the reason, the table, the row key and the snapshot's LSN in
+headers, and as value the text of the columns a change event would carry (never a secret or
+excluded column); the snapshot goes on. A row too large for one
 record is cut or dead-lettered by the emitter, as a streamed change is.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, MutableMapping
@@ -26,13 +25,13 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from streams.errors import DecodeError
 from streams.logic.contract import Contract
 from streams.topics import cdc_key, primary_key_text
 
 from connectors.sources.postgres_cdc.acks import TxAcks
 from connectors.sources.postgres_cdc.catalog import live_columns, quote
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
+from connectors.sources.postgres_cdc.dead import BadColumn, DeadRow
 from connectors.sources.postgres_cdc.decode import TableRules, build_event
 from connectors.sources.postgres_cdc.emit import Emitter
 from connectors.sources.postgres_cdc.values import convert_row
@@ -128,8 +127,11 @@ class SnapshotReader:
             for texts in cur:
                 try:
                     row = convert_row(columns, texts)
-                except DecodeError as exc:  # a bad row is data: dead-letter it, go on
-                    self._dead_letter(tx, qualified, table, pk, columns, texts, lsn, exc)
+                except BadColumn as bad:  # a bad row is data: dead-letter it, go on
+                    text_row = {name: t for (name, _), t in zip(columns, texts, strict=True)}
+                    key = cdc_key(table, primary_key_text(pk, text_row))
+                    dead = DeadRow(qualified, key, bad.column, bad.error, "r", None, text_row)
+                    self.emit.dead_row(tx, dead, lsn=lsn)
                     continue
                 key, event = build_event(
                     db=self.config.dbname, schema=schema, table=table, op="r", before=None,
@@ -140,13 +142,3 @@ class SnapshotReader:
                 self.rows += 1
                 if self.rows % 1000 == 0:
                     self.emit.producer.poll(0)
-
-    def _dead_letter(
-        self, tx: TxAcks, qualified: str, table: str, pk: tuple[str, ...],
-        columns: list[tuple[str, int]], texts: tuple[str | None, ...], lsn: int,
-        exc: DecodeError,
-    ) -> None:  # fmt: skip
-        text_row = {name: text for (name, _), text in zip(columns, texts, strict=True)}
-        key = cdc_key(table, primary_key_text(pk, text_row))
-        value = json.dumps(text_row, ensure_ascii=False).encode()
-        self.emit.dead_letter(tx, key, value, exc, lsn=lsn, table=qualified, row_key=key)

@@ -36,11 +36,13 @@ Lifecycle (`PostgresCdcSource.run`):
 6. Contract: every captured table of the source contract is checked at start (and the
    decoder checks each Relation message); a missing or mistyped column stops the source
    with ContractViolation naming `table.column` and what to do.
-7. A change that cannot be decoded goes to `wedsync.ingest.dlq` with the original pgoutput
-   bytes, the table, the LSN and the reason in headers; the stream goes on and the slot
+7. A change that cannot be carried goes to `wedsync.ingest.dlq` with the table, row key,
+   LSN, failing column and reason in headers and its carried columns' text as value, never
+   a secret (`dead.py`); a message that cannot even be parsed carries its pgoutput bytes
+   unless it is a row message (those hold every column). The stream goes on and the slot
    advances past it (a decode error must not pin WAL on the primary or crash-loop). A
-   snapshot row that cannot be converted is a dead letter too (its carried columns' text,
-   the column and the reason), and the snapshot goes on.
+   snapshot row that cannot be converted is the same dead letter (op `r`), and the
+   snapshot goes on.
 8. Record size (`emit.py`, `cut.py`, `limits.py`): before anything else, `max_record_bytes`
    is checked against the topics' `max.message.bytes` and the brokers' `message.max.bytes`
    (ConfigurationError naming the setting and the limits). A change over it is cut to fit
@@ -89,13 +91,14 @@ from connectors.sources.postgres_cdc.decode import (
     heartbeat_event,
     stamp_transaction,
 )
-from connectors.sources.postgres_cdc.emit import Emitter, lsn_text, make_producer
+from connectors.sources.postgres_cdc.emit import H_VALUE_DROPPED, Emitter, lsn_text, make_producer
 from connectors.sources.postgres_cdc.limits import check_kafka_limits
 from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
 
 __all__ = ["PostgresCdcSource", "make_producer"]
 
 log = logging.getLogger(__name__)
+ROW_MESSAGES = (b"I", b"U", b"D")  # pgoutput messages that carry row values
 TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
 
 
@@ -153,9 +156,17 @@ class PostgresCdcSource:
         return self.emit.dead_letters
 
     def _dead_letter(self, tx: TxAcks, data: bytes, lsn: int, exc: Exception) -> None:
-        """An undecodable message: its pgoutput bytes to wedsync.ingest.dlq, reason in headers."""
+        """An undecodable message to wedsync.ingest.dlq, reason in headers: its pgoutput
+        bytes, unless it is a row message (they hold every column, secrets included)."""
         table = _message_table(self.decoder, data)
-        self.emit.dead_letter(tx, f"lsn:{lsn}".encode(), data, exc, lsn=lsn, table=table)
+        value: bytes | None = data
+        extra: list[tuple[str, bytes]] = []
+        if data[:1] in ROW_MESSAGES:
+            value = None
+            extra = [(H_VALUE_DROPPED, b"a row message holds every column, secrets included: "
+                      b"left out; the change is in the WAL at this LSN")]  # fmt: skip
+        self.emit.dead_letter(tx, f"lsn:{lsn}".encode(), value, exc, lsn=lsn, table=table,
+                              extra=extra)  # fmt: skip
 
     @property
     def _watermark_due(self) -> bool:
@@ -229,6 +240,8 @@ class PostgresCdcSource:
                 tx = state["tx"] = self.tracker.begin()
             self._dead_letter(tx, bytes(msg.payload), int(msg.data_start), exc)
             return
+        if step.dead is not None:  # a row the event cannot hold: data, not a crash
+            self.emit.dead_row(state["tx"], step.dead, lsn=int(msg.data_start))
         if step.begin is not None:
             state["tx"] = self.tracker.begin()
             self._tx_events, self._tx_final_lsn = [], None
@@ -365,7 +378,7 @@ class PostgresCdcSource:
 
 def _message_table(decoder: ChangeDecoder, data: bytes) -> str:
     """`schema.table` of a row message's relation when the decoder knows it, else ''."""
-    if len(data) >= 5 and data[:1] in (b"I", b"U", b"D"):
+    if len(data) >= 5 and data[:1] in ROW_MESSAGES:
         rel = decoder.relations.get(int.from_bytes(data[1:5], "big"))
         if rel is not None:
             return f"{rel.namespace}.{rel.name}"

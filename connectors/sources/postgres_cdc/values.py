@@ -30,6 +30,8 @@ from datetime import datetime
 from streams.errors import DecodeError
 from streams.models import ColumnValue, Scalar
 
+from connectors.sources.postgres_cdc.dead import BadColumn
+
 SESSION_OPTIONS = "-c DateStyle=ISO,YMD -c TimeZone=UTC -c IntervalStyle=postgres"
 
 TYPE_NAMES: dict[int, str] = {
@@ -208,11 +210,11 @@ def convert_row(
     columns: Sequence[tuple[str, int]], texts: Sequence[str | None]
 ) -> dict[str, ColumnValue]:
     """One row's text forms (None for SQL NULL) as change-event values, by each column's
-    (name, type OID); DecodeError naming the first column whose text is not its type."""
+    (name, type OID); BadColumn naming the first column whose text is not its type."""
     row: dict[str, ColumnValue] = {}
     for (name, type_oid), text in zip(columns, texts, strict=True):
         try:
             row[name] = None if text is None else convert(type_oid, text)
         except DecodeError as exc:
-            raise DecodeError(f"{name}: {exc}") from None
+            raise BadColumn(name, DecodeError(f"{name}: {exc}")) from None
     return row

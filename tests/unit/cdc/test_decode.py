@@ -278,3 +278,27 @@ def test_each_relation_says_its_carried_columns_types_under_contract_names() -> 
     assert dec.column_types[("public", "wedding_vendors")] == {
         "id": TEXT, "wedding_id": TEXT, "vendor_id": TEXT, "vendor_type": TEXT,
     }  # fmt: skip
+
+
+ENDPOINTS = pgwire.relation(16600, "public", "webhook_endpoints", [
+    ("id", TEXT, True), ("supplier_id", TEXT, False), ("endpoint_url", TEXT, False),
+    ("secret_key", TEXT, False), ("subscribed_events", TEXT_ARRAY, False),
+    ("is_active", BOOL, False),
+])  # fmt: skip
+
+
+def test_a_row_the_event_cannot_hold_is_reported_with_its_column_and_never_its_secret() -> None:
+    from streams.logic.contract import Contract
+
+    dec = ChangeDecoder("wedsync", TableRules(), {"public.webhook_endpoints": ("id",)},
+                        lambda: NOW_MS, Contract.default())  # fmt: skip
+    dec.feed(ENDPOINTS, 100)
+    dec.feed(pgwire.begin(5000, COMMIT_MS, 7), 4000)
+    step = dec.feed(pgwire.insert(16600, ["e-1", "s-1", "https://h.example", "whsec_x",
+                                          "{{a,b},{c,d}}", "t"]), 4008)  # fmt: skip
+    assert (step.events, step.dead is not None) == ([], True)
+    assert step.dead is not None
+    assert (step.dead.key, step.dead.column, step.dead.table) == (
+        b"webhook_endpoints:e-1", "subscribed_events", "public.webhook_endpoints",
+    )  # fmt: skip
+    assert b"whsec_x" not in step.dead.value()
