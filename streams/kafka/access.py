@@ -136,8 +136,10 @@ def _cdc() -> tuple[Grant, ...]:
         _topic(
             topics.INGEST_STATE,
             "WRITE",
+            "READ",
             "DESCRIBE_CONFIGS",
-            why="state rows, heartbeats; reads max.message.bytes at start",
+            why="state rows, heartbeats; reads max.message.bytes and the state's row keys "
+            "(for TRUNCATE) at start",
         ),
         _topic(topics.INGEST_DLQ, "WRITE", "DESCRIBE_CONFIGS", why="rows it cannot encode"),
         Grant(

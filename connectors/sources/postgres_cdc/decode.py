@@ -18,8 +18,10 @@ columns: secrets never leave the database (they are not even converted). Other t
 through as they are, less their excluded columns. A row whose carried value the event cannot
 hold is not raised but reported (`Step.dead`, a `DeadRow`: its key, the column, the reason
 and the carried columns' text) for the source to dead-letter.
-TRUNCATE has no row-level representation in the change event schema: it is parsed and
-reported (`Step.truncated`) but produces no events.
+TRUNCATE of a state table becomes a delete (op `d`, the key columns) of every row key of
+that table the routing state holds (`state_keys.StateKeys`, tracked here in commit order),
+at the Truncate's place in its transaction; of any other table it produces no events and is
+reported (`Step.truncated`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from connectors.sources.postgres_cdc.pgoutput import (
     Update,
     parse_message,
 )
+from connectors.sources.postgres_cdc.state_keys import StateKeys
 from connectors.sources.postgres_cdc.values import TYPE_NAMES, convert
 
 __all__ = [
@@ -83,7 +86,8 @@ class Step:
     begin: Begin | None = None
     commit: Commit | None = None
     relation: Relation | None = None
-    truncated: tuple[str, ...] = ()
+    truncated: tuple[str, ...] = ()  # `schema.table` of every truncated captured table
+    truncated_state: tuple[str, ...] = ()  # those of them that are state tables
     dead: DeadRow | None = None  # a row change that cannot be carried: dead-letter it
 
 
@@ -222,6 +226,7 @@ class ChangeDecoder:
         # (schema, table as emitted) -> column as emitted -> type OID: how a value may be cut
         self.column_types: dict[tuple[str, str], dict[str, int]] = {}
         self.tx: Begin | None = None
+        self.keys = StateKeys(frozenset() if contract is None else contract.state_tables())
 
     def feed(self, data: bytes, lsn: int) -> Step:
         message = parse_message(data)
@@ -255,10 +260,40 @@ class ChangeDecoder:
         elif isinstance(message, Delete):
             self._emit(step, message.relation_oid, "d", message.old, None, lsn, message.old_is_key)
         elif isinstance(message, Truncate):
-            step.truncated = tuple(
-                self._qualified(self._relation(o)) for o in message.relation_oids
-            )
+            self._truncate(step, message, lsn)
         return step
+
+    def _truncate(self, step: Step, message: Truncate, lsn: int) -> None:
+        """A delete of every row key the state holds for each truncated state table."""
+        rels = [self._relation(o) for o in message.relation_oids]
+        rels = [r for r in rels if self.rules.wants(self._qualified(r))]
+        step.truncated = tuple(self._qualified(r) for r in rels)
+        if self.tx is None:
+            raise DecodeError(f"TRUNCATE of {', '.join(step.truncated)} outside a transaction")
+        state = []
+        for rel in rels:
+            table = self.carried[rel.oid][0]
+            if table not in self.keys.state_tables:
+                continue
+            state.append(self._qualified(rel))
+            for pk_row in self.keys.take(table).values():
+                step.events.append(
+                    build_event(
+                        db=self.db,
+                        schema=rel.namespace,
+                        table=table,
+                        op="d",
+                        before=pk_row,
+                        after=None,
+                        primary_key=tuple(pk_row),
+                        lsn=lsn,
+                        commit_lsn=self.tx.final_lsn,
+                        tx_id=self.tx.xid,
+                        commit_ms=self.tx.commit_ts_ms,
+                        now_ms=self.now_ms(),
+                    )
+                )
+        step.truncated_state = tuple(state)
 
     def _relation(self, oid: int) -> Relation:
         try:
@@ -298,22 +333,22 @@ class ChangeDecoder:
             key = cdc_key(table, primary_key_text(pk, new_text or old_text or {}))
             step.dead = DeadRow(qualified, key, bad.column, bad.error, op, old_text, new_text)
             return
-        step.events.append(
-            build_event(
-                db=self.db,
-                schema=rel.namespace,
-                table=table,
-                op=op,
-                before=before,
-                after=after,
-                primary_key=pk,
-                lsn=lsn,
-                commit_lsn=self.tx.final_lsn,
-                tx_id=self.tx.xid,
-                commit_ms=self.tx.commit_ts_ms,
-                now_ms=self.now_ms(),
-            )
+        key, event = build_event(
+            db=self.db,
+            schema=rel.namespace,
+            table=table,
+            op=op,
+            before=before,
+            after=after,
+            primary_key=pk,
+            lsn=lsn,
+            commit_lsn=self.tx.final_lsn,
+            tx_id=self.tx.xid,
+            commit_ms=self.tx.commit_ts_ms,
+            now_ms=self.now_ms(),
         )
+        self.keys.track(key, event)
+        step.events.append((key, event))
 
     @staticmethod
     def _row(

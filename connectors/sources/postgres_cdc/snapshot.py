@@ -34,6 +34,7 @@ from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.dead import BadColumn, DeadRow
 from connectors.sources.postgres_cdc.decode import TableRules, build_event
 from connectors.sources.postgres_cdc.emit import Emitter
+from connectors.sources.postgres_cdc.state_keys import StateKeys
 from connectors.sources.postgres_cdc.values import convert_row
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class SnapshotReader:
         emit: Emitter,
         column_types: MutableMapping[tuple[str, str], dict[str, int]],
         now_ms: Callable[[], int],
+        keys: StateKeys,
     ) -> None:
         self.config = config
         self.rules = rules
@@ -90,6 +92,7 @@ class SnapshotReader:
         self.emit = emit
         self.column_types = column_types
         self.now_ms = now_ms
+        self.keys = keys  # the state rows a later TRUNCATE removes
         self.rows = 0
 
     def read(self, point: SnapshotPoint, tables: list[str], tx: TxAcks) -> None:
@@ -138,6 +141,7 @@ class SnapshotReader:
                     after=row, primary_key=pk, lsn=lsn, commit_lsn=lsn, tx_id=None,
                     commit_ms=commit_ms, now_ms=commit_ms,
                 )  # fmt: skip
+                self.keys.track(key, event)
                 self.emit.change(tx, key, event)
                 self.rows += 1
                 if self.rows % 1000 == 0:

@@ -67,7 +67,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
@@ -94,6 +94,7 @@ from connectors.sources.postgres_cdc.decode import (
 from connectors.sources.postgres_cdc.emit import H_VALUE_DROPPED, Emitter, lsn_text, make_producer
 from connectors.sources.postgres_cdc.limits import check_kafka_limits
 from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
+from connectors.sources.postgres_cdc.state_read import read_state_keys
 
 __all__ = ["PostgresCdcSource", "make_producer"]
 
@@ -104,9 +105,11 @@ TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold
 
 class PostgresCdcSource:
     """One replication slot into the CDC topic. Inject the producer (`make_producer(...,
-    max_record_bytes=config.max_record_bytes)`), the codecs and an AdminClient to check the
+    max_record_bytes=config.max_record_bytes)`), the codecs, an AdminClient to check the
     record size limit against Kafka's at start (without one, a warning says it is not
-    checked); call `run`."""
+    checked) and a Consumer to read the state's row keys back at start (`state_read.py`;
+    without one, a TRUNCATE removes only the rows this process saw, and a warning says so);
+    call `run`."""
 
     def __init__(
         self,
@@ -115,12 +118,15 @@ class PostgresCdcSource:
         codecs: TopicCodecs,
         *,
         admin: AdminClient | None = None,
+        state_consumer: Consumer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         metrics.export("cdc")  # this process's /metrics serves them
         self.config = config
         self.producer = producer
         self.admin = admin
+        self.codecs = codecs
+        self.state_consumer = state_consumer
         self.clock = clock
         self.tracker = AckTracker()
         self.confirmed_lsn = 0
@@ -202,7 +208,7 @@ class PostgresCdcSource:
             tables = captured_tables(cur, self.config)
         reader = SnapshotReader(
             self.config, self.rules, self.contract, self.primary_keys, self.emit,
-            self.decoder.column_types, self._now_ms,
+            self.decoder.column_types, self._now_ms, self.decoder.keys,
         )  # fmt: skip
         tx = self.tracker.begin()
         reader.read(point, tables, tx)
@@ -215,6 +221,18 @@ class PostgresCdcSource:
         log.info("snapshot done: %d rows, %d dead letters; slot %s created at %s",
                  self.snapshot_rows, self.dead_letters, self.config.slot_name,
                  lsn_text(point.lsn))  # fmt: skip
+
+    def _read_state_keys(self) -> None:
+        """The row keys the state holds, before anything is decoded (see state_keys.py)."""
+        if self.state_consumer is None:
+            log.warning("no state consumer: a TRUNCATE of a state table deletes only the rows "
+                        "this process wrote, not those from before its start")  # fmt: skip
+            return
+        try:
+            read_state_keys(self.state_consumer, self.codecs, self.config.dbname,
+                            self.decoder.keys)  # fmt: skip
+        finally:
+            self.state_consumer.close()
 
     # ---- streaming ---------------------------------------------------------------------
     def _confirm(self, cur: Any, lsn: int, *, heartbeat: bool = False) -> None:
@@ -266,11 +284,14 @@ class PostgresCdcSource:
             if qualified not in self.primary_keys:
                 with query.cursor() as cur:
                     load_primary_keys(cur, self.primary_keys)
-        if step.truncated:
-            metrics.CDC_TRUNCATES_SKIPPED.inc()
-            log.warning(
-                "TRUNCATE of %s: no row events are produced for it", ", ".join(step.truncated)
-            )
+        if step.truncated_state:
+            metrics.CDC_TRUNCATED_STATE_ROWS.inc(len(step.events))
+            log.warning("TRUNCATE of state table %s: %d rows deleted from the routing state",
+                        ", ".join(step.truncated_state), len(step.events))  # fmt: skip
+        for table in step.truncated:
+            if table not in step.truncated_state:
+                metrics.CDC_TRUNCATES_SKIPPED.inc()
+                log.warning("TRUNCATE of %s: no row events are produced for it", table)
 
     def _hold(self, tx: TxAcks, events: list[tuple[bytes, ChangeEvent]]) -> None:
         """Keep a transaction's events until its commit, which says whether it changed
@@ -357,6 +378,7 @@ class PostgresCdcSource:
                 load_primary_keys(cur, self.primary_keys)
                 check_contract(cur, self.contract, captured_tables(cur, self.config))
                 exists = slot_exists(cur, self.config.slot_name)
+            self._read_state_keys()
             repl_cur = repl.cursor()
             if not exists and self.config.snapshot:
                 self._snapshot(query, repl_cur)
