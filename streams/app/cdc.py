@@ -66,6 +66,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
     from pydantic import ValidationError
 
+    from streams.kafka.access import CDC_STATE_KEYS_GROUP
     from streams.kafka.codec import TopicCodecs
 
     kafka = settings.kafka_cluster(f"{settings.app_id}-cdc")
@@ -80,7 +81,7 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     producer = make_producer(kafka, max_record_bytes=config.max_record_bytes)
     admin = AdminClient(client_config(kafka))
     # assigned, never a group member: reads the state's row keys back once at start
-    keys = Consumer(client_config(kafka, {"group.id": f"{settings.app_id}-cdc-state-keys",
+    keys = Consumer(client_config(kafka, {"group.id": CDC_STATE_KEYS_GROUP,
                                           "enable.auto.commit": False}))  # fmt: skip
     source = PostgresCdcSource(config, producer, TopicCodecs.from_settings(settings),
                                admin=admin, state_consumer=keys)  # fmt: skip
