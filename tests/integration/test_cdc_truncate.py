@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Message
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from streams import metrics, topics
 from streams.errors import ConfigurationError
 from streams.kafka.codec import TopicCodecs
@@ -126,3 +127,24 @@ def test_a_publication_that_does_not_publish_truncate_is_refused_saying_how_to_f
                     "WITH (publish = 'insert, update, delete')")  # fmt: skip
     with pytest.raises(ConfigurationError, match=f"ALTER PUBLICATION {config.publication}"):
         platform.start_cdc(kafka_bootstrap, codecs, config)
+
+
+def test_a_state_topic_whose_records_expire_is_refused_saying_the_command(
+    platform: PlatformDb, kafka_bootstrap: str, codecs: TopicCodecs
+) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+    def policy(value: str) -> None:
+        resource = ConfigResource(ResourceType.TOPIC, topics.INGEST_STATE.name,
+                                  set_config={"cleanup.policy": value})  # fmt: skip
+        for future in admin.alter_configs([resource]).values():
+            future.result(timeout=10)
+
+    policy("delete")
+    try:
+        with pytest.raises(
+            ConfigurationError, match=r"--add-config cleanup\.policy=compact,retention\.ms=-1"
+        ):
+            platform.start_cdc(kafka_bootstrap, codecs)
+    finally:
+        policy("compact")

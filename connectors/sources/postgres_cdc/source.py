@@ -94,7 +94,7 @@ from connectors.sources.postgres_cdc.decode import (
 from connectors.sources.postgres_cdc.emit import H_VALUE_DROPPED, Emitter, lsn_text, make_producer
 from connectors.sources.postgres_cdc.limits import check_kafka_limits
 from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
-from connectors.sources.postgres_cdc.state_read import read_state_keys
+from connectors.sources.postgres_cdc.state_read import check_state_topic_kept, read_state_keys
 
 __all__ = ["PostgresCdcSource", "make_producer"]
 
@@ -232,7 +232,13 @@ class PostgresCdcSource:
             read_state_keys(self.state_consumer, self.codecs, self.config.dbname,
                             self.decoder.keys)  # fmt: skip
         finally:
-            self.state_consumer.close()
+            self._close_state_consumer()
+
+    def _close_state_consumer(self) -> None:
+        if self.state_consumer is not None:
+            with contextlib.suppress(Exception):
+                self.state_consumer.close()
+            self.state_consumer = None
 
     # ---- streaming ---------------------------------------------------------------------
     def _confirm(self, cur: Any, lsn: int, *, heartbeat: bool = False) -> None:
@@ -359,11 +365,17 @@ class PostgresCdcSource:
 
     def run(self, stop: threading.Event) -> None:
         """Snapshot if needed, then stream until `stop` is set. Raises BrokerUnavailable if
-        Kafka fails to acknowledge, ConfigurationError if PostgreSQL refuses the setup or
-        max_record_bytes is above Kafka's limits (checked first)."""
-        check_kafka_limits(self.admin, self.config.max_record_bytes,
-                           [INGEST_CDC.name, INGEST_STATE.name, INGEST_DLQ.name],
-                           float(self.config.connect_timeout_s))  # fmt: skip
+        Kafka fails to acknowledge, ConfigurationError if PostgreSQL refuses the setup,
+        max_record_bytes is above Kafka's limits or wedsync.ingest.state lets records expire
+        (both checked first)."""
+        try:
+            check_kafka_limits(self.admin, self.config.max_record_bytes,
+                               [INGEST_CDC.name, INGEST_STATE.name, INGEST_DLQ.name],
+                               float(self.config.connect_timeout_s))  # fmt: skip
+            check_state_topic_kept(self.admin, float(self.config.connect_timeout_s))
+        except Exception:
+            self._close_state_consumer()
+            raise
         try:
             query = psycopg2.connect(self.config.dsn())
             repl = psycopg2.connect(
@@ -392,6 +404,7 @@ class PostgresCdcSource:
                       "%s and a restart resumes there", lsn_text(self.confirmed_lsn))  # fmt: skip
             raise
         finally:
+            self._close_state_consumer()
             with contextlib.suppress(Exception):
                 repl.close()
             with contextlib.suppress(Exception):

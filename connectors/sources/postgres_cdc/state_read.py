@@ -12,7 +12,7 @@ import time
 from typing import Any, cast
 
 from confluent_kafka import KafkaException, TopicPartition
-from streams.errors import BrokerUnavailable, DecodeError
+from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
 from streams.kafka.codec import TopicCodecs
 from streams.models import ChangeEvent
 from streams.topics import INGEST_STATE
@@ -21,6 +21,39 @@ from connectors.sources.postgres_cdc.decode import HEARTBEAT_KEY
 from connectors.sources.postgres_cdc.state_keys import StateKeys
 
 log = logging.getLogger(__name__)
+
+
+KEEP = "cleanup.policy=compact,retention.ms=-1"
+
+
+def check_state_topic_kept(admin: Any | None, timeout: float) -> None:
+    """ConfigurationError, saying the command, when wedsync.ingest.state lets records
+    expire (not compacted, or a finite retention with deletion): the keys read back would
+    miss the rows written before it, and a TRUNCATE would leave them in the state. A
+    warning when there is no admin client, or Kafka does not report the setting (Tansu)."""
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    if admin is None:
+        log.warning("no Kafka admin client: %s's cleanup.policy is not checked", INGEST_STATE.name)
+        return
+    resource = ConfigResource(ResourceType.TOPIC, INGEST_STATE.name)
+    try:
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(
+            timeout=timeout
+        )
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"cannot read {INGEST_STATE.name}'s configuration: {exc}") from exc
+    policy = entries.get("cleanup.policy")
+    if policy is None or policy.value is None:
+        log.warning("Kafka did not report %s's cleanup.policy: not checked", INGEST_STATE.name)
+        return
+    if "compact" not in policy.value or "delete" in policy.value:
+        raise ConfigurationError(
+            f"{INGEST_STATE.name} has cleanup.policy={policy.value}: its records expire, so "
+            "the CDC source cannot know every row a TRUNCATE of a state table must delete. "
+            f"Run kafka-configs.sh --alter --entity-type topics --entity-name "
+            f"{INGEST_STATE.name} --add-config {KEEP}, then restart"
+        )
 
 
 def _bounds(consumer: Any, partition: TopicPartition, deadline: float) -> tuple[int, int]:
