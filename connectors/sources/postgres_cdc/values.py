@@ -91,7 +91,12 @@ def _timestamptz(text: str) -> str:
     try:
         return datetime.fromisoformat(text).isoformat()
     except ValueError:
-        raise DecodeError(f"timestamptz {text!r} is not ISO (set DateStyle=ISO)") from None
+        raise DecodeError(
+            f"timestamptz {text!r} is not in the ISO form the source's sessions ask for "
+            "(DateStyle=ISO, TimeZone=UTC in the startup options): the server did not apply "
+            "them; check that nothing between the source and PostgreSQL rewrites startup "
+            "options, or ALTER ROLE <cdc user> SET DateStyle = 'ISO, YMD'"
+        ) from None
 
 
 def _outside_datetime(text: str) -> bool:
@@ -131,7 +136,8 @@ _BOUNDS = re.compile(r"\[(-?\d+):(-?\d+)\]")
 MULTI_DIMENSIONAL = (
     "multi-dimensional arrays are not supported: the change event carries one-dimensional "
     "arrays only. Store the column one-dimensional (or as jsonb), or leave it out "
-    "(WEDSYNC_CDC_EXCLUDE_COLUMNS), then replay this dead letter"
+    "(WEDSYNC_CDC_EXCLUDE_COLUMNS), then write the row again (this dead letter names its "
+    "key and carries its columns)"
 )
 
 
