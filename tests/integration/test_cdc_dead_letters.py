@@ -111,3 +111,18 @@ def test_a_dead_letter_names_the_column_and_carries_the_non_secret_columns_to_re
         "subscribed_events": TWO_D,
         "is_active": "t",
     }
+
+
+def test_a_dead_lettered_snapshot_row_holds_no_secret(
+    platform: PlatformDb, kafka_bootstrap: str, codecs: TopicCodecs
+) -> None:
+    key = secret()
+    with platform.connect() as conn, conn.cursor() as cur:
+        supplier = new_supplier(cur)
+        cur.execute("INSERT INTO webhook_endpoints (supplier_id, endpoint_url, secret_key, "
+                    "subscribed_events) VALUES (%s, 'https://h.example', %s, %s) RETURNING id",
+                    (supplier, key, TWO_D))  # fmt: skip
+        (endpoint,) = cur.fetchone()
+    platform.start_cdc(kafka_bootstrap, codecs)  # the row is read by the snapshot
+    (dead,) = read_topic(kafka_bootstrap, topics.INGEST_DLQ, dead_letter_of(endpoint))
+    assert (json.loads(dead.value())["op"], leaked(dead, key)) == ("r", [])
