@@ -120,7 +120,12 @@ CDC_WATERMARKS = Counter(
 )
 CDC_TRUNCATES_SKIPPED = Counter(
     "wedsync_cdc_truncates_skipped_total",
-    "TRUNCATE statements seen on captured tables (no row events exist for them).",
+    "Tables other than state tables truncated (no row events exist for them; logged).",
+    registry=None,
+)
+CDC_TRUNCATED_STATE_ROWS = Counter(
+    "wedsync_cdc_truncated_state_rows_total",
+    "Rows of truncated state tables deleted from the routing state (op 'd' per row key).",
     registry=None,
 )
 CDC_COLUMNS_CUT = Counter(
@@ -326,7 +331,7 @@ _PIPELINE = (DEAD_LETTERS,)
 ROLES: dict[str, tuple[MetricWrapperBase, ...]] = {
     "cdc": (*_PIPELINE, CDC_EVENTS_PRODUCED, CDC_LAG_SECONDS, CDC_CONFIRMED_LSN,
             CDC_SERVER_WAL_END, CDC_LAG_BYTES, CDC_HEARTBEATS, CDC_WATERMARKS,
-            CDC_TRUNCATES_SKIPPED, CDC_COLUMNS_CUT),
+            CDC_TRUNCATES_SKIPPED, CDC_TRUNCATED_STATE_ROWS, CDC_COLUMNS_CUT),
     "worker": (*_PIPELINE, RECORDS_IN, RECORDS_OUT, READ_AGAIN, KAFKA_DATA_CHECKS),
     "route": (*_PIPELINE, RECORDS_IN, RECORDS_OUT, END_TO_END_SECONDS, STATE_WAIT_TIMEOUTS),
     "ingest": (*_PIPELINE, INGEST_REQUESTS, INGEST_REJECTIONS, INGEST_ACK_SECONDS),

@@ -114,6 +114,10 @@ INGEST_STATE = Topic(
     "ingest/change_event",
     key="<table>:<primary key values> (or ~heartbeat)",
     fixed_partitions=1,  # one ordered log: one writer of the routing state, watermarks by commit
+    # compacted, kept forever: the latest change of every state row stays, so the CDC source
+    # reads back at start the keys a TRUNCATE must delete (postgres_cdc/state_keys.py)
+    cleanup=Cleanup.COMPACT,
+    retention_ms=-1,
 )
 INGEST_DLQ = Topic("wedsync.ingest.dlq", None, key="original key", retention_ms=30 * DAY_MS)
 

@@ -60,11 +60,13 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import Consumer
     from confluent_kafka.admin import AdminClient
     from connectors.sources.postgres_cdc.config import PostgresCdcConfig
     from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_producer
     from pydantic import ValidationError
 
+    from streams.kafka.access import CDC_STATE_KEYS_GROUP
     from streams.kafka.codec import TopicCodecs
 
     kafka = settings.kafka_cluster(f"{settings.app_id}-cdc")
@@ -78,5 +80,9 @@ def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     shell.start(settings, kafka, access="cdc", metrics="cdc")
     producer = make_producer(kafka, max_record_bytes=config.max_record_bytes)
     admin = AdminClient(client_config(kafka))
-    source = PostgresCdcSource(config, producer, TopicCodecs.from_settings(settings), admin=admin)
+    # assigned, never a group member: reads the state's row keys back once at start
+    keys = Consumer(client_config(kafka, {"group.id": CDC_STATE_KEYS_GROUP,
+                                          "enable.auto.commit": False}))  # fmt: skip
+    source = PostgresCdcSource(config, producer, TopicCodecs.from_settings(settings),
+                               admin=admin, state_consumer=keys)  # fmt: skip
     return shell.run_blocking(source.run)

@@ -131,6 +131,9 @@ def grants(role: str, app_id: str) -> tuple[Grant, ...]:
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
 
 
+CDC_STATE_KEYS_GROUP = "wedsync-cdc-state-keys"
+
+
 def _cdc() -> tuple[Grant, ...]:
     why = "produces changes (idempotent); reads max.message.bytes at start"
     return (
@@ -138,10 +141,17 @@ def _cdc() -> tuple[Grant, ...]:
         _topic(
             topics.INGEST_STATE,
             "WRITE",
+            "READ",
             "DESCRIBE_CONFIGS",
-            why="state rows, heartbeats; reads max.message.bytes at start",
+            why="state rows, heartbeats; reads max.message.bytes and the state's row keys "
+            "(for TRUNCATE) at start",
         ),
         _topic(topics.INGEST_DLQ, "WRITE", "DESCRIBE_CONFIGS", why="rows it cannot encode"),
+        _group(
+            CDC_STATE_KEYS_GROUP,
+            "DESCRIBE",
+            why="reads wedsync.ingest.state back at start: assigns, never joins, commits nothing",
+        ),
         Grant(
             "cluster",
             CLUSTER,

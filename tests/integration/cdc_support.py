@@ -65,7 +65,10 @@ class PlatformDb:
         if producer is None:
             producer = make_producer(bootstrap, max_record_bytes=config.max_record_bytes)
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        source = running(PostgresCdcSource(config, producer, codecs, admin=admin))
+        keys = Consumer({"bootstrap.servers": bootstrap, "group.id": "wedsync-cdc-state-keys",
+                         "enable.auto.commit": False})  # fmt: skip
+        source = running(PostgresCdcSource(config, producer, codecs, admin=admin,
+                                           state_consumer=keys))  # fmt: skip
         self.running.append(source)
         with self.connect() as conn, conn.cursor() as cur:
             assert wait_until(lambda: source.error is not None or

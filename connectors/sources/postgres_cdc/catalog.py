@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from streams.errors import ContractViolation
+from streams.errors import ConfigurationError, ContractViolation
 from streams.logic.contract import Contract
 
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
@@ -38,17 +38,35 @@ def quote(qualified: str) -> str:
     return f'"{schema}"."{table}"'
 
 
+PUBLISH = "insert, update, delete, truncate"
+
+
 def ensure_publication(cur: Any, config: PostgresCdcConfig) -> None:
-    """The publication, created (`FOR TABLE <tables>`, or `FOR ALL TABLES`) if missing."""
-    cur.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (config.publication,))
-    if cur.fetchone():
+    """The publication, created (`FOR TABLE <tables>`, or `FOR ALL TABLES`, publishing
+    every kind of change) if missing; ConfigurationError, saying the ALTER, when an existing
+    one leaves a kind out (a TRUNCATE not published would leave its rows in the state)."""
+    cur.execute(
+        "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication "
+        "WHERE pubname = %s",
+        (config.publication,),
+    )
+    found = cur.fetchone()
+    if found:
+        if not all(found):
+            raise ConfigurationError(
+                f"publication {config.publication} does not publish every change the source "
+                f"needs ({PUBLISH}): run ALTER PUBLICATION {config.publication} "
+                f"SET (publish = '{PUBLISH}'), then restart"
+            )
         return
     target = (
         "FOR TABLE " + ", ".join(quote(t) for t in config.tables)
         if config.tables
         else "FOR ALL TABLES"
     )
-    cur.execute(f'CREATE PUBLICATION "{config.publication}" {target}')
+    cur.execute(
+        f"CREATE PUBLICATION \"{config.publication}\" {target} WITH (publish = '{PUBLISH}')"
+    )
     log.info("created publication %s (%s)", config.publication, target)
 
 

@@ -14,9 +14,14 @@ means "unchanged", and the state reducer merges it from the previous row.
 Tables of the source contract (`streams.logic.contract`) are checked when their Relation
 message arrives (a missing or mistyped column raises ContractViolation naming
 `table.column`), renamed to contract names, and carry only the contract's non-secret
-columns: secrets never leave the database. Other tables pass through as they are.
-TRUNCATE has no row-level representation in the change event schema: it is parsed and
-reported (`Step.truncated`) but produces no events.
+columns: secrets never leave the database (they are not even converted). Other tables pass
+through as they are, less their excluded columns. A row whose carried value the event cannot
+hold is not raised but reported (`Step.dead`, a `DeadRow`: its key, the column, the reason
+and the carried columns' text) for the source to dead-letter.
+TRUNCATE of a state table becomes a delete (op `d`, the key columns) of every row key of
+that table the routing state holds (`state_keys.StateKeys`, tracked here in commit order),
+at the Truncate's place in its transaction; of any other table it produces no events and is
+reported (`Step.truncated`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from streams.logic.contract import Contract, TableContract
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import cdc_key, primary_key_text
 
+from connectors.sources.postgres_cdc.dead import BadColumn, DeadRow, TextRow
 from connectors.sources.postgres_cdc.pgoutput import (
     UNCHANGED,
     Begin,
@@ -41,6 +47,7 @@ from connectors.sources.postgres_cdc.pgoutput import (
     Update,
     parse_message,
 )
+from connectors.sources.postgres_cdc.state_keys import StateKeys
 from connectors.sources.postgres_cdc.values import TYPE_NAMES, convert
 
 __all__ = [
@@ -79,7 +86,9 @@ class Step:
     begin: Begin | None = None
     commit: Commit | None = None
     relation: Relation | None = None
-    truncated: tuple[str, ...] = ()
+    truncated: tuple[str, ...] = ()  # `schema.table` of every truncated captured table
+    truncated_state: tuple[str, ...] = ()  # those of them that are state tables
+    dead: DeadRow | None = None  # a row change that cannot be carried: dead-letter it
 
 
 def build_event(
@@ -211,12 +220,13 @@ class ChangeDecoder:
         self.now_ms = now_ms
         self.contract = contract
         self.relations: dict[int, Relation] = {}
-        # relation oid -> (contract table name, platform column -> contract column), for
-        # tables of the contract
+        # relation oid -> (table as emitted, platform column -> column as emitted) of the
+        # columns a change event carries: no secret, no excluded column
         self.carried: dict[int, tuple[str, dict[str, str]]] = {}
         # (schema, table as emitted) -> column as emitted -> type OID: how a value may be cut
         self.column_types: dict[tuple[str, str], dict[str, int]] = {}
         self.tx: Begin | None = None
+        self.keys = StateKeys(frozenset() if contract is None else contract.state_tables())
 
     def feed(self, data: bytes, lsn: int) -> Step:
         message = parse_message(data)
@@ -233,10 +243,14 @@ class ChangeDecoder:
             name, columns = message.name, {c.name: c.name for c in message.columns}
             if table is not None:
                 name, columns = table.name, table.carried([c.name for c in message.columns])
-                self.carried[message.oid] = (table.name, columns)
             self.column_types[(message.namespace, name)] = {
                 columns[c.name]: c.type_oid for c in message.columns if c.name in columns
             }
+            excluded = self.rules.excluded(self._qualified(message))
+            self.carried[message.oid] = (
+                name,
+                {p: ours for p, ours in columns.items() if p not in excluded},
+            )
         elif isinstance(message, Insert):
             self._emit(step, message.relation_oid, "c", None, message.new, lsn)
         elif isinstance(message, Update):
@@ -246,10 +260,40 @@ class ChangeDecoder:
         elif isinstance(message, Delete):
             self._emit(step, message.relation_oid, "d", message.old, None, lsn, message.old_is_key)
         elif isinstance(message, Truncate):
-            step.truncated = tuple(
-                self._qualified(self._relation(o)) for o in message.relation_oids
-            )
+            self._truncate(step, message, lsn)
         return step
+
+    def _truncate(self, step: Step, message: Truncate, lsn: int) -> None:
+        """A delete of every row key the state holds for each truncated state table."""
+        rels = [self._relation(o) for o in message.relation_oids]
+        rels = [r for r in rels if self.rules.wants(self._qualified(r))]
+        step.truncated = tuple(self._qualified(r) for r in rels)
+        if self.tx is None:
+            raise DecodeError(f"TRUNCATE of {', '.join(step.truncated)} outside a transaction")
+        state = []
+        for rel in rels:
+            table = self.carried[rel.oid][0]
+            if table not in self.keys.state_tables:
+                continue
+            state.append(self._qualified(rel))
+            for pk_row in self.keys.take(table).values():
+                step.events.append(
+                    build_event(
+                        db=self.db,
+                        schema=rel.namespace,
+                        table=table,
+                        op="d",
+                        before=pk_row,
+                        after=None,
+                        primary_key=tuple(pk_row),
+                        lsn=lsn,
+                        commit_lsn=self.tx.final_lsn,
+                        tx_id=self.tx.xid,
+                        commit_ms=self.tx.commit_ts_ms,
+                        now_ms=self.now_ms(),
+                    )
+                )
+        step.truncated_state = tuple(state)
 
     def _relation(self, oid: int) -> Relation:
         try:
@@ -275,66 +319,80 @@ class ChangeDecoder:
         qualified = self._qualified(rel)
         if not self.rules.wants(qualified):
             return
-        excluded = self.rules.excluded(qualified)
-        before = self._row(rel, old, excluded, None, old_is_key) if old is not None else None
-        after = self._row(rel, new, excluded, before, False) if new is not None else None
-        pk = self.primary_keys.get(qualified) or tuple(c.name for c in rel.columns if c.is_key)
         if self.tx is None:
             raise DecodeError(f"change to {qualified} outside a transaction")
-        table = rel.name
-        if oid in self.carried:
-            table, columns = self.carried[oid]
-            before, after = _rename(before, columns), _rename(after, columns)
-            pk = tuple(columns.get(c, c) for c in pk)
-        step.events.append(
-            build_event(
-                db=self.db,
-                schema=rel.namespace,
-                table=table,
-                op=op,
-                before=before,
-                after=after,
-                primary_key=pk,
-                lsn=lsn,
-                commit_lsn=self.tx.final_lsn,
-                tx_id=self.tx.xid,
-                commit_ms=self.tx.commit_ts_ms,
-                now_ms=self.now_ms(),
-            )
+        table, names = self.carried[oid]
+        pk = self.primary_keys.get(qualified) or tuple(c.name for c in rel.columns if c.is_key)
+        pk = tuple(names.get(c, c) for c in pk)
+        try:
+            before = self._row(rel, old, names, None, old_is_key) if old is not None else None
+            after = self._row(rel, new, names, before, False) if new is not None else None
+        except BadColumn as bad:
+            old_text = None if old is None else _texts(rel, old, names, old_is_key)
+            new_text = None if new is None else _texts(rel, new, names, False)
+            key = cdc_key(table, primary_key_text(pk, new_text or old_text or {}))
+            step.dead = DeadRow(qualified, key, bad.column, bad.error, op, old_text, new_text)
+            return
+        key, event = build_event(
+            db=self.db,
+            schema=rel.namespace,
+            table=table,
+            op=op,
+            before=before,
+            after=after,
+            primary_key=pk,
+            lsn=lsn,
+            commit_lsn=self.tx.final_lsn,
+            tx_id=self.tx.xid,
+            commit_ms=self.tx.commit_ts_ms,
+            now_ms=self.now_ms(),
         )
+        self.keys.track(key, event)
+        step.events.append((key, event))
 
     @staticmethod
     def _row(
         rel: Relation,
         values: TupleData,
-        excluded: frozenset[str],
+        names: Mapping[str, str],
         before: dict[str, ColumnValue] | None,
         key_only: bool,
     ) -> dict[str, ColumnValue]:
-        if len(values) != len(rel.columns):
-            raise DecodeError(
-                f"{rel.name}: tuple has {len(values)} values for {len(rel.columns)} columns"
-            )
+        """The carried columns of one tuple under their emitted names; BadColumn naming the
+        first whose text the event cannot hold."""
+        _check_width(rel, values)
         row: dict[str, ColumnValue] = {}
         for col, value in zip(rel.columns, values, strict=True):
-            if col.name in excluded or (key_only and not col.is_key):
+            name = names.get(col.name)
+            if name is None or (key_only and not col.is_key):
                 continue
             if value is UNCHANGED:
-                if before is not None and col.name in before:
-                    row[col.name] = before[col.name]
+                if before is not None and name in before:
+                    row[name] = before[name]
                 continue
             if value is None:
-                row[col.name] = None
+                row[name] = None
             else:
                 assert isinstance(value, str)
-                row[col.name] = convert(col.type_oid, value)
+                try:
+                    row[name] = convert(col.type_oid, value)
+                except DecodeError as exc:
+                    raise BadColumn(name, DecodeError(f"{name}: {exc}")) from None
         return row
 
 
-def _rename(
-    row: dict[str, ColumnValue] | None, columns: Mapping[str, str]
-) -> dict[str, ColumnValue] | None:
-    """Only the carried columns of `row`, under their contract names."""
-    if row is None:
-        return None
-    return {columns[name]: value for name, value in row.items() if name in columns}
+def _check_width(rel: Relation, values: TupleData) -> None:
+    if len(values) != len(rel.columns):
+        raise DecodeError(
+            f"{rel.name}: tuple has {len(values)} values for {len(rel.columns)} columns"
+        )
+
+
+def _texts(rel: Relation, values: TupleData, names: Mapping[str, str], key_only: bool) -> TextRow:
+    """The carried columns' text as PostgreSQL sent it (for a dead letter)."""
+    return {
+        names[col.name]: value
+        for col, value in zip(rel.columns, values, strict=True)
+        if col.name in names and not (key_only and not col.is_key) and value is not UNCHANGED
+        and (value is None or isinstance(value, str))
+    }  # fmt: skip

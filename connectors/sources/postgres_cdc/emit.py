@@ -12,6 +12,8 @@ Called on the replication loop's thread only (delivery callbacks fire inside `po
   (`RecordTooLarge`); the stream goes on.
 - `dead_letter` writes to `wedsync.ingest.dlq` with the reason, table, LSN and row key in
   headers. A value that would make the record too large is left out (and said so).
+  `dead_row` is the dead letter of a row change that cannot be carried (`dead.DeadRow`):
+  the failing column in a header, the carried columns' text as value, never a secret.
 - A producer that cannot go on (librdkafka's fatal idempotence errors such as
   OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID, `error.fatal()`; a failed delivery)
   poisons the tracker, so nothing after it is confirmed, and raises BrokerUnavailable: the
@@ -46,13 +48,14 @@ from connectors.sources.postgres_cdc.cut import (
     fit_change,
     never_cut,
 )
+from connectors.sources.postgres_cdc.dead import DeadRow
 from connectors.sources.postgres_cdc.limits import DEFAULT_MAX_RECORD_BYTES, producer_limits
 
 log = logging.getLogger(__name__)
 
 CUT_HEADER = "wedsync.cdc.cut_columns"
 H_LSN, H_TABLE, H_KEY = "wedsync.dlq.lsn", "wedsync.dlq.table", "wedsync.dlq.key"
-H_VALUE_DROPPED = "wedsync.dlq.value_dropped"
+H_VALUE_DROPPED, H_COLUMN = "wedsync.dlq.value_dropped", "wedsync.dlq.column"
 RESUME = (
     "nothing after it was confirmed to PostgreSQL: restart the source (a fresh producer); it "
     "resumes from its slot and sends again what Kafka did not acknowledge, so no change is lost"
@@ -190,12 +193,17 @@ class Emitter:
                          row_key=key)  # fmt: skip
 
     # ---- dead letters ----------------------------------------------------------------------
+    def dead_row(self, tx: TxAcks, dead: DeadRow, *, lsn: int) -> None:
+        """The dead letter of a row change that cannot be carried (see `dead.py`)."""
+        self.dead_letter(tx, dead.key, dead.value(), dead.error, lsn=lsn, table=dead.table,
+                         row_key=dead.key, extra=[(H_COLUMN, dead.column.encode())])  # fmt: skip
+
     def dead_letter(
         self, tx: TxAcks, key: bytes, value: bytes | None, error: Exception, *, lsn: int,
-        table: str, row_key: bytes | None = None,
+        table: str, row_key: bytes | None = None, extra: Headers | None = None,
     ) -> None:  # fmt: skip
         """One record to wedsync.ingest.dlq: `value` (left out when it would not fit), the
-        reason, table (`schema.table`), LSN and row key in headers."""
+        reason, table (`schema.table`), LSN and row key in headers, then `extra`."""
         self.dead_letters += 1
         metrics.DEAD_LETTERS.labels("cdc", type(error).__name__).inc()
         headers = dead_letter_headers(
@@ -205,6 +213,7 @@ class Emitter:
         headers += [(H_LSN, lsn_text(lsn).encode()), (H_TABLE, table.encode())]
         if row_key is not None:
             headers.append((H_KEY, row_key))
+        headers += extra or []
         if value is not None and len(key) + len(value) + header_bytes(headers) > self.limit:
             note = f"{len(value)} bytes, over max_record_bytes {self.limit}: left out"
             headers.append((H_VALUE_DROPPED, note.encode()))

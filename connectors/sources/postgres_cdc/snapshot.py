@@ -6,18 +6,17 @@ snapshot. I/O: PostgreSQL here, Kafka through the `Emitter`.
 every row of the tables on that snapshot; `keep_slot` copies the temporary slot into the
 permanent one, once Kafka acknowledged every row (the caller flushes first).
 
-A row whose value cannot be converted (`values.convert_row`: a two-dimensional array, a
-timestamp in another DateStyle) is what the streaming path makes of an undecodable change: a
-dead letter on `wedsync.ingest.dlq` with the column and the reason, the table, the row key
-and the snapshot's LSN in headers, and as value the text of the columns a change event would
-carry (never a secret or excluded column); the snapshot goes on. A row too large for one
+A row whose value cannot be converted (`values.convert_row`: a two-dimensional array) is
+what the streaming path makes of a change it cannot carry: a dead letter (`dead.DeadRow`, op
+`r`) with the column and the reason, the table, the row key and the snapshot's LSN in
+headers, and as value the text of the columns a change event would carry (never a secret or
+excluded column); the snapshot goes on. A row too large for one
 record is cut or dead-lettered by the emitter, as a streamed change is.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, MutableMapping
@@ -26,15 +25,16 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from streams.errors import DecodeError
 from streams.logic.contract import Contract
 from streams.topics import cdc_key, primary_key_text
 
 from connectors.sources.postgres_cdc.acks import TxAcks
 from connectors.sources.postgres_cdc.catalog import live_columns, quote
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
+from connectors.sources.postgres_cdc.dead import BadColumn, DeadRow
 from connectors.sources.postgres_cdc.decode import TableRules, build_event
 from connectors.sources.postgres_cdc.emit import Emitter
+from connectors.sources.postgres_cdc.state_keys import StateKeys
 from connectors.sources.postgres_cdc.values import convert_row
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class SnapshotReader:
         emit: Emitter,
         column_types: MutableMapping[tuple[str, str], dict[str, int]],
         now_ms: Callable[[], int],
+        keys: StateKeys,
     ) -> None:
         self.config = config
         self.rules = rules
@@ -91,6 +92,7 @@ class SnapshotReader:
         self.emit = emit
         self.column_types = column_types
         self.now_ms = now_ms
+        self.keys = keys  # the state rows a later TRUNCATE removes
         self.rows = 0
 
     def read(self, point: SnapshotPoint, tables: list[str], tx: TxAcks) -> None:
@@ -128,25 +130,19 @@ class SnapshotReader:
             for texts in cur:
                 try:
                     row = convert_row(columns, texts)
-                except DecodeError as exc:  # a bad row is data: dead-letter it, go on
-                    self._dead_letter(tx, qualified, table, pk, columns, texts, lsn, exc)
+                except BadColumn as bad:  # a bad row is data: dead-letter it, go on
+                    text_row = {name: t for (name, _), t in zip(columns, texts, strict=True)}
+                    key = cdc_key(table, primary_key_text(pk, text_row))
+                    dead = DeadRow(qualified, key, bad.column, bad.error, "r", None, text_row)
+                    self.emit.dead_row(tx, dead, lsn=lsn)
                     continue
                 key, event = build_event(
                     db=self.config.dbname, schema=schema, table=table, op="r", before=None,
                     after=row, primary_key=pk, lsn=lsn, commit_lsn=lsn, tx_id=None,
                     commit_ms=commit_ms, now_ms=commit_ms,
                 )  # fmt: skip
+                self.keys.track(key, event)
                 self.emit.change(tx, key, event)
                 self.rows += 1
                 if self.rows % 1000 == 0:
                     self.emit.producer.poll(0)
-
-    def _dead_letter(
-        self, tx: TxAcks, qualified: str, table: str, pk: tuple[str, ...],
-        columns: list[tuple[str, int]], texts: tuple[str | None, ...], lsn: int,
-        exc: DecodeError,
-    ) -> None:  # fmt: skip
-        text_row = {name: text for (name, _), text in zip(columns, texts, strict=True)}
-        key = cdc_key(table, primary_key_text(pk, text_row))
-        value = json.dumps(text_row, ensure_ascii=False).encode()
-        self.emit.dead_letter(tx, key, value, exc, lsn=lsn, table=qualified, row_key=key)

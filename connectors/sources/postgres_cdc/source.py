@@ -36,11 +36,13 @@ Lifecycle (`PostgresCdcSource.run`):
 6. Contract: every captured table of the source contract is checked at start (and the
    decoder checks each Relation message); a missing or mistyped column stops the source
    with ContractViolation naming `table.column` and what to do.
-7. A change that cannot be decoded goes to `wedsync.ingest.dlq` with the original pgoutput
-   bytes, the table, the LSN and the reason in headers; the stream goes on and the slot
+7. A change that cannot be carried goes to `wedsync.ingest.dlq` with the table, row key,
+   LSN, failing column and reason in headers and its carried columns' text as value, never
+   a secret (`dead.py`); a message that cannot even be parsed carries its pgoutput bytes
+   unless it is a row message (those hold every column). The stream goes on and the slot
    advances past it (a decode error must not pin WAL on the primary or crash-loop). A
-   snapshot row that cannot be converted is a dead letter too (its carried columns' text,
-   the column and the reason), and the snapshot goes on.
+   snapshot row that cannot be converted is the same dead letter (op `r`), and the
+   snapshot goes on.
 8. Record size (`emit.py`, `cut.py`, `limits.py`): before anything else, `max_record_bytes`
    is checked against the topics' `max.message.bytes` and the brokers' `message.max.bytes`
    (ConfigurationError naming the setting and the limits). A change over it is cut to fit
@@ -65,7 +67,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.errors import BrokerUnavailable, ConfigurationError, DecodeError
@@ -89,21 +91,25 @@ from connectors.sources.postgres_cdc.decode import (
     heartbeat_event,
     stamp_transaction,
 )
-from connectors.sources.postgres_cdc.emit import Emitter, lsn_text, make_producer
+from connectors.sources.postgres_cdc.emit import H_VALUE_DROPPED, Emitter, lsn_text, make_producer
 from connectors.sources.postgres_cdc.limits import check_kafka_limits
 from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
+from connectors.sources.postgres_cdc.state_read import check_state_topic_kept, read_state_keys
 
 __all__ = ["PostgresCdcSource", "make_producer"]
 
 log = logging.getLogger(__name__)
+ROW_MESSAGES = (b"I", b"U", b"D")  # pgoutput messages that carry row values
 TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
 
 
 class PostgresCdcSource:
     """One replication slot into the CDC topic. Inject the producer (`make_producer(...,
-    max_record_bytes=config.max_record_bytes)`), the codecs and an AdminClient to check the
+    max_record_bytes=config.max_record_bytes)`), the codecs, an AdminClient to check the
     record size limit against Kafka's at start (without one, a warning says it is not
-    checked); call `run`."""
+    checked) and a Consumer to read the state's row keys back at start (`state_read.py`;
+    without one, a TRUNCATE removes only the rows this process saw, and a warning says so);
+    call `run`."""
 
     def __init__(
         self,
@@ -112,12 +118,15 @@ class PostgresCdcSource:
         codecs: TopicCodecs,
         *,
         admin: AdminClient | None = None,
+        state_consumer: Consumer | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         metrics.export("cdc")  # this process's /metrics serves them
         self.config = config
         self.producer = producer
         self.admin = admin
+        self.codecs = codecs
+        self.state_consumer = state_consumer
         self.clock = clock
         self.tracker = AckTracker()
         self.confirmed_lsn = 0
@@ -153,9 +162,17 @@ class PostgresCdcSource:
         return self.emit.dead_letters
 
     def _dead_letter(self, tx: TxAcks, data: bytes, lsn: int, exc: Exception) -> None:
-        """An undecodable message: its pgoutput bytes to wedsync.ingest.dlq, reason in headers."""
+        """An undecodable message to wedsync.ingest.dlq, reason in headers: its pgoutput
+        bytes, unless it is a row message (they hold every column, secrets included)."""
         table = _message_table(self.decoder, data)
-        self.emit.dead_letter(tx, f"lsn:{lsn}".encode(), data, exc, lsn=lsn, table=table)
+        value: bytes | None = data
+        extra: list[tuple[str, bytes]] = []
+        if data[:1] in ROW_MESSAGES:
+            value = None
+            extra = [(H_VALUE_DROPPED, b"a row message holds every column, secrets included: "
+                      b"left out; the change is in the WAL at this LSN")]  # fmt: skip
+        self.emit.dead_letter(tx, f"lsn:{lsn}".encode(), value, exc, lsn=lsn, table=table,
+                              extra=extra)  # fmt: skip
 
     @property
     def _watermark_due(self) -> bool:
@@ -191,7 +208,7 @@ class PostgresCdcSource:
             tables = captured_tables(cur, self.config)
         reader = SnapshotReader(
             self.config, self.rules, self.contract, self.primary_keys, self.emit,
-            self.decoder.column_types, self._now_ms,
+            self.decoder.column_types, self._now_ms, self.decoder.keys,
         )  # fmt: skip
         tx = self.tracker.begin()
         reader.read(point, tables, tx)
@@ -204,6 +221,24 @@ class PostgresCdcSource:
         log.info("snapshot done: %d rows, %d dead letters; slot %s created at %s",
                  self.snapshot_rows, self.dead_letters, self.config.slot_name,
                  lsn_text(point.lsn))  # fmt: skip
+
+    def _read_state_keys(self) -> None:
+        """The row keys the state holds, before anything is decoded (see state_keys.py)."""
+        if self.state_consumer is None:
+            log.warning("no state consumer: a TRUNCATE of a state table deletes only the rows "
+                        "this process wrote, not those from before its start")  # fmt: skip
+            return
+        try:
+            read_state_keys(self.state_consumer, self.codecs, self.config.dbname,
+                            self.decoder.keys)  # fmt: skip
+        finally:
+            self._close_state_consumer()
+
+    def _close_state_consumer(self) -> None:
+        if self.state_consumer is not None:
+            with contextlib.suppress(Exception):
+                self.state_consumer.close()
+            self.state_consumer = None
 
     # ---- streaming ---------------------------------------------------------------------
     def _confirm(self, cur: Any, lsn: int, *, heartbeat: bool = False) -> None:
@@ -229,6 +264,8 @@ class PostgresCdcSource:
                 tx = state["tx"] = self.tracker.begin()
             self._dead_letter(tx, bytes(msg.payload), int(msg.data_start), exc)
             return
+        if step.dead is not None:  # a row the event cannot hold: data, not a crash
+            self.emit.dead_row(state["tx"], step.dead, lsn=int(msg.data_start))
         if step.begin is not None:
             state["tx"] = self.tracker.begin()
             self._tx_events, self._tx_final_lsn = [], None
@@ -253,11 +290,14 @@ class PostgresCdcSource:
             if qualified not in self.primary_keys:
                 with query.cursor() as cur:
                     load_primary_keys(cur, self.primary_keys)
-        if step.truncated:
-            metrics.CDC_TRUNCATES_SKIPPED.inc()
-            log.warning(
-                "TRUNCATE of %s: no row events are produced for it", ", ".join(step.truncated)
-            )
+        if step.truncated_state:
+            metrics.CDC_TRUNCATED_STATE_ROWS.inc(len(step.events))
+            log.warning("TRUNCATE of state table %s: %d rows deleted from the routing state",
+                        ", ".join(step.truncated_state), len(step.events))  # fmt: skip
+        for table in step.truncated:
+            if table not in step.truncated_state:
+                metrics.CDC_TRUNCATES_SKIPPED.inc()
+                log.warning("TRUNCATE of %s: no row events are produced for it", table)
 
     def _hold(self, tx: TxAcks, events: list[tuple[bytes, ChangeEvent]]) -> None:
         """Keep a transaction's events until its commit, which says whether it changed
@@ -325,11 +365,17 @@ class PostgresCdcSource:
 
     def run(self, stop: threading.Event) -> None:
         """Snapshot if needed, then stream until `stop` is set. Raises BrokerUnavailable if
-        Kafka fails to acknowledge, ConfigurationError if PostgreSQL refuses the setup or
-        max_record_bytes is above Kafka's limits (checked first)."""
-        check_kafka_limits(self.admin, self.config.max_record_bytes,
-                           [INGEST_CDC.name, INGEST_STATE.name, INGEST_DLQ.name],
-                           float(self.config.connect_timeout_s))  # fmt: skip
+        Kafka fails to acknowledge, ConfigurationError if PostgreSQL refuses the setup,
+        max_record_bytes is above Kafka's limits or wedsync.ingest.state lets records expire
+        (both checked first)."""
+        try:
+            check_kafka_limits(self.admin, self.config.max_record_bytes,
+                               [INGEST_CDC.name, INGEST_STATE.name, INGEST_DLQ.name],
+                               float(self.config.connect_timeout_s))  # fmt: skip
+            check_state_topic_kept(self.admin, float(self.config.connect_timeout_s))
+        except Exception:
+            self._close_state_consumer()
+            raise
         try:
             query = psycopg2.connect(self.config.dsn())
             repl = psycopg2.connect(
@@ -344,6 +390,7 @@ class PostgresCdcSource:
                 load_primary_keys(cur, self.primary_keys)
                 check_contract(cur, self.contract, captured_tables(cur, self.config))
                 exists = slot_exists(cur, self.config.slot_name)
+            self._read_state_keys()
             repl_cur = repl.cursor()
             if not exists and self.config.snapshot:
                 self._snapshot(query, repl_cur)
@@ -357,6 +404,7 @@ class PostgresCdcSource:
                       "%s and a restart resumes there", lsn_text(self.confirmed_lsn))  # fmt: skip
             raise
         finally:
+            self._close_state_consumer()
             with contextlib.suppress(Exception):
                 repl.close()
             with contextlib.suppress(Exception):
@@ -365,7 +413,7 @@ class PostgresCdcSource:
 
 def _message_table(decoder: ChangeDecoder, data: bytes) -> str:
     """`schema.table` of a row message's relation when the decoder knows it, else ''."""
-    if len(data) >= 5 and data[:1] in (b"I", b"U", b"D"):
+    if len(data) >= 5 and data[:1] in ROW_MESSAGES:
         rel = decoder.relations.get(int.from_bytes(data[1:5], "big"))
         if rel is not None:
             return f"{rel.namespace}.{rel.name}"

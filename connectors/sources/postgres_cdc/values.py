@@ -10,7 +10,9 @@ The replication and snapshot sessions run with `DateStyle=ISO, YMD`, `TimeZone=U
       outside years 1-9999    '0044-03-15 10:00:00+00 BC',     -> the server's text, as is
       and +-infinity          '10000-01-01 00:00:00+00', 'infinity'  (no ISO 8601 form here)
     arrays of the above,      '{a,"b c",NULL}'                 -> ['a', 'b c', None]
-      and of text-like types
+      and of text-like types  '[0:1]={a,b}' (other bounds)     -> ['a', 'b'] (the elements)
+      multi-dimensional       '{{a,b},{c,d}}'                  -> DecodeError (a dead letter
+                                                                  saying what to do)
     everything else           uuid, text, numeric (exact), date 'YYYY-MM-DD', time,
                               timetz '14:30:00+02' (offset kept), json/jsonb (JSON text)
                                                                -> the server's text, as is
@@ -21,11 +23,14 @@ check a Relation message's columns without a catalog query.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from streams.errors import DecodeError
 from streams.models import ColumnValue, Scalar
+
+from connectors.sources.postgres_cdc.dead import BadColumn
 
 SESSION_OPTIONS = "-c DateStyle=ISO,YMD -c TimeZone=UTC -c IntervalStyle=postgres"
 
@@ -86,7 +91,12 @@ def _timestamptz(text: str) -> str:
     try:
         return datetime.fromisoformat(text).isoformat()
     except ValueError:
-        raise DecodeError(f"timestamptz {text!r} is not ISO (set DateStyle=ISO)") from None
+        raise DecodeError(
+            f"timestamptz {text!r} is not in the ISO form the source's sessions ask for "
+            "(DateStyle=ISO, TimeZone=UTC in the startup options): the server did not apply "
+            "them; check that nothing between the source and PostgreSQL rewrites startup "
+            "options, or ALTER ROLE <cdc user> SET DateStyle = 'ISO, YMD'"
+        ) from None
 
 
 def _outside_datetime(text: str) -> bool:
@@ -122,14 +132,49 @@ def convert(type_oid: int, text: str) -> ColumnValue:
         raise DecodeError(f"{text[:60]!r} is not a {name}: {exc}") from None
 
 
+_BOUNDS = re.compile(r"\[(-?\d+):(-?\d+)\]")
+MULTI_DIMENSIONAL = (
+    "multi-dimensional arrays are not supported: the change event carries one-dimensional "
+    "arrays only. Store the column one-dimensional (or as jsonb), or leave it out "
+    "(WEDSYNC_CDC_EXCLUDE_COLUMNS), then write the row again (this dead letter names its "
+    "key and carries its columns)"
+)
+
+
 def parse_array(text: str) -> list[str | None]:
     """Elements of a one-dimensional PostgreSQL array literal (`{a,"b,c",NULL}`), as text.
 
     Quoted elements may hold commas, braces and backslash escapes; an unquoted NULL is SQL
-    NULL. Multi-dimensional arrays and bound decorations (`[1:2]={...}`) raise DecodeError."""
-    if not (text.startswith("{") and text.endswith("}")):
-        raise DecodeError(f"not a one-dimensional array literal: {text[:60]!r}")
-    body = text[1:-1]
+    NULL. A lower bound other than 1 is printed as a decoration (`[0:1]={a,b}`): the
+    elements are carried, the bounds are not (the schema's arrays have none). Multi-
+    dimensional arrays raise DecodeError saying what to do (the schema cannot hold them)."""
+    body, expected = _undecorated(text)
+    if not (body.startswith("{") and body.endswith("}")):
+        raise DecodeError(f"not an array literal: {text[:60]!r}")
+    if body.startswith("{{"):
+        raise DecodeError(MULTI_DIMENSIONAL)
+    items = _elements(body[1:-1])
+    if expected is not None and len(items) != expected:
+        raise DecodeError(f"array bounds say {expected} elements, the literal has {len(items)}")
+    return items
+
+
+def _undecorated(text: str) -> tuple[str, int | None]:
+    """The literal without its `[lower:upper]...=` bounds, and the element count they say
+    (None when undecorated)."""
+    if not text.startswith("["):
+        return text, None
+    head, equals, body = text.partition("=")
+    dims = _BOUNDS.findall(head)
+    if not equals or "".join(f"[{lo}:{hi}]" for lo, hi in dims) != head or not dims:
+        raise DecodeError(f"malformed array bounds {head[:60]!r}")
+    if len(dims) > 1:
+        raise DecodeError(MULTI_DIMENSIONAL)
+    lower, upper = (int(v) for v in dims[0])
+    return body, upper - lower + 1
+
+
+def _elements(body: str) -> list[str | None]:
     items: list[str | None] = []
     i, n = 0, len(body)
     if n == 0:
@@ -143,7 +188,7 @@ def parse_array(text: str) -> list[str | None]:
             end = n if end < 0 else end
             raw = body[i:end].strip()
             if raw.startswith("{"):
-                raise DecodeError("multi-dimensional arrays are not supported")
+                raise DecodeError(MULTI_DIMENSIONAL)
             items.append(None if raw.upper() == "NULL" else raw)
             i = end
         if i < n and body[i] != ",":
@@ -171,11 +216,11 @@ def convert_row(
     columns: Sequence[tuple[str, int]], texts: Sequence[str | None]
 ) -> dict[str, ColumnValue]:
     """One row's text forms (None for SQL NULL) as change-event values, by each column's
-    (name, type OID); DecodeError naming the first column whose text is not its type."""
+    (name, type OID); BadColumn naming the first column whose text is not its type."""
     row: dict[str, ColumnValue] = {}
     for (name, type_oid), text in zip(columns, texts, strict=True):
         try:
             row[name] = None if text is None else convert(type_oid, text)
         except DecodeError as exc:
-            raise DecodeError(f"{name}: {exc}") from None
+            raise BadColumn(name, DecodeError(f"{name}: {exc}")) from None
     return row

@@ -278,3 +278,74 @@ def test_each_relation_says_its_carried_columns_types_under_contract_names() -> 
     assert dec.column_types[("public", "wedding_vendors")] == {
         "id": TEXT, "wedding_id": TEXT, "vendor_id": TEXT, "vendor_type": TEXT,
     }  # fmt: skip
+
+
+ENDPOINTS = pgwire.relation(16600, "public", "webhook_endpoints", [
+    ("id", TEXT, True), ("supplier_id", TEXT, False), ("endpoint_url", TEXT, False),
+    ("secret_key", TEXT, False), ("subscribed_events", TEXT_ARRAY, False),
+    ("is_active", BOOL, False),
+])  # fmt: skip
+
+
+def test_a_row_the_event_cannot_hold_is_reported_with_its_column_and_never_its_secret() -> None:
+    from streams.logic.contract import Contract
+
+    dec = ChangeDecoder("wedsync", TableRules(), {"public.webhook_endpoints": ("id",)},
+                        lambda: NOW_MS, Contract.default())  # fmt: skip
+    dec.feed(ENDPOINTS, 100)
+    dec.feed(pgwire.begin(5000, COMMIT_MS, 7), 4000)
+    step = dec.feed(pgwire.insert(16600, ["e-1", "s-1", "https://h.example", "whsec_x",
+                                          "{{a,b},{c,d}}", "t"]), 4008)  # fmt: skip
+    assert (step.events, step.dead is not None) == ([], True)
+    assert step.dead is not None
+    assert (step.dead.key, step.dead.column, step.dead.table) == (
+        b"webhook_endpoints:e-1", "subscribed_events", "public.webhook_endpoints",
+    )  # fmt: skip
+    assert b"whsec_x" not in step.dead.value()
+
+
+def endpoints_decoder() -> ChangeDecoder:
+    from streams.logic.contract import Contract
+
+    dec = ChangeDecoder("wedsync", TableRules(), {"public.webhook_endpoints": ("id",)},
+                        lambda: NOW_MS, Contract.default())  # fmt: skip
+    dec.feed(ENDPOINTS, 100)
+    return dec
+
+
+def endpoint(row_id: str) -> bytes:
+    return pgwire.insert(16600, [row_id, "s-1", "https://h.example", "whsec_x", "{a}", "t"])
+
+
+def test_a_truncate_of_a_state_table_deletes_every_key_at_its_place_in_the_transaction() -> None:
+    dec = endpoints_decoder()
+    in_tx(dec, endpoint("e-1"))
+    events = in_tx(dec, endpoint("e-2"), pgwire.truncate([16600]), endpoint("e-3"))
+    assert [(k.decode(), e["op"], e["before"]) for k, e in events] == [
+        ("webhook_endpoints:e-2", "c", None),
+        ("webhook_endpoints:e-1", "d", {"id": "e-1"}),
+        ("webhook_endpoints:e-2", "d", {"id": "e-2"}),
+        ("webhook_endpoints:e-3", "c", None),
+    ]
+
+
+def test_a_deleted_row_is_not_deleted_again_by_a_truncate() -> None:
+    dec = endpoints_decoder()
+    in_tx(dec, endpoint("e-1"), endpoint("e-2"), pgwire.delete(16600, ["e-1", *[None] * 5]))
+    events = in_tx(dec, pgwire.truncate([16600]))
+    assert [k.decode() for k, _ in events] == ["webhook_endpoints:e-2"]
+
+
+def test_a_truncate_of_an_event_table_deletes_nothing_and_is_reported() -> None:
+    dec = endpoints_decoder()
+    timestamptz = 1184
+    dec.feed(pgwire.relation(16700, "public", "form_responses", [
+        ("id", TEXT, True), ("supplier_id", TEXT, False), ("couple_id", TEXT, False),
+        ("client_name", TEXT, False), ("form_name", TEXT, False),
+        ("question_count", INT4, False), ("submitted_at", timestamptz, False),
+    ]), 100)  # fmt: skip
+    dec.feed(pgwire.begin(5000, COMMIT_MS, 7), 4000)
+    step = dec.feed(pgwire.truncate([16700]), 4008)
+    assert (step.events, step.truncated, step.truncated_state) == (
+        [], ("public.form_responses",), (),
+    )  # fmt: skip

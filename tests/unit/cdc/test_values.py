@@ -6,7 +6,7 @@ import pytest
 from connectors.sources.postgres_cdc.values import convert, parse_array
 from streams.errors import DecodeError
 
-TEXT_ARRAY, UUID_ARRAY, INT4_ARRAY = 1009, 2951, 1007
+TEXT_ARRAY, UUID_ARRAY, INT4_ARRAY, DATE_ARRAY = 1009, 2951, 1007, 1182
 TIMESTAMPTZ, TIMETZ, TIME, UUID = 1184, 1266, 1083, 2950
 
 
@@ -56,10 +56,36 @@ def test_time_and_uuid_stay_text() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["{{1,2},{3,4}}", "[1:2]={1,2}", '{"open', '{"a"b}'])
+@pytest.mark.parametrize(
+    "text", ["{{1,2},{3,4}}", "[0:1][1:2]={{1,2},{3,4}}", '{"open', '{"a"b}', "[0:2]={a,b}"]
+)
 def test_unsupported_or_malformed_arrays_are_decode_errors(text: str) -> None:
     with pytest.raises(DecodeError):
         parse_array(text)
+
+
+@pytest.mark.parametrize(
+    ("type_oid", "text", "elements"),
+    [
+        (TEXT_ARRAY, "[0:1]={a,b}", ["a", "b"]),
+        (INT4_ARRAY, "[-2:0]={1,2,3}", [1, 2, 3]),
+        (TEXT_ARRAY, '[5:7]={"x,y",NULL,"[0:1]={q}"}', ["x,y", None, "[0:1]={q}"]),
+        (DATE_ARRAY, '[0:1]={"0044-03-15 BC",infinity}', ["0044-03-15 BC", "infinity"]),
+        (UUID_ARRAY, "[-1:-1]={6b1f9c1e-2f43-4c1d-9a55-0c8a2b9f1a01}",
+         ["6b1f9c1e-2f43-4c1d-9a55-0c8a2b9f1a01"]),
+    ],
+)  # fmt: skip
+def test_an_array_with_other_bounds_carries_its_elements(
+    type_oid: int, text: str, elements: list[object]
+) -> None:
+    assert convert(type_oid, text) == elements
+
+
+@pytest.mark.parametrize("text", ["{{a,b},{c,d}}", "[0:1][1:2]={{a,b},{c,d}}", "{{{a}}}"])
+def test_a_multi_dimensional_array_says_what_to_do(text: str) -> None:
+    with pytest.raises(DecodeError, match="multi-dimensional") as refused:
+        convert(TEXT_ARRAY, text)
+    assert "WEDSYNC_CDC_EXCLUDE_COLUMNS" in str(refused.value)
 
 
 def test_a_value_that_is_not_its_type_is_a_decode_error() -> None:
