@@ -19,14 +19,17 @@ Pure: no I/O, no environment. Loading the mapping file is `load_mapping`'s only 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from streams.errors import ConfigurationError
+from streams.logic.urls import carries_credential, redacted
 
 # Kinds of column and the PostgreSQL types (format_type names) each accepts.
 KINDS: dict[str, frozenset[str]] = {
@@ -63,6 +66,7 @@ class Column:
     kind: str  # a key of KINDS
     required: bool = True  # False: read when present, not refused when absent
     secret: bool = False  # must exist; never carried in a change event
+    url: bool = False  # an endpoint URL: carried without a credential it holds (`urls`)
     declared: str = ""  # the platform's type (platform.sql), when more exact than the kind's
 
     @property
@@ -168,7 +172,7 @@ DEFAULT_TABLES: tuple[TableContract, ...] = (
         (
             _c("id", "id"),
             _c("supplier_id", "id"),
-            _c("endpoint_url", "text"),
+            _c("endpoint_url", "text", url=True),
             _c("secret_key", "text", secret=True),
             _c("subscribed_events", "text[]"),
             _c(_STATE_FLAG, "boolean"),
@@ -181,7 +185,7 @@ DEFAULT_TABLES: tuple[TableContract, ...] = (
             _c("id", "id"),
             _c("supplier_id", "id"),
             _c("integration_type", "text"),
-            _c("webhook_url", "text"),
+            _c("webhook_url", "text", url=True),
             _c("api_key", "text", secret=True),
             _c("settings", "jsonb"),
             _c(_STATE_FLAG, "boolean"),
@@ -193,7 +197,7 @@ DEFAULT_TABLES: tuple[TableContract, ...] = (
         (
             _c("id", "id"),
             _c("venue_id", "id"),
-            _c("webhook_url", "text"),
+            _c("webhook_url", "text", url=True),
             _c("api_credentials", "jsonb", secret=True),
             _c("notification_preferences", "jsonb"),
             _c(_STATE_FLAG, "boolean"),
@@ -207,7 +211,7 @@ DEFAULT_TABLES: tuple[TableContract, ...] = (
             _c("supplier_id", "id"),
             _c("platform_type", "text"),
             _c("api_key", "text", secret=True),
-            _c("webhook_url", "text"),
+            _c("webhook_url", "text", url=True),
             _c("trigger_settings", "jsonb"),
             _c(_STATE_FLAG, "boolean"),
         ),
@@ -348,3 +352,51 @@ class Contract:
                     )
                 )
         return problems
+
+
+# ---- what a change event may carry of a value -------------------------------------------
+def public_row(table: str, row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """`row` (contract names) as a change event of contract table `table` may carry it: an
+    endpoint URL column's value without the credential it holds (`streams.logic.urls`:
+    userinfo, query, a provider's secret path), and likewise every credential-bearing URL
+    inside a jsonb column (an integration's settings). Secrets never reach here: they are
+    not carried at all (`TableContract.carried`)."""
+    if row is None:
+        return None
+    urls, documents = _URL_COLUMNS.get(table, frozenset()), _JSON_COLUMNS.get(table, frozenset())
+    if not urls and not documents:
+        return dict(row)
+    out = dict(row)
+    for name in urls & out.keys():
+        if isinstance(out[name], str):
+            out[name] = redacted(out[name])
+    for name in documents & out.keys():
+        if isinstance(out[name], str) and "://" in out[name]:
+            out[name] = _public_json(out[name])
+    return out
+
+
+def _public_json(text: str) -> str:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    cleaned = _public_value(document)
+    return text if cleaned == document else json.dumps(cleaned, ensure_ascii=False)
+
+
+def _public_value(value: Any) -> Any:
+    if isinstance(value, str) and "://" in value and carries_credential(value):
+        return redacted(value)
+    if isinstance(value, list):
+        return [_public_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _public_value(v) for k, v in value.items()}
+    return value
+
+
+_URL_COLUMNS = {t.name: frozenset(c.name for c in t.columns if c.url) for t in DEFAULT_TABLES}
+_JSON_COLUMNS = {
+    t.name: frozenset(c.name for c in t.columns if c.kind == "jsonb" and not c.secret)
+    for t in DEFAULT_TABLES
+}

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 
 from streams.errors import DecodeError
+from streams.logic.contract import public_row
 
 TextRow = dict[str, str | None]
 
@@ -29,7 +30,10 @@ class DeadRow:
     after: TextRow | None
 
     def value(self) -> bytes:
-        image = {"op": self.op, "before": self.before, "after": self.after}
+        """The change's carried columns as text; endpoint URLs without their credentials."""
+        table = self.key.split(b":", 1)[0].decode(errors="replace")
+        before, after = public_row(table, self.before), public_row(table, self.after)
+        image = {"op": self.op, "before": before, "after": after}
         return json.dumps(image, ensure_ascii=False).encode()
 
 

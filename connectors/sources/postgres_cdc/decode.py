@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from streams.errors import ContractViolation, DecodeError
-from streams.logic.contract import Contract, TableContract
+from streams.logic.contract import Contract, TableContract, public_row
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import cdc_key, primary_key_text
 
@@ -110,7 +110,9 @@ def build_event(
     """One keyed change event; `event_id` is `<db>:<lsn>:<table>:<pk>`, stable on replay.
 
     Snapshot reads (op `r`) carry the snapshot's consistent point as their LSN, which is
-    also the LSN of the first streamed change after it, so their ids end in `:r`."""
+    also the LSN of the first streamed change after it, so their ids end in `:r`. A
+    contract table's endpoint URLs are carried without their credentials (`public_row`)."""
+    before, after = public_row(table, before), public_row(table, after)
     row = after if after is not None else (before or {})
     pk = primary_key_text(primary_key, row)
     key = cdc_key(table, pk)

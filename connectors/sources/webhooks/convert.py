@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from streams.errors import PoisonMessage
-from streams.logic.contract import Contract, TableContract
+from streams.logic.contract import Contract, TableContract, public_row
 from streams.models import ChangeEvent, ColumnValue
 from streams.topics import change_key
 
@@ -137,7 +137,7 @@ def _row(
         except (ValueError, ArithmeticError) as exc:
             name = kind.name or "value"
             raise ConversionError(f"{what}.{platform} is not a {name}: {exc}") from None
-    return row
+    return public_row(table.name, row)  # endpoint URLs without their credentials
 
 
 def _text(document: Mapping[str, Any], name: str, where: str) -> str:
