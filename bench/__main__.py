@@ -13,6 +13,7 @@ SUITES = (
     "bench.ingest",
     "bench.cdc",
     "bench.sinks",
+    "bench.email",
     "bench.delivery",
     "bench.inapp",
 )

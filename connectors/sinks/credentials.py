@@ -130,7 +130,7 @@ _QUERIES: dict[str, str] = {
         SELECT integration_type, webhook_url, api_key, settings FROM supplier_integrations
          WHERE supplier_id::text = split_part(%(key)s, ':', 1)
            AND integration_type = split_part(%(key)s, ':', 2) AND is_active
-         ORDER BY created_at DESC LIMIT 1""",
+         ORDER BY id LIMIT 1""",  # DOMAIN.md's columns only: no created_at to prefer by
 }
 
 

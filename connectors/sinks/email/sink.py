@@ -1,12 +1,15 @@
-"""The email sink's I/O: one SMTP transaction per delivery to the platform's relay.
+"""The email sink's I/O: one SMTP transaction per delivery, on sessions to the platform's
+relay that are kept open and reused (`pool.RelayPool`).
 
-`EmailConnector.deliver` renders the record's templates, builds the message (wire.py),
-resolves the relay host and checks every address against the outbound policy
-(`resolve_checked`), connects to a checked address itself (so DNS cannot change between the
-check and the connection), optionally upgrades with STARTTLS / uses implicit TLS, logs in when
-configured, sends, and writes one audit line (method ``SMTP``, status = the final reply code or
-the error class; never an address). Every SMTP reply is classified (wire.classify_reply), never
-raised; connection failures and timeouts become RETRY answers.
+`EmailConnector.deliver` renders the record's templates, builds the message (wire.py), takes
+a session and sends, and writes one audit line (method ``SMTP``, status = the final reply
+code or the error class; never an address). A session is opened by resolving the relay host
+and checking every address against the outbound policy (`resolve_checked`), connecting to a
+checked address itself (so DNS cannot change between the check and the connection),
+optionally upgrading with STARTTLS / implicit TLS, and logging in when configured. Every
+SMTP reply is classified (wire.classify_reply), never raised; connection failures and
+timeouts become RETRY answers. A reused session the relay had dropped meanwhile is not the
+message's failure: it is sent once more on a new session.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.email import render, wire
 from connectors.sinks.email.config import EmailConfig
+from connectors.sinks.email.pool import RelayPool, Session
 from connectors.sinks.outbound import (
     OutboundPolicy,
     OutboundRefused,
@@ -51,6 +55,10 @@ class EmailConnector:
         # the EHLO name, looked up once: aiosmtplib otherwise calls the blocking
         # socket.getfqdn() on every connection, inside the event loop
         self.local_hostname = socket.getfqdn()
+        cfg = self.config
+        self.pool = RelayPool(self._open_session, size=cfg.pool_size,
+                              max_messages=cfg.messages_per_connection,
+                              idle_close_s=cfg.idle_close_s)  # fmt: skip
 
     def target(self, record: dict[str, Any]) -> str:
         """``email:<recipient id>`` (never the address)."""
@@ -98,21 +106,35 @@ class EmailConnector:
             return await self._send(message)
 
     async def _send(self, message: EmailMessage) -> Answer:
-        cfg = self.config
         started = time.monotonic()
+        while True:
+            try:
+                session = await self.pool.take()
+            except _OpenFailed as failed:
+                audit("SMTP", self.config.smtp_host, failed.status, started)
+                return failed.answer
+            answer, stale = await self._transaction(session, message)
+            await self.pool.give_back(session, healthy=answer.ok)
+            if not stale:
+                audit("SMTP", self.config.smtp_host, answer.status or answer.error_class or "-",
+                      started)  # fmt: skip
+                return answer  # else: the relay dropped the idle session; a new one
+
+    async def _open_session(self) -> aiosmtplib.SMTP:
+        """A connected, greeted (EHLO, [STARTTLS], [AUTH]) session to a checked relay
+        address; _OpenFailed with the classified answer otherwise."""
+        cfg = self.config
         try:
             addresses = await resolve_checked(cfg.smtp_host, cfg.smtp_port, self.policy)
         except OutboundRefused as exc:
-            audit("SMTP", cfg.smtp_host, "smtp.refused", started)
-            return fatal("smtp.refused", str(exc))
+            raise _OpenFailed(fatal("smtp.refused", str(exc))) from None
         except OSError:
-            audit("SMTP", cfg.smtp_host, "smtp.connection", started)
-            return retry("smtp.connection", "cannot resolve the relay host")
+            raise _OpenFailed(retry("smtp.connection", "cannot resolve the relay host")) from None
         try:
             sock = await self._connect(addresses)
         except (OSError, TimeoutError) as exc:
-            audit("SMTP", cfg.smtp_host, "smtp.connection", started)
-            return retry("smtp.connection", f"cannot connect to the relay: {type(exc).__name__}")
+            why = f"cannot connect to the relay: {type(exc).__name__}"
+            raise _OpenFailed(retry("smtp.connection", why)) from None
         client = aiosmtplib.SMTP(
             hostname=cfg.smtp_host,
             local_hostname=self.local_hostname,
@@ -122,9 +144,17 @@ class EmailConnector:
             validate_certs=cfg.validate_certs,
             timeout=cfg.timeout_s,
         )
-        answer = await self._transaction(client, message)
-        audit("SMTP", cfg.smtp_host, answer.status or answer.error_class or "-", started)
-        return answer
+        try:
+            await client.connect()
+            if cfg.username:
+                password = cfg.password.get_secret_value() if cfg.password else ""
+                await client.login(cfg.username, password)
+        except BaseException as exc:
+            client.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise _OpenFailed(_classified(exc)) from None
+        return client
 
     async def _connect(self, addresses: list[str]) -> socket.socket:
         """A connected non-blocking socket to the first checked address that answers."""
@@ -145,41 +175,42 @@ class EmailConnector:
                 last = exc
         raise last if last is not None else OSError("no address to connect to")
 
-    async def _transaction(self, client: aiosmtplib.SMTP, message: EmailMessage) -> Answer:
-        """EHLO, [STARTTLS], [AUTH], MAIL, RCPT, DATA, QUIT: the classified outcome."""
-        cfg = self.config
+    @staticmethod
+    async def _transaction(session: Session, message: EmailMessage) -> tuple[Answer, bool]:
+        """MAIL, RCPT, DATA on `session`: the classified outcome, and whether it failed only
+        because the relay had dropped the session while it was idle (send it again)."""
         try:
-            await client.connect()
-            if cfg.username:
-                password = cfg.password.get_secret_value() if cfg.password else ""
-                await client.login(cfg.username, password)
-            await client.send_message(message)
-            return ok(250)  # send_message raises for every non-2yz reply
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            first = exc.recipients[0] if exc.recipients else None
-            return wire.classify_reply(first.code if first else 550, first.message if first else "")
-        except aiosmtplib.SMTPResponseException as exc:
-            return wire.classify_reply(exc.code, exc.message)
-        except aiosmtplib.SMTPNotSupported:
-            return fatal("smtp.not_supported", "the relay does not offer a configured extension")
-        except aiosmtplib.SMTPTimeoutError:
-            return retry("smtp.timeout", "the relay did not answer in time")
+            await session.client.send_message(message)
+            return ok(250), False  # send_message raises for every non-2yz reply
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            return _classified(exc), session.reused
         except (aiosmtplib.SMTPException, OSError) as exc:
-            return retry("smtp.connection", f"connection to the relay failed: {type(exc).__name__}")
-        finally:
-            await _quit(client)
+            return _classified(exc), False
 
     async def aclose(self) -> None:
-        """Nothing held between deliveries (one connection per delivery)."""
+        """QUIT the sessions kept open."""
+        await self.pool.aclose()
 
 
-async def _quit(client: aiosmtplib.SMTP) -> None:
-    """Close politely; a relay that already hung up is fine."""
-    if client.is_connected:
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+class _OpenFailed(Exception):
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.message)
+        self.answer = answer
+        self.status = answer.status or answer.error_class or "-"
+
+
+def _classified(exc: BaseException) -> Answer:
+    """What an SMTP failure means (every reply code through wire.classify_reply)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        first = exc.recipients[0] if exc.recipients else None
+        return wire.classify_reply(first.code if first else 550, first.message if first else "")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return wire.classify_reply(exc.code, exc.message)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return fatal("smtp.not_supported", "the relay does not offer a configured extension")
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return retry("smtp.timeout", "the relay did not answer in time")
+    return retry("smtp.connection", f"connection to the relay failed: {type(exc).__name__}")
 
 
 def build(env: SinkEnv) -> EmailConnector:
