@@ -32,6 +32,6 @@ class EmailConfig(BaseSettings):
     # open SMTP sessions kept to the relay and reused (`pool.RelayPool`): at most this many
     # at once, each for up to `messages_per_connection` messages, closed when idle longer
     # than `idle_close_s` (relays drop idle sessions; a reused one they dropped is reopened)
-    pool_size: int = Field(default=8, ge=1)
+    pool_size: int = Field(default=20, ge=1)
     messages_per_connection: int = Field(default=100, ge=1)
     idle_close_s: float = Field(default=30.0, gt=0)

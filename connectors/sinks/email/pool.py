@@ -77,6 +77,13 @@ class RelayPool:
         finally:
             self._slots.release()
 
+    def discard(self, session: Session) -> None:
+        """Drop `session` at once, without a word to the relay: its delivery was cancelled
+        (the call's deadline, a stop) mid-transaction, so its state is unknown. Synchronous,
+        so a cancelled caller cannot leak its slot."""
+        session.client.close()
+        self._slots.release()
+
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for session in idle:

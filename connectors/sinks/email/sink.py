@@ -113,7 +113,11 @@ class EmailConnector:
             except _OpenFailed as failed:
                 audit("SMTP", self.config.smtp_host, failed.status, started)
                 return failed.answer
-            answer, stale = await self._transaction(session, message)
+            try:
+                answer, stale = await self._transaction(session, message)
+            except BaseException:  # cancelled mid-transaction: never back in the pool
+                self.pool.discard(session)
+                raise
             await self.pool.give_back(session, healthy=answer.ok)
             if not stale:
                 audit("SMTP", self.config.smtp_host, answer.status or answer.error_class or "-",

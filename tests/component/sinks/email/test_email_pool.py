@@ -115,3 +115,25 @@ async def test_an_idle_session_is_closed_and_a_new_one_opened(capture: SmtpCaptu
         assert email.pool.opened == 2
     finally:
         await email.aclose()
+
+
+async def test_a_delivery_cancelled_mid_transaction_gives_its_slot_back() -> None:
+    import threading
+
+    first = threading.Event()
+
+    def slow_once(_: object) -> None:  # the relay holds its DATA reply for the first message
+        if not first.is_set():
+            first.set()
+            threading.Event().wait(0.5)
+
+    server = SmtpCapture(on_message=slow_once).start()
+    email = connector(server.port, pool_size=1)
+    try:
+        with pytest.raises(TimeoutError):  # the call's deadline, mid-DATA
+            await asyncio.wait_for(email.deliver(record(1), ctx(1)), 0.2)
+        answer = await asyncio.wait_for(email.deliver(record(2), ctx(2)), 5)
+        assert answer.verdict is Verdict.OK
+    finally:
+        await email.aclose()
+        server.stop()
