@@ -6,6 +6,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from streams import topics
 from streams.app import shell
 from streams.settings import Settings
 
@@ -41,6 +42,10 @@ def run_worker(settings: Settings, *, with_route: bool = False) -> int:
     with kafka_broker(settings, f"{settings.app_id}-worker") as kafka:
         shell.start(settings, kafka, access="worker", metrics="worker")
         create_topics(kafka, replication_factor=settings.replication_factor)
+        # the conflicts agent reads the bookings regrouping `wedsync route` writes: created
+        # here too, before Faust subscribes (a topic missing then is ignored for good)
+        regrouped = topics.app_topics(settings.app_id).bookings_by_supplier
+        create_topics(kafka, [regrouped], replication_factor=settings.replication_factor)
         app, _ = create_app(settings, kafka, os.environ if with_route else None)
         worker = make_worker(app, settings)
         try:
