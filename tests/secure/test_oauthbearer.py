@@ -9,20 +9,12 @@ named, never shown."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr
-from streams.dev.broker import free_port
 from streams.dev.fakes.kit import FakeServer
 from streams.dev.fakes.oidc import OidcIssuerFake
 from streams.dev.kraft import KafkaCluster
@@ -31,9 +23,14 @@ from streams.kafka.access import acl_bindings, check_access
 from streams.kafka.admin import create_topics
 from streams.kafka.connection import KafkaConnection, client_config
 
-from tests.integration.inapp.support import wait_ready
-from tests.secure.support import grant, kafka_env, wait_allowed
-from tests.secure.test_protocols import GROUP, TOPIC, _roundtrip_acls
+from tests.secure.roundtrip import (
+    TOPIC,
+    roundtrip_acls,
+    sla_on,
+    through_confluent_kafka,
+    through_faust_aiokafka,
+)
+from tests.secure.support import grant, wait_allowed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -57,7 +54,7 @@ def cluster(issuer: FakeServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         admin = AdminClient(client_config(kafka.connection()))
         for future in admin.create_topics([NewTopic(TOPIC, 1, 1)]).values():
             future.result(timeout=30)
-        grant(kafka, [*acl_bindings("sla", CLIENT, APP), *_roundtrip_acls(CLIENT)])
+        grant(kafka, [*acl_bindings("sla", CLIENT, APP), *roundtrip_acls(CLIENT)])
         wait_allowed(oauth(kafka, issuer), "sla", APP, timeout=60)
         yield kafka
     finally:
@@ -84,71 +81,20 @@ def test_the_start_up_check_passes_with_the_roles_acls(conn: KafkaConnection) ->
 
 
 def test_records_go_through_confluent_kafka(conn: KafkaConnection) -> None:
-    value = uuid.uuid4().bytes
-    producer = Producer(client_config(conn))
-    producer.produce(TOPIC, value)
-    assert producer.flush(30) == 0
-    consumer = Consumer(client_config(conn, {"group.id": f"{GROUP}{uuid.uuid4()}",
-                                             "auto.offset.reset": "earliest"}))  # fmt: skip
-    consumer.subscribe([TOPIC])
-    try:
-        seen = []
-        for _ in range(60):
-            message = consumer.poll(1.0)
-            if message is not None and message.error() is None:
-                seen.append(message.value())
-                if value in seen:
-                    break
-        assert value in seen
-    finally:
-        consumer.close()
+    assert through_confluent_kafka(conn)
 
 
 def test_records_go_through_faust_s_aiokafka_with_fetched_tokens(
     conn: KafkaConnection, issuer: FakeServer
 ) -> None:
-    auth = dict(credentials_to_aiokafka_auth(conn.faust_credentials()))
-    value = uuid.uuid4().bytes
     issued = issuer.provider.counters["issued"]
-
-    async def roundtrip() -> bool:
-        producer = AIOKafkaProducer(bootstrap_servers=conn.bootstrap_servers, **auth)
-        await producer.start()
-        try:
-            await producer.send_and_wait(TOPIC, value)
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=conn.bootstrap_servers,
-                                    group_id=f"{GROUP}{uuid.uuid4()}",
-                                    auto_offset_reset="earliest", **auth)  # fmt: skip
-        await consumer.start()
-        try:
-            async with asyncio.timeout(60):
-                async for message in consumer:
-                    if message.value == value:
-                        return True
-        finally:
-            await consumer.stop()
-        return False
-
-    assert asyncio.run(roundtrip())
+    assert through_faust_aiokafka(conn)
     assert issuer.provider.counters["issued"] > issued
 
 
 def test_the_sla_agent_runs_on_it(conn: KafkaConnection) -> None:
-    port = free_port()
-    assert conn.sasl_oauthbearer_client_secret is not None
-    env = {**os.environ, **kafka_env(conn), "WEDSYNC_METRICS_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.app.cli", "sla"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=90)
-        assert proc.poll() is None
-    finally:
-        proc.terminate()
-        code = proc.wait(30)
-        assert proc.stderr is not None
-        assert code == 0, proc.stderr.read().decode()[-3000:]
+    code, stderr = sla_on(conn)
+    assert code == 0, stderr
 
 
 def test_a_wrong_client_secret_is_named_never_shown(

@@ -7,54 +7,35 @@ confluent-kafka and through Faust's aiokafka (the credentials the worker gives F
 
 from __future__ import annotations
 
-import asyncio
-import os
 import secrets
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import (
-    AclBinding,
-    AclOperation,
-    AclPermissionType,
     AdminClient,
     NewTopic,
-    ResourcePatternType,
-    ResourceType,
 )
-from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import SecretStr
-from streams.dev.broker import free_port
 from streams.dev.kraft import KafkaCluster
 from streams.errors import KafkaAuthenticationFailed, KafkaTlsFailed
 from streams.kafka.access import acl_bindings, check_access
 from streams.kafka.admin import create_topics
 from streams.kafka.connection import KafkaConnection, client_config
 
-from tests.integration.inapp.support import wait_ready
-from tests.secure.support import grant, kafka_env, wait_allowed
+from tests.secure.roundtrip import (
+    TOPIC,
+    roundtrip_acls,
+    sla_on,
+    through_confluent_kafka,
+    through_faust_aiokafka,
+)
+from tests.secure.support import grant, wait_allowed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 APP = "wedsync"
 PLAIN_USER, SCRAM_USER, CERT_USER = "sla-plain", "sla-scram", "sla-mtls"
 PASSWORDS = {PLAIN_USER: secrets.token_hex(12), SCRAM_USER: secrets.token_hex(12)}
-TOPIC, GROUP = "protocols.roundtrip", "protocols-"
-
-
-def _roundtrip_acls(principal: str) -> list[AclBinding]:
-    allow = AclPermissionType.ALLOW
-    return [
-        AclBinding(ResourceType.TOPIC, TOPIC, ResourcePatternType.LITERAL, f"User:{principal}",
-                   "*", op, allow)
-        for op in (AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE)
-    ] + [AclBinding(ResourceType.GROUP, GROUP, ResourcePatternType.PREFIXED, f"User:{principal}",
-                    "*", AclOperation.READ, allow)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +49,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
         for future in admin.create_topics([NewTopic(TOPIC, 1, 1)]).values():
             future.result(timeout=30)
         users = (PLAIN_USER, SCRAM_USER, CERT_USER)
-        grant(
-            kafka, [b for u in users for b in [*acl_bindings("sla", u, APP), *_roundtrip_acls(u)]]
-        )
+        grant(kafka, [b for u in users for b in [*acl_bindings("sla", u, APP), *roundtrip_acls(u)]])
         for make in CONNECTIONS.values():  # until the ACLs reached the authorizer
             wait_allowed(make(kafka), "sla", APP, timeout=60)
         yield kafka
@@ -114,64 +93,16 @@ def test_the_start_up_check_passes_with_the_roles_acls(conn: KafkaConnection) ->
 
 
 def test_records_go_through_confluent_kafka(conn: KafkaConnection) -> None:
-    value = uuid.uuid4().bytes
-    producer = Producer(client_config(conn))
-    producer.produce(TOPIC, value)
-    assert producer.flush(30) == 0
-    consumer = Consumer(client_config(conn, {"group.id": f"{GROUP}{uuid.uuid4()}",
-                                             "auto.offset.reset": "earliest"}))  # fmt: skip
-    consumer.subscribe([TOPIC])
-    try:
-        seen = []
-        for _ in range(60):
-            message = consumer.poll(1.0)
-            if message is not None and message.error() is None:
-                seen.append(message.value())
-                if value in seen:
-                    break
-        assert value in seen
-    finally:
-        consumer.close()
+    assert through_confluent_kafka(conn)
 
 
 def test_records_go_through_faust_s_aiokafka_credentials(conn: KafkaConnection) -> None:
-    auth = dict(credentials_to_aiokafka_auth(conn.faust_credentials()))
-    value = uuid.uuid4().bytes
-
-    async def roundtrip() -> bool:
-        producer = AIOKafkaProducer(bootstrap_servers=conn.bootstrap_servers, **auth)
-        await producer.start()
-        try:
-            await producer.send_and_wait(TOPIC, value)
-        finally:
-            await producer.stop()
-        consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=conn.bootstrap_servers,
-                                    group_id=f"{GROUP}{uuid.uuid4()}",
-                                    auto_offset_reset="earliest", **auth)  # fmt: skip
-        await consumer.start()
-        try:
-            async with asyncio.timeout(60):
-                async for message in consumer:
-                    if message.value == value:
-                        return True
-        finally:
-            await consumer.stop()
-        return False
-
-    assert asyncio.run(roundtrip())
+    assert through_faust_aiokafka(conn)
 
 
 def test_the_sla_agent_runs_on_it(conn: KafkaConnection) -> None:
-    port = free_port()
-    env = {**os.environ, **kafka_env(conn), "WEDSYNC_METRICS_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.app.cli", "sla"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=90)
-        assert proc.poll() is None
-    finally:
-        proc.terminate()
-        assert proc.wait(30) == 0
+    code, stderr = sla_on(conn)
+    assert code == 0, stderr
 
 
 def test_a_wrong_plain_password_is_named(cluster: KafkaCluster) -> None:
