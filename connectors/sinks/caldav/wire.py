@@ -48,6 +48,7 @@ from connectors.sinks.answer import (
     reauth,
     retry,
 )
+from connectors.sinks.calendar import local
 
 PRIMARY = frozenset({"", "primary"})
 ICS_CONTENT_TYPE = "text/calendar; charset=utf-8"
@@ -133,13 +134,6 @@ def _zone(name: str) -> ZoneInfo:
         raise EventRefused("unknown time zone in the record") from None
 
 
-def _local(text: object) -> datetime:
-    try:
-        return datetime.fromisoformat(str(text))
-    except ValueError:
-        raise EventRefused("the record has no readable local start or end") from None
-
-
 def _utc(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
 
@@ -149,12 +143,15 @@ def event_times(record: dict[str, Any]) -> tuple[date | datetime, date | datetim
     exclusive: at least the day after DTSTART). A wedding routing could not place (its
     zone unknown) is read in the record's fallback zone, else it is a floating time (RFC
     5545 3.3.5: the same wall clock in whatever zone the calendar's user is in)."""
-    if record.get("all_day") and record.get("local_start"):
-        first = _local(str(record["local_start"])[:10]).date()
-        last = _local(str(record.get("local_end") or record["local_start"])[:10]).date()
-        return first, (last if last > first else first + timedelta(days=1))
+    try:
+        span = local.days(record)
+        if span is not None:
+            return span
+        if record.get("starts_at_ms") is None:
+            start, end = local.wall_clock(record)
+    except local.LocalTimesRefused as exc:
+        raise EventRefused(str(exc)) from None
     if record.get("starts_at_ms") is None:
-        start, end = _local(record.get("local_start")), _local(record.get("local_end"))
         if end < start:
             raise EventRefused("the event ends before it starts")
         fallback = record.get("time_zone") or record.get("fallback_time_zone")

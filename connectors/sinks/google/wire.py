@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +36,7 @@ from connectors.sinks.answer import (
     reauth,
     retry,
 )
+from connectors.sinks.calendar import local
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 PRIVATE_PROPERTY = "wedsyncExternalId"
@@ -134,14 +135,8 @@ def _zone(name: str) -> ZoneInfo:
         raise BadRecord("unknown time zone in the record") from exc
 
 
-def needs_calendar_zone(record: Mapping[str, Any]) -> bool:
-    """A timed event routing could not place (the wedding names no zone): the calendar's own
-    zone is asked for (`calendar_request`) and preferred to the record's fallback."""
-    return (
-        not record.get("all_day")
-        and record.get("starts_at_ms") is None
-        and not (record.get("time_zone"))
-    )
+needs_calendar_zone = local.needs_own_zone  # then `calendar_request`, then `placed`
+placed = local.placed
 
 
 def calendar_request(record: Mapping[str, Any]) -> Request:
@@ -150,22 +145,23 @@ def calendar_request(record: Mapping[str, Any]) -> Request:
     return Request("GET", f"/calendar/v3/calendars/{quote(calendar, safe='')}")
 
 
-def placed(record: Mapping[str, Any], calendar_zone: str | None) -> dict[str, Any]:
-    """`record` with the zone its wall-clock times are read in: the calendar's own, else the
-    record's fallback (the integration's or the deployment's)."""
-    return {**record, "time_zone": calendar_zone or record.get("fallback_time_zone")}
-
-
 def event_times(record: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Google ``start`` and ``end``: ``date`` (end exclusive, at least one day) for all-day
     events; else ``dateTime`` with the local offset plus ``timeZone`` when routing placed
     the event, or the wall clock (``local_start``) with the ``timeZone`` it is read in."""
-    if record.get("all_day") and record.get("local_start"):
-        first = _day(record["local_start"])
-        after = _day(record["local_end"]) if record.get("local_end") else first
-        return {"date": first.isoformat()}, {"date": _after(first, after).isoformat()}
-    if record.get("starts_at_ms") is None:
-        return _wall_clock(record)
+    try:
+        span = local.days(record)
+        if span is not None:
+            return {"date": span[0].isoformat()}, {"date": span[1].isoformat()}
+        if record.get("starts_at_ms") is None:
+            tz = str(_zone(local.zone_name(record)).key)
+            start, end = local.wall_clock(record)
+            return (
+                {"dateTime": start.isoformat(), "timeZone": tz},
+                {"dateTime": end.isoformat(), "timeZone": tz},
+            )
+    except local.LocalTimesRefused as exc:
+        raise BadRecord(str(exc)) from None
     zone = _zone(str(record.get("time_zone") or "UTC"))
     try:
         start = datetime.fromtimestamp(int(record["starts_at_ms"]) / 1000, zone)
@@ -173,44 +169,13 @@ def event_times(record: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, st
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise BadRecord("the record has no readable start or end") from exc
     if record.get("all_day"):
-        first, after = start.date(), end.date()
-        return {"date": first.isoformat()}, {"date": _after(first, after).isoformat()}
+        first = start.date()
+        return {"date": first.isoformat()}, {"date": local.after(first, end.date()).isoformat()}
     tz = str(zone.key)
     return (
         {"dateTime": start.isoformat(), "timeZone": tz},
         {"dateTime": end.isoformat(), "timeZone": tz},
     )
-
-
-def _wall_clock(record: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    name = record.get("time_zone")
-    if not name:
-        raise BadRecord(
-            "no time zone for the wedding's wall-clock times: neither the wedding, the calendar "
-            "nor the integration names one; set the integration's time_zone or "
-            "WEDSYNC_ROUTE_DEFAULT_TIME_ZONE"
-        )
-    tz = str(_zone(str(name)).key)
-    try:
-        start = datetime.fromisoformat(str(record["local_start"]))
-        end = datetime.fromisoformat(str(record["local_end"]))
-    except (KeyError, ValueError) as exc:
-        raise BadRecord("the record has no readable local start or end") from exc
-    return (
-        {"dateTime": start.isoformat(), "timeZone": tz},
-        {"dateTime": end.isoformat(), "timeZone": tz},
-    )
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError as exc:
-        raise BadRecord("the record has no readable day") from exc
-
-
-def _after(first: date, after: date) -> date:
-    return after if after > first else first + timedelta(days=1)
 
 
 def event_body(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,6 +41,7 @@ from connectors.sinks.answer import (
     reauth,
     retry,
 )
+from connectors.sinks.calendar import local
 
 PROPERTY_GUID = "8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d"
 PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncExternalId"
@@ -128,14 +129,8 @@ def _zone(record: Mapping[str, Any]) -> ZoneInfo:
         raise BadRecord("unknown time zone in the record") from exc
 
 
-def needs_mailbox_zone(record: Mapping[str, Any]) -> bool:
-    """A timed event routing could not place (the wedding names no zone): the mailbox's own
-    zone is asked for (`mailbox_settings_request`) and preferred to the record's fallback."""
-    return (
-        not record.get("all_day")
-        and record.get("starts_at_ms") is None
-        and not (record.get("time_zone"))
-    )
+needs_mailbox_zone = local.needs_own_zone  # then `mailbox_settings_request`, `placed`
+placed = local.placed
 
 
 def mailbox_settings_request() -> Request:
@@ -143,44 +138,29 @@ def mailbox_settings_request() -> Request:
     return Request("GET", "/v1.0/me/mailboxSettings", params={"$select": "timeZone"})
 
 
-def placed(record: Mapping[str, Any], mailbox_zone: str | None) -> dict[str, Any]:
-    """`record` with the zone its wall-clock times are read in: the mailbox's, else the
-    record's fallback (the integration's or the deployment's)."""
-    return {**record, "time_zone": mailbox_zone or record.get("fallback_time_zone")}
-
-
 def event_times(record: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Graph ``start`` and ``end`` (dateTimeTimeZone): UTC for timed events routing placed;
     the wall clock (``local_start``) with the zone it is read in otherwise (Graph takes
     Windows and IANA names); local midnights (end exclusive, at least one day) for all-day
     events."""
-    if record.get("all_day") and record.get("local_start"):
-        first = date.fromisoformat(str(record["local_start"])[:10])
-        last = str(record.get("local_end") or "")[:10]
-        after = date.fromisoformat(last) if last else first
-        after = after if after > first else first + timedelta(days=1)
-        return (
-            {"dateTime": f"{first.isoformat()}T00:00:00", "timeZone": "UTC"},
-            {"dateTime": f"{after.isoformat()}T00:00:00", "timeZone": "UTC"},
-        )
-    if record.get("starts_at_ms") is None:
-        name = record.get("time_zone")
-        if not name:
-            raise BadRecord(
-                "no time zone for the wedding's wall-clock times: neither the wedding, the "
-                "mailbox nor the integration names one; set the integration's time_zone or "
-                "WEDSYNC_ROUTE_DEFAULT_TIME_ZONE"
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    try:
+        span = local.days(record)
+        if span is not None:
+            first, after = span
+            return (
+                {"dateTime": f"{first.isoformat()}T00:00:00", "timeZone": "UTC"},
+                {"dateTime": f"{after.isoformat()}T00:00:00", "timeZone": "UTC"},
             )
-        try:
-            start = datetime.fromisoformat(str(record["local_start"]))
-            end = datetime.fromisoformat(str(record["local_end"]))
-        except (KeyError, ValueError) as exc:
-            raise BadRecord("the record has no readable local start or end") from exc
-        fmt = "%Y-%m-%dT%H:%M:%S"
-        return (
-            {"dateTime": start.strftime(fmt), "timeZone": str(name)},
-            {"dateTime": end.strftime(fmt), "timeZone": str(name)},
-        )
+        if record.get("starts_at_ms") is None:
+            name = local.zone_name(record)
+            start, end = local.wall_clock(record)
+            return (
+                {"dateTime": start.strftime(fmt), "timeZone": name},
+                {"dateTime": end.strftime(fmt), "timeZone": name},
+            )
+    except local.LocalTimesRefused as exc:
+        raise BadRecord(str(exc)) from None
     zone = _zone(record)
     try:
         start = datetime.fromtimestamp(int(record["starts_at_ms"]) / 1000, UTC)
