@@ -36,8 +36,10 @@ class RelayPool:
         size: int,
         max_messages: int,
         idle_close_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._open = open_session
+        self.clock = clock
         self._idle: list[Session] = []
         self._slots = asyncio.Semaphore(size)
         self.max_messages = max_messages
@@ -48,7 +50,7 @@ class RelayPool:
         """An open session for one message: an idle one still fresh, else a new one (the
         caller's `open_session` errors propagate, the slot freed)."""
         await self._slots.acquire()
-        now = time.monotonic()
+        now = self.clock()
         while self._idle:
             session = self._idle.pop()
             if session.client.is_connected and now - session.idle_since < self.idle_close_s:
@@ -61,7 +63,7 @@ class RelayPool:
             self._slots.release()
             raise
         self.opened += 1
-        return Session(client)
+        return Session(client, idle_since=self.clock())
 
     async def give_back(self, session: Session, *, healthy: bool) -> None:
         """Return `session` after its message: kept when the relay accepted it and it has
@@ -69,7 +71,7 @@ class RelayPool:
         session.sent += 1
         try:
             if healthy and session.sent < self.max_messages and session.client.is_connected:
-                session.idle_since = time.monotonic()
+                session.idle_since = self.clock()
                 session.reused = False
                 self._idle.append(session)
             else:

@@ -107,10 +107,12 @@ async def test_a_session_the_relay_dropped_is_reopened_without_failing_the_messa
 
 
 async def test_an_idle_session_is_closed_and_a_new_one_opened(capture: SmtpCapture) -> None:
-    email = connector(capture.port, idle_close_s=0.05)
+    email = connector(capture.port, idle_close_s=30)
+    now = [1000.0]
+    email.pool.clock = lambda: now[0]
     try:
         await send(email, 1)
-        await asyncio.sleep(0.1)  # idle past idle_close_s (a pool setting, not a wait)
+        now[0] += 31  # idle past idle_close_s
         await send(email, 2)
         assert email.pool.opened == 2
     finally:
