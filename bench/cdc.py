@@ -21,7 +21,6 @@ from connectors.sources.postgres_cdc.source import PostgresCdcSource, make_produ
 from prometheus_client import REGISTRY
 from streams import metrics
 from streams.background import Background
-from streams.dev.broker import EmbeddedBroker
 from streams.dev.db import create_platform_database, throwaway_postgres
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
@@ -29,6 +28,10 @@ from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC, INGEST_STATE
+
+from bench.engines import broker as bench_broker
+
+ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 
 ROWS = 30_000
 TX_ROWS = 100
@@ -117,7 +120,7 @@ def _record_size(codecs: TopicCodecs) -> int:
 def run() -> list[str]:
     store = SchemaStore(REPO_ROOT / "schemas")
     codecs = TopicCodecs(store, EmbeddedRegistry(store))
-    with EmbeddedBroker() as broker, throwaway_postgres() as pg:
+    with bench_broker() as broker, throwaway_postgres() as pg:
         bootstrap = broker.bootstrap_servers
         create_topics(bootstrap, [INGEST_CDC, INGEST_STATE])
         _write_backlog(create_platform_database(pg, "bench"))

@@ -50,6 +50,8 @@ from typing import Any
 
 from bench.inapp_load import raise_nofile, token, user_id
 
+ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
+
 CONNECTIONS = int(os.environ.get("BENCH_INAPP_CONNECTIONS", "10000"))
 FANOUT_USERS = int(os.environ.get("BENCH_INAPP_FANOUT_USERS", "2000"))
 RATE = int(os.environ.get("BENCH_INAPP_RATE", "1000"))
@@ -195,7 +197,7 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
     """One server on a fresh broker: its RSS idle and with `connections` open, then (with
     `fanout`) the latencies of `RATE` notifications/s for `SECONDS` to them."""
     from connectors.sinks.inapp.config import GatewaySettings
-    from streams.dev.broker import EmbeddedBroker, free_port
+    from streams.dev.broker import free_port
     from streams.kafka.admin import create_topics
     from streams.topics import (
         DELIVER,
@@ -205,11 +207,13 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
         Destination,
     )
 
+    from bench.engines import broker as bench_broker
+
     side = Side(name)
     fetch_wait_ms = GatewaySettings.model_fields["fetch_wait_ms"].default
     children = Children(logs / ("fanout" if fanout else "connections"))
     children.logs.mkdir(exist_ok=True)
-    with EmbeddedBroker() as broker:
+    with bench_broker() as broker:
         bootstrap = broker.bootstrap_servers
         inapp = DELIVER[Destination.INAPP].deliver
         create_topics(bootstrap, [inapp, INAPP_RECEIPTS, INAPP_PRESENCE, DELIVERY_RESULTS])
@@ -248,13 +252,12 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
             await asyncio.sleep(SETTLE_S)
             side.loaded_kib = _rss_kib(server.pid)
             if fanout:
-                assert broker.process is not None
-                machine, broker_cpu = _cpu_ticks(), _proc_cpu_s(broker.process.pid)
+                machine, broker_cpu = _cpu_ticks(), _proc_cpu_s(broker.pids[0])
                 started = time.monotonic()
                 await _fan_out(side, children, clients, bootstrap, connections)
                 wall = time.monotonic() - started
                 side.after_kib = _rss_kib(server.pid)
-                side.broker_share = (_proc_cpu_s(broker.process.pid) - broker_cpu) / wall
+                side.broker_share = (_proc_cpu_s(broker.pids[0]) - broker_cpu) / wall
                 idle, steal = (b - a for a, b in zip(machine, _cpu_ticks(), strict=True))
                 side.idle_share = idle / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)
                 side.steal_share = steal / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)

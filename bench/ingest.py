@@ -26,13 +26,17 @@ from aiohttp import web
 from connectors.sources.webhooks.config import parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
 from standardwebhooks.webhooks import Webhook
-from streams.dev.broker import EmbeddedBroker, free_port
+from streams.dev.broker import free_port
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.registry import EmbeddedRegistry
 from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_WEBHOOKS
+
+from bench.engines import broker as bench_broker
+
+ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 
 REQUESTS = 3000
 WARMUP = 200
@@ -151,7 +155,7 @@ async def _measure(bootstrap: str) -> list[str]:
 
 def run() -> list[str]:
     """Start an embedded broker, measure both servers, stop it; the report lines."""
-    with EmbeddedBroker() as broker:
+    with bench_broker() as broker:
         create_topics(broker.bootstrap_servers, [INGEST_WEBHOOKS])
         return asyncio.run(_measure(broker.bootstrap_servers))
 

@@ -49,7 +49,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
-from streams.dev.broker import EmbeddedBroker
 from streams.dev.cdc_like import CdcLike, wait_for_table
 from streams.dev.demo import worker_process
 from streams.dev.samples import change_event
@@ -60,6 +59,10 @@ from streams.logic.routing import load_rules, route
 from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.settings import Settings
+
+from bench.engines import broker as bench_broker
+
+ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 
 WEDDINGS = 300
 EVENTS = 12_000
@@ -363,7 +366,7 @@ def _shipped(
 ) -> Iterator[tuple[str, TopicCodecs, Consumer]]:
     """A fresh broker, the routing state loaded through CDC, `wedsync worker` (with its
     routing process) warmed up: yields (bootstrap, codecs, a probe of the route group)."""
-    with EmbeddedBroker() as broker:
+    with bench_broker() as broker:
         bootstrap = broker.bootstrap_servers
         create_topics(bootstrap)
         settings = Settings(kafka_bootstrap_servers=bootstrap, app_id="bench-routing")
@@ -450,7 +453,7 @@ def _measure() -> list[str]:
         while _committed(probe) < WARMUP + EVENTS:
             time.sleep(0.05)
         shipped = time.perf_counter() - started
-    with EmbeddedBroker() as broker:
+    with bench_broker() as broker:
         create_topics(broker.bootstrap_servers)
         codecs = TopicCodecs.from_settings(Settings())
         _produce(broker.bootstrap_servers, codecs, events, now=False)
@@ -549,7 +552,7 @@ def _broker_floor(rate: int, out_rate: int, seconds: int) -> list[float]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     parts = topics.EVENTS.partitions
-    with EmbeddedBroker() as broker:
+    with bench_broker() as broker:
         bootstrap = broker.bootstrap_servers
         admin = AdminClient({"bootstrap.servers": bootstrap})
         names = ["bench-floor-in", *(f"bench-floor-out-{i}" for i in range(7))]

@@ -23,6 +23,7 @@ from typing import Any
 
 from streams.settings import REPO_ROOT
 
+ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 DELIVERIES = 6000
 LEVELS = (50, 200)
 ANSWER_AFTER_S = 0.010
@@ -145,9 +146,11 @@ def _child(code: str, *args: Any) -> dict[str, Any]:
 
 
 def run() -> list[str]:
-    from streams.dev.broker import EmbeddedBroker, free_port
+    from streams.dev.broker import free_port
     from streams.kafka.admin import create_topics
     from streams.topics import DELIVER, DELIVERY_RESULTS, Destination
+
+    from bench.engines import broker as bench_broker
 
     port = free_port()
     endpoint = subprocess.Popen(
@@ -166,7 +169,7 @@ def run() -> list[str]:
                 "import sys; from bench.sinks import baseline_main; "
                 "baseline_main(sys.argv[1], int(sys.argv[2]))", url, concurrency,
             )  # fmt: skip
-            with EmbeddedBroker() as broker:  # a fresh broker per phase (FACTS.md)
+            with bench_broker() as broker:  # a fresh broker per phase (FACTS.md)
                 webhook = DELIVER[Destination.WEBHOOK]
                 create_topics(
                     broker.bootstrap_servers,

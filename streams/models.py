@@ -209,6 +209,7 @@ class DeliveryResult(TypedDict):
     source_partition: int
     source_offset: int
     superseded_by: str | None
+    picked_up_at_ms: int | None
 
 
 class InAppPresence(TypedDict):

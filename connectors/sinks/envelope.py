@@ -66,6 +66,7 @@ class Item:
     replay_of: str | None
     last_error_class: str | None
     stored: Any = None  # the runtime's count of this record's outcome records not yet acked
+    picked_up_ms: int | None = None  # when this process read it (the results' picked_up_at_ms)
 
     @property
     def source(self) -> tuple[str, int, int]:
@@ -74,7 +75,7 @@ class Item:
     @classmethod
     def read(
         cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes,
-        headers: Any, record: dict[str, Any],
+        headers: Any, record: dict[str, Any], picked_up_ms: int | None = None,
     ) -> Item:  # fmt: skip
         h = header_map(headers)
         return cls(
@@ -91,6 +92,7 @@ class Item:
             paused=h.get(H_PAUSED) or None,
             replay_of=h.get(H_REPLAY_OF) or None,
             last_error_class=h.get(H_LAST_ERROR_CLASS) or None,
+            picked_up_ms=picked_up_ms,
         )
 
 
@@ -178,4 +180,5 @@ def result(
         "source_partition": item.partition,
         "source_offset": item.offset,
         "superseded_by": superseded_by,
+        "picked_up_at_ms": item.picked_up_ms,
     }

@@ -326,7 +326,8 @@ class SinkRuntime:
             metrics.DEAD_LETTERS.labels(f"sink.{self.kind.value}", "DecodeError").inc()
             stored.finish()
             return
-        item = Item.read(topic, partition, offset, msg.key(), value, msg.headers(), record)
+        item = Item.read(topic, partition, offset, msg.key(), value, msg.headers(), record,
+                         picked_up_ms=self._now_ms())  # fmt: skip
         if item.paused and item.paused in self.paused:
             self.parked[item.paused].append(item)
         elif item.not_before_ms > self._now_ms():
