@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka, client_config
-from streams.kafka.ready import ready
+from streams.kafka.ready import ready as ready_records
 from streams.kafka.recovering import asked_again, watermarks
 from streams.topics import DELIVER, INAPP_PRESENCE, INAPP_RECEIPTS, Destination
 
@@ -157,7 +157,7 @@ class Feed:
         idle_since = time.monotonic()
         while not self._stop.is_set():
             try:
-                msgs = ready(self._consumer, 2000, 0.05)
+                msgs = ready_records(self._consumer, 2000, 0.05)
             except Exception:  # keep reading; librdkafka reconnects
                 log.exception("in-app feed: consume failed")
                 time.sleep(0.5)
