@@ -22,6 +22,7 @@ SUITES = (
     "bench.ingest",
     "bench.cdc",
     "bench.sinks",
+    "bench.scaleout",
     "bench.email",
     "bench.delivery",
     "bench.inapp",
