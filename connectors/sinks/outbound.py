@@ -58,6 +58,9 @@ for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
+_MEMO = 4096  # URLs an OutboundSession remembers as checked
+
+
 # ---- the session -----------------------------------------------------------------------
 class CappedResponse(aiohttp.ClientResponse):
     """An aiohttp response whose body `OutboundSession` has read (at most the policy's
@@ -124,6 +127,9 @@ class OutboundSession:
         self.policy = policy
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # URL text -> its host, for URLs `check_url` passed under this (frozen) policy: the
+        # check is a pure function of the two, and a sink calls the same few URLs all day
+        self._passed: dict[str, str] = {}
 
     @property
     def closed(self) -> bool:
@@ -172,7 +178,10 @@ class OutboundSession:
         """One policy-checked call; the response's body is read (capped) when it returns.
         Raises OutboundRefused, TimeoutError (the deadline) or aiohttp.ClientError."""
         started = time.monotonic()
-        host = host_of(url)
+        host = self._passed.get(url) if isinstance(url, str) else None
+        checked = host is not None
+        if host is None:
+            host = host_of(url)
         deadline = self.policy.deadline(_requested_s(kwargs.pop("timeout", None)))
         kwargs.pop("allow_redirects", None)
         kwargs.pop("max_redirects", None)
@@ -181,7 +190,9 @@ class OutboundSession:
         try:
             if proxy is not None:
                 raise OutboundRefused("a proxy was asked for: outbound calls go direct, checked")
-            check_url(url, self.policy)
+            if not checked:
+                check_url(url, self.policy)
+                self._remember(url, host)
             async with asyncio.timeout(deadline):
                 response = await self._inner().request(method, url, allow_redirects=False, **kwargs)
                 assert isinstance(response, CappedResponse)
@@ -200,6 +211,14 @@ class OutboundSession:
             raise
         audit(method, host, response.status, started)
         return response
+
+    def _remember(self, url: object, host: str) -> None:
+        """Keep `url` as checked (a bounded memo: emptied when it holds `_MEMO` URLs)."""
+        if not isinstance(url, str):
+            return
+        if len(self._passed) >= _MEMO:
+            self._passed.clear()
+        self._passed[url] = host
 
 
 class _Call:
