@@ -30,7 +30,6 @@ topic with the reason; fix the endpoint URL or the allow-list, then replay).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
@@ -130,6 +129,7 @@ class OutboundSession:
         # URL text -> its host, for URLs `check_url` passed under this (frozen) policy: the
         # check is a pure function of the two, and a sink calls the same few URLs all day
         self._passed: dict[str, str] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     @property
     def closed(self) -> bool:
@@ -193,10 +193,11 @@ class OutboundSession:
             if not checked:
                 check_url(url, self.policy)
                 self._remember(url, host)
-            async with asyncio.timeout(deadline):
-                response = await self._inner().request(method, url, allow_redirects=False, **kwargs)
-                assert isinstance(response, CappedResponse)
-                await response.read_capped(self.policy.max_answer_bytes)
+            response = await self._inner().request(
+                method, url, allow_redirects=False, timeout=self._timeout(deadline), **kwargs
+            )
+            assert isinstance(response, CappedResponse)
+            await response.read_capped(self.policy.max_answer_bytes)
         except OutboundRefused:
             audit(method, host, "refused", started)
             raise
@@ -211,6 +212,20 @@ class OutboundSession:
             raise
         audit(method, host, response.status, started)
         return response
+
+    def _timeout(self, deadline: float) -> aiohttp.ClientTimeout:
+        """aiohttp's own timer for the whole answer (connect, send, headers, body: its body
+        reads run under it too), never rounded up (aiohttp rounds long ones to a second)."""
+        timeout = self._timeouts.get(deadline)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=deadline, sock_connect=self.policy.connect_timeout_s,
+                ceil_threshold=float("inf"),
+            )  # fmt: skip
+            if len(self._timeouts) >= _MEMO:
+                self._timeouts.clear()
+            self._timeouts[deadline] = timeout
+        return timeout
 
     def _remember(self, url: object, host: str) -> None:
         """Keep `url` as checked (a bounded memo: emptied when it holds `_MEMO` URLs)."""
