@@ -214,6 +214,7 @@ class SinkRuntime(GroupMember):
             if not self._data_lost:
                 await self._settle_quietly(10.0)  # e.g. health records; never fails the stop
             dropped = self.producer.close()
+            self._gauges()  # nothing in flight any more
             await self.connector.aclose()
             log.info(
                 "stopped in %.1f s: %d deliveries at their provider finished and recorded, %d "
