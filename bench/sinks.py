@@ -118,21 +118,21 @@ def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
         while runtime.delivered == 0:
             await asyncio.sleep(0.005)
         started = time.perf_counter()
-        cpu = time.process_time()
+        cpu, loop_cpu = time.process_time(), time.thread_time()
         while runtime.delivered < DELIVERIES and not task.done():
             await asyncio.sleep(0.005)
         seconds = time.perf_counter() - started
-        cpu = time.process_time() - cpu
+        cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
         stop.set()
         await task
-        return (DELIVERIES - 1) / seconds, cpu / (DELIVERIES - 1)
+        return (DELIVERIES - 1) / seconds, cpu / (DELIVERIES - 1), loop_cpu / (DELIVERIES - 1)
 
-    rate, cpu = asyncio.run(main())
+    rate, cpu, loop_cpu = asyncio.run(main())
     with open("/proc/self/status") as proc:
         status = proc.read()
     mem = {k: int(line.split()[1]) for line in status.splitlines()
            for k in ("VmRSS", "VmHWM") if line.startswith(k + ":")}  # fmt: skip
-    print(json.dumps({"rate": rate, "cpu_ms": cpu * 1000, **mem}))
+    print(json.dumps({"rate": rate, "cpu_ms": cpu * 1000, "loop_cpu_ms": loop_cpu * 1000, **mem}))
 
 
 def _child(code: str, *args: Any) -> dict[str, Any]:
@@ -185,9 +185,11 @@ def run() -> list[str]:
                 f"    plain aiohttp loop:       {base['rate']:7.0f} requests/s "
                 f"({base['cpu_ms']:.2f} ms CPU each)",
                 f"    one sink process:         {sink['rate']:7.0f} deliveries/s "
-                f"({sink['cpu_ms']:.2f} ms CPU each; RSS {sink['VmRSS'] / 1024:.0f} MiB at the "
+                f"({sink['cpu_ms']:.2f} ms CPU each, {sink['loop_cpu_ms']:.2f} on the event loop's "
+                f"thread; RSS {sink['VmRSS'] / 1024:.0f} MiB at the "
                 f"end, peak {sink['VmHWM'] / 1024:.0f} MiB)",
-                f"    ratio sink/plain loop:    {sink['rate'] / base['rate']:.2f}  (target >= 0.7)",
+                f"    ratio sink/plain loop:    {sink['rate'] / base['rate']:.2f}  "
+                f"(target >= 0.75)",
             ]
     finally:
         endpoint.terminate()

@@ -359,8 +359,7 @@ class OutcomeProducer:
             try:
                 self.client.produce(held.topic, held.value, held.key, headers=held.headers,
                                     on_delivery=delivered)  # fmt: skip
-                self.poll(0)
-                return
+                return  # its report is served by the owner's next `poll`, not per record
             except BufferError:
                 self.poll(0.05)
             except KafkaException as exc:

@@ -51,12 +51,19 @@ class Credential:
     """Column values of one integration or endpoint row (secrets included), redacted in
     repr. `fingerprint` changes when the stored secret changes (a reconnect)."""
 
-    __slots__ = ("_values", "fingerprint")
+    __slots__ = ("_fingerprint", "_values")
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self._values = dict(values)
-        blob = json.dumps(self._values, sort_keys=True, default=str).encode()
-        self.fingerprint = hashlib.blake2b(blob, digest_size=8).hexdigest()
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the row, made on first use (most deliveries never ask)."""
+        if self._fingerprint is None:
+            blob = json.dumps(self._values, sort_keys=True, default=str).encode()
+            self._fingerprint = hashlib.blake2b(blob, digest_size=8).hexdigest()
+        return self._fingerprint
 
     def get(self, name: str, default: Any = None) -> Any:
         return self._values.get(name, default)

@@ -30,7 +30,6 @@ topic with the reason; fix the endpoint URL or the allow-list, then replay).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
@@ -56,6 +55,9 @@ from connectors.sinks.outbound_rules import AllowEntry, OutboundRefused
 # record of each call.
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+_MEMO = 4096  # URLs an OutboundSession remembers as checked
 
 
 # ---- the session -----------------------------------------------------------------------
@@ -124,6 +126,10 @@ class OutboundSession:
         self.policy = policy
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        # URL text -> its host, for URLs `check_url` passed under this (frozen) policy: the
+        # check is a pure function of the two, and a sink calls the same few URLs all day
+        self._passed: dict[str, str] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     @property
     def closed(self) -> bool:
@@ -172,7 +178,10 @@ class OutboundSession:
         """One policy-checked call; the response's body is read (capped) when it returns.
         Raises OutboundRefused, TimeoutError (the deadline) or aiohttp.ClientError."""
         started = time.monotonic()
-        host = host_of(url)
+        host = self._passed.get(url) if isinstance(url, str) else None
+        checked = host is not None
+        if host is None:
+            host = host_of(url)
         deadline = self.policy.deadline(_requested_s(kwargs.pop("timeout", None)))
         kwargs.pop("allow_redirects", None)
         kwargs.pop("max_redirects", None)
@@ -181,11 +190,14 @@ class OutboundSession:
         try:
             if proxy is not None:
                 raise OutboundRefused("a proxy was asked for: outbound calls go direct, checked")
-            check_url(url, self.policy)
-            async with asyncio.timeout(deadline):
-                response = await self._inner().request(method, url, allow_redirects=False, **kwargs)
-                assert isinstance(response, CappedResponse)
-                await response.read_capped(self.policy.max_answer_bytes)
+            if not checked:
+                check_url(url, self.policy)
+                self._remember(url, host)
+            response = await self._inner().request(
+                method, url, allow_redirects=False, timeout=self._timeout(deadline), **kwargs
+            )
+            assert isinstance(response, CappedResponse)
+            await response.read_capped(self.policy.max_answer_bytes)
         except OutboundRefused:
             audit(method, host, "refused", started)
             raise
@@ -200,6 +212,28 @@ class OutboundSession:
             raise
         audit(method, host, response.status, started)
         return response
+
+    def _timeout(self, deadline: float) -> aiohttp.ClientTimeout:
+        """aiohttp's own timer for the whole answer (connect, send, headers, body: its body
+        reads run under it too), never rounded up (aiohttp rounds long ones to a second)."""
+        timeout = self._timeouts.get(deadline)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=deadline, sock_connect=self.policy.connect_timeout_s,
+                ceil_threshold=float("inf"),
+            )  # fmt: skip
+            if len(self._timeouts) >= _MEMO:
+                self._timeouts.clear()
+            self._timeouts[deadline] = timeout
+        return timeout
+
+    def _remember(self, url: object, host: str) -> None:
+        """Keep `url` as checked (a bounded memo: emptied when it holds `_MEMO` URLs)."""
+        if not isinstance(url, str):
+            return
+        if len(self._passed) >= _MEMO:
+            self._passed.clear()
+        self._passed[url] = host
 
 
 class _Call:

@@ -18,6 +18,7 @@ last path segment, or `?redacted` when the credential was in the userinfo or the
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -96,6 +97,7 @@ def _secret_prefix(host: str) -> str | None:
     return SECRET_PATHS.get(host)
 
 
+@functools.lru_cache(maxsize=4096)  # a sink asks it of the same few URLs per delivery
 def is_redacted(url: str) -> bool:
     """True for a URL `redacted` made: its credential was left in the database."""
     parts = _split(url)

@@ -57,6 +57,9 @@ class WebhookSink:
         self._timeout = aiohttp.ClientTimeout(
             sock_connect=policy.connect_timeout_s, sock_read=config.read_timeout_s
         )
+        self._limits = Limits(
+            rate_per_s=config.rate_per_s, burst=config.burst, concurrency=config.concurrency
+        )
 
     def target(self, record: dict[str, Any]) -> str:
         """``webhook:<endpoint id>``."""
@@ -64,12 +67,7 @@ class WebhookSink:
 
     def limit(self, record: dict[str, Any]) -> tuple[str, Limits]:
         """One limit per endpoint: `rate_per_s`/`burst` and `concurrency` from the config."""
-        limits = Limits(
-            rate_per_s=self.config.rate_per_s,
-            burst=self.config.burst,
-            concurrency=self.config.concurrency,
-        )
-        return f"webhook:{record['endpoint_id']}", limits
+        return f"webhook:{record['endpoint_id']}", self._limits
 
     def credential_key(self, record: dict[str, Any]) -> str | None:
         """None: an endpoint secret cannot be refreshed, so there is nothing to pause."""

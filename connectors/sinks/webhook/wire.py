@@ -74,7 +74,7 @@ def signing_key(secret: str) -> bytes:
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     """The Standard Webhooks signature: ``v1,`` + base64(HMAC-SHA256(key, id.ts.body))."""
     to_sign = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, to_sign, hashlib.sha256).digest()
+    digest = hmac.digest(key, to_sign, "sha256")
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
