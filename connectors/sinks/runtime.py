@@ -189,7 +189,8 @@ class SinkRuntime:
             self._store_failed,
         )  # fmt: skip
         self._reader = LedgerReader(
-            self.bootstrap, self.group_id, self.results_codec, self.ledger, self._writer[0][1]
+            self.bootstrap, self.group_id, self.results_codec, self.ledger, self._writer[0][1],
+            copy_window_s=self.settings.ledger_copy_window_s,
         )
         await asyncio.to_thread(self._reader.load)
         self.consumer = Consumer(client_config(self.bootstrap, {
@@ -543,11 +544,11 @@ class SinkRuntime:
             now_ms=self._now_ms(), **fields,
         )  # fmt: skip
         key = (result["integration_id"] or self.kind.value).encode()
-        self._produce(
-            DELIVERY_RESULTS.name, self.results_codec.encode(result), key, self._writer,
-            item.stored,
-        )  # fmt: skip
+        value = self.results_codec.encode(result)
+        self._produce(DELIVERY_RESULTS.name, value, key, self._writer, item.stored)
         self.ledger.apply(result)
+        for topic, kept in self._reader.kept(result, replayed=item.replay_of is not None):
+            self._produce(topic, value, kept, None, item.stored)  # the compacted ledger
         self._results[outcome].inc()
 
     def _requeue(
