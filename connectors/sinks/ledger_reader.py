@@ -115,7 +115,7 @@ class LedgerReader:
         self.state.apply(result)
         if self._backfill is not None:
             for key in self.state.kept_keys(result):
-                self._backfill[key] = msg.value()
+                self._backfill[key] = msg.value() or b""
 
     def kept(self, result: dict[str, Any], *, replayed: bool = False) -> list[tuple[str, bytes]]:
         """(topic, key) pairs the runtime writes `result` (already folded) under in the
@@ -377,4 +377,3 @@ def _read_ranges(consumer: Consumer, ranges: dict[Partition, tuple[int, int]],
                 pending.discard(tp)
     if pending:
         raise _Unknown(f"older results not read to the window: {sorted(pending)}")
-

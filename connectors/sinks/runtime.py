@@ -189,7 +189,11 @@ class SinkRuntime:
             self._store_failed,
         )  # fmt: skip
         self._reader = LedgerReader(
-            self.bootstrap, self.group_id, self.results_codec, self.ledger, self._writer[0][1],
+            self.bootstrap,
+            self.group_id,
+            self.results_codec,
+            self.ledger,
+            self._writer[0][1],
             copy_window_s=self.settings.ledger_copy_window_s,
         )
         await asyncio.to_thread(self._reader.load)

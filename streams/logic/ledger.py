@@ -19,8 +19,9 @@ What a sink reads at start is bounded, whatever the history (`connectors.sinks.l
 - `versions` (the stale check, and the copy check of entity deliveries) come from the
   compacted `wedsync.delivery.ledger.<kind>` topic: for every (target, entity) the delivered
   result of its newest version (`kept_keys` says which results to keep there, `apply_kept`
-  folds them back). Its keys grow with distinct (target, entity) pairs, the state of the world, never
-  with results: ten million results about 100,000 weddings are 100,000 keys per target.
+  folds them back). Its keys grow with distinct (target, entity) pairs, the state of the
+  world, never with results: ten million results about 100,000 weddings are 100,000 keys
+  per target.
 - `processed` needs only the results of records at or after the group's committed offsets:
   records before them are never read again by the group. Those records were produced no
   earlier than the oldest uncommitted one, and a result is written after its record was read,
