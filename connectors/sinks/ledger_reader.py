@@ -172,7 +172,7 @@ class LedgerReader:
             def fold(msg: Message) -> None:
                 self.read_at_start += 1
                 if msg.key() == BACKFILLED.encode():
-                    marker[0] = True
+                    marker[0] = msg.value() is not None  # a tombstone asks for a backfill
                     return
                 if msg.value() is None:
                     return

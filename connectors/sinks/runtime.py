@@ -195,6 +195,7 @@ class SinkRuntime:
             self.ledger,
             self._writer[0][1],
             copy_window_s=self.settings.ledger_copy_window_s,
+            skew_s=self.settings.ledger_clock_skew_s,
         )
         await asyncio.to_thread(self._reader.load)
         self.consumer = Consumer(client_config(self.bootstrap, {

@@ -58,6 +58,12 @@ class SinkSettings(BaseSettings):
         "those of uncommitted records): a copy of a delivery routing sends again within it "
         "is skipped (connectors/sinks/ledger_reader.py).",
     )
+    ledger_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far behind this host's clock another's (routing's, another sink's) "
+        "may be: the start's window of delivery results reaches this much further back.",
+    )
     platform_dsn: SecretStr | None = Field(
         default=None, description="PostgreSQL DSN of the platform database (credentials)."
     )
