@@ -142,7 +142,8 @@ def test_a_restarted_sink_skips_a_copy_and_a_stale_version_from_the_compacted_le
     finally:
         second.stop()
     assert again.calls == []
-    stale = [r for r in results(kafka_bootstrap, codecs) if r["delivery_id"] == older["delivery_id"]]
+    stale = [r for r in results(kafka_bootstrap, codecs)
+             if r["delivery_id"] == older["delivery_id"]]  # fmt: skip
     assert [r["superseded_by"] for r in stale] == [newer["delivery_id"]]
 
 
@@ -155,7 +156,8 @@ def test_a_record_whose_commit_was_lost_is_skipped_quietly_after_a_restart(
     produce(kafka_bootstrap, codecs, [fact])
     final(kafka_bootstrap, codecs, fact["delivery_id"], "delivered")
     first.stop()
-    done = [r for r in results(kafka_bootstrap, codecs) if r["delivery_id"] == fact["delivery_id"]]
+    done = [r for r in results(kafka_bootstrap, codecs)
+            if r["delivery_id"] == fact["delivery_id"]]  # fmt: skip
     rewind(kafka_bootstrap, group_id, done[0])
     write_history(kafka_bootstrap, codecs)
     again = ScriptedConnector()
