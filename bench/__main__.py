@@ -16,6 +16,7 @@ SUITES = (
     "bench.email",
     "bench.delivery",
     "bench.inapp",
+    "bench.ledger",
 )
 
 

@@ -102,6 +102,9 @@ class LedgerReader:
         return Consumer(client_config(self._bootstrap, {
             "group.id": group, "enable.auto.commit": False, "fetch.wait.max.ms": 250,
             "auto.offset.reset": "earliest", "log.connection.close": False,
+            # prefetch at most 16 MB: librdkafka's default (64 MB) would be most of a start's
+            # memory, and a fold is slower than a fetch anyway
+            "queued.max.messages.kbytes": 16 * 1024,
         }))  # fmt: skip
 
     def _apply(self, msg: Message) -> None:
@@ -256,17 +259,7 @@ class LedgerReader:
                  len(rows))  # fmt: skip
 
     def _marker(self) -> bytes:
-        return self._codec.encode({
-            "delivery_id": BACKFILLED, "event_id": BACKFILLED, "event_type": BACKFILLED,
-            "destination": self._kind.value, "target": BACKFILLED, "integration_id": None,
-            "attempt": 0, "outcome": "skipped_duplicate", "status_code": None,
-            "latency_ms": 0.0, "provider_id": None, "error_class": None,
-            "error_message": "the compacted ledger was backfilled from the delivery results",
-            "source_ts_ms": 0, "completed_at_ms": int(time.time() * 1000),
-            "aggregate_id": "", "aggregate_version": -1, "routed_at_ms": 0,
-            "source_topic": "", "source_partition": 0, "source_offset": -1,
-            "superseded_by": None,
-        })  # fmt: skip
+        return marker(self._codec, self._kind)
 
     # ---- running -------------------------------------------------------------------------
     def poll(self, max_records: int = 10_000) -> int:
@@ -325,6 +318,21 @@ class LedgerReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def marker(codec: AvroCodec, kind: Destination) -> bytes:
+    """The value of the compacted ledger's `~backfilled` marker (a result naming itself)."""
+    return codec.encode({
+        "delivery_id": BACKFILLED, "event_id": BACKFILLED, "event_type": BACKFILLED,
+        "destination": kind.value, "target": BACKFILLED, "integration_id": None,
+        "attempt": 0, "outcome": "skipped_duplicate", "status_code": None,
+        "latency_ms": 0.0, "provider_id": None, "error_class": None,
+        "error_message": "the compacted ledger was backfilled from the delivery results",
+        "source_ts_ms": 0, "completed_at_ms": int(time.time() * 1000),
+        "aggregate_id": "", "aggregate_version": -1, "routed_at_ms": 0,
+        "source_topic": "", "source_partition": 0, "source_offset": -1,
+        "superseded_by": None,
+    })  # fmt: skip
 
 
 def _retrying(read: Callable[[float], T], deadline: float) -> T:
