@@ -13,7 +13,8 @@ HOUR_MS = 3_600_000
 
 
 def result(outcome: str = "delivered", *, delivery: str = "d1", version: int = 10,
-           event_type: str = "wedding.date_changed", offset: int = 5) -> dict[str, Any]:  # fmt: skip
+           event_type: str = "wedding.date_changed",
+           offset: int = 5) -> dict[str, Any]:  # fmt: skip
     return {
         "delivery_id": delivery, "destination": "slack", "target": "slack:C1",
         "outcome": outcome, "aggregate_id": "w1", "aggregate_version": version,
