@@ -26,6 +26,7 @@ SUITES = (
     "bench.email",
     "bench.delivery",
     "bench.inapp",
+    "bench.ledger",
 )
 
 

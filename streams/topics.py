@@ -78,6 +78,7 @@ class Topic:
     fixed_partitions: int | None = None  # None: the deployment's count (deployment_partitions)
     cleanup: Cleanup = Cleanup.DELETE
     retention_ms: int = 7 * DAY_MS
+    tuning: tuple[tuple[str, str], ...] = ()  # further topic configs (e.g. compaction lag)
 
     @property
     def partitions(self) -> int:
@@ -89,7 +90,11 @@ class Topic:
         return f"{self.name}-value"
 
     def config(self) -> dict[str, str]:
-        return {"cleanup.policy": str(self.cleanup), "retention.ms": str(self.retention_ms)}
+        return {
+            "cleanup.policy": str(self.cleanup),
+            "retention.ms": str(self.retention_ms),
+            **dict(self.tuning),
+        }
 
 
 class Destination(StrEnum):
@@ -153,6 +158,30 @@ DELIVERY_RESULTS = Topic(
     "wedsync.delivery.results", "deliveries/delivery_result", key="integration_id"
 )
 
+# The sinks' start-up ledger, one compacted topic per sink kind (connectors/sinks/ledger_reader.py,
+# streams/logic/ledger.py): for every (target, entity) the delivered result of its newest
+# version, plus the delivered results of replayed dead letters and one `~backfilled` marker.
+# Its keys grow with distinct (target, entity) pairs, never with results; the cleaner runs at
+# least every 15 minutes on segments of at most 10 minutes, so what a start reads beyond the
+# live keys is at most about 25 minutes of writes.
+LEDGER_COMPACTION = (
+    ("segment.ms", str(10 * 60 * 1000)),
+    ("max.compaction.lag.ms", str(15 * 60 * 1000)),
+    ("min.cleanable.dirty.ratio", "0.1"),
+)
+LEDGER: dict[Destination, Topic] = {
+    d: Topic(
+        f"wedsync.delivery.ledger.{d.value}",
+        "deliveries/delivery_result",
+        key="<target> US <entity> US <aggregate_id>, replay US <delivery_id>, or ~backfilled",
+        cleanup=Cleanup.COMPACT,
+        retention_ms=-1,
+        tuning=LEDGER_COMPACTION,
+    )
+    for d in Destination
+    if d is not Destination.INAPP  # the in-app gateway keeps no delivery ledger
+}
+
 # ---- health ---------------------------------------------------------------------------
 SLA_HEALTH = Topic(
     "wedsync.sla.health",
@@ -196,6 +225,7 @@ ALL: tuple[Topic, ...] = (
     EVENTS_DLQ,
     *(t for d in DELIVER.values() for t in (d.deliver, d.retry, d.dlq)),
     DELIVERY_RESULTS,
+    *LEDGER.values(),
     SLA_HEALTH,
     SLA_EVENTS,
     INAPP_RECEIPTS,

@@ -51,6 +51,19 @@ class SinkSettings(BaseSettings):
         description="Retry records held in memory before retry reading pauses.",
     )
     commit_interval_s: float = Field(default=0.2, gt=0)
+    ledger_copy_window_s: float = Field(
+        default=1800.0,
+        ge=0,
+        description="At start, delivery results at least this recent are read back (besides "
+        "those of uncommitted records): a copy of a delivery routing sends again within it "
+        "is skipped (connectors/sinks/ledger_reader.py).",
+    )
+    ledger_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far behind this host's clock another's (routing's, another sink's) "
+        "may be: the start's window of delivery results reaches this much further back.",
+    )
     platform_dsn: SecretStr | None = Field(
         default=None, description="PostgreSQL DSN of the platform database (credentials)."
     )

@@ -210,12 +210,18 @@ def _sink(kind: Destination) -> tuple[Grant, ...]:
             topics.DELIVERY_RESULTS,
             "READ",
             "WRITE",
-            why="every attempt's outcome; the ledger is read back at start",
+            why="every attempt's outcome; its recent part is read back at start",
+        ),
+        _topic(
+            topics.LEDGER[kind],
+            "READ",
+            "WRITE",
+            why="the compacted start-up ledger: newest versions, replays; read whole at start",
         ),
         _topic(topics.SLA_HEALTH, "WRITE", why="health records of paused integrations"),
         _group(group, "READ", why="the sink's consumer group"),
         _group(f"{group}-ledger", "DESCRIBE", why="the ledger reader: assigns, never joins"),
-    )
+    )  # the ledger reader also asks `group` (READ above) for its committed offsets
 
 
 def _sla(app_id: str) -> tuple[Grant, ...]:

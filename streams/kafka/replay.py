@@ -1,4 +1,4 @@
-"""Read Kafka partitions from their beginning to the end they have now.
+"""Read Kafka partitions from their beginning (or given offsets) to the end they have now.
 
 How a process rebuilds state that lives in a topic before it starts work: the routing state
 from the state rows' changelog (`streams.routing.state_reader`) and the routed event ids from
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
@@ -27,21 +27,26 @@ def read_to_end(
     apply: Callable[[Message], None],
     *,
     timeout: float,
+    starts: Mapping[Partition, int] | None = None,
 ) -> set[Partition]:
     """Assign `partitions` to `consumer` from their beginning and pass every record to
     `apply` until each has been read up to the end offset it had when this was called, or
     until `timeout` seconds. Returns the partitions not read to their end (empty: done).
 
     The consumer stays assigned, positioned after what was read, so the caller can go on
-    tailing. Raises BrokerUnavailable when Kafka cannot say where the partitions end."""
+    tailing. `starts`: offsets to read some partitions from instead of their beginning.
+    Raises BrokerUnavailable when Kafka cannot say where the partitions end."""
     try:
         ends = {
             (topic, p): watermarks(consumer, TopicPartition(topic, p)) for topic, p in partitions
         }
     except KafkaException as exc:
         raise BrokerUnavailable(f"end offsets unknown: {exc}; is the broker up?") from exc
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for topic, p in ends])
-    pending = {tp for tp, (low, high) in ends.items() if high > low}
+    starts = starts or {}
+    consumer.assign(
+        [TopicPartition(topic, p, starts.get((topic, p), OFFSET_BEGINNING)) for topic, p in ends]
+    )
+    pending = {tp for tp, (low, high) in ends.items() if high > max(low, starts.get(tp, low))}
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for msg in consumer.consume(10_000, 0.2):

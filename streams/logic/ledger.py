@@ -13,6 +13,27 @@ tells a sink process, before it delivers a record:
   `streams.logic.entities` (one wedding's date, one booking, one vendor's status); every
   other delivery is a fact (a form response, a milestone, a conflict notice) and is never
   stale, so a retried one is delivered however many newer ones of its supplier went out.
+
+What a sink reads at start is bounded, whatever the history (`connectors.sinks.ledger_reader`):
+
+- `versions` (the stale check, and the copy check of entity deliveries) come from the
+  compacted `wedsync.delivery.ledger.<kind>` topic: for every (target, entity) the delivered
+  result of its newest version (`kept_keys` says which results to keep there, `apply_kept`
+  folds them back). Its keys grow with distinct (target, entity) pairs, the state of the
+  world, never with results: ten million results about 100,000 weddings are 100,000 keys
+  per target.
+- `processed` needs only the results of records at or after the group's committed offsets:
+  records before them are never read again by the group. Those records were produced no
+  earlier than the oldest uncommitted one, and a result is written after its record was read,
+  so the results written since that record's timestamp (minus a clock-skew margin) hold them
+  all (`window_start_ms`).
+- `delivered` (a copy of a delivered fact: routing producing a delivery again after it
+  restarted) is folded from the same recent window, widened to at least `copy_window` before
+  now; replayed dead letters that were delivered are kept in the compacted topic too, so
+  replaying twice never sends twice however long after.
+
+So memory at start is (target, entity) pairs + replays + the results of the window (the
+uncommitted records and the copy window), not the results of the topic's retention.
 """
 
 from __future__ import annotations
@@ -27,6 +48,22 @@ Decision = Literal["deliver", "processed", "delivered", "stale"]
 TERMINAL_DONE = frozenset({"delivered", "skipped_duplicate"})
 
 VersionKey = tuple[str, EntityKey]  # (target, entity)
+
+SEP = "\x1f"  # ASCII unit separator: between the parts of a compacted-ledger key
+BACKFILLED = "~backfilled"  # the compacted ledger's marker: backfilled from the results once
+REPLAY = "replay"  # key prefix of a replayed dead letter's delivered result
+
+
+def window_start_ms(
+    now_ms: int, oldest_uncommitted_ms: int | None, *, copy_window_ms: int, skew_ms: int
+) -> int:
+    """Where a sink's start reads the results from (a timestamp): `copy_window_ms` before now,
+    or earlier to the oldest uncommitted record's timestamp (minus `skew_ms`: another host's
+    clock stamped it) when there is one. None: nothing uncommitted."""
+    start = now_ms - copy_window_ms
+    if oldest_uncommitted_ms is not None:
+        start = min(start, oldest_uncommitted_ms - skew_ms)
+    return max(0, start)
 
 
 @dataclass
@@ -57,6 +94,28 @@ class LedgerState:
         version = int(result.get("aggregate_version") or -1)
         if version > self.versions.get(version_key, (-1, ""))[0]:
             self.versions[version_key] = (version, result["delivery_id"])
+
+    def kept_keys(self, result: dict[str, Any], *, replayed: bool = False) -> list[str]:
+        """The compacted-ledger keys `result` (already `apply`d) must be written under: the
+        (target, entity) key when it is now that entity's newest delivered version there;
+        the replay key when it is a replayed dead letter's terminal success."""
+        if result.get("destination") != self.destination:
+            return []
+        keys = []
+        if result.get("outcome") == "delivered":
+            version_key = self._version_key(result, result["target"])
+            newest = None if version_key is None else self.versions.get(version_key)
+            if version_key is not None and newest and newest[1] == result["delivery_id"]:
+                keys.append(SEP.join((version_key[0], *version_key[1])))
+        if replayed and result.get("outcome") in TERMINAL_DONE:
+            keys.append(SEP.join((REPLAY, result["delivery_id"])))
+        return keys
+
+    def apply_kept(self, result: dict[str, Any]) -> None:
+        """Fold one result read back from the compacted ledger: its delivery is done and
+        its version counts; its source position does not (it names a record long committed,
+        on a log that may since have been recreated)."""
+        self.apply({**result, "source_topic": None})
 
     def decide(
         self,

@@ -81,6 +81,7 @@ def test_a_sink_reads_only_its_own_deliveries(kind: str) -> None:
         own.deliver.name,
         own.retry.name,
         topics.DELIVERY_RESULTS.name,
+        topics.LEDGER[topics.Destination(kind)].name,
         f"wedsync-sink-{kind}",
     }
 

@@ -8,7 +8,9 @@ the `LedgerReader` that loads the ledger at start and tails it (`reader()`, once
 otherwise the outcome to record instead (`SKIPPED_DUPLICATE`, `SKIPPED_STALE` with the newer
 delivery's id) or, for a record whose outcome is already on the ledger at its own position (a
 commit lost after it was recorded), nothing to record at all. `apply` folds a result this
-process produced, at once.
+process produced, at once; `kept` names where the compacted per-kind ledger
+(`wedsync.delivery.ledger.<kind>`) keeps it, so start-up reads a bounded amount
+(`connectors.sinks.ledger_reader`).
 """
 
 from __future__ import annotations
@@ -29,16 +31,29 @@ ALREADY_PROCESSED: Skip = (None, None)
 
 
 class Ledger:
-    def __init__(self, kind: str, bootstrap: Kafka, group_id: str, codec: AvroCodec) -> None:
+    def __init__(
+        self, kind: str, bootstrap: Kafka, group_id: str, codec: AvroCodec, *,
+        copy_window_s: float, skew_s: float,
+    ) -> None:  # fmt: skip
         self.state = LedgerState(kind)
+        self._window = {"copy_window_s": copy_window_s, "skew_s": skew_s}
+        self._reader: LedgerReader | None = None
         self.writer = uuid.uuid4().hex.encode()
         self.headers = [(WRITER, self.writer)]  # on every result this process writes
         self._bootstrap, self._group_id, self._codec = bootstrap, group_id, codec
 
     def reader(self) -> LedgerReader:
         """A reader that folds the ledger into `state` (`load`, then `poll`/`catch_up`)."""
-        return LedgerReader(self._bootstrap, self._group_id, self._codec, self.state,
-                            self.writer)  # fmt: skip
+        self._reader = LedgerReader(self._bootstrap, self._group_id, self._codec, self.state,
+                                    self.writer, **self._window)  # fmt: skip
+        return self._reader
+
+    def kept(self, result: dict[str, Any], *, replayed: bool) -> list[tuple[str, bytes]]:
+        """(topic, key) pairs the compacted per-kind ledger keeps `result` under (none
+        before the reader exists: nothing is delivered before it loaded)."""
+        if self._reader is None:
+            return []
+        return self._reader.kept(result, replayed=replayed)
 
     def skip(self, item: Item, target: str) -> Skip | None:
         """None: deliver `item`; else what to record instead (see the module docstring)."""

@@ -81,7 +81,14 @@ class SinkRuntime(GroupMember):
         self.group_id = group_id or f"wedsync-sink-{self.kind.value}"
         self.clock = clock
         self.codec = codecs[self.topics.deliver]
-        self.ledger = Ledger(self.kind.value, bootstrap, self.group_id, codecs[DELIVERY_RESULTS])
+        self.ledger = Ledger(
+            self.kind.value,
+            bootstrap,
+            self.group_id,
+            codecs[DELIVERY_RESULTS],
+            copy_window_s=self.settings.ledger_copy_window_s,
+            skew_s=self.settings.ledger_clock_skew_s,
+        )
         self.tracker = OffsetTracker()
         self.admission = Admission(self.settings, clock)
         self.attempts = Attempts(connector, credentials, self.settings.call_timeout_s)

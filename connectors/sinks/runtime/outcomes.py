@@ -60,6 +60,8 @@ class Ledger(Protocol):
 
     def apply(self, result: dict[str, Any]) -> None: ...
 
+    def kept(self, result: dict[str, Any], *, replayed: bool) -> list[tuple[str, bytes]]: ...
+
 
 class Pauses(Protocol):
     disabled: set[str]
@@ -150,9 +152,11 @@ class Outcomes:
             now_ms=self.now_ms(), **fields,
         )  # fmt: skip
         key = (result["integration_id"] or self.kind.value).encode()
-        self._produce(DELIVERY_RESULTS.name, self._results_codec.encode(result), key,
-                      self._ledger.headers, item.stored)  # fmt: skip
+        value = self._results_codec.encode(result)
+        self._produce(DELIVERY_RESULTS.name, value, key, self._ledger.headers, item.stored)
         self._ledger.apply(result)
+        for topic, kept in self._ledger.kept(result, replayed=item.replay_of is not None):
+            self._produce(topic, value, kept, None, item.stored)  # the compacted ledger
         self._counts[outcome].inc()
 
     def requeue(
