@@ -28,6 +28,19 @@ system with the broker floor measured just before it; then 250 events/s), per de
   wedsync.ingest.cdc) through the Faust normalizer and the routing process to the output
   record: DOMAIN.md's "source change to delivery attempt".
 The broker floor is one produce -> consume hop at the same message rates, no processing.
+
+Then, on each broker (`PIPELINE_BROKERS`: Apache Kafka first, where the target is judged, then
+Tansu, which holds every fetch), the pipeline alone at 1,000 changes/s (`TRIALS` runs of
+`LATENCY_SECONDS`, one fresh system per broker): p50/p99 to the routed record, the worker's
+and the routing process's CPU per change (from /proc) and how busy the whole machine was
+(/proc/stat: on two shared cores other tenants' load shows up here), against the target
+"keeps up at 1,000 changes/s with p99 under 200 ms".
+
+Scaling (with more than one partition, on Apache Kafka): routed records per second with one,
+then two `wedsync route` processes of the same group, each time with a backlog of
+`SCALE_EVENTS` events that saturates one process, and CPU per routed record of the routing
+processes (utime + stime from /proc), next to how much of the machine was idle meanwhile.
+Target: two processes deliver at least 1.7x one while the machine has spare CPU.
 While a latency phase runs, this process's garbage collector is off (`_no_gc`): its pauses
 would be counted as the system's latency.
 `run()` returns the lines to print.
@@ -49,6 +62,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from streams import topics
+from streams.dev.broker import EmbeddedBroker, dev_broker
 from streams.dev.cdc_like import CdcLike, wait_for_table
 from streams.dev.demo import worker_process
 from streams.dev.samples import change_event
@@ -60,16 +74,16 @@ from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.settings import Settings
 
-from bench.engines import broker as bench_broker
-
-ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
-
 WEDDINGS = 300
 EVENTS = 12_000
 WARMUP = 200
 RATE = 1000
 LATENCY_SECONDS = 5
 TRIALS = 3  # of the headline latency phase: the machine is shared and noisy
+PIPELINE_BROKERS = ("kafka", "tansu")  # streams.dev.broker.dev_broker choices; target on kafka
+PIPELINE_TARGET_P99_MS = 200
+SCALE_EVENTS = 20_000
+PARTS = ("routing", "pipeline", "scaling")  # `python -m bench.routing --parts ...` picks some
 _REF = SourceRef(kind="cdc", topic=topics.INGEST_CDC.name, partition=0, offset=0, lsn=None,
                  commit_lsn=None, state_lsn=None, delivery_id=None, table=None)  # fmt: skip
 WATERMARK_INTERVAL_S = 0.01  # the CDC source's default heartbeat cadence after commits
@@ -361,13 +375,23 @@ def _pct(values: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
+def _broker(choice: str) -> Iterator[str]:
+    """A fresh development broker: `tansu` (the embedded one) or `kafka` (one KRaft node)."""
+    if choice == "tansu":
+        with EmbeddedBroker() as broker:
+            yield broker.bootstrap_servers
+    else:
+        with dev_broker(choice) as bootstrap:
+            yield bootstrap
+
+
+@contextlib.contextmanager
 def _shipped(
-    rng: random.Random, changes: list[ChangeEvent], links: int
+    rng: random.Random, changes: list[ChangeEvent], links: int, broker: str = "tansu"
 ) -> Iterator[tuple[str, TopicCodecs, Consumer]]:
     """A fresh broker, the routing state loaded through CDC, `wedsync worker` (with its
     routing process) warmed up: yields (bootstrap, codecs, a probe of the route group)."""
-    with bench_broker() as broker:
-        bootstrap = broker.bootstrap_servers
+    with _broker(broker) as bootstrap:
         create_topics(bootstrap)
         settings = Settings(kafka_bootstrap_servers=bootstrap, app_id="bench-routing")
         codecs = TopicCodecs.from_settings(settings)
@@ -397,7 +421,7 @@ def _shipped(
                 probe.close()
 
 
-def run() -> list[str]:
+def run(parts: tuple[str, ...] = PARTS) -> list[str]:
     """Each partition count in a child process (the catalog's count is fixed per process)."""
     lines = []
     for partitions in sorted({1, topics.deployment_partitions()}):
@@ -407,15 +431,15 @@ def run() -> list[str]:
             )
         else:
             lines.append(f"-- {partitions} partitions per topic (WEDSYNC_PARTITIONS, the default)")
-        lines += _in_child(partitions)
+        lines += _in_child(partitions, parts)
     return lines
 
 
-def _in_child(partitions: int) -> list[str]:
+def _in_child(partitions: int, parts: tuple[str, ...] = PARTS) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         result = os.path.join(tmp, "lines.json")
         done = subprocess.run(
-            [sys.executable, "-m", "bench.routing", result],
+            [sys.executable, "-m", "bench.routing", "--child", ",".join(parts), result],
             env={**os.environ, "WEDSYNC_PARTITIONS": str(partitions)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -430,9 +454,30 @@ def _in_child(partitions: int) -> list[str]:
             return lines
 
 
-def _measure() -> list[str]:
+def _measure(parts: tuple[str, ...] = PARTS) -> list[str]:
     """Every system on a fresh broker: Tansu slows down as its in-memory logs grow, so phases
     that shared one broker would not be comparable."""
+    lines = _measure_routing() if "routing" in parts else []
+    if "pipeline" in parts:
+        lines += _measure_pipeline()
+    if "scaling" in parts and topics.EVENTS.partitions > 1:
+        lines += _measure_scaling()
+    return lines
+
+
+def _setup() -> tuple[random.Random, list[ChangeEvent], StateTables, int]:
+    """The seeded generator, the state changes, the state they fold into, vendor links."""
+    rng = random.Random(7)
+    changes = _state_changes(rng)
+    folded = RoutingState()
+    for change in changes:
+        folded.apply_change(change)
+    state = folded.tables
+    return rng, changes, state, sum(len(v) for v in state.wedding_vendors.values())
+
+
+def _measure_routing() -> list[str]:
+    """Throughput against the plain loop, routing latency, pipeline latency (Tansu)."""
     rng = random.Random(7)
     changes = _state_changes(rng)
     folded = RoutingState()
@@ -453,7 +498,7 @@ def _measure() -> list[str]:
         while _committed(probe) < WARMUP + EVENTS:
             time.sleep(0.05)
         shipped = time.perf_counter() - started
-    with bench_broker() as broker:
+    with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap_servers)
         codecs = TopicCodecs.from_settings(Settings())
         _produce(broker.bootstrap_servers, codecs, events, now=False)
@@ -509,6 +554,162 @@ def _measure() -> list[str]:
     return lines
 
 
+def _measure_pipeline() -> list[str]:
+    """The pipeline alone at RATE changes/s on each of PIPELINE_BROKERS, fresh systems."""
+    rng, changes, _, links = _setup()
+    lines = [f"pipeline at {RATE} changes/s, row commit -> CDC -> normalize (Faust) -> route -> "
+             f"routed record, {TRIALS} runs of {LATENCY_SECONDS} s per broker:"]  # fmt: skip
+    judged: dict[str, list[float]] = {}
+    for broker in PIPELINE_BROKERS:
+        with _shipped(rng, changes, links, broker) as (bootstrap, codecs, _probe):
+            _pipeline(bootstrap, codecs, _changes(rng, 200, 50_000_000), 100)  # warm-up
+            for trial in range(TRIALS):
+                changes_in = _changes(rng, RATE * LATENCY_SECONDS, 90_000_000 + trial * 10**6)
+                pids = _pids_of({"worker": b"worker", "route": b"route"})
+                before, machine = _cpu_of(pids), _cpu_times()
+                with _no_gc():
+                    to_output = _pipeline(bootstrap, codecs, changes_in, RATE)
+                used = {k: 1000 * (v - before.get(k, 0.0)) / len(changes_in)
+                        for k, v in _cpu_of(pids).items()}  # fmt: skip
+                judged.setdefault(broker, []).append(_pct(to_output, 0.99))
+                lines.append(
+                    f"  {broker:<5} run {trial + 1}: {_pcts(to_output)} | CPU per change: "
+                    + ", ".join(f"{k} {v:.2f} ms" for k, v in sorted(used.items()))
+                    + f" | {_machine(machine)}"
+                )
+    for broker, p99s in judged.items():
+        median = sorted(p99s)[len(p99s) // 2]
+        verdict = "met" if median < PIPELINE_TARGET_P99_MS else "NOT met"
+        lines.append(f"  {broker}: median p99 {median:.0f} ms (target: keeps up at {RATE} "
+                     f"changes/s with p99 < {PIPELINE_TARGET_P99_MS} ms: {verdict})")  # fmt: skip
+    return lines
+
+
+def _measure_scaling() -> list[str]:
+    """Routed records/s and CPU per routed record with one, then two `wedsync route`
+    processes of one group (Apache Kafka), each draining a backlog that saturates one."""
+    rng, changes, state, links = _setup()
+    rules = load_rules()
+    lines = [f"routing scale-out on Apache Kafka, {topics.EVENTS.partitions} partitions, a "
+             f"backlog of {SCALE_EVENTS} events each time:"]  # fmt: skip
+    rates: list[float] = []
+    with _shipped(rng, changes, links, "kafka") as (bootstrap, codecs, probe):
+        extra: list[subprocess.Popen[bytes]] = []
+        try:
+            for processes in (1, 2):
+                if processes == 2:
+                    extra.append(_route_process(bootstrap, "bench-routing"))
+                    _wait_members(bootstrap, "bench-routing-route", 2)
+                    warm = _events(rng, WARMUP, 31_000_000)
+                    done = _committed(probe)
+                    _produce(bootstrap, codecs, warm, now=False)
+                    while _committed(probe) < done + WARMUP:
+                        time.sleep(0.05)
+                backlog = _events(rng, SCALE_EVENTS, 32_000_000 + processes * 10**6)
+                routed = sum(len(route(e, state, rules, 0)) for e in backlog)
+                pids = _pids_of({"route": b"route"})
+                before, machine = _cpu_of(pids), _cpu_times()
+                start, done = time.perf_counter(), _committed(probe)
+                _produce(bootstrap, codecs, backlog, now=False)
+                while _committed(probe) < done + SCALE_EVENTS:
+                    time.sleep(0.02)
+                seconds = time.perf_counter() - start
+                cpu = _cpu_of(pids).get("route", 0.0) - before.get("route", 0.0)
+                rates.append(routed / seconds)
+                lines.append(
+                    f"  {processes} process{'es' if processes > 1 else ''}: "
+                    f"{SCALE_EVENTS / seconds:>7,.0f} events/s, {routed / seconds:>7,.0f} routed "
+                    f"records/s, CPU {1e6 * cpu / routed:.0f} us per routed record "
+                    f"({100 * cpu / seconds:.0f}% of a core) | {_machine(machine)}"
+                )
+        finally:
+            for proc in extra:
+                proc.terminate()
+                proc.wait(15)
+    lines.append(f"  ratio 2/1: {rates[1] / rates[0]:.2f} (target >= 1.7 while the machine has "
+                 "spare CPU: see idle above)")  # fmt: skip
+    return lines
+
+
+def _route_process(bootstrap: str, app_id: str) -> subprocess.Popen[bytes]:
+    """One more `wedsync route` of `app_id`'s group, as the worker's child is started."""
+    from streams.child import die_with_parent
+    from streams.dev.broker import free_port
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WEDSYNC_APP_ID": app_id,
+           "WEDSYNC_METRICS_PORT": str(free_port())}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "streams.app.cli", "route"], env=env,
+                            preexec_fn=die_with_parent)  # fmt: skip
+
+
+def _wait_members(bootstrap: str, group: str, members: int, timeout: float = 60) -> None:
+    """Until the consumer group `group` is stable with `members` members holding partitions."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = admin.describe_consumer_groups([group])[group].result(10)
+        holding = [m for m in found.members if m.assignment.topic_partitions]
+        if found.state == ConsumerGroupState.STABLE and len(holding) >= members:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{group}: {members} members did not join in {timeout} s")
+
+
+def _pids_of(kinds: dict[str, bytes]) -> dict[int, str]:
+    """Pid -> kind of this process's descendants whose command line has a kind's word
+    (`wedsync worker` and `wedsync route` are `python -m streams.app.cli <word>`)."""
+    parents: dict[int, int] = {}
+    words: dict[int, list[bytes]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                words[int(entry)] = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+
+    def descends(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return {pid: kind for pid, cmd in words.items() for kind, word in kinds.items()
+            if b"streams.app.cli" in cmd and word in cmd[3:4] and descends(pid)}  # fmt: skip
+
+
+def _cpu_of(pids: dict[int, str]) -> dict[str, float]:
+    """Kind -> CPU seconds (utime + stime) its processes used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid, kind in pids.items():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _machine(before: list[int]) -> str:
+    """How busy the whole machine was since `before` (/proc/stat), every tenant included."""
+    after = _cpu_times()
+    if not before or len(after) < 8:
+        return "machine n/a"
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = max(1, sum(delta))
+    idle = delta[3] + delta[4]
+    return f"machine {100 * (total - idle) / total:.0f}% busy, steal {100 * delta[7] / total:.0f}%"
+
+
 def _cpu_times() -> list[int]:
     try:
         with open("/proc/stat") as f:
@@ -552,7 +753,7 @@ def _broker_floor(rate: int, out_rate: int, seconds: int) -> list[float]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     parts = topics.EVENTS.partitions
-    with bench_broker() as broker:
+    with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         admin = AdminClient({"bootstrap.servers": bootstrap})
         names = ["bench-floor-in", *(f"bench-floor-out-{i}" for i in range(7))]
@@ -587,9 +788,23 @@ def _broker_floor(rate: int, out_rate: int, seconds: int) -> list[float]:
     return latencies
 
 
-if __name__ == "__main__":  # the child of `run()`: measure, write the lines to argv[1]
-    from streams import topics
+def _main(argv: list[str]) -> int:
+    """`python -m bench.routing [--parts routing,pipeline,scaling]`: print those parts;
+    `--child PARTS FILE` (what `run()` starts): measure, write the lines to FILE."""
+    if argv[:1] == ["--child"]:
+        topics.configure(Settings().partitions)  # WEDSYNC_PARTITIONS, this program's edge
+        with open(argv[2], "w") as out:
+            json.dump(_measure(tuple(argv[1].split(","))), out)
+        return 0
+    parts = tuple(argv[1].split(",")) if argv[:1] == ["--parts"] else PARTS
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        print(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}", file=sys.stderr)
+        return 2
+    for line in run(parts):
+        print(line, flush=True)
+    return 0
 
-    topics.configure(Settings().partitions)  # WEDSYNC_PARTITIONS, this program's edge
-    with open(sys.argv[1], "w") as out:
-        json.dump(_measure(), out)
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -4,6 +4,15 @@ Faust defaults that do not fit us are overridden here (see FACTS.md): replicatio
 settings, short session/rebalance timeouts so group joins take seconds not 30 s, web server on
 loopback, at-least-once processing (aiokafka's transactional producer fails on Tansu), and
 the consumer's fetch wait (`streams.kafka.faust_transport`: 1500 ms hard-coded by Faust).
+
+The producer lingers `PRODUCER_LINGER_MS` and batches up to `PRODUCER_MAX_BATCH_BYTES` per
+partition. aiokafka keeps one produce request in flight per broker and writes each to its
+socket on the worker's event loop, so with 1 ms linger the loop sent a request per
+millisecond: profiled (py-spy, 1,000 changes/s, one partition, Apache Kafka) the socket
+writes of produce requests were 28-31 % of the worker's main thread, and a full 16 KB batch
+(about 50 domain events) made the agent's `send` wait for the request in flight. With 10 ms
+and 256 KB: 11 %, and the worker's CPU per change fell from 0.82-0.90 ms to 0.51-0.73 ms (same
+session, alternating runs). Ten milliseconds is the most it adds to a record's latency.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ from streams.kafka.topic_watch import TopicWatch
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+PRODUCER_LINGER_MS = 10
+PRODUCER_MAX_BATCH_BYTES = 256 * 1024
 
 GONE = frozenset({KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC,
                   KafkaError.UNKNOWN_TOPIC_OR_PART})  # fmt: skip
@@ -67,7 +79,8 @@ def create_app(
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_linger_ms=1,
+        producer_linger_ms=PRODUCER_LINGER_MS,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,

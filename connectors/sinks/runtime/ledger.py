@@ -25,6 +25,7 @@ from streams.logic.ledger import LedgerState
 from connectors.sinks.envelope import Item
 from connectors.sinks.ledger_reader import WRITER, LedgerReader
 from connectors.sinks.runtime.outcomes import Outcome
+from connectors.sinks.settings import SinkSettings
 
 Skip = tuple[Outcome | None, str | None]  # (outcome to record or None, superseded_by)
 ALREADY_PROCESSED: Skip = (None, None)
@@ -33,8 +34,12 @@ ALREADY_PROCESSED: Skip = (None, None)
 class Ledger:
     def __init__(
         self, kind: str, bootstrap: Kafka, group_id: str, codec: AvroCodec, *,
-        copy_window_s: float, skew_s: float,
+        copy_window_s: float | None = None, skew_s: float | None = None,
     ) -> None:  # fmt: skip
+        """`copy_window_s`, `skew_s`: the bounded start's (`SinkSettings`; None: its default)."""
+        defaults = SinkSettings.model_construct()
+        copy_window_s = defaults.ledger_copy_window_s if copy_window_s is None else copy_window_s
+        skew_s = defaults.ledger_clock_skew_s if skew_s is None else skew_s
         self.state = LedgerState(kind)
         self._window = {"copy_window_s": copy_window_s, "skew_s": skew_s}
         self._reader: LedgerReader | None = None
