@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 0,  # each HTTP request waits for its ack: latency first; batches still form
+    # small produce requests go out at once: with Nagle on, one waits for the previous one's
+    # TCP ack (bench ingest on Apache Kafka: p50 ack 2.6 vs 3.0 ms, p99 7.9 vs 18 ms)
+    "socket.nagle.disable": True,
     "message.timeout.ms": 60_000,  # librdkafka's own deadline, after which it gives up
     "socket.keepalive.enable": True,
 }
