@@ -103,6 +103,7 @@ __all__ = ["PostgresCdcSource", "make_producer"]
 log = logging.getLogger(__name__)
 ROW_MESSAGES = (b"I", b"U", b"D")  # pgoutput messages that carry row values
 TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
+IN_FLIGHT_WAIT_S = 0.002  # the idle wait while Kafka has not acknowledged everything yet
 
 
 class PostgresCdcSource:
@@ -367,6 +368,8 @@ class PostgresCdcSource:
                 wake = self._next_watermark if self._watermark_due else next_heartbeat
                 timeout = max(0.0, min(wake - time.monotonic(), next_heartbeat - time.monotonic(),
                                        0.2))  # fmt: skip
+                if len(self.producer):  # acks to come: serve them soon, then confirm them
+                    timeout = min(timeout, IN_FLIGHT_WAIT_S)
                 with contextlib.suppress(InterruptedError):
                     select.select([cur], [], [], timeout)
         self.emit.flush(timeout=30.0)

@@ -4,6 +4,7 @@ leave the message to the decoder."""
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 from connectors.sources.postgres_cdc.avro import Layout, avro_long
@@ -181,3 +182,57 @@ def test_a_state_tables_keys_are_tracked_as_the_decoder_tracks_them() -> None:
     assert decoder.keys.rows["wedding_vendors"] == {encoded.key: {"id": ids[0]}}
     assert rows.prepare(pgwire.delete(16500, [ids[0], None, None, None, None]), 4016) is not None
     assert decoder.keys.rows["wedding_vendors"] == {}
+
+
+class _Producer:
+    """Records what the emitter produces (no broker)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def produce(self, topic: str, **record: object) -> None:
+        self.records.append({"topic": topic, **record})
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+
+def _emitter(codecs: TopicCodecs, decoder: ChangeDecoder, **config: int) -> tuple[Any, _Producer]:
+    from connectors.sources.postgres_cdc.acks import AckTracker
+    from connectors.sources.postgres_cdc.config import PostgresCdcConfig
+    from connectors.sources.postgres_cdc.emit import Emitter
+
+    producer = _Producer()
+    emitter = Emitter(producer, codecs, AckTracker(), PostgresCdcConfig(**config),  # type: ignore[arg-type]
+                      Contract.default(), decoder.column_types, lambda: NOW_MS)  # fmt: skip
+    return emitter, producer
+
+
+def test_an_encoded_change_is_produced_as_the_codec_writes_it(codecs: TopicCodecs) -> None:
+    decoder, rows, _ = plans()
+    emitter, producer = _emitter(codecs, decoder)
+    message = pgwire.insert(16400, ["k", "a title"] + [None] * 8)
+    encoded = rows.prepare(message, 4008)
+    assert encoded is not None
+    encoded.state_lsn = 4000
+    emitter.change(emitter.tracker.begin(), encoded.key, encoded)
+    ((record,),) = [producer.records]
+    assert (record["topic"], record["key"], record["headers"]) == (
+        INGEST_CDC.name,
+        b"things:k",
+        None,
+    )
+    assert codecs[INGEST_CDC].decode(record["value"]) == encoded.event()
+
+
+def test_an_encoded_change_over_the_record_limit_is_cut_from_the_decoders_event(
+    codecs: TopicCodecs,
+) -> None:
+    decoder, rows, _ = plans()
+    emitter, producer = _emitter(codecs, decoder, max_record_bytes=65536, cut_value_bytes=1024)
+    encoded = rows.prepare(pgwire.insert(16400, ["k", "x" * 70_000] + [None] * 8), 4008)
+    assert encoded is not None
+    emitter.change(emitter.tracker.begin(), encoded.key, encoded)
+    ((record,),) = [producer.records]
+    assert dict(record["headers"])["wedsync.cdc.cut_columns"] == b"title"
+    assert len(codecs[INGEST_CDC].decode(record["value"])["after"]["title"]) <= 1024
