@@ -31,6 +31,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import struct
 import time
 import traceback
 import uuid
@@ -57,6 +58,7 @@ from connectors.sources.webhooks.convert import (
     from_supabase,
 )
 from connectors.sources.webhooks.dedupe import DedupeWindow
+from connectors.sources.webhooks.record import WebhookWriter
 from connectors.sources.webhooks.verify import Rejected, Request, Verified, parse_json, verify
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,9 @@ class Gateway:
             for outcome in ("stored", "duplicate", "handshake")
         }
         self._ack_seconds: dict[str, Any] = {}  # topic -> its ack-time histogram child
+        codec = codecs[INGEST_WEBHOOKS]
+        self._writer = WebhookWriter.of(codec.schema)  # None: a schema it does not know
+        self._framing = struct.pack(">bI", 0, codec.schema_id) if self._writer else b""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._json_refusals])
@@ -271,9 +276,20 @@ class Gateway:
             received_at_ms=received_ms,
             source_ts_ms=verified.source_ts_ms or received_ms,
         )
-        value = _encode(self.codecs, INGEST_WEBHOOKS, dict(webhook))
+        value = self._encode_webhook(webhook)
         key = f"{name}:{delivery_id}".encode()
         return _Record(INGEST_WEBHOOKS, key, value, verified.delivery_id)
+
+    def _encode_webhook(self, webhook: InboundWebhook) -> bytes:
+        """Avro bytes of the record (`record.py`, else the codec); 400 when a value cannot
+        be written (e.g. a lone surrogate in a string)."""
+        if self._writer is None:
+            return _encode(self.codecs, INGEST_WEBHOOKS, dict(webhook))
+        try:
+            return self._framing + self._writer.write(webhook)
+        except (ValueError, TypeError) as exc:
+            detail = f"cannot store the payload: {type(exc).__name__}"
+            raise Rejected(400, "unencodable", detail) from None
 
     async def _store_once(self, name: str, record: _Record, ok_status: int) -> web.Response:
         """Produce unless stored within the window; concurrent twins wait for the first.
