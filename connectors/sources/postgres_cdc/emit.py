@@ -138,6 +138,7 @@ class Emitter:
         self.dead_letters = 0
         self._lag_of = -1  # the commit time the lag gauge was last set for
         self._produced = {op: metrics.CDC_EVENTS_PRODUCED.labels(op) for op in "cudr"}
+        self._acked = dict.fromkeys("cudr", 0)  # acked change events not yet in _produced
         self._cb_tx: TxAcks | None = None
         self._cb_op: str | None = None
         self._cb: Any = None
@@ -261,7 +262,7 @@ class Emitter:
         Raises BrokerUnavailable when the producer cannot go on."""
         if tx is not self._cb_tx or op != self._cb_op:  # one callback a transaction and op
             self._cb_tx, self._cb_op = tx, op
-            self._cb = functools.partial(self._on_delivery, tx, self._produced.get(op or ""))
+            self._cb = self._on_delivery(tx, op)
         callback = self._cb
         kafka_headers: Any = headers or None  # the stubs want a list of str | bytes | None
         while True:
@@ -288,19 +289,32 @@ class Emitter:
         what = "hit a fatal error" if err.fatal() else "refused a record"
         return BrokerUnavailable(f"the Kafka producer {what} ({reason}); {RESUME}")
 
-    def _on_delivery(
-        self, tx: TxAcks, produced: Any, err: KafkaError | None, msg: Message | None
-    ) -> None:
-        """A delivery report (inside poll/flush); `produced` is the op's counter, if any."""
-        if err is not None:
-            self.tracker.acked(tx, _describe(err))
-        else:
-            self.tracker.acked(tx)
-            if produced is not None:
-                produced.inc()
+    def _on_delivery(self, tx: TxAcks, op: str | None) -> Callable[[Any, Any], None]:
+        """The delivery report callback (it runs inside poll/flush) of `tx`'s records of
+        `op` (None: not counted as produced). Acks of change events are counted here and
+        added to wedsync_cdc_events_produced_total by `check_failure` (no lock per ack)."""
+        acked, counts = self.tracker.acked, self._acked
+
+        def on_delivery(err: KafkaError | None, msg: Message | None) -> None:
+            if err is not None:
+                acked(tx, _describe(err))
+                return
+            acked(tx)
+            if op is not None:
+                counts[op] += 1
+
+        return on_delivery
+
+    def _publish_counts(self) -> None:
+        for op, n in self._acked.items():
+            if n:
+                self._produced[op].inc(n)
+                self._acked[op] = 0
 
     def check_failure(self) -> None:
-        """BrokerUnavailable once Kafka failed to acknowledge anything."""
+        """BrokerUnavailable once Kafka failed to acknowledge anything. Called often by the
+        replication loop (and by `flush`): also publishes the acks counted since."""
+        self._publish_counts()
         if self.tracker.failure is not None:
             raise BrokerUnavailable(
                 f"Kafka did not acknowledge a change event ({self.tracker.failure}); {RESUME}"

@@ -118,6 +118,7 @@ class RowPlan:
     pk_index: tuple[int | None, ...]  # each one's tuple index (None: not carried)
     pk_oids: tuple[int, ...]  # each one's type OID (0: not carried)
     is_key: tuple[bool, ...]  # by tuple index: a replica-identity key column
+    text_pk: bool  # every primary-key column is carried as its text (uuid, text, ...)
     pk_bytes: bytes  # the primary_key array
     source: bytes  # connector, db, schema, table
     id_prefix: str  # '<db>:'
@@ -181,12 +182,14 @@ class RowPlans:
         index = {names[c.name]: i for i, c in enumerate(rel.columns) if c.name in names}
         oids = {names[c.name]: c.type_oid for c in rel.columns if c.name in names}
         pk = tuple(names.get(c, c) for c in pk)
+        oids_pk = [oids.get(c, 0) for c in pk]
         pk_bytes = b"".join([avro_long(len(pk)), *map(avro_string, pk)]) if pk else b""
         return RowPlan(
             table=table, state=table in dec.keys.state_tables, width=len(rel.columns),
             columns=tuple(columns), key_columns=tuple(c for c in columns if c.is_key), pk=pk,
             pk_index=tuple(index.get(c) for c in pk), pk_oids=tuple(oids.get(c, 0) for c in pk),
-            is_key=tuple(c.is_key for c in rel.columns), pk_bytes=pk_bytes + b"\x00",
+            is_key=tuple(c.is_key for c in rel.columns),
+            text_pk=all(_kind(oid) == TEXT for oid in oids_pk), pk_bytes=pk_bytes + b"\x00",
             source=b"".join(map(avro_string, (CONNECTOR, dec.db, rel.namespace, table))),
             id_prefix=f"{dec.db}:", id_table=f":{table}:",
         )  # fmt: skip
@@ -234,7 +237,12 @@ class RowPlans:
         pk_row: dict[str, ColumnValue] = {}
         for name, i, oid in zip(plan.pk, plan.pk_index, plan.pk_oids, strict=True):
             text = None if i is None or (key_only and not plan.is_key[i]) else row[i]
-            pk_row[name] = None if text is None else convert(oid, text.decode("utf-8", "replace"))
+            if text is None:
+                pk_row[name] = None
+            elif plan.text_pk:  # uuid, text: the text itself, as convert() gives it
+                pk_row[name] = text.decode("utf-8", "replace")
+            else:
+                pk_row[name] = convert(oid, text.decode("utf-8", "replace"))
         pk = primary_key_text(plan.pk, pk_row)
         key = f"{plan.table}:{pk}".encode()
         event_id = (plan.id_prefix + str(lsn) + plan.id_table + pk).encode()
