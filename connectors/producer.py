@@ -47,7 +47,10 @@ RENEWAL_WINDOW_S = 600.0  # ... within this window; one more means a fresh clien
 DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
-    "linger.ms": 0,  # each HTTP request waits for its ack: latency first; batches still form
+    "linger.ms": 1,  # each HTTP request waits for its ack; 1 ms lets concurrent ones share a batch
+    # small produce requests go out at once: with Nagle on, one waits for the previous one's
+    # TCP ack (bench ingest on Apache Kafka: p50 ack 2.6 vs 3.0 ms, p99 7.9 vs 18 ms)
+    "socket.nagle.disable": True,
     "message.timeout.ms": 60_000,  # librdkafka's own deadline, after which it gives up
     "socket.keepalive.enable": True,
 }

@@ -376,6 +376,12 @@ def public_row(table: str, row: Mapping[str, Any] | None) -> dict[str, Any] | No
     return out
 
 
+def rewrites_values(table: str) -> bool:
+    """True when `public_row` may change a value of contract table `table` (it has an
+    endpoint URL or a jsonb column); a row of any other table is carried as it is."""
+    return bool(_URL_COLUMNS.get(table) or _JSON_COLUMNS.get(table))
+
+
 def _public_json(text: str) -> str:
     try:
         document = json.loads(text)

@@ -26,8 +26,9 @@ reported (`Step.truncated`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from streams.errors import ContractViolation, DecodeError
 from streams.logic.contract import Contract, TableContract, public_row
@@ -169,8 +170,29 @@ def heartbeat_event(db: str, commit_lsn: int, now_ms: int) -> ChangeEvent:
     )
 
 
+class Stampable(Protocol):
+    """A change already encoded but for its state LSN (`rows.Encoded`)."""
+
+    table: str
+    state_lsn: int | None
+
+
+Pending = ChangeEvent | Stampable  # a change held until its transaction's commit
+
+
+def table_of(event: Pending) -> str:
+    return event["source"]["table"] if isinstance(event, dict) else event.table
+
+
+def set_state_lsn(event: Pending, state_lsn: int | None) -> None:
+    if isinstance(event, dict):
+        event["source"]["state_lsn"] = state_lsn
+    else:
+        event.state_lsn = state_lsn
+
+
 def stamp_transaction(
-    events: list[tuple[bytes, ChangeEvent]],
+    events: Sequence[tuple[bytes, Pending]],
     commit_lsn: int,
     last_state_lsn: int,
     state_tables: frozenset[str],
@@ -178,10 +200,10 @@ def stamp_transaction(
     """Set `source.state_lsn` on every event of one committed transaction: its own commit
     LSN when it changed a state table (so a vendor linked in the transaction that moves the
     wedding is waited for), else `last_state_lsn`. Returns the new last state LSN."""
-    touched = any(event["source"]["table"] in state_tables for _, event in events)
+    touched = any(table_of(event) in state_tables for _, event in events)
     state_lsn = commit_lsn if touched else last_state_lsn
     for _, event in events:
-        event["source"]["state_lsn"] = state_lsn or None
+        set_state_lsn(event, state_lsn or None)
     return state_lsn
 
 
@@ -318,12 +340,44 @@ class ChangeDecoder:
         old_is_key: bool = False,
     ) -> None:
         rel = self._relation(oid)
-        qualified = self._qualified(rel)
-        if not self.rules.wants(qualified):
+        if not self.rules.wants(self._qualified(rel)):
             return
         if self.tx is None:
-            raise DecodeError(f"change to {qualified} outside a transaction")
-        table, names = self.carried[oid]
+            raise DecodeError(f"change to {self._qualified(rel)} outside a transaction")
+        built = self._build(rel, op, old, new, lsn, old_is_key, self.tx)
+        if isinstance(built, DeadRow):
+            step.dead = built
+            return
+        self.keys.track(*built)
+        step.events.append(built)
+
+    def rebuild(self, data: bytes, lsn: int, tx: Begin) -> tuple[bytes, ChangeEvent]:
+        """The change event of row message `data` at `lsn` in transaction `tx`, as `feed`
+        made it then, with no state kept (for a change first encoded by `rows.py`, whose
+        row the decoder takes exactly so)."""
+        message = parse_message(data)
+        assert isinstance(message, Insert | Update | Delete)
+        old = None if isinstance(message, Insert) else message.old
+        new = None if isinstance(message, Delete) else message.new
+        op = "c" if isinstance(message, Insert) else "u" if isinstance(message, Update) else "d"
+        old_is_key = False if isinstance(message, Insert) else message.old_is_key
+        built = self._build(self._relation(message.relation_oid), op, old, new, lsn,
+                            old_is_key, tx)  # fmt: skip
+        assert not isinstance(built, DeadRow)
+        return built
+
+    def _build(
+        self,
+        rel: Relation,
+        op: str,
+        old: TupleData | None,
+        new: TupleData | None,
+        lsn: int,
+        old_is_key: bool,
+        tx: Begin,
+    ) -> tuple[bytes, ChangeEvent] | DeadRow:
+        qualified = self._qualified(rel)
+        table, names = self.carried[rel.oid]
         pk = self.primary_keys.get(qualified) or tuple(c.name for c in rel.columns if c.is_key)
         pk = tuple(names.get(c, c) for c in pk)
         try:
@@ -333,9 +387,8 @@ class ChangeDecoder:
             old_text = None if old is None else _texts(rel, old, names, old_is_key)
             new_text = None if new is None else _texts(rel, new, names, False)
             key = cdc_key(table, primary_key_text(pk, new_text or old_text or {}))
-            step.dead = DeadRow(qualified, key, bad.column, bad.error, op, old_text, new_text)
-            return
-        key, event = build_event(
+            return DeadRow(qualified, key, bad.column, bad.error, op, old_text, new_text)
+        return build_event(
             db=self.db,
             schema=rel.namespace,
             table=table,
@@ -344,13 +397,11 @@ class ChangeDecoder:
             after=after,
             primary_key=pk,
             lsn=lsn,
-            commit_lsn=self.tx.final_lsn,
-            tx_id=self.tx.xid,
-            commit_ms=self.tx.commit_ts_ms,
+            commit_lsn=tx.final_lsn,
+            tx_id=tx.xid,
+            commit_ms=tx.commit_ts_ms,
             now_ms=self.now_ms(),
         )
-        self.keys.track(key, event)
-        step.events.append((key, event))
 
     @staticmethod
     def _row(

@@ -61,7 +61,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg2
@@ -89,10 +89,12 @@ from connectors.sources.postgres_cdc.decode import (
     ChangeDecoder,
     TableRules,
     heartbeat_event,
+    set_state_lsn,
     stamp_transaction,
 )
 from connectors.sources.postgres_cdc.emit import H_VALUE_DROPPED, Emitter, lsn_text, make_producer
 from connectors.sources.postgres_cdc.limits import check_kafka_limits
+from connectors.sources.postgres_cdc.rows import Encoded, RowPlans
 from connectors.sources.postgres_cdc.snapshot import SnapshotReader, create_slot, keep_slot
 from connectors.sources.postgres_cdc.state_read import check_state_topic_kept, read_state_keys
 
@@ -101,6 +103,7 @@ __all__ = ["PostgresCdcSource", "make_producer"]
 log = logging.getLogger(__name__)
 ROW_MESSAGES = (b"I", b"U", b"D")  # pgoutput messages that carry row values
 TX_BUFFER = 50_000  # events of one transaction held until its commit (see _hold)
+IN_FLIGHT_WAIT_S = 0.002  # the idle wait while Kafka has not acknowledged everything yet
 
 
 class PostgresCdcSource:
@@ -145,12 +148,13 @@ class PostgresCdcSource:
             producer, codecs, self.tracker, config, self.contract, self.decoder.column_types,
             self._now_ms,
         )  # fmt: skip
+        self.rows = RowPlans(self.decoder, self.emit.layout)
         self.snapshot_rows = 0
         self._last_commit_lsn = 0  # of the last transaction produced
         self._state_lsn = 0  # commit LSN of the last transaction that changed a state table
         self._heartbeat_lsn = 0  # of the last heartbeat produced
         self._next_watermark = 0.0
-        self._tx_events: list[tuple[bytes, ChangeEvent]] = []  # the open transaction's
+        self._tx_events: list[tuple[bytes, ChangeEvent | Encoded]] = []  # the open transaction's
         self._tx_final_lsn: int | None = None  # set when the transaction outgrew the buffer
 
     def _now_ms(self) -> int:
@@ -256,8 +260,14 @@ class PostgresCdcSource:
                 metrics.CDC_LAG_SECONDS.set(0.0)
 
     def _handle(self, query: Any, msg: Any, state: dict[str, TxAcks]) -> None:
+        payload = msg.payload
+        if payload[:1] in ROW_MESSAGES:  # most messages: straight to bytes (rows.py)
+            encoded = self.rows.prepare(payload, msg.data_start)
+            if encoded is not None:
+                self._hold(state["tx"], [(encoded.key, encoded)])
+                return
         try:
-            step = self.decoder.feed(msg.payload, msg.data_start)
+            step = self.decoder.feed(payload, msg.data_start)
         except DecodeError as exc:  # a bad change is data: dead-letter it, keep streaming
             tx = state.get("tx")
             if tx is None:  # outside a transaction: confirmed with the next commit
@@ -286,6 +296,7 @@ class PostgresCdcSource:
             self._watermark(tx, idle=False)
             self.tracker.commit(tx, step.commit.end_lsn)
         if step.relation is not None:
+            self.rows.forget()
             qualified = f"{step.relation.namespace}.{step.relation.name}"
             if qualified not in self.primary_keys:
                 with query.cursor() as cur:
@@ -299,7 +310,7 @@ class PostgresCdcSource:
                 metrics.CDC_TRUNCATES_SKIPPED.inc()
                 log.warning("TRUNCATE of %s: no row events are produced for it", table)
 
-    def _hold(self, tx: TxAcks, events: list[tuple[bytes, ChangeEvent]]) -> None:
+    def _hold(self, tx: TxAcks, events: Sequence[tuple[bytes, ChangeEvent | Encoded]]) -> None:
         """Keep a transaction's events until its commit, which says whether it changed
         state (pgoutput sends a transaction whole, at commit, so this adds no latency). A
         transaction larger than TX_BUFFER is produced as it comes, every event marked to wait
@@ -312,7 +323,7 @@ class PostgresCdcSource:
             self._tx_final_lsn = self.decoder.tx.final_lsn
             events, self._tx_events = self._tx_events, []
         for key, event in events:
-            event["source"]["state_lsn"] = self._tx_final_lsn
+            set_state_lsn(event, self._tx_final_lsn)
             self.emit.change(tx, key, event)
 
     def _stream(self, query: Any, cur: Any, stop: threading.Event) -> None:
@@ -357,6 +368,8 @@ class PostgresCdcSource:
                 wake = self._next_watermark if self._watermark_due else next_heartbeat
                 timeout = max(0.0, min(wake - time.monotonic(), next_heartbeat - time.monotonic(),
                                        0.2))  # fmt: skip
+                if len(self.producer):  # acks to come: serve them soon, then confirm them
+                    timeout = min(timeout, IN_FLIGHT_WAIT_S)
                 with contextlib.suppress(InterruptedError):
                     select.select([cur], [], [], timeout)
         self.emit.flush(timeout=30.0)

@@ -30,11 +30,17 @@ class StateKeys:
         table = change["source"]["table"]
         if table not in self.state_tables:
             return
-        if change["op"] == "d":
+        row = change["after"] or {}
+        self.track_row(table, change["op"], key, {c: row.get(c) for c in change["primary_key"]})
+
+    def track_row(self, table: str, op: str, key: bytes, pk_row: KeyRow) -> None:
+        """Follow one change of `table` given its key columns (what `track` reads of it)."""
+        if table not in self.state_tables:
+            return
+        if op == "d":
             self.rows.get(table, {}).pop(key, None)
             return
-        row = change["after"] or {}
-        self.rows.setdefault(table, {})[key] = {c: row.get(c) for c in change["primary_key"]}
+        self.rows.setdefault(table, {})[key] = pk_row
 
     def take(self, table: str) -> dict[bytes, KeyRow]:
         """Every key of `table` held so far (now forgotten): the rows a TRUNCATE removes."""

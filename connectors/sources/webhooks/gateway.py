@@ -31,6 +31,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import struct
 import time
 import traceback
 import uuid
@@ -57,6 +58,7 @@ from connectors.sources.webhooks.convert import (
     from_supabase,
 )
 from connectors.sources.webhooks.dedupe import DedupeWindow
+from connectors.sources.webhooks.record import WebhookWriter
 from connectors.sources.webhooks.verify import Rejected, Request, Verified, parse_json, verify
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,10 @@ class Gateway:
             for name in config.sources
             for outcome in ("stored", "duplicate", "handshake")
         }
+        self._ack_seconds: dict[str, Any] = {}  # topic -> its ack-time histogram child
+        codec = codecs[INGEST_WEBHOOKS]
+        self._writer = WebhookWriter.of(codec.schema)  # None: a schema it does not know
+        self._framing = struct.pack(">bI", 0, codec.schema_id) if self._writer else b""
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._json_refusals])
@@ -270,9 +276,20 @@ class Gateway:
             received_at_ms=received_ms,
             source_ts_ms=verified.source_ts_ms or received_ms,
         )
-        value = _encode(self.codecs, INGEST_WEBHOOKS, dict(webhook))
+        value = self._encode_webhook(webhook)
         key = f"{name}:{delivery_id}".encode()
         return _Record(INGEST_WEBHOOKS, key, value, verified.delivery_id)
+
+    def _encode_webhook(self, webhook: InboundWebhook) -> bytes:
+        """Avro bytes of the record (`record.py`, else the codec); 400 when a value cannot
+        be written (e.g. a lone surrogate in a string)."""
+        if self._writer is None:
+            return _encode(self.codecs, INGEST_WEBHOOKS, dict(webhook))
+        try:
+            return self._framing + self._writer.write(webhook)
+        except (ValueError, TypeError) as exc:
+            detail = f"cannot store the payload: {type(exc).__name__}"
+            raise Rejected(400, "unencodable", detail) from None
 
     async def _store_once(self, name: str, record: _Record, ok_status: int) -> web.Response:
         """Produce unless stored within the window; concurrent twins wait for the first.
@@ -280,16 +297,16 @@ class Gateway:
         if record.delivery_id is None:
             await self._produce(record, on_late_ack=None)
             self._counted[name, "stored"].inc()
-            return web.json_response({"status": "stored"}, status=ok_status)
+            return _answer(_STORED, ok_status)
         seen_key = f"{name}:{record.delivery_id}"
         if self.dedupe.seen(seen_key, self._mono()):
             self._counted[name, "duplicate"].inc()
-            return web.json_response({"status": "duplicate"}, status=200)
+            return _answer(_DUPLICATE, 200)
         twin = self._inflight.get(seen_key)
         if twin is not None:
             await asyncio.shield(twin)  # raises BrokerUnavailable if the first one failed
             self._counted[name, "duplicate"].inc()
-            return web.json_response({"status": "duplicate"}, status=200)
+            return _answer(_DUPLICATE, 200)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[seen_key] = done
         try:
@@ -303,7 +320,7 @@ class Gateway:
         self.dedupe.mark(seen_key, self._mono())
         done.set_result(None)
         self._counted[name, "stored"].inc()
-        return web.json_response({"status": "stored"}, status=ok_status)
+        return _answer(_STORED, ok_status)
 
     async def _produce(self, record: _Record, on_late_ack: Callable[[], None] | None) -> None:
         """Send and wait for Kafka's ack (BrokerUnavailable if none comes in time)."""
@@ -312,14 +329,18 @@ class Gateway:
         # Every copy acknowledged before the answer: a failed one is a 503 and a resend. A
         # late ack marks the change seen only when it was the one copy (else a resend could
         # be deduplicated while the other copy was lost; stored twice is safe, lost is not).
-        late = on_late_ack if len(copies) == 1 else None
-        await asyncio.gather(
-            *(
-                self.producer.send(topic, key=record.key, value=value, on_late_ack=late)
-                for topic, value in copies
+        if len(copies) == 1:  # the usual case: no gather (a task per copy) needed
+            await self.producer.send(record.topic, key=record.key, value=record.value,
+                                     on_late_ack=on_late_ack)  # fmt: skip
+        else:
+            await asyncio.gather(*(self.producer.send(topic, key=record.key, value=value)
+                                   for topic, value in copies))  # fmt: skip
+        ack = self._ack_seconds.get(record.topic.name)
+        if ack is None:
+            ack = self._ack_seconds[record.topic.name] = metrics.INGEST_ACK_SECONDS.labels(
+                record.topic.name
             )
-        )
-        metrics.INGEST_ACK_SECONDS.labels(record.topic.name).observe(time.perf_counter() - started)
+        ack.observe(time.perf_counter() - started)
 
     def _refuse(self, label: str, rejected: Rejected) -> web.Response:
         metrics.INGEST_REJECTIONS.labels(label, rejected.reason).inc()
@@ -336,6 +357,14 @@ class Gateway:
             status=rejected.status,
             headers=headers,
         )
+
+
+_STORED, _DUPLICATE = b'{"status": "stored"}', b'{"status": "duplicate"}'
+
+
+def _answer(body: bytes, status: int) -> web.Response:
+    """A JSON answer from its prebuilt bytes (what json_response writes, without dumps)."""
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def _text(value: str) -> str:
