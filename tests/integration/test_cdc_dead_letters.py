@@ -93,6 +93,8 @@ def test_a_dead_letter_names_the_column_and_carries_the_non_secret_columns_to_re
                     "subscribed_events) VALUES (%s, 'https://h.example/in', %s, %s) "
                     "RETURNING id", (supplier, secret(), TWO_D))  # fmt: skip
         (endpoint,) = cur.fetchone()
+        cur.execute("SELECT pg_current_wal_lsn()::text")
+        (after_lsn,) = cur.fetchone()
     (dead,) = read_topic(kafka_bootstrap, topics.INGEST_DLQ,
                          dead_letter_of(endpoint))  # fmt: skip
     headers = header_map(dead.headers())
@@ -102,7 +104,9 @@ def test_a_dead_letter_names_the_column_and_carries_the_non_secret_columns_to_re
         "subscribed_events",
     )
     assert "multi-dimensional" in headers["wedsync.dlq.reason"]
-    assert parse_lsn(headers["wedsync.dlq.lsn"]) > parse_lsn(before_lsn)
+    # The change's own WAL position: at or after the flushed end of the last commit
+    # before it, and before the end of its own transaction.
+    assert parse_lsn(before_lsn) <= parse_lsn(headers["wedsync.dlq.lsn"]) < parse_lsn(after_lsn)
     assert (value["op"], value["before"]) == ("c", None)
     assert value["after"] == {
         "id": str(endpoint),
