@@ -16,7 +16,7 @@ CONNECTORS: dict[Destination, str] = {
     Destination.SMS: "connectors.sinks.sms.sink:build",
     Destination.CRM: "connectors.sinks.crm.sink:build",
     Destination.WEBHOOK: "connectors.sinks.webhook.sink:build",
-    Destination.CALENDAR: "connectors.sinks.calendar.sink:build",
+    Destination.CALENDAR: "connectors.calendar.sink:build",
 }
 
 

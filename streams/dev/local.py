@@ -136,8 +136,8 @@ class LocalProviders:
 
             return WebhookSink(WebhookConfig(), self.policy)
         if kind is Destination.CALENDAR:
-            from connectors.sinks.caldav.sink import CalDavConnector
-            from connectors.sinks.calendar.sink import CalendarConnector
+            from connectors.calendar.caldav.sink import CalDavConnector
+            from connectors.calendar.sink import CalendarConnector
 
             return CalendarConnector({"caldav": CalDavConnector(self.policy)})
         raise ValueError(f"no local connector for {kind.value}")

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 from streams.topics import Destination
 
+from connectors.calendar.graph import wire
+from connectors.calendar.graph.config import GraphConfig
 from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
-from connectors.sinks.graph import wire
-from connectors.sinks.graph.config import GraphConfig
 from connectors.sinks.oauth import OAuthClient
 from connectors.sinks.outbound import OutboundPolicy, audit_scope, http_client
 

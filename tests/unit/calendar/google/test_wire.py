@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 import pytest
+from connectors.calendar.google import wire
 from connectors.sinks.answer import Verdict
-from connectors.sinks.google import wire
 
 
 def record(**overrides: Any) -> dict[str, Any]:

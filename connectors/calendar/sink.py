@@ -45,8 +45,8 @@ class CalendarConnector:
 
 
 def build(env: SinkEnv) -> CalendarConnector:
-    from connectors.sinks.caldav.sink import build as caldav
-    from connectors.sinks.google.sink import build as google
-    from connectors.sinks.graph.sink import build as graph
+    from connectors.calendar.caldav.sink import build as caldav
+    from connectors.calendar.google.sink import build as google
+    from connectors.calendar.graph.sink import build as graph
 
     return CalendarConnector({"google": google(env), "graph": graph(env), "caldav": caldav(env)})

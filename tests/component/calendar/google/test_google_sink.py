@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from connectors.calendar.google.config import GoogleConfig
+from connectors.calendar.google.sink import GoogleCalendarConnector
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, Limits
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.google.config import GoogleConfig
-from connectors.sinks.google.sink import GoogleCalendarConnector
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
 from streams.app.sinks import read_settings
@@ -307,8 +307,8 @@ def test_fake_switches_over_http(fake) -> None:
 
 
 async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> None:
+    from connectors.calendar.google.sink import build
     from connectors.sinks.base import SinkEnv
-    from connectors.sinks.google.sink import build
 
     monkeypatch.setenv("WEDSYNC_GOOGLE_CLIENT_ID", "env-app")
     monkeypatch.setenv("WEDSYNC_GOOGLE_API_BASE_URL", "http://127.0.0.1:9")

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 from streams.topics import Destination
 
+from connectors.calendar.caldav import wire
+from connectors.calendar.caldav.config import CalDavConfig
 from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
-from connectors.sinks.caldav import wire
-from connectors.sinks.caldav.config import CalDavConfig
 from connectors.sinks.credentials import Credential
 from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, audit_scope, http_client
 

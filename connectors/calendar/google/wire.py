@@ -26,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors.calendar import local
 from connectors.sinks.answer import (
     Answer,
     Verdict,
@@ -36,7 +37,6 @@ from connectors.sinks.answer import (
     reauth,
     retry,
 )
-from connectors.sinks.calendar import local
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 PRIVATE_PROPERTY = "wedsyncExternalId"

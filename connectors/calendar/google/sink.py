@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 from streams.topics import Destination
 
+from connectors.calendar.google import wire
+from connectors.calendar.google.config import GoogleConfig
 from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
-from connectors.sinks.google import wire
-from connectors.sinks.google.config import GoogleConfig
 from connectors.sinks.oauth import OAuthClient
 from connectors.sinks.outbound import OutboundPolicy, audit_scope, http_client
 

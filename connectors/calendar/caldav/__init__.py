@@ -12,6 +12,6 @@ through the outbound policy and icalendar to build the event:
     fake.py       `RadicaleServer`: a real Radicale CalDAV server on loopback (tests,
                   `wedsync fake caldav`)
 
-The calendar dispatcher (connectors/sinks/calendar) routes ``provider == "caldav"`` records
+The calendar dispatcher (connectors/calendar) routes ``provider == "caldav"`` records
 here; `CalDavConnector` also satisfies the Connector protocol on its own.
 """

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from connectors.calendar import local
 from connectors.sinks.answer import (
     Answer,
     Verdict,
@@ -41,7 +42,6 @@ from connectors.sinks.answer import (
     reauth,
     retry,
 )
-from connectors.sinks.calendar import local
 
 PROPERTY_GUID = "8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d"
 PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncExternalId"

@@ -13,10 +13,10 @@ import caldav
 import httpx
 import pytest
 from aiohttp import web
+from connectors.calendar.caldav.config import CalDavConfig
+from connectors.calendar.caldav.sink import CalDavConnector, build
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext, SinkEnv
-from connectors.sinks.caldav.config import CalDavConfig
-from connectors.sinks.caldav.sink import CalDavConnector, build
 from connectors.sinks.credentials import Credential, Kind, MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy
 from streams.app.sinks import read_settings

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event
 
+from connectors.calendar import local
 from connectors.sinks.answer import (
     Answer,
     Verdict,
@@ -48,7 +49,6 @@ from connectors.sinks.answer import (
     reauth,
     retry,
 )
-from connectors.sinks.calendar import local
 
 PRIMARY = frozenset({"", "primary"})
 ICS_CONTENT_TYPE = "text/calendar; charset=utf-8"

@@ -7,8 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from connectors.calendar.caldav import wire
 from connectors.sinks.answer import Verdict
-from connectors.sinks.caldav import wire
 from icalendar import Calendar
 
 HOME = "https://caldav.example.com/123456/calendars/"

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from connectors.calendar.graph.config import GraphConfig
+from connectors.calendar.graph.sink import GraphCalendarConnector
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import DeliveryContext
 from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.graph.config import GraphConfig
-from connectors.sinks.graph.sink import GraphCalendarConnector
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
 from streams.app.sinks import read_settings
@@ -156,7 +156,7 @@ async def test_repeated_create_with_same_transaction_id_makes_one_event(fake, st
     base = fake.base_url  # type: ignore[attr-defined]
     connector = make_connector(fake)
     try:
-        from connectors.sinks.graph import wire
+        from connectors.calendar.graph import wire
 
         request = wire.create_request(record(), "d-1")
         token = await connector.oauth.access_token("int-9", ctx(store))
@@ -344,8 +344,8 @@ def test_fake_switches_and_filter_over_http(fake) -> None:
 
 
 async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> None:
+    from connectors.calendar.graph.sink import build
     from connectors.sinks.base import SinkEnv
-    from connectors.sinks.graph.sink import build
 
     monkeypatch.setenv("WEDSYNC_GRAPH_CLIENT_SECRET", "env-secret")
     monkeypatch.setenv("WEDSYNC_GRAPH_CONCURRENCY", "2")
