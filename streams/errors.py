@@ -8,7 +8,8 @@
     │   ├── KafkaTlsFailed         no TLS session with the broker (KAFKA_SSL_CA_LOCATION, ...)
     │   └── KafkaAccessDenied      the principal lacks ACLs its role needs (streams.kafka.access)
     ├── BrokerUnavailable          Kafka could not be reached: retry later (HTTP 503 upstream)
-    │   └── BrokerDataLost         the cluster lost topics or offsets we had: restart, rebuild
+    │   ├── BrokerDataLost         the cluster lost topics or offsets we had: restart, rebuild
+    │   └── EventsNotWritten       the cluster refused a record we produced: stop uncommitted
     ├── SchemaError                a schema file or registry answer is unusable
     │   └── IncompatibleSchema     a new schema version cannot read older data
     ├── DeliveryError              a sink could not deliver a message
@@ -66,6 +67,12 @@ class BrokerDataLost(BrokerUnavailable):
     """Kafka no longer has data this process saw (a topic vanished, an embedded broker
     restarted empty). Restarting the process rebuilds its state from what Kafka has now;
     the message says what else must be read again."""
+
+
+class EventsNotWritten(BrokerUnavailable):
+    """The cluster refused a record the worker had produced (after it was handed to the
+    producer). The worker stops without committing the records the event came from; the
+    message says what to fix before it is started again."""
 
 
 class SchemaError(WedsyncError):

@@ -13,6 +13,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 DATA_LOST_EXIT = 3
+EVENTS_NOT_WRITTEN_EXIT = 4
 
 if TYPE_CHECKING:
     import faust
@@ -58,12 +59,15 @@ def run_worker(settings: Settings, *, with_route: bool = False) -> int:
 def exit_code(app: faust.App, code: int) -> int:
     """The worker's exit status; a table whose changelog the broker no longer has (the
     cluster lost data: an embedded broker restarted, topics deleted) is said plainly, with
-    what to do, and exits DATA_LOST_EXIT instead of Faust's traceback."""
+    what to do, and exits DATA_LOST_EXIT instead of Faust's traceback; a record the broker
+    refused exits EVENTS_NOT_WRITTEN_EXIT, nothing committed past it."""
     from faust.exceptions import ConsistencyError
 
-    from streams.errors import BrokerDataLost
+    from streams.errors import BrokerDataLost, EventsNotWritten
 
     reason = app.crash_reason
+    if isinstance(reason, EventsNotWritten):
+        return EVENTS_NOT_WRITTEN_EXIT  # said when it happened (streams.kafka.faust_sends)
     if isinstance(reason, ConsistencyError | BrokerDataLost):
         log.critical(
             "the broker no longer has the changelog this worker's tables were built from "

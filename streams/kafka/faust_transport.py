@@ -71,6 +71,7 @@ from streams.kafka.faust_positions import (
     commit_offset,
     counts_as_processed,
 )
+from streams.kafka.faust_sends import SendFailures
 from streams.metrics import READ_AGAIN
 
 # How long a partition's commit may stay held behind one unprocessed record while later
@@ -132,18 +133,32 @@ class _Consumer(driver.Consumer):
         await super().on_partitions_revoked(revoked)
 
     async def _commit_tps(self, tps: Any, start_new_transaction: bool) -> bool:
-        """Flush the producer, then commit: Faust (attachments off, its default) committed
-        acked records whose events were still in the producer's buffer, so a kill -9 right
-        after a commit could lose them. The flush is bounded (5 s): a commit skipped is
-        only a later commit, never a loss, and a rebalance is never held by it. Records
-        acked while the flush ran can still be committed with their events in flight (a
-        window of milliseconds, not closed: README, Known limits)."""
-        try:
-            await asyncio.wait_for(self.app.producer.flush(), timeout=5.0)
-        except TimeoutError:
-            self.log.warning("producer flush took over 5 s; committing later")
+        """Choose the offsets, flush the producer, then commit them: Faust (attachments off,
+        its default) committed acked records whose events were still in the producer's
+        buffer, so a kill -9 right after a commit could lose them. The offsets are chosen
+        BEFORE the flush: every record acked by then had its sends handed to the producer,
+        so the flush covers them (chosen after it, a record acked while it ran could be
+        committed with its events in flight). The flush is bounded (5 s): a commit skipped
+        is only a later commit (the offsets chosen are read again, never lost), and a
+        rebalance is never held by it. Once the broker refused a send (`SendFailures`),
+        nothing is committed again and the worker stops."""
+        failures = cast(App, self.app).send_failures
+        offsets = {} if failures.first else self._filter_committable_offsets(tps)
+        if offsets:
+            try:
+                await asyncio.wait_for(self.app.producer.flush(), timeout=5.0)
+            except TimeoutError:
+                self.log.warning("producer flush took over 5 s; committing later")
+                return False
+            # a refused send's sensor call runs before the flush returns (aiokafka resolves
+            # a batch's future, then its records' futures; Faust's callback on a record's
+            # future is queued before the flush's wake-up); one more turn of the loop anyway
+            await asyncio.sleep(0)
+        if failures.first is not None:
+            if not self.app.crash_reason:
+                self.log.critical("%s", failures.first)
+                await self.app.crash(failures.first)
             return False
-        offsets = self._filter_committable_offsets(tps)
         if not offsets:
             return False
         await self._handle_attached(offsets)
@@ -279,11 +294,14 @@ class Transport(driver.Transport):
 
 
 class App(faust.App):
-    """faust.App whose worker consumer fetches with `fetch_max_wait_ms`."""
+    """faust.App whose worker consumer fetches with `fetch_max_wait_ms` and stops, without
+    committing, once the broker refused one of its sends."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         super().__init__(*args, **kwargs)
+        self.send_failures = SendFailures()
+        self.sensors.add(self.send_failures)
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
