@@ -77,6 +77,24 @@ def _loaded(bootstrap: str, app_id: str, readers: list[ChangelogState]) -> bool:
     return True
 
 
+def _state_report(bootstrap: str, app_id: str, reader: ChangelogState, counts: object) -> str:
+    """What the reader holds against what the changelog and its input hold (for a failure)."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{app_id}-probe"})
+    try:
+        changelog = topics.app_topics(app_id).state_rows_changelog.name
+        ends = {name: probe.get_watermark_offsets(TopicPartition(name, 0), 5)
+                for name in (changelog, topics.INGEST_STATE.name)}  # fmt: skip
+        group = Consumer({"bootstrap.servers": bootstrap, "group.id": app_id})
+        committed = group.committed([TopicPartition(topics.INGEST_STATE.name, 0)], timeout=5)
+        group.close()
+    finally:
+        probe.close()
+    return (
+        f"counts {counts}; reader applied {reader.applied} records, watermark "
+        f"{reader.watermark}; (low, high) {ends}; worker group committed {committed}"
+    )
+
+
 def _kinds(records: list[tuple[Any, dict[str, Any]]], ours: set[str]) -> set[tuple[str, str, str]]:
     return {
         (r["event_type"], dest.value, r["recipient_id"])
@@ -196,7 +214,8 @@ def test_two_workers_lose_no_concurrent_state_update(
                     sum(len(tables.integrations.get(s) or {}) for s in suppliers),
                 )
 
-            assert wait_until(lambda: counts() == (total, total, total), timeout=120), counts()
+            seen = wait_until(lambda: counts() == (total, total, total), timeout=120)
+            assert seen, _state_report(kafka_bootstrap, settings.app_id, reader, counts())
             assert first.poll() is None and second.poll() is None
     finally:
         for reader in readers:
