@@ -5,8 +5,10 @@ settings, short session/rebalance timeouts so group joins take seconds not 30 s,
 loopback, at-least-once processing (aiokafka's transactional producer fails on Tansu), and
 the consumer's fetch wait (`streams.kafka.faust_transport`: 1500 ms hard-coded by Faust).
 
-The producer lingers `PRODUCER_LINGER_MS` and batches up to `PRODUCER_MAX_BATCH_BYTES` per
-partition. aiokafka keeps one produce request in flight per broker and writes each to its
+What the agents emit goes through `streams.kafka.faust_output` (librdkafka); Faust's own
+producer writes only the tables' changelogs. It lingers `PRODUCER_LINGER_MS` and batches up to
+`PRODUCER_MAX_BATCH_BYTES` per partition (what follows was measured when it wrote the
+events too). aiokafka keeps one produce request in flight per broker and writes each to its
 socket on the worker's event loop, so with 1 ms linger the loop sent a request per
 millisecond: profiled (py-spy, 1,000 changes/s, one partition, Apache Kafka) the socket
 writes of produce requests were 28-31 % of the worker's main thread, and a full 16 KB batch
@@ -31,6 +33,7 @@ from streams.agents import Agents
 from streams.errors import BrokerDataLost
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka, client_config, connection
+from streams.kafka.faust_output import DirectOutput, Output
 from streams.kafka.faust_transport import App
 from streams.kafka.topic_watch import TopicWatch
 from streams.settings import Settings
@@ -50,6 +53,7 @@ class Context:
 
     settings: Settings
     codecs: TopicCodecs
+    output: Output  # where agents write (streams.kafka.faust_output)
     kafka: Kafka = ""
     environ: Mapping[str, str] = field(default_factory=dict)  # for the child processes
     agents: Agents | None = None
@@ -85,9 +89,12 @@ def create_app(
         web_port=settings.web_port,
         web_in_thread=False,
     )
+    output = DirectOutput(conn, app.send_failures, client_id=f"{conn.client_id}-out")
+    app.outputs.append(output)
     context = Context(
         settings=settings,
         codecs=TopicCodecs.from_settings(settings),
+        output=output,
         kafka=conn,
         environ=dict(route_environ or {}),
     )

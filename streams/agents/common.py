@@ -3,7 +3,8 @@
 A bad record is data, not a crash: `dead_letter` counts it in `streams.metrics` and sends the
 original key and bytes, untouched, to the stage's dead-letter topic with the reason in
 headers (`streams.kafka.deadletter`). The send is buffered (not awaited to the broker's ack), like
-every agent send; Faust commits the source offset only after its sends are flushed.
+every agent send (`streams.kafka.faust_output`); the worker commits the source offset only
+after its outputs are flushed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from streams import metrics
 from streams.kafka.deadletter import dead_letter_headers
+from streams.kafka.faust_output import Output
 from streams.models import SourceRef
 
 if TYPE_CHECKING:
@@ -47,10 +49,10 @@ async def each_acked(
         await acking.ack(event)
 
 
-async def dead_letter(
-    dlq: faust.TopicT, stage: str, message: Message, error: BaseException
+def dead_letter(
+    output: Output, dlq: str, stage: str, message: Message, error: BaseException
 ) -> None:
-    """Send `message` as it arrived to `dlq`, with `error` in the headers; count it."""
+    """Send `message` as it arrived to the topic `dlq`, with `error` in the headers; count it."""
     metrics.DEAD_LETTERS.labels(stage, type(error).__name__).inc()
     headers = dead_letter_headers(
         stage=stage,
@@ -59,7 +61,7 @@ async def dead_letter(
         partition=message.partition,
         offset=message.offset,
     )
-    await dlq.send(key=message.key, value=message.value, headers=headers)
+    output.send(dlq, message.key, message.value, headers)
 
 
 def source_ref(

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from streams import metrics, topics
-from streams.agents.common import dead_letter, raw_topic
-from streams.kafka.faust_codec import register_codec
+from streams.agents.common import dead_letter
 from streams.logic.conflicts import VendorBookings, apply_booking, booking_keys, booking_notice
 from streams.models import DomainEvent
 
@@ -37,7 +36,6 @@ STAGE = "conflicts"
 
 
 def register(app: faust.App, context: Context) -> dict[str, Any]:
-    codec_name = register_codec(context.codecs, topics.EVENTS)
     source = app.topic(
         topics.app_topics(app.conf.id).bookings_by_supplier.name,
         key_serializer="raw",
@@ -45,8 +43,7 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
         internal=True,
         partitions=topics.EVENTS.partitions,
     )
-    events = app.topic(topics.EVENTS.name, key_serializer="raw", value_serializer=codec_name)
-    dlq = raw_topic(app, topics.EVENTS_DLQ.name)
+    output = context.output
     bookings = app.Table(
         topics.BOOKINGS_TABLE,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
@@ -70,14 +67,15 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
                 updated, found = apply_booking(stored, booking, supplier_id=supplier)
                 found += [notice] if notice is not None else []
             except Exception as exc:  # a bad record is data: dead-letter it
-                await dead_letter(dlq, STAGE, event.message, exc)
+                dead_letter(output, topics.EVENTS_DLQ.name, STAGE, event.message, exc)
                 continue
             if updated:
                 bookings[supplier] = updated
             elif supplier in bookings:
                 del bookings[supplier]  # nothing left to come: keep the table bounded
             for conflict in found:
-                await events.send(key=conflict["aggregate_id"].encode(), value=conflict)
+                key = conflict["aggregate_id"].encode()
+                output.send(topics.EVENTS.name, key, codec.encode(conflict))
             metrics.RECORDS_OUT.labels(STAGE).inc(len(found))
 
-    return {"agent": conflicts, "source": source, "events": events, "bookings": bookings}
+    return {"agent": conflicts, "source": source, "bookings": bookings}

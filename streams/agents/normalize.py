@@ -7,10 +7,10 @@
 Input is read as raw bytes and decoded here, not by Faust, so that a record that does not
 decode goes to the dead-letter topic with its reason instead of being logged and skipped.
 
-Each record is acked only after its events were handed to the producer (or it was
+Each record is acked only after its events were handed to the output (or it was
 dead-lettered): `streams.agents.common.each_acked`. Faust's `take_events` batching acked a
-whole batch even when the agent body raised, which lost records; sends are still buffered by
-the producer, not awaited one by one.
+whole batch even when the agent body raised, which lost records; sends are buffered by
+the output's producer (`streams.kafka.faust_output`), flushed before every commit.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from streams import metrics, topics
 from streams.agents.common import dead_letter, each_acked, raw_topic, source_ref
 from streams.kafka.codec import AvroCodec
-from streams.kafka.faust_codec import register_codec
 from streams.logic.normalize import normalize_change, normalize_webhook
 from streams.models import ChangeEvent, DomainEvent, InboundWebhook
 
@@ -55,12 +54,7 @@ def _from_webhook(codec: AvroCodec, message: Message) -> list[DomainEvent]:
 
 def register(app: faust.App, context: Context) -> dict[str, Any]:
     """Register both normalize agents; returns them and their output topics (for tests)."""
-    events = app.topic(
-        topics.EVENTS.name,
-        key_serializer="raw",
-        value_serializer=register_codec(context.codecs, topics.EVENTS),
-    )
-    dlq = raw_topic(app, topics.EVENTS_DLQ.name)
+    output, events, dlq = context.output, context.codecs[topics.EVENTS], topics.EVENTS_DLQ.name
 
     def agent(name: str, source: topics.Topic, normalize: Normalizer) -> Any:
         codec = context.codecs[source]
@@ -70,10 +64,11 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
             try:
                 out = normalize(codec, event.message)
             except Exception as exc:  # a bad record is data: dead-letter it
-                await dead_letter(dlq, STAGE, event.message, exc)
+                dead_letter(output, dlq, STAGE, event.message, exc)
                 return
             for domain_event in out:
-                await events.send(key=domain_event["aggregate_id"].encode(), value=domain_event)
+                key = domain_event["aggregate_id"].encode()
+                output.send(topics.EVENTS.name, key, events.encode(domain_event))
             metrics.RECORDS_OUT.labels(STAGE).inc(len(out))
 
         async def run(stream: faust.StreamT[bytes]) -> None:
@@ -85,6 +80,4 @@ def register(app: faust.App, context: Context) -> dict[str, Any]:
     return {
         "normalize": agent(STAGE, topics.INGEST_CDC, _from_cdc),
         "normalize_webhooks": agent(f"{STAGE}-webhooks", topics.INGEST_WEBHOOKS, _from_webhook),
-        "events": events,
-        "dlq": dlq,
     }

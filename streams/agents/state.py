@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from streams import metrics, topics
-from streams.agents.common import dead_letter, each_acked, raw_topic
+from streams.agents.common import dead_letter, each_acked
 from streams.logic.state import WATERMARK_KEY, fold_row
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def state_table(app: faust.App) -> TableT[Any, Any]:
 
 def register(app: faust.App, context: Context, rows: Any) -> Any:
     codec = context.codecs[topics.INGEST_STATE]
-    dlq = raw_topic(app, topics.INGEST_DLQ.name)
+    output = context.output
     source = app.topic(
         topics.INGEST_STATE.name,
         key_serializer="raw",
@@ -73,7 +73,7 @@ def register(app: faust.App, context: Context, rows: Any) -> Any:
                 del rows[key]
             metrics.RECORDS_IN.labels(STAGE).inc()
         except Exception as exc:  # a bad record is data: dead-letter it
-            await dead_letter(dlq, STAGE, event.message, exc)
+            dead_letter(output, topics.INGEST_DLQ.name, STAGE, event.message, exc)
 
     @app.agent(source, name=STAGE)
     async def state(stream: faust.StreamT[bytes]) -> None:

@@ -26,6 +26,10 @@ class SendFailures(faust.Sensor):
         self.first: EventsNotWritten | None = None
 
     def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        self.refused(exc)
+
+    def refused(self, exc: BaseException) -> None:
+        """A send the broker refused (Faust's, or `streams.kafka.faust_output`'s)."""
         if self.first is None:
             self.first = events_not_written(exc)
 
@@ -33,7 +37,7 @@ class SendFailures(faust.Sensor):
 def events_not_written(exc: BaseException) -> EventsNotWritten:
     """The error that stops the worker, saying what to do about `exc`."""
     name = type(exc).__name__
-    if "TooLarge" in name:
+    if "TooLarge" in name or "SIZE_TOO_LARGE" in str(exc):
         advice = (
             "an event is larger than the topic accepts: raise the topic's max.message.bytes "
             "(kafka-configs --alter --entity-type topics --add-config max.message.bytes=...) "

@@ -65,6 +65,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 
+from streams.kafka.faust_output import DirectOutput
 from streams.kafka.faust_positions import (
     HoleWatch,
     ReadPositions,
@@ -150,6 +151,10 @@ class _Consumer(driver.Consumer):
             except TimeoutError:
                 self.log.warning("producer flush took over 5 s; committing later")
                 return False
+            for output in cast(App, self.app).outputs:
+                if not await output.flush(5.0):
+                    self.log.warning("agents' output flush took over 5 s; committing later")
+                    return False
             # a refused send's sensor call runs before the flush returns (aiokafka resolves
             # a batch's future, then its records' futures; Faust's callback on a record's
             # future is queued before the flush's wake-up); one more turn of the loop anyway
@@ -302,6 +307,7 @@ class App(faust.App):
         super().__init__(*args, **kwargs)
         self.send_failures = SendFailures()
         self.sensors.add(self.send_failures)
+        self.outputs: list[DirectOutput] = []  # flushed before every commit, like Faust's
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

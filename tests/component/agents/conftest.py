@@ -35,8 +35,10 @@ def app(app_id: str) -> faust.App:
 
 
 @pytest.fixture
-def agents(app: faust.App, app_id: str, codecs: TopicCodecs) -> Agents:
+def agents(app: faust.App, app_id: str, codecs: TopicCodecs, wire: Wire) -> Agents:
     settings = Settings(
         kafka_bootstrap_servers=UNREACHABLE, schema_registry_url=None, app_id=app_id
     )
-    return register_all(app, Context(settings=settings, codecs=codecs), with_route=False)
+    return register_all(
+        app, Context(settings=settings, codecs=codecs, output=wire), with_route=False
+    )

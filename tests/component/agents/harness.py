@@ -1,7 +1,8 @@
 """Driving a Faust agent in its test context, with a fake producer underneath.
 
-`Wire` replaces `faust.Topic.send` and `faust.Topic.send_soon` (the two ways agents and tables
-hand a record to Faust's producer) with a recorder that serializes the record exactly as the
+`Wire` is the agents' output (`streams.kafka.faust_output.Output`: what they emit) and
+replaces `faust.Topic.send` and `faust.Topic.send_soon` (the two ways tables hand a changelog
+record to Faust's producer) with a recorder that serializes the record exactly as the
 topic would, with the topic's own key and value serializers, and keeps it instead of
 producing it. What a test reads back is what would have gone on the wire: domain events as
 Confluent-framed Avro, dead letters as the original bytes, table changelog records as JSON.
@@ -90,6 +91,10 @@ class Wire:
 
         monkeypatch.setattr(faust_topics.Topic, "send", send)
         monkeypatch.setattr(faust_topics.Topic, "send_soon", send_soon)
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
+        """The agents' output (`streams.kafka.faust_output.Output`): kept, not produced."""
+        self.sent.append(Sent(topic, key, value, header_map(headers)))
 
     def to(self, topic: str) -> list[Sent]:
         return [s for s in self.sent if s.topic == topic]

@@ -9,7 +9,6 @@ from typing import Any
 
 import faust
 import pytest
-from faust import topics as faust_topics
 from streams import topics
 from streams.agents import Agents
 from streams.dev.samples import change_event
@@ -44,12 +43,16 @@ async def test_a_processed_record_is_acked(agents: Agents, wire: Wire, codecs: T
 
 
 async def test_a_record_whose_send_fails_is_not_acked_and_the_worker_crashes(
-    app: faust.App, agents: Agents, codecs: TopicCodecs, monkeypatch: pytest.MonkeyPatch
+    app: faust.App,
+    agents: Agents,
+    codecs: TopicCodecs,
+    wire: Wire,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     attempts: list[str] = []
 
-    async def broken_send(self: Any, **_: Any) -> None:
-        attempts.append(self.get_topic_name())
+    def broken_send(topic: str, *_: Any) -> None:
+        attempts.append(topic)
         raise ConnectionError("the broker went away")
 
     crashes: list[BaseException] = []
@@ -57,7 +60,7 @@ async def test_a_record_whose_send_fails_is_not_acked_and_the_worker_crashes(
     async def crash(reason: BaseException) -> None:
         crashes.append(reason)
 
-    monkeypatch.setattr(faust_topics.Topic, "send", broken_send)
+    monkeypatch.setattr(wire, "send", broken_send)
     monkeypatch.setattr(app, "crash", crash)
     value, key = _moved(codecs)
     async with agents.normalize["normalize"].test_context() as context:
