@@ -39,6 +39,12 @@ class BookedInterval(TypedDict):
     starts_at: NotRequired[str | None]
     ends_at: NotRequired[str | None]
     client_name: NotRequired[str | None]
+    # an interval of the vendor's own calendar (`streams.logic.calendar.detect`): absent or
+    # 'platform' for a booking; 'external' with its busy class and whether it is all-day
+    origin: NotRequired[str]
+    busy: NotRequired[str]
+    all_day: NotRequired[bool]
+    epoch: NotRequired[int]  # external: the version at which its times last changed
 
 
 VendorBookings = dict[str, BookedInterval]
@@ -122,14 +128,24 @@ def booking_interval(event: DomainEvent) -> BookedInterval | None:
     )
 
 
+def is_external(interval: BookedInterval) -> bool:
+    """True for an interval of the vendor's own calendar, not a platform booking."""
+    return interval.get("origin") == "external"
+
+
 def find_conflicts(
     bookings: Mapping[str, BookedInterval], candidate: BookedInterval
 ) -> list[BookedInterval]:
-    """The vendor's other bookings that overlap `candidate`, earliest first."""
+    """The vendor's other bookings that overlap `candidate`, earliest first. Two intervals of
+    the vendor's own calendar overlapping each other are not our business: an external
+    candidate is compared with platform bookings only."""
+    external = is_external(candidate)
     found = [
         b
         for b in bookings.values()
-        if b["booking_id"] != candidate["booking_id"] and overlaps(b, candidate)
+        if b["booking_id"] != candidate["booking_id"]
+        and overlaps(b, candidate)
+        and not (external and is_external(b))
     ]
     return sorted(found, key=lambda b: (b["start_ms"], b["booking_id"]))
 
@@ -203,13 +219,27 @@ def conflict_id(supplier_id: str, booking: BookedInterval, other: BookedInterval
     start = max(booking["start_ms"], other["start_ms"])
     end = min(booking["end_ms"], other["end_ms"])
     key = f"{supplier_id}|{first}|{second}|{start}|{end}".encode()
+    epochs = [str(side["epoch"]) for side in (booking, other) if "epoch" in side]
+    if epochs:  # an external event moved away and back is a new conflict, not a resend
+        key += b"|" + "|".join(epochs).encode()
     return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def is_soft(booking: BookedInterval, other: BookedInterval) -> bool:
+    """A softer overlap: one side is a tentative event, or an all-day event marked free,
+    of the vendor's own calendar (the vendor is told; the couple is not)."""
+    return any(
+        is_external(side) and (side.get("busy") == "tentative" or side.get("busy") == "free")
+        for side in (booking, other)
+    )
 
 
 def conflict_event(
     cause: DomainEvent, supplier_id: str, booking: BookedInterval, other: BookedInterval
 ) -> DomainEvent:
-    """booking.conflict_detected for `booking` overlapping `other` at one vendor."""
+    """booking.conflict_detected for `booking` overlapping `other` at one vendor;
+    booking.conflict_possible when the overlap is soft (`is_soft`). An interval of the
+    vendor's own calendar is named by its times only: no title, couple or wedding."""
     clients = [c for c in dict.fromkeys((booking["client_id"], other["client_id"])) if c]
     payload: dict[str, PayloadValue] = {
         "supplier_id": supplier_id,
@@ -230,11 +260,14 @@ def conflict_event(
         "ends_at_ms": booking["end_ms"],
         "overlap_start_ms": max(booking["start_ms"], other["start_ms"]),
         "overlap_end_ms": min(booking["end_ms"], other["end_ms"]),
+        "conflicting_origin": "external" if is_external(other) else "platform",
+        "severity": "soft" if is_soft(booking, other) else "hard",
     }
     source = SourceRef(**{**cause["source"], "kind": "internal"})
+    soft = is_soft(booking, other)
     return DomainEvent(
         event_id=conflict_id(supplier_id, booking, other),
-        event_type="booking.conflict_detected",
+        event_type="booking.conflict_possible" if soft else "booking.conflict_detected",
         aggregate_type="vendor",
         aggregate_id=supplier_id,
         aggregate_version=cause["aggregate_version"],

@@ -1,0 +1,106 @@
+"""Our own events in a vendor's calendar: never external busy time; a vendor's edit is drift.
+
+The calendar sinks mark what they write (Google: a private `wedsyncExternalId` and an id
+derived from it; CalDAV: UID = external_event_id and X-WEDSYNC-VERSION), and the fetchers put
+that external id in `Observed.ours`. Graph's delta cannot read extended properties, so a
+Graph event is ours when its provider id is one a delivery result recorded. `OwnedIndex`
+holds what we last asked each calendar to hold (from the calendar delivery records) and the
+provider ids our writes got (from the delivery results); the feed fills it, this module
+decides:
+
+    ours, times as we wrote them (or unknown)   -> echo: dropped, counted
+    ours, times differ from what we wrote       -> drift: the vendor moved our event
+    ours, deleted in the calendar, not by us    -> drift: the vendor deleted our event
+    not ours                                    -> external: busy time for the detector
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from streams.logic.calendar.rounds import CalendarRef, Observed
+
+Verdict = Literal["echo", "drift", "external"]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedEvent:
+    """What we last asked one calendar to hold for one of our events."""
+
+    external_event_id: str
+    start_ms: int | None
+    end_ms: int | None
+    deleted: bool = False
+    aggregate_id: str = ""  # what the event was about (the wedding, the booking)
+
+
+@dataclass
+class OwnedIndex:
+    """Our events per integration: by external id, and provider id -> external id."""
+
+    by_external: dict[tuple[str, str], OwnedEvent] = field(default_factory=dict)
+    by_provider_id: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def wrote(self, integration_id: str, event: OwnedEvent) -> None:
+        self.by_external[(integration_id, event.external_event_id)] = event
+
+    def got_id(self, integration_id: str, provider_id: str, external_event_id: str) -> None:
+        self.by_provider_id[(integration_id, provider_id)] = external_event_id
+
+    def external_id(
+        self, calendar: CalendarRef, resource_id: str, observed: Observed | None
+    ) -> str | None:
+        """Our external id for a resource: its marker, or the provider id we recorded."""
+        if observed is not None and observed.ours:
+            return observed.ours
+        return self.by_provider_id.get((calendar.integration_id, resource_id))
+
+    def get(self, calendar: CalendarRef, external_event_id: str) -> OwnedEvent | None:
+        return self.by_external.get((calendar.integration_id, external_event_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """A vendor moved or deleted one of our events in their calendar."""
+
+    drift_id: str
+    calendar: CalendarRef
+    external_event_id: str
+    aggregate_id: str
+    deleted: bool
+    calendar_start_ms: int | None
+    calendar_end_ms: int | None
+    platform_start_ms: int | None
+    platform_end_ms: int | None
+
+
+def verdict(owned: OwnedEvent | None, observed: Observed | None) -> Verdict:
+    """echo or drift for one of our events (`observed` None: deleted in the calendar)."""
+    if owned is None:
+        return "echo"  # marked as ours, but nothing to compare with: never busy time
+    if observed is None:
+        return "echo" if owned.deleted else "drift"
+    if owned.deleted or owned.start_ms is None or owned.end_ms is None:
+        return "echo"
+    same = (observed.start_ms, observed.end_ms) == (owned.start_ms, owned.end_ms)
+    return "echo" if same else "drift"
+
+
+def drift(calendar: CalendarRef, owned: OwnedEvent, observed: Observed | None) -> Drift:
+    """The drift notice; its id is the same for the same edit, so a resync repeats none."""
+    start = None if observed is None else observed.start_ms
+    end = None if observed is None else observed.end_ms
+    key = f"{calendar.key}|{owned.external_event_id}|{start}|{end}|{owned.start_ms}|{owned.end_ms}"
+    return Drift(
+        drift_id=hashlib.blake2b(key.encode(), digest_size=16).hexdigest(),
+        calendar=calendar,
+        external_event_id=owned.external_event_id,
+        aggregate_id=owned.aggregate_id,
+        deleted=observed is None,
+        calendar_start_ms=start,
+        calendar_end_ms=end,
+        platform_start_ms=owned.start_ms,
+        platform_end_ms=owned.end_ms,
+    )
