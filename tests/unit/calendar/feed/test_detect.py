@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from streams.logic.calendar.busy import BusyRecord
-from streams.logic.calendar.differ import Known, diff
 from streams.logic.calendar.detect import apply_busy
+from streams.logic.calendar.differ import Known, diff
 from streams.logic.calendar.echo import OwnedIndex
 from streams.logic.conflicts import VendorBookings, apply_booking
 from streams.models import DomainEvent
@@ -21,9 +24,7 @@ def records(*changes, known: Known | None = None) -> tuple[Known, list[BusyRecor
     return out.known, out.records
 
 
-def fold(
-    state: VendorBookings, items: list[BusyRecord | DomainEvent]
-) -> tuple[VendorBookings, list[DomainEvent]]:
+def fold(state: VendorBookings, items: Sequence[Any]) -> tuple[VendorBookings, list[DomainEvent]]:
     found: list[DomainEvent] = []
     for item in items:
         if "interval_id" in item:
@@ -112,17 +113,17 @@ def test_an_older_version_of_an_interval_is_ignored() -> None:
     newer = [{**r, "version": 5} for r in recs]
     state, _ = fold({}, [platform("b1", 10, 14), *newer])
     older = [{**r, "version": 4, "start_ms": T0} for r in recs]
-    assert fold(state, older)[1] == []  # type: ignore[arg-type]
+    assert fold(state, older)[1] == []
 
 
 def test_an_event_moved_away_and_back_alerts_again_with_a_new_id() -> None:
     known, first = records(("e1", (busy(11, 13),)))
     state, alerts = fold({}, [platform("b1", 10, 14), *first])
     known, away = records(("e1", (busy(20, 21),)), known=known)
-    state, more = fold(state, [{**r, "version": 2} for r in away])  # type: ignore[misc]
+    state, more = fold(state, [{**r, "version": 2} for r in away])
     alerts += more
     _, back = records(("e1", (busy(11, 13),)), known=known)
-    state, more = fold(state, [{**r, "version": 3} for r in back])  # type: ignore[misc]
+    state, more = fold(state, [{**r, "version": 3} for r in back])
     alerts += more
     assert types(alerts) == [
         "booking.conflict_detected",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from streams.logic.calendar import busy as busy_mod
 from streams.logic.calendar.detect import EXTERNAL_PREFIX, apply_busy
 from streams.logic.calendar.differ import Known, diff
