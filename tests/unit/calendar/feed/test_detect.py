@@ -28,9 +28,9 @@ def fold(state: VendorBookings, items: Sequence[Any]) -> tuple[VendorBookings, l
     found: list[DomainEvent] = []
     for item in items:
         if "interval_id" in item:
-            state, more = apply_busy(state, item, supplier_id=SUP, now_ms=T0)  # type: ignore[arg-type]
+            state, more = apply_busy(state, item, supplier_id=SUP, now_ms=T0)
         else:
-            state, more = apply_booking(state, item, supplier_id=SUP, now_ms=T0)  # type: ignore[arg-type]
+            state, more = apply_booking(state, item, supplier_id=SUP, now_ms=T0)
         found += more
     return state, found
 
