@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from streams.errors import WedsyncError
 
+from connectors.sinks.answer import Answer, Verdict
+
 
 class FetchError(WedsyncError):
     """A fetch or channel call did not succeed; the subclass says what to do next."""
@@ -45,3 +47,19 @@ class Throttled(FetchError):
 
 class FetchFailed(FetchError):
     """A transient failure: retry later with backoff."""
+
+
+def from_answer(answer: Answer, what: str) -> FetchError:
+    """The feed's error for a sink-classified refusal (`connectors.sinks.answer`): the
+    calendar connectors share one classification of provider answers."""
+    code = answer.error_class or str(answer.status)
+    message = f"{what}: {code}"
+    if answer.verdict is Verdict.REAUTH:
+        return ReauthRequired(message)
+    if answer.verdict is Verdict.BACKPRESSURE:
+        return Throttled(message, answer.retry_after if answer.retry_after is not None else 30.0)
+    if answer.verdict is Verdict.RETRY:
+        return FetchFailed(message)
+    if answer.status in (403, 404):
+        return CalendarGone(message)
+    return FetchFailed(message)  # an unexpected refusal: retried with backoff, and counted

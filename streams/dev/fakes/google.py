@@ -6,6 +6,8 @@ Routes (paths as Google's, under the fake's base URL):
     POST   /token                                          refresh-token grant
     GET    /calendar/v3/calendars/{calendarId}             calendars.get (its timeZone)
     POST   /calendar/v3/calendars/{calendarId}/events      events.insert
+    GET    /calendar/v3/calendars/{calendarId}/events      events.list: sync tokens, pages, 410
+                                                           (streams/dev/fakes/google_sync.py)
     GET    /calendar/v3/calendars/{calendarId}/events/{id} events.get
     PATCH  /calendar/v3/calendars/{calendarId}/events/{id} events.patch (If-Match -> 412)
     DELETE /calendar/v3/calendars/{calendarId}/events/{id} events.delete
@@ -35,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.dev.fakes.google_sync import GoogleSync
 from streams.dev.fakes.kit import FakeProvider, Switches
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
@@ -149,6 +152,7 @@ class GoogleCalendarFake(FakeProvider):
         self.events: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.time_zones: dict[str, str] = {}  # calendar id -> its timeZone (default London)
         self._etags = itertools.count(1)
+        self.sync = GoogleSync(self)  # events.list: full and incremental sync (google_sync.py)
         super().__init__(switches or Switches(fail_status=500))
         self.tokens = FakeTokens(self, client_id=client_id, client_secret=client_secret)
 
@@ -156,6 +160,7 @@ class GoogleCalendarFake(FakeProvider):
         app.router.add_post("/token", self._token)
         app.router.add_get("/calendar/v3/calendars/{calendar}", self._calendar)
         app.router.add_post(EVENTS, self._insert)
+        app.router.add_get(EVENTS, self.sync.handle)
         app.router.add_get(EVENTS + "/{event}", self._get)
         app.router.add_patch(EVENTS + "/{event}", self._patch)
         app.router.add_delete(EVENTS + "/{event}", self._delete)
@@ -232,7 +237,7 @@ class GoogleCalendarFake(FakeProvider):
 
     def _find(self, owner: str, request: web.Request) -> dict[str, Any] | None:
         key = (owner, request.match_info["calendar"], request.match_info["event"])
-        return self.events.get(key)
+        return self.events.get(key) or self.sync.materialize(*key)
 
     async def _get(self, request: web.Request) -> web.Response:
         owner, refused = self._refusal(request)
