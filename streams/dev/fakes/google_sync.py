@@ -136,7 +136,7 @@ class GoogleSync:
     def materialize(self, owner: str, calendar: str, event_id: str) -> dict[str, Any] | None:
         """An instance of a stored series, stored as its own event so it can be edited (an
         exception); None when `event_id` names no instance."""
-        series_id, _, tag = event_id.rpartition("_")
+        series_id, _, _ = event_id.rpartition("_")
         series = self.fake.events.get((owner, calendar, series_id))
         if not series_id or series is None or not series.get("recurrence"):
             return None
