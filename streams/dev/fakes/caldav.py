@@ -51,10 +51,12 @@ class RadicaleServer:
         port: int = 0,
         users: dict[str, str] | None = None,
         folder: str | Path | None = None,
+        max_sync_token_age_s: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or _free_port(host)
         self.users = dict(users or {})
+        self.max_sync_token_age_s = max_sync_token_age_s  # Radicale's default: 30 days
         self._own_folder = folder is None
         self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="wedsync-radicale-"))
         self.url = f"http://{host}:{self.port}"
@@ -83,7 +85,12 @@ class RadicaleServer:
             f"[server]\nhosts = {self.host}:{self.port}\n"
             f"{auth}"
             f"[storage]\nfilesystem_folder = {storage}\n"
-            "[rights]\ntype = owner_only\n"
+            + (
+                f"max_sync_token_age = {self.max_sync_token_age_s}\n"
+                if self.max_sync_token_age_s is not None
+                else ""
+            )
+            + "[rights]\ntype = owner_only\n"
             "[logging]\nlevel = warning\n"
         )
         return config
