@@ -199,6 +199,21 @@ SLA_EVENTS = Topic(
     retention_ms=30 * DAY_MS,
 )
 
+# ---- the inbound calendar feed (`wedsync calendar-feed`, connectors/calendar) ------------
+CALENDAR_BUSY = Topic(
+    "wedsync.calendar.busy",
+    "calendar/busy_interval",
+    key="supplier_id (co-partitioned with the detector's bookings)",
+)
+CALENDAR_SYNC_STATE = Topic(
+    "wedsync.calendar.sync_state",
+    None,  # JSON: cursor, known intervals, status; read back whole by the feed at start
+    key="calendar key '<provider>:<integration id>:<calendar id>'",
+    fixed_partitions=1,
+    cleanup=Cleanup.COMPACT,
+    retention_ms=-1,
+)
+
 # ---- in-app gateway (connectors/sinks/inapp) -----------------------------------------------
 INAPP_RECEIPTS = Topic(
     "wedsync.inapp.receipts",
@@ -228,6 +243,8 @@ ALL: tuple[Topic, ...] = (
     *LEDGER.values(),
     SLA_HEALTH,
     SLA_EVENTS,
+    CALENDAR_BUSY,
+    CALENDAR_SYNC_STATE,
     INAPP_RECEIPTS,
     INAPP_PRESENCE,
 )

@@ -14,7 +14,7 @@ from streams import topics
 from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 
-NAME_RE = re.compile(r"^wedsync\.(ingest|events|deliver|delivery|sla|inapp)(\.[a-z_]+)*$")
+NAME_RE = re.compile(r"^wedsync\.(ingest|events|deliver|delivery|sla|inapp|calendar)(\.[a-z_]+)*$")
 CODE_DIRS = ("streams", "connectors", "bench")
 
 

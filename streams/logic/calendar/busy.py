@@ -18,6 +18,7 @@ from streams.logic.calendar.rounds import CalendarRef, Observed, Reason
 
 
 class BusyRecord(TypedDict):
+    event_id: str
     interval_id: str
     calendar_key: str
     supplier_id: str
@@ -32,7 +33,7 @@ class BusyRecord(TypedDict):
     busy: str  # busy | tentative | free (all-day only)
     state: str  # active | deleted
     version: int
-    provider_updated_ms: int
+    source_ts_ms: int
     reason: str
     observed_at_ms: int
 
@@ -41,6 +42,10 @@ def interval_id(calendar: CalendarRef, resource_id: str, instance: str) -> str:
     """The stable id of one occurrence of one resource of one calendar (32 hex)."""
     key = f"{calendar.key}|{resource_id}|{instance}".encode()
     return hashlib.blake2b(key, digest_size=16).hexdigest()
+
+
+def record_id(iid: str, version: int, state: str) -> str:
+    return hashlib.blake2b(f"{iid}|{version}|{state}".encode(), digest_size=16).hexdigest()
 
 
 def counts(observed: Observed) -> bool:
@@ -67,8 +72,10 @@ def active(
     reason: Reason,
     now_ms: int,
 ) -> BusyRecord:
+    iid = interval_id(calendar, resource_id, observed.instance)
     return BusyRecord(
-        interval_id=interval_id(calendar, resource_id, observed.instance),
+        event_id=record_id(iid, version, "active"),
+        interval_id=iid,
         calendar_key=calendar.key,
         supplier_id=calendar.supplier_id,
         integration_id=calendar.integration_id,
@@ -82,7 +89,7 @@ def active(
         busy=observed.busy,
         state="active",
         version=version,
-        provider_updated_ms=observed.updated_ms,
+        source_ts_ms=observed.updated_ms or now_ms,
         reason=reason,
         observed_at_ms=now_ms,
     )
@@ -98,6 +105,7 @@ def tombstone(
     now_ms: int,
 ) -> BusyRecord:
     return BusyRecord(
+        event_id=record_id(iid, version, "deleted"),
         interval_id=iid,
         calendar_key=calendar.key,
         supplier_id=calendar.supplier_id,
@@ -112,7 +120,7 @@ def tombstone(
         busy="free",
         state="deleted",
         version=version,
-        provider_updated_ms=0,
+        source_ts_ms=now_ms,
         reason=reason,
         observed_at_ms=now_ms,
     )

@@ -34,6 +34,7 @@ from streams.logic.conflicts import (
     wall_clock,
 )
 from streams.models import DomainEvent, PayloadValue, SourceRef
+from streams.topics import CALENDAR_BUSY
 
 EXTERNAL_PREFIX = "ext:"
 
@@ -51,7 +52,7 @@ def external_interval(record: BusyRecord) -> BookedInterval:
         wedding_id=None,
         client_id=None,
         version=record["version"],
-        event_id=_cause_id(record),
+        event_id=record["event_id"],
         starts_at=wall_clock(record["start_ms"], zone),
         ends_at=wall_clock(record["end_ms"], zone),
         client_name=None,
@@ -139,26 +140,21 @@ def resolved_event(
     }
 
 
-def _cause_id(record: BusyRecord) -> str:
-    key = f"{record['interval_id']}|{record['version']}|{record['state']}".encode()
-    return hashlib.blake2b(key, digest_size=16).hexdigest()
-
-
 def cause_event(record: BusyRecord) -> DomainEvent:
     """The busy record as the cause of the detector's notices (their version, times and
     correlation come from it)."""
     return DomainEvent(
-        event_id=_cause_id(record),
+        event_id=record["event_id"],
         event_type="calendar.busy_changed",
         aggregate_type="vendor",
         aggregate_id=record["supplier_id"],
         aggregate_version=record["version"],
         occurred_at_ms=record["observed_at_ms"],
         correlation_id=record["interval_id"],
-        source_ts_ms=record["provider_updated_ms"] or record["observed_at_ms"],
+        source_ts_ms=record["source_ts_ms"],
         source=SourceRef(
             kind="internal",
-            topic="wedsync.calendar.busy",
+            topic=CALENDAR_BUSY.name,
             partition=-1,
             offset=-1,
             lsn=None,
