@@ -124,6 +124,22 @@ class Driver:
     async def put(self, value: bytes | None, key: bytes) -> None:
         await self.context.put(value, key=key, wait=False)
 
+    async def put_on(self, topic: str, value: bytes | None, key: bytes) -> None:
+        """Put a record as read from `topic` (an agent reading several topics tells them
+        apart by the message's topic; the test context names none of them)."""
+        original = self.context.to_message
+
+        def to_message(*args: Any, **kwargs: Any) -> Any:
+            message = original(*args, **kwargs)
+            message.topic = topic
+            return message
+
+        self.context.to_message = to_message
+        try:
+            await self.put(value, key)
+        finally:
+            self.context.to_message = original
+
     async def settle(self) -> None:
         """Return once every record put so far has been processed."""
         await self.put(BARRIER_VALUE, BARRIER_KEY)
