@@ -20,6 +20,10 @@ out while one waited for a retry.
     form.response_received        fact    (aggregate: the supplier)
     journey.milestone_completed   fact    (aggregate: the supplier)
     booking.conflict_detected     fact    (aggregate: the supplier; one notice per conflict)
+    booking.conflict_possible     fact    (the vendor's own calendar: tentative or all-day free)
+    booking.conflict_resolved     fact    (a private event that collided moved or went)
+    calendar.drift_detected       fact    (a vendor moved or deleted our event in their calendar)
+    calendar.protection_degraded  fact    (a vendor's calendar cannot be read, a wedding soon)
     booking.updated               fact    (aggregate: the booking; "moved from X to Y" is
                                           news a later move does not repeat)
     client.profile_updated        fact    (aggregate: the couple; names the changed fields
@@ -46,6 +50,10 @@ FACTS = frozenset({
     "form.response_received",
     "journey.milestone_completed",
     "booking.conflict_detected",
+    "booking.conflict_possible",
+    "booking.conflict_resolved",
+    "calendar.drift_detected",
+    "calendar.protection_degraded",
     "booking.updated",
     "client.profile_updated",
     "record.changed",

@@ -267,11 +267,22 @@ _TITLES = {
     "wedding.date_changed": "Wedding date changed",
     "client.profile_updated": "Client profile updated",
     "booking.conflict_detected": "Double booking",
+    "booking.conflict_possible": "Possible double booking",
+    "booking.conflict_resolved": "Double booking resolved",
+    "calendar.drift_detected": "Calendar event changed",
+    "calendar.protection_degraded": "Calendar sync needs attention",
     "booking.updated": "Booking changed",
     "vendor.status_changed": "Vendor status changed",
 }
 # event types whose payload is ids and times: every message says it in words, never a dump
-_NAMED_ONLY = frozenset({"booking.conflict_detected", "booking.updated"})
+_NAMED_ONLY = frozenset({
+    "booking.conflict_detected",
+    "booking.conflict_possible",
+    "booking.conflict_resolved",
+    "booking.updated",
+    "calendar.drift_detected",
+    "calendar.protection_degraded",
+})  # fmt: skip
 
 
 def _ceremony(p: dict[str, PayloadValue]) -> str:
@@ -319,8 +330,14 @@ def summary_text(event: DomainEvent) -> str:
     if et == "client.profile_updated":
         fields = wording.field_names(p.get("changed_fields"))
         return f"{client or 'A client'} updated their profile: {fields}"
-    if et == "booking.conflict_detected":
+    if et in ("booking.conflict_detected", "booking.conflict_possible"):
         return wording.double_booking_for_vendor(p)
+    if et == "booking.conflict_resolved":
+        return wording.conflict_resolved(p)
+    if et == "calendar.drift_detected":
+        return wording.drift_detected(p)
+    if et == "calendar.protection_degraded":
+        return wording.protection_degraded(p)
     if et == "booking.updated":
         return wording.booking_changed(p)
     if et == "vendor.status_changed":

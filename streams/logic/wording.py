@@ -94,6 +94,8 @@ def double_booking_for_vendor(p: dict[str, PayloadValue]) -> str:
     """The vendor's notice: both bookings, with their couples and times, and what to do."""
     first = booking_phrase(p.get("client_name"), p.get("starts_at"), p.get("ends_at"),
                            "a booking")  # fmt: skip
+    if p.get("conflicting_origin") == "external":
+        return calendar_conflict_for_vendor(p, first)
     second = booking_phrase(
         p.get("conflicting_client_name"),
         p.get("conflicting_starts_at"),
@@ -101,6 +103,58 @@ def double_booking_for_vendor(p: dict[str, PayloadValue]) -> str:
         "another booking",
     )
     return f"Double booking: {first} overlaps {second}. {DOUBLE_BOOKING_ACTION}"
+
+
+def calendar_conflict_for_vendor(p: dict[str, PayloadValue], booking: str) -> str:
+    """A booking against an event of the vendor's own calendar: hard (busy) or soft
+    (tentative, or an all-day event marked free)."""
+    span = when(p.get("conflicting_starts_at"), p.get("conflicting_ends_at"))
+    at = f" on {span}" if span else ""
+    if p.get("severity") == "soft":
+        return (
+            f"Possible double booking: {booking} overlaps a tentative or free event in your "
+            f"own calendar{at}. Please check that you are available."
+        )
+    return (
+        f"Double booking: {booking} overlaps an event in your own calendar{at}. "
+        "Please free the time or arrange cover for the wedding."
+    )
+
+
+def conflict_resolved(p: dict[str, PayloadValue]) -> str:
+    """The event in the vendor's own calendar that collided with a booking moved or went."""
+    booking = booking_phrase(p.get("client_name"), p.get("starts_at"), p.get("ends_at"),
+                             "a booking")  # fmt: skip
+    return f"Resolved: {booking} no longer overlaps an event in the vendor's own calendar."
+
+
+def drift_detected(p: dict[str, PayloadValue]) -> str:
+    """A vendor moved or deleted, in their own calendar, an event the platform put there."""
+    platform = when(p.get("platform_starts_at"), p.get("platform_ends_at"))
+    if p.get("deleted") is True:
+        return (
+            f"An event we keep in your calendar ({platform or 'a wedding'}) was deleted there. "
+            "The booking stands: change it on the platform if it moved."
+        )
+    moved = when(p.get("calendar_starts_at"), p.get("calendar_ends_at"))
+    return (
+        f"An event we keep in your calendar was moved there to {moved or 'another time'}; "
+        f"the platform still has {platform or 'the original time'}. Change the booking on "
+        "the platform if it moved; your calendar will follow."
+    )
+
+
+def protection_degraded(p: dict[str, PayloadValue]) -> str:
+    """A vendor with a wedding soon whose calendar the feed cannot read."""
+    why = {
+        "reauth_required": "needs you to reconnect it",
+        "stale": "has not answered for a while",
+        "disabled": "is no longer shared with us",
+    }.get(str(p.get("status")), "cannot be read")
+    return (
+        f"Your {p.get('provider_name') or 'calendar'} {why}: double-booking protection is "
+        "degraded until it syncs again."
+    )
 
 
 def double_booking_for_couple(vendor: str | None, starts_at: PayloadValue,
