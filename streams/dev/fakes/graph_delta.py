@@ -342,4 +342,3 @@ class DeltaFeed:
         return self.fake.error(410, "resyncRequired",
             "Resync required. Replace any local items with the server's items.",
             Location=fresh)  # fmt: skip
-

@@ -202,8 +202,9 @@ class SubscriptionHub:
             body = None
         if not isinstance(body, dict) or not set(body) <= {"expirationDateTime",
                                                            "notificationUrl"}:  # fmt: skip
-            return self.fake.error(400, "InvalidRequest",
-                                   "Only expirationDateTime and notificationUrl can be updated.")
+            return self.fake.error(
+                400, "InvalidRequest", "Only expirationDateTime and notificationUrl can be updated."
+            )
         expiry = self._expiry(body.get("expirationDateTime"))
         if isinstance(expiry, str):
             return self.fake.error(400, "InvalidRequest", expiry)
