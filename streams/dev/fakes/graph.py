@@ -34,7 +34,9 @@ just before the patch (someone deleted it between a find and a patch: 404).
 
 Counters: events_created, events_patched, events_deleted, tokens_issued,
 concurrency_rejections (plus requests, transaction_replays, auth_refused, refresh_refused).
-`stats()["events"]` lists the stored events.
+`stats()["events"]` lists the stored events (series as their masters),
+`stats()["subscriptions"]` the subscriptions. Delta: delta_rounds, delta_pages; subscriptions:
+see `graph_subscriptions`.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class GraphFake(FakeProvider):
     def stats(self) -> dict[str, Any]:
         stats = super().stats()
         stats["events"] = [self._public(e) for e in self.events.values()]
+        stats["subscriptions"] = [self.hub.public(s) for s in self.hub.subscriptions.values()]
         return stats
 
     # ---- shared checks -------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from connectors.calendar.feed_errors import FetchFailed
 from connectors.calendar.graph import channel_wire, channels
 from streams.dev.fakes.graph import GraphFake
+from streams.logic.calendar.rounds import CalendarRef
 
 from tests.component.calendar.graph.feed import CAL, OWNER, Receiver, event, subscribe
 
@@ -125,3 +126,28 @@ async def test_create_beyond_the_limit_is_refused(
     answer = await http.post(base + request.path, json=request.json,
                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert answer.status_code == 400 and receiver.validations == 0
+
+
+async def test_subscription_on_another_calendar_ignores_the_primary(
+    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str, receiver: Receiver
+) -> None:
+    work = CalendarRef("graph", "int-9", "sup-1", "AAMkwork")
+    await channels.create_subscription(
+        http, base, token, work, notification_url=receiver.url + "/notify",
+        lifecycle_url=receiver.url + "/lifecycle", client_state="v1.int-9.mac",
+    )  # fmt: skip
+    fake.vendor_upsert(OWNER, "primary", event(5))
+    theirs = fake.vendor_upsert(OWNER, "AAMkwork", event(6))
+    _, body = await receiver.next()
+    assert body["value"][0]["resourceData"]["id"] == theirs
+    assert fake.counters["notifications_sent"] <= 1 and receiver.posts.empty()
+
+
+async def test_subscription_removed_lifecycle_ends_the_subscription(
+    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str, receiver: Receiver
+) -> None:
+    sub = await subscribe(http, base, token, receiver)
+    fake.send_lifecycle(sub.id, "subscriptionRemoved")
+    _, body = await receiver.next()
+    assert body["value"][0]["lifecycleEvent"] == "subscriptionRemoved"
+    assert await channels.renew_subscription(http, base, token, sub.id) is None

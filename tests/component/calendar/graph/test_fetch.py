@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -236,3 +237,34 @@ async def test_last_item_of_an_id_wins_within_a_round(base: str) -> None:
         result = await full(mock, "http://graph.test", "t")
     assert ids(result) == {"X": None}
     assert result.cursor == "http://graph.test/v1.0/delta?$deltatoken=t"
+
+
+async def test_all_day_event_lands_on_the_days_of_its_original_zone(
+    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
+) -> None:
+    day = fake.vendor_upsert(OWNER, "primary", {
+        "isAllDay": True, "showAs": "free", "originalStartTimeZone": "Pacific Standard Time",
+        "start": {"dateTime": "2027-06-12T00:00:00", "timeZone": "Pacific Standard Time"},
+        "end": {"dateTime": "2027-06-13T00:00:00", "timeZone": "Pacific Standard Time"},
+    })  # fmt: skip
+    (observed,) = ids(await full(http, base, token))[day]
+    zone = ZoneInfo("America/Los_Angeles")
+    assert observed.all_day and observed.busy == "free"
+    assert observed.start_ms == int(datetime(2027, 6, 12, tzinfo=zone).timestamp() * 1000)
+    assert observed.end_ms == int(datetime(2027, 6, 13, tzinfo=zone).timestamp() * 1000)
+
+
+async def test_event_our_sink_wrote_shows_under_its_provider_id(
+    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
+) -> None:
+    first = await full(http, base, token)
+    made = await http.post(
+        base + "/v1.0/me/events", headers={"Authorization": f"Bearer {token}"},
+        json={"subject": "Wedding", "transactionId": "t-1",
+              "start": {"dateTime": "2027-07-01T12:00:00", "timeZone": "UTC"},
+              "end": {"dateTime": "2027-07-01T18:00:00", "timeZone": "UTC"}},
+    )  # fmt: skip
+    second = await fetch_round(http, base, token, CAL, first.cursor, WINDOW, "push")
+    assert set(ids(second)) == {made.json()["id"]}
+    assert second.changes[0].instances is not None
+    assert second.changes[0].instances[0].ours is None  # delta cannot read our markers
