@@ -6,8 +6,9 @@ answer them), `renew_subscription` at half-life (PATCH; also reauthorizes), `rea
 on ``reauthorizationRequired``, `delete_subscription` when a calendar is disconnected or an
 orphan notifies. 404 means the subscription no longer exists: renew and reauthorize return
 None/False (the caller creates a new one and runs a delta round), delete returns False
-(already gone). Other failures raise `feed_errors` (`fetch_wire.classify_error`; transport
-errors and unreadable answers are FetchFailed).
+(already gone); a create answered 404 means the calendar is gone (CalendarGone). Other
+failures raise `feed_errors` (`fetch_wire.classify_error`; transport errors and unreadable
+answers are FetchFailed; a refused handshake is Graph's 400 ValidationError: FetchFailed).
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class DeltaFeed:
         before = set(event.get("_occurrences", ()))
         event["_seq"] = self.bump()
         event["lastModifiedDateTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
-        now = {item.body["id"] for item in self.expand(event)}
+        now = {item.body["id"] for item in self.readable(event)}
         event["_occurrences"] = sorted(now)
         for gone in before - now:
             self.tombstones.append((event["_owner"], event["_calendar"], gone, self.seq))
@@ -232,11 +232,18 @@ class DeltaFeed:
             items.append(_Item(body, seq, _ms(start), _ms(end)))
         return items
 
+    def readable(self, event: dict[str, Any]) -> list[_Item]:
+        """`expand`, or nothing for an event whose times cannot be read (never shown)."""
+        try:
+            return self.expand(event)
+        except (KeyError, TypeError, ValueError):
+            return []
+
     def view(self, owner: str, calendar: str) -> dict[str, _Item]:
         items: dict[str, _Item] = {}
         for event in self.fake.events.values():
             if event["_owner"] == owner and event["_calendar"] == calendar:
-                items.update((i.body["id"], i) for i in self.expand(event))
+                items.update((i.body["id"], i) for i in self.readable(event))
         return items
 
     @staticmethod
