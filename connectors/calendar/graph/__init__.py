@@ -12,5 +12,12 @@ make a second event. Access tokens come from the integration's stored OAuth refr
     config.py  GraphConfig (WEDSYNC_GRAPH_*)
     wire.py    pure: request building, answer classification
     sink.py    GraphCalendarConnector, build(env)
-    fake.py    GraphFake: token endpoint + events, for tests and `wedsync fake graph`
+
+The inbound half (a vendor's Outlook calendar feeding double-booking detection):
+
+    fetch_wire.py    pure: calendarView delta requests, pages, item -> Observed, error classes
+    fetch.py         fetch_round: one delta round (every nextLink, to the deltaLink)
+    channel_wire.py  pure: change-notification subscription requests and answers
+    channels.py      create / renew (PATCH) / reauthorize / delete a subscription
+    streams/dev/fakes/graph.py  GraphFake: token endpoint, events, delta, subscriptions
 """

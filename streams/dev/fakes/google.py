@@ -97,7 +97,7 @@ class FakeTokens:
             )
         token = "ya29." + secrets.token_urlsafe(24)
         self.issued.append(token)
-        self.valid[token] = "user-" + hashlib.sha256(refresh.encode()).hexdigest()[:12]
+        self.valid[token] = self.owner_of(refresh)
         self.provider.counters["tokens_issued"] += 1
         body: dict[str, Any] = {
             "access_token": token,
@@ -108,6 +108,12 @@ class FakeTokens:
         if self.rotate_refresh:
             body["refresh_token"] = "rotated-" + secrets.token_urlsafe(8)
         return web.json_response(body)
+
+    @staticmethod
+    def owner_of(refresh_token: str) -> str:
+        """The owner (mailbox, calendar account) the token endpoint maps a refresh token to:
+        what the fakes' vendor-side helpers take as `owner`."""
+        return "user-" + hashlib.sha256(refresh_token.encode()).hexdigest()[:12]
 
     def owner(self, request: web.Request) -> str | None:
         """The owner of the request's bearer token, or None when it is refused."""

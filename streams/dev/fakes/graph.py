@@ -11,6 +11,16 @@ Routes (paths as Graph's and the Microsoft identity platform's, under the fake's
     GET    /v1.0/me/events/{id}                          read (with @odata.etag)
     PATCH  /v1.0/me/events/{id}                          update (If-Match -> 412)
     DELETE /v1.0/me/events/{id}                          delete (unknown: 404 ErrorItemNotFound)
+    GET    /v1.0/me/calendarView/delta, /v1.0/me/calendars/{id}/calendarView/delta
+                                                         the delta feed (`graph_delta`)
+    POST   /v1.0/subscriptions, PATCH/DELETE/GET /v1.0/subscriptions/{id},
+    POST   /v1.0/subscriptions/{id}/reauthorize          notifications (`graph_subscriptions`)
+
+Vendor side (a test plays the vendor editing in Outlook; `owner` is `owner_of(refresh_token)`):
+`vendor_upsert`, `vendor_delete`, `delta.vendor_move_occurrence`,
+`delta.vendor_cancel_occurrence`; knobs `expire_delta_tokens()`, `forget_sync_state()`,
+`drop_next_notifications`, `send_lifecycle(subscription_id, event)`. Every change, the sink's
+writes included, bumps the delta feed's change sequence and notifies the subscriptions.
 
 Behaviour: a create repeating a live event's ``transactionId`` returns that event (201)
 without making a second one; at most `mailbox_concurrency` (4) requests per mailbox are in
@@ -24,21 +34,29 @@ just before the patch (someone deleted it between a find and a patch: 404).
 
 Counters: events_created, events_patched, events_deleted, tokens_issued,
 concurrency_rejections (plus requests, transaction_replays, auth_refused, refresh_refused).
-`stats()["events"]` lists the stored events.
+`stats()["events"]` lists the stored events (series as their masters),
+`stats()["subscriptions"]` the subscriptions. Delta: delta_rounds, delta_pages; subscriptions:
+see `graph_subscriptions`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import secrets
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from streams.dev.fakes.google import FakeTokens
+from streams.dev.fakes.graph_delta import DeltaFeed
+from streams.dev.fakes.graph_subscriptions import SubscriptionHub
 from streams.dev.fakes.kit import FakeProvider, Switches
+
+T = TypeVar("T")
 
 FILTER = re.compile(
     r"^singleValueExtendedProperties/Any\(ep: ep/id eq '((?:[^']|'')*)' "
@@ -78,6 +96,9 @@ class GraphFake(FakeProvider):
         self.mailbox_time_zone = "GMT Standard Time"  # Outlook names zones the Windows way
         self.transactions: dict[tuple[str, str], str] = {}  # (owner, transactionId) -> id
         self._versions = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.delta = DeltaFeed(self)
+        self.hub = SubscriptionHub(self)
         super().__init__(switches)
         self.tokens = FakeTokens(
             self, client_id=client_id, client_secret=client_secret, rotate_refresh=True
@@ -93,10 +114,62 @@ class GraphFake(FakeProvider):
         app.router.add_get("/v1.0/me/events/{event}", self._get)
         app.router.add_patch("/v1.0/me/events/{event}", self._patch)
         app.router.add_delete("/v1.0/me/events/{event}", self._delete)
+        self.delta.routes(app)
+        self.hub.routes(app)
+        app.on_startup.append(self._started)
+
+    async def _started(self, app: web.Application) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def on_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on the fake's event loop (vendor-side helpers are called from a
+        test's thread; the stores belong to the loop), waiting for its result."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop or not loop.is_running():
+            return fn(*args)
+
+        async def call() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
+
+    # ---- vendor side (see graph_delta / graph_subscriptions) -------------------------------
+    @staticmethod
+    def owner_of(refresh_token: str) -> str:
+        """The mailbox the token endpoint maps `refresh_token` to (the vendor helpers' owner)."""
+        return FakeTokens.owner_of(refresh_token)
+
+    def vendor_upsert(self, owner: str, calendar_id: str, event: dict[str, Any]) -> str:
+        return self.delta.vendor_upsert(owner, calendar_id, event)
+
+    def vendor_delete(self, owner: str, calendar_id: str, event_id: str) -> None:
+        self.delta.vendor_delete(owner, calendar_id, event_id)
+
+    def expire_delta_tokens(self) -> None:
+        self.on_loop(self.delta.expire_delta_tokens)
+
+    def forget_sync_state(self) -> None:
+        self.on_loop(self.delta.forget_sync_state)
+
+    def send_lifecycle(self, subscription_id: str, event: str) -> None:
+        self.hub.send_lifecycle(subscription_id, event)
+
+    @property
+    def drop_next_notifications(self) -> int:
+        return self.hub.drop_next_notifications
+
+    @drop_next_notifications.setter
+    def drop_next_notifications(self, count: int) -> None:
+        self.hub.drop_next_notifications = count
 
     def stats(self) -> dict[str, Any]:
         stats = super().stats()
         stats["events"] = [self._public(e) for e in self.events.values()]
+        stats["subscriptions"] = [self.hub.public(s) for s in self.hub.subscriptions.values()]
         return stats
 
     # ---- shared checks -------------------------------------------------------------------
@@ -135,6 +208,16 @@ class GraphFake(FakeProvider):
     async def _token(self, request: web.Request) -> web.Response:
         assert self.tokens is not None
         return await self.tokens.handle(request)
+
+    @staticmethod
+    def error(status: int, code: str, message: str, **headers: str) -> web.Response:
+        return graph_error(status, code, message, **headers)
+
+    def refusal(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+        return self._refusal(request)
+
+    def etag(self) -> str:
+        return self._etag()
 
     def _refusal(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         """(owner, None) for an authorised, non-injected request; (None, answer) else."""
@@ -234,6 +317,7 @@ class GraphFake(FakeProvider):
         self.events[event_id] = event
         if transaction:
             self.transactions[(owner, transaction)] = event_id
+        self.delta.touched(event, "created")
         self.counters["events_created"] += 1
         return web.json_response(self._public(event), status=201)
 
@@ -272,6 +356,7 @@ class GraphFake(FakeProvider):
                 event["_properties"][prop.get("id")] = prop.get("value")
         event.update({k: v for k, v in body.items() if not k.startswith("_")})
         event["@odata.etag"] = self._etag()
+        self.delta.touched(event, "updated")
         self.counters["events_patched"] += 1
         return web.json_response(self._public(event))
 
@@ -284,5 +369,6 @@ class GraphFake(FakeProvider):
             return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
         del self.events[event["id"]]
         self.transactions = {k: v for k, v in self.transactions.items() if v != event["id"]}
+        self.delta.removed(event)
         self.counters["events_deleted"] += 1
         return web.Response(status=204)

@@ -1,0 +1,50 @@
+"""Fixtures of the Graph feed's component tests: the fake over loopback, a client, an
+access token from the fake's token endpoint, a notification receiver."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from streams.dev.fakes.graph import GraphFake
+from streams.dev.fakes.kit import FakeServer
+
+from tests.component.calendar.graph.feed import CLIENT_SECRET, REFRESH, Receiver, serve
+
+
+@pytest.fixture
+def fake() -> Iterator[GraphFake]:
+    provider = GraphFake(client_id="app-id", client_secret=CLIENT_SECRET)
+    with FakeServer(provider) as server:
+        provider.base_url = server.url  # type: ignore[attr-defined]
+        yield provider
+
+
+@pytest.fixture
+def base(fake: GraphFake) -> str:
+    return str(fake.base_url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def token(http: httpx.AsyncClient, base: str) -> str:
+    answer = await http.post(
+        base + "/common/oauth2/v2.0/token",
+        data={"grant_type": "refresh_token", "refresh_token": REFRESH,
+              "client_id": "app-id", "client_secret": CLIENT_SECRET},
+    )  # fmt: skip
+    return str(answer.json()["access_token"])
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    found = Receiver()
+    runner = await serve(found)
+    yield found
+    await runner.cleanup()
