@@ -323,6 +323,57 @@ CONSUMER_LAG = Gauge(
     registry=None,
 )
 
+# ---- the inbound calendar feed (`wedsync calendar-feed`) -------------------------------------
+CALENDAR_FETCHES = Counter(
+    "wedsync_calendar_fetches",
+    "Fetch rounds of connected calendars, by provider, kind (incremental, full) and outcome "
+    "(ok, full_resync, reauth, gone, throttled, failed)",
+    ["provider", "kind", "outcome"],
+    registry=None,
+)
+CALENDAR_NOTIFICATIONS = Counter(
+    "wedsync_calendar_notifications",
+    "Provider pushes the feed read, by provider and what they were (change, sync, lifecycle, "
+    "unknown: no calendar of ours)",
+    ["provider", "kind"],
+    registry=None,
+)
+CALENDAR_INTERVALS = Counter(
+    "wedsync_calendar_intervals_written",
+    "Busy-interval records written, by state (active, deleted)",
+    ["state"],
+    registry=None,
+)
+CALENDAR_ECHOES = Counter(
+    "wedsync_calendar_echo_suppressed",
+    "Our own events seen in vendors' calendars and not taken as busy time",
+    registry=None,
+)
+CALENDAR_DRIFT = Counter(
+    "wedsync_calendar_drift",
+    "Our events a vendor moved or deleted in their own calendar",
+    registry=None,
+)
+CALENDAR_STATUS = Gauge(
+    "wedsync_calendar_calendars",
+    "Connected calendars by provider and sync status (healthy, polling_only, stale, "
+    "reauth_required, disabled)",
+    ["provider", "status"],
+    registry=None,
+)
+CALENDAR_CHANGE_TO_FETCH_SECONDS = Histogram(
+    "wedsync_calendar_push_to_written_seconds",
+    "From a provider push arriving at the gateway to the fetched round written to Kafka",
+    buckets=(0.5, 1, 2, 3, 5, 8, 12, 15, 20, 30, 60, 120),
+    registry=None,
+)
+CALENDAR_API_REQUESTS = Counter(
+    "wedsync_calendar_api_requests",
+    "Requests the feed made to providers (fetch rounds and channel calls), by provider",
+    ["provider"],
+    registry=None,
+)
+
 
 # ---- which process exports what ------------------------------------------------------------
 # Every metric above is declared unregistered: a process exports only its own (`export`), so
@@ -344,6 +395,9 @@ ROLES: dict[str, tuple[MetricWrapperBase, ...]] = {
     "sla": (SLA_INTEGRATIONS, SLA_ERROR_RATIO, SLA_AVAILABILITY_RATIO, SLA_LATENCY_SECONDS,
             SLA_RELIABILITY_SCORE, SLA_ALERTS_FIRING, SLA_STATE_CHANGES, SLA_EVALUATIONS,
             SLA_LAST_EVALUATION, CONSUMER_LAG),
+    "calendar": (*_PIPELINE, CALENDAR_FETCHES, CALENDAR_NOTIFICATIONS, CALENDAR_INTERVALS,
+                 CALENDAR_ECHOES, CALENDAR_DRIFT, CALENDAR_STATUS,
+                 CALENDAR_CHANGE_TO_FETCH_SECONDS, CALENDAR_API_REQUESTS),
 }  # fmt: skip
 
 

@@ -105,6 +105,11 @@ _CRM_KIND = {"tave": "tave", "honeybook": "honeybook", "light_blue": "light_blue
 _AUTH = frozenset({"bearer", "api_key_header", "basic", "none"})
 
 
+def calendar_provider(integration: IntegrationState) -> Literal["google", "graph", "caldav"]:
+    """Which calendar API a calendar integration speaks (iCloud and CalDAV: caldav)."""
+    return _CALENDAR_PROVIDER.get(integration["integration_type"], "caldav")
+
+
 def integration_class(integration: IntegrationState) -> str | None:
     """Which rule integration kind an integration serves, None when none."""
     kind = _CLASS_OF_TYPE.get(integration["integration_type"])
@@ -342,7 +347,7 @@ def _system(
             supplier_id,
             integration_id,
             {
-                "provider": _CALENDAR_PROVIDER.get(integration["integration_type"], "caldav"),
+                "provider": calendar_provider(integration),
                 "calendar_id": integration["calendar_id"] or "primary",
                 "operation": "upsert",
                 "external_event_id": transform.external_event_id(

@@ -12,7 +12,7 @@ from streams.logic.sla import SlaWindows
 BOUNDED = {
     "stage", "reason", "source", "outcome", "topic", "op", "destination", "verdict",
     "error_class", "kind", "result", "code", "state", "window", "quantile", "alert", "consumer",
-    "partition", "to",
+    "partition", "to", "provider", "status",
 }  # fmt: skip
 
 

@@ -1,0 +1,298 @@
+"""What the calendar feed reads and writes on Kafka.
+
+Writes (`KafkaRoundWriter`): every round's busy records (`wedsync.calendar.busy`, keyed by
+supplier), notices (`wedsync.events`) and the calendar's new sync state
+(`wedsync.calendar.sync_state`, compacted) in ONE transaction. Rounds that finish together
+share a transaction (group commit: a burst of pushes across thousands of calendars is a few
+commits, not one per calendar); each caller's `write` returns once its round is committed,
+or raises BrokerUnavailable (the round failed; it is fetched again from the old cursor).
+A fenced producer (another feed took over with the same transactional id) is fatal.
+
+Reads: `read_sync_states` (the compacted sync state, to its end, at start); the calendar
+deliveries and their results (`OwnedFeed`: what we wrote in vendors' calendars, for echo and
+drift); the ingest gateway's pushes (`PushReader`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from streams.errors import BrokerUnavailable
+from streams.kafka.codec import TopicCodecs
+from streams.kafka.connection import Kafka, client_config
+from streams.kafka.replay import read_to_end
+from streams.logic.calendar.busy import BusyRecord
+from streams.logic.calendar.echo import OwnedEvent, OwnedIndex
+from streams.models import DomainEvent
+from streams.topics import (
+    CALENDAR_BUSY,
+    CALENDAR_SYNC_STATE,
+    DELIVER,
+    DELIVERY_RESULTS,
+    EVENTS,
+    INGEST_WEBHOOKS,
+    Destination,
+)
+
+from connectors.calendar.feed.sync_state import CalendarSync
+
+log = logging.getLogger("wedsync.calendar.feed")
+
+
+@dataclass
+class _Pending:
+    records: list[BusyRecord]
+    events: list[DomainEvent]
+    state: CalendarSync | None
+    key: str
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class KafkaRoundWriter:
+    def __init__(self, kafka: Kafka, codecs: TopicCodecs, transactional_id: str) -> None:
+        self.producer = Producer(
+            client_config(
+                kafka,
+                {
+                    "transactional.id": transactional_id,
+                    "linger.ms": 2,
+                    "allow.auto.create.topics": False,
+                    "log.connection.close": False,
+                },
+            )
+        )
+        self.busy = codecs[CALENDAR_BUSY]
+        self.events = codecs[EVENTS]
+        self.queue: list[_Pending] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.transactions = 0
+        self.fatal: BaseException | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Register the transactional id (fencing any earlier feed with it)."""
+        try:
+            self.producer.init_transactions(timeout_s)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"calendar feed: transactions refused: {exc}") from exc
+
+    async def write(
+        self,
+        records: list[BusyRecord],
+        events: list[DomainEvent],
+        state: CalendarSync | None,
+        key: str,
+    ) -> None:
+        if self.fatal is not None:
+            raise BrokerUnavailable(f"calendar feed: producer unusable: {self.fatal}")
+        pending = _Pending(records, events, state, key)
+        self.queue.append(pending)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        await pending.done
+
+    async def _flush(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            try:
+                await asyncio.to_thread(self._transaction, batch)
+            except Exception as exc:
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(
+                            BrokerUnavailable(f"calendar round not written: {exc}")
+                        )
+                continue
+            for p in batch:
+                if not p.done.done():
+                    p.done.set_result(None)
+
+    def _transaction(self, batch: list[_Pending]) -> None:
+        p = self.producer
+        try:
+            p.begin_transaction()
+            for item in batch:
+                for record in item.records:
+                    p.produce(
+                        CALENDAR_BUSY.name, self.busy.encode(record), record["supplier_id"].encode()
+                    )
+                for event in item.events:
+                    p.produce(
+                        EVENTS.name, self.events.encode(event), event["aggregate_id"].encode()
+                    )
+                p.produce(
+                    CALENDAR_SYNC_STATE.name,
+                    None if item.state is None else item.state.to_bytes(),
+                    item.key.encode(),
+                )
+            p.commit_transaction(30)
+            self.transactions += 1
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.fatal():
+                self.fatal = exc
+            elif error.txn_requires_abort():
+                try:
+                    p.abort_transaction(30)
+                except KafkaException:
+                    log.exception("calendar feed: abort failed")
+            raise
+
+    def close(self) -> None:
+        self.producer.flush(10)
+
+
+def read_sync_states(kafka: Kafka, timeout_s: float = 120.0) -> list[CalendarSync]:
+    """Every calendar's latest sync state (committed transactions only)."""
+    consumer = Consumer(
+        client_config(
+            kafka,
+            {
+                "group.id": "wedsync-calendar-feed-state-reader",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "log.connection.close": False,
+            },
+        )
+    )
+    latest: dict[str, bytes | None] = {}
+
+    def apply(msg: Message) -> None:
+        latest[(msg.key() or b"").decode()] = msg.value()
+
+    try:
+        pending = read_to_end(consumer, [(CALENDAR_SYNC_STATE.name, 0)], apply, timeout=timeout_s)
+        if pending:
+            raise BrokerUnavailable(f"calendar sync state not read to its end in {timeout_s:.0f} s")
+    finally:
+        consumer.close()
+    out = []
+    for key, raw in latest.items():
+        if raw is None:
+            continue
+        try:
+            out.append(CalendarSync.from_bytes(raw))
+        except ValueError:
+            log.error("calendar sync state of %s unreadable; it starts over with a full sync", key)
+    return out
+
+
+class _Tail:
+    """A consumer assigned to topics from their beginning, polled in a daemon thread."""
+
+    def __init__(
+        self, kafka: Kafka, group: str, topics: list[str], on: Callable[[Message], None]
+    ) -> None:
+        self.consumer = Consumer(
+            client_config(
+                kafka,
+                {
+                    "group.id": group,
+                    "enable.auto.commit": True,
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                    "log.connection.close": False,
+                },
+            )
+        )
+        self.topics, self.on = topics, on
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.consumer.subscribe(self.topics)
+        self._thread = threading.Thread(
+            target=self._run, name=f"tail:{self.topics[0]}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for msg in self.consumer.consume(500, 0.2):
+                    if msg.error() is None:
+                        self.on(msg)
+            except Exception:
+                log.exception("calendar feed: reading %s failed; going on", self.topics)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.consumer.close()
+
+
+class OwnedFeed(_Tail):
+    """Our calendar deliveries (what we asked each calendar to hold) and their results (the
+    provider ids our writes got: how Graph events are recognised) into an `OwnedIndex`."""
+
+    def __init__(self, kafka: Kafka, codecs: TopicCodecs, owned: OwnedIndex, group: str) -> None:
+        self.owned = owned
+        self.deliveries = codecs[DELIVER[Destination.CALENDAR].deliver]
+        self.results = codecs[DELIVERY_RESULTS]
+        self.external_of: dict[str, tuple[str, str]] = {}  # delivery id -> (integration, ext id)
+        deliver = DELIVER[Destination.CALENDAR]
+        super().__init__(
+            kafka,
+            group,
+            [deliver.deliver.name, deliver.retry.name, DELIVERY_RESULTS.name],
+            self._apply,
+        )
+
+    def _apply(self, msg: Message) -> None:
+        if msg.topic() == DELIVERY_RESULTS.name:
+            self._result(self.results.decode(msg.value() or b""))
+        else:
+            self._delivery(self.deliveries.decode(msg.value() or b""))
+
+    def _delivery(self, record: Any) -> None:
+        integration, external = record.get("integration_id"), record.get("external_event_id")
+        if not integration or not external:
+            return
+        self.external_of[record["delivery_id"]] = (integration, external)
+        deleted = record.get("operation") == "delete"
+        self.owned.wrote(
+            integration,
+            OwnedEvent(
+                external,
+                None if deleted else record.get("starts_at_ms"),
+                None if deleted else record.get("ends_at_ms"),
+                deleted=deleted,
+                aggregate_id=str(record.get("aggregate_id") or ""),
+            ),
+        )
+
+    def _result(self, record: Any) -> None:
+        if record.get("destination") != "calendar" or not record.get("provider_id"):
+            return
+        found = self.external_of.get(record.get("delivery_id"))
+        if found is not None:
+            self.owned.got_id(found[0], str(record["provider_id"]), found[1])
+
+
+class PushReader(_Tail):
+    """The ingest gateway's records; `on_push(record)` for the calendar providers' ones."""
+
+    def __init__(
+        self,
+        kafka: Kafka,
+        codecs: TopicCodecs,
+        group: str,
+        on_push: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.codec = codecs[INGEST_WEBHOOKS]
+        self.on_push = on_push
+
+        def apply(msg: Message) -> None:
+            record = self.codec.decode(msg.value() or b"")
+            if record.get("verification") in ("google_channel", "graph_client_state"):
+                self.on_push(record)
+
+        super().__init__(kafka, group, [INGEST_WEBHOOKS.name], apply)
