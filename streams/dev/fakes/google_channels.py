@@ -212,7 +212,10 @@ class GoogleChannels:
             if channel.token is not None:
                 headers["X-Goog-Channel-Token"] = channel.token
             if self._session is None:
-                self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+                self._session = aiohttp.ClientSession(  # no keep-alive: receivers stop freely
+                    connector=aiohttp.TCPConnector(force_close=True),
+                    timeout=aiohttp.ClientTimeout(total=10),
+                )
             try:
                 async with self._session.post(channel.address, headers=headers) as answer:
                     record["status"] = answer.status

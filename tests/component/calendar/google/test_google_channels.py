@@ -74,7 +74,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def fake(clock: Clock) -> Iterator[GoogleCalendarFake]:
+def fake(clock: Clock, receiver: Receiver) -> Iterator[GoogleCalendarFake]:
+    """The fake stops before the receiver (no push of it is then still on its way)."""
     provider = GoogleCalendarFake()
     provider.channels.now_ms = clock.now_ms
     with FakeServer(provider) as server:
