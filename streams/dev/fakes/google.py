@@ -187,6 +187,7 @@ class GoogleCalendarFake(FakeProvider):
         stats["events"] = [
             {"calendarId": calendar, **event} for (_, calendar, _), event in self.events.items()
         ]
+        stats["channels"] = self.channels.stats()
         return stats
 
     # ---- the vendor's own edits (Google's UI) --------------------------------------------------

@@ -103,8 +103,24 @@ class GoogleChannels:
         now = self.now_ms()
         return [
             c
-            for c in self.live.values()
+            for c in list(self.live.values())  # a copy: hooks run on other threads too
             if c.owner == owner and c.calendar == calendar and c.expiration_ms > now
+        ]
+
+    def stats(self) -> list[dict[str, Any]]:
+        """The live channels (for GET /_fake/stats), without their tokens."""
+        now = self.now_ms()
+        return [
+            {
+                "id": c.id,
+                "calendarId": c.calendar,
+                "resourceId": c.resource_id,
+                "address": c.address,
+                "expiration": str(c.expiration_ms),
+                "expired": c.expiration_ms <= now,
+                "lastMessageNumber": c.number,
+            }
+            for c in list(self.live.values())
         ]
 
     # ---- routes --------------------------------------------------------------------------------

@@ -160,8 +160,9 @@ def plan(channels_of_calendar: Sequence[Channel], now_ms: int, connected: bool) 
     Disconnected: stop every channel not stopped. Connected: channels past their expiry are
     stopped (they notify no more) and, when none is left live, one is created; of the live
     ones the newest is the current one and every older one is stopped once the current one
-    is active or HANDOVER_MS old; a due current channel gets a successor (Google: `Create`
-    replacing it, unless it already is the successor of nothing newer) or is renewed (Graph)."""
+    is active or HANDOVER_MS old (Graph: at once); a current channel that is due, or is
+    `replacing` without a successor, gets one (Google: `Create(replaces=current)`), a due
+    Graph subscription is renewed in place (`Renew`)."""
     open_ = [c for c in channels_of_calendar if c.state != "stopped"]
     if not connected:
         return [Stop(c) for c in open_]

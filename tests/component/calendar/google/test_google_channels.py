@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 
@@ -378,3 +379,17 @@ async def test_a_channel_close_to_expiry_is_renewed_without_a_gap(
         "sync",
         "exists",
     ]
+
+
+async def test_the_fakes_stats_list_live_channels_without_their_tokens(
+    calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake, http: httpx.AsyncClient
+) -> None:
+    channel = await watch(calls, receiver, "chan-a")
+    stats = (await http.get(f"{fake.base_url}/_fake/stats")).json()  # type: ignore[attr-defined]
+    [listed] = stats["channels"]
+    assert (listed["id"], listed["resourceId"]) == ("chan-a", channel.resource_id)
+    assert channel_token_absent(stats)
+
+
+def channel_token_absent(stats: dict[str, object]) -> bool:
+    return issue_token([KEY], INTEGRATION, "chan-a") not in json.dumps(stats)
