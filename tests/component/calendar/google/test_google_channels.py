@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from aiohttp import web
-from connectors.calendar.feed_errors import FetchFailed, ReauthRequired
+from connectors.calendar.feed_errors import FetchFailed, ReauthRequired, Throttled
 from connectors.calendar.google.channels import GoogleChannelCalls
 from connectors.sources.webhooks.config import GoogleChannelSource
 from connectors.sources.webhooks.verify import Request, verify
@@ -393,3 +393,41 @@ async def test_the_fakes_stats_list_live_channels_without_their_tokens(
 
 def channel_token_absent(stats: dict[str, object]) -> bool:
     return issue_token([KEY], INTEGRATION, "chan-a") not in json.dumps(stats)
+
+
+# ---- failures of the calls -----------------------------------------------------------------------
+async def test_a_google_server_error_on_watch_is_a_transient_failure(
+    calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake
+) -> None:
+    fake.switches.fail_next = 1
+    with pytest.raises(FetchFailed, match="500 backendError"):
+        await watch(calls, receiver, "chan-a")
+
+
+async def test_a_rate_limited_watch_is_throttled_for_retry_after(
+    calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake
+) -> None:
+    fake.switches.throttle_next, fake.switches.retry_after_s = 1, 7.0
+    with pytest.raises(Throttled) as info:
+        await watch(calls, receiver, "chan-a")
+    assert info.value.retry_after_s == 7.0
+
+
+async def test_a_failed_stop_raises_what_it_means(
+    calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake
+) -> None:
+    channel = await watch(calls, receiver, "chan-a")
+    fake.switches.fail_next = 1
+    with pytest.raises(FetchFailed):
+        await calls.stop(channel)
+    assert "chan-a" in fake.channels.live
+
+
+async def test_an_unreachable_google_is_a_transient_failure(
+    http: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    from streams.dev.broker import free_port
+
+    calls = GoogleChannelCalls(http, "ya29.x", api_base_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(FetchFailed, match="ConnectError"):
+        await watch(calls, receiver, "chan-a")
