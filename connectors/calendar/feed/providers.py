@@ -40,15 +40,14 @@ class ProviderFetchers:
         http: httpx.AsyncClient,
         credentials: CredentialStore,
         *,
-        google: GoogleConfig | None = None,
-        graph: GraphConfig | None = None,
-        caldav: CalDavConfig | None = None,
+        google: GoogleConfig,
+        graph: GraphConfig,
+        caldav: CalDavConfig,
     ) -> None:
+        """The configs are parsed at the process's edge (streams/app/calendar_feed.py)."""
         self.http = http
         self.credentials = credentials
-        self.google = google or GoogleConfig()
-        self.graph = graph or GraphConfig()
-        self.caldav = caldav or CalDavConfig()
+        self.google, self.graph, self.caldav = google, graph, caldav
         self.oauth = {
             "google": OAuthClient(
                 http,

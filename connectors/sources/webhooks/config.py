@@ -162,17 +162,52 @@ class BasicSource(_Source):
     password: SecretStr
 
 
+_KEYS_HELP = (
+    "channel token keys (streams/logic/calendar/channels.py): the current one first, then "
+    "the previous one while keys rotate; any channel whose token carries a valid MAC is "
+    "accepted (no registry)"
+)
+
+
 class GoogleChannelSource(_Source):
+    """Google push channels: a static `channels` map (id -> token), or `channel_keys` for
+    channels whose tokens are MACs (thousands of rotating channels), or both."""
+
     method: Literal["google_channel"]
     channels: dict[str, SecretStr] = Field(
-        min_length=1, description="registered channel id -> its X-Goog-Channel-Token"
+        default_factory=dict, description="registered channel id -> its X-Goog-Channel-Token"
     )
+    channel_keys: tuple[SecretStr, ...] = Field(default=(), description=_KEYS_HELP)
     json_body: bool = False  # Google push notifications carry no body
+
+    @model_validator(mode="after")
+    def _some_channels(self) -> GoogleChannelSource:
+        if not self.channels and not self.channel_keys:
+            raise ValueError("google_channel needs `channels` (id -> token) or `channel_keys`")
+        _keys_not_empty(self.channel_keys)
+        return self
 
 
 class GraphSource(_Source):
+    """Graph change notifications: a shared `client_states` list (a batch with one wrong
+    item is refused whole), or `channel_keys` for per-subscription MAC clientStates
+    (verified item by item), or both."""
+
     method: Literal["graph_client_state"]
-    client_states: tuple[SecretStr, ...] = Field(min_length=1)
+    client_states: tuple[SecretStr, ...] = ()
+    channel_keys: tuple[SecretStr, ...] = Field(default=(), description=_KEYS_HELP)
+
+    @model_validator(mode="after")
+    def _some_states(self) -> GraphSource:
+        if not self.client_states and not self.channel_keys:
+            raise ValueError("graph_client_state needs `client_states` or `channel_keys`")
+        _keys_not_empty(self.channel_keys)
+        return self
+
+
+def _keys_not_empty(keys: tuple[SecretStr, ...]) -> None:
+    if any(not key.get_secret_value() for key in keys):
+        raise ValueError("a channel key is empty")
 
 
 class NoVerificationSource(_Source):

@@ -20,6 +20,13 @@ header, else Debezium's source position; see `convert.py`): one without is alway
 When Kafka does not acknowledge within the configured timeout the answer is 503 with
 Retry-After: nothing is acknowledged that is not stored.
 
+Push channels in channel-key (MAC) mode (`channel_keys` of a Google or Graph source): any
+channel whose token verifies is accepted (orphans are the calendar feed's to stop), and the
+record carries the token's integration id as header `x-wedsync-integration-id`. A Graph batch
+is checked item by item: items that do not verify are dropped (counted as reason
+`bad_client_state_item`), the record's body is the good items only (`{"value": [...]}`, JSON
+re-encoded; the raw body when none was dropped), and the answer is 202; no good item is 401.
+
 Every refusal is counted in `wedsync_ingest_rejections_total{source, reason}`. Logs name the
 source and the reason only: never a body, a header value, a secret or a token.
 """
@@ -77,16 +84,30 @@ def _secret_header(name: str) -> bool:
     return any(part in name for part in _SECRET_HEADER_PARTS)
 
 
-def stored_headers(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
-    """The request headers worth keeping, lower-cased, without credentials or signatures."""
+INTEGRATION_HEADER = "x-wedsync-integration-id"
+
+
+def stored_headers(
+    headers: dict[str, str], source: SourceConfig, verified: Verified | None = None
+) -> dict[str, str]:
+    """The request headers worth keeping, lower-cased, without credentials or signatures
+    (Google's X-Goog-Channel-ID, -Resource-ID, -Resource-State, -Message-Number and
+    -Channel-Expiration are kept; -Channel-Token is not). A verified channel token's
+    integration id is added as INTEGRATION_HEADER; a sender's own header of that name is
+    never kept."""
     extra: str | None = None
     if isinstance(source, HmacSource):
         extra = source.signature_header
     elif isinstance(source, JwtSource):
         extra = source.header
-    return {
-        name: value for name, value in headers.items() if name != extra and not _secret_header(name)
+    kept = {
+        name: value
+        for name, value in headers.items()
+        if name != extra and name != INTEGRATION_HEADER and not _secret_header(name)
     }
+    if verified is not None and verified.integration_id is not None:
+        kept[INTEGRATION_HEADER] = verified.integration_id
+    return kept
 
 
 @dataclass(frozen=True)
@@ -224,6 +245,12 @@ class Gateway:
                 content_type="text/plain",
                 headers={"X-Content-Type-Options": "nosniff"},
             )
+        if verified.rejected_items:  # Graph items whose clientState did not verify
+            metrics.INGEST_REJECTIONS.labels(name, "bad_client_state_item").inc(
+                verified.rejected_items
+            )
+        if verified.body is not None:  # only the good items are stored
+            body = verified.body
         needs_json = source.json_body or source.payload != "raw"
         exact = source.payload != "raw"  # change values: numbers exactly, never via float
         document = parse_json(body, exact_numbers=exact) if needs_json else None
@@ -270,7 +297,7 @@ class Gateway:
             source=name,
             verification=verified.method,
             delivery_id=delivery_id,
-            headers=stored_headers(headers, source),
+            headers=stored_headers(headers, source, verified),
             content_type=headers.get("content-type", ""),
             body=body,
             received_at_ms=received_ms,

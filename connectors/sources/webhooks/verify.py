@@ -25,6 +25,7 @@ from typing import Any
 import jwt
 from pydantic import SecretStr
 from streams.errors import WedsyncError
+from streams.logic.calendar.channels import verify_token
 
 from connectors.sources.webhooks.config import (
     BasicSource,
@@ -132,13 +133,22 @@ class Verified:
     none: such a request is never deduplicated (two equal bodies can be two real changes,
     A -> B -> A -> B, so a body hash is not an identity); `source_ts_ms` the provider's
     timestamp when it sends one; `handshake` is a text to echo with 200 instead of storing
-    anything (Graph's validationToken).
+    anything (Graph's validationToken). With a source's `channel_keys`, `integration_id` is
+    the integration a Google channel token was issued for, and a Graph batch is checked item
+    by item: `rejected_items` counts the items dropped and `body` is what to store instead of
+    the raw body (`{"value": [good items]}`, JSON re-encoded; None when none was dropped),
+    so nothing downstream has to verify again.
     """
 
     method: str
     delivery_id: str | None
     source_ts_ms: int | None = None
     handshake: str | None = None
+    # channel-key (MAC) mode: whose channel it is (Google), how many Graph items were
+    # dropped, and the body to store instead (the good items only; None: the raw body)
+    integration_id: str | None = None
+    rejected_items: int = 0
+    body: bytes | None = None
 
 
 def _delivery_id(source: SourceConfig, request: Request) -> str | None:
@@ -322,9 +332,14 @@ def _google(source: GoogleChannelSource, request: Request, now: float) -> Verifi
     # compare against a dummy when the channel is unknown, so timing does not tell which
     expected = registered.get_secret_value() if registered else "\x00unregistered"
     token_ok = hmac.compare_digest(token.encode(), expected.encode())
-    if registered is None:
+    integration = None
+    if registered is None and source.channel_keys:  # MAC mode: any channel with a valid MAC
+        integration = verify_token(_channel_keys(source.channel_keys), token, channel)
+        if integration is None:
+            raise _unauthorized("bad_token", "X-Goog-Channel-Token is not valid for the channel")
+    elif registered is None:
         raise _unauthorized("unknown_channel")
-    if not token_ok:
+    elif not token_ok:
         raise _unauthorized("bad_token", "X-Goog-Channel-Token does not match the channel")
     if state not in GOOGLE_STATES:
         raise Rejected(
@@ -334,7 +349,7 @@ def _google(source: GoogleChannelSource, request: Request, now: float) -> Verifi
         )
     if not (number.isascii() and number.isdigit()):
         raise Rejected(400, "bad_message_number", "X-Goog-Message-Number must be an integer")
-    return Verified("google_channel", f"{channel}:{number}")
+    return Verified("google_channel", f"{channel}:{number}", integration_id=integration)
 
 
 def _graph(source: GraphSource, request: Request, now: float) -> Verified:
@@ -347,16 +362,46 @@ def _graph(source: GraphSource, request: Request, now: float) -> Verified:
     items = document.get("value") if isinstance(document, dict) else None
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise Rejected(400, "malformed_notification", "expected {'value': [notification, ...]}")
+    if source.channel_keys:
+        return _graph_items(source, items)
     expected = [s.get_secret_value().encode() for s in source.client_states]
     for item in items:
         if not _any_equal(expected, [str(item.get("clientState", "")).encode()]):
             raise _unauthorized("bad_client_state")
-        lifecycle = item.get("lifecycleEvent")
-        if lifecycle is not None and (
-            not isinstance(lifecycle, str) or lifecycle not in GRAPH_LIFECYCLE
-        ):
+        if not _known_lifecycle(item):
+            lifecycle = item.get("lifecycleEvent")
             raise Rejected(400, "unknown_lifecycle_event", f"lifecycleEvent {lifecycle!r}")
     return Verified("graph_client_state", None)  # Graph notifications carry no id
+
+
+def _known_lifecycle(item: Mapping[str, Any]) -> bool:
+    lifecycle = item.get("lifecycleEvent")
+    return lifecycle is None or (isinstance(lifecycle, str) and lifecycle in GRAPH_LIFECYCLE)
+
+
+def _graph_items(source: GraphSource, items: list[dict[str, Any]]) -> Verified:
+    """MAC mode, item by item: an item is kept when its clientState verifies for its
+    subscriptionId (under a channel key, or equals a configured client state) and its
+    lifecycle event, if any, is known; the others are dropped and counted. No good item: 401."""
+    keys = _channel_keys(source.channel_keys)
+    shared = [s.get_secret_value().encode() for s in source.client_states]
+    good: list[dict[str, Any]] = []
+    for item in items:
+        state = item.get("clientState")
+        by_mac = verify_token(keys, state, item.get("subscriptionId")) is not None
+        by_shared = bool(shared) and _any_equal(shared, [str(state or "").encode()])
+        if (by_mac or by_shared) and _known_lifecycle(item):
+            good.append(item)
+    if not good:
+        raise _unauthorized("bad_client_state")
+    dropped = len(items) - len(good)
+    body = json.dumps({"value": good}, separators=(",", ":")).encode() if dropped else None
+    return Verified("graph_client_state", None, rejected_items=dropped, body=body)
+
+
+@functools.lru_cache(maxsize=64)
+def _channel_keys(keys: tuple[SecretStr, ...]) -> tuple[bytes, ...]:
+    return tuple(key.get_secret_value().encode() for key in keys)
 
 
 def _none(source: NoVerificationSource, request: Request, now: float) -> Verified:

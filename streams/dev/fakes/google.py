@@ -24,6 +24,11 @@ issued so far (one-shot: it resets once applied), ``revoke_refresh`` answers the
 Counters: events_created, events_patched, events_deleted, tokens_issued (plus requests,
 auth_refused, refresh_refused). `stats()["events"]` lists the stored events.
 
+Every write sets the event's `updated` (RFC 3339, ms) and then calls each of `change_hooks`
+with (owner, calendar id, event id): the API's insert/patch/delete and the vendor's own edits
+made with `vendor_upsert` / `vendor_delete` (what the vendor does in Google's UI). Push
+channels (`events.watch`, `channels.stop`) are in `google_channels.py`.
+
 `FakeTokens` is the token endpoint shared with the Graph fake.
 """
 
@@ -33,10 +38,13 @@ import hashlib
 import itertools
 import re
 import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
+from streams.dev.fakes.google_channels import GoogleChannels
 from streams.dev.fakes.google_sync import GoogleSync
 from streams.dev.fakes.kit import FakeProvider, Switches
 
@@ -97,7 +105,7 @@ class FakeTokens:
             )
         token = "ya29." + secrets.token_urlsafe(24)
         self.issued.append(token)
-        self.valid[token] = self.owner_of(refresh)
+        self.valid[token] = owner_of(refresh)
         self.provider.counters["tokens_issued"] += 1
         body: dict[str, Any] = {
             "access_token": token,
@@ -113,7 +121,7 @@ class FakeTokens:
     def owner_of(refresh_token: str) -> str:
         """The owner (mailbox, calendar account) the token endpoint maps a refresh token to:
         what the fakes' vendor-side helpers take as `owner`."""
-        return "user-" + hashlib.sha256(refresh_token.encode()).hexdigest()[:12]
+        return owner_of(refresh_token)
 
     def owner(self, request: web.Request) -> str | None:
         """The owner of the request's bearer token, or None when it is refused."""
@@ -123,6 +131,16 @@ class FakeTokens:
         if owner is None:
             self.provider.counters["auth_refused"] += 1
         return owner
+
+
+def owner_of(refresh_token: str) -> str:
+    """The owner (the fake's user) that a refresh token's access tokens act as."""
+    return "user-" + hashlib.sha256(refresh_token.encode()).hexdigest()[:12]
+
+
+def updated_now() -> str:
+    """An RFC 3339 `updated` timestamp of now, in milliseconds, as Google writes it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def google_error(status: int, reason: str, message: str, **headers: str) -> web.Response:
@@ -159,6 +177,9 @@ class GoogleCalendarFake(FakeProvider):
         self.time_zones: dict[str, str] = {}  # calendar id -> its timeZone (default London)
         self._etags = itertools.count(1)
         self.sync = GoogleSync(self)  # events.list: full and incremental sync (google_sync.py)
+        # called with (owner, calendar id, event id) after every write of an event
+        self.change_hooks: list[Callable[[str, str, str], None]] = []
+        self.channels = GoogleChannels(self)
         super().__init__(switches or Switches(fail_status=500))
         self.tokens = FakeTokens(self, client_id=client_id, client_secret=client_secret)
 
@@ -170,13 +191,41 @@ class GoogleCalendarFake(FakeProvider):
         app.router.add_get(EVENTS + "/{event}", self._get)
         app.router.add_patch(EVENTS + "/{event}", self._patch)
         app.router.add_delete(EVENTS + "/{event}", self._delete)
+        self.channels.routes(app)
 
     def stats(self) -> dict[str, Any]:
         stats = super().stats()
         stats["events"] = [
             {"calendarId": calendar, **event} for (_, calendar, _), event in self.events.items()
         ]
+        stats["channels"] = self.channels.stats()
         return stats
+
+    # ---- the vendor's own edits (Google's UI) --------------------------------------------------
+    def vendor_upsert(self, owner: str, calendar_id: str, event: dict[str, Any]) -> str:
+        """Store `event` in the owner's calendar as the vendor's own edit (a new event, or
+        fields merged into the one with its `id`); its id."""
+        event_id = str(event.get("id") or secrets.token_hex(13))
+        key = (owner, calendar_id, event_id)
+        stored = self.events.get(key, {"kind": "calendar#event", "status": "confirmed"})
+        self.events[key] = {**stored, **event, "id": event_id, "etag": self._etag()}
+        self.counters["vendor_edits"] += 1
+        self._changed(owner, calendar_id, event_id)
+        return event_id
+
+    def vendor_delete(self, owner: str, calendar_id: str, event_id: str) -> None:
+        """Cancel the event as the vendor's own deletion (KeyError when it is unknown)."""
+        event = self.events[owner, calendar_id, event_id]
+        event["status"] = "cancelled"
+        event["etag"] = self._etag()
+        self.counters["vendor_edits"] += 1
+        self._changed(owner, calendar_id, event_id)
+
+    def _changed(self, owner: str, calendar_id: str, event_id: str) -> None:
+        """Stamp the event's `updated` and tell every hook."""
+        self.events[owner, calendar_id, event_id]["updated"] = updated_now()
+        for hook in list(self.change_hooks):
+            hook(owner, calendar_id, event_id)
 
     # ---- shared checks -------------------------------------------------------------------
     async def _token(self, request: web.Request) -> web.Response:
@@ -228,6 +277,7 @@ class GoogleCalendarFake(FakeProvider):
         event.setdefault("status", "confirmed")
         self.events[key] = event
         self.counters["events_created"] += 1
+        self._changed(*key)
         return web.json_response(event)
 
     async def _calendar(self, request: web.Request) -> web.Response:
@@ -276,6 +326,7 @@ class GoogleCalendarFake(FakeProvider):
         event.update(body)
         event["etag"] = self._etag()
         self.counters["events_patched"] += 1
+        self._changed(owner, request.match_info["calendar"], event["id"])
         return web.json_response(event)
 
     async def _delete(self, request: web.Request) -> web.Response:
@@ -290,6 +341,7 @@ class GoogleCalendarFake(FakeProvider):
         event["status"] = "cancelled"
         event["etag"] = self._etag()
         self.counters["events_deleted"] += 1
+        self._changed(owner, request.match_info["calendar"], event["id"])
         return web.Response(status=204)
 
 
