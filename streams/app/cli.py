@@ -111,6 +111,12 @@ def _cmd_sla(args: argparse.Namespace, settings: Settings) -> int:
     return run_sla(settings)
 
 
+def _cmd_calendar_feed(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app.calendar_feed import run_calendar_feed
+
+    return run_calendar_feed(settings)
+
+
 def _cmd_cdc(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app.cdc import run_from_args
 
@@ -188,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "route", help="run the routing engine (a consumer group: run as many as partitions)"
     ).set_defaults(func=_cmd_route)
+    sub.add_parser(
+        "calendar-feed",
+        help="vendors' own calendars (Google, Microsoft, CalDAV) -> busy time for the "
+        "double-booking detector",
+    ).set_defaults(func=_cmd_calendar_feed)
 
     if dev:
         demo = sub.add_parser("demo", help="a wedding week, live: every process on a dev broker")

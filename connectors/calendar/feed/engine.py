@@ -92,6 +92,7 @@ class CalendarFeed:
         self.calendars: dict[str, Connected] = {}
         self.sync: dict[str, CalendarSync] = {}
         self.push_live: set[str] = set()  # calendars with a live push channel
+        self.channel_index: dict[str, str] = {}  # channel / subscription id -> calendar key
         self.reasons: dict[str, Reason] = {}
         self.pushed_at: dict[str, float] = {}  # first push of a pending burst (s)
         self.tasks: set[asyncio.Task[None]] = set()

@@ -1,0 +1,99 @@
+"""Provider pushes (as the ingest gateway stored them) -> which calendars to fetch.
+
+The gateway has verified every push (a channel token's MAC, Graph's clientState per item)
+and stored it on `wedsync.ingest.webhooks`. A Google push names its channel
+(X-Goog-Channel-ID) and the gateway adds the verified integration
+(`x-wedsync-integration-id`); a Graph batch names a subscription and carries its clientState
+(`v1.<integration id>.<MAC>`) per item. The channel registry (`CalendarFeed.channel_index`,
+channel/subscription id -> calendar key) names the calendar; a channel it does not know
+falls back to every calendar of the verified integration (a push is only a hint to fetch:
+fetching one calendar too many costs one request, missing one costs a wedding).
+A `sync` message only confirms a new Google channel; lifecycle events (`missed`,
+`subscriptionRemoved`, `reauthorizationRequired`) fetch now and tell the channel manager.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from streams import metrics
+
+
+class Feed(Protocol):
+    calendars: dict[str, Any]
+    channel_index: dict[str, str]
+
+    def push(self, key: str, received_at_s: float | None = None) -> bool: ...
+
+
+Lifecycle = Callable[[str, str, str], None]  # (calendar key, channel id, event)
+
+
+class PushRouter:
+    def __init__(self, feed: Feed, on_lifecycle: Lifecycle | None = None) -> None:
+        self.feed = feed
+        self.on_lifecycle = on_lifecycle
+        self.unknown = 0
+
+    def route(self, record: dict[str, Any]) -> list[str]:
+        """The calendars `record` asked to fetch (and asked for them)."""
+        received = record.get("received_at_ms")
+        at = received / 1000 if isinstance(received, int) else None
+        if record.get("verification") == "google_channel":
+            keys = self._google(record.get("headers") or {})
+            provider = "google"
+        else:
+            keys = self._graph(record.get("body") or b"")
+            provider = "graph"
+        for key in keys:
+            self.feed.push(key, at)
+        kind = "change" if keys else "unknown"
+        metrics.CALENDAR_NOTIFICATIONS.labels(provider, kind).inc()
+        if not keys:
+            self.unknown += 1
+        return keys
+
+    def _google(self, headers: dict[str, str]) -> list[str]:
+        channel = headers.get("x-goog-channel-id", "")
+        if headers.get("x-goog-resource-state") == "sync":
+            key = self.feed.channel_index.get(channel)
+            if key is not None and self.on_lifecycle is not None:
+                self.on_lifecycle(key, channel, "sync")
+            return []
+        return self._keys(channel, headers.get("x-wedsync-integration-id"), "google")
+
+    def _graph(self, body: bytes) -> list[str]:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return []
+        items = document.get("value") if isinstance(document, dict) else None
+        found: list[str] = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            subscription = str(item.get("subscriptionId") or "")
+            state = str(item.get("clientState") or "")
+            parts = state.split(".")
+            integration = parts[1] if len(parts) == 3 and parts[0] == "v1" else None
+            keys = self._keys(subscription, integration, "graph")
+            lifecycle = item.get("lifecycleEvent")
+            if isinstance(lifecycle, str) and self.on_lifecycle is not None:
+                for key in keys:
+                    self.on_lifecycle(key, subscription, lifecycle)
+            found += [k for k in keys if k not in found]
+        return found
+
+    def _keys(self, channel: str, integration: str | None, provider: str) -> list[str]:
+        key = self.feed.channel_index.get(channel)
+        if key is not None:
+            return [key]
+        if not integration:
+            return []
+        return [
+            k
+            for k, item in self.feed.calendars.items()
+            if item.calendar.integration_id == integration and item.calendar.provider == provider
+        ]
