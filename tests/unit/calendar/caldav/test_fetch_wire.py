@@ -37,7 +37,10 @@ def member(href: str, etag: str = '"e1"', data: str | None = None) -> str:
 
 
 def test_a_404_member_is_a_removed_resource() -> None:
-    gone = "<D:response><D:href>/1234/calendars/home/x.ics</D:href><D:status>HTTP/1.1 404 Not Found</D:status></D:response>"
+    gone = (
+        "<D:response><D:href>/1234/calendars/home/x.ics</D:href>"
+        "<D:status>HTTP/1.1 404 Not Found</D:status></D:response>"
+    )
     (only,) = fetch_wire.parse_multistatus(prefixed(gone), BASE).members
     assert (only.status, only.etag, only.calendar_data) == (404, None, None)
 
@@ -65,8 +68,10 @@ def test_an_answer_without_a_token_says_so() -> None:
 def test_a_member_with_only_a_404_propstat_for_data_keeps_its_etag_and_no_data() -> None:
     split = (
         "<D:response><D:href>a.ics</D:href>"
-        '<D:propstat><D:prop><D:getetag>"e9"</D:getetag></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>'
-        "<D:propstat><D:prop><C:calendar-data/></D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"
+        '<D:propstat><D:prop><D:getetag>"e9"</D:getetag></D:prop>'
+        "<D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+        "<D:propstat><D:prop><C:calendar-data/></D:prop>"
+        "<D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>"
         "</D:response>"
     )
     (only,) = fetch_wire.parse_multistatus(prefixed(split), BASE).members
@@ -85,12 +90,12 @@ def test_calendar_data_in_cdata_is_read_as_text() -> None:
 
 def test_xml_in_the_default_namespace_reads_like_prefixed_xml() -> None:
     body = (
-        '<?xml version="1.0"?><multistatus xmlns="DAV:"><response>'
-        '<href>/1234/calendars/home/a.ics</href><propstat><prop><getetag>"e1"</getetag>'
-        '<calendar-data xmlns="urn:ietf:params:xml:ns:caldav">BEGIN:VCALENDAR</calendar-data>'
-        "</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
-        "<sync-token>HwoQEgwAAAh</sync-token></multistatus>"
-    ).encode()
+        b'<?xml version="1.0"?><multistatus xmlns="DAV:"><response>'
+        b'<href>/1234/calendars/home/a.ics</href><propstat><prop><getetag>"e1"</getetag>'
+        b'<calendar-data xmlns="urn:ietf:params:xml:ns:caldav">BEGIN:VCALENDAR</calendar-data>'
+        b"</prop><status>HTTP/1.1 200 OK</status></propstat></response>"
+        b"<sync-token>HwoQEgwAAAh</sync-token></multistatus>"
+    )
     answer = fetch_wire.parse_multistatus(body, BASE)
     (only,) = answer.members
     assert (only.etag, only.calendar_data, answer.token) == (
