@@ -1,0 +1,399 @@
+"""The CalDAV feed's CTag/ETag path against a real Radicale over loopback, and its fallback
+from sync-collection against a scripted aiohttp CalDAV endpoint that lacks the REPORT (the
+way Posteo and GMX answer), written the way iCloud writes (default namespace, CDATA,
+absolute hrefs on another host, inbox and notification collections among the members)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from connectors.calendar.caldav.fetch import fetch_round
+from connectors.calendar.feed_errors import CalendarGone, FetchFailed, ReauthRequired
+from streams.dev.fakes.caldav import RadicaleServer
+from streams.dev.fakes.kit import FakeProvider, FakeServer
+from streams.logic.calendar.rounds import CalendarRef, FetchRound
+
+USER, PASSWORD = "vendor", "app-pw-6622"
+AUTH = httpx.BasicAuth(USER, PASSWORD)
+JUNE = 1_812_412_800_000  # 2027-06-08T00:00:00Z
+H = 3_600_000
+D = 24 * H
+WINDOW = (JUNE - 30 * D, JUNE + 400 * D)
+
+
+@pytest.fixture(scope="module")
+def radicale() -> Iterator[RadicaleServer]:
+    with RadicaleServer(users={USER: PASSWORD}) as server:
+        yield server
+
+
+@pytest.fixture
+def calendar(radicale: RadicaleServer, unique_id: str) -> CalendarRef:
+    url = radicale.make_calendar(USER, f"etag-{unique_id}")
+    return CalendarRef("caldav", "int-dav", "sup-1", url, "Europe/London")
+
+
+@pytest.fixture
+def sent() -> list[httpx.Request]:
+    """Every request the fetcher sends (the test's own PUTs and DELETEs go around it)."""
+    return []
+
+
+@pytest.fixture
+async def http(sent: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
+    async def record(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async with httpx.AsyncClient(timeout=10, event_hooks={"request": [record]}) as client:
+        yield client
+
+
+@pytest.fixture
+async def vendor_app() -> AsyncIterator[httpx.AsyncClient]:
+    """The vendor's own calendar app."""
+    async with httpx.AsyncClient(timeout=10, auth=AUTH) as client:
+        yield client
+
+
+def ics(uid: str, day: int = 12, hour: int = 13) -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vendor//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20270101T000000Z\r\nSUMMARY:Private\r\n"
+        f"DTSTART:202706{day:02d}T{hour:02d}0000Z\r\nDTEND:202706{day:02d}T{hour + 1:02d}0000Z\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+async def put(app: httpx.AsyncClient, calendar: CalendarRef, name: str, text: str) -> None:
+    answer = await app.put(
+        calendar.calendar_id + name, content=text, headers={"Content-Type": "text/calendar"}
+    )
+    assert answer.status_code in (201, 204), answer.text
+
+
+async def run(
+    http: httpx.AsyncClient, calendar: CalendarRef, cursor: str | None, mode: Any = "etag"
+) -> FetchRound:
+    return await fetch_round(http, AUTH, calendar, cursor, WINDOW, "poll", mode=mode)
+
+
+def by_name(round_: FetchRound) -> dict[str, Any]:
+    return {
+        c.resource_id.rsplit("/", 1)[-1]: None
+        if c.instances is None
+        else sorted((o.start_ms - JUNE, o.busy) for o in c.instances)
+        for c in round_.changes
+    }
+
+
+def kinds(requests: list[httpx.Request]) -> list[str]:
+    """Each request as METHOD/Depth/REPORT kind, e.g. 'PROPFIND/0' or 'REPORT/1/multiget'."""
+    out = []
+    for r in requests:
+        kind = re.search(rb"<\w+:(sync-collection|calendar-multiget)", r.content)
+        tail = "/" + kind.group(1).decode().removeprefix("calendar-") if kind else ""
+        out.append(f"{r.method}/{r.headers.get('Depth')}{tail}")
+    return out
+
+
+# ---- the CTag/ETag path against Radicale ------------------------------------------------------
+async def test_an_initial_etag_round_lists_every_event(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a", 12))
+    await put(vendor_app, calendar, "b c.ics", ics("b", 13))
+    first = await run(http, calendar, None)
+    assert first.full and first.cursor.startswith("etag:")
+    assert by_name(first) == {
+        "a.ics": [(4 * D + 13 * H, "busy")],
+        "b c.ics": [(5 * D + 13 * H, "busy")],
+    }
+
+
+async def test_an_unchanged_calendar_costs_one_request(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    sent: list[httpx.Request],
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    first = await run(http, calendar, None)
+    sent.clear()
+    second = await run(http, calendar, first.cursor)
+    assert kinds(sent) == ["PROPFIND/0"]
+    assert (second.full, second.changes, second.cursor) == (False, (), first.cursor)
+
+
+async def test_a_new_event_is_the_only_change(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    first = await run(http, calendar, None)
+    await put(vendor_app, calendar, "b.ics", ics("b", 14))
+    second = await run(http, calendar, first.cursor)
+    assert not second.full and by_name(second) == {"b.ics": [(6 * D + 13 * H, "busy")]}
+
+
+async def test_a_changed_event_is_the_only_change(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    await put(vendor_app, calendar, "b.ics", ics("b", 14))
+    first = await run(http, calendar, None)
+    await put(vendor_app, calendar, "a.ics", ics("a", 12, 9))
+    assert by_name(await run(http, calendar, first.cursor)) == {"a.ics": [(4 * D + 9 * H, "busy")]}
+
+
+async def test_a_deleted_event_is_a_removed_resource(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    await put(vendor_app, calendar, "b.ics", ics("b", 14))
+    first = await run(http, calendar, None)
+    assert (await vendor_app.delete(calendar.calendar_id + "a.ics")).status_code in (200, 204)
+    second = await run(http, calendar, first.cursor)
+    assert by_name(second) == {"a.ics": None}
+    assert by_name(await run(http, calendar, second.cursor)) == {}
+
+
+async def test_a_sync_token_given_to_the_etag_path_is_a_full_round(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    synced = await run(http, calendar, None, mode="sync")
+    assert synced.cursor.startswith("http://radicale.org/ns/sync/")
+    again = await run(http, calendar, synced.cursor)
+    assert again.full and list(by_name(again)) == ["a.ics"] and again.cursor.startswith("etag:")
+
+
+async def test_an_etag_cursor_given_to_the_sync_path_is_a_full_round(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    etag = await run(http, calendar, None)
+    synced = await run(http, calendar, etag.cursor, mode="sync")
+    assert synced.full and list(by_name(synced)) == ["a.ics"]
+    assert synced.cursor.startswith("http://radicale.org/ns/sync/")
+
+
+async def test_a_malformed_etag_cursor_is_a_full_round(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    again = await run(http, calendar, "etag:{not json")
+    assert again.full and list(by_name(again)) == ["a.ics"]
+
+
+async def test_auto_mode_keeps_an_etag_cursor_on_the_etag_path(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    sent: list[httpx.Request],
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    first = await run(http, calendar, None)
+    sent.clear()
+    await run(http, calendar, first.cursor, mode="auto")
+    assert kinds(sent) == ["PROPFIND/0"]
+
+
+async def test_auto_mode_uses_sync_collection_where_the_server_has_it(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    sent: list[httpx.Request],
+) -> None:
+    await put(vendor_app, calendar, "a.ics", ics("a"))
+    first = await run(http, calendar, None, mode="auto")
+    assert first.cursor.startswith("http://radicale.org/ns/sync/")
+    assert kinds(sent) == ["REPORT/0/sync-collection"]
+
+
+async def test_changed_events_are_read_75_to_a_multiget(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    sent: list[httpx.Request],
+) -> None:
+    for n in range(80):
+        await put(vendor_app, calendar, f"e{n}.ics", ics(f"e{n}", 1 + n % 28, 8 + n % 10))
+    first = await run(http, calendar, None)
+    assert len(first.changes) == 80
+    assert kinds(sent) == ["PROPFIND/0", "PROPFIND/1", "REPORT/1/multiget", "REPORT/1/multiget"]
+    assert [r.content.count(b"<d:href>") for r in sent[2:]] == [75, 5]
+
+
+async def test_a_wrong_password_is_reauth(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
+    with pytest.raises(ReauthRequired):
+        await fetch_round(
+            http, httpx.BasicAuth(USER, "revoked"), calendar, None, WINDOW, "poll", mode="etag"
+        )
+
+
+async def test_a_missing_collection_is_gone(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
+    gone = CalendarRef("caldav", "int-dav", "sup-1", calendar.calendar_id + "nope/", "UTC")
+    with pytest.raises(CalendarGone):
+        await run(http, gone, None)
+
+
+# ---- a server without sync-collection: a scripted CalDAV endpoint ------------------------------
+COLLECTION = "/1234/calendars/home/"
+
+
+class NoSyncCalDav(FakeProvider):
+    """A CalDAV collection whose REPORT sync-collection answers `report_status` (403 with
+    DAV:supported-report, 405 or 501) but which answers PROPFIND and calendar-multiget, in the
+    default namespace, with hrefs on `partition` (another host) and CDATA calendar data."""
+
+    name = "no-sync-caldav"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: dict[str, str] = {}  # name -> iCalendar text
+        self.report_status = 403
+        self.partition = "http://localhost:1"  # set once the port is known
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+
+    def etag(self, name: str) -> str:
+        return '"' + hashlib.sha256(self.events[name].encode()).hexdigest()[:12] + '"'
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.method == "PROPFIND":
+            self.counters[f"PROPFIND/{request.headers.get('Depth')}"] += 1
+            return self.multistatus(self.listing(request.headers.get("Depth") == "1"))
+        if request.method == "REPORT" and b"sync-collection" in body:
+            self.counters["sync-collection"] += 1
+            error = b'<error xmlns="DAV:"><supported-report/></error>'
+            return web.Response(status=self.report_status, body=error)
+        if request.method == "REPORT" and b"calendar-multiget" in body:
+            self.counters["multiget"] += 1
+            names = [
+                h.rsplit("/", 1)[-1] for h in re.findall(r"<d:href>([^<]+)</d:href>", body.decode())
+            ]
+            return self.multistatus("".join(self.data(n) for n in names))
+        return web.Response(status=405)
+
+    def listing(self, members: bool) -> str:
+        ctag = hashlib.sha256("".join(sorted(self.events.values())).encode()).hexdigest()[:8]
+        out = self.response(
+            COLLECTION,
+            f'<getctag xmlns="http://calendarserver.org/ns/">FT=-@RU={ctag}</getctag>'
+            "<resourcetype><collection/><calendar xmlns='urn:ietf:params:xml:ns:caldav'/>"
+            "</resourcetype>",
+        )
+        if not members:
+            return out
+        for sub in ("inbox", "notification"):
+            out += self.response(
+                f"{COLLECTION}{sub}/",
+                '<getetag>"x"</getetag><resourcetype><collection/></resourcetype>',
+            )
+        for name in self.events:
+            out += self.response(
+                COLLECTION + name, f"<getetag>{self.etag(name)}</getetag><resourcetype/>"
+            )
+        return out
+
+    def data(self, name: str) -> str:
+        if name not in self.events:
+            return (
+                f"<response><href>{self.partition}{COLLECTION}{name}</href>"
+                "<status>HTTP/1.1 404 Not Found</status></response>"
+            )
+        return self.response(
+            COLLECTION + name,
+            f"<getetag>{self.etag(name)}</getetag><calendar-data "
+            f"xmlns='urn:ietf:params:xml:ns:caldav'><![CDATA[{self.events[name]}]]></calendar-data>",
+        )
+
+    def response(self, path: str, props: str) -> str:
+        return (
+            f"<response><href>{self.partition}{path}</href><propstat><prop>{props}</prop>"
+            "<status>HTTP/1.1 200 OK</status></propstat></response>"
+        )
+
+    @staticmethod
+    def multistatus(inner: str) -> web.Response:
+        text = (
+            f'<?xml version="1.0" encoding="UTF-8"?><multistatus xmlns="DAV:">{inner}</multistatus>'
+        )
+        return web.Response(status=207, body=text.encode(), content_type="text/xml")
+
+
+@pytest.fixture
+def no_sync() -> Iterator[FakeServer]:
+    provider = NoSyncCalDav()
+    with FakeServer(provider) as server:
+        provider.partition = f"http://localhost:{server.port}"  # iCloud's p180-caldav host
+        provider.events = {"a.ics": ics("a", 12), "b.ics": ics("b", 13)}
+        yield server
+
+
+def no_sync_calendar(server: FakeServer) -> CalendarRef:
+    return CalendarRef("caldav", "int-dav", "sup-1", server.url + COLLECTION, "Europe/London")
+
+
+@pytest.mark.parametrize("status", [403, 405, 501])
+async def test_auto_mode_falls_back_to_etags_where_sync_collection_is_unsupported(
+    http: httpx.AsyncClient, no_sync: FakeServer, status: int
+) -> None:
+    provider: NoSyncCalDav = no_sync.provider  # type: ignore[assignment]
+    provider.report_status = status
+    got = await run(http, no_sync_calendar(no_sync), None, mode="auto")
+    assert got.full and got.cursor.startswith("etag:")
+    assert by_name(got) == {
+        "a.ics": [(4 * D + 13 * H, "busy")],
+        "b.ics": [(5 * D + 13 * H, "busy")],
+    }
+
+
+async def test_auto_mode_falls_back_from_a_stored_sync_token_to_a_full_etag_round(
+    http: httpx.AsyncClient, no_sync: FakeServer
+) -> None:
+    got = await run(http, no_sync_calendar(no_sync), "http://sabre.io/ns/sync/41", mode="auto")
+    assert got.full and sorted(by_name(got)) == ["a.ics", "b.ics"]
+
+
+async def test_after_the_fallback_an_unchanged_calendar_costs_one_propfind(
+    http: httpx.AsyncClient, no_sync: FakeServer, sent: list[httpx.Request]
+) -> None:
+    calendar = no_sync_calendar(no_sync)
+    first = await run(http, calendar, None, mode="auto")
+    sent.clear()
+    second = await run(http, calendar, first.cursor, mode="auto")
+    assert kinds(sent) == ["PROPFIND/0"] and second.changes == ()
+
+
+async def test_after_the_fallback_a_new_and_a_deleted_event_are_the_changes(
+    http: httpx.AsyncClient, no_sync: FakeServer
+) -> None:
+    provider: NoSyncCalDav = no_sync.provider  # type: ignore[assignment]
+    calendar = no_sync_calendar(no_sync)
+    first = await run(http, calendar, None, mode="auto")
+    provider.events = {"a.ics": provider.events["a.ics"], "c.ics": ics("c", 15)}
+    second = await run(http, calendar, first.cursor, mode="auto")
+    assert by_name(second) == {"b.ics": None, "c.ics": [(7 * D + 13 * H, "busy")]}
+    assert provider.counters["sync-collection"] == 1  # only the first round probed it
+
+
+async def test_sync_mode_on_a_server_without_sync_collection_fails(
+    http: httpx.AsyncClient, no_sync: FakeServer
+) -> None:
+    with pytest.raises(FetchFailed):
+        await run(http, no_sync_calendar(no_sync), None, mode="sync")
+
+
+async def test_sync_mode_reads_supported_report_with_a_token_as_unsupported_not_expired(
+    http: httpx.AsyncClient, no_sync: FakeServer
+) -> None:
+    with pytest.raises(FetchFailed, match="no sync-collection"):  # a resync would loop
+        await run(http, no_sync_calendar(no_sync), "http://sabre.io/ns/sync/41", mode="sync")
