@@ -10,7 +10,9 @@ a sync token, malformed) the round is full: every member is read.
 
 The returned cursor keeps the version read first (a change made while the round runs shows
 as a new version next round) and the etag of every member except those the multiget did not
-read (they are read again next round). Failures raise `connectors.calendar.feed_errors` as
+read; when there are such members it keeps no version, so the next round lists the members
+again and reads them (a multiget that omits an href, or answers it 404 while the listing
+still shows it). Failures raise `connectors.calendar.feed_errors` as
 `fetch` documents: 401 -> ReauthRequired, 404 -> CalendarGone, 429/503 -> Throttled, else
 FetchFailed.
 """
@@ -49,7 +51,8 @@ async def etag_round(
         read |= await fetch_io.multiget(http, auth, url, hrefs, builder, window)
     unread = set(changed) - read
     etags = {r: tag for r, tag in listing.etags.items() if r not in unread}
-    return builder.build(etag_wire.cursor(etag_wire.EtagState(head.version, etags)))
+    version = None if unread else head.version  # unread members: list again next round
+    return builder.build(etag_wire.cursor(etag_wire.EtagState(version, etags)))
 
 
 async def _listing(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,7 +15,12 @@ import httpx
 import pytest
 from aiohttp import web
 from connectors.calendar.caldav.fetch import fetch_round
-from connectors.calendar.feed_errors import CalendarGone, FetchFailed, ReauthRequired
+from connectors.calendar.feed_errors import (
+    CalendarGone,
+    FetchFailed,
+    ReauthRequired,
+    Throttled,
+)
 from streams.dev.fakes.caldav import RadicaleServer
 from streams.dev.fakes.kit import FakeProvider, FakeServer
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
@@ -258,6 +264,9 @@ class NoSyncCalDav(FakeProvider):
         self.events: dict[str, str] = {}  # name -> iCalendar text
         self.report_status = 403
         self.partition = "http://localhost:1"  # set once the port is known
+        self.omit: set[str] = set()  # names the multiget leaves out of its answer
+        self.garbage: str | None = None  # "PROPFIND" or "multiget": a 207 that is not XML
+        self.fail_at: int | None = None  # the n-th request (from 1) answers 500
 
     def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -267,6 +276,17 @@ class NoSyncCalDav(FakeProvider):
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        injected = self.injected()
+        if injected == "throttle":
+            return web.Response(status=429, headers={"Retry-After": "7"})
+        if injected == "fail":
+            return web.Response(status=self.switches.fail_status)
+        self.counters["seen"] += 1
+        if self.counters["seen"] == self.fail_at:
+            return web.Response(status=500)
+        kind = "multiget" if b"calendar-multiget" in body else request.method
+        if self.garbage == kind:
+            return web.Response(status=207, body=b"<<not xml", content_type="text/xml")
         if request.method == "PROPFIND":
             self.counters[f"PROPFIND/{request.headers.get('Depth')}"] += 1
             return self.multistatus(self.listing(request.headers.get("Depth") == "1"))
@@ -279,7 +299,7 @@ class NoSyncCalDav(FakeProvider):
             names = [
                 h.rsplit("/", 1)[-1] for h in re.findall(r"<d:href>([^<]+)</d:href>", body.decode())
             ]
-            return self.multistatus("".join(self.data(n) for n in names))
+            return self.multistatus("".join(self.data(n) for n in names if n not in self.omit))
         return web.Response(status=405)
 
     def listing(self, members: bool) -> str:
@@ -397,3 +417,53 @@ async def test_sync_mode_reads_supported_report_with_a_token_as_unsupported_not_
 ) -> None:
     with pytest.raises(FetchFailed, match="no sync-collection"):  # a resync would loop
         await run(http, no_sync_calendar(no_sync), "http://sabre.io/ns/sync/41", mode="sync")
+
+
+async def test_a_member_the_multiget_left_out_is_read_next_round(
+    http: httpx.AsyncClient, no_sync: FakeServer
+) -> None:
+    provider: NoSyncCalDav = no_sync.provider  # type: ignore[assignment]
+    calendar = no_sync_calendar(no_sync)
+    provider.omit = {"b.ics"}
+    first = await run(http, calendar, None)
+    assert list(by_name(first)) == ["a.ics"]
+    provider.omit = set()
+    assert list(by_name(await run(http, calendar, first.cursor))) == ["b.ics"]
+
+
+async def test_a_throttled_listing_is_throttled_with_its_retry_after(
+    http: httpx.AsyncClient, no_sync: FakeServer
+) -> None:
+    no_sync.provider.switches.throttle_next = 1
+    with pytest.raises(Throttled) as raised:
+        await run(http, no_sync_calendar(no_sync), None)
+    assert raised.value.retry_after_s == 7.0
+
+
+@pytest.mark.parametrize("step", [1, 2, 3])  # PROPFIND 0, PROPFIND 1, the multiget
+async def test_a_server_error_at_any_step_is_fetch_failed(
+    http: httpx.AsyncClient, no_sync: FakeServer, step: int
+) -> None:
+    provider: NoSyncCalDav = no_sync.provider  # type: ignore[assignment]
+    provider.fail_at = step
+    with pytest.raises(FetchFailed, match=r"caldav\.500"):
+        await run(http, no_sync_calendar(no_sync), None)
+
+
+@pytest.mark.parametrize("kind", ["PROPFIND", "multiget"])
+async def test_an_answer_that_is_not_a_multistatus_is_fetch_failed(
+    http: httpx.AsyncClient, no_sync: FakeServer, kind: str
+) -> None:
+    provider: NoSyncCalDav = no_sync.provider  # type: ignore[assignment]
+    provider.garbage = kind
+    with pytest.raises(FetchFailed, match="not XML"):
+        await run(http, no_sync_calendar(no_sync), None)
+
+
+async def test_a_refused_connection_is_fetch_failed(http: httpx.AsyncClient) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    closed = CalendarRef("caldav", "int-dav", "sup-1", f"http://127.0.0.1:{port}/c/", "UTC")
+    with pytest.raises(FetchFailed, match="ConnectError"):
+        await run(http, closed, None)
