@@ -12,6 +12,16 @@ through the outbound policy and icalendar to build the event:
     fake.py       `RadicaleServer`: a real Radicale CalDAV server on loopback (tests,
                   `wedsync fake caldav`)
 
+The inbound feed (the vendor's own events as busy time) reads a collection in rounds:
+
+    fetch_wire.py pure: sync-collection and multiget bodies, the 207 (Radicale's and
+                  iCloud's XML), token refused / REPORT unsupported, iCalendar -> Observed
+    etag_wire.py  pure: the CTag/ETag fallback: PROPFIND body and listing, etag diff, cursor
+    fetch.py      `fetch_round(..., mode="auto"|"sync"|"etag")`: one round, sync-collection
+                  with a fallback to CTag/ETag where the server lacks it
+    fetch_etag.py `etag_round`: getctag (one request when unchanged), etags, multiget
+    fetch_io.py   the requests, multiget and error mapping both paths share
+
 The calendar dispatcher (connectors/calendar) routes ``provider == "caldav"`` records
 here; `CalDavConnector` also satisfies the Connector protocol on its own.
 """

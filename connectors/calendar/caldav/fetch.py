@@ -1,33 +1,45 @@
-"""CalDAV's inbound feed: one sync-collection round of one collection (RFC 6578).
+"""CalDAV's inbound feed: one round of one collection, by sync-collection (RFC 6578) or, where
+the server lacks it, by CTag/ETag (`fetch_etag`).
 
-`fetch_round` sends the stored sync token (none on a first or full sync), follows a
-truncated answer (507) with the token it returned until the server has said everything,
-reads the data of changed members the answer did not carry with calendar-multiget (75 hrefs
-a request), and returns the round with the new token, stored by the caller once the round's
-records are written. Failures raise `connectors.calendar.feed_errors`: the token refused
-(DAV:valid-sync-token) -> FullResyncRequired; 401 -> ReauthRequired (an iCloud
-app-specific password revoked); 404 -> CalendarGone; 429/503 -> Throttled; else FetchFailed.
+`fetch_round` with `mode`:
+
+    "sync"   REPORT sync-collection only: send the stored sync token (none on a first or full
+             sync), follow a truncated answer (507) with the token it returned until the server
+             has said everything, read the data of changed members the answer did not carry
+             with calendar-multiget (75 hrefs a request), and return the round with the new
+             token. A server without sync-collection is FetchFailed.
+    "etag"   the CTag/ETag path only (`fetch_etag.etag_round`): for servers the caller knows
+             to be fragile (python-caldav's table: DAViCal, SOGo, Synology, Bedework).
+    "auto"   (the default) sync-collection, falling back to a full CTag/ETag round when the
+             REPORT answers unsupported (405/501, or 403 naming DAV:supported-report:
+             Posteo, GMX); an etag cursor (the server was found lacking before) stays on the
+             CTag/ETag path until a full round (cursor None) probes again.
+
+The cursor tells the paths apart by itself (`etag_wire.is_cursor`); a cursor of the other
+kind (the server or the mode changed) means a full round, never an error. The caller stores
+the returned cursor once the round's records are written.
+
+Failures raise `connectors.calendar.feed_errors`: the token refused (DAV:valid-sync-token,
+or iCloud's bare 403 to a token-bearing REPORT) -> FullResyncRequired; 401 -> ReauthRequired
+(an iCloud app-specific password revoked); 404 -> CalendarGone; 429/503 -> Throttled; a
+transport failure, an unreadable answer or another status -> FetchFailed.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import httpx
 from streams.logic.calendar.rounds import CalendarRef, FetchRound, Reason
 
-from connectors.calendar.caldav import fetch_wire
-from connectors.calendar.feed_errors import (
-    CalendarGone,
-    FetchFailed,
-    FullResyncRequired,
-    ReauthRequired,
-    Throttled,
-)
+from connectors.calendar.caldav import etag_wire, fetch_io, fetch_wire
+from connectors.calendar.caldav.fetch_etag import etag_round
+from connectors.calendar.feed_errors import FetchFailed
 from connectors.calendar.rounds import RoundBuilder
-from connectors.sinks.answer import parse_retry_after
 
+Mode = Literal["auto", "sync", "etag"]
 MAX_CONTINUATIONS = 200
-MULTIGET_BATCH = 75
-XML = {"Content-Type": "application/xml; charset=utf-8"}
+MULTIGET_BATCH = fetch_io.MULTIGET_BATCH
 
 
 async def fetch_round(
@@ -37,17 +49,26 @@ async def fetch_round(
     cursor: str | None,
     window: tuple[int, int],
     reason: Reason,
+    *,
+    mode: Mode = "auto",
 ) -> FetchRound:
+    if mode == "etag" or (mode == "auto" and etag_wire.is_cursor(cursor)):
+        return await etag_round(http, auth, calendar, cursor, window, reason)
+    token = None if etag_wire.is_cursor(cursor) else cursor
     url = calendar.calendar_id
-    builder = RoundBuilder(calendar, full=cursor is None, reason=reason)
-    token = cursor
+    builder = RoundBuilder(calendar, full=token is None, reason=reason)
     for _ in range(MAX_CONTINUATIONS):
-        response = await _report(http, auth, url, fetch_wire.sync_body(token), depth="0")
-        body = response.content
+        response = await fetch_io.send(
+            http, auth, "REPORT", url, fetch_wire.sync_body(token), depth="0"
+        )
         if response.status_code != 207:
-            raise _refusal(response, had_token=token is not None)
+            if fetch_wire.report_unsupported(response.status_code, response.content):
+                if mode == "auto":
+                    return await etag_round(http, auth, calendar, None, window, reason)
+                raise FetchFailed(f"caldav.{response.status_code}: no sync-collection here")
+            raise fetch_io.refusal(response, had_token=token is not None)
         try:
-            answer = fetch_wire.parse_multistatus(body, url)
+            answer = fetch_wire.parse_multistatus(response.content, url)
         except ValueError as exc:
             raise FetchFailed(f"caldav sync-collection: {exc}") from None
         missing = []
@@ -56,78 +77,15 @@ async def fetch_round(
             if member.status == 404:
                 builder.add(resource, None)
             elif member.calendar_data is not None:
-                _observe(builder, resource, member.calendar_data, calendar, window)
+                fetch_io.observe(builder, resource, member.calendar_data, calendar, window)
             else:
                 missing.append(member.href)
         for start in range(0, len(missing), MULTIGET_BATCH):
-            await _multiget(
-                http, auth, url, missing[start : start + MULTIGET_BATCH], builder, window
-            )
+            batch = missing[start : start + MULTIGET_BATCH]
+            await fetch_io.multiget(http, auth, url, batch, builder, window)
         if answer.token is None:
             raise FetchFailed("caldav sync-collection: the answer carries no sync-token")
         token = answer.token
         if not answer.truncated:
             return builder.build(token)
     raise FetchFailed(f"caldav sync-collection: still truncated after {MAX_CONTINUATIONS} rounds")
-
-
-def _observe(
-    builder: RoundBuilder, resource: str, data: str, calendar: CalendarRef, window: tuple[int, int]
-) -> None:
-    try:
-        occurrences = fetch_wire.observe_ics(data, calendar, window)
-    except ValueError:
-        occurrences = []  # unreadable: no busy time from it (and counted by the caller's notes)
-    if not occurrences:
-        builder.add(resource, None)  # nothing in the horizon: no intervals
-        return
-    for observed in occurrences:
-        builder.add(resource, observed)
-
-
-async def _multiget(
-    http: httpx.AsyncClient,
-    auth: httpx.Auth,
-    url: str,
-    hrefs: list[str],
-    builder: RoundBuilder,
-    window: tuple[int, int],
-) -> None:
-    response = await _report(http, auth, url, fetch_wire.multiget_body(hrefs), depth="1")
-    if response.status_code != 207:
-        raise _refusal(response, had_token=False)
-    try:
-        answer = fetch_wire.parse_multistatus(response.content, url)
-    except ValueError as exc:
-        raise FetchFailed(f"caldav calendar-multiget: {exc}") from None
-    for member in answer.members:
-        resource = fetch_wire.resource_id(member.href)
-        if member.status == 404 or member.calendar_data is None:
-            builder.add(resource, None)
-        else:
-            _observe(builder, resource, member.calendar_data, builder.calendar, window)
-
-
-async def _report(
-    http: httpx.AsyncClient, auth: httpx.Auth, url: str, body: bytes, *, depth: str
-) -> httpx.Response:
-    try:
-        return await http.request(
-            "REPORT", url, content=body, headers={**XML, "Depth": depth}, auth=auth
-        )
-    except httpx.HTTPError as exc:
-        raise FetchFailed(f"caldav REPORT: {type(exc).__name__}") from None
-
-
-def _refusal(response: httpx.Response, *, had_token: bool) -> Exception:
-    status, body = response.status_code, response.content
-    if fetch_wire.token_refused(status, body, had_token):
-        return FullResyncRequired(f"caldav.{status}: the sync token is no longer valid")
-    if status == 401:
-        return ReauthRequired("caldav.401: the server refuses the credentials")
-    if status in (404, 410):
-        return CalendarGone(f"caldav.{status}: no such collection")
-    if status in (429, 503):
-        wait = parse_retry_after(response.headers.get("Retry-After"))
-        return Throttled(f"caldav.{status}", wait if wait is not None else 60.0)
-    return FetchFailed(f"caldav.{status}")

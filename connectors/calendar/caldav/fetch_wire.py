@@ -9,7 +9,15 @@ Answers: `parse_multistatus` reads the 207: each member's href, status (404 = re
 and calendar-data, the new sync token, and whether the server truncated the result (507 on
 the request URI: continue with the returned token). `token_refused` says whether a 403/409
 is the `DAV:valid-sync-token` precondition (an expired or unknown token: sync in full; iCloud
-answers a bare 403 to a token-bearing REPORT, read the same way).
+answers a bare 403 to a token-bearing REPORT, read the same way; a 403 naming
+`DAV:supported-report` is `report_unsupported`, never a refused token).
+
+Server quirks read here (iCloud's above all): calendar-data wrapped in CDATA, XML in the
+default namespace (``xmlns="DAV:"``) rather than prefixed, hrefs as absolute URLs on a
+partition host (``p180-caldav.icloud.com``) or as relative paths (a resource id is the decoded
+path either way, so both name the same resource).
+
+The CTag/ETag path (servers without a working sync-collection) lives in `etag_wire`.
 
 Items: `observe_ics` expands one calendar object resource (a VEVENT, or a series: master,
 RECURRENCE-ID overrides, EXDATE) within the horizon with `recurring-ical-events`, and places
@@ -103,7 +111,9 @@ def token_refused(status: int, body: bytes, had_token: bool) -> bool:
     """True when the answer refuses the sync token (module docstring)."""
     if status not in (403, 409):
         return False
-    return b"valid-sync-token" in body or (status == 403 and had_token)
+    if b"valid-sync-token" in body:
+        return True
+    return status == 403 and had_token and not report_unsupported(status, body)
 
 
 def report_unsupported(status: int, body: bytes) -> bool:
