@@ -6,7 +6,7 @@
     engine.py      the loop: schedule, fetch, diff, write one round atomically
     kafka_io.py    the topics it reads (state, pushes, our deliveries) and writes
 
-Every round's busy records, notices and the calendar's new sync state are written in one
-Kafka transaction: a crash repeats the round from the last committed cursor, and the
-differ's output for a repeated round is the same records (same ids), never new alerts.
+Every round's busy records and notices are acknowledged before the calendar's new sync state
+is written: a crash repeats the round from the last stored cursor, and the differ's output
+for a repeated round is the same records (same ids), never new alerts.
 """

@@ -53,12 +53,12 @@ def connected(tables: StateTables, now_ms: int) -> dict[str, Connected]:
     soon = next_weddings(tables, now_ms)
     out: dict[str, Connected] = {}
     for supplier_id, integrations in tables.integrations.items():
-        for integration_id, row in integrations.items():
+        for row in integrations.values():
             if not row["is_active"] or integration_class(row) != "calendar":
                 continue
             calendar = CalendarRef(
                 provider=calendar_provider(row),
-                integration_id=integration_id,
+                integration_id=row["integration_id"],  # the row's id (the index key has its table)
                 supplier_id=supplier_id,
                 calendar_id=row["calendar_id"] or "primary",
                 time_zone=_zone(row["time_zone"]),

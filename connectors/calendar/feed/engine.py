@@ -8,7 +8,7 @@ starts the fetches due (at most `concurrency` at a time, one per calendar) as ta
 
 A round: fetch since the stored cursor (or in full: first sync, a refused cursor, the
 monthly re-baseline, a new horizon), diff it against the known intervals, and write busy
-records + notices + the new sync state with `RoundWriter.write` (one Kafka transaction).
+records + notices, then the new sync state, with `RoundWriter.write`.
 Only after the write does the in-memory state move on; a failed write is a failed round,
 retried with backoff from the same cursor.
 """
@@ -57,7 +57,7 @@ class RoundWriter(Protocol):
         state: CalendarSync | None,
         key: str,
     ) -> None:
-        """Write a round atomically; `state` None forgets the calendar (a tombstone)."""
+        """Write a round (records before state); `state` None forgets the calendar."""
         ...
 
 

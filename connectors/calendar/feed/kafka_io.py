@@ -1,12 +1,15 @@
 """What the calendar feed reads and writes on Kafka.
 
 Writes (`KafkaRoundWriter`): every round's busy records (`wedsync.calendar.busy`, keyed by
-supplier), notices (`wedsync.events`) and the calendar's new sync state
-(`wedsync.calendar.sync_state`, compacted) in ONE transaction. Rounds that finish together
-share a transaction (group commit: a burst of pushes across thousands of calendars is a few
-commits, not one per calendar); each caller's `write` returns once its round is committed,
-or raises BrokerUnavailable (the round failed; it is fetched again from the old cursor).
-A fenced producer (another feed took over with the same transactional id) is fatal.
+supplier) and notices (`wedsync.events`), acknowledged by the cluster (idempotent, acks=all),
+THEN the calendar's new sync state (`wedsync.calendar.sync_state`, compacted). The cursor
+never gets ahead of the records: a crash in between repeats the round from the old cursor,
+which writes the same records again (same ids; the detector takes them as resends). Not a
+Kafka transaction: the Faust worker reads these topics, and its fetch loop takes the offsets
+a transaction's commit markers occupy for lost records (streams/kafka/faust_transport.py).
+Rounds that finish together are written together (one flush for a burst of thousands of
+calendars); each caller's `write` returns once its round is written, or raises
+BrokerUnavailable (the round is fetched again from the old cursor).
 
 Reads: `read_sync_states` (the compacted sync state, to its end, at start); the calendar
 deliveries and their results (`OwnedFeed`: what we wrote in vendors' calendars, for echo and
@@ -57,12 +60,14 @@ class _Pending:
 
 
 class KafkaRoundWriter:
-    def __init__(self, kafka: Kafka, codecs: TopicCodecs, transactional_id: str) -> None:
+    def __init__(self, kafka: Kafka, codecs: TopicCodecs, client_id: str) -> None:
         self.producer = Producer(
             client_config(
                 kafka,
                 {
-                    "transactional.id": transactional_id,
+                    "client.id": client_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
                     "linger.ms": 2,
                     "allow.auto.create.topics": False,
                     "log.connection.close": False,
@@ -73,15 +78,14 @@ class KafkaRoundWriter:
         self.events = codecs[EVENTS]
         self.queue: list[_Pending] = []
         self._flushing: asyncio.Task[None] | None = None
-        self.transactions = 0
-        self.fatal: BaseException | None = None
+        self.batches = 0
 
     def start(self, timeout_s: float = 60.0) -> None:
-        """Register the transactional id (fencing any earlier feed with it)."""
+        """Check that the cluster answers before the first round."""
         try:
-            self.producer.init_transactions(timeout_s)
+            self.producer.list_topics(CALENDAR_SYNC_STATE.name, timeout=timeout_s)
         except KafkaException as exc:
-            raise BrokerUnavailable(f"calendar feed: transactions refused: {exc}") from exc
+            raise BrokerUnavailable(f"calendar feed: the cluster does not answer: {exc}") from exc
 
     async def write(
         self,
@@ -90,8 +94,6 @@ class KafkaRoundWriter:
         state: CalendarSync | None,
         key: str,
     ) -> None:
-        if self.fatal is not None:
-            raise BrokerUnavailable(f"calendar feed: producer unusable: {self.fatal}")
         pending = _Pending(records, events, state, key)
         self.queue.append(pending)
         if self._flushing is None or self._flushing.done():
@@ -102,48 +104,61 @@ class KafkaRoundWriter:
         while self.queue:
             batch, self.queue = self.queue, []
             try:
-                await asyncio.to_thread(self._transaction, batch)
+                failed = await asyncio.to_thread(self._write_batch, batch)
             except Exception as exc:
-                for p in batch:
-                    if not p.done.done():
-                        p.done.set_exception(
-                            BrokerUnavailable(f"calendar round not written: {exc}")
-                        )
-                continue
+                failed = {id(p): str(exc) for p in batch}
             for p in batch:
-                if not p.done.done():
+                if p.done.done():
+                    continue
+                if id(p) in failed:
+                    p.done.set_exception(
+                        BrokerUnavailable(f"calendar round not written: {failed[id(p)]}")
+                    )
+                else:
                     p.done.set_result(None)
 
-    def _transaction(self, batch: list[_Pending]) -> None:
-        p = self.producer
-        try:
-            p.begin_transaction()
-            for item in batch:
-                for record in item.records:
-                    p.produce(
-                        CALENDAR_BUSY.name, self.busy.encode(record), record["supplier_id"].encode()
-                    )
-                for event in item.events:
-                    p.produce(
-                        EVENTS.name, self.events.encode(event), event["aggregate_id"].encode()
-                    )
-                p.produce(
-                    CALENDAR_SYNC_STATE.name,
-                    None if item.state is None else item.state.to_bytes(),
-                    item.key.encode(),
+    def _write_batch(self, batch: list[_Pending]) -> dict[int, str]:
+        """Records and notices of every round, acknowledged; then the sync states of the
+        rounds whose records all were. A round whose state was not written is fetched again
+        from its old cursor (the same records again: the detector takes them as resends)."""
+        failed: dict[int, str] = {}
+
+        def on_delivery(item: _Pending) -> Any:
+            def report(err: KafkaError | None, _msg: Message) -> None:
+                if err is not None:
+                    failed.setdefault(id(item), str(err))
+
+            return report
+
+        for item in batch:
+            report = on_delivery(item)
+            for record in item.records:
+                self.producer.produce(
+                    CALENDAR_BUSY.name,
+                    self.busy.encode(record),
+                    record["supplier_id"].encode(),
+                    on_delivery=report,
                 )
-            p.commit_transaction(30)
-            self.transactions += 1
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.fatal():
-                self.fatal = exc
-            elif error.txn_requires_abort():
-                try:
-                    p.abort_transaction(30)
-                except KafkaException:
-                    log.exception("calendar feed: abort failed")
-            raise
+            for event in item.events:
+                self.producer.produce(
+                    EVENTS.name,
+                    self.events.encode(event),
+                    event["aggregate_id"].encode(),
+                    on_delivery=report,
+                )
+        if self.producer.flush(30) > 0:
+            return {id(p): "not acknowledged in 30 s" for p in batch}
+        for item in batch:
+            if id(item) in failed:
+                continue
+            value = None if item.state is None else item.state.to_bytes()
+            self.producer.produce(
+                CALENDAR_SYNC_STATE.name, value, item.key.encode(), on_delivery=on_delivery(item)
+            )
+        if self.producer.flush(30) > 0:
+            return {id(p): "sync state not acknowledged in 30 s" for p in batch}
+        self.batches += 1
+        return failed
 
     def close(self) -> None:
         self.producer.flush(10)

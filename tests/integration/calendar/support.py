@@ -1,0 +1,65 @@
+"""The calendar feed on a thread of its own (its own event loop), for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from connectors.calendar.feed.engine import CalendarFeed
+from streams.app.calendar_feed import run_feed
+from streams.settings import Settings
+
+
+class FeedThread:
+    def __init__(self, settings: Settings, bootstrap: str, credentials: Any) -> None:
+        self.settings, self.bootstrap, self.credentials = settings, bootstrap, credentials
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.feeds: list[CalendarFeed] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="calendar-feed", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.stop_event = asyncio.Event()
+            async with httpx.AsyncClient(timeout=10) as http:
+                await run_feed(
+                    self.settings, self.bootstrap, self.stop_event,
+                    credentials=self.credentials, http=http, feed_out=self.feeds,
+                )  # fmt: skip
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            self.error = exc
+
+    def start(self, timeout: float = 90.0) -> CalendarFeed:
+        """Start it; return the feed once it has connected its calendars."""
+        self.thread.start()
+        wait(lambda: self.error is not None or (self.feeds and self.feeds[0].calendars), timeout)
+        if self.error is not None:
+            raise self.error
+        return self.feeds[0]
+
+    def call(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` on the feed's loop."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(fn)
+
+    def stop(self) -> None:
+        if self.loop is not None and self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(30)
+
+
+def wait(predicate: Callable[[], Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
