@@ -57,6 +57,7 @@ from connectors.calendar.feed.sync_state import CalendarSync
 from connectors.calendar.feed_errors import CalendarGone, FetchError, ReauthRequired
 from connectors.calendar.google.channels import GoogleChannelCalls
 from connectors.calendar.graph import channels as graph_channels
+from connectors.sinks.credentials import MissingCredential
 
 log = logging.getLogger("wedsync.calendar.channels")
 
@@ -119,6 +120,7 @@ class ChannelManager:
         self._reauthorize: set[str] = set()  # subscription ids
         self._given_up: set[str] = set()  # calendar keys answered CalendarGone
         self._orphans: set[str] = set()  # orphan ids stopped already
+        self._dirty: set[str] = set()  # calendars whose channels changed, not yet written
         self._offset = 0
         self._calls = 0
         feed.on_disconnect = self.on_disconnect
@@ -155,6 +157,7 @@ class ChannelManager:
         ids = {c.channel_id for c in channels}
         dropped = [c for c in self.held.get(key, []) if c.channel_id not in ids]
         self.held[key] = channels
+        self._dirty.add(key)
         self._index(key, channels, dropped)
         state = self.feed.sync.get(key)
         if state is not None:
@@ -166,7 +169,12 @@ class ChannelManager:
         if state is None:
             return
         new = dataclasses.replace(state, channels=to_dicts(self.held.get(key, [])))
-        await self.feed.writer.write([], [], new, key)
+        self._dirty.discard(key)
+        try:
+            await self.feed.writer.write([], [], new, key)
+        except Exception:
+            self._dirty.add(key)  # written again next pass
+            raise
         current = self.feed.sync.get(key)  # a round may have moved it on meanwhile
         if current is not None:
             self.feed.sync[key] = dataclasses.replace(current, channels=new.channels)
@@ -250,8 +258,8 @@ class ChannelManager:
         if state.reauth or state.gone or key in self._given_up:
             return
         channels = self.held.setdefault(key, from_dicts(state.channels))
-        if state.channels != to_dicts(channels):
-            await self._save(key)  # a write without our latest channels landed
+        if key in self._dirty or state.channels != to_dicts(channels):
+            await self._save(key)  # changed by a lifecycle message, or written over
         try:
             for action in plan(channels, self.now_ms(), True):
                 await self._act(calendar, action)
@@ -263,6 +271,8 @@ class ChannelManager:
             self._given_up.add(key)
         except FetchError as exc:
             self._failed(key, exc)
+        except Exception as exc:  # a failed write: the channels are held, written next pass
+            log.warning("calendar %s: channel state not written: %s", key, exc)
 
     def _failed(self, key: str, exc: Exception) -> None:
         self.failures += 1
@@ -279,8 +289,8 @@ class ChannelManager:
             self._set(key, [dataclasses.replace(c, state="replacing")
                             if old is not None and c.channel_id == old.channel_id else c
                             for c in self.held[key]] + [made])  # fmt: skip
+            self.feed.push(key)  # a fetch covers the gap (before the write: it may fail)
             await self._save(key)
-            self.feed.push(key)
             return
         else:
             await self._renew(calendar, action)
@@ -307,15 +317,18 @@ class ChannelManager:
         for channel in list(self.held.get(calendar.key, [])):
             if channel.channel_id not in self._reauthorize:
                 continue
-            sub_id = channel.channel_id
-            ok = await self._call(calendar, lambda token, sub_id=sub_id: graph_channels.reauthorize(
-                self.fetchers.http, base, token, sub_id))  # fmt: skip
+            ok = await self._call(calendar, self._reauthorizer(base, channel.channel_id))
             self._reauthorize.discard(channel.channel_id)
             if not ok:
                 self._set(calendar.key, [c for c in self.held[calendar.key] if c != channel])
                 await self._act(calendar, Create())
 
     # ---- provider calls ----------------------------------------------------------------------
+    def _reauthorizer(self, base: str, subscription_id: str) -> Callable[[str], Awaitable[bool]]:
+        return lambda token: graph_channels.reauthorize(
+            self.fetchers.http, base, token, subscription_id
+        )
+
     async def _call(
         self, calendar: CalendarRef, call: Callable[[str], Awaitable[T]], counted: bool = True
     ) -> T:
@@ -324,7 +337,10 @@ class ChannelManager:
         if counted:
             self._spend()
         for refresh in (False, True):
-            token = await self.fetchers.token(calendar, refresh=refresh)
+            try:
+                token = await self.fetchers.token(calendar, refresh=refresh)
+            except MissingCredential as exc:
+                raise ReauthRequired(f"{calendar.provider}: {exc}") from None
             try:
                 return await call(token)
             except ReauthRequired:
