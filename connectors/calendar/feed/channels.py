@@ -26,7 +26,8 @@ router already asked for a fetch); `subscriptionRemoved` -> forgotten, recreated
 calls `feed.on_disconnect(state)` before it forgets the state, and states left over from
 before a restart) have their channels stopped. `reauth` / `gone` calendars: no calls.
 
-Errors (`feed_errors`): Throttled / FetchFailed -> counted, tried again next pass;
+Errors (`feed_errors`): FetchFailed -> counted, tried again next pass; Throttled -> counted,
+tried again once its Retry-After has passed;
 ReauthRequired -> left alone (the fetch path marks the calendar); CalendarGone -> no more
 tries for that calendar until it is connected again.
 """
@@ -54,7 +55,7 @@ from streams.logic.calendar.rounds import CalendarRef
 from connectors.calendar.feed.engine import CalendarFeed
 from connectors.calendar.feed.providers import ProviderFetchers
 from connectors.calendar.feed.sync_state import CalendarSync
-from connectors.calendar.feed_errors import CalendarGone, FetchError, ReauthRequired
+from connectors.calendar.feed_errors import CalendarGone, FetchError, ReauthRequired, Throttled
 from connectors.calendar.google.channels import GoogleChannelCalls
 from connectors.calendar.graph import channels as graph_channels
 from connectors.sinks.credentials import MissingCredential
@@ -121,6 +122,7 @@ class ChannelManager:
         self._given_up: set[str] = set()  # calendar keys answered CalendarGone
         self._orphans: set[str] = set()  # orphan ids stopped already
         self._dirty: set[str] = set()  # calendars whose channels changed, not yet written
+        self._not_before: dict[str, int] = {}  # throttled calendars: no call before (ms)
         self._offset = 0
         self._calls = 0
         feed.on_disconnect = self.on_disconnect
@@ -206,7 +208,9 @@ class ChannelManager:
 
     # ---- the pass ----------------------------------------------------------------------------
     async def maintain(self) -> int:
-        """One pass over every calendar (see the module docstring); the provider calls made."""
+        """One pass over every calendar (see the module docstring); the provider calls made.
+        Runs after the feed's first `connect` (a sync state of a calendar not connected is
+        taken for a disconnected one), one pass at a time."""
         self._calls = 0
         try:
             await self._stop_disconnected()
@@ -231,21 +235,20 @@ class ChannelManager:
         for key in [k for k in self.feed.sync if k not in self.feed.calendars]:
             if key in self.held and key not in self.stopping:
                 self.on_disconnect(self.feed.sync[key])
+        now = self.now_ms()
         for key, channels in list(self.stopping.items()):
             calendar = calendar_of(key)
-            left = list(channels)
             for channel in channels:
-                try:
-                    await self._stop(calendar, channel)
-                except (ReauthRequired, CalendarGone):
-                    pass  # nobody can stop it: it expires on its own
-                except FetchError as exc:
-                    self._failed(key, exc)
-                    continue
-                left.remove(channel)
-            if left:
-                self.stopping[key] = left
-            else:
+                if channel.expires_at_ms > now:  # an expired one notifies no more
+                    try:
+                        await self._stop(calendar, channel)
+                    except (ReauthRequired, CalendarGone):
+                        pass  # nobody can stop it: it expires on its own
+                    except FetchError as exc:
+                        self._failed(key, exc)
+                        continue
+                self.stopping[key] = [c for c in self.stopping[key] if c != channel]
+            if not self.stopping[key]:
                 del self.stopping[key]
 
     async def _calendar(self, key: str) -> None:
@@ -253,22 +256,30 @@ class ChannelManager:
         if item is None or state is None or item.calendar.provider not in PROVIDERS:
             return
         calendar = item.calendar
+        channels = self.held.setdefault(key, from_dicts(state.channels))
+        self._index(key, channels)  # a channel may have expired since
         if not self.urls[calendar.provider] or not self.keys:
             return
         if state.reauth or state.gone or key in self._given_up:
             return
-        channels = self.held.setdefault(key, from_dicts(state.channels))
-        if key in self._dirty or state.channels != to_dicts(channels):
-            await self._save(key)  # changed by a lifecycle message, or written over
+        if self._not_before.get(key, 0) > self.now_ms():
+            return
         try:
+            if key in self._dirty or state.channels != to_dicts(channels):
+                await self._save(key)  # changed by a lifecycle message, or written over
             for action in plan(channels, self.now_ms(), True):
                 await self._act(calendar, action)
             await self._reauthorize_due(calendar)
+        except _OutOfCalls:
+            raise
         except ReauthRequired as exc:
             log.info("calendar %s: channel call refused the credential (%s)", key, exc)
         except CalendarGone as exc:
             log.warning("calendar %s: gone for its channel calls (%s)", key, exc)
             self._given_up.add(key)
+        except Throttled as exc:
+            self._not_before[key] = self.now_ms() + int(exc.retry_after_s * 1000)
+            self._failed(key, exc)
         except FetchError as exc:
             self._failed(key, exc)
         except Exception as exc:  # a failed write: the channels are held, written next pass

@@ -303,9 +303,9 @@ async def test_push_of_a_held_channel_is_no_orphan(
     assert channel.channel_id in google.channels.live
 
 
-async def test_throttled_create_is_retried_on_the_next_pass(
+async def test_throttled_create_is_retried_after_its_retry_after(
     feed: CalendarFeed, manager: ChannelManager, fetchers: ProviderFetchers,
-    google: GoogleCalendarFake,
+    google: GoogleCalendarFake, clock: Clock,
 ) -> None:  # fmt: skip
     await fetchers.token(GOOGLE_CAL)  # cached: the throttle hits the watch call
     google.switches.throttle_next = 1
@@ -313,7 +313,42 @@ async def test_throttled_create_is_retried_on_the_next_pass(
     assert await manager.maintain() == 1
     assert manager.held[GOOGLE_CAL.key] == [] and manager.failures == 1
     assert not [k for k, v in feed.channel_index.items() if v == GOOGLE_CAL.key]
+    assert await manager.maintain() == 0  # Retry-After (1 s) has not passed
+    clock.ms += 1000
     assert await manager.maintain() == 1 and len(google.channels.live) == 1
+
+
+async def test_failed_create_is_retried_on_the_next_pass(
+    feed: CalendarFeed, manager: ChannelManager, fetchers: ProviderFetchers,
+    google: GoogleCalendarFake,
+) -> None:  # fmt: skip
+    await fetchers.token(GOOGLE_CAL)
+    google.switches.fail_next = 1  # 503
+    await connect(feed, GOOGLE_CAL)
+    assert await manager.maintain() == 1 and manager.failures == 1
+    assert await manager.maintain() == 1 and len(google.channels.live) == 1
+
+
+async def test_failed_stop_of_a_disconnected_calendar_is_retried(
+    feed: CalendarFeed, manager: ChannelManager, gateway: Gateway, google: GoogleCalendarFake
+) -> None:
+    await connect(feed, GOOGLE_CAL)
+    await google_channel(manager, gateway)
+    await connect(feed)
+    google.switches.fail_next = 1
+    assert await manager.maintain() == 1 and len(google.channels.live) == 1
+    assert await manager.maintain() == 1 and google.channels.live == {}
+    assert await manager.maintain() == 0
+
+
+async def test_expired_channel_of_a_disconnected_calendar_needs_no_call(
+    feed: CalendarFeed, manager: ChannelManager, gateway: Gateway, clock: Clock
+) -> None:
+    await connect(feed, GOOGLE_CAL)
+    channel = await google_channel(manager, gateway)
+    await connect(feed)
+    clock.ms = channel.expires_at_ms
+    assert await manager.maintain() == 0 and manager.stopping == {}
 
 
 async def test_refused_credential_makes_no_channel_and_no_failure(
@@ -378,6 +413,20 @@ async def test_max_calls_bounds_a_pass(
     assert await manager.maintain() == 2 and len(google.channels.live) == 2
     assert await manager.maintain() == 1 and len(google.channels.live) == 3
     assert await manager.maintain() == 0
+
+
+async def test_a_pass_out_of_calls_starts_the_next_where_it_stopped(
+    feed: CalendarFeed, fetchers: ProviderFetchers, gateway: Gateway, clock: Clock,
+    google: GoogleCalendarFake,
+) -> None:  # fmt: skip
+    manager = make_manager(feed, fetchers, gateway, clock, max_calls=1)
+    calendars = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
+    await connect(feed, *calendars)
+    await fetchers.token(GOOGLE_CAL)
+    google.switches.fail_next = 1  # the first calendar's create fails
+    await manager.maintain()
+    await manager.maintain()  # the second calendar, not the first again
+    assert manager.held[calendars[0].key] == [] and len(manager.held[calendars[1].key]) == 1
 
 
 async def test_channels_survive_a_restart(
