@@ -93,6 +93,7 @@ class CalendarFeed:
         self.sync: dict[str, CalendarSync] = {}
         self.push_live: set[str] = set()  # calendars with a live push channel
         self.channel_index: dict[str, str] = {}  # channel / subscription id -> calendar key
+        self.on_disconnect: Callable[[CalendarSync], None] | None = None  # channel manager
         self.reasons: dict[str, Reason] = {}
         self.pushed_at: dict[str, float] = {}  # first push of a pending burst (s)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -278,6 +279,8 @@ class CalendarFeed:
         state = self.sync.pop(key, None)
         if state is None:
             return
+        if self.on_disconnect is not None:  # its channels are stopped before they are forgotten
+            self.on_disconnect(state)
         await self.writer.write(self._tombstones(item.calendar, state), [], None, key)
 
     async def _gone(self, calendar: CalendarRef) -> None:
