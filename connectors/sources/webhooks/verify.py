@@ -25,7 +25,7 @@ from typing import Any
 import jwt
 from pydantic import SecretStr
 from streams.errors import WedsyncError
-from streams.logic.calendar.channels import verify_token
+from streams.logic.calendar.channels import verify_bound_token, verify_token
 
 from connectors.sources.webhooks.config import (
     BasicSource,
@@ -381,14 +381,19 @@ def _known_lifecycle(item: Mapping[str, Any]) -> bool:
 
 def _graph_items(source: GraphSource, items: list[dict[str, Any]]) -> Verified:
     """MAC mode, item by item: an item is kept when its clientState verifies for its
-    subscriptionId (under a channel key, or equals a configured client state) and its
-    lifecycle event, if any, is known; the others are dropped and counted. No good item: 401."""
+    subscriptionId or for the integration it names (the feed's subscriptions: Graph fixes
+    clientState before the id exists), under a channel key, or equals a configured client
+    state, and its lifecycle event, if any, is known; the others are dropped and counted.
+    No good item: 401."""
     keys = _channel_keys(source.channel_keys)
     shared = [s.get_secret_value().encode() for s in source.client_states]
     good: list[dict[str, Any]] = []
     for item in items:
         state = item.get("clientState")
-        by_mac = verify_token(keys, state, item.get("subscriptionId")) is not None
+        by_mac = (
+            verify_token(keys, state, item.get("subscriptionId")) is not None
+            or verify_bound_token(keys, state) is not None
+        )
         by_shared = bool(shared) and _any_equal(shared, [str(state or "").encode()])
         if (by_mac or by_shared) and _known_lifecycle(item):
             good.append(item)

@@ -91,6 +91,15 @@ def verify_token(keys: Sequence[bytes], token: object, channel_id: object) -> st
     return integration_id if found else None
 
 
+def verify_bound_token(keys: Sequence[bytes], token: object) -> str | None:
+    """The integration id of a token whose MAC is over that integration id itself: Graph's
+    clientState is fixed in the create call, before the subscription id exists, so the feed
+    binds it to the integration (a replay on another subscription of the same integration
+    costs one more fetch, nothing else)."""
+    parts = token.split(".") if isinstance(token, str) else []
+    return verify_token(keys, token, parts[1]) if len(parts) == 3 else None
+
+
 # ---- renewal planning ----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Channel:

@@ -193,3 +193,17 @@ def test_graph_with_both_modes_accepts_the_shared_client_state_per_item() -> Non
 def test_graph_still_echoes_the_validation_token_in_mac_mode() -> None:
     verified = verify(GRAPH, Request({}, b"", {"validationToken": "abc"}), NOW)
     assert verified.handshake == "abc"
+
+
+def test_graph_accepts_a_client_state_bound_to_its_integration() -> None:
+    # Graph fixes clientState in the create call, before the subscription id exists: the
+    # feed binds the MAC to the integration itself
+    bound = issue_token([KEY.encode()], INTEGRATION, INTEGRATION)
+    verified = verify(GRAPH, Request({}, body(item("sub-new", bound))), NOW)
+    assert verified.rejected_items == 0
+
+
+def test_graph_drops_an_integration_bound_state_made_with_an_unknown_key() -> None:
+    forged = issue_token([b"not-our-key-0123456789"], INTEGRATION, INTEGRATION)
+    verified = verify(GRAPH, Request({}, body(item("sub-1"), item("sub-new", forged))), NOW)
+    assert verified.rejected_items == 1
