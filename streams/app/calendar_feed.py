@@ -33,6 +33,7 @@ async def run_feed(
     """The feed until `stop` (tests pass a credential store, an http client and a list that
     receives the running `CalendarFeed`)."""
     from connectors.calendar.caldav.config import CalDavConfig
+    from connectors.calendar.feed.channels import ChannelManager
     from connectors.calendar.feed.config import CalendarFeedConfig
     from connectors.calendar.feed.connected import connected
     from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
@@ -102,10 +103,25 @@ async def run_feed(
         scheduler=Scheduler(debounce_ms=config.debounce_ms, max_debounce_ms=config.max_debounce_ms),
     )
     feed.load(await asyncio.to_thread(read_sync_states, kafka))
+    channels = ChannelManager(
+        feed,
+        fetchers,
+        keys=[k.get_secret_value().encode() for k in config.channel_keys],
+        google_push_url=config.google_push_url,
+        graph_push_url=config.graph_push_url,
+    )
+    channels.load()
     if feed_out is not None:
         feed_out.append(feed)
     loop = asyncio.get_running_loop()
-    router = PushRouter(feed)
+    orphans: set[asyncio.Task[None]] = set()
+
+    def stop_orphan(provider: str, channel: str, resource: str | None, integration: str) -> None:
+        task = asyncio.create_task(channels.stop_orphan(provider, channel, resource, integration))
+        orphans.add(task)
+        task.add_done_callback(orphans.discard)
+
+    router = PushRouter(feed, on_lifecycle=channels.on_lifecycle, on_orphan=stop_orphan)
 
     def hand_over(record: dict[str, Any]) -> None:  # the reader's thread -> the loop
         loop.call_soon_threadsafe(router.route, record)
@@ -115,7 +131,7 @@ async def run_feed(
     await feed.connect(connected(tables, feed.now_ms()))
     pushes.start()
     log.info("calendar feed: %d calendars connected", len(feed.calendars))
-    chores = asyncio.create_task(_chores(feed, state, config, stop))
+    chores = asyncio.create_task(_chores(feed, state, config, stop, channels))
     try:
         await feed.run(stop)
     finally:
@@ -127,14 +143,20 @@ async def run_feed(
         await fetchers.aclose()
 
 
-async def _chores(feed: Any, state: Any, config: Any, stop: asyncio.Event) -> None:
-    """Re-read the connected calendars and re-evaluate health, on their timers."""
+async def _chores(feed: Any, state: Any, config: Any, stop: asyncio.Event, channels: Any) -> None:
+    """Keep push channels alive, re-read the connected calendars and re-evaluate health, on
+    their timers (channels only after the first connect: before it, every calendar would
+    look disconnected and have its channels stopped)."""
     from connectors.calendar.feed.connected import connected
 
     next_health = time.monotonic() + config.health_every_s
+    next_channels = time.monotonic()
     while not stop.is_set():
-        await asyncio.sleep(config.calendars_every_s)
         try:
+            if time.monotonic() >= next_channels:
+                next_channels = time.monotonic() + config.channels_every_s
+                await channels.maintain()
+            await asyncio.sleep(config.calendars_every_s)
             await feed.connect(connected(state.tables, feed.now_ms()))
             if time.monotonic() >= next_health:
                 next_health = time.monotonic() + config.health_every_s

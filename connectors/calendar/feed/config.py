@@ -23,6 +23,9 @@ class CalendarFeedConfig(BaseSettings):
     poll_min: float = Field(default=15, gt=0, description="CalDAV calendars: poll interval.")
     poll_soon_min: float = Field(default=5, gt=0, description="... with a wedding soon.")
     horizon_days: int = Field(default=548, ge=1, description="How far ahead busy time is read.")
+    channels_every_s: float = Field(
+        default=30, gt=0, description="Create, renew and stop push channels this often."
+    )
     health_every_s: float = Field(default=30, gt=0, description="Re-evaluate calendar health.")
     calendars_every_s: float = Field(
         default=5, gt=0, description="Re-read the connected calendars from the routing state."

@@ -29,12 +29,17 @@ class Feed(Protocol):
 
 
 Lifecycle = Callable[[str, str, str], None]  # (calendar key, channel id, event)
+# (provider, channel id, resource id, integration id): a verified channel we do not hold
+Orphan = Callable[[str, str, str | None, str], None]
 
 
 class PushRouter:
-    def __init__(self, feed: Feed, on_lifecycle: Lifecycle | None = None) -> None:
+    def __init__(
+        self, feed: Feed, on_lifecycle: Lifecycle | None = None, on_orphan: Orphan | None = None
+    ) -> None:
         self.feed = feed
         self.on_lifecycle = on_lifecycle
+        self.on_orphan = on_orphan
         self.unknown = 0
 
     def route(self, record: dict[str, Any]) -> list[str]:
@@ -62,7 +67,9 @@ class PushRouter:
             if key is not None and self.on_lifecycle is not None:
                 self.on_lifecycle(key, channel, "sync")
             return []
-        return self._keys(channel, headers.get("x-wedsync-integration-id"), "google")
+        integration = headers.get("x-wedsync-integration-id")
+        self._orphan("google", channel, headers.get("x-goog-resource-id"), integration)
+        return self._keys(channel, integration, "google")
 
     def _graph(self, body: bytes) -> list[str]:
         try:
@@ -78,6 +85,7 @@ class PushRouter:
             state = str(item.get("clientState") or "")
             parts = state.split(".")
             integration = parts[1] if len(parts) == 3 and parts[0] == "v1" else None
+            self._orphan("graph", subscription, None, integration)
             keys = self._keys(subscription, integration, "graph")
             lifecycle = item.get("lifecycleEvent")
             if isinstance(lifecycle, str) and self.on_lifecycle is not None:
@@ -85,6 +93,14 @@ class PushRouter:
                     self.on_lifecycle(key, subscription, lifecycle)
             found += [k for k in keys if k not in found]
         return found
+
+    def _orphan(
+        self, provider: str, channel: str, resource: str | None, integration: str | None
+    ) -> None:
+        """A verified push on a channel we do not hold (replaced, left by a crash between a
+        create and its record): stop it, or they pile up (webhookdb's lesson)."""
+        if channel and integration and channel not in self.feed.channel_index and self.on_orphan:
+            self.on_orphan(provider, channel, resource, integration)
 
     def _keys(self, channel: str, integration: str | None, provider: str) -> list[str]:
         key = self.feed.channel_index.get(channel)

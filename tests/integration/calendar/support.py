@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -10,13 +11,28 @@ from typing import Any
 
 import httpx
 from connectors.calendar.feed.engine import CalendarFeed
+from connectors.sources.webhooks.config import parse_gateway_config
+from connectors.sources.webhooks.gateway import running_gateway
 from streams.app.calendar_feed import run_feed
+from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
 
 class FeedThread:
-    def __init__(self, settings: Settings, bootstrap: str, credentials: Any) -> None:
+    """The feed, and with `gateway_sources` the ingest gateway (on `gateway_port`) that
+    stores the providers' pushes for it, on one event loop in a thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        credentials: Any,
+        *,
+        gateway_sources: dict[str, Any] | None = None,
+        gateway_port: int = 0,
+    ) -> None:
         self.settings, self.bootstrap, self.credentials = settings, bootstrap, credentials
+        self.gateway_sources, self.gateway_port = gateway_sources, gateway_port
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop_event: asyncio.Event | None = None
         self.feeds: list[CalendarFeed] = []
@@ -27,7 +43,14 @@ class FeedThread:
         async def main() -> None:
             self.loop = asyncio.get_running_loop()
             self.stop_event = asyncio.Event()
-            async with httpx.AsyncClient(timeout=10) as http:
+            async with contextlib.AsyncExitStack() as stack:
+                if self.gateway_sources is not None:
+                    config = parse_gateway_config({"sources": self.gateway_sources}, {})
+                    codecs = TopicCodecs.from_settings(self.settings)
+                    await stack.enter_async_context(running_gateway(
+                        config, self.bootstrap, codecs, port=self.gateway_port
+                    ))  # fmt: skip
+                http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
                 await run_feed(
                     self.settings, self.bootstrap, self.stop_event,
                     credentials=self.credentials, http=http, feed_out=self.feeds,

@@ -1,8 +1,10 @@
 """A vendor's own Google Calendar feeds double-booking detection, end to end on real Kafka:
-the platform schema and CDC, the worker with routing, the calendar feed against the Google
+the platform schema and CDC, the worker with routing, the ingest gateway verifying the
+channel pushes by their MAC, the calendar feed with its watch channel against the Google
 fake. A private event over a platform booking reaches the vendor and the couple as a
-conflict; deleting it resolves the conflict; a resync after Google refuses the sync token
-raises no new alert."""
+conflict, with nothing of the event in any delivery; the vendor moving it away (a push)
+resolves the conflict; an event whose push Google drops is found by the reconcile; a full
+resync after Google refuses the sync token raises no new alert."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 from confluent_kafka import Producer
 from connectors.sinks.credentials import PostgresCredentialStore
 from streams import topics
+from streams.dev.broker import free_port
 from streams.dev.demo import worker_process
 from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
@@ -31,64 +34,65 @@ from tests.integration.cdc_support import PlatformDb
 pytestmark = pytest.mark.integration
 
 REFRESH = "1//vendor-refresh-token"
+CHANNEL_KEY = "calendar-channel-key-0123456789abcdef"
+APP = {"client_id": "app", "client_secret": "app-secret"}
 
 
 @pytest.fixture
-def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake, str]]:
-    fake = GoogleCalendarFake(client_id="app", client_secret="app-secret")
+def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake, str, int]]:
+    fake = GoogleCalendarFake(**APP)
+    gateway_port = free_port()
     with FakeServer(fake) as server:
         for name, value in {
-            "WEDSYNC_GOOGLE_CLIENT_ID": "app",
-            "WEDSYNC_GOOGLE_CLIENT_SECRET": "app-secret",
+            "WEDSYNC_GOOGLE_CLIENT_ID": APP["client_id"],
+            "WEDSYNC_GOOGLE_CLIENT_SECRET": APP["client_secret"],
             "WEDSYNC_GOOGLE_TOKEN_URL": f"{server.url}/token",
             "WEDSYNC_GOOGLE_API_BASE_URL": server.url,
             "WEDSYNC_CALENDAR_FEED_DEBOUNCE_MS": "100",
             "WEDSYNC_CALENDAR_FEED_MAX_DEBOUNCE_MS": "500",
             "WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S": "0.5",
+            "WEDSYNC_CALENDAR_FEED_CHANNELS_EVERY_S": "1",
+            "WEDSYNC_CALENDAR_FEED_RECONCILE_MIN": "0.1",  # 6 s: the safety net, soon
+            "WEDSYNC_CALENDAR_FEED_CHANNEL_KEYS": json.dumps([CHANNEL_KEY]),
+            "WEDSYNC_CALENDAR_FEED_GOOGLE_PUSH_URL": f"http://127.0.0.1:{gateway_port}/webhooks/gcal",
         }.items():
             monkeypatch.setenv(name, value)
-        yield fake, server.url
+        yield fake, server.url, gateway_port
 
 
 def vendor_edit(
     base: str, method: str, path: str = "", body: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The vendor, in Google Calendar itself (the same account, another OAuth client)."""
-    token = httpx.post(
-        f"{base}/token",
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": REFRESH,
-            "client_id": "app",
-            "client_secret": "app-secret",
-        },
-    ).json()["access_token"]
-    answer = httpx.request(
-        method,
-        f"{base}/calendar/v3/calendars/primary/events{path}",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    form = {"grant_type": "refresh_token", "refresh_token": REFRESH, **APP}
+    token = httpx.post(f"{base}/token", data=form).json()["access_token"]
+    url = f"{base}/calendar/v3/calendars/primary/events{path}"
+    answer = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code < 300, answer.text
     return answer.json() if answer.content else {}
 
 
-def conflict_deliveries(reader: DeliveryReader, event_type: str) -> set[tuple[str, str]]:
+def private(start: str, end: str) -> dict[str, Any]:
+    return {"summary": "Private family shoot", "description": "not for the couple",
+            "start": {"dateTime": start}, "end": {"dateTime": end}}  # fmt: skip
+
+
+def sent(reader: DeliveryReader, event_type: str, since: int = 0) -> set[tuple[str, str]]:
     return {
         (dest.value, r["recipient_id"])
-        for dest, r in reader.records
+        for dest, r in reader.records[since:]
         if r["event_type"] == event_type
     }
 
 
-def test_a_private_google_event_over_a_booking_alerts_vendor_and_couple_and_deleting_it_resolves(
+def test_a_vendors_google_calendar_feeds_the_double_booking_detector(
     platform: PlatformDb,
     kafka_bootstrap: str,
     settings: Settings,
     codecs: TopicCodecs,
-    google: tuple[GoogleCalendarFake, str],
+    google: tuple[GoogleCalendarFake, str, int],
 ) -> None:
-    fake, base = google
+    fake, base, gateway_port = google
     k = ids()
     conn = psycopg2.connect(platform.dsn)
     conn.autocommit = True
@@ -96,61 +100,75 @@ def test_a_private_google_event_over_a_booking_alerts_vendor_and_couple_and_dele
         calendar_type="google_calendar", calendar_secret=REFRESH,
         calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
     ))  # fmt: skip
-    private = vendor_edit(base, "POST", body={
-        "summary": "Private family shoot", "description": "not for the couple",
-        "start": {"dateTime": "2027-06-12T13:00:00+01:00"},
-        "end": {"dateTime": "2027-06-12T15:00:00+01:00"},
-    })  # fmt: skip
+    shoot = vendor_edit(
+        base, "POST", body=private("2027-06-12T13:00:00+01:00", "2027-06-12T15:00:00+01:00")
+    )
     cdc = platform.start_cdc(kafka_bootstrap, codecs)
     reader = DeliveryReader(kafka_bootstrap, codecs)
-    feed_thread = FeedThread(settings, kafka_bootstrap, PostgresCredentialStore(platform.dsn))
+    feed_thread = FeedThread(
+        settings, kafka_bootstrap, PostgresCredentialStore(platform.dsn),
+        gateway_sources={"gcal": {"method": "google_channel", "channel_keys": [CHANNEL_KEY]}},
+        gateway_port=gateway_port,
+    )  # fmt: skip
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    vendor = {("email", k["photo"]), ("slack", k["photo"]), ("inapp", k["photo"])}
+    both = vendor | {("inapp", k["couple"])}
+    feed = None
+
+    def report() -> str:  # what the feed and the fake hold, when a step times out
+        if feed is None:
+            return "feed not started"
+        return repr({
+            "rounds": feed.rounds, "push_live": feed.push_live,
+            "sync": {k2: (s.cursor, s.status, s.failures, s.channels) for k2, s in feed.sync.items()},
+            "fake": dict(fake.counters), "deliveries": [(d.value, r["event_type"]) for d, r in reader.records],
+        })  # fmt: skip
+
     try:
         with worker_process(kafka_bootstrap, settings) as worker:
-            booking = booking_changed(
-                "bk-1",
-                "2027-06-12T12:00",
-                "2027-06-12T18:00",
-                supplier=k["photo"],
-                client=k["couple"],
-            )
+            booking = booking_changed("bk-1", "2027-06-12T12:00", "2027-06-12T18:00",
+                                      supplier=k["photo"], client=k["couple"])  # fmt: skip
             producer.produce(topics.EVENTS.name, codecs[topics.EVENTS].encode(booking), b"bk-1")
             producer.flush(10)
             feed = feed_thread.start()
-            vendor_channels = {("email", k["photo"]), ("slack", k["photo"]), ("inapp", k["photo"])}
-            reader.read_until(
-                lambda _: (
-                    {("inapp", k["couple"])} | vendor_channels
-                    <= conflict_deliveries(reader, "booking.conflict_detected")
-                ),
-                timeout=120,
-            )
+            key = next(iter(feed.calendars))
+
+            # 1. the private event over the booking: a conflict for the vendor and the couple
+            reader.read_until(lambda _: both <= sent(reader, "booking.conflict_detected"), 120)
             text = json.dumps([r for _, r in reader.records], default=str)
             assert "Private family shoot" not in text and "not for the couple" not in text
 
-            fake.sync.invalidate_sync_tokens()  # Google: the token expired -> a full resync
-            key = next(iter(feed.calendars))
+            # 2. the channel is live; the vendor moves the event away: its push resolves it
+            wait(lambda: key in feed.push_live, 60)
+            vendor_edit(
+                base,
+                "PATCH",
+                f"/{shoot['id']}",
+                private("2027-06-13T13:00:00+01:00", "2027-06-13T15:00:00+01:00"),
+            )
+            reader.read_until(lambda _: both <= sent(reader, "booking.conflict_resolved"), 60)
+
+            # 3. a new private event whose push Google drops: the reconcile finds it
+            mark = len(reader.records)
+            fake.channels.drop_next_notifications = 1
+            vendor_edit(
+                base, "POST", body=private("2027-06-12T16:00:00+01:00", "2027-06-12T17:00:00+01:00")
+            )
+            reader.read_until(lambda _: both <= sent(reader, "booking.conflict_detected", mark), 60)
+
+            # 4. Google refuses the sync token: the full resync raises nothing again
+            mark = len(reader.records)
             rounds = feed.rounds
+            fake.sync.invalidate_sync_tokens()
             feed_thread.call(lambda: feed.push(key))
             wait(lambda: feed.rounds > rounds, 60)
-            before = len(reader.records)
-
-            vendor_edit(base, "DELETE", f"/{private['id']}")
-            feed_thread.call(lambda: feed.push(key))
-            reader.read_until(
-                lambda _: (
-                    ("inapp", k["couple"])
-                    in conflict_deliveries(reader, "booking.conflict_resolved")
-                ),
-                timeout=60,
-            )
-            new_alerts = [
-                r
-                for _, r in reader.records[before:]
-                if r["event_type"] == "booking.conflict_detected"
-            ]
-            assert new_alerts == []  # the resync raised nothing again
+            vendor_edit(base, "DELETE", f"/{shoot['id']}")  # a change after the resync: pushed
+            wait(lambda: feed.rounds > rounds + 1, 60)
+            reader.read_until(lambda _: True, 5)
+            assert sent(reader, "booking.conflict_detected", mark) == set()
             assert worker.poll() is None
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {report()}") from exc
     finally:
         feed_thread.stop()
         reader.close()
