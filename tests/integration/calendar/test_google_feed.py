@@ -118,11 +118,10 @@ def test_a_vendors_google_calendar_feeds_the_double_booking_detector(
     def report() -> str:  # what the feed and the fake hold, when a step times out
         if feed is None:
             return "feed not started"
-        return repr({
-            "rounds": feed.rounds, "push_live": feed.push_live,
-            "sync": {k2: (s.cursor, s.status, s.failures, s.channels) for k2, s in feed.sync.items()},
-            "fake": dict(fake.counters), "deliveries": [(d.value, r["event_type"]) for d, r in reader.records],
-        })  # fmt: skip
+        sync = {k2: (s.cursor, s.status, s.failures, s.channels) for k2, s in feed.sync.items()}
+        got = [(d.value, r["event_type"]) for d, r in reader.records]
+        return repr({"rounds": feed.rounds, "push_live": feed.push_live, "sync": sync,
+                     "fake": dict(fake.counters), "deliveries": got})  # fmt: skip
 
     try:
         with worker_process(kafka_bootstrap, settings) as worker:
