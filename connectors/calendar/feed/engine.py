@@ -67,6 +67,7 @@ class FeedConfig:
     horizon_ahead_ms: int = 548 * DAY_MS  # 18 months: weddings are booked that far out
     rebaseline_ms: int = 30 * DAY_MS
     concurrency: int = 8
+    per_account: int = 2  # rounds at once per integration (CALENDAR_SYNC.md 5.7)
     soon_ms: int = health.SOON_MS  # "a wedding soon": shorter intervals, degraded notices
     reauth_retry_ms: int = 6 * 3600 * 1000  # a refused credential is tried again this often
     intervals: Intervals = dataclasses.field(default_factory=Intervals)
@@ -97,6 +98,10 @@ class CalendarFeed:
         self.reasons: dict[str, Reason] = {}
         self.pushed_at: dict[str, float] = {}  # first push of a pending burst (s)
         self.tasks: set[asyncio.Task[None]] = set()
+        # rounds in flight per account (integration: one Google user, one Graph mailbox, one
+        # CalDAV login): Graph allows 4 concurrent requests per mailbox, iCloud's limits are
+        # unknown; a vendor with many calendars gets `per_account` at a time
+        self.running_per_account: dict[str, int] = {}
         self.wake = asyncio.Event()
         self.rounds = 0
 
@@ -139,8 +144,23 @@ class CalendarFeed:
     def tick(self) -> int:
         """Start the fetches due now; the number started."""
         free = self.config.concurrency - len(self.tasks)
-        due = self.scheduler.due(self.now_ms(), free)
+        picked: dict[str, int] = {}
+
+        def allow(key: str) -> bool:  # at most per_account rounds per account, these included
+            item = self.calendars.get(key)
+            if item is None:
+                return True
+            account = item.calendar.integration_id
+            running = self.running_per_account.get(account, 0) + picked.get(account, 0)
+            if running >= self.config.per_account:
+                return False
+            picked[account] = picked.get(account, 0) + 1
+            return True
+
+        due = self.scheduler.due(self.now_ms(), free, allow=allow)
         for key in due:
+            account = self.calendars[key].calendar.integration_id
+            self.running_per_account[account] = self.running_per_account.get(account, 0) + 1
             task = asyncio.create_task(self._round(key), name=f"calendar-round:{key}")
             self.tasks.add(task)
             task.add_done_callback(self._finished)
@@ -179,6 +199,17 @@ class CalendarFeed:
         if item is None:
             self.scheduler.remove(key)
             return
+        account = item.calendar.integration_id
+        try:
+            await self._round_of(key, item)
+        finally:
+            left = self.running_per_account.get(account, 1) - 1
+            if left > 0:
+                self.running_per_account[account] = left
+            else:
+                self.running_per_account.pop(account, None)
+
+    async def _round_of(self, key: str, item: Connected) -> None:
         calendar, state = item.calendar, self.sync[key]
         reason = self.reasons.pop(key, "poll" if calendar.provider == "caldav" else "reconcile")
         pushed = self.pushed_at.pop(key, None)
@@ -329,7 +360,11 @@ class CalendarFeed:
             return
         new = dataclasses.replace(state, status=status, status_since_ms=now)
         events = []
-        if status in health.DEGRADED and item.soon(now, self.config.soon_ms):
+        # a refused credential is always told (the vendor must act; cal.com's users were
+        # never told); staleness only when a wedding is close enough to matter
+        if status == "reauth_required" or (
+            status in health.DEGRADED and item.soon(now, self.config.soon_ms)
+        ):
             events.append(
                 degraded_event(item.calendar, status, now, version=new.version, now_ms=now)
             )

@@ -18,6 +18,7 @@ and reports back with `done`:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -103,16 +104,21 @@ class Scheduler:
         slot.due_ms = max(min(slot.due_ms, wanted), slot.not_before_ms)
         return True
 
-    def due(self, now_ms: int, limit: int) -> list[str]:
-        """Up to `limit` calendars to fetch now, the longest waiting first; each is running
-        until `done` is called for it."""
-        ready = [
+    def due(self, now_ms: int, limit: int, allow: Callable[[str], bool] | None = None) -> list[str]:
+        """Up to `limit` calendars to fetch now, the longest waiting first, skipping those
+        `allow` refuses (their account is busy: they stay due); each is running until
+        `done` is called for it."""
+        ready = sorted(
             (slot.due_ms, key)
             for key, slot in self.slots.items()
             if not slot.running and slot.due_ms is not None and slot.due_ms <= now_ms
-        ]
-        ready.sort()
-        chosen = [key for _, key in ready[: max(0, limit)]]
+        )
+        chosen: list[str] = []
+        for _, key in ready:
+            if len(chosen) >= limit:
+                break
+            if allow is None or allow(key):
+                chosen.append(key)
         for key in chosen:
             slot = self.slots[key]
             slot.running, slot.dirty, slot.burst_start_ms = True, False, None

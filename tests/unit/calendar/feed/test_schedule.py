@@ -108,3 +108,11 @@ def test_the_limit_bounds_concurrent_fetches_longest_waiting_first() -> None:
     for n in range(5):
         s.add(f"c{n}", 0, MINUTE, first_due_ms=10 - n)
     assert s.due(100, 2) == ["c4", "c3"]
+
+
+def test_a_refused_calendar_stays_due_for_the_next_tick() -> None:
+    s = Scheduler()
+    for name in ("a", "b"):
+        s.add(name, 0, MINUTE)
+    assert s.due(0, 10, allow=lambda key: key == "b") == ["b"]
+    assert s.due(0, 10) == ["a"]
