@@ -281,6 +281,8 @@ class OwnedFeed(_Tail):
                 None if deleted else record.get("ends_at_ms"),
                 deleted=deleted,
                 aggregate_id=str(record.get("aggregate_id") or ""),
+                local_start=record.get("local_start"),
+                local_end=record.get("local_end"),
             ),
         )
 

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.logic.calendar.rounds import CalendarRef, Observed
 
@@ -34,6 +36,28 @@ class OwnedEvent:
     end_ms: int | None
     deleted: bool = False
     aggregate_id: str = ""  # what the event was about (the wedding, the booking)
+    # the wall clock we wrote when the platform knew no zone: the sink placed it in the
+    # calendar's own zone ('2027-06-12T14:00', or a day '2027-06-12' for all-day)
+    local_start: str | None = None
+    local_end: str | None = None
+
+    def times(self, zone: str) -> tuple[int, int] | None:
+        """(start, end) epoch ms as written in a calendar whose zone is `zone`."""
+        if self.start_ms is not None and self.end_ms is not None:
+            return self.start_ms, self.end_ms
+        start, end = _local_ms(self.local_start, zone), _local_ms(self.local_end, zone)
+        return None if start is None or end is None else (start, end)
+
+
+def _local_ms(text: str | None, zone: str) -> int | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        tz = ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
+    return int(moment.replace(tzinfo=moment.tzinfo or tz).timestamp() * 1000)
 
 
 @dataclass
@@ -76,23 +100,26 @@ class Drift:
     platform_end_ms: int | None
 
 
-def verdict(owned: OwnedEvent | None, observed: Observed | None) -> Verdict:
-    """echo or drift for one of our events (`observed` None: deleted in the calendar)."""
+def verdict(owned: OwnedEvent | None, observed: Observed | None, zone: str = "UTC") -> Verdict:
+    """echo or drift for one of our events (`observed` None: deleted in the calendar) in a
+    calendar whose zone is `zone`."""
     if owned is None:
         return "echo"  # marked as ours, but nothing to compare with: never busy time
     if observed is None:
         return "echo" if owned.deleted else "drift"
-    if owned.deleted or owned.start_ms is None or owned.end_ms is None:
+    written = None if owned.deleted else owned.times(zone)
+    if written is None:
         return "echo"
-    same = (observed.start_ms, observed.end_ms) == (owned.start_ms, owned.end_ms)
-    return "echo" if same else "drift"
+    return "echo" if (observed.start_ms, observed.end_ms) == written else "drift"
 
 
 def drift(calendar: CalendarRef, owned: OwnedEvent, observed: Observed | None) -> Drift:
     """The drift notice; its id is the same for the same edit, so a resync repeats none."""
     start = None if observed is None else observed.start_ms
     end = None if observed is None else observed.end_ms
-    key = f"{calendar.key}|{owned.external_event_id}|{start}|{end}|{owned.start_ms}|{owned.end_ms}"
+    written = owned.times(calendar.time_zone)
+    platform_start, platform_end = written if written is not None else (None, None)
+    key = f"{calendar.key}|{owned.external_event_id}|{start}|{end}|{platform_start}|{platform_end}"
     return Drift(
         drift_id=hashlib.blake2b(key.encode(), digest_size=16).hexdigest(),
         calendar=calendar,
@@ -101,6 +128,6 @@ def drift(calendar: CalendarRef, owned: OwnedEvent, observed: Observed | None) -
         deleted=observed is None,
         calendar_start_ms=start,
         calendar_end_ms=end,
-        platform_start_ms=owned.start_ms,
-        platform_end_ms=owned.end_ms,
+        platform_start_ms=platform_start,
+        platform_end_ms=platform_end,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streams.logic.calendar.differ import Known, diff
 from streams.logic.calendar.echo import OwnedEvent, OwnedIndex
+from streams.logic.calendar.rounds import Observed
 
 from tests.unit.calendar.feed.helpers import CAL, HORIZON, T0, H, busy, round_of
 
@@ -128,3 +129,18 @@ def test_a_graph_event_is_ours_by_the_provider_id_our_write_got() -> None:
 def test_known_state_survives_its_json_form() -> None:
     first = run(Known(), ("e1", (busy(10, 12),)), ("ours", (busy(1, 2, ours="x"),)))
     assert Known.from_json(first.known.to_json()) == first.known
+
+
+def test_our_event_written_as_wall_clock_is_compared_in_the_calendars_zone() -> None:
+    owned = OwnedIndex()  # the platform knew no zone: the sink placed 11:00 in London (BST)
+    owned.wrote(
+        CAL.integration_id,
+        OwnedEvent(
+            "ext-1", None, None, local_start="2027-06-03T11:00", local_end="2027-06-03T13:00"
+        ),
+    )
+    at = T0 - T0 % (24 * H) + 10 * H  # 2027-06-03T10:00Z = 11:00 in London
+    echo = Observed(start_ms=at, end_ms=at + 2 * H, busy="busy", ours="ext-1")
+    moved = Observed(start_ms=at + H, end_ms=at + 3 * H, busy="busy", ours="ext-1")
+    assert run(Known(), ("ours", (echo,)), owned=owned).echoes == 1
+    assert len(run(Known(), ("ours", (moved,)), owned=owned).drift) == 1
