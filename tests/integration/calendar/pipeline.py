@@ -76,6 +76,7 @@ def pipeline(
     settings: Settings,
     codecs: TopicCodecs,
     endpoints: Endpoints,
+    booking: tuple[str, str] = (BOOKING_START, BOOKING_END),
     **feed_options: Any,
 ) -> Iterator[Pipeline]:
     k = ids()
@@ -89,11 +90,10 @@ def pipeline(
     running: Pipeline | None = None
     try:
         with worker_process(bootstrap, settings) as worker:
-            booking = booking_changed("bk-1", BOOKING_START, BOOKING_END,
-                                      supplier=k["photo"], client=k["couple"])  # fmt: skip
-            producer.produce(topics.EVENTS.name, codecs[topics.EVENTS].encode(booking), b"bk-1")
+            event = booking_changed("bk-1", *booking, supplier=k["photo"], client=k["couple"])
+            producer.produce(topics.EVENTS.name, codecs[topics.EVENTS].encode(event), b"bk-1")
             producer.flush(10)
-            running = Pipeline(k, reader, thread.start(), thread, worker)
+            running = Pipeline(k, reader, thread.start(), thread, worker, {"conn": conn})
             yield running
             assert worker.poll() is None, "the worker stopped"
     except AssertionError as exc:

@@ -1,0 +1,135 @@
+"""Our own events in a vendor's Google Calendar, end to end on real Kafka: the wedding the
+platform put in the calendar (routing's calendar delivery, written by the real Google sink)
+overlaps a booking but is an echo, never a conflict; the vendor moving it in Google is
+drift, told to the vendor; Google refusing the refresh token (`invalid_grant`) marks the
+calendar re-auth required and tells the vendor."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from connectors.calendar.google.config import GoogleConfig
+from connectors.calendar.google.sink import GoogleCalendarConnector
+from connectors.sinks.base import DeliveryContext
+from connectors.sinks.credentials import MemoryCredentialStore
+from connectors.sinks.outbound import OutboundPolicy
+from pydantic import SecretStr
+from streams.dev.broker import free_port
+from streams.dev.fakes.google import GoogleCalendarFake
+from streams.dev.fakes.kit import FakeServer
+from streams.dev.scenario import Endpoints
+from streams.kafka.codec import TopicCodecs
+from streams.settings import Settings
+from streams.topics import Destination
+
+from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.support import wait
+from tests.integration.cdc_support import PlatformDb
+
+pytestmark = pytest.mark.integration
+
+REFRESH = "1//vendor-refresh-ours"
+KEY = "calendar-channel-key-ours-0123456789"
+APP = {"client_id": "app", "client_secret": "app-secret"}
+
+
+@pytest.fixture
+def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake, str, int]]:
+    fake = GoogleCalendarFake(**APP)
+    port = free_port()
+    with FakeServer(fake) as server:
+        for name, value in {
+            "WEDSYNC_GOOGLE_CLIENT_ID": APP["client_id"],
+            "WEDSYNC_GOOGLE_CLIENT_SECRET": APP["client_secret"],
+            "WEDSYNC_GOOGLE_TOKEN_URL": f"{server.url}/token",
+            "WEDSYNC_GOOGLE_API_BASE_URL": server.url,
+            "WEDSYNC_CALENDAR_FEED_DEBOUNCE_MS": "100",
+            "WEDSYNC_CALENDAR_FEED_MAX_DEBOUNCE_MS": "500",
+            "WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S": "0.5",
+            "WEDSYNC_CALENDAR_FEED_CHANNELS_EVERY_S": "1",
+            "WEDSYNC_CALENDAR_FEED_CHANNEL_KEYS": json.dumps([KEY]),
+            "WEDSYNC_CALENDAR_FEED_GOOGLE_PUSH_URL": f"http://127.0.0.1:{port}/webhooks/gcal",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield fake, server.url, port
+
+
+def vendor_token(base: str) -> str:
+    form = {"grant_type": "refresh_token", "refresh_token": REFRESH, **APP}
+    return str(httpx.post(f"{base}/token", data=form).json()["access_token"])
+
+
+async def sink_writes(base: str, record: dict[str, Any]) -> None:
+    """The Google calendar sink delivers routing's calendar record (as `wedsync sink
+    calendar` would)."""
+    config = GoogleConfig(client_id=APP["client_id"], client_secret=SecretStr(APP["client_secret"]),
+                          token_url=f"{base}/token", api_base_url=base)  # fmt: skip
+    sink = GoogleCalendarConnector(OutboundPolicy.loopback_for_tests(base), config)
+    store = MemoryCredentialStore({("integration", record["integration_id"]): {"api_key": REFRESH}})
+    try:
+        answer = await sink.deliver(record, DeliveryContext(store, record["delivery_id"], 0))
+        assert answer.ok, answer
+    finally:
+        await sink.aclose()
+
+
+def test_our_event_is_an_echo_a_vendors_move_is_drift_and_invalid_grant_tells_the_vendor(
+    platform: PlatformDb,
+    kafka_bootstrap: str,
+    settings: Settings,
+    codecs: TopicCodecs,
+    google: tuple[GoogleCalendarFake, str, int],
+) -> None:
+    import asyncio
+
+    fake, base, port = google
+    endpoints = Endpoints(
+        calendar_type="google_calendar", calendar_secret=REFRESH,
+        calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
+    )  # fmt: skip
+    sources = {"gcal": {"method": "google_channel", "channel_keys": [KEY]}}
+    booking = ("2027-06-13T09:00", "2027-06-13T23:00")  # over the moved wedding's ceremony
+    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints, booking,
+                  gateway_sources=sources, gateway_port=port) as run:  # fmt: skip
+        wait(lambda: run.key in run.feed.push_live, 60)
+        cur = run.extra["conn"].cursor()
+        cur.execute("UPDATE wedding_details SET wedding_date = '2027-06-13' WHERE id = %s",
+                    (run.k["wedding"],))  # fmt: skip
+
+        def ours(records: list[tuple[Destination, dict[str, Any]]]) -> list[dict[str, Any]]:
+            return [r for d, r in records if d is Destination.CALENDAR
+                    and r["event_type"] == "wedding.date_changed"]  # fmt: skip
+
+        run.reader.read_until(lambda records: ours(records), 120)
+        rounds = run.feed.rounds
+        wait(lambda: run.feed.owned.by_external, 30)  # the feed read routing's record
+        asyncio.run(sink_writes(base, ours(run.reader.records)[0]))
+        wait(lambda: run.feed.rounds > rounds, 60)  # the sink's write was pushed and fetched
+        run.reader.read_until(lambda _: True, 3)
+        assert run.count("booking.conflict_detected") == 0  # our wedding over the booking
+
+        mark = len(run.reader.records)
+        (event,) = fake.stats()["events"]
+        token = vendor_token(base)
+        moved = {"start": {"dateTime": "2027-06-13T16:00:00+01:00"},
+                 "end": {"dateTime": "2027-06-13T19:00:00+01:00"}}  # fmt: skip
+        answer = httpx.patch(f"{base}/calendar/v3/calendars/primary/events/{event['id']}",
+                             json=moved, headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert answer.status_code == 200
+        photo = run.k["photo"]
+        run.reader.read_until(
+            lambda _: ("inapp", photo) in run.sent("calendar.drift_detected", mark), 60
+        )
+        assert run.count("booking.conflict_detected", mark) == 0  # drift is no busy time
+
+        fake.switches.revoke_refresh = True
+        fake.switches.expire_tokens = True
+        run.thread.call(lambda: run.feed.push(run.key))
+        run.reader.read_until(
+            lambda _: ("inapp", photo) in run.sent("calendar.protection_degraded", mark), 60
+        )
+        assert run.feed.sync[run.key].status == "reauth_required"
