@@ -29,9 +29,10 @@ async def run_feed(
     credentials: Any = None,
     http: Any = None,
     feed_out: list[Any] | None = None,
+    config: Any = None,
 ) -> None:
-    """The feed until `stop` (tests pass a credential store, an http client and a list that
-    receives the running `CalendarFeed`)."""
+    """The feed until `stop` (tests and the demo pass a credential store, an http client, a
+    list that receives the running `CalendarFeed`, and a config)."""
     from connectors.calendar.caldav.config import CalDavConfig
     from connectors.calendar.feed.channels import ChannelManager
     from connectors.calendar.feed.config import CalendarFeedConfig
@@ -58,7 +59,7 @@ async def run_feed(
     from streams.routing.process import wait_for_state_agent
     from streams.routing.state_reader import ChangelogState
 
-    config = CalendarFeedConfig()
+    config = config or CalendarFeedConfig()
     sink_settings = SinkSettings()
     if credentials is None:
         dsn = sink_settings.platform_dsn
@@ -98,6 +99,7 @@ async def run_feed(
         config=FeedConfig(
             concurrency=config.concurrency,
             horizon_ahead_ms=config.horizon_days * 24 * 3600 * 1000,
+            reauth_retry_ms=int(config.reauth_retry_min * MINUTE),
             intervals=intervals,
         ),
         scheduler=Scheduler(debounce_ms=config.debounce_ms, max_debounce_ms=config.max_debounce_ms),

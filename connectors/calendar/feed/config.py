@@ -22,6 +22,12 @@ class CalendarFeedConfig(BaseSettings):
     reconcile_soon_min: float = Field(default=15, gt=0, description="... with a wedding soon.")
     poll_min: float = Field(default=15, gt=0, description="CalDAV calendars: poll interval.")
     poll_soon_min: float = Field(default=5, gt=0, description="... with a wedding soon.")
+    reauth_retry_min: float = Field(
+        default=15,
+        gt=0,
+        description="A calendar whose credential was refused is tried again this often "
+        "(one token request): a reconnect is seen without any signal from the platform.",
+    )
     horizon_days: int = Field(default=548, ge=1, description="How far ahead busy time is read.")
     channels_every_s: float = Field(
         default=30, gt=0, description="Create, renew and stop push channels this often."

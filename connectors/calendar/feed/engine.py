@@ -69,7 +69,7 @@ class FeedConfig:
     concurrency: int = 8
     per_account: int = 2  # rounds at once per integration (CALENDAR_SYNC.md 5.7)
     soon_ms: int = health.SOON_MS  # "a wedding soon": shorter intervals, degraded notices
-    reauth_retry_ms: int = 6 * 3600 * 1000  # a refused credential is tried again this often
+    reauth_retry_ms: int = 15 * 60 * 1000  # a refused credential is tried again this often
     intervals: Intervals = dataclasses.field(default_factory=Intervals)
 
 

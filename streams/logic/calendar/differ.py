@@ -141,7 +141,8 @@ def _our_event(
 ) -> tuple[int, list[Drift]]:
     record = owned.get(calendar, external_id)
     observed = instances[0] if instances else None
-    if verdict(record, observed, calendar.time_zone) == "echo" or record is None:
+    earlier = owned.candidates(calendar, external_id)[:-1]
+    if verdict(record, observed, calendar.time_zone, earlier) == "echo" or record is None:
         return 1, []
     return 0, [drift(calendar, record, observed)]
 

@@ -66,9 +66,25 @@ class OwnedIndex:
 
     by_external: dict[tuple[str, str], OwnedEvent] = field(default_factory=dict)
     by_provider_id: dict[tuple[str, str], str] = field(default_factory=dict)
+    # what we asked before the latest: a calendar still showing one of them is a write the
+    # sink has not made yet (paused, retrying), not the vendor's edit
+    earlier: dict[tuple[str, str], list[OwnedEvent]] = field(default_factory=dict)
+    keep: int = 4
 
     def wrote(self, integration_id: str, event: OwnedEvent) -> None:
-        self.by_external[(integration_id, event.external_event_id)] = event
+        key = (integration_id, event.external_event_id)
+        previous = self.by_external.get(key)
+        if previous is not None and previous != event:
+            older = self.earlier.setdefault(key, [])
+            older.append(previous)
+            del older[: -self.keep]
+        self.by_external[key] = event
+
+    def candidates(self, calendar: CalendarRef, external_event_id: str) -> list[OwnedEvent]:
+        """Every version we asked recently, the latest last."""
+        key = (calendar.integration_id, external_event_id)
+        latest = self.by_external.get(key)
+        return [*self.earlier.get(key, []), *([latest] if latest else [])]
 
     def got_id(self, integration_id: str, provider_id: str, external_event_id: str) -> None:
         self.by_provider_id[(integration_id, provider_id)] = external_event_id
@@ -100,17 +116,24 @@ class Drift:
     platform_end_ms: int | None
 
 
-def verdict(owned: OwnedEvent | None, observed: Observed | None, zone: str = "UTC") -> Verdict:
+def verdict(
+    owned: OwnedEvent | None,
+    observed: Observed | None,
+    zone: str = "UTC",
+    earlier: list[OwnedEvent] | None = None,
+) -> Verdict:
     """echo or drift for one of our events (`observed` None: deleted in the calendar) in a
-    calendar whose zone is `zone`."""
+    calendar whose zone is `zone`: echo when it shows what we asked last or, while the
+    sink catches up, one of the `earlier` versions."""
     if owned is None:
         return "echo"  # marked as ours, but nothing to compare with: never busy time
     if observed is None:
         return "echo" if owned.deleted else "drift"
-    written = None if owned.deleted else owned.times(zone)
-    if written is None:
+    shown = (observed.start_ms, observed.end_ms)
+    asked = [e.times(zone) for e in [*(earlier or []), owned] if not e.deleted]
+    if not any(a is not None for a in asked):
         return "echo"
-    return "echo" if (observed.start_ms, observed.end_ms) == written else "drift"
+    return "echo" if shown in asked else "drift"
 
 
 def drift(calendar: CalendarRef, owned: OwnedEvent, observed: Observed | None) -> Drift:

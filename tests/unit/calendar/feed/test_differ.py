@@ -144,3 +144,11 @@ def test_our_event_written_as_wall_clock_is_compared_in_the_calendars_zone() -> 
     moved = Observed(start_ms=at + H, end_ms=at + 3 * H, busy="busy", ours="ext-1")
     assert run(Known(), ("ours", (echo,)), owned=owned).echoes == 1
     assert len(run(Known(), ("ours", (moved,)), owned=owned).drift) == 1
+
+
+def test_our_event_still_at_its_previous_times_is_an_echo_while_the_sink_catches_up() -> None:
+    owned = OwnedIndex()
+    owned.wrote(CAL.integration_id, OwnedEvent("ext-1", T0 + 10 * H, T0 + 12 * H))
+    owned.wrote(CAL.integration_id, OwnedEvent("ext-1", T0 + 30 * H, T0 + 32 * H))  # moved
+    out = run(Known(), ("ours", (busy(10, 12, ours="ext-1"),)), owned=owned)
+    assert (out.drift, out.echoes) == ([], 1)
