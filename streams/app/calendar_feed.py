@@ -1,174 +1,35 @@
 """`wedsync calendar-feed`: vendors' own calendars (Google, Microsoft, CalDAV/iCloud) into
-busy intervals for the double-booking detector (connectors/calendar/feed).
-
-Start: the routing state (the worker's changelog: which calendars are connected, which
-vendors have a wedding soon), every calendar's sync state, then a first round for every
-calendar (it catches up with whatever changed while the feed was down, so a push lost in a
-restart loses nothing). Then pushes from the ingest gateway, reconciles and polls.
-SIGTERM/SIGINT: the rounds in flight finish (or are abandoned uncommitted) and it exits 0.
-"""
+busy intervals for the double-booking detector (connectors/calendar/feed/process.py does the
+wiring). SIGTERM/SIGINT: the rounds in flight finish and it exits 0."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from streams.kafka.connection import Kafka
 from streams.settings import Settings
 
-log = logging.getLogger("wedsync.calendar.feed")
+if TYPE_CHECKING:
+    from connectors.calendar.feed.process import FeedSetup
 
 
-async def run_feed(
-    settings: Settings,
-    kafka: Kafka,
-    stop: asyncio.Event,
-    *,
-    credentials: Any = None,
-    http: Any = None,
-    feed_out: list[Any] | None = None,
-    config: Any = None,
-) -> None:
-    """The feed until `stop` (tests and the demo pass a credential store, an http client, a
-    list that receives the running `CalendarFeed`, and a config)."""
+def feed_setup() -> FeedSetup:
+    """The feed's settings from the environment (WEDSYNC_CALENDAR_FEED_*, the calendar
+    sinks' WEDSYNC_GOOGLE_* / WEDSYNC_GRAPH_* / WEDSYNC_CALDAV_*, and WEDSYNC_SINK_*)."""
     from connectors.calendar.caldav.config import CalDavConfig
-    from connectors.calendar.feed.channels import ChannelManager
     from connectors.calendar.feed.config import CalendarFeedConfig
-    from connectors.calendar.feed.connected import connected
-    from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
-    from connectors.calendar.feed.kafka_io import (
-        KafkaRoundWriter,
-        OwnedFeed,
-        PushReader,
-        read_sync_states,
-    )
-    from connectors.calendar.feed.providers import ProviderFetchers
-    from connectors.calendar.feed.pushes import PushRouter
+    from connectors.calendar.feed.process import FeedSetup
     from connectors.calendar.google.config import GoogleConfig
     from connectors.calendar.graph.config import GraphConfig
-    from connectors.sinks.credentials import PostgresCredentialStore
-    from connectors.sinks.outbound import http_client
     from connectors.sinks.settings import SinkSettings
 
-    from streams.kafka.admin import create_topics
-    from streams.kafka.codec import TopicCodecs
-    from streams.logic.calendar.echo import OwnedIndex
-    from streams.logic.calendar.schedule import MINUTE, Intervals, Scheduler
-    from streams.routing.process import wait_for_state_agent
-    from streams.routing.state_reader import ChangelogState
-
-    config = config or CalendarFeedConfig()
-    sink_settings = SinkSettings()
-    if credentials is None:
-        dsn = sink_settings.platform_dsn
-        if dsn is None:
-            from streams.errors import ConfigurationError
-
-            raise ConfigurationError(
-                "WEDSYNC_SINK_PLATFORM_DSN is not set: the calendar feed reads the calendars' "
-                "credentials from the platform database, like the calendar sinks"
-            )
-        credentials = PostgresCredentialStore(
-            dsn.get_secret_value(), ttl_s=sink_settings.credential_ttl_s
-        )
-    http = http or http_client(sink_settings.outbound_policy())
-    codecs = TopicCodecs.from_settings(settings)
-    create_topics(kafka, replication_factor=settings.replication_factor)
-    await asyncio.to_thread(wait_for_state_agent, kafka, settings.app_id)
-    state = ChangelogState(kafka, settings.app_id)
-    tables = await asyncio.to_thread(state.load)
-    owned = OwnedIndex()
-    owned_feed = OwnedFeed(kafka, codecs, owned, f"{settings.app_id}-calendar-feed-owned")
-    writer = KafkaRoundWriter(kafka, codecs, f"{settings.app_id}-calendar-feed")
-    await asyncio.to_thread(writer.start)
-    fetchers = ProviderFetchers(
-        http, credentials, google=GoogleConfig(), graph=GraphConfig(), caldav=CalDavConfig()
-    )
-    intervals = Intervals(
-        reconcile_ms=int(config.reconcile_min * MINUTE),
-        reconcile_soon_ms=int(config.reconcile_soon_min * MINUTE),
-        poll_ms=int(config.poll_min * MINUTE),
-        poll_soon_ms=int(config.poll_soon_min * MINUTE),
-    )
-    feed = CalendarFeed(
-        fetchers.fetch,
-        writer,
-        owned=owned,
-        config=FeedConfig(
-            concurrency=config.concurrency,
-            horizon_ahead_ms=config.horizon_days * 24 * 3600 * 1000,
-            reauth_retry_ms=int(config.reauth_retry_min * MINUTE),
-            intervals=intervals,
-        ),
-        scheduler=Scheduler(debounce_ms=config.debounce_ms, max_debounce_ms=config.max_debounce_ms),
-    )
-    feed.load(await asyncio.to_thread(read_sync_states, kafka))
-    channels = ChannelManager(
-        feed,
-        fetchers,
-        keys=[k.get_secret_value().encode() for k in config.channel_keys],
-        google_push_url=config.google_push_url,
-        graph_push_url=config.graph_push_url,
-    )
-    channels.load()
-    if feed_out is not None:
-        feed_out.append(feed)
-    loop = asyncio.get_running_loop()
-    orphans: set[asyncio.Task[None]] = set()
-
-    def stop_orphan(provider: str, channel: str, resource: str | None, integration: str) -> None:
-        task = asyncio.create_task(channels.stop_orphan(provider, channel, resource, integration))
-        orphans.add(task)
-        task.add_done_callback(orphans.discard)
-
-    router = PushRouter(feed, on_lifecycle=channels.on_lifecycle, on_orphan=stop_orphan)
-
-    def hand_over(record: dict[str, Any]) -> None:  # the reader's thread -> the loop
-        loop.call_soon_threadsafe(router.route, record)
-
-    pushes = PushReader(kafka, codecs, f"{settings.app_id}-calendar-feed-pushes", hand_over)
-    owned_feed.start()
-    await feed.connect(connected(tables, feed.now_ms()))
-    pushes.start()
-    log.info("calendar feed: %d calendars connected", len(feed.calendars))
-    chores = asyncio.create_task(_chores(feed, state, config, stop, channels))
-    try:
-        await feed.run(stop)
-    finally:
-        chores.cancel()
-        pushes.close()
-        owned_feed.close()
-        state.close()
-        writer.close()
-        await fetchers.aclose()
-
-
-async def _chores(feed: Any, state: Any, config: Any, stop: asyncio.Event, channels: Any) -> None:
-    """Keep push channels alive, re-read the connected calendars and re-evaluate health, on
-    their timers (channels only after the first connect: before it, every calendar would
-    look disconnected and have its channels stopped)."""
-    from connectors.calendar.feed.connected import connected
-
-    next_health = time.monotonic() + config.health_every_s
-    next_channels = time.monotonic()
-    while not stop.is_set():
-        try:
-            if time.monotonic() >= next_channels:
-                next_channels = time.monotonic() + config.channels_every_s
-                await channels.maintain()
-            await asyncio.sleep(config.calendars_every_s)
-            await feed.connect(connected(state.tables, feed.now_ms()))
-            if time.monotonic() >= next_health:
-                next_health = time.monotonic() + config.health_every_s
-                await feed.check_health()
-        except Exception:
-            log.exception("calendar feed: chore failed; going on")
+    return FeedSetup(CalendarFeedConfig(), SinkSettings(), GoogleConfig(), GraphConfig(),
+                     CalDavConfig())  # fmt: skip
 
 
 def run_calendar_feed(settings: Settings) -> int:
     """`wedsync calendar-feed` until SIGTERM/SIGINT."""
+    from connectors.calendar.feed.process import run_feed
+
     from streams import metrics
     from streams.app import shell
     from streams.app.broker import kafka_broker
@@ -177,4 +38,5 @@ def run_calendar_feed(settings: Settings) -> int:
     metrics.export("calendar")
     with kafka_broker(settings, f"{settings.app_id}-calendar-feed") as kafka:
         serve_from_settings(settings, "calendar")
-        return shell.run_async(lambda stop: run_feed(settings, kafka, stop))
+        setup = feed_setup()
+        return shell.run_async(lambda stop: run_feed(settings, kafka, stop, setup))

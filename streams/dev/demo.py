@@ -25,6 +25,7 @@ from streams.dev import scenario
 from streams.dev.broker import free_port
 from streams.dev.demo_parts import (
     SINK_KINDS,
+    calendar_feed_running,
     cdc_running,
     inapp_running,
     ingest_running,
@@ -94,7 +95,8 @@ def run_demo(
                         sinks_running(bootstrap, codecs, local, dsn), \
                         inapp_running(bootstrap, codecs) as inapp, \
                         sla_running(bootstrap, codecs) as agent, \
-                        ingest_running(bootstrap, codecs) as crm:  # fmt: skip
+                        ingest_running(bootstrap, codecs) as crm, \
+                        calendar_feed_running(bootstrap, settings, dsn):  # fmt: skip
                     return _play(cur, k, local, bootstrap, codecs, slot, worker, inapp, agent,
                                  crm, name_of, once, timeout)  # fmt: skip
     except KeyboardInterrupt:

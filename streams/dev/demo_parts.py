@@ -240,3 +240,51 @@ def ingest_running(bootstrap: str, codecs: TopicCodecs) -> Iterator[tuple[str, s
         yield f"http://127.0.0.1:{bound[0]}/webhooks/tave", token
     finally:
         running.stop()
+
+
+@contextlib.contextmanager
+def calendar_feed_running(bootstrap: str, settings: Settings, dsn: str) -> Iterator[None]:
+    """`wedsync calendar-feed` on a thread with its own event loop: the vendors' own
+    calendars (the photographer's Radicale collection) polled every few seconds."""
+    import asyncio
+
+    import httpx
+    from connectors.calendar.caldav.config import CalDavConfig
+    from connectors.calendar.feed.config import CalendarFeedConfig
+    from connectors.calendar.feed.process import FeedSetup, run_feed
+    from connectors.calendar.google.config import GoogleConfig
+    from connectors.calendar.graph.config import GraphConfig
+    from connectors.sinks.credentials import PostgresCredentialStore
+    from connectors.sinks.settings import SinkSettings
+
+    # the defaults, not the environment (the demo is self-contained), polled every 3 s
+    config = CalendarFeedConfig.model_construct(
+        poll_min=0.05, poll_soon_min=0.05, calendars_every_s=1.0, reauth_retry_min=0.1,
+        health_every_s=2.0,
+    )  # fmt: skip
+    setup = FeedSetup(config, SinkSettings.model_construct(), GoogleConfig.model_construct(),
+                      GraphConfig.model_construct(), CalDavConfig.model_construct())  # fmt: skip
+    store = PostgresCredentialStore(dsn)
+
+    def run(stop: Any) -> None:
+        async def main() -> None:
+            done = asyncio.Event()
+
+            async def watch_stop() -> None:
+                while not stop.is_set():
+                    await asyncio.sleep(0.2)
+                done.set()
+
+            watcher = asyncio.create_task(watch_stop())
+            async with httpx.AsyncClient(timeout=10) as http:  # loopback providers only
+                await run_feed(settings, bootstrap, done, setup, credentials=store, http=http)
+            watcher.cancel()
+
+        asyncio.run(main())
+
+    running = Background(run, "calendar-feed")
+    try:
+        yield
+    finally:
+        running.stop()
+        store.close()

@@ -70,6 +70,7 @@ class Watch:
         self.routed: Counter[str] = Counter()
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.got: set[tuple[str, str, str]] = set()
+        self.by_type: Counter[str] = Counter()  # routed deliveries per event type
         self.routed_ids: set[str] = set()
         self.delivered: dict[str, float] = {}  # delivery id -> commit -> answer, ms
         self.results: list[dict[str, Any]] = []
@@ -122,6 +123,7 @@ class Watch:
         record = self.codecs[topics.DELIVER[dest].deliver].decode(value)
         recipient = record.get("recipient_id") or ""
         self.got.add((record["event_type"], dest.value, recipient))
+        self.by_type[record["event_type"]] += 1
         self.routed_ids.add(record["delivery_id"])
         self.routed[dest.value] += 1
         who = self.name_of.get(recipient, "a couple" if dest is topics.Destination.INAPP

@@ -13,6 +13,10 @@ has shown the outcome; `play_week` returns False naming the first chapter that d
              paused (its record waits) and shows failing.
   Friday     the photographer reconnects the calendar (a new password in the platform's
              database): the sink's probe finds it, the waiting update reaches Radicale.
+             In the evening the photographer accepts a private shoot in their own calendar
+             app, on Saturday 19 June at noon, over Alex & Sam's booking: the calendar feed
+             reads it from Radicale and the double booking reaches the photographer and the
+             couple (who learn nothing of the shoot).
 """
 
 from __future__ import annotations
@@ -54,6 +58,28 @@ def _post(url: str, token: str, body: dict[str, Any], attempts: int = 10) -> int
                 raise
             time.sleep(min(float(exc.headers.get("Retry-After") or 1), 5.0))
     raise AssertionError("unreachable")
+
+
+def _private_event(collection: str, user: str, password: str) -> None:
+    """The vendor's own calendar app writes an event (CalDAV PUT): busy, not ours."""
+    import base64
+    import urllib.request
+
+    body = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vendor app//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:private-shoot\r\nDTSTAMP:20270101T000000Z\r\nSUMMARY:Private shoot\r\n"
+        "DTSTART;TZID=Europe/London:20270619T120000\r\n"
+        "DTEND;TZID=Europe/London:20270619T140000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(
+        collection.rstrip("/") + "/private-shoot.ics",
+        body.encode(),
+        method="PUT",
+        headers={"Content-Type": "text/calendar", "Authorization": f"Basic {auth}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status in (201, 204), answer.status
 
 
 def play_week(cur: Any, k: dict[str, str], local: Any, watch: Watch, agent: Any,
@@ -127,6 +153,15 @@ def play_week(cur: Any, k: dict[str, str], local: Any, watch: Watch, agent: Any,
         return False
     if not until(lambda: _state(agent, "calendar") == {"healthy"}, 90,
                  "the calendar integration healthy again"):  # fmt: skip
+        return False
+    watch.chapter("Friday evening: the photographer puts a private shoot in their own "
+                  "calendar app, Saturday 19 June 12:00-14:00, over Alex & Sam's "
+                  "booking")  # fmt: skip
+    before = watch.by_type["booking.conflict_detected"]
+    _private_event(local.calendar_url, "photo", NEW_PASSWORD)
+    if not until(lambda: watch.by_type["booking.conflict_detected"] > before
+                 and ("booking.conflict_detected", "inapp", k["couple"]) in watch.got, 60,
+                 "the private shoot reported as a double booking"):  # fmt: skip
         return False
     watch.chapter("Saturday: the wedding. Every delivery of the week arrived; nothing was lost")
     return True

@@ -45,6 +45,7 @@ class BookedInterval(TypedDict):
     busy: NotRequired[str]
     all_day: NotRequired[bool]
     epoch: NotRequired[int]  # external: the version at which its times last changed
+    time_zone: NotRequired[str | None]  # a booking's zone: how a notice shows other times
 
 
 VendorBookings = dict[str, BookedInterval]
@@ -125,6 +126,7 @@ def booking_interval(event: DomainEvent) -> BookedInterval | None:
         starts_at=wall_clock(p.get("starts_at"), zone_name),
         ends_at=wall_clock(p.get("ends_at"), zone_name),
         client_name=name if isinstance(name, str) and name else None,
+        time_zone=zone_name,
     )
 
 
@@ -211,6 +213,16 @@ def apply_booking(
     return current, [conflict_event(event, supplier_id, interval, other) for other in found]
 
 
+def _shown(other: BookedInterval, ms: str, text: str, booking: BookedInterval) -> str | None:
+    """`other`'s time as the notice shows it: an event of the vendor's own calendar on the
+    booking's wall clock (the calendar's zone may not be the wedding's), else as stored."""
+    zone = booking.get("time_zone")
+    if is_external(other) and zone:
+        return wall_clock(other[ms], zone)  # type: ignore[literal-required]
+    value = other.get(text)
+    return value if isinstance(value, str) else None
+
+
 def conflict_id(supplier_id: str, booking: BookedInterval, other: BookedInterval) -> str:
     """The stable id of the conflict between two bookings of one vendor: the same whichever
     booking came second and however often either is resent; a new one when the overlap
@@ -254,8 +266,8 @@ def conflict_event(
         "conflicting_client_name": other.get("client_name"),
         "starts_at": booking.get("starts_at"),
         "ends_at": booking.get("ends_at"),
-        "conflicting_starts_at": other.get("starts_at"),
-        "conflicting_ends_at": other.get("ends_at"),
+        "conflicting_starts_at": _shown(other, "start_ms", "starts_at", booking),
+        "conflicting_ends_at": _shown(other, "end_ms", "ends_at", booking),
         "starts_at_ms": booking["start_ms"],
         "ends_at_ms": booking["end_ms"],
         "overlap_start_ms": max(booking["start_ms"], other["start_ms"]),

@@ -89,7 +89,7 @@ def active(
         busy=observed.busy,
         state="active",
         version=version,
-        source_ts_ms=observed.updated_ms or now_ms,
+        source_ts_ms=min(observed.updated_ms or now_ms, now_ms),  # a clock ahead: now
         reason=reason,
         observed_at_ms=now_ms,
     )

@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 from connectors.calendar.feed.engine import CalendarFeed
+from connectors.calendar.feed.process import run_feed
 from connectors.sources.webhooks.config import parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
-from streams.app.calendar_feed import run_feed
+from streams.app.calendar_feed import feed_setup
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
@@ -52,7 +53,7 @@ class FeedThread:
                     ))  # fmt: skip
                 http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
                 await run_feed(
-                    self.settings, self.bootstrap, self.stop_event,
+                    self.settings, self.bootstrap, self.stop_event, feed_setup(),
                     credentials=self.credentials, http=http, feed_out=self.feeds,
                 )  # fmt: skip
 

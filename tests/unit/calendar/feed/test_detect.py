@@ -12,7 +12,7 @@ from streams.logic.calendar.echo import OwnedIndex
 from streams.logic.conflicts import VendorBookings, apply_booking
 from streams.models import DomainEvent
 
-from tests.unit.calendar.feed.helpers import CAL, HORIZON, T0, busy, platform, round_of
+from tests.unit.calendar.feed.helpers import CAL, HORIZON, T0, H, busy, platform, round_of
 
 SUP = CAL.supplier_id
 
@@ -131,3 +131,13 @@ def test_an_event_moved_away_and_back_alerts_again_with_a_new_id() -> None:
         "booking.conflict_detected",
     ]
     assert alerts[0]["event_id"] != alerts[2]["event_id"]
+
+
+def test_the_private_event_is_shown_on_the_bookings_wall_clock() -> None:
+    _, recs = records(("e1", (busy(11, 13),)))
+    utc_zone = [{**r, "time_zone": "UTC"} for r in recs]  # a calendar set to UTC
+    _, found = fold({}, [platform("b1", 10, 14), *utc_zone])
+    p = found[0]["payload"]
+    from streams.logic.conflicts import wall_clock
+
+    assert p["conflicting_starts_at"] == wall_clock(T0 + 11 * H, "Europe/London")
