@@ -126,7 +126,7 @@ class CalendarFeed:
             if state is None:
                 self.sync[key] = CalendarSync(key, added_ms=now, status_since_ms=now)
             self.scheduler.add(key, now, interval)
-            self.scheduler.set_interval(key, interval)
+            self.scheduler.set_interval(key, interval)  # push went live or died, wedding soon
         for key in [k for k in self.calendars if k not in connected]:
             await self._disconnect(key)
         self.wake.set()

@@ -39,6 +39,7 @@ class Slot:
     burst_start_ms: int | None = None
     failures: int = 0
     not_before_ms: int = 0  # a throttle or a backoff: no push brings the fetch earlier
+    last_ok_ms: int | None = None  # when its last fetch succeeded
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,14 @@ class Scheduler:
         self.slots.pop(key, None)
 
     def set_interval(self, key: str, interval_ms: int) -> None:
+        """A new interval (a push channel went live or died, a wedding came close); a
+        shorter one brings the next reconcile forward at once."""
         slot = self.slots.get(key)
-        if slot is not None:
-            slot.interval_ms = interval_ms
+        if slot is None:
+            return
+        slot.interval_ms = interval_ms
+        if slot.due_ms is not None and slot.last_ok_ms is not None and not slot.running:
+            slot.due_ms = max(min(slot.due_ms, slot.last_ok_ms + interval_ms), slot.not_before_ms)
 
     def push(self, key: str, now_ms: int) -> bool:
         """A notification for the calendar; False when it is not one we keep."""
@@ -131,6 +137,7 @@ class Scheduler:
         slot.running = False
         if outcome == "ok":
             slot.failures = 0
+            slot.last_ok_ms = now_ms
             if slot.dirty and slot.passes < self.max_passes:
                 slot.passes += 1
                 slot.due_ms = now_ms

@@ -22,7 +22,7 @@ from streams.settings import Settings
 
 from tests.component.agents.harness import booking_changed
 from tests.integration.agents_support import DeliveryReader
-from tests.integration.calendar.support import FeedThread
+from tests.integration.calendar.support import FeedThread, wait
 from tests.integration.cdc_support import PlatformDb
 
 BOOKING_START, BOOKING_END = "2027-06-12T12:00", "2027-06-12T18:00"  # London, the wedding day
@@ -39,7 +39,10 @@ class Pipeline:
 
     @property
     def key(self) -> str:
-        return next(iter(self.feed.calendars))
+        """Our photographer's calendar (the session's platform database and its state topic
+        also hold the other tests' vendors)."""
+        return next(k for k, c in self.feed.calendars.items()
+                    if c.calendar.supplier_id == self.k["photo"])  # fmt: skip
 
     @property
     def both(self) -> set[tuple[str, str]]:
@@ -90,10 +93,14 @@ def pipeline(
     running: Pipeline | None = None
     try:
         with worker_process(bootstrap, settings) as worker:
-            event = booking_changed("bk-1", *booking, supplier=k["photo"], client=k["couple"])
-            producer.produce(topics.EVENTS.name, codecs[topics.EVENTS].encode(event), b"bk-1")
+            booking_id = f"bk-{k['photo']}"  # ids unique per test: routing drops a seen one
+            event = booking_changed(booking_id, *booking, supplier=k["photo"], client=k["couple"])
+            value = codecs[topics.EVENTS].encode(event)
+            producer.produce(topics.EVENTS.name, value, booking_id.encode())
             producer.flush(10)
             running = Pipeline(k, reader, thread.start(), thread, worker, {"conn": conn})
+            wait(lambda: any(c.calendar.supplier_id == k["photo"]
+                             for c in running.feed.calendars.values()), 60)  # fmt: skip
             yield running
             assert worker.poll() is None, "the worker stopped"
     except AssertionError as exc:

@@ -125,12 +125,20 @@ def test_a_vendors_google_calendar_feeds_the_double_booking_detector(
 
     try:
         with worker_process(kafka_bootstrap, settings) as worker:
-            booking = booking_changed("bk-1", "2027-06-12T12:00", "2027-06-12T18:00",
+            booking_id = f"bk-{k['photo']}"  # ids unique per test: routing drops a seen one
+            booking = booking_changed(booking_id, "2027-06-12T12:00", "2027-06-12T18:00",
                                       supplier=k["photo"], client=k["couple"])  # fmt: skip
-            producer.produce(topics.EVENTS.name, codecs[topics.EVENTS].encode(booking), b"bk-1")
+            value = codecs[topics.EVENTS].encode(booking)
+            producer.produce(topics.EVENTS.name, value, booking_id.encode())
             producer.flush(10)
             feed = feed_thread.start()
-            key = next(iter(feed.calendars))
+            wait(
+                lambda: any(c.calendar.supplier_id == k["photo"] for c in feed.calendars.values()),
+                60,
+            )
+            key = next(
+                k2 for k2, c in feed.calendars.items() if c.calendar.supplier_id == k["photo"]
+            )
 
             # 1. the private event over the booking: a conflict for the vendor and the couple
             reader.read_until(lambda _: both <= sent(reader, "booking.conflict_detected"), 120)

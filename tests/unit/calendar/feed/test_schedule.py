@@ -116,3 +116,12 @@ def test_a_refused_calendar_stays_due_for_the_next_tick() -> None:
         s.add(name, 0, MINUTE)
     assert s.due(0, 10, allow=lambda key: key == "b") == ["b"]
     assert s.due(0, 10) == ["a"]
+
+
+def test_a_shorter_interval_brings_the_next_fetch_forward() -> None:
+    s = Scheduler()
+    s.add(K, 0, 15 * MINUTE)  # polled: no push channel yet
+    s.due(0, 10)
+    s.done(K, 0, "ok")
+    s.set_interval(K, MINUTE)  # e.g. a wedding came close
+    assert s.due(MINUTE, 10) == [K]
