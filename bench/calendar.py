@@ -10,8 +10,16 @@ to the round that carries it. Each figure beside a baseline measured in the same
    a bare aiohttp server answering 200. Latency is from the request's start to its answer,
    waiting for a free connection included; when the client cannot send at the asked rate
    the rate it achieved is printed. The source's rate limit is set out of the way (the
-   default 100/s would answer most of a burst 429: a deployment must size it).
-2. and 3. need no broker (`bench.calendar_feed`): they run once, on the first engine's pass.
+   default 100/s would answer most of a burst 429: a deployment must size it). The machine's
+   idle share during each run is printed: 2,000/s is near what two shared cores can take
+   for client, gateway and broker together, and when other work takes a core the gateway
+   falls behind and its latency grows by seconds.
+2. Requests per calendar per hour: 10,000 calendars, one simulated hour
+   (`calendar_feed.requests_per_hour`); baseline one fetch per notification, computed.
+3. Change to written round, real clock (`calendar_feed.change_to_written`): 200 sampled
+   changes among 2,000 calendars by default (BENCH_CALENDAR_CHANGE_CALENDARS, up to 10,000:
+   about 100 s more); baseline the 2 s debounce floor.
+2. and 3. need no broker: they run once, on the first engine's pass.
 
 `run()` returns the lines to print; `make bench` calls it (`python -m bench calendar`).
 """
@@ -152,8 +160,17 @@ def client_main(url: str, first_number: str) -> None:
     print(json.dumps(asyncio.run(_send(url, burst, PUSHES / BURST_S))))
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """The machine's (idle, all) clock ticks so far, every CPU (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
 async def _client(url: str, first_number: int) -> dict[str, Any]:
-    """`client_main` in a fresh interpreter (its loop and its core are its own)."""
+    """`client_main` in a fresh interpreter (its loop and its core are its own); its figures
+    and the machine's idle share meanwhile (other work on shared cores shows there)."""
+    idle, total = _cpu_ticks()
     code = "import sys; from bench.calendar import client_main; client_main(*sys.argv[1:])"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, url, str(first_number), cwd=REPO_ROOT,
@@ -163,6 +180,8 @@ async def _client(url: str, first_number: int) -> dict[str, Any]:
     if process.returncode != 0:
         raise RuntimeError(f"bench client exited with {process.returncode}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    idle_after, total_after = _cpu_ticks()
+    result["idle"] = (idle_after - idle) / max(1, total_after - total)
     return result
 
 
@@ -189,7 +208,7 @@ def _burst_line(name: str, got: dict[str, Any]) -> str:
     return (f"  {name}: p50 {got['p50'] * 1000:6.1f} ms  p99 {got['p99'] * 1000:7.1f} ms  "
             f"max {got['max'] * 1000:7.1f} ms  ({got['sent']} sent in {got['sending_s']:.1f} s = "
             f"{rate:.0f}/s, all answered by {got['answered_s']:.1f} s; "
-            f"{got['statuses']})")  # fmt: skip
+            f"{got['statuses']}; machine {got['idle']:.0%} idle)")  # fmt: skip
 
 
 async def _gateway(bootstrap: str) -> list[str]:
