@@ -27,6 +27,7 @@ SUITES = (
     "bench.delivery",
     "bench.inapp",
     "bench.ledger",
+    "bench.calendar",
 )
 
 
