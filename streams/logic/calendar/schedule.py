@@ -18,6 +18,7 @@ and reports back with `done`:
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -70,6 +71,21 @@ class Scheduler:
         self.max_debounce_ms = max_debounce_ms
         self.max_passes = max_passes
         self.slots: dict[str, Slot] = {}
+        # (due, key) of every due time set; stale entries (the slot moved on) are skipped
+        # when they surface, so `due` and `next_due_ms` cost O(log n), not a scan of every
+        # calendar on every push
+        self._heap: list[tuple[int, str]] = []
+
+    def _set_due(self, key: str, slot: Slot, due_ms: int | None) -> None:
+        slot.due_ms = due_ms
+        if due_ms is not None:
+            heapq.heappush(self._heap, (due_ms, key))
+
+    def _current(self, entry: tuple[int, str]) -> Slot | None:
+        slot = self.slots.get(entry[1])
+        if slot is None or slot.running or slot.due_ms != entry[0]:
+            return None
+        return slot
 
     def add(
         self, key: str, now_ms: int, interval_ms: int, *, first_due_ms: int | None = None
@@ -79,7 +95,8 @@ class Scheduler:
         if key in self.slots:
             self.slots[key].interval_ms = interval_ms
             return
-        self.slots[key] = Slot(interval_ms, now_ms if first_due_ms is None else first_due_ms)
+        slot = self.slots[key] = Slot(interval_ms, None)
+        self._set_due(key, slot, now_ms if first_due_ms is None else first_due_ms)
 
     def remove(self, key: str) -> None:
         self.slots.pop(key, None)
@@ -92,7 +109,9 @@ class Scheduler:
             return
         slot.interval_ms = interval_ms
         if slot.due_ms is not None and slot.last_ok_ms is not None and not slot.running:
-            slot.due_ms = max(min(slot.due_ms, slot.last_ok_ms + interval_ms), slot.not_before_ms)
+            due = max(min(slot.due_ms, slot.last_ok_ms + interval_ms), slot.not_before_ms)
+            if due != slot.due_ms:
+                self._set_due(key, slot, due)
 
     def push(self, key: str, now_ms: int) -> bool:
         """A notification for the calendar; False when it is not one we keep."""
@@ -107,24 +126,27 @@ class Scheduler:
         if slot.burst_start_ms is None:
             slot.burst_start_ms = now_ms
         wanted = min(now_ms + self.debounce_ms, slot.burst_start_ms + self.max_debounce_ms)
-        slot.due_ms = max(min(slot.due_ms, wanted), slot.not_before_ms)
+        due = max(min(slot.due_ms, wanted), slot.not_before_ms)
+        if due != slot.due_ms:
+            self._set_due(key, slot, due)
         return True
 
     def due(self, now_ms: int, limit: int, allow: Callable[[str], bool] | None = None) -> list[str]:
         """Up to `limit` calendars to fetch now, the longest waiting first, skipping those
         `allow` refuses (their account is busy: they stay due); each is running until
         `done` is called for it."""
-        ready = sorted(
-            (slot.due_ms, key)
-            for key, slot in self.slots.items()
-            if not slot.running and slot.due_ms is not None and slot.due_ms <= now_ms
-        )
         chosen: list[str] = []
-        for _, key in ready:
-            if len(chosen) >= limit:
-                break
-            if allow is None or allow(key):
-                chosen.append(key)
+        refused: list[tuple[int, str]] = []
+        while self._heap and self._heap[0][0] <= now_ms and len(chosen) < limit:
+            entry = heapq.heappop(self._heap)
+            if self._current(entry) is None or entry[1] in chosen:
+                continue
+            if allow is None or allow(entry[1]):
+                chosen.append(entry[1])
+            else:
+                refused.append(entry)
+        for entry in refused:
+            heapq.heappush(self._heap, entry)
         for key in chosen:
             slot = self.slots[key]
             slot.running, slot.dirty, slot.burst_start_ms = True, False, None
@@ -140,25 +162,28 @@ class Scheduler:
             slot.last_ok_ms = now_ms
             if slot.dirty and slot.passes < self.max_passes:
                 slot.passes += 1
-                slot.due_ms = now_ms
+                self._set_due(key, slot, now_ms)
             elif slot.dirty:
                 slot.passes = 0
-                slot.due_ms = now_ms + self.debounce_ms
+                self._set_due(key, slot, now_ms + self.debounce_ms)
             else:
                 slot.passes = 0
-                slot.due_ms = now_ms + slot.interval_ms
+                self._set_due(key, slot, now_ms + slot.interval_ms)
             slot.dirty = False
         elif outcome == "throttled":
-            slot.due_ms = slot.not_before_ms = now_ms + max(retry_after_ms, SECOND)
+            slot.not_before_ms = now_ms + max(retry_after_ms, SECOND)
+            self._set_due(key, slot, slot.not_before_ms)
         elif outcome == "failed":
             slot.failures += 1
             wait = min(SECOND * 2 ** (slot.failures - 1), MAX_BACKOFF_MS)
-            slot.due_ms = slot.not_before_ms = now_ms + wait
+            slot.not_before_ms = now_ms + wait
+            self._set_due(key, slot, slot.not_before_ms)
         else:  # reauth, gone: until the vendor connects the calendar again
-            slot.due_ms = None
+            self._set_due(key, slot, None)
             slot.dirty = False
 
     def next_due_ms(self) -> int | None:
         """The earliest time a calendar is due (None when none is)."""
-        times = [s.due_ms for s in self.slots.values() if not s.running and s.due_ms is not None]
-        return min(times) if times else None
+        while self._heap and self._current(self._heap[0]) is None:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None

@@ -125,3 +125,40 @@ def test_a_shorter_interval_brings_the_next_fetch_forward() -> None:
     s.done(K, 0, "ok")
     s.set_interval(K, MINUTE)  # e.g. a wedding came close
     assert s.due(MINUTE, 10) == [K]
+
+
+def test_due_hands_out_exactly_the_calendars_whose_time_has_come() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from([f"c{n}" for n in range(6)])
+    step = st.one_of(
+        st.tuples(st.just("push"), keys),
+        st.tuples(st.just("done"), keys),
+        st.tuples(st.just("fail"), keys),
+        st.tuples(st.just("tick"), st.just("")),
+    )
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(step, max_size=40))
+    def check(steps: list[tuple[str, str]]) -> None:
+        s = Scheduler()
+        for n in range(6):
+            s.add(f"c{n}", 0, 10 * SECOND)
+        now = 0
+        for kind, key in steps:
+            now += 700
+            if kind == "push":
+                s.push(key, now)
+            elif kind in ("done", "fail") and s.slots[key].running:
+                s.done(key, now, "ok" if kind == "done" else "failed")
+            elif kind == "tick":
+                want = {
+                    k for k, slot in s.slots.items()
+                    if not slot.running and slot.due_ms is not None and slot.due_ms <= now
+                }  # fmt: skip
+                assert set(s.due(now, 100)) == want
+            times = [x.due_ms for x in s.slots.values() if not x.running and x.due_ms is not None]
+            assert s.next_due_ms() == (min(times) if times else None)
+
+    check()
