@@ -33,10 +33,9 @@ def run_calendar_feed(settings: Settings) -> int:
     from streams import metrics
     from streams.app import shell
     from streams.app.broker import kafka_broker
-    from streams.observe import serve_from_settings
 
     metrics.export("calendar")
     with kafka_broker(settings, f"{settings.app_id}-calendar-feed") as kafka:
-        serve_from_settings(settings, "calendar")
+        shell.start(settings, kafka, access="calendar-feed", metrics="calendar")
         setup = feed_setup()
         return shell.run_async(lambda stop: run_feed(settings, kafka, stop, setup))

@@ -57,7 +57,7 @@ Resource = Literal["topic", "group", "cluster"]
 CLUSTER = "kafka-cluster"  # the cluster resource's one name
 SINK_KINDS = tuple(d.value for d in Destination if d is not Destination.INAPP)
 ROLES = ("cdc", "worker", "route", *(f"sink:{kind}" for kind in SINK_KINDS), "sla", "ingest",
-         "inapp")  # fmt: skip
+         "inapp", "calendar-feed")  # fmt: skip
 SHOWS = frozenset({"READ", "WRITE", "DELETE", "ALTER", "DESCRIBE"})  # each implies DESCRIBE
 CATALOG_PREFIX = topics.INGEST_CDC.name.split(".")[0] + "."  # "wedsync.": every catalog name
 
@@ -128,6 +128,8 @@ def grants(role: str, app_id: str) -> tuple[Grant, ...]:
         )  # fmt: skip
     if role == "inapp":
         return _inapp()
+    if role == "calendar-feed":
+        return _calendar_feed(app_id)
     raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
 
 
@@ -175,9 +177,39 @@ def _worker(app_id: str) -> tuple[Grant, ...]:
         _topic(topics.INGEST_DLQ, "WRITE", why="the state agent's dead letters"),
         _topic(topics.EVENTS, "WRITE", why="the agents produce domain events"),
         _topic(topics.EVENTS_DLQ, "WRITE", why="dead letters of normalize and conflicts"),
+        _topic(topics.CALENDAR_BUSY, "READ",
+               why="the conflicts agent folds vendors' own calendars beside bookings"),
         _internal(app_id, "the deployment's own topics: Faust's table changelogs and assignor "
                   "topic (created by it), the bookings regrouping the conflicts agent reads"),
         _group(app_id, "READ", why="the Faust app's consumer group"),
+    )  # fmt: skip
+
+
+def _calendar_feed(app_id: str) -> tuple[Grant, ...]:
+    """`wedsync calendar-feed` (connectors/calendar/feed/process.py)."""
+    calendar = DELIVER[Destination.CALENDAR]
+    owned = "what we wrote in vendors' calendars: echoes and drift"
+    return (
+        _topic(topics.INGEST_WEBHOOKS, "READ", why="the providers' pushes the gateway stored"),
+        _topic(calendar.deliver, "READ", why=owned),
+        _topic(calendar.retry, "READ", why=owned),
+        _topic(topics.DELIVERY_RESULTS, "READ", why="the provider ids our calendar writes got"),
+        _topic(topics.CALENDAR_BUSY, "WRITE", why="vendors' busy time for the detector"),
+        _topic(topics.EVENTS, "WRITE", why="drift and degraded-protection notices"),
+        _topic(topics.CALENDAR_SYNC_STATE, "READ", "WRITE",
+               why="each calendar's cursor, known intervals and channels, read back at start"),
+        _topic(topics.INGEST_STATE, "DESCRIBE",
+               why="cold start: the Faust group's commits on it (the state agent caught up)"),
+        Grant("topic", f"{app_id}-", ("READ",), "which calendars are connected: the "
+              "routing state's changelog", prefixed=True,
+              covers=(topics.app_topics(app_id).state_rows_changelog.name,)),
+        _group(app_id, "DESCRIBE", why="cold start: the Faust group's committed offsets"),
+        _group(f"{app_id}-route-state", "DESCRIBE",
+               why="the routing-state reader: assigns, never joins"),
+        _group(f"{app_id}-calendar-feed-state", "DESCRIBE",
+               why="the sync-state reader: assigns, never joins"),
+        _group(f"{app_id}-calendar-feed-owned", "READ", why=owned),
+        _group(f"{app_id}-calendar-feed-pushes", "READ", why="the pushes' consumer group"),
     )  # fmt: skip
 
 

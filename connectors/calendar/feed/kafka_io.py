@@ -164,13 +164,13 @@ class KafkaRoundWriter:
         self.producer.flush(10)
 
 
-def read_sync_states(kafka: Kafka, timeout_s: float = 120.0) -> list[CalendarSync]:
-    """Every calendar's latest sync state (committed transactions only)."""
+def read_sync_states(kafka: Kafka, app_id: str, timeout_s: float = 120.0) -> list[CalendarSync]:
+    """Every calendar's latest sync state."""
     consumer = Consumer(
         client_config(
             kafka,
             {
-                "group.id": "wedsync-calendar-feed-state-reader",
+                "group.id": f"{app_id}-calendar-feed-state",  # assigns, never joins
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "log.connection.close": False,

@@ -118,7 +118,7 @@ async def run_feed(
         ),
         scheduler=Scheduler(debounce_ms=config.debounce_ms, max_debounce_ms=config.max_debounce_ms),
     )
-    feed.load(await asyncio.to_thread(read_sync_states, kafka))
+    feed.load(await asyncio.to_thread(read_sync_states, kafka, settings.app_id))
     channels = ChannelManager(
         feed,
         fetchers,
