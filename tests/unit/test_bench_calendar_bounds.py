@@ -14,8 +14,8 @@ def test_the_burst_is_at_most_20000_pushes_over_10000_calendars_within_10_s() ->
     assert (calendar.HOUR_CALENDARS, calendar.HOUR_PUSHES) <= (10_000, 20_000)
 
 
-def test_the_change_part_runs_2000_calendars_by_default() -> None:
-    assert calendar.change_calendars({}) == 2_000
+def test_the_change_part_runs_the_issues_10000_calendars_by_default() -> None:
+    assert calendar.change_calendars({}) == 10_000
 
 
 def test_the_change_part_takes_up_to_10000_calendars() -> None:
