@@ -142,6 +142,7 @@ class SinkRuntime(GroupMember):
             on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
         )  # fmt: skip
         last_commit = time.monotonic()
+        acks = asyncio.create_task(self._serve_acks(stop))
         try:
             while not stop.is_set():
                 self._raise_failure()
@@ -173,7 +174,18 @@ class SinkRuntime(GroupMember):
                     last_commit = time.monotonic()
                     self._gauges()
         finally:
+            acks.cancel()
             await self._finish()
+
+    async def _serve_acks(self, stop: asyncio.Event) -> None:
+        """While every slot is taken, poll the producer every 2 ms: its acknowledgements free
+        the slots (the main loop, waiting for a slot to start a record, does not poll)."""
+        while not stop.is_set():
+            if self._slots.locked():
+                self.producer.poll(0)
+                await asyncio.sleep(0.002)
+            else:
+                await asyncio.sleep(0.02)
 
     def run_blocking(self, stop: threading.Event) -> None:
         """`run` on its own event loop until `stop` is set: for a thread
@@ -322,9 +334,14 @@ class SinkRuntime(GroupMember):
             return
         finally:
             self._in_flight -= 1
-            self._slots.release()
+            if not finished:
+                self._slots.release()
+        # the slot stays taken until Kafka acknowledged the outcome records: at most
+        # `concurrency` records are ever delivered but not recorded, so a kill -9 repeats at
+        # most that many (freed at the hand-off, records whose results were still in the
+        # producer's queue came on top under load); `_serve_acks` polls while slots wait
         if finished:
-            item.stored.finish()
+            item.stored.finish(then=self._slots.release)
 
     async def _process(self, item: Item, probe: bool) -> bool:
         """Handle one record; False when it stays pending (parked for its integration)."""

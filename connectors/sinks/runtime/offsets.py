@@ -34,12 +34,13 @@ class Stored:
     """Counts one record's outcome records until Kafka acknowledged them all; then (once
     the record is finished) calls `done`. Lives on the event loop's thread."""
 
-    __slots__ = ("done", "finished", "pending")
+    __slots__ = ("done", "finished", "pending", "then")
 
     def __init__(self, done: Callable[[], None]) -> None:
         self.done = done
         self.pending = 0
         self.finished = False
+        self.then: Callable[[], None] | None = None  # once acknowledged, after `done`
 
     def add(self) -> None:
         self.pending += 1
@@ -47,12 +48,20 @@ class Stored:
     def acked(self) -> None:
         self.pending -= 1
         if self.finished and self.pending == 0:
-            self.done()
+            self._complete()
 
-    def finish(self) -> None:
+    def finish(self, then: Callable[[], None] | None = None) -> None:
+        """The record is handled; `done` (and `then`) once its outcome records are acked."""
         self.finished = True
+        self.then = then
         if self.pending == 0:
-            self.done()
+            self._complete()
+
+    def _complete(self) -> None:
+        self.done()
+        then, self.then = self.then, None
+        if then is not None:
+            then()
 
 
 class OffsetTracker:
