@@ -220,14 +220,13 @@ class CalendarFeed:
         except Throttled as exc:
             outcome, retry_ms = "throttled", int(exc.retry_after_s * 1000)
             self._count(calendar, "throttled")
-        except ReauthRequired as exc:
-            outcome = "failed"  # retried rarely: reauth_retry_ms
-            retry_ms = self.config.reauth_retry_ms
+        except ReauthRequired as exc:  # tried again after reauth_retry_ms, like a throttle
+            outcome, retry_ms = "throttled", self.config.reauth_retry_ms
             self._count(calendar, "reauth")
             log.warning("calendar %s: credentials refused (%s); reconnect needed", key, exc)
             await self._set_flags(calendar, reauth=True)
         except CalendarGone as exc:
-            outcome, retry_ms = "failed", self.config.reauth_retry_ms
+            outcome, retry_ms = "throttled", self.config.reauth_retry_ms
             self._count(calendar, "gone")
             log.warning("calendar %s: gone (%s)", key, exc)
             await self._gone(calendar)
@@ -237,11 +236,7 @@ class CalendarFeed:
             log.warning("calendar %s: round failed: %s", key, exc)
             self.sync[key].failures += 1
         finally:
-            if key in self.scheduler.slots:
-                if retry_ms and outcome == "failed":
-                    self.scheduler.done(key, self.now_ms(), "throttled", retry_after_ms=retry_ms)
-                else:
-                    self.scheduler.done(key, self.now_ms(), outcome, retry_after_ms=retry_ms)
+            self.scheduler.done(key, self.now_ms(), outcome, retry_after_ms=retry_ms)
         await self._health(key)
 
     async def _fetch_and_write(
@@ -263,7 +258,7 @@ class CalendarFeed:
             self._count(calendar, "full_resync", kind)
             full, kind, window = True, "full", self._window(now)
             round_ = await self.fetch(calendar, None, window, "full_resync")
-        self._write_metrics_for(calendar, kind)
+        self._count(calendar, "ok", kind)
         await self._write_round(calendar, state, round_, window, full, now)
         if pushed is not None:
             metrics.CALENDAR_CHANGE_TO_FETCH_SECONDS.observe(max(0.0, self.clock() - pushed))
@@ -399,6 +394,3 @@ class CalendarFeed:
 
     def _count(self, calendar: CalendarRef, outcome: str, kind: str = "incremental") -> None:
         metrics.CALENDAR_FETCHES.labels(calendar.provider, kind, outcome).inc()
-
-    def _write_metrics_for(self, calendar: CalendarRef, kind: str) -> None:
-        metrics.CALENDAR_FETCHES.labels(calendar.provider, kind, "ok").inc()

@@ -73,26 +73,13 @@ def active(
     now_ms: int,
 ) -> BusyRecord:
     iid = interval_id(calendar, resource_id, observed.instance)
-    return BusyRecord(
-        event_id=record_id(iid, version, "active"),
-        interval_id=iid,
-        calendar_key=calendar.key,
-        supplier_id=calendar.supplier_id,
-        integration_id=calendar.integration_id,
-        provider=calendar.provider,
-        resource_id=resource_id,
-        ical_uid=observed.ical_uid,
-        start_ms=observed.start_ms,
-        end_ms=observed.end_ms,
-        all_day=observed.all_day,
-        time_zone=calendar.time_zone,
-        busy=observed.busy,
-        state="active",
-        version=version,
-        source_ts_ms=min(observed.updated_ms or now_ms, now_ms),  # a clock ahead: now
-        reason=reason,
-        observed_at_ms=now_ms,
-    )
+    record = tombstone(calendar, resource_id, iid, version=version, reason=reason, now_ms=now_ms)
+    record["event_id"] = record_id(iid, version, "active")
+    record["ical_uid"] = observed.ical_uid
+    record["start_ms"], record["end_ms"] = observed.start_ms, observed.end_ms
+    record["all_day"], record["busy"], record["state"] = observed.all_day, observed.busy, "active"
+    record["source_ts_ms"] = min(observed.updated_ms or now_ms, now_ms)  # a clock ahead: now
+    return record
 
 
 def tombstone(
@@ -104,6 +91,7 @@ def tombstone(
     reason: Reason,
     now_ms: int,
 ) -> BusyRecord:
+    """The interval gone: no times, no class (the fields an active record overrides)."""
     return BusyRecord(
         event_id=record_id(iid, version, "deleted"),
         interval_id=iid,
