@@ -9,7 +9,6 @@ resync after Google refuses the sync token raises no new alert."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,54 +17,28 @@ import pytest
 from confluent_kafka import Producer
 from connectors.sinks.credentials import PostgresCredentialStore
 from streams import topics
-from streams.dev.broker import free_port
 from streams.dev.demo import worker_process
 from streams.dev.fakes.google import GoogleCalendarFake
-from streams.dev.fakes.kit import FakeServer
 from streams.dev.scenario import Endpoints, ids, seed
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
 from tests.component.agents.harness import booking_changed
 from tests.integration.agents_support import DeliveryReader
+from tests.integration.calendar.conftest import GOOGLE_SOURCES, vendor_token
 from tests.integration.calendar.support import FeedThread, wait
 from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
 REFRESH = "1//vendor-refresh-token"
-CHANNEL_KEY = "calendar-channel-key-0123456789abcdef"
-APP = {"client_id": "app", "client_secret": "app-secret"}
-
-
-@pytest.fixture
-def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake, str, int]]:
-    fake = GoogleCalendarFake(**APP)
-    gateway_port = free_port()
-    with FakeServer(fake) as server:
-        for name, value in {
-            "WEDSYNC_GOOGLE_CLIENT_ID": APP["client_id"],
-            "WEDSYNC_GOOGLE_CLIENT_SECRET": APP["client_secret"],
-            "WEDSYNC_GOOGLE_TOKEN_URL": f"{server.url}/token",
-            "WEDSYNC_GOOGLE_API_BASE_URL": server.url,
-            "WEDSYNC_CALENDAR_FEED_DEBOUNCE_MS": "100",
-            "WEDSYNC_CALENDAR_FEED_MAX_DEBOUNCE_MS": "500",
-            "WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S": "0.5",
-            "WEDSYNC_CALENDAR_FEED_CHANNELS_EVERY_S": "1",
-            "WEDSYNC_CALENDAR_FEED_RECONCILE_MIN": "0.1",  # 6 s: the safety net, soon
-            "WEDSYNC_CALENDAR_FEED_CHANNEL_KEYS": json.dumps([CHANNEL_KEY]),
-            "WEDSYNC_CALENDAR_FEED_GOOGLE_PUSH_URL": f"http://127.0.0.1:{gateway_port}/webhooks/gcal",
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield fake, server.url, gateway_port
 
 
 def vendor_edit(
     base: str, method: str, path: str = "", body: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The vendor, in Google Calendar itself (the same account, another OAuth client)."""
-    form = {"grant_type": "refresh_token", "refresh_token": REFRESH, **APP}
-    token = httpx.post(f"{base}/token", data=form).json()["access_token"]
+    token = vendor_token(base, REFRESH)
     url = f"{base}/calendar/v3/calendars/primary/events{path}"
     answer = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code < 300, answer.text
@@ -91,8 +64,10 @@ def test_a_vendors_google_calendar_feeds_the_double_booking_detector(
     settings: Settings,
     codecs: TopicCodecs,
     google: tuple[GoogleCalendarFake, str, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake, base, gateway_port = google
+    monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_RECONCILE_MIN", "0.1")  # 6 s: the safety net
     k = ids()
     conn = psycopg2.connect(platform.dsn)
     conn.autocommit = True
@@ -107,7 +82,7 @@ def test_a_vendors_google_calendar_feeds_the_double_booking_detector(
     reader = DeliveryReader(kafka_bootstrap, codecs)
     feed_thread = FeedThread(
         settings, kafka_bootstrap, PostgresCredentialStore(platform.dsn),
-        gateway_sources={"gcal": {"method": "google_channel", "channel_keys": [CHANNEL_KEY]}},
+        gateway_sources=GOOGLE_SOURCES,
         gateway_port=gateway_port,
     )  # fmt: skip
     producer = Producer({"bootstrap.servers": kafka_bootstrap})

@@ -6,8 +6,6 @@ calendar re-auth required and tells the vendor."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,14 +16,13 @@ from connectors.sinks.base import DeliveryContext
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
-from streams.dev.broker import free_port
 from streams.dev.fakes.google import GoogleCalendarFake
-from streams.dev.fakes.kit import FakeServer
 from streams.dev.scenario import Endpoints
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 from streams.topics import Destination
 
+from tests.integration.calendar.conftest import APP, GOOGLE_SOURCES, vendor_token
 from tests.integration.calendar.pipeline import pipeline
 from tests.integration.calendar.support import wait
 from tests.integration.cdc_support import PlatformDb
@@ -33,34 +30,6 @@ from tests.integration.cdc_support import PlatformDb
 pytestmark = pytest.mark.integration
 
 REFRESH = "1//vendor-refresh-ours"
-KEY = "calendar-channel-key-ours-0123456789"
-APP = {"client_id": "app", "client_secret": "app-secret"}
-
-
-@pytest.fixture
-def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake, str, int]]:
-    fake = GoogleCalendarFake(**APP)
-    port = free_port()
-    with FakeServer(fake) as server:
-        for name, value in {
-            "WEDSYNC_GOOGLE_CLIENT_ID": APP["client_id"],
-            "WEDSYNC_GOOGLE_CLIENT_SECRET": APP["client_secret"],
-            "WEDSYNC_GOOGLE_TOKEN_URL": f"{server.url}/token",
-            "WEDSYNC_GOOGLE_API_BASE_URL": server.url,
-            "WEDSYNC_CALENDAR_FEED_DEBOUNCE_MS": "100",
-            "WEDSYNC_CALENDAR_FEED_MAX_DEBOUNCE_MS": "500",
-            "WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S": "0.5",
-            "WEDSYNC_CALENDAR_FEED_CHANNELS_EVERY_S": "1",
-            "WEDSYNC_CALENDAR_FEED_CHANNEL_KEYS": json.dumps([KEY]),
-            "WEDSYNC_CALENDAR_FEED_GOOGLE_PUSH_URL": f"http://127.0.0.1:{port}/webhooks/gcal",
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield fake, server.url, port
-
-
-def vendor_token(base: str) -> str:
-    form = {"grant_type": "refresh_token", "refresh_token": REFRESH, **APP}
-    return str(httpx.post(f"{base}/token", data=form).json()["access_token"])
 
 
 async def sink_writes(base: str, record: dict[str, Any]) -> None:
@@ -91,7 +60,7 @@ def test_our_event_is_an_echo_a_vendors_move_is_drift_and_invalid_grant_tells_th
         calendar_type="google_calendar", calendar_secret=REFRESH,
         calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
     )  # fmt: skip
-    sources = {"gcal": {"method": "google_channel", "channel_keys": [KEY]}}
+    sources = GOOGLE_SOURCES
     booking = ("2027-06-13T09:00", "2027-06-13T23:00")  # over the moved wedding's ceremony
     with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints, booking,
                   gateway_sources=sources, gateway_port=port) as run:  # fmt: skip
@@ -121,7 +90,7 @@ def test_our_event_is_an_echo_a_vendors_move_is_drift_and_invalid_grant_tells_th
 
         mark = len(run.reader.records)
         (event,) = fake.stats()["events"]
-        token = vendor_token(base)
+        token = vendor_token(base, REFRESH)
         moved = {"start": {"dateTime": "2027-06-13T16:00:00+01:00"},
                  "end": {"dateTime": "2027-06-13T19:00:00+01:00"}}  # fmt: skip
         answer = httpx.patch(f"{base}/calendar/v3/calendars/primary/events/{event['id']}",

@@ -1,0 +1,45 @@
+"""The Google fake and the feed's environment pointed at it, for the Google end-to-end tests
+(the feed reads its settings at start: a test may set more before it starts the feed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from streams.dev.broker import free_port
+from streams.dev.fakes.google import GoogleCalendarFake
+from streams.dev.fakes.kit import FakeServer
+
+APP = {"client_id": "app", "client_secret": "app-secret"}
+GOOGLE_CHANNEL_KEY = "calendar-channel-key-0123456789abcdef"
+GOOGLE_SOURCES = {"gcal": {"method": "google_channel", "channel_keys": [GOOGLE_CHANNEL_KEY]}}
+
+
+@pytest.fixture
+def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake, str, int]]:
+    """(the fake, its URL, the port the gateway will listen on for its channel pushes)."""
+    fake = GoogleCalendarFake(**APP)
+    gateway_port = free_port()
+    with FakeServer(fake) as server:
+        for name, value in {
+            "WEDSYNC_GOOGLE_CLIENT_ID": APP["client_id"],
+            "WEDSYNC_GOOGLE_CLIENT_SECRET": APP["client_secret"],
+            "WEDSYNC_GOOGLE_TOKEN_URL": f"{server.url}/token",
+            "WEDSYNC_GOOGLE_API_BASE_URL": server.url,
+            "WEDSYNC_CALENDAR_FEED_DEBOUNCE_MS": "100",
+            "WEDSYNC_CALENDAR_FEED_MAX_DEBOUNCE_MS": "500",
+            "WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S": "0.5",
+            "WEDSYNC_CALENDAR_FEED_CHANNELS_EVERY_S": "1",
+            "WEDSYNC_CALENDAR_FEED_CHANNEL_KEYS": json.dumps([GOOGLE_CHANNEL_KEY]),
+            "WEDSYNC_CALENDAR_FEED_GOOGLE_PUSH_URL": f"http://127.0.0.1:{gateway_port}/webhooks/gcal",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield fake, server.url, gateway_port
+
+
+def vendor_token(base: str, refresh: str) -> str:
+    """An access token of the vendor's own Google client (the same account)."""
+    form = {"grant_type": "refresh_token", "refresh_token": refresh, **APP}
+    return str(httpx.post(f"{base}/token", data=form).json()["access_token"])
