@@ -12,8 +12,8 @@ calendars); each caller's `write` returns once its round is written, or raises
 BrokerUnavailable (the round is fetched again from the old cursor).
 
 Reads: `read_sync_states` (the compacted sync state, to its end, at start); the calendar
-deliveries and their results (`OwnedFeed`: what we wrote in vendors' calendars, for echo and
-drift); the ingest gateway's pushes (`PushReader`).
+deliveries, their results and the calendar ledger (`OwnedFeed`: what we wrote in vendors'
+calendars, for echo and drift, read whole at start); the ingest gateway's pushes (`PushReader`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from streams.topics import (
     DELIVERY_RESULTS,
     EVENTS,
     INGEST_WEBHOOKS,
+    LEDGER,
     Destination,
 )
 
@@ -200,17 +201,19 @@ def read_sync_states(kafka: Kafka, app_id: str, timeout_s: float = 120.0) -> lis
 
 
 class _Tail:
-    """A consumer assigned to topics from their beginning, polled in a daemon thread."""
+    """A consumer polled in a daemon thread: subscribed in its group (`start`), or assigned
+    to every partition of its topics, read to their end, then followed (`catch_up`)."""
 
     def __init__(
-        self, kafka: Kafka, group: str, topics: list[str], on: Callable[[Message], None]
-    ) -> None:
+        self, kafka: Kafka, group: str, topics: list[str], on: Callable[[Message], None],
+        *, commit: bool = True,
+    ) -> None:  # fmt: skip
         self.consumer = Consumer(
             client_config(
                 kafka,
                 {
                     "group.id": group,
-                    "enable.auto.commit": True,
+                    "enable.auto.commit": commit,
                     "auto.offset.reset": "earliest",
                     "isolation.level": "read_committed",
                     "log.connection.close": False,
@@ -223,17 +226,36 @@ class _Tail:
 
     def start(self) -> None:
         self.consumer.subscribe(self.topics)
+        self._follow()
+
+    def catch_up(self, partitions: list[tuple[str, int]], timeout_s: float) -> None:
+        """Read `partitions` from their beginning to their end now, then follow them.
+        BrokerUnavailable when that takes longer than `timeout_s`."""
+        pending = read_to_end(self.consumer, partitions, self._apply_safely, timeout=timeout_s)
+        if pending:
+            raise BrokerUnavailable(
+                f"{sorted(pending)} not read to their end in {timeout_s:.0f} s; is Kafka slow?"
+            )
+        self._follow()
+
+    def _follow(self) -> None:
         self._thread = threading.Thread(
             target=self._run, name=f"tail:{self.topics[0]}", daemon=True
         )
         self._thread.start()
+
+    def _apply_safely(self, msg: Message) -> None:
+        try:
+            self.on(msg)
+        except Exception:
+            log.exception("calendar feed: a record of %s is unreadable; skipped", msg.topic())
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 for msg in self.consumer.consume(500, 0.2):
                     if msg.error() is None:
-                        self.on(msg)
+                        self._apply_safely(msg)
             except Exception:
                 log.exception("calendar feed: reading %s failed; going on", self.topics)
 
@@ -245,25 +267,45 @@ class _Tail:
 
 
 class OwnedFeed(_Tail):
-    """Our calendar deliveries (what we asked each calendar to hold) and their results (the
-    provider ids our writes got: how Graph events are recognised) into an `OwnedIndex`."""
+    """What we wrote in vendors' calendars, into an `OwnedIndex`: our calendar deliveries
+    (what we asked each calendar to hold), their results (the provider ids our writes got:
+    how Graph events are recognised), and the calendar ledger (the compacted newest result
+    per wedding and calendar: the provider ids of writes older than the other topics keep).
+
+    Read from the beginning at every start and to the end before the feed's first round
+    (`load`): the index lives in memory only, and a round that ran before it was filled
+    would take our own Graph events, written while the feed was down, for the vendor's
+    busy time. A result may be read before its delivery (another topic): it waits for it.
+    A ledger result whose delivery is no longer kept still marks its provider id as ours,
+    under a stand-in external id (`ledger:<aggregate>`): an echo, never busy time, with no
+    times to compare for drift."""
 
     def __init__(self, kafka: Kafka, codecs: TopicCodecs, owned: OwnedIndex, group: str) -> None:
         self.owned = owned
         self.deliveries = codecs[DELIVER[Destination.CALENDAR].deliver]
         self.results = codecs[DELIVERY_RESULTS]
+        self.ledger = codecs[LEDGER[Destination.CALENDAR]]
         self.external_of: dict[str, tuple[str, str]] = {}  # delivery id -> (integration, ext id)
+        self.waiting: dict[str, str] = {}  # delivery id -> provider id, its delivery unread
         deliver = DELIVER[Destination.CALENDAR]
-        super().__init__(
-            kafka,
-            group,
-            [deliver.deliver.name, deliver.retry.name, DELIVERY_RESULTS.name],
-            self._apply,
-        )
+        self._topics = [
+            deliver.deliver,
+            deliver.retry,
+            DELIVERY_RESULTS,
+            LEDGER[Destination.CALENDAR],
+        ]
+        super().__init__(kafka, group, [t.name for t in self._topics], self._apply, commit=False)
+
+    def load(self, timeout_s: float = 120.0) -> None:
+        """Read everything kept to its end, then follow (see the class docstring)."""
+        self.catch_up([(t.name, p) for t in self._topics for p in range(t.partitions)], timeout_s)
 
     def _apply(self, msg: Message) -> None:
         if msg.topic() == DELIVERY_RESULTS.name:
             self._result(self.results.decode(msg.value() or b""))
+        elif msg.topic() == LEDGER[Destination.CALENDAR].name:
+            if msg.value():  # a tombstone of compaction says nothing of ownership
+                self._ledger(self.ledger.decode(msg.value() or b""))
         else:
             self._delivery(self.deliveries.decode(msg.value() or b""))
 
@@ -285,13 +327,29 @@ class OwnedFeed(_Tail):
                 local_end=record.get("local_end"),
             ),
         )
+        provider_id = self.waiting.pop(record["delivery_id"], None)
+        if provider_id is not None:
+            self.owned.got_id(integration, provider_id, external)
 
     def _result(self, record: Any) -> None:
         if record.get("destination") != "calendar" or not record.get("provider_id"):
             return
         found = self.external_of.get(record.get("delivery_id"))
+        if found is None:
+            self.waiting[str(record.get("delivery_id"))] = str(record["provider_id"])
+            return
+        self.owned.got_id(found[0], str(record["provider_id"]), found[1])
+
+    def _ledger(self, record: Any) -> None:
+        integration, provider_id = record.get("integration_id"), record.get("provider_id")
+        if record.get("destination") != "calendar" or not integration or not provider_id:
+            return
+        found = self.external_of.get(record.get("delivery_id"))
         if found is not None:
-            self.owned.got_id(found[0], str(record["provider_id"]), found[1])
+            self.owned.got_id(found[0], str(provider_id), found[1])
+        elif (integration, str(provider_id)) not in self.owned.by_provider_id:
+            stand_in = f"ledger:{record.get('aggregate_id') or record.get('delivery_id')}"
+            self.owned.got_id(str(integration), str(provider_id), stand_in)
 
 
 class PushReader(_Tail):

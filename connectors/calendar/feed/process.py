@@ -3,9 +3,11 @@ vendors' own calendars (Google, Microsoft, CalDAV/iCloud) into busy intervals fo
 double-booking detector.
 
 Start: the routing state (the worker's changelog: which calendars are connected, which
-vendors have a wedding soon), every calendar's sync state, then a first round for every
-calendar (it catches up with whatever changed while the feed was down, so a push lost in a
-restart loses nothing). Then pushes from the ingest gateway, reconciles and polls.
+vendors have a wedding soon), every calendar's sync state, what we wrote in vendors'
+calendars (`OwnedFeed`, read to its end so that no round takes our events for theirs),
+then a first round for every calendar (it catches up with whatever changed while the feed
+was down, so a push lost in a restart loses nothing). Then pushes from the ingest gateway,
+reconciles and polls.
 SIGTERM/SIGINT: the rounds in flight finish (or are abandoned uncommitted) and it exits 0.
 """
 
@@ -143,7 +145,7 @@ async def run_feed(
         loop.call_soon_threadsafe(router.route, record)
 
     pushes = PushReader(kafka, codecs, f"{settings.app_id}-calendar-feed-pushes", hand_over)
-    owned_feed.start()
+    await asyncio.to_thread(owned_feed.load)  # before any round: our Graph events, by id
     await feed.connect(connected(tables, feed.now_ms()))
     pushes.start()
     log.info("calendar feed: %d calendars connected", len(feed.calendars))
