@@ -1,8 +1,10 @@
 """A fetch round against what was known of the calendar -> upserts and tombstones only.
 
 `Known` is the feed's memory of one calendar (kept in its sync state): per resource, the
-interval ids it contributed with a hash of what each means to the detector, and which
-resources are our own events. `diff` folds a `FetchRound` into it:
+interval ids it contributed with a hash of what each means to the detector, which
+resources are our own events, and the times the calendar last showed of each while they
+matched what we asked (drift is judged against them once those deliveries expired).
+`diff` folds a `FetchRound` into it:
 
 - a changed resource's intervals are compared one by one: new or changed ones are upserts,
   vanished ones tombstones; an unchanged one is nothing (a replay, a title edit);
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 
 from streams.logic.calendar import busy
 from streams.logic.calendar.busy import BusyRecord
-from streams.logic.calendar.echo import Drift, OwnedIndex, drift, verdict
+from streams.logic.calendar.echo import Drift, OwnedEvent, OwnedIndex, drift, verdict
 from streams.logic.calendar.rounds import CalendarRef, FetchRound, Observed, Reason
 
 
@@ -30,9 +32,13 @@ from streams.logic.calendar.rounds import CalendarRef, FetchRound, Observed, Rea
 class Known:
     intervals: dict[str, dict[str, str]] = field(default_factory=dict)  # resource -> {id: hash}
     ours: dict[str, str] = field(default_factory=dict)  # resource -> our external id
+    # resource -> [start ms, end ms, aggregate id]: what the calendar last showed of one of
+    # our events while it matched what we asked; drift is judged against it once the
+    # deliveries that asked are no longer kept (`OwnedIndex` knows nothing of them then)
+    shown: dict[str, list[object]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
-        return {"intervals": self.intervals, "ours": self.ours}
+        return {"intervals": self.intervals, "ours": self.ours, "shown": self.shown}
 
     @classmethod
     def from_json(cls, value: object) -> Known:
@@ -40,11 +46,15 @@ class Known:
             return cls()
         intervals = value.get("intervals")
         ours = value.get("ours")
+        shown = value.get("shown")
         return cls(
             {str(r): {str(i): str(h) for i, h in ids.items()} for r, ids in intervals.items()}
             if isinstance(intervals, dict)
             else {},
             {str(r): str(e) for r, e in ours.items()} if isinstance(ours, dict) else {},
+            {str(r): list(v) for r, v in shown.items() if _readable_shown(v)}
+            if isinstance(shown, dict)
+            else {},
         )
 
     def interval_count(self) -> int:
@@ -80,6 +90,7 @@ def diff(
     calendar, reason = round_.calendar, round_.reason
     intervals = {r: dict(ids) for r, ids in known.intervals.items()}
     ours = dict(known.ours)
+    shown = dict(known.shown)
     records: list[BusyRecord] = []
     drifts: list[Drift] = []
     echoes = 0
@@ -91,11 +102,12 @@ def diff(
         instances = change.instances
         mine = _ours(owned, calendar, resource, instances) or ours.get(resource)
         if mine is not None:
-            echoes_here, drift_here = _our_event(owned, calendar, mine, instances)
+            echoes_here, drift_here = _our_event(owned, calendar, mine, instances, shown, resource)
             echoes += echoes_here
             drifts += drift_here
             if instances is None:
                 ours.pop(resource, None)
+                shown.pop(resource, None)
             else:
                 ours[resource] = mine
             instances = None  # ours is never busy time
@@ -117,10 +129,11 @@ def diff(
                 records.append(_tombstone(calendar, resource, iid, version, reason, now_ms))
         for resource in [r for r in ours if r not in seen]:
             mine = ours.pop(resource)
-            echoes_here, drift_here = _our_event(owned, calendar, mine, None)
+            echoes_here, drift_here = _our_event(owned, calendar, mine, None, shown, resource)
+            shown.pop(resource, None)
             echoes += echoes_here
             drifts += drift_here
-    return Diff(Known(intervals, ours), records, drifts, echoes)
+    return Diff(Known(intervals, ours, shown), records, drifts, echoes)
 
 
 def _ours(
@@ -138,13 +151,36 @@ def _our_event(
     calendar: CalendarRef,
     external_id: str,
     instances: tuple[Observed, ...] | None,
+    shown: dict[str, list[object]],
+    resource: str,
 ) -> tuple[int, list[Drift]]:
-    record = owned.get(calendar, external_id)
+    """(echoes, drift) for one of our events; an echo with times is remembered in `shown`,
+    and stands in for what we asked when the deliveries that asked are no longer kept."""
+    record = owned.get(calendar, external_id) or _remembered(shown.get(resource), external_id)
     observed = instances[0] if instances else None
     earlier = owned.candidates(calendar, external_id)[:-1]
     if verdict(record, observed, calendar.time_zone, earlier) == "echo" or record is None:
+        if observed is not None and record is not None:
+            shown[resource] = [observed.start_ms, observed.end_ms, record.aggregate_id]
         return 1, []
     return 0, [drift(calendar, record, observed)]
+
+
+def _remembered(entry: list[object] | None, external_id: str) -> OwnedEvent | None:
+    if entry is None or not _readable_shown(entry):
+        return None
+    start, end, aggregate = entry
+    if not isinstance(start, int) or not isinstance(end, int):
+        return None
+    return OwnedEvent(external_id, start, end, aggregate_id=str(aggregate))
+
+
+def _readable_shown(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value[:2])
+    )
 
 
 def _wanted(

@@ -152,3 +152,33 @@ def test_our_event_still_at_its_previous_times_is_an_echo_while_the_sink_catches
     owned.wrote(CAL.integration_id, OwnedEvent("ext-1", T0 + 30 * H, T0 + 32 * H))  # moved
     out = run(Known(), ("ours", (busy(10, 12, ours="ext-1"),)), owned=owned)
     assert (out.drift, out.echoes) == ([], 1)
+
+
+def _echoed_then_forgotten() -> Known:
+    """A known calendar whose echo of our event was seen while its delivery was kept; the
+    index of a later start (the delivery no longer kept) is empty."""
+    owned = OwnedIndex()
+    owned.wrote(
+        CAL.integration_id, OwnedEvent("ext-1", T0 + 10 * H, T0 + 12 * H, aggregate_id="w-1")
+    )
+    return run(Known(), ("ours", (busy(10, 12, ours="ext-1"),)), owned=owned).known
+
+
+def test_our_event_moved_after_its_delivery_expired_is_still_drift() -> None:
+    known = Known.from_json(_echoed_then_forgotten().to_json())  # the sync state, read back
+    moved = run(known, ("ours", (busy(11, 13, ours="ext-1"),)))
+    assert [(d.aggregate_id, d.calendar_start_ms, d.platform_start_ms) for d in moved.drift] == [
+        ("w-1", T0 + 11 * H, T0 + 10 * H)
+    ]
+    assert moved.records == []
+
+
+def test_our_event_unchanged_after_its_delivery_expired_is_an_echo() -> None:
+    again = run(_echoed_then_forgotten(), ("ours", (busy(10, 12, ours="ext-1"),)), full=True)
+    assert (again.records, again.drift, again.echoes) == ([], [], 1)
+
+
+def test_our_event_deleted_by_the_vendor_after_its_delivery_expired_is_drift() -> None:
+    gone = run(_echoed_then_forgotten(), ("ours", None))
+    assert [(d.deleted, d.platform_start_ms) for d in gone.drift] == [(True, T0 + 10 * H)]
+    assert "ours" not in gone.known.shown
