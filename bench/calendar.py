@@ -27,17 +27,14 @@ to the round that carries it. Each figure beside a baseline measured in the same
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
-import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from connectors.sources.webhooks.config import parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
 from streams.dev.broker import free_port
@@ -51,6 +48,7 @@ from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS
 
 from bench import calendar_feed as feed_bench
 from bench import engines
+from bench.bare import bare_server, run_client
 
 ON_BROKER = True  # the gateway produces to the broker; parts 2 and 3 run on the first pass
 CALENDARS = 10_000  # connected Google calendars (channels) at the gateway
@@ -171,36 +169,10 @@ async def _client(url: str, first_number: int) -> dict[str, Any]:
     """`client_main` in a fresh interpreter (its loop and its core are its own); its figures
     and the machine's idle share meanwhile (other work on shared cores shows there)."""
     idle, total = _cpu_ticks()
-    code = "import sys; from bench.calendar import client_main; client_main(*sys.argv[1:])"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, url, str(first_number), cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"bench client exited with {process.returncode}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result = await run_client("bench.calendar", url, str(first_number))
     idle_after, total_after = _cpu_ticks()
     result["idle"] = (idle_after - idle) / max(1, total_after - total)
     return result
-
-
-@contextlib.asynccontextmanager
-async def _bare_server() -> AsyncIterator[int]:
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({"status": "stored"})
-
-    app = web.Application()
-    app.router.add_post("/webhooks/{source}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
 
 
 def _burst_line(name: str, got: dict[str, Any]) -> str:
@@ -218,7 +190,7 @@ async def _gateway(bootstrap: str) -> list[str]:
                         "rate_per_second": 1e9, "burst": 1_000_000_000}}  # fmt: skip
     config = parse_gateway_config({"sources": sources}, {})
     async with (
-        _bare_server() as bare_port,
+        bare_server() as bare_port,
         running_gateway(config, bootstrap, codecs, port=free_port()) as (_, gw_port),
     ):
         bare = await _client(f"http://127.0.0.1:{bare_port}/webhooks/gcal", 1)

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
-from aiohttp import web
 from connectors.sources.webhooks.config import parse_gateway_config
 from connectors.sources.webhooks.gateway import running_gateway
 from standardwebhooks.webhooks import Webhook
@@ -34,6 +30,7 @@ from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS
 
+from bench.bare import bare_server, run_client
 from bench.engines import broker as bench_broker
 
 REQUESTS = 3000
@@ -89,34 +86,8 @@ def client_main(url: str, prefix: str) -> None:
 
 
 async def _client(url: str, prefix: str) -> tuple[float, dict[int, int]]:
-    """Run `client_main` in a fresh interpreter (not multiprocessing: no __main__ re-import)."""
-    code = "import sys; from bench.ingest import client_main; client_main(sys.argv[1], sys.argv[2])"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, url, prefix, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"bench client exited with {process.returncode}")
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result = await run_client("bench.ingest", url, prefix)
     return float(result["seconds"]), {int(k): v for k, v in result["statuses"].items()}
-
-
-@contextlib.asynccontextmanager
-async def _bare_server() -> AsyncIterator[int]:
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({"status": "stored"})
-
-    app = web.Application()
-    app.router.add_post("/webhooks/{source}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
 
 
 async def _measure(bootstrap: str) -> list[str]:
@@ -131,7 +102,7 @@ async def _measure(bootstrap: str) -> list[str]:
     gateway: list[float] = []
     statuses: dict[str, dict[int, int]] = {"bare": {}, "gateway": {}}
     async with (
-        _bare_server() as bare_port,
+        bare_server() as bare_port,
         running_gateway(config, bootstrap, codecs, port=free_port()) as (_, gw_port),
     ):
         for port in (bare_port, gw_port):  # untimed: a fresh broker JIT-compiles its produce
