@@ -94,6 +94,7 @@ class CalendarFeed:
         self.sync: dict[str, CalendarSync] = {}
         self.push_live: set[str] = set()  # calendars with a live push channel
         self.channel_index: dict[str, str] = {}  # channel / subscription id -> calendar key
+        self._of_account: dict[tuple[str, str], set[str]] = {}  # (provider, integration) -> keys
         self.on_disconnect: Callable[[CalendarSync], None] | None = None  # channel manager
         self.reasons: dict[str, Reason] = {}
         self.pushed_at: dict[str, float] = {}  # first push of a pending burst (s)
@@ -121,6 +122,8 @@ class CalendarFeed:
         now = self.now_ms()
         for key, item in connected.items():
             self.calendars[key] = item
+            account = (item.calendar.provider, item.calendar.integration_id)
+            self._of_account.setdefault(account, set()).add(key)
             interval = self._interval(key)
             state = self.sync.get(key)
             if state is None:
@@ -130,6 +133,10 @@ class CalendarFeed:
         for key in [k for k in self.calendars if k not in connected]:
             await self._disconnect(key)
         self.wake.set()
+
+    def calendars_of(self, provider: str, integration_id: str) -> list[str]:
+        """The keys of the connected calendars of one account (one integration)."""
+        return sorted(self._of_account.get((provider, integration_id), ()))
 
     def push(self, key: str, received_at_s: float | None = None) -> bool:
         """A provider notification for calendar `key`; False when it is not ours."""
@@ -301,6 +308,11 @@ class CalendarFeed:
     # ---- calendars leaving, failing ----------------------------------------------------------
     async def _disconnect(self, key: str) -> None:
         item = self.calendars.pop(key)
+        account = (item.calendar.provider, item.calendar.integration_id)
+        keys = self._of_account.get(account, set())
+        keys.discard(key)
+        if not keys:
+            self._of_account.pop(account, None)
         self.scheduler.remove(key)
         state = self.sync.pop(key, None)
         if state is None:

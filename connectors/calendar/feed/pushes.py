@@ -22,8 +22,9 @@ from streams import metrics
 
 
 class Feed(Protocol):
-    calendars: dict[str, Any]
     channel_index: dict[str, str]
+
+    def calendars_of(self, provider: str, integration_id: str) -> list[str]: ...
 
     def push(self, key: str, received_at_s: float | None = None) -> bool: ...
 
@@ -108,8 +109,4 @@ class PushRouter:
             return [key]
         if not integration:
             return []
-        return [
-            k
-            for k, item in self.feed.calendars.items()
-            if item.calendar.integration_id == integration and item.calendar.provider == provider
-        ]
+        return self.feed.calendars_of(provider, integration)
