@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event
 
-from connectors.calendar import local
+from connectors.calendar import local, verdicts
 from connectors.sinks.answer import (
     Answer,
     Verdict,
@@ -46,8 +46,6 @@ from connectors.sinks.answer import (
     fatal,
     ok,
     parse_retry_after,
-    reauth,
-    retry,
 )
 
 PRIMARY = frozenset({"", "primary"})
@@ -279,6 +277,5 @@ def classify(
     row = STATUS_TABLE.get(status)
     if row is not None:
         verdict, code, message = row
-        make = {Verdict.REAUTH: reauth, Verdict.FATAL: fatal, Verdict.RETRY: retry}[verdict]
-        return make(code, message, status=status)
+        return verdicts.answer(verdict, code, message, status=status)
     return classify_http_status(status, seconds, prefix="caldav")

@@ -20,23 +20,14 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.calendar import local
-from connectors.sinks.answer import (
-    Answer,
-    Verdict,
-    backpressure,
-    fatal,
-    ok,
-    parse_retry_after,
-    reauth,
-    retry,
-)
+from connectors.calendar import local, verdicts
+from connectors.calendar.rest_wire import BadRecord, Request
+from connectors.sinks.answer import Answer, Verdict, ok, parse_retry_after
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 PRIVATE_PROPERTY = "wedsyncExternalId"
@@ -44,20 +35,6 @@ VERSION_PROPERTY = "wedsyncVersion"
 
 Operation = Literal["insert", "patch", "get", "delete"]
 Step = Literal["patch", "insert", "refetch", "done"]
-
-
-class BadRecord(ValueError):
-    """The record cannot become a Google event (unknown time zone, missing field)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One API call: method, path (under the API base URL), extra headers, JSON body."""
-
-    method: str
-    path: str
-    headers: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
 
 
 # Google's error reasons -> verdict (error_class ``google.<reason>``).
@@ -97,6 +74,8 @@ STATUSES: dict[int, Verdict] = {
     503: Verdict.RETRY,
     504: Verdict.RETRY,
 }
+
+GONE = frozenset({404, 410})  # events.get or events.delete of an event that is not there
 
 # (operation, status) -> the next request the sink makes instead of classifying.
 FOLLOW_UPS: dict[tuple[Operation, int], Step] = {
@@ -279,12 +258,6 @@ def classify(
     else:
         code = f"google.{status}"
         verdict = STATUSES.get(status, Verdict.RETRY if status >= 500 else Verdict.FATAL)
-    if verdict is Verdict.OK:
-        return ok(status)
-    if verdict is Verdict.BACKPRESSURE:
-        return backpressure(code, parse_retry_after(retry_after, now_s=now_s), status=status)
-    if verdict is Verdict.RETRY:
-        return retry(code, status=status)
-    if verdict is Verdict.REAUTH:
-        return reauth(code, "Google refused the access token", status=status)
-    return fatal(code, f"Google refused the request ({status})", status=status)
+    delay = parse_retry_after(retry_after, now_s=now_s)
+    message = verdicts.refusal("Google", verdict, status)
+    return verdicts.answer(verdict, code, message, status=status, retry_after=delay)

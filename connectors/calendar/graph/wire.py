@@ -25,44 +25,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.calendar import local
-from connectors.sinks.answer import (
-    Answer,
-    Verdict,
-    backpressure,
-    fatal,
-    ok,
-    parse_retry_after,
-    reauth,
-    retry,
-)
+from connectors.calendar import local, verdicts
+from connectors.calendar.rest_wire import BadRecord, Request
+from connectors.sinks.answer import Answer, Verdict, ok, parse_retry_after
 
 PROPERTY_GUID = "8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d"
 PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncExternalId"
 VERSION_PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncVersion"
 EXPAND_VERSION = f"singleValueExtendedProperties($filter=id eq '{VERSION_PROPERTY_ID}')"
 TRANSACTION_NAMESPACE = uuid.UUID("5b0c2f0e-7a4d-4e59-8f3b-1d2e3f4a5b6c")
-
-
-class BadRecord(ValueError):
-    """The record cannot become a Graph event (unknown time zone, missing field)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One Graph call: method, path (under the API base URL), query, headers, JSON body."""
-
-    method: str
-    path: str
-    params: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
 
 
 # Graph error codes -> verdict (error_class ``graph.<code>``).
@@ -301,10 +277,5 @@ def classify(
         verdict = CODES[code]
     else:
         verdict = Verdict.FATAL
-    if verdict is Verdict.BACKPRESSURE:
-        return backpressure(error_class, delay, status=status)
-    if verdict is Verdict.RETRY:
-        return retry(error_class, status=status)
-    if verdict is Verdict.REAUTH:
-        return reauth(error_class, "Graph refused the access token", status=status)
-    return fatal(error_class, f"Graph refused the request ({status})", status=status)
+    message = verdicts.refusal("Graph", verdict, status)
+    return verdicts.answer(verdict, error_class, message, status=status, retry_after=delay)
