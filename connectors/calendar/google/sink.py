@@ -72,9 +72,8 @@ class GoogleCalendarConnector(RestCalendarSink):
 class _Events:
     """`upsert.Port` for one record: our event in one Google calendar."""
 
-    name = "google"
-
     def __init__(self, sink: GoogleCalendarConnector, record: dict[str, Any], token: str) -> None:
+        self.name = sink.name
         self._sink, self._record, self._token = sink, record, token
         self._id = wire.event_id(str(record["external_event_id"]))
 
@@ -97,12 +96,13 @@ class _Events:
         return Held(wire.stored_version(body), str(etag) if etag else None, self._id, body)
 
     async def update(self, held: Held) -> Answer | Changed | Gone:
-        reply = await self._call(wire.patch_request(self._record, etag=held.etag))
-        step = wire.follow_up("patch", reply[0])
+        status, body, headers = await self._call(wire.patch_request(self._record, etag=held.etag))
+        step = wire.follow_up("patch", status)
         if step == "insert":
-            return Gone(reply[0], self._id)
-        answer = self._sink.classify(*reply)
-        return Changed(answer) if step == "refetch" else answer
+            return Gone(status, self._id)
+        if step == "refetch":  # not logged: the algorithm reads and re-applies
+            return Changed(wire.classify(status, body, headers.get("Retry-After")))
+        return self._sink.classify(status, body, headers)
 
     async def copies(self) -> list[Held] | Gone | Answer:
         found = await self.read()

@@ -6,12 +6,14 @@ record. Event ids: `event_id` derives the client-chosen id (base32hex: ``0-9a-v`
 characters) from `external_event_id`, the same on every retry and every process.
 
 Answers: `classify` turns a status, error body and Retry-After header into an `Answer` using
-the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES`. The sink handles the
-answers that call for another request itself (`FOLLOW_UPS`): insert 409 ``duplicate`` -> get
-+ patch with If-Match, patch 404 -> insert once, patch 412 ``conditionNotMet`` -> get + patch
-once more. Order: every write leaves the record's `aggregate_version` in a private extended
-property, and `is_stale` says when the event already holds a version at least as new (a sink
-never overwrites a newer version with an older one; retry topics break per-key order).
+the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES` (the Answer made by
+`connectors.calendar.verdicts`). The answers that are a step of the write algorithm
+(`connectors.calendar.upsert`) rather than its end are `FOLLOW_UPS`, which the sink's port
+reads: insert 409 ``duplicate`` = it exists (get + patch with If-Match), patch 404 = gone
+(insert once more), patch 412 ``conditionNotMet`` = changed (get + patch once more), delete
+404/410 = done; `GONE` is a get's. Order: every write leaves the record's `aggregate_version`
+in a private extended property, and `stored_version` reads it back (the algorithm never
+overwrites a newer version with an older one; retry topics break per-key order).
 """
 
 from __future__ import annotations
@@ -214,17 +216,6 @@ def stored_version(event: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
-
-
-def is_stale(event: Any, record: Mapping[str, Any]) -> bool:
-    """True when the event already holds this record's aggregate version or a newer one: an
-    upsert then has nothing to do (a retry, or an older version arriving late), and a delete
-    older than the event's version must not remove a newer upsert (strictly newer only)."""
-    held = stored_version(event)
-    if held is None:
-        return False
-    ours = int(record.get("aggregate_version") or 0)
-    return held >= ours if record.get("operation") != "delete" else held > ours
 
 
 def error_reason(body: Any) -> str | None:

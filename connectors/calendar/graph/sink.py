@@ -87,11 +87,10 @@ def _held(event: Mapping[str, Any]) -> Held:
 class _Events:
     """`upsert.Port` for one record: the events carrying our id in one mailbox."""
 
-    name = "graph"
-
     def __init__(
         self, sink: GraphCalendarConnector, record: dict[str, Any], token: str, key: str
     ) -> None:
+        self.name = sink.name
         self._sink, self._record, self._token, self._key = sink, record, token, key
         self._found: Held | None = None  # the find's event, the first read
         self._id: str | None = None  # the event's id once found
@@ -135,11 +134,12 @@ class _Events:
 
     async def update(self, held: Held) -> Answer | Changed | Gone:
         request = wire.patch_request(self._record, str(held.id), etag=held.etag)
-        reply = await self._call(request)
-        if reply[0] == 404:
-            return Gone(404, held.id)
-        answer = self._sink.classify(*reply)
-        return Changed(answer) if reply[0] == 412 else self._with_id(answer)
+        status, body, headers = await self._call(request)
+        if status == 404:
+            return Gone(status, held.id)
+        if status == 412:  # not logged: the algorithm reads and re-applies
+            return Changed(wire.classify(status, body, headers.get("Retry-After")))
+        return self._with_id(self._sink.classify(status, body, headers))
 
     async def copies(self) -> list[Held] | Gone | Answer:
         found = await self._find()

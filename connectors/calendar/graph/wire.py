@@ -6,19 +6,20 @@ extended property (`PROPERTY_ID`, a fixed GUID of ours) holding `external_event_
 ``$filter=singleValueExtendedProperties/Any(ep: ep/id eq '<PROPERTY_ID>' and ep/value eq '<id>')``.
 
 Order: every write also sets a second property (`VERSION_PROPERTY_ID`) to the record's
-`aggregate_version`; finds and reads expand it, and `is_stale` says when the event already
-holds a version at least as new (a sink never overwrites a newer version with an older one).
+`aggregate_version`; finds and reads expand it, and `stored_version` reads it back (the write
+algorithm, `connectors.calendar.upsert`, never overwrites a newer version with an older one).
 
 Requests: `find_request`, `create_request` (with ``transactionId``, Graph's idempotency hook on
 create, derived from the delivery id), `patch_request`, `get_request`, `delete_request`.
 Times: timed events are sent in UTC (``timeZone: UTC``, which every mailbox accepts; Graph
 takes only a subset of IANA names); all-day events as local midnights of the wedding's zone.
 
-Answers: `classify` uses `CODES` (Graph's ``error.code``) and the status:
+Answers: `classify` uses the status and `CODES` (Graph's ``error.code``; the Answer made by
+`connectors.calendar.verdicts`):
 401 reauth; 429 backpressure; 503/504 with Retry-After backpressure, without it retry; other
-5xx retry; 412 retry (after the sink's one refetch-and-reapply); 404 ErrorItemNotFound fatal
-(the sink first re-creates an event that vanished between find and patch, and treats it as
-done on delete); other 4xx fatal.
+5xx retry; 412 retry (when the write algorithm's re-reads and re-applies ran out); 404
+ErrorItemNotFound fatal (the sink's port first answers it as gone: re-created once on an
+upsert, done on a delete); other 4xx fatal.
 """
 
 from __future__ import annotations
@@ -103,10 +104,6 @@ def _zone(record: Mapping[str, Any]) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise BadRecord("unknown time zone in the record") from exc
-
-
-needs_mailbox_zone = local.needs_own_zone  # then `mailbox_settings_request`, `placed`
-placed = local.placed
 
 
 def mailbox_settings_request() -> Request:
@@ -237,16 +234,6 @@ def stored_version(event: Any) -> int | None:
             except (TypeError, ValueError):
                 return None
     return None
-
-
-def is_stale(event: Any, record: Mapping[str, Any]) -> bool:
-    """True when the event already holds this record's aggregate version or a newer one
-    (upsert: nothing to do), or a strictly newer one (delete: keep the newer upsert)."""
-    held = stored_version(event)
-    if held is None:
-        return False
-    ours = int(record.get("aggregate_version") or 0)
-    return held >= ours if record.get("operation") != "delete" else held > ours
 
 
 def error_code(body: Any) -> str | None:
