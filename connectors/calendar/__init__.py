@@ -7,10 +7,9 @@ what the three sinks share lives here:
     upsert.py       the one write algorithm (create if absent, re-apply with If-Match unless
                     the event holds this version or newer, 412 -> re-read, vanished ->
                     create once more; delete unless newer) over a provider `Port`
-    verdicts.py     pure: a provider table's verdict -> the `Answer`
     local.py        pure: a wedding's wall-clock times and the zone they are read in
     rest.py         RestCalendarSink: the JSON/OAuth skeleton of the Google and Graph sinks
-    rest_wire.py    pure: their `Request` and `BadRecord`
+    rest_wire.py    pure: their `Request`, `BadRecord` and refusal messages
     rest_config.py  OAuthApiConfig: the settings both subclass
     feed/           the inbound feed (vendors' own events as busy time)
 """

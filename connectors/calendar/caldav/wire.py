@@ -37,13 +37,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Calendar, Event
 
-from connectors.calendar import local, verdicts
+from connectors.calendar import local
 from connectors.sinks.answer import (
     Answer,
     Verdict,
     backpressure,
     classify_http_status,
     fatal,
+    from_verdict,
     ok,
     parse_retry_after,
 )
@@ -277,5 +278,5 @@ def classify(
     row = STATUS_TABLE.get(status)
     if row is not None:
         verdict, code, message = row
-        return verdicts.answer(verdict, code, message, status=status)
+        return from_verdict(verdict, code, message, status=status)
     return classify_http_status(status, seconds, prefix="caldav")

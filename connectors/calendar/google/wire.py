@@ -7,7 +7,7 @@ characters) from `external_event_id`, the same on every retry and every process.
 
 Answers: `classify` turns a status, error body and Retry-After header into an `Answer` using
 the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES` (the Answer made by
-`connectors.calendar.verdicts`). The answers that are a step of the write algorithm
+`connectors.sinks.answer.from_verdict`). The answers that are a step of the write algorithm
 (`connectors.calendar.upsert`) rather than its end are `FOLLOW_UPS`, which the sink's port
 reads: insert 409 ``duplicate`` = it exists (get + patch with If-Match), patch 404 = gone
 (insert once more), patch 412 ``conditionNotMet`` = changed (get + patch once more), delete
@@ -27,9 +27,9 @@ from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.calendar import local, verdicts
-from connectors.calendar.rest_wire import BadRecord, Request
-from connectors.sinks.answer import Answer, Verdict, ok, parse_retry_after
+from connectors.calendar import local
+from connectors.calendar.rest_wire import BadRecord, Request, refusal
+from connectors.sinks.answer import Answer, Verdict, from_verdict, ok, parse_retry_after
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 PRIVATE_PROPERTY = "wedsyncExternalId"
@@ -250,5 +250,5 @@ def classify(
         code = f"google.{status}"
         verdict = STATUSES.get(status, Verdict.RETRY if status >= 500 else Verdict.FATAL)
     delay = parse_retry_after(retry_after, now_s=now_s)
-    message = verdicts.refusal("Google", verdict, status)
-    return verdicts.answer(verdict, code, message, status=status, retry_after=delay)
+    message = refusal("Google", verdict, status)
+    return from_verdict(verdict, code, message, status=status, retry_after=delay)

@@ -15,7 +15,7 @@ Times: timed events are sent in UTC (``timeZone: UTC``, which every mailbox acce
 takes only a subset of IANA names); all-day events as local midnights of the wedding's zone.
 
 Answers: `classify` uses the status and `CODES` (Graph's ``error.code``; the Answer made by
-`connectors.calendar.verdicts`):
+`connectors.sinks.answer.from_verdict`):
 401 reauth; 429 backpressure; 503/504 with Retry-After backpressure, without it retry; other
 5xx retry; 412 retry (when the write algorithm's re-reads and re-applies ran out); 404
 ErrorItemNotFound fatal (the sink's port first answers it as gone: re-created once on an
@@ -31,9 +31,9 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.calendar import local, verdicts
-from connectors.calendar.rest_wire import BadRecord, Request
-from connectors.sinks.answer import Answer, Verdict, ok, parse_retry_after
+from connectors.calendar import local
+from connectors.calendar.rest_wire import BadRecord, Request, refusal
+from connectors.sinks.answer import Answer, Verdict, from_verdict, ok, parse_retry_after
 
 PROPERTY_GUID = "8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d"
 PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncExternalId"
@@ -264,5 +264,5 @@ def classify(
         verdict = CODES[code]
     else:
         verdict = Verdict.FATAL
-    message = verdicts.refusal("Graph", verdict, status)
-    return verdicts.answer(verdict, error_class, message, status=status, retry_after=delay)
+    message = refusal("Graph", verdict, status)
+    return from_verdict(verdict, error_class, message, status=status, retry_after=delay)
