@@ -14,6 +14,7 @@ Upsert (`upsert`):
                                      `Gone` (404/410, at the read or the update) -> create once
                                      more (an upsert means "be there"): its Answer, or
                                      `Exists` -> next round; gone a second time -> RETRY
+                                     ``<name>.vanished``
     every round changed              -> the provider's 412 answer (RETRY)
 Delete (`delete`):
     read every copy we hold          `Gone` -> OK (already gone)
