@@ -1,7 +1,8 @@
 """What a provider's answer means for the delivery, as plain data (no I/O).
 
 Each connector's pure `wire.classify...` turns a provider answer (status, error code,
-headers) into an `Answer`; the runtime acts on `Answer.verdict`:
+headers) into an `Answer` (from its own verdict tables: `from_verdict`); the runtime acts on
+`Answer.verdict`:
 
     OK            delivered (or already there: a duplicate create, a delete of a gone item)
     RETRY         transient; retry with exponential, jittered backoff
@@ -78,6 +79,24 @@ def disable(error_class: str, message: str = "", *, status: int | None = None) -
 
 def reauth(error_class: str, message: str = "", *, status: int | None = None) -> Answer:
     return Answer(Verdict.REAUTH, status=status, error_class=error_class, message=message)
+
+
+def from_verdict(
+    verdict: Verdict,
+    error_class: str,
+    message: str = "",
+    *,
+    status: int | None = None,
+    retry_after: float | None = None,
+) -> Answer:
+    """The Answer of a verdict a connector's table decided (OK carries only the status;
+    `retry_after` only BACKPRESSURE)."""
+    if verdict is Verdict.OK:
+        return ok(status)
+    if verdict is Verdict.BACKPRESSURE:
+        return backpressure(error_class, retry_after, message, status=status)
+    make = {Verdict.RETRY: retry, Verdict.REAUTH: reauth, Verdict.DISABLE: disable}
+    return make.get(verdict, fatal)(error_class, message, status=status)
 
 
 def parse_retry_after(value: str | None, *, now_s: float | None = None) -> float | None:

@@ -7,10 +7,11 @@ through the outbound policy and icalendar to build the event:
     config.py     WEDSYNC_CALDAV_* settings (per-integration concurrency, fallback home URL)
     wire.py       pure: the collection and event URLs, the VEVENT, the request headers, the
                   meaning of a CalDAV answer
-    sink.py       `CalDavConnector`: PUT If-None-Match: * to create, If-Match: <etag> to
-                  update (after a 412), DELETE; Basic auth with the integration's password
-    fake.py       `RadicaleServer`: a real Radicale CalDAV server on loopback (tests,
-                  `wedsync fake caldav`)
+    sink.py       `CalDavConnector`: the port of connectors/calendar/upsert.py: PUT
+                  If-None-Match: * to create, If-Match: <etag> to update (after a 412),
+                  DELETE; Basic auth with the integration's password
+    streams/dev/fakes/caldav.py  `RadicaleServer`: a real Radicale CalDAV server on
+                  loopback (tests, `wedsync fake caldav`)
 
 The inbound feed (the vendor's own events as busy time) reads a collection in rounds:
 

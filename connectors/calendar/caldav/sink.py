@@ -1,14 +1,15 @@
 """The CalDAV provider's I/O: httpx through the outbound policy, Basic auth per integration.
 
-Upsert (one attempt):
-    PUT {event} If-None-Match: *            201/204: created -> OK (provider_id = ETag)
-    412 (it exists):  GET {event} -> ETag, SEQUENCE, X-WEDSYNC-VERSION
-                      stored version >= ours  -> OK, nothing written (a replay, or older news)
-                      PUT If-Match: <etag> with SEQUENCE + 1
-                      412 again (changed meanwhile): refetch and re-apply once more, then RETRY
-Delete:
-    GET {event} (404/410 -> OK, already gone; a stored newer version -> OK, kept), then
-    DELETE If-Match: <etag>; 404/410 -> OK; 412 -> RETRY.
+The write algorithm is `connectors.calendar.upsert` (create if absent, re-apply with If-Match
+unless the event holds this version or a newer one, 412 -> re-read, vanished -> create once
+more; delete unless newer). What is CalDAV's, in `_Resource` (the port), on the event's URL:
+
+    create   PUT If-None-Match: *            412 = exists; an OK's provider_id is the ETag
+    read     GET -> ETag, SEQUENCE, X-WEDSYNC-VERSION; 404/410 = gone; the ETag is the id
+             reported when nothing is written
+    update   PUT If-Match: <etag> with SEQUENCE + 1; 412 = changed, 404/410 = gone
+    copies   that GET (one resource per UID)
+    remove   DELETE If-Match: <etag>; 404/410 -> OK; 412 -> RETRY
 
 Every answer is classified by wire.classify (never raised). Timeouts and connection errors
 are RETRY; a host the outbound policy refuses, a calendar_id outside the integration's home,
@@ -24,16 +25,16 @@ from typing import Any
 import httpx
 from streams.topics import Destination
 
+from connectors.calendar import upsert
 from connectors.calendar.caldav import wire
 from connectors.calendar.caldav.config import CalDavConfig
+from connectors.calendar.upsert import EXISTS, Changed, Exists, Gone, Held
 from connectors.sinks.answer import Answer, fatal, ok, retry
 from connectors.sinks.base import DeliveryContext, Limits, SinkEnv
 from connectors.sinks.credentials import Credential
 from connectors.sinks.outbound import OutboundPolicy, OutboundRefused, audit_scope, http_client
 
 log = logging.getLogger("wedsync.sinks.caldav")
-
-REAPPLY_ROUNDS = 2  # If-Match PUTs after the first 412: the re-apply and "once more"
 
 
 class CalDavConnector:
@@ -85,9 +86,7 @@ class CalDavConnector:
             return fatal("caldav.collection_refused", str(exc))
         with audit_scope(self.destination.value, self.target(record)):
             try:
-                if record.get("operation") == "delete":
-                    return await self._delete(record, href, auth)
-                return await self._upsert(record, href, auth)
+                return await upsert.write(_Resource(self, record, href, auth), record)
             except wire.EventRefused as exc:
                 return fatal("caldav.bad_event", str(exc))
             except OutboundRefused as exc:
@@ -113,64 +112,79 @@ class CalDavConnector:
             user, password
         )
 
-    async def _upsert(self, record: dict[str, Any], href: str, auth: httpx.BasicAuth) -> Answer:
-        body = wire.build_event(record, sequence=0, prodid=self.config.prodid)
-        response = await self.client.put(href, content=body, headers=wire.create_headers(),
-                                         auth=auth)  # fmt: skip
-        if response.status_code != 412:
-            return self._answer(response, "upsert")
-        ours = int(record.get("aggregate_version") or 0)
-        for _ in range(REAPPLY_ROUNDS):
-            current = await self.client.get(href, auth=auth)
-            if current.status_code in (404, 410):  # deleted meanwhile: create again
-                response = await self.client.put(
-                    href, content=body, headers=wire.create_headers(), auth=auth
-                )
-            elif not current.is_success:
-                return self._answer(current, "upsert")
-            else:
-                etag = current.headers.get("ETag")
-                held = wire.stored(current.content)
-                if held.version is not None and held.version >= ours:
-                    return ok(current.status_code, provider_id=etag)
-                body = wire.build_event(
-                    record, sequence=held.sequence + 1, prodid=self.config.prodid
-                )
-                response = await self.client.put(
-                    href, content=body, headers=wire.update_headers(etag), auth=auth
-                )
-            if response.status_code != 412:
-                return self._answer(response, "upsert")
-        return retry("caldav.412", "the event kept changing while we updated it", status=412)
-
-    async def _delete(self, record: dict[str, Any], href: str, auth: httpx.BasicAuth) -> Answer:
-        current = await self.client.get(href, auth=auth)
-        if current.status_code in wire.GONE_ON_DELETE or not current.is_success:
-            return self._answer(current, "delete")
-        etag = current.headers.get("ETag")
-        held = wire.stored(current.content)
-        if held.version is not None and held.version > int(record.get("aggregate_version") or 0):
-            return ok(current.status_code, provider_id=etag)  # a newer upsert is kept
-        response = await self.client.delete(href, headers=wire.delete_headers(etag), auth=auth)
-        return self._answer(response, "delete")
-
-    @staticmethod
-    def _answer(response: httpx.Response, operation: str) -> Answer:
-        answer = wire.classify(
-            response.status_code,
-            operation=operation,
-            retry_after=response.headers.get("Retry-After"),
-            body=response.text[:2000] if response.status_code in (403, 409) else "",
-        )
-        if answer.ok and operation == "upsert":
-            return ok(response.status_code, provider_id=response.headers.get("ETag"))
-        return answer
-
     async def aclose(self) -> None:
         """Close the HTTP client."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+class _Resource:
+    """`upsert.Port` for one record: the event's resource (`href`) in one collection."""
+
+    name = "caldav"
+
+    def __init__(
+        self, sink: CalDavConnector, record: dict[str, Any], href: str, auth: httpx.BasicAuth
+    ) -> None:
+        self._client, self._record, self._href, self._auth = sink.client, record, href, auth
+        self._prodid = sink.config.prodid
+
+    def _event(self, sequence: int) -> bytes:
+        return wire.build_event(self._record, sequence=sequence, prodid=self._prodid)
+
+    async def create(self) -> Answer | Exists:
+        response = await self._client.put(
+            self._href, content=self._event(0), headers=wire.create_headers(), auth=self._auth
+        )
+        return EXISTS if response.status_code == 412 else _answer(response, "upsert")
+
+    async def read(self) -> Held | Gone | Answer:
+        current = await self._client.get(self._href, auth=self._auth)
+        if current.status_code in wire.GONE_ON_DELETE:
+            return Gone(current.status_code)
+        if not current.is_success:
+            return _answer(current, "upsert")
+        etag = current.headers.get("ETag")
+        stored = wire.stored(current.content)
+        return Held(stored.version, etag, etag, stored)  # the ETag is the id we report
+
+    async def update(self, held: Held) -> Answer | Changed | Gone:
+        sequence = held.body.sequence + 1 if isinstance(held.body, wire.Stored) else 1
+        response = await self._client.put(
+            self._href,
+            content=self._event(sequence),
+            headers=wire.update_headers(held.etag),
+            auth=self._auth,
+        )
+        if response.status_code == 412:
+            return Changed(_answer(response, "upsert"))
+        if response.status_code in wire.GONE_ON_DELETE:
+            return Gone(response.status_code)
+        return _answer(response, "upsert")
+
+    async def copies(self) -> list[Held] | Gone | Answer:
+        found = await self.read()
+        return [found] if isinstance(found, Held) else found
+
+    async def remove(self, held: Held) -> Answer | Gone:
+        response = await self._client.delete(
+            self._href, headers=wire.delete_headers(held.etag), auth=self._auth
+        )
+        return _answer(response, "delete")
+
+
+def _answer(response: httpx.Response, operation: str) -> Answer:
+    """`wire.classify` of an answer to `operation`; an upsert's OK reports the ETag."""
+    answer = wire.classify(
+        response.status_code,
+        operation=operation,
+        retry_after=response.headers.get("Retry-After"),
+        body=response.text[:2000] if response.status_code in (403, 409) else "",
+    )
+    if answer.ok and operation == "upsert":
+        return ok(response.status_code, provider_id=response.headers.get("ETag"))
+    return answer
 
 
 def build(env: SinkEnv) -> CalDavConnector:

@@ -44,10 +44,9 @@ from connectors.sinks.answer import (
     backpressure,
     classify_http_status,
     fatal,
+    from_verdict,
     ok,
     parse_retry_after,
-    reauth,
-    retry,
 )
 
 PRIMARY = frozenset({"", "primary"})
@@ -279,6 +278,5 @@ def classify(
     row = STATUS_TABLE.get(status)
     if row is not None:
         verdict, code, message = row
-        make = {Verdict.REAUTH: reauth, Verdict.FATAL: fatal, Verdict.RETRY: retry}[verdict]
-        return make(code, message, status=status)
+        return from_verdict(verdict, code, message, status=status)
     return classify_http_status(status, seconds, prefix="caldav")

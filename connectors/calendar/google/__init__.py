@@ -8,8 +8,10 @@ is chosen by us (base32hex, derived from `external_event_id`), so a repeated ins
 ``duplicate`` instead of creating a second event. Access tokens come from the integration's
 stored OAuth refresh token (`connectors.sinks.oauth`).
 
-    config.py  GoogleConfig (WEDSYNC_GOOGLE_*)
+    config.py  GoogleConfig (WEDSYNC_GOOGLE_*, on connectors/calendar/rest_config.py)
     wire.py    pure: event ids, request building, answer classification
-    sink.py    GoogleCalendarConnector, build(env)
-    fake.py    GoogleCalendarFake: token endpoint + events, for tests and `wedsync fake google`
+    sink.py    GoogleCalendarConnector, build(env): the port of connectors/calendar/upsert.py
+               on connectors/calendar/rest.py
+    streams/dev/fakes/google.py  GoogleCalendarFake: token endpoint + events, for tests and
+               `wedsync fake google`
 """

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from connectors.calendar.rest_config import OAuthApiConfig
 
 
-class GoogleConfig(BaseSettings):
+class GoogleConfig(OAuthApiConfig):
     """The platform's OAuth client and where Google is (loopback for tests and fakes)."""
 
     model_config = SettingsConfigDict(env_prefix="WEDSYNC_GOOGLE_", extra="ignore", frozen=True)
 
-    client_id: str = Field(default="", description="The platform app's OAuth client id.")
-    client_secret: SecretStr = Field(
-        default=SecretStr(""), description="The platform app's OAuth client secret."
-    )
     token_url: str = Field(
         default="https://oauth2.googleapis.com/token",
         description="OAuth token endpoint (refresh-token grant).",
@@ -25,6 +23,3 @@ class GoogleConfig(BaseSettings):
     )
     rate_per_s: float = Field(default=5.0, gt=0, description="Requests/s per integration.")
     burst: int = Field(default=5, ge=1, description="Token-bucket burst per integration.")
-    token_skew_s: float = Field(
-        default=60.0, ge=0, description="Refresh an access token this long before it expires."
-    )

@@ -6,12 +6,14 @@ record. Event ids: `event_id` derives the client-chosen id (base32hex: ``0-9a-v`
 characters) from `external_event_id`, the same on every retry and every process.
 
 Answers: `classify` turns a status, error body and Retry-After header into an `Answer` using
-the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES`. The sink handles the
-answers that call for another request itself (`FOLLOW_UPS`): insert 409 ``duplicate`` -> get
-+ patch with If-Match, patch 404 -> insert once, patch 412 ``conditionNotMet`` -> get + patch
-once more. Order: every write leaves the record's `aggregate_version` in a private extended
-property, and `is_stale` says when the event already holds a version at least as new (a sink
-never overwrites a newer version with an older one; retry topics break per-key order).
+the `REASONS` table (Google's ``errors[0].reason``) first, then `STATUSES` (the Answer made by
+`connectors.sinks.answer.from_verdict`). The answers that are a step of the write algorithm
+(`connectors.calendar.upsert`) rather than its end are `FOLLOW_UPS`, which the sink's port
+reads: insert 409 ``duplicate`` = it exists (get + patch with If-Match), patch 404 = gone
+(insert once more), patch 412 ``conditionNotMet`` = changed (get + patch once more), delete
+404/410 = done; `GONE` is a get's. Order: every write leaves the record's `aggregate_version`
+in a private extended property, and `stored_version` reads it back (the algorithm never
+overwrites a newer version with an older one; retry topics break per-key order).
 """
 
 from __future__ import annotations
@@ -20,23 +22,14 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.calendar import local
-from connectors.sinks.answer import (
-    Answer,
-    Verdict,
-    backpressure,
-    fatal,
-    ok,
-    parse_retry_after,
-    reauth,
-    retry,
-)
+from connectors.calendar.rest_wire import BadRecord, Request, refusal
+from connectors.sinks.answer import Answer, Verdict, from_verdict, ok, parse_retry_after
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 PRIVATE_PROPERTY = "wedsyncExternalId"
@@ -44,20 +37,6 @@ VERSION_PROPERTY = "wedsyncVersion"
 
 Operation = Literal["insert", "patch", "get", "delete"]
 Step = Literal["patch", "insert", "refetch", "done"]
-
-
-class BadRecord(ValueError):
-    """The record cannot become a Google event (unknown time zone, missing field)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One API call: method, path (under the API base URL), extra headers, JSON body."""
-
-    method: str
-    path: str
-    headers: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
 
 
 # Google's error reasons -> verdict (error_class ``google.<reason>``).
@@ -97,6 +76,8 @@ STATUSES: dict[int, Verdict] = {
     503: Verdict.RETRY,
     504: Verdict.RETRY,
 }
+
+GONE = frozenset({404, 410})  # events.get or events.delete of an event that is not there
 
 # (operation, status) -> the next request the sink makes instead of classifying.
 FOLLOW_UPS: dict[tuple[Operation, int], Step] = {
@@ -237,17 +218,6 @@ def stored_version(event: Any) -> int | None:
         return None
 
 
-def is_stale(event: Any, record: Mapping[str, Any]) -> bool:
-    """True when the event already holds this record's aggregate version or a newer one: an
-    upsert then has nothing to do (a retry, or an older version arriving late), and a delete
-    older than the event's version must not remove a newer upsert (strictly newer only)."""
-    held = stored_version(event)
-    if held is None:
-        return False
-    ours = int(record.get("aggregate_version") or 0)
-    return held >= ours if record.get("operation") != "delete" else held > ours
-
-
 def error_reason(body: Any) -> str | None:
     """``error.errors[0].reason`` of a Google error body, if any."""
     error = body.get("error") if isinstance(body, Mapping) else None
@@ -279,12 +249,6 @@ def classify(
     else:
         code = f"google.{status}"
         verdict = STATUSES.get(status, Verdict.RETRY if status >= 500 else Verdict.FATAL)
-    if verdict is Verdict.OK:
-        return ok(status)
-    if verdict is Verdict.BACKPRESSURE:
-        return backpressure(code, parse_retry_after(retry_after, now_s=now_s), status=status)
-    if verdict is Verdict.RETRY:
-        return retry(code, status=status)
-    if verdict is Verdict.REAUTH:
-        return reauth(code, "Google refused the access token", status=status)
-    return fatal(code, f"Google refused the request ({status})", status=status)
+    delay = parse_retry_after(retry_after, now_s=now_s)
+    message = refusal("Google", verdict, status)
+    return from_verdict(verdict, code, message, status=status, retry_after=delay)

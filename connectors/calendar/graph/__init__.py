@@ -9,9 +9,10 @@ a create carries a ``transactionId`` derived from the delivery id so a retried P
 make a second event. Access tokens come from the integration's stored OAuth refresh token
 (`connectors.sinks.oauth`, Microsoft identity platform v2 endpoint).
 
-    config.py  GraphConfig (WEDSYNC_GRAPH_*)
+    config.py  GraphConfig (WEDSYNC_GRAPH_*, on connectors/calendar/rest_config.py)
     wire.py    pure: request building, answer classification
-    sink.py    GraphCalendarConnector, build(env)
+    sink.py    GraphCalendarConnector, build(env): the port of connectors/calendar/upsert.py
+               on connectors/calendar/rest.py
 
 The inbound half (a vendor's Outlook calendar feeding double-booking detection):
 

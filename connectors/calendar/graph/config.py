@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from connectors.calendar.rest_config import OAuthApiConfig
 
 
-class GraphConfig(BaseSettings):
+class GraphConfig(OAuthApiConfig):
     """The platform's OAuth client, where Graph is, and one mailbox's limits."""
 
     model_config = SettingsConfigDict(env_prefix="WEDSYNC_GRAPH_", extra="ignore", frozen=True)
 
-    client_id: str = Field(default="", description="The platform app's OAuth client id.")
-    client_secret: SecretStr = Field(
-        default=SecretStr(""), description="The platform app's OAuth client secret."
-    )
     token_url: str = Field(
         default="https://login.microsoftonline.com/common/oauth2/v2.0/token",
         description="OAuth token endpoint (refresh-token grant).",
@@ -34,7 +32,4 @@ class GraphConfig(BaseSettings):
     burst: int = Field(default=20, ge=1, description="Token-bucket burst per mailbox.")
     concurrency: int = Field(
         default=4, ge=1, description="Concurrent requests per mailbox (Outlook allows 4)."
-    )
-    token_skew_s: float = Field(
-        default=60.0, ge=0, description="Refresh an access token this long before it expires."
     )

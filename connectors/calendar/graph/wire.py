@@ -6,63 +6,40 @@ extended property (`PROPERTY_ID`, a fixed GUID of ours) holding `external_event_
 ``$filter=singleValueExtendedProperties/Any(ep: ep/id eq '<PROPERTY_ID>' and ep/value eq '<id>')``.
 
 Order: every write also sets a second property (`VERSION_PROPERTY_ID`) to the record's
-`aggregate_version`; finds and reads expand it, and `is_stale` says when the event already
-holds a version at least as new (a sink never overwrites a newer version with an older one).
+`aggregate_version`; finds and reads expand it, and `stored_version` reads it back (the write
+algorithm, `connectors.calendar.upsert`, never overwrites a newer version with an older one).
 
 Requests: `find_request`, `create_request` (with ``transactionId``, Graph's idempotency hook on
 create, derived from the delivery id), `patch_request`, `get_request`, `delete_request`.
 Times: timed events are sent in UTC (``timeZone: UTC``, which every mailbox accepts; Graph
 takes only a subset of IANA names); all-day events as local midnights of the wedding's zone.
 
-Answers: `classify` uses `CODES` (Graph's ``error.code``) and the status:
+Answers: `classify` uses the status and `CODES` (Graph's ``error.code``; the Answer made by
+`connectors.sinks.answer.from_verdict`):
 401 reauth; 429 backpressure; 503/504 with Retry-After backpressure, without it retry; other
-5xx retry; 412 retry (after the sink's one refetch-and-reapply); 404 ErrorItemNotFound fatal
-(the sink first re-creates an event that vanished between find and patch, and treats it as
-done on delete); other 4xx fatal.
+5xx retry; 412 retry (when the write algorithm's re-reads and re-applies ran out); 404
+ErrorItemNotFound fatal (the sink's port first answers it as gone: re-created once on an
+upsert, done on a delete); other 4xx fatal.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.calendar import local
-from connectors.sinks.answer import (
-    Answer,
-    Verdict,
-    backpressure,
-    fatal,
-    ok,
-    parse_retry_after,
-    reauth,
-    retry,
-)
+from connectors.calendar.rest_wire import BadRecord, Request, refusal
+from connectors.sinks.answer import Answer, Verdict, from_verdict, ok, parse_retry_after
 
 PROPERTY_GUID = "8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d"
 PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncExternalId"
 VERSION_PROPERTY_ID = f"String {{{PROPERTY_GUID}}} Name wedsyncVersion"
 EXPAND_VERSION = f"singleValueExtendedProperties($filter=id eq '{VERSION_PROPERTY_ID}')"
 TRANSACTION_NAMESPACE = uuid.UUID("5b0c2f0e-7a4d-4e59-8f3b-1d2e3f4a5b6c")
-
-
-class BadRecord(ValueError):
-    """The record cannot become a Graph event (unknown time zone, missing field)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One Graph call: method, path (under the API base URL), query, headers, JSON body."""
-
-    method: str
-    path: str
-    params: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    json: dict[str, Any] | None = None
 
 
 # Graph error codes -> verdict (error_class ``graph.<code>``).
@@ -127,10 +104,6 @@ def _zone(record: Mapping[str, Any]) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise BadRecord("unknown time zone in the record") from exc
-
-
-needs_mailbox_zone = local.needs_own_zone  # then `mailbox_settings_request`, `placed`
-placed = local.placed
 
 
 def mailbox_settings_request() -> Request:
@@ -263,16 +236,6 @@ def stored_version(event: Any) -> int | None:
     return None
 
 
-def is_stale(event: Any, record: Mapping[str, Any]) -> bool:
-    """True when the event already holds this record's aggregate version or a newer one
-    (upsert: nothing to do), or a strictly newer one (delete: keep the newer upsert)."""
-    held = stored_version(event)
-    if held is None:
-        return False
-    ours = int(record.get("aggregate_version") or 0)
-    return held >= ours if record.get("operation") != "delete" else held > ours
-
-
 def error_code(body: Any) -> str | None:
     """``error.code`` of a Graph error body, if any."""
     error = body.get("error") if isinstance(body, Mapping) else None
@@ -301,10 +264,5 @@ def classify(
         verdict = CODES[code]
     else:
         verdict = Verdict.FATAL
-    if verdict is Verdict.BACKPRESSURE:
-        return backpressure(error_class, delay, status=status)
-    if verdict is Verdict.RETRY:
-        return retry(error_class, status=status)
-    if verdict is Verdict.REAUTH:
-        return reauth(error_class, "Graph refused the access token", status=status)
-    return fatal(error_class, f"Graph refused the request ({status})", status=status)
+    message = refusal("Graph", verdict, status)
+    return from_verdict(verdict, error_class, message, status=status, retry_after=delay)

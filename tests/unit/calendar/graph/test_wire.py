@@ -204,20 +204,10 @@ def held(version: str | None) -> dict[str, Any]:
     return {"id": "e1", "singleValueExtendedProperties": props}
 
 
-@pytest.mark.parametrize(
-    ("version", "operation", "stale"),
-    [
-        ("2", "upsert", False),
-        ("3", "upsert", True),
-        ("4", "upsert", True),
-        ("3", "delete", False),
-        ("4", "delete", True),
-        (None, "upsert", False),
-        ("x", "upsert", False),
-    ],
-)
-def test_is_stale(version: str | None, operation: str, stale: bool) -> None:
-    assert wire.is_stale(held(version), record(operation=operation)) is stale
+@pytest.mark.parametrize(("held_version", "version"), [("3", 3), (None, None), ("x", None)])
+def test_the_version_held_is_read_back(held_version: str | None, version: int | None) -> None:
+    """What the write algorithm compares with the record's (connectors/calendar/upsert.py)."""
+    assert wire.stored_version(held(held_version)) == version
 
 
 def test_found_events_keeps_the_expanded_properties() -> None:
