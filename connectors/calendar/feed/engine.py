@@ -287,9 +287,6 @@ class CalendarFeed:
             window_end_ms=window[1],
             baseline_at_ms=now if full else state.baseline_at_ms,
             last_success_ms=now,
-            interval_ms=self._interval(calendar.key)
-            if calendar.key in self.calendars
-            else state.interval_ms,
             reauth=False,
             gone=False,
             failures=0,
