@@ -118,16 +118,18 @@ class SlaAgent:
                 self.windows.add(self._results.decode(msg.value()))
             except Exception as exc:  # a result it cannot read is skipped, never fatal
                 log.warning("unreadable result at %s:%s: %s", msg.partition(), msg.offset(), exc)
+        if self._states_end:  # by position, as read_to_end: compaction may leave gaps
+            parts = [TopicPartition(CALENDAR_SYNC_STATE.name, p) for p in self._states_end]
+            for tp in self._consumer.position(parts):
+                if tp.offset >= self._states_end[tp.partition]:
+                    del self._states_end[tp.partition]
         return len(msgs)
 
     def _sync_state(self, msg: Message) -> None:
-        partition, offset = msg.partition() or 0, msg.offset() or 0
         try:
             self.calendars.apply((msg.key() or b"").decode(), msg.value())
         except Exception as exc:  # a state it cannot read is skipped, never fatal
-            log.warning("unreadable sync state at %s:%s: %s", partition, offset, exc)
-        if self._states_end.get(partition, 0) <= offset + 1:
-            self._states_end.pop(partition, None)
+            log.warning("unreadable sync state at %s:%s: %s", msg.partition(), msg.offset(), exc)
 
     @property
     def calendars_loaded(self) -> bool:

@@ -1,7 +1,7 @@
 """On Apache Kafka: a calendar's sync state on `wedsync.calendar.sync_state`, written before
 the SLA agent starts, becomes a calendar health record on `wedsync.sla.health`; with a short
 interval and no further sync state it turns stale by time alone (record, state change event,
-`wedsync_sla_calendars` gauge); its tombstone removes it."""
+`wedsync_sla_calendars` gauge); its tombstone removes it; an unreadable one is skipped."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ def gauge(status: str) -> float | None:
                                      {"provider": "google", "status": status})  # fmt: skip
 
 
-def write_state(bootstrap: str, value: bytes | None) -> None:
+def write_state(bootstrap: str, value: bytes | None, key: str = KEY) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce(CALENDAR_SYNC_STATE.name, value, KEY.encode())
+    producer.produce(CALENDAR_SYNC_STATE.name, value, key.encode())
     assert producer.flush(10) == 0
 
 
@@ -46,6 +46,7 @@ def running() -> Iterator[dict[str, Any]]:
     codecs = TopicCodecs.from_settings(Settings())
     with own_broker() as bootstrap:
         now = int(time.time() * 1000)
+        write_state(bootstrap, b"not a sync state", "google:int-bad:primary")  # skipped
         known = Known.from_json({"intervals": {"ev-1": {"": "iid-1"}}})
         write_state(bootstrap, CalendarSync(
             KEY, known=known, last_success_ms=now, added_ms=now - 60_000, status="polling_only",
@@ -71,6 +72,7 @@ def test_a_sync_state_becomes_a_calendar_health_record(running: dict[str, Any]) 
     assert first["calendar"]["status"] == "polling_only"
     assert first["calendar"]["interval_ms"] == INTERVAL_MS
     assert first["status"] == "degraded"  # a push provider without a live channel
+    assert list(running["agent"].calendars.reported) == [KEY]  # the unreadable one skipped
 
 
 def test_with_no_further_sync_state_it_turns_stale_by_time_alone(
