@@ -310,6 +310,14 @@ SLA_STATE_CHANGES = Counter(
     ["destination", "to"],
     registry=None,
 )
+SLA_CALENDARS = Gauge(
+    "wedsync_sla_calendars",
+    "Connected calendars by provider and sync status (healthy, polling_only, stale, "
+    "reauth_required, disabled), as the SLA agent computes them from the feed's sync states: "
+    "a calendar whose feed stopped fetching turns stale here by time alone",
+    ["provider", "status"],
+    registry=None,
+)
 SLA_EVALUATIONS = Counter("wedsync_sla_evaluations_total", "Health evaluations run.", registry=None)
 SLA_LAST_EVALUATION = Gauge(
     "wedsync_sla_last_evaluation_timestamp_seconds",
@@ -394,7 +402,7 @@ ROLES: dict[str, tuple[MetricWrapperBase, ...]] = {
               INAPP_PRESENCE_USERS, INAPP_HISTORY_RECORDS, INAPP_UNREADABLE),
     "sla": (SLA_INTEGRATIONS, SLA_ERROR_RATIO, SLA_AVAILABILITY_RATIO, SLA_LATENCY_SECONDS,
             SLA_RELIABILITY_SCORE, SLA_ALERTS_FIRING, SLA_STATE_CHANGES, SLA_EVALUATIONS,
-            SLA_LAST_EVALUATION, CONSUMER_LAG),
+            SLA_LAST_EVALUATION, CONSUMER_LAG, SLA_CALENDARS),
     "calendar": (*_PIPELINE, CALENDAR_FETCHES, CALENDAR_NOTIFICATIONS, CALENDAR_INTERVALS,
                  CALENDAR_ECHOES, CALENDAR_DRIFT, CALENDAR_STATUS,
                  CALENDAR_CHANGE_TO_FETCH_SECONDS, CALENDAR_API_REQUESTS),

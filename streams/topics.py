@@ -207,7 +207,8 @@ CALENDAR_BUSY = Topic(
 )
 CALENDAR_SYNC_STATE = Topic(
     "wedsync.calendar.sync_state",
-    None,  # JSON: cursor, known intervals, status; read back whole by the feed at start
+    None,  # JSON: cursor, known intervals, status, interval; read back whole by the feed at
+    # start, and whole then followed by the SLA agent (calendar health)
     key="calendar key '<provider>:<integration id>:<calendar id>'",
     fixed_partitions=1,
     cleanup=Cleanup.COMPACT,

@@ -261,7 +261,12 @@ def _sla(app_id: str) -> tuple[Grant, ...]:
     prefixes = dict.fromkeys(("wedsync", app_id))  # streams.app.sla: group_prefixes
     return (
         _topic(topics.DELIVERY_RESULTS, "READ", why="the SLA windows read the outcomes"),
-        _topic(topics.SLA_HEALTH, "WRITE", why="integration health"),
+        _topic(
+            topics.CALENDAR_SYNC_STATE,
+            "READ",
+            why="each calendar's sync health, read whole at start by assignment",
+        ),
+        _topic(topics.SLA_HEALTH, "WRITE", why="integration and calendar health"),
         _topic(topics.SLA_EVENTS, "WRITE", why="alerts fired and resolved"),
         *(
             _group(p, "DESCRIBE", prefixed=True, why=lag)

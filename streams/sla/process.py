@@ -5,6 +5,14 @@
   - each state change and each alert starting or ending on `wedsync.sla.events`;
   - Prometheus gauges per destination kind (never per integration), and consumer-group lag.
 
+It also reads the feed's compacted `wedsync.calendar.sync_state` whole at start and then
+follows it, keeping a few fields per calendar (streams/logic/calendar/health_book.py), and on
+every evaluation writes each connected calendar's health record when it changed (key
+`calendar:<calendar key>`; a tombstone when the calendar is disconnected), a `state_changed`
+event when its status changed and `wedsync_sla_calendars{provider,status}`: a calendar whose
+feed died turns `stale` here by time alone (streams/sla/calendars.py). Calendars are first
+evaluated once the sync states present at start are read.
+
 The windows are rebuilt at start by reading the last hour of `wedsync.delivery.results` (the
 results topic is the log), so a restart needs no state of its own. One process reads every
 partition: results are small and the windows are cheap (about 10 us a result).
@@ -18,16 +26,24 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka, client_config
 from streams.kafka.recovering import asked_again, watermarks
+from streams.logic.calendar.health_book import HealthBook
 from streams.logic.sla import Health, SlaWindows, Thresholds, quantile
 from streams.observe import GroupLag
+from streams.sla import calendars
 from streams.sla.settings import SlaSettings
-from streams.topics import DELIVERY_RESULTS, SLA_EVENTS, SLA_HEALTH, Destination
+from streams.topics import (
+    CALENDAR_SYNC_STATE,
+    DELIVERY_RESULTS,
+    SLA_EVENTS,
+    SLA_HEALTH,
+    Destination,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +81,8 @@ class SlaAgent:
         self._lag = GroupLag(bootstrap, group_prefixes)
         self.ready = False
         self.last_health: dict[str, Health] = {}
+        self.calendars = HealthBook()
+        self._states_end: dict[int, int] = {}  # sync-state partition -> end offset at start
 
     def start(self) -> None:
         """Read from one hour (the longest window) back."""
@@ -76,18 +94,47 @@ class SlaAgent:
         for tp in starts:
             if tp.offset < 0:  # nothing that recent: start at the end
                 tp.offset = watermarks(self._consumer, tp)[1]
-        self._consumer.assign(starts)
+        states = []  # the calendars' sync states: read whole, then followed
+        for p in range(CALENDAR_SYNC_STATE.partitions):
+            tp = TopicPartition(CALENDAR_SYNC_STATE.name, p)
+            low, high = watermarks(self._consumer, tp)
+            tp.offset = low
+            states.append(tp)
+            if high > low:
+                self._states_end[p] = high
+        self._consumer.assign([*starts, *states])
 
     def poll(self, max_records: int = 5000, timeout: float = 0.2) -> int:
         msgs = self._consumer.consume(max_records, timeout)
         for msg in msgs:
-            if msg.error() or msg.value() is None:
+            if msg.error():
+                continue
+            if msg.topic() == CALENDAR_SYNC_STATE.name:
+                self._sync_state(msg)
+                continue
+            if msg.value() is None:
                 continue
             try:
                 self.windows.add(self._results.decode(msg.value()))
             except Exception as exc:  # a result it cannot read is skipped, never fatal
                 log.warning("unreadable result at %s:%s: %s", msg.partition(), msg.offset(), exc)
+        if self._states_end:  # by position, as read_to_end: compaction may leave gaps
+            parts = [TopicPartition(CALENDAR_SYNC_STATE.name, p) for p in self._states_end]
+            for tp in self._consumer.position(parts):
+                if tp.offset >= self._states_end[tp.partition]:
+                    del self._states_end[tp.partition]
         return len(msgs)
+
+    def _sync_state(self, msg: Message) -> None:
+        try:
+            self.calendars.apply((msg.key() or b"").decode(), msg.value())
+        except Exception as exc:  # a state it cannot read is skipped, never fatal
+            log.warning("unreadable sync state at %s:%s: %s", msg.partition(), msg.offset(), exc)
+
+    @property
+    def calendars_loaded(self) -> bool:
+        """The sync states present at start are read (calendars are evaluated from then)."""
+        return not self._states_end
 
     def evaluate(self) -> list[Health]:
         now = self.clock()
@@ -108,12 +155,29 @@ class SlaAgent:
                 metrics.SLA_STATE_CHANGES.labels(e.destination, e.name).inc()
                 log.warning("%s (%s) is %s (was %s): %s", e.integration, e.destination, e.name,
                             e.previous, e.detail)  # fmt: skip
+        if self.calendars_loaded:
+            self._evaluate_calendars(now_ms)
         self._producer.poll(0)
         self._gauges(healths, now)
         self.last_health = {h.integration: h for h in healths}
         metrics.SLA_EVALUATIONS.inc()
         metrics.SLA_LAST_EVALUATION.set(now)
         return healths
+
+    def _evaluate_calendars(self, now_ms: int) -> None:
+        out = self.calendars.evaluate(now_ms)
+        for h in out.health:
+            self._producer.produce(SLA_HEALTH.name,
+                                   self._health.encode(calendars.health_record(h, now_ms)),
+                                   calendars.health_id(h.key).encode())  # fmt: skip
+        for key in out.removed:  # disconnected: its compacted health record goes too
+            self._producer.produce(SLA_HEALTH.name, None, calendars.health_id(key).encode())
+        for c in out.changes:
+            self._producer.produce(SLA_EVENTS.name,
+                                   self._events.encode(calendars.event_record(c, now_ms)),
+                                   calendars.health_id(c.key).encode())  # fmt: skip
+            log.warning("calendar %s is %s (was %s): %s", c.key, c.status, c.previous, c.detail)
+        calendars.set_gauges(self.calendars)
 
     def _publish_health(self, h: Health, now_ms: int) -> None:
         names = sorted(self.settings.windows, key=self.settings.windows.__getitem__)

@@ -127,7 +127,9 @@ class CalendarFeed:
             interval = self._interval(key)
             state = self.sync.get(key)
             if state is None:
-                self.sync[key] = CalendarSync(key, added_ms=now, status_since_ms=now)
+                self.sync[key] = CalendarSync(
+                    key, added_ms=now, status_since_ms=now, interval_ms=interval
+                )
             self.scheduler.add(key, now, interval)
             self.scheduler.set_interval(key, interval)  # push went live or died, wedding soon
         for key in [k for k in self.calendars if k not in connected]:
@@ -354,9 +356,10 @@ class CalendarFeed:
         if item is None or state is None:
             return
         now = self.now_ms()
+        interval = self._interval(key)
         status = health.status(
             now_ms=now,
-            interval_ms=self._interval(key),
+            interval_ms=interval,
             last_success_ms=state.last_success_ms,
             push_live=key in self.push_live,
             reauth=state.reauth,
@@ -364,8 +367,12 @@ class CalendarFeed:
             added_ms=state.added_ms,
         )
         if status == state.status:
+            if interval != state.interval_ms:  # the SLA agent's staleness clock moved
+                new = dataclasses.replace(state, interval_ms=interval)
+                await self.writer.write([], [], new, key)
+                self.sync[key] = new
             return
-        new = dataclasses.replace(state, status=status, status_since_ms=now)
+        new = dataclasses.replace(state, status=status, status_since_ms=now, interval_ms=interval)
         events = []
         # a refused credential is always told (the vendor must act; cal.com's users were
         # never told); staleness only when a wedding is close enough to matter

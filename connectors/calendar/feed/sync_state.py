@@ -28,6 +28,9 @@ class CalendarSync:
     gone: bool = False
     failures: int = 0
     channels: list[dict[str, Any]] = field(default_factory=list)  # push channels of it
+    # the reconcile/poll interval the feed fetches it at now (the SLA agent's staleness
+    # clock, streams/logic/calendar/health_book.py); None on states written before it
+    interval_ms: int | None = None
 
     def to_bytes(self) -> bytes:
         body = asdict(self)
@@ -57,4 +60,5 @@ class CalendarSync:
             gone=bool(body.get("gone")),
             failures=int(body.get("failures") or 0),
             channels=[c for c in body.get("channels") or [] if isinstance(c, dict)],
+            interval_ms=int(body["interval_ms"]) if body.get("interval_ms") else None,
         )

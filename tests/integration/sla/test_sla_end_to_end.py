@@ -17,15 +17,15 @@ from streams.background import Background
 from streams.dev.broker import free_port
 from streams.dev.local import WEBHOOK_SECRET, LocalProviders
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.replay import read_topic
 from streams.observe import serve
 from streams.settings import REPO_ROOT, Settings
 from streams.sla.process import SlaAgent
 from streams.sla.settings import SlaSettings
-from streams.topics import DELIVER, SLA_EVENTS, Destination
+from streams.topics import DELIVER, Destination
 
 from tests.integration.sinks.support import RunningSink, make_runtime, own_broker
 from tests.integration.sla.prometheus import PrometheusServer
+from tests.integration.sla.support import sla_events
 
 pytestmark = pytest.mark.integration
 HOOK = DELIVER[Destination.WEBHOOK]
@@ -119,12 +119,6 @@ def wait_for(pred: Any, timeout: float, what: str) -> float:
         assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
         time.sleep(0.1)
     return time.monotonic() - started
-
-
-def sla_events(bootstrap: str, codecs: TopicCodecs) -> list[dict[str, Any]]:
-    codec, out = codecs[SLA_EVENTS], []
-    read_topic(bootstrap, SLA_EVENTS, lambda m: out.append(codec.decode(m.value())), timeout=10)
-    return out
 
 
 def test_failing_endpoint_flips_health_and_alert_and_back(pipeline: dict[str, Any]) -> None:

@@ -445,3 +445,20 @@ async def test_channels_survive_a_restart(
     assert await restarted.maintain() == 0
     assert google.counters["channels_created"] == 1
     assert graph.counters["subscriptions_created"] == 1
+
+
+async def test_a_new_calendar_carries_its_poll_interval(
+    feed: CalendarFeed, manager: ChannelManager
+) -> None:
+    await connect(feed, GOOGLE_CAL)
+    assert feed.sync[GOOGLE_CAL.key].interval_ms == feed.config.intervals.poll_ms
+
+
+async def test_push_going_live_writes_the_reconcile_interval_in_the_sync_state(
+    feed: CalendarFeed, manager: ChannelManager, gateway: Gateway, writer: MemoryWriter
+) -> None:
+    """The SLA agent's staleness clock (streams/logic/calendar/health_book.py) reads it."""
+    await connect(feed, GOOGLE_CAL)
+    await google_channel(manager, gateway)
+    await feed.check_health()
+    assert writer.states[GOOGLE_CAL.key].interval_ms == feed.config.intervals.reconcile_ms
