@@ -14,8 +14,9 @@ from connectors.calendar.graph.fetch import fetch_round
 from streams.dev.fakes.graph import GraphFake
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
-REFRESH = "M.R3_refresh-token-SECRET"
-CLIENT_SECRET = "graph-client-SECRET"
+from tests.component.calendar.sinks import GRAPH_REFRESH, GRAPH_SECRET
+
+REFRESH, CLIENT_SECRET = GRAPH_REFRESH, GRAPH_SECRET  # the sink's tests' mailbox and app
 OWNER = GraphFake.owner_of(REFRESH)
 CAL = CalendarRef("graph", "int-9", "sup-1", "primary", time_zone="Europe/London")
 WINDOW = (
