@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -31,9 +32,8 @@ def fake(provider: Provider) -> Iterator[CalendarFake]:
 
 @pytest.fixture
 async def sink(provider: Provider, fake: CalendarFake) -> AsyncIterator[Any]:
-    connector = provider.connector(fake)
-    yield connector
-    await connector.aclose()
+    async with aclosing(provider.connector(fake)) as connector:
+        yield connector
 
 
 @pytest.fixture
@@ -47,6 +47,18 @@ async def test_repeated_delivery_writes_one_event_once(sink, provider, fake, sto
     assert fake.counters["events_created"] == 1
     assert fake.counters["events_patched"] == 0
     assert len(stored(fake)) == 1
+
+
+async def test_second_upsert_patches_the_same_event(sink, provider, fake, store) -> None:
+    first = await sink.deliver(provider.record(), ctx(store))
+    update = provider.record(title="Moved", aggregate_version=2)
+    second = await sink.deliver(update, ctx(store, key="d-2"))
+    assert second.verdict is Verdict.OK
+    assert second.provider_id == first.provider_id
+    assert fake.counters["events_created"] == 1
+    assert fake.counters["events_patched"] == 1
+    [event] = stored(fake)
+    assert event[provider.title] == "Moved"
 
 
 async def test_older_version_arriving_late_does_not_overwrite(sink, provider, fake, store) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from contextlib import aclosing
 
 import httpx
 import pytest
@@ -38,18 +38,13 @@ def fake() -> Iterator[GoogleCalendarFake]:
 
 @pytest.fixture
 async def sink(fake: GoogleCalendarFake) -> AsyncIterator[GoogleCalendarConnector]:
-    connector = google_connector(fake)
-    yield connector
-    await connector.aclose()
+    async with aclosing(google_connector(fake)) as connector:
+        yield connector
 
 
 @pytest.fixture
 def store() -> MemoryCredentialStore:
     return GOOGLE.store()
-
-
-def wall_clock(**overrides: Any) -> dict[str, Any]:
-    return record(**{**WALL_CLOCK, **overrides})
 
 
 async def test_upsert_creates_the_event_with_our_id(sink, fake, store) -> None:
@@ -61,16 +56,6 @@ async def test_upsert_creates_the_event_with_our_id(sink, fake, store) -> None:
     assert event["id"] == GOOGLE_EXTERNAL
     assert event["summary"] == "Wedding: Ana & Ben"
     assert event["start"] == {"dateTime": "2026-05-28T21:26:40+01:00", "timeZone": "Europe/London"}
-
-
-async def test_second_upsert_patches_without_a_second_event(sink, fake, store) -> None:
-    await sink.deliver(record(), ctx(store))
-    answer = await sink.deliver(record(title="Moved", aggregate_version=2), ctx(store, key="d-2"))
-    assert answer.verdict is Verdict.OK
-    assert fake.counters["events_created"] == 1
-    assert fake.counters["events_patched"] == 1
-    [event] = stored(fake)
-    assert event["summary"] == "Moved"
 
 
 async def test_older_delete_does_not_remove_a_newer_upsert(sink, fake, store) -> None:
@@ -207,7 +192,7 @@ async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> Non
 
 async def test_a_wall_clock_event_is_placed_in_the_calendars_own_zone(sink, fake, store) -> None:
     fake.time_zones["primary"] = "America/New_York"
-    answer = await sink.deliver(wall_clock(), ctx(store))
+    answer = await sink.deliver(record(**WALL_CLOCK), ctx(store))
     assert answer.verdict is Verdict.OK
     [event] = stored(fake)
     assert event["start"] == {"dateTime": "2027-06-12T14:00:00", "timeZone": "America/New_York"}
@@ -216,12 +201,12 @@ async def test_a_wall_clock_event_is_placed_in_the_calendars_own_zone(sink, fake
 
 async def test_the_calendars_zone_comes_before_the_integrations_fallback(sink, fake, store) -> None:
     fake.time_zones["primary"] = "Asia/Tokyo"
-    await sink.deliver(wall_clock(fallback_time_zone="Europe/Paris"), ctx(store))
+    await sink.deliver(record(**WALL_CLOCK, fallback_time_zone="Europe/Paris"), ctx(store))
     assert stored(fake)[0]["start"]["timeZone"] == "Asia/Tokyo"
 
 
 async def test_a_refused_calendar_read_is_answered_like_any_call(sink, fake, store) -> None:
     fake.switches.fail_next = 1
-    answer = await sink.deliver(wall_clock(), ctx(store))
+    answer = await sink.deliver(record(**WALL_CLOCK), ctx(store))
     assert answer.verdict is Verdict.RETRY
     assert fake.counters["events_created"] == 0
