@@ -10,7 +10,8 @@ import pytest
 from streams.dev.fakes.graph import GraphFake
 from streams.dev.fakes.kit import FakeServer
 
-from tests.component.calendar.graph.feed import CLIENT_SECRET, REFRESH, Receiver, serve
+from tests.component.calendar.graph.feed import CLIENT_SECRET, REFRESH, Receiver, receiver_app
+from tests.component.calendar.loopback import serving
 from tests.component.calendar.sinks import GRAPH_TOKEN_PATH, refresh_grant
 
 
@@ -41,6 +42,6 @@ async def token(http: httpx.AsyncClient, base: str) -> str:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    runner = await serve(found)
-    yield found
-    await runner.cleanup()
+    async with serving(receiver_app(found)) as url:
+        found.url = url
+        yield found

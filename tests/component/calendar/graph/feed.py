@@ -63,16 +63,11 @@ class Receiver:
         return await asyncio.wait_for(self.posts.get(), 10)
 
 
-async def serve(receiver: Receiver) -> web.AppRunner:
+def receiver_app(receiver: Receiver) -> web.Application:
+    """The receiver's app: every path is one of its endpoints (`serving` runs it)."""
     app = web.Application()
     app.router.add_post("/{kind}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver.url = f"http://127.0.0.1:{port}"
-    return runner
+    return app
 
 
 async def subscribe(
