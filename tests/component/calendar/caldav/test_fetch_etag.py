@@ -1,63 +1,22 @@
 """The CalDAV feed's CTag/ETag path against a real Radicale over loopback: the initial round,
 the one-request unchanged round, new, changed and deleted events, the two cursor kinds, and
-multiget batches."""
+multiget batches (its refusals are in test_fetch.py, on both paths)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
-from connectors.calendar.caldav.fetch import fetch_round
-from connectors.calendar.feed_errors import CalendarGone, ReauthRequired
-from streams.dev.fakes.caldav import RadicaleServer
 from streams.logic.calendar.rounds import CalendarRef
 
 from tests.component.calendar.caldav.feed import (
-    AUTH,
-    PASSWORD,
-    USER,
-    WINDOW,
     D,
     H,
     by_name,
     ics,
     kinds,
     put,
-    recording_client,
     run,
 )
-
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    with RadicaleServer(users={USER: PASSWORD}) as server:
-        yield server
-
-
-@pytest.fixture
-def calendar(radicale: RadicaleServer, unique_id: str) -> CalendarRef:
-    url = radicale.make_calendar(USER, f"etag-{unique_id}")
-    return CalendarRef("caldav", "int-dav", "sup-1", url, "Europe/London")
-
-
-@pytest.fixture
-def sent() -> list[httpx.Request]:
-    """Every request the fetcher sends (the test's own PUTs and DELETEs go around it)."""
-    return []
-
-
-@pytest.fixture
-async def http(sent: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
-    async with recording_client(sent) as client:
-        yield client
-
-
-@pytest.fixture
-async def vendor_app() -> AsyncIterator[httpx.AsyncClient]:
-    """The vendor's own calendar app."""
-    async with httpx.AsyncClient(timeout=10, auth=AUTH) as client:
-        yield client
 
 
 async def test_an_initial_etag_round_lists_every_event(
@@ -73,16 +32,18 @@ async def test_an_initial_etag_round_lists_every_event(
     }
 
 
+@pytest.mark.parametrize("mode", ["etag", "auto"], ids=["etag", "auto-keeps-the-etag-path"])
 async def test_an_unchanged_calendar_costs_one_request(
     http: httpx.AsyncClient,
     vendor_app: httpx.AsyncClient,
     calendar: CalendarRef,
     sent: list[httpx.Request],
+    mode: str,
 ) -> None:
     await put(vendor_app, calendar, "a.ics", ics("a"))
     first = await run(http, calendar, None)
     sent.clear()
-    second = await run(http, calendar, first.cursor)
+    second = await run(http, calendar, first.cursor, mode=mode)
     assert kinds(sent) == ["PROPFIND/0"]
     assert (second.full, second.changes, second.cursor) == (False, (), first.cursor)
 
@@ -147,19 +108,6 @@ async def test_a_malformed_etag_cursor_is_a_full_round(
     assert again.full and list(by_name(again)) == ["a.ics"]
 
 
-async def test_auto_mode_keeps_an_etag_cursor_on_the_etag_path(
-    http: httpx.AsyncClient,
-    vendor_app: httpx.AsyncClient,
-    calendar: CalendarRef,
-    sent: list[httpx.Request],
-) -> None:
-    await put(vendor_app, calendar, "a.ics", ics("a"))
-    first = await run(http, calendar, None)
-    sent.clear()
-    await run(http, calendar, first.cursor, mode="auto")
-    assert kinds(sent) == ["PROPFIND/0"]
-
-
 async def test_auto_mode_uses_sync_collection_where_the_server_has_it(
     http: httpx.AsyncClient,
     vendor_app: httpx.AsyncClient,
@@ -184,16 +132,3 @@ async def test_changed_events_are_read_75_to_a_multiget(
     assert len(first.changes) == 80
     assert kinds(sent) == ["PROPFIND/0", "PROPFIND/1", "REPORT/1/multiget", "REPORT/1/multiget"]
     assert [r.content.count(b"<d:href>") for r in sent[2:]] == [75, 5]
-
-
-async def test_a_wrong_password_is_reauth(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
-    with pytest.raises(ReauthRequired):
-        await fetch_round(
-            http, httpx.BasicAuth(USER, "revoked"), calendar, None, WINDOW, "poll", mode="etag"
-        )
-
-
-async def test_a_missing_collection_is_gone(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
-    gone = CalendarRef("caldav", "int-dav", "sup-1", calendar.calendar_id + "nope/", "UTC")
-    with pytest.raises(CalendarGone):
-        await run(http, gone, None)
