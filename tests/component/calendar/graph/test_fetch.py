@@ -88,11 +88,14 @@ async def test_other_calendar_reads_only_its_events(
     assert set(ids(result)) == {theirs}
 
 
-async def test_expired_delta_token_means_full_resync(
-    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
+@pytest.mark.parametrize(
+    "knob", ["expire_delta_tokens", "forget_sync_state"], ids=["expired-410", "forgotten-400"]
+)
+async def test_an_expired_or_forgotten_delta_token_means_full_resync(
+    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str, knob: str
 ) -> None:
     first = await full(http, base, token)
-    fake.expire_delta_tokens()
+    getattr(fake, knob)()
     with pytest.raises(FullResyncRequired):
         await fetch_round(http, base, token, CAL, first.cursor, WINDOW, "poll")
 
@@ -105,15 +108,6 @@ async def test_expired_delta_token_answers_gone_with_a_fresh_location(
     answer = await http.get(first.cursor, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 410
     assert answer.headers["Location"].endswith("$deltatoken=")
-
-
-async def test_forgotten_sync_state_means_full_resync(
-    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
-) -> None:
-    first = await full(http, base, token)
-    fake.forget_sync_state()
-    with pytest.raises(FullResyncRequired):
-        await fetch_round(http, base, token, CAL, first.cursor, WINDOW, "poll")
 
 
 async def test_recurring_series_shows_its_occurrences_with_the_moved_one(
