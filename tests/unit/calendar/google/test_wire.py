@@ -9,6 +9,8 @@ import pytest
 from connectors.calendar.google import wire
 from connectors.sinks.answer import Verdict
 
+from tests.unit.calendar.stale_cases import STALE_CASES
+
 
 def record(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
@@ -249,18 +251,7 @@ def stored(version: str | None) -> dict[str, Any]:
     return {"id": "abc123def456", "extendedProperties": {"private": private}}
 
 
-@pytest.mark.parametrize(
-    ("held", "operation", "stale"),
-    [
-        ("2", "upsert", False),
-        ("3", "upsert", True),
-        ("4", "upsert", True),
-        ("3", "delete", False),
-        ("4", "delete", True),
-        (None, "upsert", False),
-        ("garbage", "upsert", False),
-    ],
-)
+@pytest.mark.parametrize(("held", "operation", "stale"), STALE_CASES)
 def test_is_stale(held: str | None, operation: str, stale: bool) -> None:
     assert wire.is_stale(stored(held), record(operation=operation)) is stale
 

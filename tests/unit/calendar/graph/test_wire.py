@@ -9,6 +9,8 @@ import pytest
 from connectors.calendar.graph import wire
 from connectors.sinks.answer import Verdict
 
+from tests.unit.calendar.stale_cases import STALE_CASES
+
 PROPERTY = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncExternalId"
 VERSION = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncVersion"
 
@@ -204,18 +206,7 @@ def held(version: str | None) -> dict[str, Any]:
     return {"id": "e1", "singleValueExtendedProperties": props}
 
 
-@pytest.mark.parametrize(
-    ("version", "operation", "stale"),
-    [
-        ("2", "upsert", False),
-        ("3", "upsert", True),
-        ("4", "upsert", True),
-        ("3", "delete", False),
-        ("4", "delete", True),
-        (None, "upsert", False),
-        ("x", "upsert", False),
-    ],
-)
+@pytest.mark.parametrize(("version", "operation", "stale"), STALE_CASES)
 def test_is_stale(version: str | None, operation: str, stale: bool) -> None:
     assert wire.is_stale(held(version), record(operation=operation)) is stale
 
