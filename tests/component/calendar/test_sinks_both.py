@@ -5,15 +5,9 @@ calendar's zone read once. What differs between them is in google/ and graph/.""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing
-from typing import Any
 
 import pytest
 from connectors.sinks.answer import Verdict
-from connectors.sinks.credentials import MemoryCredentialStore
-from streams.dev.fakes.calendar_kit import CalendarFake
-from streams.dev.fakes.kit import FakeServer
 
 from tests.component.calendar.sinks import GOOGLE, GRAPH, WALL_CLOCK, Provider, ctx, stored
 
@@ -21,24 +15,6 @@ from tests.component.calendar.sinks import GOOGLE, GRAPH, WALL_CLOCK, Provider, 
 @pytest.fixture(params=[GOOGLE, GRAPH], ids=lambda p: p.name)
 def provider(request: pytest.FixtureRequest) -> Provider:
     return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def fake(provider: Provider) -> Iterator[CalendarFake]:
-    made = provider.fake()
-    with FakeServer(made):
-        yield made
-
-
-@pytest.fixture
-async def sink(provider: Provider, fake: CalendarFake) -> AsyncIterator[Any]:
-    async with aclosing(provider.connector(fake)) as connector:
-        yield connector
-
-
-@pytest.fixture
-def store(provider: Provider) -> MemoryCredentialStore:
-    return provider.store()
 
 
 async def test_repeated_delivery_writes_one_event_once(sink, provider, fake, store) -> None:

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing
-
 import httpx
 import pytest
-from connectors.calendar.google.sink import GoogleCalendarConnector
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import Limits
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy
 from streams.app.sinks import read_settings
-from streams.dev.fakes.google import GoogleCalendarFake
-from streams.dev.fakes.kit import FakeServer
 
 from tests.component.calendar.sinks import (
     GOOGLE,
     GOOGLE_EXTERNAL,
     GOOGLE_SECRET,
     WALL_CLOCK,
+    Provider,
     ctx,
-    google_connector,
     refresh_grant,
     stored,
 )
@@ -30,21 +24,8 @@ from tests.component.calendar.sinks import google_record as record
 
 
 @pytest.fixture
-def fake() -> Iterator[GoogleCalendarFake]:
-    provider = GoogleCalendarFake(client_id="app-id", client_secret=GOOGLE_SECRET)
-    with FakeServer(provider):
-        yield provider
-
-
-@pytest.fixture
-async def sink(fake: GoogleCalendarFake) -> AsyncIterator[GoogleCalendarConnector]:
-    async with aclosing(google_connector(fake)) as connector:
-        yield connector
-
-
-@pytest.fixture
-def store() -> MemoryCredentialStore:
-    return GOOGLE.store()
+def provider() -> Provider:
+    return GOOGLE
 
 
 async def test_upsert_creates_the_event_with_our_id(sink, fake, store) -> None:

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 
 import httpx
 import pytest
-from connectors.calendar.graph.sink import GraphCalendarConnector
 from connectors.sinks.answer import Verdict
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy
 from streams.app.sinks import read_settings
-from streams.dev.fakes.graph import GraphFake
 
 from tests.component.calendar.sinks import (
     GRAPH,
     GRAPH_SECRET,
     GRAPH_TOKEN_PATH,
     WALL_CLOCK,
+    Provider,
     ctx,
     graph_connector,
     refresh_grant,
@@ -32,14 +29,8 @@ VERSION = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncVersion"
 
 
 @pytest.fixture
-async def sink(fake: GraphFake) -> AsyncIterator[GraphCalendarConnector]:
-    async with aclosing(graph_connector(fake)) as connector:
-        yield connector
-
-
-@pytest.fixture
-def store() -> MemoryCredentialStore:
-    return GRAPH.store()
+def provider() -> Provider:
+    return GRAPH
 
 
 async def test_upsert_creates_one_event_with_our_property(sink, fake, store) -> None:
