@@ -11,7 +11,8 @@ from connectors.calendar.caldav.fetch import fetch_round
 from connectors.calendar.feed_errors import CalendarGone, FullResyncRequired, ReauthRequired
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
-from tests.component.calendar.caldav.feed import AUTH, JUNE, USER, WINDOW, D, H, put
+from tests.component.calendar.caldav import feed
+from tests.component.calendar.caldav.feed import JUNE, USER, WINDOW, D, H, put
 
 
 def vevent(uid: str, *lines: str) -> str:
@@ -32,16 +33,12 @@ async def put_event(app: httpx.AsyncClient, calendar: CalendarRef, uid: str, *li
 async def run(
     http: httpx.AsyncClient, calendar: CalendarRef, cursor: str | None, mode: Any = "auto"
 ) -> FetchRound:
-    return await fetch_round(http, AUTH, calendar, cursor, WINDOW, "poll", mode=mode)
+    """A round in `mode` (auto: sync-collection, as Radicale has it)."""
+    return await feed.run(http, calendar, cursor, mode)
 
 
 def by_name(round_: FetchRound) -> dict[str, Any]:
-    return {
-        c.resource_id.rsplit("/", 1)[-1]: None
-        if c.instances is None
-        else sorted((o.start_ms - JUNE, o.end_ms - JUNE, o.busy) for o in c.instances)
-        for c in round_.changes
-    }
+    return feed.by_name(round_, ends=True)
 
 
 A_TIMES = ("DTSTART:20270612T130000Z", "DTEND:20270612T170000Z")

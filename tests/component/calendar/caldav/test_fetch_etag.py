@@ -80,24 +80,28 @@ async def test_a_deleted_event_is_a_removed_resource(
     assert by_name(await run(http, calendar, second.cursor)) == {}
 
 
-async def test_a_sync_token_given_to_the_etag_path_is_a_full_round(
-    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
-) -> None:
-    await put(vendor_app, calendar, "a.ics", ics("a"))
-    synced = await run(http, calendar, None, mode="sync")
-    assert synced.cursor.startswith("http://radicale.org/ns/sync/")
-    again = await run(http, calendar, synced.cursor)
-    assert again.full and list(by_name(again)) == ["a.ics"] and again.cursor.startswith("etag:")
+SYNC_TOKEN, ETAG_CURSOR = "http://radicale.org/ns/sync/", "etag:"
 
 
-async def test_an_etag_cursor_given_to_the_sync_path_is_a_full_round(
-    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+@pytest.mark.parametrize(
+    ("first_mode", "made", "then_mode", "kept"),
+    [("sync", SYNC_TOKEN, "etag", ETAG_CURSOR), ("etag", ETAG_CURSOR, "sync", SYNC_TOKEN)],
+    ids=["a-sync-token-given-to-the-etag-path", "an-etag-cursor-given-to-the-sync-path"],
+)
+async def test_the_other_paths_cursor_is_a_full_round(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    first_mode: str,
+    made: str,
+    then_mode: str,
+    kept: str,
 ) -> None:
     await put(vendor_app, calendar, "a.ics", ics("a"))
-    etag = await run(http, calendar, None)
-    synced = await run(http, calendar, etag.cursor, mode="sync")
-    assert synced.full and list(by_name(synced)) == ["a.ics"]
-    assert synced.cursor.startswith("http://radicale.org/ns/sync/")
+    first = await run(http, calendar, None, mode=first_mode)
+    assert first.cursor.startswith(made)
+    again = await run(http, calendar, first.cursor, mode=then_mode)
+    assert again.full and list(by_name(again)) == ["a.ics"] and again.cursor.startswith(kept)
 
 
 async def test_a_malformed_etag_cursor_is_a_full_round(
