@@ -405,13 +405,20 @@ async def test_gone_calendar_is_not_tried_again(
     assert await manager.maintain() == 0 and google.channels.live == {}
 
 
+THREE = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
+
+
+async def three_calendars(feed: CalendarFeed, manager: ChannelManager) -> ChannelManager:
+    """`manager`, with the three Google calendars of `THREE` connected."""
+    await connect(feed, *THREE)
+    return manager
+
+
 async def test_max_calls_bounds_a_pass(
     feed: CalendarFeed, fetchers: ProviderFetchers, gateway: Gateway, clock: Clock,
     google: GoogleCalendarFake,
 ) -> None:  # fmt: skip
-    manager = make_manager(feed, fetchers, gateway, clock, max_calls=2)
-    calendars = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
-    await connect(feed, *calendars)
+    manager = await three_calendars(feed, make_manager(feed, fetchers, gateway, clock, max_calls=2))
     assert await manager.maintain() == 2 and len(google.channels.live) == 2
     assert await manager.maintain() == 1 and len(google.channels.live) == 3
     assert await manager.maintain() == 0
@@ -421,14 +428,12 @@ async def test_a_pass_out_of_calls_starts_the_next_where_it_stopped(
     feed: CalendarFeed, fetchers: ProviderFetchers, gateway: Gateway, clock: Clock,
     google: GoogleCalendarFake,
 ) -> None:  # fmt: skip
-    manager = make_manager(feed, fetchers, gateway, clock, max_calls=1)
-    calendars = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
-    await connect(feed, *calendars)
+    manager = await three_calendars(feed, make_manager(feed, fetchers, gateway, clock, max_calls=1))
     await fetchers.token(GOOGLE_CAL)
     google.switches.fail_next = 1  # the first calendar's create fails
     await manager.maintain()
     await manager.maintain()  # the second calendar, not the first again
-    assert manager.held[calendars[0].key] == [] and len(manager.held[calendars[1].key]) == 1
+    assert manager.held[THREE[0].key] == [] and len(manager.held[THREE[1].key]) == 1
 
 
 async def test_channels_survive_a_restart(
