@@ -12,10 +12,11 @@ from connectors.calendar.google.config import GoogleConfig
 from connectors.calendar.google.sink import GoogleCalendarConnector
 from connectors.calendar.graph.config import GraphConfig
 from connectors.calendar.graph.sink import GraphCalendarConnector
-from connectors.sinks.base import DeliveryContext
+from connectors.sinks.base import DeliveryContext, SinkEnv
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
+from streams.app.sinks import read_settings
 from streams.dev.fakes.calendar_kit import CalendarFake
 from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.graph import GraphFake
@@ -85,6 +86,13 @@ def refresh_grant(refresh: str, secret: str | None = None) -> dict[str, str]:
     if secret is not None:
         form.update(client_id=CLIENT_ID, client_secret=secret)
     return form
+
+
+def environment() -> SinkEnv:
+    """What a sink's `build` gets: loopback policy, no credentials, settings read from the
+    environment (a test sets them with monkeypatch)."""
+    return SinkEnv(policy=OutboundPolicy.loopback_for_tests(), credentials=MemoryCredentialStore(),
+                   settings=read_settings)  # fmt: skip
 
 
 def google_connector(fake: CalendarFake, secret: str = GOOGLE_SECRET) -> GoogleCalendarConnector:

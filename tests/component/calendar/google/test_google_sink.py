@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import httpx
 import pytest
 from connectors.sinks.answer import Verdict
 from connectors.sinks.base import Limits
-from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.outbound import OutboundPolicy
-from streams.app.sinks import read_settings
 
 from tests.component.calendar.sinks import (
     GOOGLE,
@@ -17,6 +16,7 @@ from tests.component.calendar.sinks import (
     WALL_CLOCK,
     Provider,
     ctx,
+    environment,
     refresh_grant,
     stored,
 )
@@ -149,26 +149,17 @@ def test_fake_switches_over_http(fake) -> None:
 
 async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> None:
     from connectors.calendar.google.sink import build
-    from connectors.sinks.base import SinkEnv
 
     monkeypatch.setenv("WEDSYNC_GOOGLE_CLIENT_ID", "env-app")
     monkeypatch.setenv("WEDSYNC_GOOGLE_API_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("WEDSYNC_GOOGLE_RATE_PER_S", "2.5")
-    env = SinkEnv(
-        policy=OutboundPolicy.loopback_for_tests(),
-        credentials=MemoryCredentialStore(),
-        settings=read_settings,
-    )
-    connector = build(env)
-    try:
+    async with aclosing(build(environment())) as connector:
         assert connector.config.client_id == "env-app"
         assert connector.config.api_base_url == "http://127.0.0.1:9"
         assert connector.config.token_url == "https://oauth2.googleapis.com/token"
         assert connector.limit(record()) == ("google:int-1", Limits(rate_per_s=2.5, burst=5))
         assert connector.target(record()) == "calendar:int-1"
         assert connector.credential_key(record()) == "integration:int-1"
-    finally:
-        await connector.aclose()
 
 
 async def test_a_wall_clock_event_is_placed_in_the_calendars_own_zone(sink, fake, store) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 
 import httpx
 import pytest
 from connectors.sinks.answer import Verdict
-from connectors.sinks.credentials import MemoryCredentialStore
-from connectors.sinks.outbound import OutboundPolicy
-from streams.app.sinks import read_settings
 
 from tests.component.calendar.sinks import (
     GRAPH,
@@ -18,6 +16,7 @@ from tests.component.calendar.sinks import (
     WALL_CLOCK,
     Provider,
     ctx,
+    environment,
     graph_connector,
     refresh_grant,
     stored,
@@ -183,25 +182,16 @@ def test_fake_switches_and_filter_over_http(fake) -> None:
 
 async def test_build_reads_its_settings_from_the_environment(monkeypatch) -> None:
     from connectors.calendar.graph.sink import build
-    from connectors.sinks.base import SinkEnv
 
     monkeypatch.setenv("WEDSYNC_GRAPH_CLIENT_SECRET", "env-secret")
     monkeypatch.setenv("WEDSYNC_GRAPH_CONCURRENCY", "2")
-    env = SinkEnv(
-        policy=OutboundPolicy.loopback_for_tests(),
-        credentials=MemoryCredentialStore(),
-        settings=read_settings,
-    )
-    connector = build(env)
-    try:
+    async with aclosing(build(environment())) as connector:
         assert connector.config.client_secret.get_secret_value() == "env-secret"
         assert "env-secret" not in repr(connector.config)
         assert connector.config.api_base_url == "https://graph.microsoft.com"
         assert connector.limit(record())[1].concurrency == 2
         assert connector.target(record()) == "calendar:int-9"
         assert connector.credential_key(record()) == "integration:int-9"
-    finally:
-        await connector.aclose()
 
 
 async def test_a_wall_clock_event_is_placed_in_the_mailboxs_own_zone(sink, fake, store) -> None:
