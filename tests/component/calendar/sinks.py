@@ -21,6 +21,8 @@ from streams.dev.fakes.calendar_kit import CalendarFake
 from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.graph import GraphFake
 
+from tests.calendar_records import ONE_HOUR_IN_LONDON
+
 CLIENT_ID = "app-id"
 GOOGLE_REFRESH = "1//refresh-token-SECRET-value"
 GOOGLE_SECRET = "client-secret-SECRET"
@@ -41,17 +43,12 @@ def delivery(defaults: dict[str, Any], /, **overrides: Any) -> dict[str, Any]:
     """A sink's delivery record: a one-hour wedding in London, `defaults` (the provider's
     fields) and then `overrides` over it."""
     base: dict[str, Any] = {
+        **ONE_HOUR_IN_LONDON,
         "delivery_id": "d-1",
         "aggregate_version": 1,
-        "calendar_id": "primary",
-        "operation": "upsert",
         "title": "Wedding: Ana & Ben",
         "description": "Ceremony",
         "location": "Old Mill",
-        "starts_at_ms": 1_780_000_000_000,
-        "ends_at_ms": 1_780_003_600_000,
-        "time_zone": "Europe/London",
-        "all_day": False,
     }
     return {**base, **defaults, **overrides}
 
