@@ -5,9 +5,12 @@ calendar's zone read once. What differs between them is in google/ and graph/.""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
-from connectors.sinks.answer import Verdict
+from connectors.sinks.answer import Answer, Verdict
+from connectors.sinks.credentials import MemoryCredentialStore
+from streams.dev.fakes.calendar_kit import CalendarFake
 
 from tests.component.calendar.sinks import GOOGLE, GRAPH, WALL_CLOCK, Provider, ctx, stored
 
@@ -46,20 +49,25 @@ async def test_older_version_arriving_late_does_not_overwrite(sink, provider, fa
     assert fake.counters["events_patched"] == 0
 
 
-async def test_conflict_on_patch_refetches_and_reapplies_once(sink, provider, fake, store) -> None:
+async def update_through_conflicts(
+    sink: Any, provider: Provider, fake: CalendarFake, store: MemoryCredentialStore,
+    conflicts: int, title: str,
+) -> Answer:  # fmt: skip
+    """Deliver the event, then an update of it whose next `conflicts` patches answer 412."""
     await sink.deliver(provider.record(), ctx(store))
-    fake.conflict_next = 1
-    update = provider.record(title="After conflict", aggregate_version=2)
-    answer = await sink.deliver(update, ctx(store, key="d-2"))
+    fake.conflict_next = conflicts
+    update = provider.record(title=title, aggregate_version=2)
+    return await sink.deliver(update, ctx(store, key="d-2"))
+
+
+async def test_conflict_on_patch_refetches_and_reapplies_once(sink, provider, fake, store) -> None:
+    answer = await update_through_conflicts(sink, provider, fake, store, 1, "After conflict")
     assert answer.verdict is Verdict.OK
     assert stored(fake)[0][provider.title] == "After conflict"
 
 
 async def test_repeated_conflict_is_retry(sink, provider, fake, store) -> None:
-    await sink.deliver(provider.record(), ctx(store))
-    fake.conflict_next = 2
-    update = provider.record(title="X", aggregate_version=2)
-    answer = await sink.deliver(update, ctx(store, key="d-2"))
+    answer = await update_through_conflicts(sink, provider, fake, store, 2, "X")
     assert answer.verdict is Verdict.RETRY
     assert answer.status == 412
     assert answer.error_class == f"{provider.name}.{provider.codes['conflict']}"
