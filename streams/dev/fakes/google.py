@@ -43,12 +43,10 @@ from typing import Any
 
 from aiohttp import web
 
-from streams.dev.fakes.calendar_kit import CalendarFake, FakeTokens, owner_of
+from streams.dev.fakes.calendar_kit import CalendarFake
 from streams.dev.fakes.google_channels import GoogleChannels
 from streams.dev.fakes.google_sync import GoogleSync
 from streams.dev.fakes.kit import Switches
-
-__all__ = ["EVENTS", "FakeTokens", "GoogleCalendarFake", "google_error", "owner_of", "updated_now"]
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 EVENTS = "/calendar/v3/calendars/{calendar}/events"

@@ -18,7 +18,8 @@ from connectors.calendar.feed_errors import FetchFailed, ReauthRequired, Throttl
 from connectors.calendar.google.channels import GoogleChannelCalls
 from connectors.sources.webhooks.config import GoogleChannelSource
 from connectors.sources.webhooks.verify import Request, verify
-from streams.dev.fakes.google import GoogleCalendarFake, owner_of
+from streams.dev.fakes.calendar_kit import owner_of
+from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
 from streams.logic.calendar.channels import Channel, Create, Stop, issue_token, plan, verify_token
 from streams.logic.calendar.rounds import CalendarRef
