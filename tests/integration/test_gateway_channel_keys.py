@@ -13,7 +13,8 @@ from connectors.sources.webhooks.config import parse_gateway_config
 from connectors.sources.webhooks.gateway import INTEGRATION_HEADER, running_gateway
 from prometheus_client import REGISTRY
 from streams.dev.broker import free_port
-from streams.dev.fakes.google import GoogleCalendarFake, owner_of
+from streams.dev.fakes.calendar_kit import owner_of
+from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
 from streams.kafka.codec import TopicCodecs
 from streams.logic.calendar.channels import issue_token

@@ -1,6 +1,8 @@
 """Local fake providers: small servers that follow each provider's documented requests,
 answers, errors and rate limits, so the real connectors can be tested over loopback.
-`kit.py` is what the HTTP fakes share (switches, counters, the control endpoints)."""
+`kit.py` is what the HTTP fakes share (switches, counters, the control endpoints);
+`calendar_kit.py` what the Google and Graph calendar fakes share on top of it (token endpoint,
+bearer check, injected refusals, If-Match preconditions, etags)."""
 
 # `wedsync fake <name>` -> "module:FakeProvider subclass" (an HTTP fake) or "module:serve"
 FAKES: dict[str, str] = {

@@ -29,13 +29,12 @@ with (owner, calendar id, event id): the API's insert/patch/delete and the vendo
 made with `vendor_upsert` / `vendor_delete` (what the vendor does in Google's UI). Push
 channels (`events.watch`, `channels.stop`) are in `google_channels.py`.
 
-`FakeTokens` is the token endpoint shared with the Graph fake.
+The token endpoint, the bearer check and the switch handling are `calendar_kit.CalendarFake`'s
+(shared with the Graph fake); this module keeps what Google documents its own way.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import re
 import secrets
 from collections.abc import Callable
@@ -44,98 +43,13 @@ from typing import Any
 
 from aiohttp import web
 
+from streams.dev.fakes.calendar_kit import CalendarFake
 from streams.dev.fakes.google_channels import GoogleChannels
 from streams.dev.fakes.google_sync import GoogleSync
-from streams.dev.fakes.kit import FakeProvider, Switches
+from streams.dev.fakes.kit import Switches
 
 EVENT_ID = re.compile(r"^[0-9a-v]{5,1024}$")
 EVENTS = "/calendar/v3/calendars/{calendar}/events"
-
-
-class FakeTokens:
-    """An OAuth token endpoint (refresh-token grant) and the bearer check of a fake.
-
-    Any non-empty refresh token is accepted (its owner is a fingerprint of it) unless
-    ``revoke_refresh`` is on; `client_id`/`client_secret`, when given, must match."""
-
-    def __init__(
-        self,
-        provider: FakeProvider,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        expires_in: int = 3599,
-        rotate_refresh: bool = False,
-    ) -> None:
-        self.provider = provider
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.expires_in = expires_in
-        self.rotate_refresh = rotate_refresh
-        self.valid: dict[str, str] = {}  # access token -> owner
-        self.issued: list[str] = []  # every access token ever issued (tests look for leaks)
-
-    def _expire_if_switched(self) -> None:
-        if self.provider.switches.expire_tokens:
-            self.valid.clear()
-            self.provider.switches.expire_tokens = False
-            self.provider.counters["tokens_expired"] += 1
-
-    async def handle(self, request: web.Request) -> web.Response:
-        """POST grant_type=refresh_token -> {access_token, expires_in, token_type}."""
-        self._expire_if_switched()
-        form = await request.post()
-        if form.get("grant_type") != "refresh_token":
-            return web.json_response({"error": "unsupported_grant_type"}, status=400)
-        if (self.client_id is not None and form.get("client_id") != self.client_id) or (
-            self.client_secret is not None and form.get("client_secret") != self.client_secret
-        ):
-            return web.json_response({"error": "invalid_client"}, status=401)
-        refresh = form.get("refresh_token")
-        if not isinstance(refresh, str) or not refresh:
-            return web.json_response({"error": "invalid_request"}, status=400)
-        if self.provider.switches.revoke_refresh:
-            self.provider.counters["refresh_refused"] += 1
-            return web.json_response(
-                {
-                    "error": "invalid_grant",
-                    "error_description": "Token has been expired or revoked.",
-                },
-                status=400,
-            )
-        token = "ya29." + secrets.token_urlsafe(24)
-        self.issued.append(token)
-        self.valid[token] = owner_of(refresh)
-        self.provider.counters["tokens_issued"] += 1
-        body: dict[str, Any] = {
-            "access_token": token,
-            "expires_in": self.expires_in,
-            "token_type": "Bearer",
-            "scope": "https://www.googleapis.com/auth/calendar.events",
-        }
-        if self.rotate_refresh:
-            body["refresh_token"] = "rotated-" + secrets.token_urlsafe(8)
-        return web.json_response(body)
-
-    @staticmethod
-    def owner_of(refresh_token: str) -> str:
-        """The owner (mailbox, calendar account) the token endpoint maps a refresh token to:
-        what the fakes' vendor-side helpers take as `owner`."""
-        return owner_of(refresh_token)
-
-    def owner(self, request: web.Request) -> str | None:
-        """The owner of the request's bearer token, or None when it is refused."""
-        self._expire_if_switched()
-        header = request.headers.get("Authorization", "")
-        owner = self.valid.get(header.removeprefix("Bearer ").strip())
-        if owner is None:
-            self.provider.counters["auth_refused"] += 1
-        return owner
-
-
-def owner_of(refresh_token: str) -> str:
-    """The owner (the fake's user) that a refresh token's access tokens act as."""
-    return "user-" + hashlib.sha256(refresh_token.encode()).hexdigest()[:12]
 
 
 def updated_now() -> str:
@@ -155,7 +69,7 @@ def google_error(status: int, reason: str, message: str, **headers: str) -> web.
     return web.json_response(body, status=status, headers=headers or None)
 
 
-class GoogleCalendarFake(FakeProvider):
+class GoogleCalendarFake(CalendarFake):
     """Google Calendar v3 events + token endpoint (see the module docstring)."""
 
     name = "google"
@@ -168,29 +82,26 @@ class GoogleCalendarFake(FakeProvider):
         client_id: str | None = None,
         client_secret: str | None = None,
     ) -> None:
-        self.tokens: FakeTokens | None = None
         self.throttle_status = throttle_status
-        self.conflict_next = 0
-        self.if_match_seen: list[str] = []  # If-Match values of patches, in order
         # (owner, calendar id, event id) -> event resource
         self.events: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.time_zones: dict[str, str] = {}  # calendar id -> its timeZone (default London)
-        self._etags = itertools.count(1)
         self.sync = GoogleSync(self)  # events.list: full and incremental sync (google_sync.py)
         # called with (owner, calendar id, event id) after every write of an event
         self.change_hooks: list[Callable[[str, str, str], None]] = []
         self.channels = GoogleChannels(self)
-        super().__init__(switches or Switches(fail_status=500))
-        self.tokens = FakeTokens(self, client_id=client_id, client_secret=client_secret)
+        super().__init__(
+            switches or Switches(fail_status=500), client_id=client_id, client_secret=client_secret
+        )
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_post("/token", self._token)
-        app.router.add_get("/calendar/v3/calendars/{calendar}", self._calendar)
-        app.router.add_post(EVENTS, self._insert)
-        app.router.add_get(EVENTS, self.sync.handle)
-        app.router.add_get(EVENTS + "/{event}", self._get)
-        app.router.add_patch(EVENTS + "/{event}", self._patch)
-        app.router.add_delete(EVENTS + "/{event}", self._delete)
+        app.router.add_post("/token", self.token)
+        app.router.add_get("/calendar/v3/calendars/{calendar}", self.authorised(self._calendar))
+        app.router.add_post(EVENTS, self.authorised(self._insert))
+        app.router.add_get(EVENTS, self.authorised(self.sync.handle))
+        app.router.add_get(EVENTS + "/{event}", self.authorised(self._get))
+        app.router.add_patch(EVENTS + "/{event}", self.authorised(self._patch))
+        app.router.add_delete(EVENTS + "/{event}", self.authorised(self._delete))
         self.channels.routes(app)
 
     def stats(self) -> dict[str, Any]:
@@ -201,6 +112,23 @@ class GoogleCalendarFake(FakeProvider):
         stats["channels"] = self.channels.stats()
         return stats
 
+    # ---- Google's answers (calendar_kit) ---------------------------------------------------
+    @staticmethod
+    def error(status: int, code: str, message: str, **headers: str) -> web.Response:
+        return google_error(status, code, message, **headers)
+
+    def throttled(self) -> web.Response:
+        headers = self.retry_after() if self.throttle_status == 429 else {}
+        return google_error(
+            self.throttle_status, "rateLimitExceeded", "Rate Limit Exceeded", **headers
+        )
+
+    def failed(self) -> web.Response:
+        return google_error(self.switches.fail_status, "backendError", "Backend Error")
+
+    def unauthorised(self) -> web.Response:
+        return google_error(401, "authError", "Invalid Credentials")
+
     # ---- the vendor's own edits (Google's UI) --------------------------------------------------
     def vendor_upsert(self, owner: str, calendar_id: str, event: dict[str, Any]) -> str:
         """Store `event` in the owner's calendar as the vendor's own edit (a new event, or
@@ -208,7 +136,7 @@ class GoogleCalendarFake(FakeProvider):
         event_id = str(event.get("id") or secrets.token_hex(13))
         key = (owner, calendar_id, event_id)
         stored = self.events.get(key, {"kind": "calendar#event", "status": "confirmed"})
-        self.events[key] = {**stored, **event, "id": event_id, "etag": self._etag()}
+        self.events[key] = {**stored, **event, "id": event_id, "etag": self.etag()}
         self.counters["vendor_edits"] += 1
         self._changed(owner, calendar_id, event_id)
         return event_id
@@ -217,7 +145,7 @@ class GoogleCalendarFake(FakeProvider):
         """Cancel the event as the vendor's own deletion (KeyError when it is unknown)."""
         event = self.events[owner, calendar_id, event_id]
         event["status"] = "cancelled"
-        event["etag"] = self._etag()
+        event["etag"] = self.etag()
         self.counters["vendor_edits"] += 1
         self._changed(owner, calendar_id, event_id)
 
@@ -227,37 +155,16 @@ class GoogleCalendarFake(FakeProvider):
         for hook in list(self.change_hooks):
             hook(owner, calendar_id, event_id)
 
-    # ---- shared checks -------------------------------------------------------------------
-    async def _token(self, request: web.Request) -> web.Response:
-        assert self.tokens is not None
-        return await self.tokens.handle(request)
-
-    def _refusal(self, request: web.Request) -> tuple[str | None, web.Response | None]:
-        """(owner, None) for an authorised, non-injected request; (None, answer) else."""
-        injected = self.injected()
-        if injected == "throttle":
-            headers = {}
-            if self.throttle_status == 429:
-                headers["Retry-After"] = str(int(self.switches.retry_after_s))
-            return None, google_error(
-                self.throttle_status, "rateLimitExceeded", "Rate Limit Exceeded", **headers
-            )
-        if injected == "fail":
-            return None, google_error(self.switches.fail_status, "backendError", "Backend Error")
-        assert self.tokens is not None
-        owner = self.tokens.owner(request)
-        if owner is None:
-            return None, google_error(401, "authError", "Invalid Credentials")
-        return owner, None
-
-    def _etag(self) -> str:
-        return f'"{next(self._etags)}"'
+    def _written(
+        self, owner: str, request: web.Request, event: dict[str, Any], counter: str
+    ) -> None:
+        """An API write of `event`: a new etag, counted, stamped and told to the hooks."""
+        event["etag"] = self.etag()
+        self.counters[counter] += 1
+        self._changed(owner, request.match_info["calendar"], event["id"])
 
     # ---- events ----------------------------------------------------------------------------
-    async def _insert(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _insert(self, request: web.Request, owner: str) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
@@ -273,17 +180,13 @@ class GoogleCalendarFake(FakeProvider):
         key = (owner, request.match_info["calendar"], event_id)
         if key in self.events:
             return google_error(409, "duplicate", "The requested identifier already exists.")
-        event = {**body, "id": event_id, "kind": "calendar#event", "etag": self._etag()}
+        event = {**body, "id": event_id, "kind": "calendar#event", "etag": ""}  # set when written
         event.setdefault("status", "confirmed")
         self.events[key] = event
-        self.counters["events_created"] += 1
-        self._changed(*key)
+        self._written(owner, request, event, "events_created")
         return web.json_response(event)
 
-    async def _calendar(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _calendar(self, request: web.Request, owner: str) -> web.Response:
         calendar = request.match_info["calendar"]
         self.counters["calendars_read"] += 1
         zone = self.time_zones.get(calendar, "Europe/London")
@@ -295,27 +198,17 @@ class GoogleCalendarFake(FakeProvider):
         key = (owner, request.match_info["calendar"], request.match_info["event"])
         return self.events.get(key) or self.sync.materialize(*key)
 
-    async def _get(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _get(self, request: web.Request, owner: str) -> web.Response:
         event = self._find(owner, request)
         if event is None:
             return google_error(404, "notFound", "Not Found")
         return web.json_response(event)
 
-    async def _patch(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _patch(self, request: web.Request, owner: str) -> web.Response:
         event = self._find(owner, request)
         if event is None:
             return google_error(404, "notFound", "Not Found")
-        if_match = request.headers.get("If-Match")
-        if if_match is not None:
-            self.if_match_seen.append(if_match)
-        if self.conflict_next > 0 or (if_match is not None and if_match != event["etag"]):
-            self.conflict_next = max(0, self.conflict_next - 1)
+        if self.precondition_failed(request, event["etag"]):
             return google_error(412, "conditionNotMet", "Precondition Failed")
         try:
             body = await request.json()
@@ -324,24 +217,17 @@ class GoogleCalendarFake(FakeProvider):
         if "id" in body and body["id"] != event["id"]:
             return google_error(400, "invalid", "The id cannot be changed.")
         event.update(body)
-        event["etag"] = self._etag()
-        self.counters["events_patched"] += 1
-        self._changed(owner, request.match_info["calendar"], event["id"])
+        self._written(owner, request, event, "events_patched")
         return web.json_response(event)
 
-    async def _delete(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _delete(self, request: web.Request, owner: str) -> web.Response:
         event = self._find(owner, request)
         if event is None:
             return google_error(404, "notFound", "Not Found")
         if event.get("status") == "cancelled":
             return google_error(410, "deleted", "Resource has been deleted")
         event["status"] = "cancelled"
-        event["etag"] = self._etag()
-        self.counters["events_deleted"] += 1
-        self._changed(owner, request.match_info["calendar"], event["id"])
+        self._written(owner, request, event, "events_deleted")
         return web.Response(status=204)
 
 

@@ -70,12 +70,6 @@ class WatchChannel:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _error(status: int, reason: str, message: str) -> web.Response:
-    from streams.dev.fakes.google import google_error  # google.py imports this module
-
-    return google_error(status, reason, message)
-
-
 class GoogleChannels:
     """The channel part of a `GoogleCalendarFake` (see the module docstring)."""
 
@@ -94,8 +88,8 @@ class GoogleChannels:
         fake.change_hooks.append(self._on_change)
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_post(WATCH, self._watch)
-        app.router.add_post(STOP, self._stop)
+        app.router.add_post(WATCH, self.fake.authorised(self._watch))
+        app.router.add_post(STOP, self.fake.authorised(self._stop))
         app.on_cleanup.append(self._close)
 
     def live_for(self, owner: str, calendar: str) -> list[WatchChannel]:
@@ -124,23 +118,20 @@ class GoogleChannels:
         ]
 
     # ---- routes --------------------------------------------------------------------------------
-    async def _watch(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _watch(self, request: web.Request, owner: str) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "parseError", "Parse Error")
+            return self.fake.error(400, "parseError", "Parse Error")
         problem = _watch_problem(body)
         if problem:
-            return _error(400, "invalid", problem)
+            return self.fake.error(400, "invalid", problem)
         now = self.now_ms()
         if (old := self.live.get(body["id"])) is not None and old.expiration_ms > now:
-            return _error(400, "channelIdNotUnique", f"Channel id {body['id']} not unique")
+            return self.fake.error(400, "channelIdNotUnique", f"Channel id {body['id']} not unique")
         ttl = _ttl(body.get("params"))
         if ttl is None:
-            return _error(400, "invalid", "Invalid ttl value.")
+            return self.fake.error(400, "invalid", "Invalid ttl value.")
         if self.max_ttl_s is not None:
             ttl = min(ttl, self.max_ttl_s)
         calendar = request.match_info["calendar"]
@@ -163,16 +154,13 @@ class GoogleChannels:
             answer["token"] = channel.token
         return web.json_response(answer)
 
-    async def _stop(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _stop(self, request: web.Request, owner: str) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "parseError", "Parse Error")
+            return self.fake.error(400, "parseError", "Parse Error")
         if not isinstance(body, dict):
-            return _error(400, "invalid", "Invalid channel.")
+            return self.fake.error(400, "invalid", "Invalid channel.")
         channel = self.live.get(str(body.get("id")))
         if (
             channel is None
@@ -180,7 +168,9 @@ class GoogleChannels:
             or channel.owner != owner
             or channel.expiration_ms <= self.now_ms()
         ):
-            return _error(404, "notFound", f"Channel '{body.get('id')}' not found for project")
+            return self.fake.error(
+                404, "notFound", f"Channel '{body.get('id')}' not found for project"
+            )
         del self.live[channel.id]
         self.fake.counters["channels_stopped"] += 1
         return web.Response(status=204)

@@ -61,36 +61,26 @@ class GoogleSync:
         """Every sync token issued so far answers 410 (the client must sync in full)."""
         self.invalid.update(self.snapshots)
 
-    async def handle(self, request: web.Request) -> web.Response:
-        from streams.dev.fakes.google import google_error
-
-        owner, refused = self.fake._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def handle(self, request: web.Request, owner: str) -> web.Response:
+        """The events.list route (the fake checks the bearer first: `authorised`)."""
         calendar, q = request.match_info["calendar"], request.query
         self.fake.counters["events_listed"] += 1
         try:
             size = min(int(q.get("maxResults", "250")), MAX_RESULTS)
         except ValueError:
-            return google_error(400, "invalid", "Invalid value for maxResults")
+            return self.fake.error(400, "invalid", "Invalid value for maxResults")
         if page := q.get("pageToken"):
             return self._page(page, size)
         sync = q.get("syncToken")
         single = q.get("singleEvents") == "true"
         if sync is not None:
             if bad := [p for p in INCOMPATIBLE if p in q]:
-                return google_error(400, "invalid", f"{bad[0]} cannot be used with syncToken")
+                return self.fake.error(400, "invalid", f"{bad[0]} cannot be used with syncToken")
             if q.get("showDeleted") == "false":
-                return google_error(400, "invalid", "showDeleted cannot be false with syncToken")
-            if sync in self.invalid or sync not in self.snapshots:
-                return google_error(
-                    410,
-                    "fullSyncRequired",
-                    "Sync token is no longer valid, a full sync is required.",
-                )
-            s_owner, s_calendar, before = self.snapshots[sync]
-            if (s_owner, s_calendar) != (owner, calendar):
-                return google_error(
+                return self.fake.error(400, "invalid", "showDeleted cannot be false with syncToken")
+            s_owner, s_calendar, before = self.snapshots.get(sync, ("", "", {}))
+            if sync in self.invalid or (s_owner, s_calendar) != (owner, calendar):
+                return self.fake.error(
                     410,
                     "fullSyncRequired",
                     "Sync token is no longer valid, a full sync is required.",
@@ -125,12 +115,10 @@ class GoogleSync:
         return web.json_response(body)
 
     def _page(self, page: str, size: int) -> web.Response:
-        from streams.dev.fakes.google import google_error
-
         items = self.pages.pop(page, None)
         sync = self.pages.pop(page + ":sync", None)
         if items is None or sync is None:
-            return google_error(400, "invalid", "Invalid page token")
+            return self.fake.error(400, "invalid", "Invalid page token")
         return self._answer(items, size, sync[0]["token"])
 
     def materialize(self, owner: str, calendar: str, event_id: str) -> dict[str, Any] | None:
@@ -142,7 +130,7 @@ class GoogleSync:
             return None
         for instance in _instances(series):
             if instance["id"] == event_id:
-                instance["etag"] = self.fake._etag()
+                instance["etag"] = self.fake.etag()
                 self.fake.events[(owner, calendar, event_id)] = instance
                 return instance
         return None

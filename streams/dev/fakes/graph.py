@@ -28,7 +28,7 @@ flight, the next one gets 429 ``MailboxConcurrency`` with Retry-After (`latency_
 requests overlap); an unknown or expired token is 401 ``InvalidAuthenticationToken``.
 Switches (fakekit): ``throttle_next`` -> 429 ``ApplicationThrottled`` with Retry-After;
 ``fail_next`` -> `fail_status` (503 by default; 503/504 carry Retry-After); ``expire_tokens``
-(one-shot) and ``revoke_refresh`` as in the Google fake (`FakeTokens`). `conflict_next`
+(one-shot) and ``revoke_refresh`` as in the Google fake (`calendar_kit.FakeTokens`). `conflict_next`
 (attribute) makes the next N patches 412; `vanish_next` deletes the next N patched events
 just before the patch (someone deleted it between a find and a patch: 404).
 
@@ -42,7 +42,6 @@ see `graph_subscriptions`.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import re
 import secrets
 from collections import Counter
@@ -51,10 +50,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from streams.dev.fakes.google import FakeTokens
+from streams.dev.fakes.calendar_kit import CalendarFake, bearer
 from streams.dev.fakes.graph_delta import DeltaFeed
 from streams.dev.fakes.graph_subscriptions import SubscriptionHub
-from streams.dev.fakes.kit import FakeProvider, Switches
+from streams.dev.fakes.kit import Switches
 
 T = TypeVar("T")
 
@@ -73,10 +72,11 @@ def graph_error(status: int, code: str, message: str, **headers: str) -> web.Res
     )
 
 
-class GraphFake(FakeProvider):
+class GraphFake(CalendarFake):
     """Microsoft Graph events + token endpoint (see the module docstring)."""
 
     name = "graph"
+    ETAG = 'W/"{}"'
 
     def __init__(
         self,
@@ -86,34 +86,29 @@ class GraphFake(FakeProvider):
         client_id: str | None = None,
         client_secret: str | None = None,
     ) -> None:
-        self.tokens: FakeTokens | None = None
         self.mailbox_concurrency = mailbox_concurrency
-        self.conflict_next = 0
         self.vanish_next = 0
-        self.if_match_seen: list[str] = []  # If-Match values of patches, in order
         self.in_flight: Counter[str] = Counter()
         self.events: dict[str, dict[str, Any]] = {}  # id -> event (with private _owner etc.)
         self.mailbox_time_zone = "GMT Standard Time"  # Outlook names zones the Windows way
         self.transactions: dict[tuple[str, str], str] = {}  # (owner, transactionId) -> id
-        self._versions = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.delta = DeltaFeed(self)
         self.hub = SubscriptionHub(self)
-        super().__init__(switches)
-        self.tokens = FakeTokens(
-            self, client_id=client_id, client_secret=client_secret, rotate_refresh=True
+        super().__init__(
+            switches, client_id=client_id, client_secret=client_secret, rotate_refresh=True
         )
 
     def routes(self, app: web.Application) -> None:
         app.middlewares.insert(0, self._mailbox_gate)  # outermost: counts the latency too
-        app.router.add_post("/common/oauth2/v2.0/token", self._token)
+        app.router.add_post("/common/oauth2/v2.0/token", self.token)
         for path in ("/v1.0/me/events", "/v1.0/me/calendars/{calendar}/events"):
-            app.router.add_get(path, self._list)
-            app.router.add_post(path, self._create)
-        app.router.add_get("/v1.0/me/mailboxSettings", self._mailbox_settings)
-        app.router.add_get("/v1.0/me/events/{event}", self._get)
-        app.router.add_patch("/v1.0/me/events/{event}", self._patch)
-        app.router.add_delete("/v1.0/me/events/{event}", self._delete)
+            app.router.add_get(path, self.authorised(self._list))
+            app.router.add_post(path, self.authorised(self._create))
+        app.router.add_get("/v1.0/me/mailboxSettings", self.authorised(self._mailbox_settings))
+        app.router.add_get("/v1.0/me/events/{event}", self.authorised(self._get))
+        app.router.add_patch("/v1.0/me/events/{event}", self.authorised(self._patch))
+        app.router.add_delete("/v1.0/me/events/{event}", self.authorised(self._delete))
         self.delta.routes(app)
         self.hub.routes(app)
         app.on_startup.append(self._started)
@@ -138,11 +133,6 @@ class GraphFake(FakeProvider):
         return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
 
     # ---- vendor side (see graph_delta / graph_subscriptions) -------------------------------
-    @staticmethod
-    def owner_of(refresh_token: str) -> str:
-        """The mailbox the token endpoint maps `refresh_token` to (the vendor helpers' owner)."""
-        return FakeTokens.owner_of(refresh_token)
-
     def vendor_upsert(self, owner: str, calendar_id: str, event: dict[str, Any]) -> str:
         return self.delta.vendor_upsert(owner, calendar_id, event)
 
@@ -179,16 +169,14 @@ class GraphFake(FakeProvider):
         if not request.path.startswith("/v1.0/"):
             response: web.StreamResponse = await handler(request)
             return response
-        assert self.tokens is not None
-        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        mailbox = self.tokens.valid.get(bearer, "unknown")
+        mailbox = self.tokens.valid.get(bearer(request), "unknown")
         if self.in_flight[mailbox] >= self.mailbox_concurrency:
             self.counters["concurrency_rejections"] += 1
             return graph_error(
                 429,
                 "MailboxConcurrency",
                 "Application is over its MailboxConcurrency limit.",
-                **{"Retry-After": str(int(self.switches.retry_after_s))},
+                **self.retry_after(),
             )
         self.in_flight[mailbox] += 1
         try:
@@ -197,57 +185,35 @@ class GraphFake(FakeProvider):
             self.in_flight[mailbox] -= 1
         return response
 
-    async def _mailbox_settings(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _mailbox_settings(self, request: web.Request, owner: str) -> web.Response:
         self.counters["mailbox_settings_read"] += 1
         return web.json_response({"timeZone": self.mailbox_time_zone,
                                   "language": {"locale": "en-GB"}})  # fmt: skip
 
-    async def _token(self, request: web.Request) -> web.Response:
-        assert self.tokens is not None
-        return await self.tokens.handle(request)
-
+    # ---- Graph's answers (calendar_kit) ----------------------------------------------------
     @staticmethod
     def error(status: int, code: str, message: str, **headers: str) -> web.Response:
         return graph_error(status, code, message, **headers)
 
-    def refusal(self, request: web.Request) -> tuple[str | None, web.Response | None]:
-        return self._refusal(request)
+    def throttled(self) -> web.Response:
+        return graph_error(
+            429, "ApplicationThrottled", "Application is over its request limit.",
+            **self.retry_after(),
+        )  # fmt: skip
 
-    def etag(self) -> str:
-        return self._etag()
+    def failed(self) -> web.Response:
+        status = self.switches.fail_status
+        return graph_error(
+            status,
+            {503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "generalException"),
+            "The service is temporarily unavailable.",
+            **(self.retry_after() if status in (503, 504) else {}),
+        )
 
-    def _refusal(self, request: web.Request) -> tuple[str | None, web.Response | None]:
-        """(owner, None) for an authorised, non-injected request; (None, answer) else."""
-        injected = self.injected()
-        if injected == "throttle":
-            return None, graph_error(
-                429,
-                "ApplicationThrottled",
-                "Application is over its request limit.",
-                **{"Retry-After": str(int(self.switches.retry_after_s))},
-            )
-        if injected == "fail":
-            status = self.switches.fail_status
-            headers = {"Retry-After": str(int(self.switches.retry_after_s))}
-            return None, graph_error(
-                status,
-                {503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "generalException"),
-                "The service is temporarily unavailable.",
-                **(headers if status in (503, 504) else {}),
-            )
-        assert self.tokens is not None
-        owner = self.tokens.owner(request)
-        if owner is None:
-            return None, graph_error(
-                401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
-            )
-        return owner, None
-
-    def _etag(self) -> str:
-        return f'W/"{next(self._versions)}"'
+    def unauthorised(self) -> web.Response:
+        return graph_error(
+            401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
+        )
 
     @staticmethod
     def _public(event: dict[str, Any], request: web.Request | None = None) -> dict[str, Any]:
@@ -266,10 +232,7 @@ class GraphFake(FakeProvider):
         return event if event is not None and event["_owner"] == owner else None
 
     # ---- events ----------------------------------------------------------------------------
-    async def _list(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _list(self, request: web.Request, owner: str) -> web.Response:
         calendar = request.match_info.get("calendar", DEFAULT_CALENDAR)
         mine = [
             e for e in self.events.values() if e["_owner"] == owner and e["_calendar"] == calendar
@@ -284,10 +247,7 @@ class GraphFake(FakeProvider):
         top = int(request.query.get("$top", "10") or 10)
         return web.json_response({"value": [self._public(e, request) for e in mine[:top]]})
 
-    async def _create(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _create(self, request: web.Request, owner: str) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
@@ -309,7 +269,7 @@ class GraphFake(FakeProvider):
         event = {
             **body,
             "id": event_id,
-            "@odata.etag": self._etag(),
+            "@odata.etag": self.etag(),
             "_owner": owner,
             "_calendar": request.match_info.get("calendar", DEFAULT_CALENDAR),
             "_properties": properties,
@@ -321,30 +281,20 @@ class GraphFake(FakeProvider):
         self.counters["events_created"] += 1
         return web.json_response(self._public(event), status=201)
 
-    async def _get(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _get(self, request: web.Request, owner: str) -> web.Response:
         event = self._owned(owner, request)
         if event is None:
             return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
         return web.json_response(self._public(event, request))
 
-    async def _patch(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _patch(self, request: web.Request, owner: str) -> web.Response:
         if self.vanish_next > 0:
             self.vanish_next -= 1
             self.events.pop(request.match_info["event"], None)
         event = self._owned(owner, request)
         if event is None:
             return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")
-        if_match = request.headers.get("If-Match")
-        if if_match is not None:
-            self.if_match_seen.append(if_match)
-        if self.conflict_next > 0 or (if_match is not None and if_match != event["@odata.etag"]):
-            self.conflict_next = max(0, self.conflict_next - 1)
+        if self.precondition_failed(request, event["@odata.etag"]):
             return graph_error(412, "PreconditionFailed", "The etag does not match.")
         try:
             body = await request.json()
@@ -355,15 +305,12 @@ class GraphFake(FakeProvider):
             if isinstance(prop, dict):
                 event["_properties"][prop.get("id")] = prop.get("value")
         event.update({k: v for k, v in body.items() if not k.startswith("_")})
-        event["@odata.etag"] = self._etag()
+        event["@odata.etag"] = self.etag()
         self.delta.touched(event, "updated")
         self.counters["events_patched"] += 1
         return web.json_response(self._public(event))
 
-    async def _delete(self, request: web.Request) -> web.Response:
-        owner, refused = self._refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _delete(self, request: web.Request, owner: str) -> web.Response:
         event = self._owned(owner, request)
         if event is None:
             return graph_error(404, "ErrorItemNotFound", "The specified object was not found.")

@@ -104,7 +104,7 @@ class DeltaFeed:
 
     def routes(self, app: web.Application) -> None:
         for path in DELTA_PATHS:
-            app.router.add_get(path, self._delta)
+            app.router.add_get(path, self.fake.authorised(self._delta))
 
     # ---- knobs -----------------------------------------------------------------------------
     def expire_delta_tokens(self) -> None:
@@ -259,10 +259,7 @@ class DeltaFeed:
         return body
 
     # ---- the route -------------------------------------------------------------------------
-    async def _delta(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake.refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _delta(self, request: web.Request, owner: str) -> web.Response:
         calendar = request.match_info.get("calendar", "primary")
         query = request.query
         skip, delta = query.get("$skiptoken"), query.get("$deltatoken")

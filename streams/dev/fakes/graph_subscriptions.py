@@ -74,11 +74,12 @@ class SubscriptionHub:
         self._session: aiohttp.ClientSession | None = None
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_post("/v1.0/subscriptions", self._create)
-        app.router.add_get("/v1.0/subscriptions/{id}", self._get)
-        app.router.add_patch("/v1.0/subscriptions/{id}", self._patch)
-        app.router.add_delete("/v1.0/subscriptions/{id}", self._delete)
-        app.router.add_post("/v1.0/subscriptions/{id}/reauthorize", self._reauthorize)
+        guard = self.fake.authorised
+        app.router.add_post("/v1.0/subscriptions", guard(self._create))
+        app.router.add_get("/v1.0/subscriptions/{id}", guard(self._get))
+        app.router.add_patch("/v1.0/subscriptions/{id}", guard(self._patch))
+        app.router.add_delete("/v1.0/subscriptions/{id}", guard(self._delete))
+        app.router.add_post("/v1.0/subscriptions/{id}/reauthorize", guard(self._reauthorize))
         app.on_cleanup.append(self._close)
 
     async def _close(self, app: web.Application) -> None:
@@ -133,10 +134,7 @@ class SubscriptionHub:
         return {k: v for k, v in sub.items() if not k.startswith("_")}
 
     # ---- routes ----------------------------------------------------------------------------
-    async def _create(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake.refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _create(self, request: web.Request, owner: str) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
@@ -180,19 +178,13 @@ class SubscriptionHub:
         self.fake.counters["subscriptions_created"] += 1
         return web.json_response(self.public(sub), status=201)
 
-    async def _get(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake.refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _get(self, request: web.Request, owner: str) -> web.Response:
         sub = self.live(owner, request.match_info["id"])
         if sub is None:
             return self._unknown()
         return web.json_response(self.public(sub))
 
-    async def _patch(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake.refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _patch(self, request: web.Request, owner: str) -> web.Response:
         sub = self.live(owner, request.match_info["id"])
         if sub is None:
             return self._unknown()
@@ -214,20 +206,14 @@ class SubscriptionHub:
         self.fake.counters["subscriptions_renewed"] += 1
         return web.json_response(self.public(sub))
 
-    async def _delete(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake.refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _delete(self, request: web.Request, owner: str) -> web.Response:
         if self.live(owner, request.match_info["id"]) is None:
             return self._unknown()
         del self.subscriptions[request.match_info["id"]]
         self.fake.counters["subscriptions_deleted"] += 1
         return web.Response(status=204)
 
-    async def _reauthorize(self, request: web.Request) -> web.Response:
-        owner, refused = self.fake.refusal(request)
-        if refused is not None or owner is None:
-            return refused or web.Response(status=500)
+    async def _reauthorize(self, request: web.Request, owner: str) -> web.Response:
         if self.live(owner, request.match_info["id"]) is None:
             return self._unknown()
         self.fake.counters["subscriptions_reauthorized"] += 1

@@ -46,6 +46,7 @@ class FakeProvider:
     (messages posted, events created) under names the tests assert on."""
 
     name = "fake"
+    base_url = ""  # set by `FakeServer` once it serves the fake
 
     def __init__(self, switches: Switches | None = None) -> None:
         self.switches = switches or Switches()
@@ -108,7 +109,7 @@ class FakeProvider:
 class FakeServer:
     """Runs a fake on a loopback port in a background thread (tests; `wedsync fake` runs it
     in the foreground with `serve`), over https when given an `ssl_context`. `url` is its
-    base URL once started."""
+    base URL once started (also the provider's `base_url`)."""
 
     def __init__(
         self, provider: FakeProvider, host: str = "127.0.0.1", port: int = 0,
@@ -158,6 +159,7 @@ class FakeServer:
         self.port = sockets[0].getsockname()[1]
         scheme = "https" if self.ssl_context is not None else "http"
         self.url = f"{scheme}://{self.host}:{self.port}"
+        self.provider.base_url = self.url
 
     async def _cleanup(self) -> None:
         if self._runner is not None:

@@ -54,11 +54,16 @@ async def run(
     return await fetch_round(http, AUTH, calendar, cursor, WINDOW, "poll", mode=mode)
 
 
-def by_name(round_: FetchRound) -> dict[str, Any]:
+def by_name(round_: FetchRound, *, ends: bool = False) -> dict[str, Any]:
+    """The round's changes by file name: None (removed) or its instances, each (start after
+    JUNE, busy), or (start, end, busy) with `ends`."""
     return {
         c.resource_id.rsplit("/", 1)[-1]: None
         if c.instances is None
-        else sorted((o.start_ms - JUNE, o.busy) for o in c.instances)
+        else sorted(
+            (o.start_ms - JUNE, o.end_ms - JUNE, o.busy) if ends else (o.start_ms - JUNE, o.busy)
+            for o in c.instances
+        )
         for c in round_.changes
     }
 

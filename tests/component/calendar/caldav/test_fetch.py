@@ -1,46 +1,22 @@
-"""The CalDAV feed's sync-collection rounds against a real Radicale over loopback."""
+"""The CalDAV feed's sync-collection rounds against a real Radicale over loopback, and its
+refusals (a wrong password, a missing collection) on both paths, sync-collection and CTag/ETag."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from connectors.calendar.caldav.fetch import fetch_round
 from connectors.calendar.feed_errors import CalendarGone, FullResyncRequired, ReauthRequired
-from streams.dev.fakes.caldav import RadicaleServer
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
-USER, PASSWORD = "vendor", "app-pw-5511"
-JUNE = 1_812_412_800_000  # 2027-06-08T00:00:00Z
-H = 3_600_000
-D = 24 * H
-WINDOW = (JUNE - 30 * D, JUNE + 400 * D)
+from tests.component.calendar.caldav import feed
+from tests.component.calendar.caldav.feed import JUNE, USER, WINDOW, D, H, put
 
 
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    with RadicaleServer(users={USER: PASSWORD}) as server:
-        yield server
-
-
-@pytest.fixture
-def calendar(radicale: RadicaleServer, unique_id: str) -> CalendarRef:
-    url = radicale.make_calendar(USER, f"own-{unique_id}")
-    return CalendarRef("caldav", "int-dav", "sup-1", url, "Europe/London")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        yield client
-
-
-AUTH = httpx.BasicAuth(USER, PASSWORD)
-
-
-def ics(uid: str, *lines: str) -> str:
+def vevent(uid: str, *lines: str) -> str:
+    """One event `uid` with these lines (its times, status...) as the vendor's app writes it."""
     body = "\r\n".join(lines)
     return (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vendor//EN\r\n"
@@ -49,63 +25,51 @@ def ics(uid: str, *lines: str) -> str:
     )
 
 
-async def put(http: httpx.AsyncClient, calendar: CalendarRef, name: str, text: str) -> None:
-    """The vendor's own calendar app writes an event."""
-    answer = await http.put(
-        calendar.calendar_id + name,
-        content=text,
-        auth=AUTH,
-        headers={"Content-Type": "text/calendar"},
-    )
-    assert answer.status_code in (201, 204), answer.text
+async def put_event(app: httpx.AsyncClient, calendar: CalendarRef, uid: str, *lines: str) -> None:
+    """The vendor's own calendar app writes event `uid` as `<uid>.ics`."""
+    await put(app, calendar, f"{uid}.ics", vevent(uid, *lines))
 
 
-async def run(http: httpx.AsyncClient, calendar: CalendarRef, cursor: str | None) -> FetchRound:
-    return await fetch_round(http, AUTH, calendar, cursor, WINDOW, "poll")
+async def run(
+    http: httpx.AsyncClient, calendar: CalendarRef, cursor: str | None, mode: Any = "auto"
+) -> FetchRound:
+    """A round in `mode` (auto: sync-collection, as Radicale has it)."""
+    return await feed.run(http, calendar, cursor, mode)
 
 
 def by_name(round_: FetchRound) -> dict[str, Any]:
-    return {
-        c.resource_id.rsplit("/", 1)[-1]: None
-        if c.instances is None
-        else sorted((o.start_ms - JUNE, o.end_ms - JUNE, o.busy) for o in c.instances)
-        for c in round_.changes
-    }
+    return feed.by_name(round_, ends=True)
+
+
+A_TIMES = ("DTSTART:20270612T130000Z", "DTEND:20270612T170000Z")
+AFTERNOON = ("DTSTART:20270612T140000Z", "DTEND:20270612T150000Z")
 
 
 async def test_an_initial_sync_reads_every_event_and_a_token(
-    http: httpx.AsyncClient, calendar: CalendarRef
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
-    await put(
-        http, calendar, "a.ics", ics("a", "DTSTART:20270612T130000Z", "DTEND:20270612T170000Z")
-    )
+    await put_event(vendor_app, calendar, "a", *A_TIMES)
     first = await run(http, calendar, None)
     assert first.full and first.cursor.startswith("http://radicale.org/ns/sync/")
     assert by_name(first) == {"a.ics": [(4 * D + 13 * H, 4 * D + 17 * H, "busy")]}
 
 
 async def test_an_incremental_sync_reads_only_the_change(
-    http: httpx.AsyncClient, calendar: CalendarRef
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
-    await put(
-        http, calendar, "a.ics", ics("a", "DTSTART:20270612T130000Z", "DTEND:20270612T170000Z")
-    )
+    await put_event(vendor_app, calendar, "a", *A_TIMES)
     first = await run(http, calendar, None)
-    await put(
-        http, calendar, "b.ics", ics("b", "DTSTART:20270613T130000Z", "DTEND:20270613T140000Z")
-    )
+    await put_event(vendor_app, calendar, "b", "DTSTART:20270613T130000Z", "DTEND:20270613T140000Z")
     second = await run(http, calendar, first.cursor)
     assert not second.full and list(by_name(second)) == ["b.ics"]
 
 
 async def test_a_deleted_event_is_a_removed_resource(
-    http: httpx.AsyncClient, calendar: CalendarRef
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
-    await put(
-        http, calendar, "a.ics", ics("a", "DTSTART:20270612T130000Z", "DTEND:20270612T170000Z")
-    )
+    await put_event(vendor_app, calendar, "a", *A_TIMES)
     first = await run(http, calendar, None)
-    assert (await http.delete(calendar.calendar_id + "a.ics", auth=AUTH)).status_code in (200, 204)
+    assert (await vendor_app.delete(calendar.calendar_id + "a.ics")).status_code in (200, 204)
     assert by_name(await run(http, calendar, first.cursor)) == {"a.ics": None}
 
 
@@ -118,7 +82,7 @@ async def test_an_unknown_sync_token_asks_for_a_full_resync(
 
 
 async def test_a_series_expands_with_exdate_and_a_moved_occurrence(
-    http: httpx.AsyncClient, calendar: CalendarRef
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
     series = (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vendor//EN\r\n"
@@ -129,20 +93,16 @@ async def test_a_series_expands_with_exdate_and_a_moved_occurrence(
         "DTSTART;TZID=Europe/London:20270616T110000\r\nDTEND;TZID=Europe/London:20270616T120000\r\nEND:VEVENT\r\n"
         "END:VCALENDAR\r\n"
     )
-    await put(http, calendar, "s.ics", series)
+    await put(vendor_app, calendar, "s.ics", series)
     got = by_name(await run(http, calendar, None))["s.ics"]
     assert [s // H for s, _, _ in got] == [6 * 24 + 8, 8 * 24 + 10, 9 * 24 + 8]  # BST: UTC+1
 
 
 async def test_an_all_day_free_event_is_placed_in_the_calendar_zone(
-    http: httpx.AsyncClient, calendar: CalendarRef
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
-    await put(
-        http,
-        calendar,
-        "h.ics",
-        ics("h", "DTSTART;VALUE=DATE:20270612", "DTEND;VALUE=DATE:20270613", "TRANSP:TRANSPARENT"),
-    )
+    day_off = ("DTSTART;VALUE=DATE:20270612", "DTEND;VALUE=DATE:20270613", "TRANSP:TRANSPARENT")
+    await put_event(vendor_app, calendar, "h", *day_off)
     (only,) = (await run(http, calendar, None)).changes
     assert only.instances is not None
     day = only.instances[0]
@@ -150,55 +110,52 @@ async def test_an_all_day_free_event_is_placed_in_the_calendar_zone(
 
 
 async def test_a_floating_time_is_in_the_calendar_zone(
-    http: httpx.AsyncClient, calendar: CalendarRef
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
-    await put(http, calendar, "f.ics", ics("f", "DTSTART:20270612T140000", "DTEND:20270612T150000"))
+    await put_event(vendor_app, calendar, "f", "DTSTART:20270612T140000", "DTEND:20270612T150000")
     assert by_name(await run(http, calendar, None))["f.ics"] == [
         (4 * D + 13 * H, 4 * D + 14 * H, "busy")
     ]
 
 
-async def test_a_cancelled_event_is_no_busy_time(
-    http: httpx.AsyncClient, calendar: CalendarRef
+@pytest.mark.parametrize(
+    ("status", "seen"),
+    [("CANCELLED", None), ("TENTATIVE", [(4 * D + 14 * H, 4 * D + 15 * H, "tentative")])],
+    ids=["cancelled-is-no-busy-time", "tentative-is-tentative"],
+)
+async def test_the_events_status_decides_its_busy_time(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    status: str,
+    seen: Any,
 ) -> None:
-    await put(
-        http,
-        calendar,
-        "c.ics",
-        ics("c", "DTSTART:20270612T140000Z", "DTEND:20270612T150000Z", "STATUS:CANCELLED"),
-    )
-    assert by_name(await run(http, calendar, None)) == {"c.ics": None}
+    await put_event(vendor_app, calendar, "e", *AFTERNOON, f"STATUS:{status}")
+    assert by_name(await run(http, calendar, None)) == {"e.ics": seen}
 
 
-async def test_a_tentative_event_is_tentative(
-    http: httpx.AsyncClient, calendar: CalendarRef
+async def test_our_own_event_is_marked_ours(
+    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
 ) -> None:
-    await put(
-        http,
-        calendar,
-        "t.ics",
-        ics("t", "DTSTART:20270612T140000Z", "DTEND:20270612T150000Z", "STATUS:TENTATIVE"),
-    )
-    assert by_name(await run(http, calendar, None))["t.ics"][0][2] == "tentative"
-
-
-async def test_our_own_event_is_marked_ours(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
-    await put(
-        http,
-        calendar,
-        "ext-7.ics",
-        ics("ext-7", "DTSTART:20270612T140000Z", "DTEND:20270612T150000Z", "X-WEDSYNC-VERSION:3"),
-    )
+    await put_event(vendor_app, calendar, "ext-7", *AFTERNOON, "X-WEDSYNC-VERSION:3")
     (only,) = (await run(http, calendar, None)).changes
     assert only.instances is not None and only.instances[0].ours == "ext-7"
 
 
-async def test_a_wrong_password_is_reauth(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
+# ---- failures, on both paths (sync-collection where the server has it; CTag/ETag) -----------
+@pytest.mark.parametrize("mode", ["auto", "etag"])
+async def test_a_wrong_password_is_reauth(
+    http: httpx.AsyncClient, calendar: CalendarRef, mode: Any
+) -> None:
+    revoked = httpx.BasicAuth(USER, "revoked")
     with pytest.raises(ReauthRequired):
-        await fetch_round(http, httpx.BasicAuth(USER, "revoked"), calendar, None, WINDOW, "poll")
+        await fetch_round(http, revoked, calendar, None, WINDOW, "poll", mode=mode)
 
 
-async def test_a_missing_collection_is_gone(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
+@pytest.mark.parametrize("mode", ["auto", "etag"])
+async def test_a_missing_collection_is_gone(
+    http: httpx.AsyncClient, calendar: CalendarRef, mode: str
+) -> None:
     gone = CalendarRef("caldav", "int-dav", "sup-1", calendar.calendar_id + "nope/", "UTC")
     with pytest.raises(CalendarGone):
-        await run(http, gone, None)
+        await run(http, gone, None, mode=mode)

@@ -1,63 +1,22 @@
 """The CalDAV feed's CTag/ETag path against a real Radicale over loopback: the initial round,
 the one-request unchanged round, new, changed and deleted events, the two cursor kinds, and
-multiget batches."""
+multiget batches (its refusals are in test_fetch.py, on both paths)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
-from connectors.calendar.caldav.fetch import fetch_round
-from connectors.calendar.feed_errors import CalendarGone, ReauthRequired
-from streams.dev.fakes.caldav import RadicaleServer
 from streams.logic.calendar.rounds import CalendarRef
 
 from tests.component.calendar.caldav.feed import (
-    AUTH,
-    PASSWORD,
-    USER,
-    WINDOW,
     D,
     H,
     by_name,
     ics,
     kinds,
     put,
-    recording_client,
     run,
 )
-
-
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[RadicaleServer]:
-    with RadicaleServer(users={USER: PASSWORD}) as server:
-        yield server
-
-
-@pytest.fixture
-def calendar(radicale: RadicaleServer, unique_id: str) -> CalendarRef:
-    url = radicale.make_calendar(USER, f"etag-{unique_id}")
-    return CalendarRef("caldav", "int-dav", "sup-1", url, "Europe/London")
-
-
-@pytest.fixture
-def sent() -> list[httpx.Request]:
-    """Every request the fetcher sends (the test's own PUTs and DELETEs go around it)."""
-    return []
-
-
-@pytest.fixture
-async def http(sent: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
-    async with recording_client(sent) as client:
-        yield client
-
-
-@pytest.fixture
-async def vendor_app() -> AsyncIterator[httpx.AsyncClient]:
-    """The vendor's own calendar app."""
-    async with httpx.AsyncClient(timeout=10, auth=AUTH) as client:
-        yield client
 
 
 async def test_an_initial_etag_round_lists_every_event(
@@ -73,16 +32,18 @@ async def test_an_initial_etag_round_lists_every_event(
     }
 
 
+@pytest.mark.parametrize("mode", ["etag", "auto"], ids=["etag", "auto-keeps-the-etag-path"])
 async def test_an_unchanged_calendar_costs_one_request(
     http: httpx.AsyncClient,
     vendor_app: httpx.AsyncClient,
     calendar: CalendarRef,
     sent: list[httpx.Request],
+    mode: str,
 ) -> None:
     await put(vendor_app, calendar, "a.ics", ics("a"))
     first = await run(http, calendar, None)
     sent.clear()
-    second = await run(http, calendar, first.cursor)
+    second = await run(http, calendar, first.cursor, mode=mode)
     assert kinds(sent) == ["PROPFIND/0"]
     assert (second.full, second.changes, second.cursor) == (False, (), first.cursor)
 
@@ -119,24 +80,28 @@ async def test_a_deleted_event_is_a_removed_resource(
     assert by_name(await run(http, calendar, second.cursor)) == {}
 
 
-async def test_a_sync_token_given_to_the_etag_path_is_a_full_round(
-    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
-) -> None:
-    await put(vendor_app, calendar, "a.ics", ics("a"))
-    synced = await run(http, calendar, None, mode="sync")
-    assert synced.cursor.startswith("http://radicale.org/ns/sync/")
-    again = await run(http, calendar, synced.cursor)
-    assert again.full and list(by_name(again)) == ["a.ics"] and again.cursor.startswith("etag:")
+SYNC_TOKEN, ETAG_CURSOR = "http://radicale.org/ns/sync/", "etag:"
 
 
-async def test_an_etag_cursor_given_to_the_sync_path_is_a_full_round(
-    http: httpx.AsyncClient, vendor_app: httpx.AsyncClient, calendar: CalendarRef
+@pytest.mark.parametrize(
+    ("first_mode", "made", "then_mode", "kept"),
+    [("sync", SYNC_TOKEN, "etag", ETAG_CURSOR), ("etag", ETAG_CURSOR, "sync", SYNC_TOKEN)],
+    ids=["a-sync-token-given-to-the-etag-path", "an-etag-cursor-given-to-the-sync-path"],
+)
+async def test_the_other_paths_cursor_is_a_full_round(
+    http: httpx.AsyncClient,
+    vendor_app: httpx.AsyncClient,
+    calendar: CalendarRef,
+    first_mode: str,
+    made: str,
+    then_mode: str,
+    kept: str,
 ) -> None:
     await put(vendor_app, calendar, "a.ics", ics("a"))
-    etag = await run(http, calendar, None)
-    synced = await run(http, calendar, etag.cursor, mode="sync")
-    assert synced.full and list(by_name(synced)) == ["a.ics"]
-    assert synced.cursor.startswith("http://radicale.org/ns/sync/")
+    first = await run(http, calendar, None, mode=first_mode)
+    assert first.cursor.startswith(made)
+    again = await run(http, calendar, first.cursor, mode=then_mode)
+    assert again.full and list(by_name(again)) == ["a.ics"] and again.cursor.startswith(kept)
 
 
 async def test_a_malformed_etag_cursor_is_a_full_round(
@@ -145,19 +110,6 @@ async def test_a_malformed_etag_cursor_is_a_full_round(
     await put(vendor_app, calendar, "a.ics", ics("a"))
     again = await run(http, calendar, "etag:{not json")
     assert again.full and list(by_name(again)) == ["a.ics"]
-
-
-async def test_auto_mode_keeps_an_etag_cursor_on_the_etag_path(
-    http: httpx.AsyncClient,
-    vendor_app: httpx.AsyncClient,
-    calendar: CalendarRef,
-    sent: list[httpx.Request],
-) -> None:
-    await put(vendor_app, calendar, "a.ics", ics("a"))
-    first = await run(http, calendar, None)
-    sent.clear()
-    await run(http, calendar, first.cursor, mode="auto")
-    assert kinds(sent) == ["PROPFIND/0"]
 
 
 async def test_auto_mode_uses_sync_collection_where_the_server_has_it(
@@ -184,16 +136,3 @@ async def test_changed_events_are_read_75_to_a_multiget(
     assert len(first.changes) == 80
     assert kinds(sent) == ["PROPFIND/0", "PROPFIND/1", "REPORT/1/multiget", "REPORT/1/multiget"]
     assert [r.content.count(b"<d:href>") for r in sent[2:]] == [75, 5]
-
-
-async def test_a_wrong_password_is_reauth(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
-    with pytest.raises(ReauthRequired):
-        await fetch_round(
-            http, httpx.BasicAuth(USER, "revoked"), calendar, None, WINDOW, "poll", mode="etag"
-        )
-
-
-async def test_a_missing_collection_is_gone(http: httpx.AsyncClient, calendar: CalendarRef) -> None:
-    gone = CalendarRef("caldav", "int-dav", "sup-1", calendar.calendar_id + "nope/", "UTC")
-    with pytest.raises(CalendarGone):
-        await run(http, gone, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,20 +17,7 @@ from connectors.calendar.feed_errors import FetchFailed, Throttled
 from streams.dev.fakes.kit import FakeProvider, FakeServer
 from streams.logic.calendar.rounds import CalendarRef
 
-from tests.component.calendar.caldav.feed import D, H, by_name, ics, kinds, recording_client, run
-
-
-@pytest.fixture
-def sent() -> list[httpx.Request]:
-    """Every request the fetcher sends (the test's own PUTs and DELETEs go around it)."""
-    return []
-
-
-@pytest.fixture
-async def http(sent: list[httpx.Request]) -> AsyncIterator[httpx.AsyncClient]:
-    async with recording_client(sent) as client:
-        yield client
-
+from tests.component.calendar.caldav.feed import D, H, by_name, ics, kinds, run
 
 COLLECTION = "/1234/calendars/home/"
 

@@ -33,6 +33,7 @@ from tests.component.calendar.feed.support import (
     MemoryWriter,
     make_manager,
 )
+from tests.component.calendar.loopback import serving
 
 
 @pytest.fixture
@@ -46,14 +47,9 @@ async def gateway() -> AsyncIterator[Gateway]:
     app = web.Application()
     app.router.add_post("/webhooks/gcal", found.google)
     app.router.add_post("/webhooks/graph", found.graph)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    found.url = f"http://127.0.0.1:{port}/webhooks"
-    yield found
-    await runner.cleanup()
+    async with serving(app) as url:
+        found.url = f"{url}/webhooks"
+        yield found
 
 
 @pytest.fixture
@@ -61,16 +57,14 @@ def google(clock: Clock, gateway: Gateway) -> Iterator[GoogleCalendarFake]:
     """Started after (so stopped before) the gateway: no push is left on its way."""
     provider = GoogleCalendarFake(client_id="google-app", client_secret="google-SECRET")
     provider.channels.now_ms = clock.now_ms
-    with FakeServer(provider) as server:
-        provider.base_url = server.url  # type: ignore[attr-defined]
+    with FakeServer(provider):
         yield provider
 
 
 @pytest.fixture
 def graph(gateway: Gateway) -> Iterator[GraphFake]:
     provider = GraphFake(client_id="graph-app", client_secret=GRAPH_SECRET)
-    with FakeServer(provider) as server:
-        provider.base_url = server.url  # type: ignore[attr-defined]
+    with FakeServer(provider):
         yield provider
 
 
@@ -88,7 +82,7 @@ def credentials() -> MemoryCredentialStore:
 async def fetchers(
     google: GoogleCalendarFake, graph: GraphFake, credentials: MemoryCredentialStore
 ) -> AsyncIterator[ProviderFetchers]:
-    gbase, mbase = google.base_url, graph.base_url  # type: ignore[attr-defined]
+    gbase, mbase = google.base_url, graph.base_url
     made = ProviderFetchers(
         httpx.AsyncClient(timeout=WAIT_S),
         credentials,

@@ -4,6 +4,7 @@ renewed, handed over, recreated, stopped; the budget of a pass; state across a r
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from connectors.calendar.feed.channels import ChannelManager
 from connectors.calendar.feed.engine import CalendarFeed
@@ -41,6 +42,19 @@ async def google_channel(manager: ChannelManager, gateway: Gateway) -> Channel:
     made = only(manager, GOOGLE_CAL.key)
     await gateway.next(made.channel_id)
     return only(manager, GOOGLE_CAL.key)
+
+
+async def graph_subscription(feed: CalendarFeed, manager: ChannelManager) -> Channel:
+    """Connect the Graph calendar and make its subscription (the manager's first pass)."""
+    await connect(feed, GRAPH_CAL)
+    await manager.maintain()
+    return only(manager, GRAPH_CAL.key)
+
+
+async def lifecycle(graph: GraphFake, gateway: Gateway, sub: Channel, event: str) -> dict[str, Any]:
+    """Graph sends the lifecycle `event` of `sub`; what the gateway received."""
+    graph.send_lifecycle(sub.channel_id, event)
+    return await gateway.next(sub.channel_id)
 
 
 # ---- Google ----------------------------------------------------------------------------------
@@ -154,9 +168,7 @@ async def test_graph_subscription_is_renewed_by_patch_when_due(
 ) -> None:
     real_now = clock.ms
     clock.ms = real_now - 6 * DAY_MS  # made six days ago (the fake checks against real time)
-    await connect(feed, GRAPH_CAL)
-    await manager.maintain()
-    made = only(manager, GRAPH_CAL.key)
+    made = await graph_subscription(feed, manager)
     assert await manager.maintain() == 0
     clock.ms = real_now
     assert await manager.maintain() == 1
@@ -171,9 +183,7 @@ async def test_renewal_of_a_vanished_subscription_makes_a_new_one(
 ) -> None:
     real_now = clock.ms
     clock.ms = real_now - 6 * DAY_MS
-    await connect(feed, GRAPH_CAL)
-    await manager.maintain()
-    made = only(manager, GRAPH_CAL.key)
+    made = await graph_subscription(feed, manager)
     del graph.hub.subscriptions[made.channel_id]
     clock.ms = real_now
     feed.reasons.clear()
@@ -186,11 +196,9 @@ async def test_renewal_of_a_vanished_subscription_makes_a_new_one(
 async def test_subscription_removed_is_recreated_on_the_next_pass(
     feed: CalendarFeed, manager: ChannelManager, gateway: Gateway, graph: GraphFake
 ) -> None:
-    await connect(feed, GRAPH_CAL)
-    await manager.maintain()
-    removed = only(manager, GRAPH_CAL.key)
-    graph.send_lifecycle(removed.channel_id, "subscriptionRemoved")
-    assert (await gateway.next(removed.channel_id))["lifecycleEvent"] == "subscriptionRemoved"
+    removed = await graph_subscription(feed, manager)
+    told = await lifecycle(graph, gateway, removed, "subscriptionRemoved")
+    assert told["lifecycleEvent"] == "subscriptionRemoved"
     assert manager.held[GRAPH_CAL.key] == [] and GRAPH_CAL.key not in feed.push_live
     assert await manager.maintain() == 1
     assert only(manager, GRAPH_CAL.key).channel_id in graph.hub.subscriptions
@@ -199,11 +207,8 @@ async def test_subscription_removed_is_recreated_on_the_next_pass(
 async def test_reauthorization_required_is_answered_on_the_next_pass(
     feed: CalendarFeed, manager: ChannelManager, gateway: Gateway, graph: GraphFake
 ) -> None:
-    await connect(feed, GRAPH_CAL)
-    await manager.maintain()
-    sub = only(manager, GRAPH_CAL.key)
-    graph.send_lifecycle(sub.channel_id, "reauthorizationRequired")
-    await gateway.next(sub.channel_id)
+    sub = await graph_subscription(feed, manager)
+    await lifecycle(graph, gateway, sub, "reauthorizationRequired")
     assert await manager.maintain() == 1
     assert graph.counters["subscriptions_reauthorized"] == 1
     assert await manager.maintain() == 0
@@ -212,12 +217,9 @@ async def test_reauthorization_required_is_answered_on_the_next_pass(
 async def test_missed_lifecycle_changes_no_subscription(
     feed: CalendarFeed, manager: ChannelManager, gateway: Gateway, graph: GraphFake
 ) -> None:
-    await connect(feed, GRAPH_CAL)
-    await manager.maintain()
-    sub = only(manager, GRAPH_CAL.key)
+    sub = await graph_subscription(feed, manager)
     feed.reasons.clear()
-    graph.send_lifecycle(sub.channel_id, "missed")
-    await gateway.next(sub.channel_id)
+    await lifecycle(graph, gateway, sub, "missed")
     assert feed.reasons[GRAPH_CAL.key] == "push"  # the router's fetch
     assert await manager.maintain() == 0 and only(manager, GRAPH_CAL.key) == sub
 
@@ -403,13 +405,20 @@ async def test_gone_calendar_is_not_tried_again(
     assert await manager.maintain() == 0 and google.channels.live == {}
 
 
+THREE = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
+
+
+async def three_calendars(feed: CalendarFeed, manager: ChannelManager) -> ChannelManager:
+    """`manager`, with the three Google calendars of `THREE` connected."""
+    await connect(feed, *THREE)
+    return manager
+
+
 async def test_max_calls_bounds_a_pass(
     feed: CalendarFeed, fetchers: ProviderFetchers, gateway: Gateway, clock: Clock,
     google: GoogleCalendarFake,
 ) -> None:  # fmt: skip
-    manager = make_manager(feed, fetchers, gateway, clock, max_calls=2)
-    calendars = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
-    await connect(feed, *calendars)
+    manager = await three_calendars(feed, make_manager(feed, fetchers, gateway, clock, max_calls=2))
     assert await manager.maintain() == 2 and len(google.channels.live) == 2
     assert await manager.maintain() == 1 and len(google.channels.live) == 3
     assert await manager.maintain() == 0
@@ -419,14 +428,12 @@ async def test_a_pass_out_of_calls_starts_the_next_where_it_stopped(
     feed: CalendarFeed, fetchers: ProviderFetchers, gateway: Gateway, clock: Clock,
     google: GoogleCalendarFake,
 ) -> None:  # fmt: skip
-    manager = make_manager(feed, fetchers, gateway, clock, max_calls=1)
-    calendars = [dataclasses.replace(GOOGLE_CAL, calendar_id=f"cal-{n}") for n in range(3)]
-    await connect(feed, *calendars)
+    manager = await three_calendars(feed, make_manager(feed, fetchers, gateway, clock, max_calls=1))
     await fetchers.token(GOOGLE_CAL)
     google.switches.fail_next = 1  # the first calendar's create fails
     await manager.maintain()
     await manager.maintain()  # the second calendar, not the first again
-    assert manager.held[calendars[0].key] == [] and len(manager.held[calendars[1].key]) == 1
+    assert manager.held[THREE[0].key] == [] and len(manager.held[THREE[1].key]) == 1
 
 
 async def test_channels_survive_a_restart(

@@ -13,6 +13,8 @@ from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
+from tests.component.calendar.sinks import refresh_grant
+
 CAL = CalendarRef("google", "int-1", "sup-1", "primary", "Europe/London")
 JUNE = 1_812_412_800_000  # 2027-06-08T00:00:00Z
 WINDOW = (JUNE - 30 * 86_400_000, JUNE + 400 * 86_400_000)
@@ -31,9 +33,7 @@ async def client(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     _, base = fake
     async with httpx.AsyncClient(base_url=base) as http:
-        token = (
-            await http.post("/token", data={"grant_type": "refresh_token", "refresh_token": "r-1"})
-        ).json()["access_token"]
+        token = (await http.post("/token", data=refresh_grant("r-1"))).json()["access_token"]
         yield http, token
 
 
@@ -53,6 +53,13 @@ async def vendor(
     )
     assert answer.status_code < 300, answer.text
     return answer.json() if answer.content else {}
+
+
+async def create(
+    client: tuple[httpx.AsyncClient, str], start: str, end: str, **extra: Any
+) -> dict[str, Any]:
+    """The vendor creates an event in Google Calendar (`event` with these times)."""
+    return await vendor(client, "POST", body=event(start, end, **extra))
 
 
 def event(start: str, end: str, **extra: Any) -> dict[str, Any]:
@@ -81,9 +88,7 @@ def spans(round_: FetchRound) -> dict[str, Any]:
 async def test_a_full_sync_lists_the_calendar_and_returns_a_sync_token(
     fake: Any, client: Any
 ) -> None:
-    made = await vendor(
-        client, "POST", body=event("2027-06-12T14:00:00+01:00", "2027-06-12T18:00:00+01:00")
-    )
+    made = await create(client, "2027-06-12T14:00:00+01:00", "2027-06-12T18:00:00+01:00")
     first = await run(client, fake[1], None)
     assert first.full and first.cursor
     assert spans(first) == {
@@ -94,21 +99,21 @@ async def test_a_full_sync_lists_the_calendar_and_returns_a_sync_token(
 
 
 async def test_an_incremental_round_returns_only_what_changed(fake: Any, client: Any) -> None:
-    await vendor(client, "POST", body=event("2027-06-12T14:00:00Z", "2027-06-12T15:00:00Z"))
+    await create(client, "2027-06-12T14:00:00Z", "2027-06-12T15:00:00Z")
     first = await run(client, fake[1], None)
-    moved = await vendor(client, "POST", body=event("2027-06-13T14:00:00Z", "2027-06-13T15:00:00Z"))
+    moved = await create(client, "2027-06-13T14:00:00Z", "2027-06-13T15:00:00Z")
     second = await run(client, fake[1], first.cursor)
     assert not second.full and list(spans(second)) == [moved["id"]]
 
 
 async def test_an_unchanged_calendar_gives_an_empty_round(fake: Any, client: Any) -> None:
-    await vendor(client, "POST", body=event("2027-06-12T14:00:00Z", "2027-06-12T15:00:00Z"))
+    await create(client, "2027-06-12T14:00:00Z", "2027-06-12T15:00:00Z")
     first = await run(client, fake[1], None)
     assert (await run(client, fake[1], first.cursor)).changes == ()
 
 
 async def test_a_deleted_event_is_a_removed_resource(fake: Any, client: Any) -> None:
-    made = await vendor(client, "POST", body=event("2027-06-12T14:00:00Z", "2027-06-12T15:00:00Z"))
+    made = await create(client, "2027-06-12T14:00:00Z", "2027-06-12T15:00:00Z")
     first = await run(client, fake[1], None)
     await vendor(client, "DELETE", f"/{made['id']}")
     assert spans(await run(client, fake[1], first.cursor)) == {made["id"]: None}
@@ -116,9 +121,7 @@ async def test_a_deleted_event_is_a_removed_resource(fake: Any, client: Any) -> 
 
 async def test_every_page_of_a_round_is_read(fake: Any, client: Any) -> None:
     for day in range(1, 8):
-        await vendor(
-            client, "POST", body=event(f"2027-07-0{day}T09:00:00Z", f"2027-07-0{day}T10:00:00Z")
-        )
+        await create(client, f"2027-07-0{day}T09:00:00Z", f"2027-07-0{day}T10:00:00Z")
     provider, base = fake
     import connectors.calendar.google.fetch_wire as wire
 
@@ -141,14 +144,11 @@ async def test_an_invalidated_sync_token_asks_for_a_full_resync(fake: Any, clien
 async def test_a_series_comes_as_instances_with_exdate_and_exception(
     fake: Any, client: Any
 ) -> None:
-    series = await vendor(
+    series = await create(
         client,
-        "POST",
-        body=event(
-            "2027-06-14T09:00:00+00:00",
-            "2027-06-14T10:00:00+00:00",
-            recurrence=["RRULE:FREQ=DAILY;COUNT=4", "EXDATE:20270615T090000Z"],
-        ),
+        "2027-06-14T09:00:00+00:00",
+        "2027-06-14T10:00:00+00:00",
+        recurrence=["RRULE:FREQ=DAILY;COUNT=4", "EXDATE:20270615T090000Z"],
     )
     exception_id = f"{series['id']}_20270616T090000Z"
     moved = {
@@ -162,19 +162,14 @@ async def test_a_series_comes_as_instances_with_exdate_and_exception(
 
 
 async def test_a_transparent_event_is_free_and_a_declined_one_too(fake: Any, client: Any) -> None:
-    free = await vendor(
-        client,
-        "POST",
-        body=event("2027-06-12T09:00:00Z", "2027-06-12T10:00:00Z", transparency="transparent"),
+    free = await create(
+        client, "2027-06-12T09:00:00Z", "2027-06-12T10:00:00Z", transparency="transparent"
     )
-    declined = await vendor(
+    declined = await create(
         client,
-        "POST",
-        body=event(
-            "2027-06-12T11:00:00Z",
-            "2027-06-12T12:00:00Z",
-            attendees=[{"email": "v@x", "self": True, "responseStatus": "declined"}],
-        ),
+        "2027-06-12T11:00:00Z",
+        "2027-06-12T12:00:00Z",
+        attendees=[{"email": "v@x", "self": True, "responseStatus": "declined"}],
     )
     got = spans(await run(client, fake[1], None))
     assert got[free["id"]][0][2] == "free" and got[declined["id"]][0][2] == "free"
@@ -204,29 +199,23 @@ async def test_an_all_day_event_starts_at_midnight_in_the_calendar_zone(
 
 
 async def test_our_own_event_carries_its_external_id(fake: Any, client: Any) -> None:
-    await vendor(
+    await create(
         client,
-        "POST",
-        body=event(
-            "2027-06-12T09:00:00Z",
-            "2027-06-12T10:00:00Z",
-            extendedProperties={"private": {"wedsyncExternalId": "ext-9"}},
-        ),
+        "2027-06-12T09:00:00Z",
+        "2027-06-12T10:00:00Z",
+        extendedProperties={"private": {"wedsyncExternalId": "ext-9"}},
     )
     (only,) = (await run(client, fake[1], None)).changes
     assert only.instances is not None and only.instances[0].ours == "ext-9"
 
 
 async def test_no_private_text_reaches_the_round(fake: Any, client: Any) -> None:
-    await vendor(
+    await create(
         client,
-        "POST",
-        body=event(
-            "2027-06-12T09:00:00Z",
-            "2027-06-12T10:00:00Z",
-            description="Dr. appointment",
-            location="Clinic",
-        ),
+        "2027-06-12T09:00:00Z",
+        "2027-06-12T10:00:00Z",
+        description="Dr. appointment",
+        location="Clinic",
     )
     text = repr(await run(client, fake[1], None))
     assert "Private shoot" not in text and "Clinic" not in text and "Dr." not in text

@@ -18,10 +18,14 @@ from connectors.calendar.feed_errors import FetchFailed, ReauthRequired, Throttl
 from connectors.calendar.google.channels import GoogleChannelCalls
 from connectors.sources.webhooks.config import GoogleChannelSource
 from connectors.sources.webhooks.verify import Request, verify
-from streams.dev.fakes.google import GoogleCalendarFake, owner_of
+from streams.dev.fakes.calendar_kit import owner_of
+from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
 from streams.logic.calendar.channels import Channel, Create, Stop, issue_token, plan, verify_token
 from streams.logic.calendar.rounds import CalendarRef
+
+from tests.component.calendar.loopback import serving
+from tests.component.calendar.sinks import refresh_grant
 
 REFRESH = "1//vendor-refresh-token"
 OWNER = owner_of(REFRESH)
@@ -79,8 +83,7 @@ def fake(clock: Clock, receiver: Receiver) -> Iterator[GoogleCalendarFake]:
     """The fake stops before the receiver (no push of it is then still on its way)."""
     provider = GoogleCalendarFake()
     provider.channels.now_ms = clock.now_ms
-    with FakeServer(provider) as server:
-        provider.base_url = server.url  # type: ignore[attr-defined]
+    with FakeServer(provider):
         yield provider
 
 
@@ -89,14 +92,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/webhooks/gcal", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver.url = f"http://127.0.0.1:{port}/webhooks/gcal"
-    yield receiver
-    await runner.cleanup()
+    async with serving(app) as url:
+        receiver.url = f"{url}/webhooks/gcal"
+        yield receiver
 
 
 @pytest.fixture
@@ -106,10 +104,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def access_token(http: httpx.AsyncClient, fake: GoogleCalendarFake) -> str:
-    base = fake.base_url  # type: ignore[attr-defined]
-    answer = await http.post(
-        f"{base}/token", data={"grant_type": "refresh_token", "refresh_token": REFRESH}
-    )
+    base = fake.base_url
+    answer = await http.post(f"{base}/token", data=refresh_grant(REFRESH))
     return str(answer.json()["access_token"])
 
 
@@ -118,7 +114,7 @@ async def calls(
     http: httpx.AsyncClient, fake: GoogleCalendarFake, clock: Clock
 ) -> GoogleChannelCalls:
     token = await access_token(http, fake)
-    base = fake.base_url  # type: ignore[attr-defined]
+    base = fake.base_url
     return GoogleChannelCalls(http, token, api_base_url=base, clock=clock.now_s)
 
 
@@ -186,7 +182,7 @@ async def test_a_channel_id_in_use_is_refused(
 async def test_watch_with_a_refused_token_needs_reauth(
     http: httpx.AsyncClient, fake: GoogleCalendarFake, receiver: Receiver
 ) -> None:
-    base = fake.base_url  # type: ignore[attr-defined]
+    base = fake.base_url
     calls = GoogleChannelCalls(http, "ya29.not-issued", api_base_url=base)
     with pytest.raises(ReauthRequired):
         await watch(calls, receiver, "chan-a")
@@ -199,7 +195,7 @@ async def test_watch_with_a_refused_token_needs_reauth(
 async def test_the_fake_refuses_a_watch_body_outside_googles_limits(
     http: httpx.AsyncClient, fake: GoogleCalendarFake, field: str, value: str
 ) -> None:
-    base = fake.base_url  # type: ignore[attr-defined]
+    base = fake.base_url
     body = {"id": "chan-a", "type": "web_hook", "address": "https://in.example/g", field: value}
     answer = await http.post(
         f"{base}/calendar/v3/calendars/primary/events/watch",
@@ -240,7 +236,7 @@ async def test_an_api_write_is_notified_too(
 ) -> None:
     await watch(calls, receiver, "chan-a")
     await receiver.next("chan-a")
-    base = fake.base_url  # type: ignore[attr-defined]
+    base = fake.base_url
     path = f"{base}/calendar/v3/calendars/{CALENDAR.calendar_id}/events"
     auth = {"Authorization": f"Bearer {await access_token(http, fake)}"}
     assert (await http.post(path, json=EVENT, headers=auth)).status_code == 200
@@ -293,7 +289,7 @@ async def test_stopping_needs_the_channels_resource_id(
     calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake, http: httpx.AsyncClient
 ) -> None:
     channel = await watch(calls, receiver, "chan-a")
-    base = fake.base_url  # type: ignore[attr-defined]
+    base = fake.base_url
     auth = {"Authorization": f"Bearer {await access_token(http, fake)}"}
     stop = f"{base}/calendar/v3/channels/stop"
     for body in ({"id": "chan-a", "resourceId": "other"}, {"id": "nope", "resourceId": "x"}):
@@ -309,7 +305,7 @@ async def test_only_the_user_who_made_a_channel_can_stop_it(
     calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake, http: httpx.AsyncClient
 ) -> None:
     channel = await watch(calls, receiver, "chan-a")
-    base = fake.base_url  # type: ignore[attr-defined]
+    base = fake.base_url
     answer = await http.post(
         f"{base}/token", data={"grant_type": "refresh_token", "refresh_token": "someone-else"}
     )
@@ -385,7 +381,7 @@ async def test_the_fakes_stats_list_live_channels_without_their_tokens(
     calls: GoogleChannelCalls, receiver: Receiver, fake: GoogleCalendarFake, http: httpx.AsyncClient
 ) -> None:
     channel = await watch(calls, receiver, "chan-a")
-    stats = (await http.get(f"{fake.base_url}/_fake/stats")).json()  # type: ignore[attr-defined]
+    stats = (await http.get(f"{fake.base_url}/_fake/stats")).json()
     [listed] = stats["channels"]
     assert (listed["id"], listed["resourceId"]) == ("chan-a", channel.resource_id)
     assert channel_token_absent(stats)

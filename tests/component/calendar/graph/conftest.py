@@ -10,20 +10,21 @@ import pytest
 from streams.dev.fakes.graph import GraphFake
 from streams.dev.fakes.kit import FakeServer
 
-from tests.component.calendar.graph.feed import CLIENT_SECRET, REFRESH, Receiver, serve
+from tests.component.calendar.graph.feed import CLIENT_SECRET, REFRESH, Receiver, receiver_app
+from tests.component.calendar.loopback import serving
+from tests.component.calendar.sinks import GRAPH_TOKEN_PATH, refresh_grant
 
 
 @pytest.fixture
 def fake() -> Iterator[GraphFake]:
     provider = GraphFake(client_id="app-id", client_secret=CLIENT_SECRET)
-    with FakeServer(provider) as server:
-        provider.base_url = server.url  # type: ignore[attr-defined]
+    with FakeServer(provider):
         yield provider
 
 
 @pytest.fixture
 def base(fake: GraphFake) -> str:
-    return str(fake.base_url)  # type: ignore[attr-defined]
+    return fake.base_url
 
 
 @pytest.fixture
@@ -34,17 +35,13 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def token(http: httpx.AsyncClient, base: str) -> str:
-    answer = await http.post(
-        base + "/common/oauth2/v2.0/token",
-        data={"grant_type": "refresh_token", "refresh_token": REFRESH,
-              "client_id": "app-id", "client_secret": CLIENT_SECRET},
-    )  # fmt: skip
+    answer = await http.post(base + GRAPH_TOKEN_PATH, data=refresh_grant(REFRESH, CLIENT_SECRET))
     return str(answer.json()["access_token"])
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
-    runner = await serve(found)
-    yield found
-    await runner.cleanup()
+    async with serving(receiver_app(found)) as url:
+        found.url = url
+        yield found

@@ -14,8 +14,9 @@ from connectors.calendar.graph.fetch import fetch_round
 from streams.dev.fakes.graph import GraphFake
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
-REFRESH = "M.R3_refresh-token-SECRET"
-CLIENT_SECRET = "graph-client-SECRET"
+from tests.component.calendar.sinks import GRAPH_REFRESH, GRAPH_SECRET
+
+REFRESH, CLIENT_SECRET = GRAPH_REFRESH, GRAPH_SECRET  # the sink's tests' mailbox and app
 OWNER = GraphFake.owner_of(REFRESH)
 CAL = CalendarRef("graph", "int-9", "sup-1", "primary", time_zone="Europe/London")
 WINDOW = (
@@ -62,16 +63,11 @@ class Receiver:
         return await asyncio.wait_for(self.posts.get(), 10)
 
 
-async def serve(receiver: Receiver) -> web.AppRunner:
+def receiver_app(receiver: Receiver) -> web.Application:
+    """The receiver's app: every path is one of its endpoints (`serving` runs it)."""
     app = web.Application()
     app.router.add_post("/{kind}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver.url = f"http://127.0.0.1:{port}"
-    return runner
+    return app
 
 
 async def subscribe(

@@ -21,6 +21,12 @@ from streams.logic.calendar.rounds import CalendarRef
 from tests.component.calendar.graph.feed import CAL, OWNER, WINDOW, event, full, ids
 
 
+def series_of(kind: str, count: int) -> dict[str, Any]:
+    """A series from June 1st as Outlook stores it: `count` occurrences, daily or weekly."""
+    span = {"type": "numbered", "numberOfOccurrences": count}
+    return event(1, recurrence={"pattern": {"type": kind, "interval": 1}, "range": span})
+
+
 # ---- delta rounds ---------------------------------------------------------------------------
 async def test_full_sync_follows_every_page(
     fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
@@ -88,11 +94,14 @@ async def test_other_calendar_reads_only_its_events(
     assert set(ids(result)) == {theirs}
 
 
-async def test_expired_delta_token_means_full_resync(
-    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
+@pytest.mark.parametrize(
+    "knob", ["expire_delta_tokens", "forget_sync_state"], ids=["expired-410", "forgotten-400"]
+)
+async def test_an_expired_or_forgotten_delta_token_means_full_resync(
+    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str, knob: str
 ) -> None:
     first = await full(http, base, token)
-    fake.expire_delta_tokens()
+    getattr(fake, knob)()
     with pytest.raises(FullResyncRequired):
         await fetch_round(http, base, token, CAL, first.cursor, WINDOW, "poll")
 
@@ -107,21 +116,10 @@ async def test_expired_delta_token_answers_gone_with_a_fresh_location(
     assert answer.headers["Location"].endswith("$deltatoken=")
 
 
-async def test_forgotten_sync_state_means_full_resync(
-    fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
-) -> None:
-    first = await full(http, base, token)
-    fake.forget_sync_state()
-    with pytest.raises(FullResyncRequired):
-        await fetch_round(http, base, token, CAL, first.cursor, WINDOW, "poll")
-
-
 async def test_recurring_series_shows_its_occurrences_with_the_moved_one(
     fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
 ) -> None:
-    series = fake.vendor_upsert(OWNER, "primary", event(1, recurrence={
-        "pattern": {"type": "daily", "interval": 1},
-        "range": {"type": "numbered", "numberOfOccurrences": 4}}))  # fmt: skip
+    series = fake.vendor_upsert(OWNER, "primary", series_of("daily", 4))
     moved = fake.delta.vendor_move_occurrence(
         OWNER, series, 1,
         {"dateTime": "2027-06-02T16:00:00", "timeZone": "UTC"},
@@ -135,9 +133,7 @@ async def test_recurring_series_shows_its_occurrences_with_the_moved_one(
 async def test_cancelled_occurrence_is_removed_incrementally(
     fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
 ) -> None:
-    series = fake.vendor_upsert(OWNER, "primary", event(1, recurrence={
-        "pattern": {"type": "weekly", "interval": 1},
-        "range": {"type": "numbered", "numberOfOccurrences": 3}}))  # fmt: skip
+    series = fake.vendor_upsert(OWNER, "primary", series_of("weekly", 3))
     first = await full(http, base, token)
     cancelled = fake.delta.vendor_cancel_occurrence(OWNER, series, 2)
     second = ids(await fetch_round(http, base, token, CAL, first.cursor, WINDOW, "push"))
@@ -148,9 +144,7 @@ async def test_cancelled_occurrence_is_removed_incrementally(
 async def test_cancelled_but_kept_occurrence_is_free(
     fake: GraphFake, http: httpx.AsyncClient, base: str, token: str
 ) -> None:
-    series = fake.vendor_upsert(OWNER, "primary", event(1, recurrence={
-        "pattern": {"type": "daily", "interval": 1},
-        "range": {"type": "numbered", "numberOfOccurrences": 2}}))  # fmt: skip
+    series = fake.vendor_upsert(OWNER, "primary", series_of("daily", 2))
     flagged = fake.delta.vendor_cancel_occurrence(OWNER, series, 0, keep=True)
     found = ids(await full(http, base, token))
     assert found[flagged][0].busy == "free"

@@ -9,20 +9,17 @@ import pytest
 from connectors.calendar.google import wire
 from connectors.sinks.answer import Verdict
 
+from tests.calendar_records import ONE_HOUR_IN_LONDON
+
 
 def record(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "calendar_id": "primary",
-        "operation": "upsert",
+        **ONE_HOUR_IN_LONDON,
         "external_event_id": "abc123def456",
         "aggregate_version": 3,
         "title": "Wedding",
         "description": None,
         "location": None,
-        "starts_at_ms": 1_780_000_000_000,
-        "ends_at_ms": 1_780_003_600_000,
-        "time_zone": "Europe/London",
-        "all_day": False,
         "integration_id": "int-1",
     }
     return {**base, **overrides}

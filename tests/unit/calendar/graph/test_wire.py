@@ -9,23 +9,20 @@ import pytest
 from connectors.calendar.graph import wire
 from connectors.sinks.answer import Verdict
 
+from tests.calendar_records import ONE_HOUR_IN_LONDON
+
 PROPERTY = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncExternalId"
 VERSION = "String {8d3c6a52-4f1e-4b7a-9c2d-5e6f7a8b9c0d} Name wedsyncVersion"
 
 
 def record(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "calendar_id": "primary",
-        "operation": "upsert",
+        **ONE_HOUR_IN_LONDON,
         "external_event_id": "wedding-42-vendor-7",
         "aggregate_version": 3,
         "title": "Wedding",
         "description": "Ceremony",
         "location": "Old Mill",
-        "starts_at_ms": 1_780_000_000_000,
-        "ends_at_ms": 1_780_003_600_000,
-        "time_zone": "Europe/London",
-        "all_day": False,
         "integration_id": "int-9",
     }
     return {**base, **overrides}
