@@ -1,5 +1,6 @@
 """The Google fake and the feed's environment pointed at it, for the Google end-to-end tests
-(the feed reads its settings at start: a test may set more before it starts the feed)."""
+(the feed reads its settings at start: a test may set more before it starts the feed);
+Radicale with one vendor calendar, polled every 3 s, for the CalDAV ones."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from streams.dev.broker import free_port
+from streams.dev.fakes.caldav import RadicaleServer
 from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
 
 APP = {"client_id": "app", "client_secret": "app-secret"}
 GOOGLE_CHANNEL_KEY = "calendar-channel-key-0123456789abcdef"
+CALDAV_USER, CALDAV_PASSWORD = "photo", "app-specific-pw-9911"
 GOOGLE_SOURCES = {"gcal": {"method": "google_channel", "channel_keys": [GOOGLE_CHANNEL_KEY]}}
 
 
@@ -43,3 +46,13 @@ def vendor_token(base: str, refresh: str) -> str:
     """An access token of the vendor's own Google client (the same account)."""
     form = {"grant_type": "refresh_token", "refresh_token": refresh, **APP}
     return str(httpx.post(f"{base}/token", data=form).json()["access_token"])
+
+
+@pytest.fixture
+def radicale(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RadicaleServer, str]]:
+    """(Radicale, the URL of the vendor's calendar collection)."""
+    with RadicaleServer(users={CALDAV_USER: CALDAV_PASSWORD}) as server:
+        collection = server.make_calendar(CALDAV_USER, "own")
+        monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_POLL_MIN", "0.05")  # 3 s polls
+        monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S", "0.5")
+        yield server, collection

@@ -6,8 +6,6 @@ resync that raises nothing again; deleting the series resolves the conflict."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from streams.dev.fakes.caldav import RadicaleServer
@@ -15,13 +13,14 @@ from streams.dev.scenario import Endpoints
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
+from tests.integration.calendar.conftest import CALDAV_PASSWORD as PASSWORD
+from tests.integration.calendar.conftest import CALDAV_USER as USER
 from tests.integration.calendar.pipeline import pipeline
 from tests.integration.calendar.support import wait
 from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
-USER, PASSWORD = "photo", "app-specific-pw-9911"
 SERIES = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vendor//EN\r\n"
     "BEGIN:VEVENT\r\nUID:yoga\r\nDTSTAMP:20270101T000000Z\r\nSUMMARY:Yoga class\r\n"
@@ -32,15 +31,6 @@ SERIES = (
     "DTSTART;TZID=Europe/London:20270612T160000\r\nDTEND;TZID=Europe/London:20270612T170000\r\n"
     "END:VEVENT\r\nEND:VCALENDAR\r\n"
 )
-
-
-@pytest.fixture
-def radicale(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RadicaleServer, str]]:
-    with RadicaleServer(users={USER: PASSWORD}) as server:
-        collection = server.make_calendar(USER, "own")
-        monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_POLL_MIN", "0.05")  # 3 s polls
-        monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S", "0.5")
-        yield server, collection
 
 
 def test_a_vendors_caldav_series_feeds_the_double_booking_detector(
