@@ -13,6 +13,7 @@ from streams.dev.broker import free_port
 from streams.dev.fakes.caldav import RadicaleServer
 from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.kit import FakeServer
+from streams.dev.scenario import Endpoints
 
 APP = {"client_id": "app", "client_secret": "app-secret"}
 GOOGLE_CHANNEL_KEY = "calendar-channel-key-0123456789abcdef"
@@ -40,6 +41,27 @@ def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GoogleCalendarFake
         }.items():
             monkeypatch.setenv(name, value)
         yield fake, server.url, gateway_port
+
+
+def vendor_calendar(calendar_type: str, secret: str) -> Endpoints:
+    """The photographer's calendar integration of a Google or Microsoft account (its refresh
+    token), its primary calendar, in London."""
+    where = {"calendar_id": "primary", "time_zone": "Europe/London"}
+    return Endpoints(calendar_type=calendar_type, calendar_secret=secret, calendar_settings=where)
+
+
+def caldav_calendar(collection: str, put: dict[str, str]) -> Endpoints:
+    """The photographer's CalDAV calendar `collection` holding the `put` files (name -> iCal)."""
+    auth = (CALDAV_USER, CALDAV_PASSWORD)
+    for name, ics in put.items():
+        answer = httpx.put(collection + name, content=ics, auth=auth,
+                           headers={"Content-Type": "text/calendar"})  # fmt: skip
+        assert answer.status_code in (201, 204), answer.text
+    return Endpoints(
+        calendar_type="caldav", calendar_url=collection, calendar_secret=CALDAV_PASSWORD,
+        calendar_settings={"username": CALDAV_USER, "calendar_id": "",
+                           "time_zone": "Europe/London"},
+    )  # fmt: skip
 
 
 def vendor_token(base: str, refresh: str) -> str:

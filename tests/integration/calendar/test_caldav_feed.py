@@ -9,12 +9,12 @@ from __future__ import annotations
 import httpx
 import pytest
 from streams.dev.fakes.caldav import RadicaleServer
-from streams.dev.scenario import Endpoints
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
 from tests.integration.calendar.conftest import CALDAV_PASSWORD as PASSWORD
 from tests.integration.calendar.conftest import CALDAV_USER as USER
+from tests.integration.calendar.conftest import caldav_calendar
 from tests.integration.calendar.pipeline import pipeline
 from tests.integration.calendar.support import wait
 from tests.integration.cdc_support import PlatformDb
@@ -42,13 +42,7 @@ def test_a_vendors_caldav_series_feeds_the_double_booking_detector(
 ) -> None:
     _, collection = radicale
     auth = (USER, PASSWORD)
-    put = httpx.put(collection + "yoga.ics", content=SERIES, auth=auth,
-                    headers={"Content-Type": "text/calendar"})  # fmt: skip
-    assert put.status_code in (201, 204)
-    endpoints = Endpoints(
-        calendar_type="caldav", calendar_url=collection, calendar_secret=PASSWORD,
-        calendar_settings={"username": USER, "calendar_id": "", "time_zone": "Europe/London"},
-    )  # fmt: skip
+    endpoints = caldav_calendar(collection, {"yoga.ics": SERIES})
     with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints) as run:
         run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 120)
         assert run.count("booking.conflict_detected") == 1  # the moved one; the EXDATE'd none

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from streams.dev.fakes.google import GoogleCalendarFake, owner_of
 from streams.dev.fakes.google_channels import WatchChannel
-from streams.dev.scenario import Endpoints
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
-from tests.integration.calendar.conftest import GOOGLE_SOURCES
+from tests.integration.calendar.conftest import GOOGLE_SOURCES, vendor_calendar
 from tests.integration.calendar.pipeline import pipeline
 from tests.integration.calendar.support import wait
 from tests.integration.cdc_support import PlatformDb
@@ -57,10 +56,7 @@ def test_an_expiring_google_channel_is_renewed_without_a_gap_and_the_new_one_car
     fake, _, port = google
     fake.channels.max_ttl_s = TTL_S
     owner = owner_of(REFRESH)
-    endpoints = Endpoints(
-        calendar_type="google_calendar", calendar_secret=REFRESH,
-        calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
-    )  # fmt: skip
+    endpoints = vendor_calendar("google_calendar", REFRESH)
     with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints,
                   gateway_sources=GOOGLE_SOURCES, gateway_port=port) as run:  # fmt: skip
 

@@ -11,11 +11,10 @@ from confluent_kafka.admin import AdminClient
 from connectors.calendar.feed.leader import leader_group
 from connectors.sinks.credentials import PostgresCredentialStore
 from streams.dev.fakes.caldav import RadicaleServer
-from streams.dev.scenario import Endpoints
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
-from tests.integration.calendar.conftest import CALDAV_PASSWORD, CALDAV_USER
+from tests.integration.calendar.conftest import CALDAV_PASSWORD, CALDAV_USER, caldav_calendar
 from tests.integration.calendar.pipeline import pipeline
 from tests.integration.calendar.support import FeedThread, wait
 from tests.integration.cdc_support import PlatformDb
@@ -47,14 +46,7 @@ def test_a_second_feed_stands_by_until_the_active_one_stops_then_takes_over(
     _, collection = radicale
     auth = (CALDAV_USER, CALDAV_PASSWORD)
     event = collection + "shoot.ics"
-    put = httpx.put(event, content=ON_THE_WEDDING_DAY, auth=auth,
-                    headers={"Content-Type": "text/calendar"})  # fmt: skip
-    assert put.status_code in (201, 204)
-    endpoints = Endpoints(
-        calendar_type="caldav", calendar_url=collection, calendar_secret=CALDAV_PASSWORD,
-        calendar_settings={"username": CALDAV_USER, "calendar_id": "",
-                           "time_zone": "Europe/London"},
-    )  # fmt: skip
+    endpoints = caldav_calendar(collection, {"shoot.ics": ON_THE_WEDDING_DAY})
     with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints) as run:
         standby = FeedThread(settings, kafka_bootstrap, PostgresCredentialStore(platform.dsn))
         standby.launch()

@@ -13,10 +13,10 @@ import pytest
 from streams.dev.broker import free_port
 from streams.dev.fakes.graph import GraphFake
 from streams.dev.fakes.kit import FakeServer
-from streams.dev.scenario import Endpoints
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
+from tests.integration.calendar.conftest import vendor_calendar
 from tests.integration.calendar.pipeline import pipeline
 from tests.integration.calendar.support import wait
 from tests.integration.cdc_support import PlatformDb
@@ -62,10 +62,7 @@ def test_a_vendors_outlook_calendar_feeds_the_double_booking_detector(
         "start": {"dateTime": "2027-06-12T14:00:00", "timeZone": "Europe/London"},
         "end": {"dateTime": "2027-06-12T15:30:00", "timeZone": "Europe/London"},
     })  # fmt: skip
-    endpoints = Endpoints(
-        calendar_type="outlook_calendar", calendar_secret=REFRESH,
-        calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
-    )  # fmt: skip
+    endpoints = vendor_calendar("outlook_calendar", REFRESH)
     sources = {"outlook": {"method": "graph_client_state", "channel_keys": [KEY]}}
     with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints,
                   gateway_sources=sources, gateway_port=port) as run:  # fmt: skip
