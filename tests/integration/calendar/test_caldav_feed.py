@@ -9,15 +9,12 @@ from __future__ import annotations
 import httpx
 import pytest
 from streams.dev.fakes.caldav import RadicaleServer
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
 
 from tests.integration.calendar.conftest import CALDAV_PASSWORD as PASSWORD
 from tests.integration.calendar.conftest import CALDAV_USER as USER
 from tests.integration.calendar.conftest import caldav_calendar
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +31,13 @@ SERIES = (
 
 
 def test_a_vendors_caldav_series_feeds_the_double_booking_detector(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     radicale: tuple[RadicaleServer, str],
 ) -> None:
     _, collection = radicale
     auth = (USER, PASSWORD)
     endpoints = caldav_calendar(collection, {"yoga.ics": SERIES})
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints) as run:
+    with e2e.pipeline(endpoints) as run:
         run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 120)
         assert run.count("booking.conflict_detected") == 1  # the moved one; the EXDATE'd none
 

@@ -1,30 +1,36 @@
-"""A Google watch channel close to expiry is renewed without a gap, end to end on real Kafka:
+"""Push channels close to expiry are renewed without a gap, end to end on real Kafka.
+
+Google: a watch channel close to expiry is renewed without a gap:
 the Google fake caps channel lifetimes at a few seconds, so the feed's channel pass (every
 second) makes a successor at half-life and stops the old channel once the successor's `sync`
 came through the real gateway. At every instant since the first channel was made, one
 channel of the calendar was live; a vendor change right after the renewal is pushed on the
 new channel and reaches the vendor and the couple as a conflict; a late push on the stopped
 channel is answered 200 by the gateway and breaks nothing (the next change still resolves
-the conflict)."""
+the conflict).
+
+Graph: the fake caps subscription lifetimes likewise; the feed renews the subscription in
+place (PATCH expirationDateTime) at half-life, again and again: past its first expiry it is
+the same subscription, it never lapsed, and a change then still reaches the detector."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from streams.dev.fakes.google import GoogleCalendarFake, owner_of
 from streams.dev.fakes.google_channels import WatchChannel
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
+from streams.dev.fakes.graph import GraphFake
 
-from tests.integration.calendar.conftest import GOOGLE_SOURCES, vendor_calendar
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.conftest import GOOGLE_SOURCES, GRAPH_SOURCES, vendor_calendar
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
 REFRESH = "1//vendor-refresh-renewal"
+GRAPH_REFRESH = "M.R3_vendor-graph-renewal"
 TTL_S = 12  # renewed at about half-life: 6 s of margin for the successor's sync
 
 
@@ -47,17 +53,14 @@ def holes(lifetimes: list[tuple[str, int, int | None]], until_ms: int) -> list[t
 
 
 def test_an_expiring_google_channel_is_renewed_without_a_gap_and_the_new_one_carries_changes(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     google: tuple[GoogleCalendarFake, str, int],
 ) -> None:
     fake, _, port = google
     fake.channels.max_ttl_s = TTL_S
     owner = owner_of(REFRESH)
     endpoints = vendor_calendar("google_calendar", REFRESH)
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints,
+    with e2e.pipeline(endpoints,
                   gateway_sources=GOOGLE_SOURCES, gateway_port=port) as run:  # fmt: skip
 
         def ours() -> list[WatchChannel]:  # the fake also serves the session's other vendors
@@ -96,3 +99,35 @@ def test_an_expiring_google_channel_is_renewed_without_a_gap_and_the_new_one_car
         lifetimes = fake.channels.lifetimes(owner, "primary")
         assert len(lifetimes) >= 2
         assert holes(lifetimes, fake.channels.now_ms()) == []
+
+
+def test_an_expiring_graph_subscription_is_renewed_in_place_and_keeps_carrying_changes(
+    e2e: EndToEnd,
+    graph: tuple[GraphFake, int],
+) -> None:
+    fake, port = graph
+    fake.hub.max_lifetime_s = TTL_S
+    owner = fake.owner_of(GRAPH_REFRESH)
+    with e2e.pipeline(vendor_calendar("outlook_calendar", GRAPH_REFRESH),
+                  gateway_sources=GRAPH_SOURCES, gateway_port=port) as run:  # fmt: skip
+        wait(lambda: run.key in run.feed.push_live, 60)
+        ((_, made, _),) = fake.hub.lifetimes(owner)
+        first_expiry = made + TTL_S * 1000
+
+        # past the expiry it was first granted: renewed (PATCH), the same one, still live
+        wait(lambda: fake.hub.lifetimes(owner)[0][2] is not None
+             or time.time() * 1000 > first_expiry + 1000, 60)  # fmt: skip
+        assert fake.counters["subscriptions_renewed"] >= 1
+        ((_, _, ended),) = fake.hub.lifetimes(owner)
+        assert ended is None
+
+        # a change then: notified on the renewed subscription, a conflict
+        fake.vendor_upsert(owner, "primary", {
+            "subject": "Dentist", "showAs": "busy", "isAllDay": False,
+            "start": {"dateTime": "2027-06-12T14:00:00", "timeZone": "Europe/London"},
+            "end": {"dateTime": "2027-06-12T15:30:00", "timeZone": "Europe/London"},
+        })  # fmt: skip
+        run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 60)
+        lifetimes = fake.hub.lifetimes(owner)
+        assert len(lifetimes) == 1 and lifetimes[0][2] is None  # never made again, never lapsed
+        assert holes(lifetimes, int(time.time() * 1000)) == []

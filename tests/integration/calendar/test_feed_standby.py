@@ -11,13 +11,10 @@ from confluent_kafka.admin import AdminClient
 from connectors.calendar.feed.leader import leader_group
 from connectors.sinks.credentials import PostgresCredentialStore
 from streams.dev.fakes.caldav import RadicaleServer
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
 
 from tests.integration.calendar.conftest import CALDAV_PASSWORD, CALDAV_USER, caldav_calendar
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import FeedThread, wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
@@ -37,22 +34,19 @@ def members(bootstrap: str, group: str) -> int:
 
 
 def test_a_second_feed_stands_by_until_the_active_one_stops_then_takes_over(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     radicale: tuple[RadicaleServer, str],
 ) -> None:
     _, collection = radicale
     auth = (CALDAV_USER, CALDAV_PASSWORD)
     event = collection + "shoot.ics"
     endpoints = caldav_calendar(collection, {"shoot.ics": ON_THE_WEDDING_DAY})
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints) as run:
-        standby = FeedThread(settings, kafka_bootstrap, PostgresCredentialStore(platform.dsn))
+    with e2e.pipeline(endpoints) as run:
+        standby = FeedThread(e2e.settings, e2e.bootstrap, PostgresCredentialStore(e2e.platform.dsn))
         standby.launch()
         try:
-            group = leader_group(settings.app_id)
-            wait(lambda: members(kafka_bootstrap, group) == 2, 60)
+            group = leader_group(e2e.settings.app_id)
+            wait(lambda: members(e2e.bootstrap, group) == 2, 60)
 
             # only the active feed runs rounds: it keeps polling, the standby built no feed
             run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 120)
@@ -62,7 +56,7 @@ def test_a_second_feed_stands_by_until_the_active_one_stops_then_takes_over(
 
             # the active feed stops: the standby takes over, a change still gets through
             run.thread.stop()
-            wait(lambda: members(kafka_bootstrap, group) == 1, 30)
+            wait(lambda: members(e2e.bootstrap, group) == 1, 30)
             wait(lambda: standby.feeds and any(c.calendar.supplier_id == run.k["photo"]
                                                for c in standby.feeds[0].calendars.values()),
                  60)  # fmt: skip

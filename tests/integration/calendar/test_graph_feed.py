@@ -6,53 +6,20 @@ raises nothing again, and deleting the event (a notification) resolves the confl
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import pytest
-from streams.dev.broker import free_port
 from streams.dev.fakes.graph import GraphFake
-from streams.dev.fakes.kit import FakeServer
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
 
-from tests.integration.calendar.conftest import vendor_calendar
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.conftest import GRAPH_SOURCES, vendor_calendar
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
 REFRESH = "M.R3_vendor-graph-refresh"
-KEY = "graph-channel-key-0123456789abcdef"
-
-
-@pytest.fixture
-def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GraphFake, int]]:
-    fake = GraphFake(client_id="app", client_secret="app-secret")
-    port = free_port()
-    with FakeServer(fake) as server:
-        for name, value in {
-            "WEDSYNC_GRAPH_CLIENT_ID": "app",
-            "WEDSYNC_GRAPH_CLIENT_SECRET": "app-secret",
-            "WEDSYNC_GRAPH_TOKEN_URL": f"{server.url}/common/oauth2/v2.0/token",
-            "WEDSYNC_GRAPH_API_BASE_URL": server.url,
-            "WEDSYNC_CALENDAR_FEED_DEBOUNCE_MS": "100",
-            "WEDSYNC_CALENDAR_FEED_MAX_DEBOUNCE_MS": "500",
-            "WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S": "0.5",
-            "WEDSYNC_CALENDAR_FEED_CHANNELS_EVERY_S": "1",
-            "WEDSYNC_CALENDAR_FEED_CHANNEL_KEYS": json.dumps([KEY]),
-            "WEDSYNC_CALENDAR_FEED_GRAPH_PUSH_URL": f"http://127.0.0.1:{port}/webhooks/outlook",
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield fake, port
 
 
 def test_a_vendors_outlook_calendar_feeds_the_double_booking_detector(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     graph: tuple[GraphFake, int],
 ) -> None:
     fake, port = graph
@@ -63,9 +30,8 @@ def test_a_vendors_outlook_calendar_feeds_the_double_booking_detector(
         "end": {"dateTime": "2027-06-12T15:30:00", "timeZone": "Europe/London"},
     })  # fmt: skip
     endpoints = vendor_calendar("outlook_calendar", REFRESH)
-    sources = {"outlook": {"method": "graph_client_state", "channel_keys": [KEY]}}
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints,
-                  gateway_sources=sources, gateway_port=port) as run:  # fmt: skip
+    with e2e.pipeline(endpoints,
+                  gateway_sources=GRAPH_SOURCES, gateway_port=port) as run:  # fmt: skip
         run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 120)
         wait(lambda: run.key in run.feed.push_live, 60)  # the subscription passed the handshake
 
