@@ -40,7 +40,8 @@ class CalendarFeedConfig(BaseSettings):
         default=10_000,
         ge=1000,
         description="The leader group's session timeout: a standby takes over this long "
-        "after the active feed was last heard of (at once when it stops).",
+        "after the active feed was last heard of (at once when it stops); within the "
+        "brokers' group.min/max.session.timeout.ms (6 s and 30 min by default).",
     )
     channel_keys: tuple[SecretStr, ...] = Field(
         default=(),

@@ -80,6 +80,7 @@ class Leadership:
         self.terms = 0  # times this member became active
         self._loop: asyncio.AbstractEventLoop | None = None
         self._holding = False  # the poll thread's view
+        self._generation = 0  # assignments of partition 0 so far
         self._to_pause: list[TopicPartition] = []
         self._ended = threading.Event()  # the active phase has ended (or never began)
         self._ended.set()
@@ -98,9 +99,17 @@ class Leadership:
         self._thread = threading.Thread(target=self._run, name="calendar-feed-leader", daemon=True)
         self._thread.start()
 
-    def stood_down(self) -> None:
-        """The active phase has ended: a revoke waiting for it may hand the partition over."""
-        self._ended.set()
+    @property
+    def generation(self) -> int:
+        """The latest assignment of the lease (read it when a term starts)."""
+        return self._generation
+
+    def stood_down(self, generation: int | None = None) -> None:
+        """The term of the lease's `generation` (None: the latest) has ended: a revoke
+        waiting for it may hand the partition over. The end of an older term (the lease was
+        lost and given back meanwhile) releases nothing."""
+        if generation is None or generation == self._generation:
+            self._ended.set()
 
     async def close(self) -> None:
         """Leave the group (the standby is assigned at once, not after the session timeout)."""
@@ -113,7 +122,9 @@ class Leadership:
         try:
             while not self._closing.is_set():
                 try:
-                    self.consumer.poll(0.2)  # records (none: paused) ignored; callbacks run
+                    msg = self.consumer.poll(0.2)  # records (none: paused) ignored
+                    if msg is not None and msg.error() is not None:
+                        log.warning("calendar feed: leader group: %s", msg.error())
                     if self._to_pause:
                         paused, self._to_pause = self._to_pause, []
                         self.consumer.pause(paused)
@@ -144,6 +155,7 @@ class Leadership:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         if any(tp.partition == 0 for tp in partitions) and not self._holding:
             self._holding = True
+            self._generation += 1
             self._ended.clear()
             self._to_pause = list(partitions)
             log.info("calendar feed: active (%s partition 0 assigned)", self.group)

@@ -7,10 +7,11 @@ lease runs the feed, the others stand by and take over (within the session timeo
 when the holder stops) with everything read afresh. A term that ends because the lease is
 gone abandons its rounds in flight uncommitted; SIGTERM lets them finish.
 
-A term starts with the routing state (the worker's changelog: which calendars are connected, which
-vendors have a wedding soon), every calendar's sync state, then a first round for every
+A term starts with the routing state (the worker's changelog: which calendars are connected,
+which vendors have a wedding soon), every calendar's sync state, then a first round for every
 calendar (it catches up with whatever changed while the feed was down, so a push lost in a
-restart loses nothing). Then pushes from the ingest gateway, reconciles and polls.
+restart or a hand-over loses nothing). Then pushes from the ingest gateway, reconciles and
+polls.
 SIGTERM/SIGINT: the rounds in flight finish (or are abandoned uncommitted) and it exits 0.
 """
 
@@ -92,10 +93,11 @@ async def run_feed(
             await _first(lease.active, stop)
             if stop.is_set():
                 break
+            term = lease.generation
             try:
                 await _active(settings, kafka, stop, lease, config, fetchers, feed_out)
             finally:
-                lease.stood_down()
+                lease.stood_down(term)
             if not stop.is_set():
                 log.info("calendar feed: standing by")
     finally:

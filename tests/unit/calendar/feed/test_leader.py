@@ -71,6 +71,23 @@ async def test_a_revoke_returns_once_the_term_has_ended(lease: Leadership) -> No
     assert revoked.is_set()
 
 
+async def test_the_end_of_a_term_before_the_lease_came_back_releases_no_revoke(
+    lease: Leadership,
+) -> None:
+    lease._on_assign(None, P0)
+    first = lease.generation
+    lease._on_lost(None, P0)
+    lease._on_assign(None, P0)  # given back before the first term ended
+    lease.stood_down(first)
+    revoked = threading.Thread(target=lease._on_revoke, args=(None, P0))
+    revoked.start()
+    await asyncio.to_thread(revoked.join, 0.5)
+    assert revoked.is_alive()  # the second term is still running
+    lease.stood_down(lease.generation)
+    await asyncio.to_thread(revoked.join, 10)
+    assert not revoked.is_alive()
+
+
 def feed_with_a_round() -> tuple[SimpleNamespace, asyncio.Task[None]]:
     round_ = asyncio.create_task(asyncio.sleep(3600))
     return SimpleNamespace(tasks={round_}, wake=asyncio.Event()), round_
