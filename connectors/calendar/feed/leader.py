@@ -9,7 +9,8 @@ is assigned: the group is a lease, nothing is read through it.
 
 `Leadership` runs the consumer's poll on a thread of its own (librdkafka calls the rebalance
 callbacks there) and tells the event loop through two `asyncio.Event`s, `active` and
-`standby` (exactly one is set once the first assignment came). On revoke (a graceful hand
+`standby` (exactly one is set once the first assignment came), and Prometheus through
+`wedsync_calendar_feed_active`. On revoke (a graceful hand
 over: the holder closes, or the group moves the partition) the callback WAITS, up to
 `hand_over_s`, until the active phase has ended (`stood_down()`: its rounds abandoned or
 finished, its writer flushed), so the successor is given the partition only after the old
@@ -38,6 +39,7 @@ import threading
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from streams import metrics
 from streams.kafka.connection import Kafka, client_config
 from streams.topics import CALENDAR_SYNC_STATE
 
@@ -144,6 +146,7 @@ class Leadership:
             loop.call_soon_threadsafe(self._become, active)
 
     def _become(self, active: bool) -> None:
+        metrics.CALENDAR_FEED_ACTIVE.set(1 if active else 0)
         if active:
             self.terms += 1
             self.standby.clear()

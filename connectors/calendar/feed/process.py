@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from streams import metrics
 from streams.kafka.connection import Kafka
 from streams.settings import Settings
 
@@ -211,6 +212,7 @@ async def _active(
         owned_feed.close()
         state.close()
         writer.close()
+        metrics.CALENDAR_STATUS.clear()  # a standby reports no calendars
 
 
 async def _term_over(feed: Any, stop: asyncio.Event, lease: Any, over: asyncio.Event) -> None:

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from connectors.calendar.feed.leader import LEASE_TOPIC, Leadership
 from connectors.calendar.feed.process import _term_over
+from streams import metrics
 
 P0 = [TopicPartition(LEASE_TOPIC.name, 0)]
 
@@ -26,6 +27,11 @@ async def lease() -> AsyncIterator[Leadership]:
     made.consumer.close()
 
 
+def active_gauge() -> float:
+    (metric,) = metrics.CALENDAR_FEED_ACTIVE.collect()
+    return float(metric.samples[0].value)
+
+
 async def settled() -> None:
     for _ in range(3):  # the callbacks' call_soon_threadsafe
         await asyncio.sleep(0)
@@ -35,6 +41,7 @@ async def test_partition_0_assigned_makes_the_member_active(lease: Leadership) -
     lease._on_assign(None, P0)
     await settled()
     assert lease.active.is_set() and not lease.standby.is_set() and lease.terms == 1
+    assert active_gauge() == 1
 
 
 async def test_an_assignment_without_partition_0_is_standby(lease: Leadership) -> None:
@@ -52,6 +59,7 @@ async def test_a_lost_lease_is_standby_at_once_without_waiting_for_the_term(
     assert time.monotonic() - started < 5
     await settled()
     assert lease.standby.is_set() and not lease.active.is_set()
+    assert active_gauge() == 0
 
 
 async def test_a_revoke_returns_once_the_term_has_ended(lease: Leadership) -> None:
