@@ -381,6 +381,11 @@ CALENDAR_API_REQUESTS = Counter(
     ["provider"],
     registry=None,
 )
+CALENDAR_FEED_ACTIVE = Gauge(
+    "wedsync_calendar_feed_active",
+    "1 while this process holds the calendar feed's lease and runs the rounds, 0 on standby",
+    registry=None,
+)
 
 
 # ---- which process exports what ------------------------------------------------------------
@@ -405,7 +410,7 @@ ROLES: dict[str, tuple[MetricWrapperBase, ...]] = {
             SLA_LAST_EVALUATION, CONSUMER_LAG, SLA_CALENDARS),
     "calendar": (*_PIPELINE, CALENDAR_FETCHES, CALENDAR_NOTIFICATIONS, CALENDAR_INTERVALS,
                  CALENDAR_ECHOES, CALENDAR_DRIFT, CALENDAR_STATUS,
-                 CALENDAR_CHANGE_TO_FETCH_SECONDS, CALENDAR_API_REQUESTS),
+                 CALENDAR_CHANGE_TO_FETCH_SECONDS, CALENDAR_API_REQUESTS, CALENDAR_FEED_ACTIVE),
 }  # fmt: skip
 
 

@@ -210,6 +210,8 @@ def _calendar_feed(app_id: str) -> tuple[Grant, ...]:
                why="the sync-state reader: assigns, never joins"),
         _group(f"{app_id}-calendar-feed-owned", "READ", why=owned),
         _group(f"{app_id}-calendar-feed-pushes", "READ", why="the pushes' consumer group"),
+        _group(f"{app_id}-calendar-feed-leader", "READ",
+               why="the lease: the member holding the sync state's partition is the active feed"),
     )  # fmt: skip
 
 

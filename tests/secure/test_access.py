@@ -4,11 +4,13 @@ answers when they or the credentials are wrong.
 One cluster for the module; its SCRAM users are made by Kafka's StorageTool at format time
 (`--add-scram`): one per role holding exactly the role's ACLs, and per role of
 `WITHOUT_ONE` one user per row holding all the others. The processes not in the pipeline
-test (`wedsync sla`, `ingest`, `inapp`) are started as their role's user and used; a sink
-started with a wrong password, a CA of its own or one ACL short exits naming what to fix."""
+test (`wedsync sla`, `ingest`, `inapp`, the calendar feed's lease) are started as their
+role's user and used; a sink started with a wrong password, a CA of its own or one ACL short
+exits naming what to fix."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AclBinding
+from connectors.calendar.feed.leader import Leadership
 from pydantic import SecretStr
 from streams.dev.broker import free_port
 from streams.dev.certs import authority
@@ -203,6 +206,20 @@ def test_the_inapp_gateway_delivers_with_only_its_acls(
     finally:
         gateway.terminate()
     assert _denied(cluster, user_name("inapp")) == []
+
+
+def test_the_calendar_feeds_lease_is_taken_with_only_its_acls(cluster: KafkaCluster) -> None:
+    async def take() -> None:
+        lease = Leadership(_conn(cluster, "calendar-feed"), APP)
+        lease.start()
+        try:
+            await asyncio.wait_for(lease.active.wait(), 60)
+        finally:
+            lease.stood_down()
+            await lease.close()
+
+    asyncio.run(take())
+    assert _denied(cluster, user_name("calendar-feed")) == []
 
 
 # ---- what a process says when it cannot work ---------------------------------------------

@@ -5,6 +5,7 @@
     providers.py   a fetch round per provider, with the integration's credentials
     engine.py      the loop: schedule, fetch, diff, write one round atomically
     kafka_io.py    the topics it reads (state, pushes, our deliveries) and writes
+    leader.py      the lease: one active feed, the others hot standbys (a consumer group)
 
 Every round's busy records and notices are acknowledged before the calendar's new sync state
 is written: a crash repeats the round from the last stored cursor, and the differ's output

@@ -36,6 +36,13 @@ class CalendarFeedConfig(BaseSettings):
     calendars_every_s: float = Field(
         default=5, gt=0, description="Re-read the connected calendars from the routing state."
     )
+    leader_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="The leader group's session timeout: a standby takes over this long "
+        "after the active feed was last heard of (at once when it stops); within the "
+        "brokers' group.min/max.session.timeout.ms (6 s and 30 min by default).",
+    )
     channel_keys: tuple[SecretStr, ...] = Field(
         default=(),
         description="Keys of the channel tokens (the gateway's channel_keys); the first issues.",

@@ -2,12 +2,17 @@
 vendors' own calendars (Google, Microsoft, CalDAV/iCloud) into busy intervals for the
 double-booking detector.
 
-Start: the routing state (the worker's changelog: which calendars are connected, which
-vendors have a wedding soon), every calendar's sync state, what we wrote in vendors'
-calendars (`OwnedFeed`, read to its end so that no round takes our events for theirs),
-then a first round for every calendar (it catches up with whatever changed while the feed
-was down, so a push lost in a restart loses nothing). Then pushes from the ingest gateway,
-reconciles and polls.
+One active process: every feed joins the leader group (`leader.py`); the member holding its
+lease runs the feed, the others stand by and take over (within the session timeout, at once
+when the holder stops) with everything read afresh. A term that ends because the lease is
+gone abandons its rounds in flight uncommitted; SIGTERM lets them finish.
+
+A term starts with the routing state (the worker's changelog: which calendars are connected,
+which vendors have a wedding soon), every calendar's sync state, what we wrote in vendors'
+calendars (`OwnedFeed`, read to its end so that no round takes our events for theirs), then
+a first round for every calendar (it catches up with whatever changed while the feed was
+down, so a push lost in a restart or a hand-over loses nothing). Then pushes from the ingest
+gateway, reconciles and polls.
 SIGTERM/SIGINT: the rounds in flight finish (or are abandoned uncommitted) and it exits 0.
 """
 
@@ -19,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from streams import metrics
 from streams.kafka.connection import Kafka
 from streams.settings import Settings
 
@@ -56,23 +62,10 @@ async def run_feed(
     """The feed until `stop` (tests and the demo pass a credential store, an http client, a
     list that receives the running `CalendarFeed`, and a config)."""
     from streams.kafka.admin import create_topics
-    from streams.kafka.codec import TopicCodecs
-    from streams.logic.calendar.echo import OwnedIndex
-    from streams.logic.calendar.schedule import MINUTE, Intervals, Scheduler
     from streams.routing.process import wait_for_state_agent
-    from streams.routing.state_reader import ChangelogState
 
-    from connectors.calendar.feed.channels import ChannelManager
-    from connectors.calendar.feed.connected import connected
-    from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
-    from connectors.calendar.feed.kafka_io import (
-        KafkaRoundWriter,
-        OwnedFeed,
-        PushReader,
-        read_sync_states,
-    )
+    from connectors.calendar.feed.leader import Leadership
     from connectors.calendar.feed.providers import ProviderFetchers
-    from connectors.calendar.feed.pushes import PushRouter
     from connectors.sinks.credentials import PostgresCredentialStore
     from connectors.sinks.outbound import http_client
 
@@ -90,18 +83,75 @@ async def run_feed(
             dsn.get_secret_value(), ttl_s=sink_settings.credential_ttl_s
         )
     http = http or http_client(sink_settings.outbound_policy())
-    codecs = TopicCodecs.from_settings(settings)
     create_topics(kafka, replication_factor=settings.replication_factor)
     await asyncio.to_thread(wait_for_state_agent, kafka, settings.app_id)
+    fetchers = ProviderFetchers(
+        http, credentials, google=setup.google, graph=setup.graph, caldav=setup.caldav
+    )
+    lease = Leadership(kafka, settings.app_id, session_timeout_ms=config.leader_session_timeout_ms)
+    lease.start()
+    try:
+        while not stop.is_set():
+            await _first(lease.active, stop)
+            if stop.is_set():
+                break
+            term = lease.generation
+            try:
+                await _active(settings, kafka, stop, lease, config, fetchers, feed_out)
+            finally:
+                lease.stood_down(term)
+            if not stop.is_set():
+                log.info("calendar feed: standing by")
+    finally:
+        await lease.close()
+        await fetchers.aclose()
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Return once any of `events` is set."""
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+
+
+async def _active(
+    settings: Settings,
+    kafka: Kafka,
+    stop: asyncio.Event,
+    lease: Any,
+    config: CalendarFeedConfig,
+    fetchers: Any,
+    feed_out: list[Any] | None,
+) -> None:
+    """One term as the active feed: everything read afresh (the predecessor may have written
+    since), until `stop` (the rounds in flight finish) or the lease is gone (they are
+    abandoned uncommitted: a round's sync state is written only after its records)."""
+    from streams.kafka.codec import TopicCodecs
+    from streams.logic.calendar.echo import OwnedIndex
+    from streams.logic.calendar.schedule import MINUTE, Intervals, Scheduler
+    from streams.routing.state_reader import ChangelogState
+
+    from connectors.calendar.feed.channels import ChannelManager
+    from connectors.calendar.feed.connected import connected
+    from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
+    from connectors.calendar.feed.kafka_io import (
+        KafkaRoundWriter,
+        OwnedFeed,
+        PushReader,
+        read_sync_states,
+    )
+    from connectors.calendar.feed.pushes import PushRouter
+
+    codecs = TopicCodecs.from_settings(settings)
     state = ChangelogState(kafka, settings.app_id)
     tables = await asyncio.to_thread(state.load)
     owned = OwnedIndex()
     owned_feed = OwnedFeed(kafka, codecs, owned, f"{settings.app_id}-calendar-feed-owned")
     writer = KafkaRoundWriter(kafka, codecs, f"{settings.app_id}-calendar-feed")
     await asyncio.to_thread(writer.start)
-    fetchers = ProviderFetchers(
-        http, credentials, google=setup.google, graph=setup.graph, caldav=setup.caldav
-    )
     intervals = Intervals(
         reconcile_ms=int(config.reconcile_min * MINUTE),
         reconcile_soon_ms=int(config.reconcile_soon_min * MINUTE),
@@ -148,17 +198,33 @@ async def run_feed(
     await asyncio.to_thread(owned_feed.load)  # before any round: our Graph events, by id
     await feed.connect(connected(tables, feed.now_ms()))
     pushes.start()
-    log.info("calendar feed: %d calendars connected", len(feed.calendars))
-    chores = asyncio.create_task(_chores(feed, state, config, stop, channels))
+    log.info("calendar feed: active, %d calendars connected", len(feed.calendars))
+    over = asyncio.Event()
+    chores = asyncio.create_task(_chores(feed, state, config, over, channels))
+    term = asyncio.create_task(_term_over(feed, stop, lease, over))
     try:
-        await feed.run(stop)
+        await feed.run(over)
     finally:
+        term.cancel()
         chores.cancel()
+        for task in list(orphans):
+            task.cancel()
         pushes.close()
         owned_feed.close()
         state.close()
         writer.close()
-        await fetchers.aclose()
+        metrics.CALENDAR_STATUS.clear()  # a standby reports no calendars
+
+
+async def _term_over(feed: Any, stop: asyncio.Event, lease: Any, over: asyncio.Event) -> None:
+    """Set `over` at `stop` or when the lease is gone; then the rounds in flight are
+    abandoned (uncommitted), a stop lets them finish."""
+    await _first(stop, lease.standby)
+    over.set()
+    feed.wake.set()
+    if not stop.is_set():
+        for task in list(feed.tasks):
+            task.cancel()
 
 
 async def _chores(feed: Any, state: Any, config: Any, stop: asyncio.Event, channels: Any) -> None:

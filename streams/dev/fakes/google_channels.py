@@ -26,7 +26,9 @@ are used up, as when Google loses one); `max_ttl_s` caps channel lifetimes; `now
 fake's clock (replace it to let channels expire without waiting). `pushes` records every
 notification attempted (channel, state, number, status: the receiver's answer, 0 when it
 could not be reached, -1 when dropped). Counters: channels_created, channels_stopped,
-notifications_sent, notifications_failed, notifications_dropped.
+notifications_sent, notifications_failed, notifications_dropped. `history` keeps every
+channel made (stopped and expired ones too): `lifetimes` answers when each was made and
+stopped or expired, `push_late` sends a notification on an old one.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class WatchChannel:
     expiration_ms: int
     number: int = 1
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    created_ms: int = 0
+    stopped_ms: int | None = None
 
 
 class GoogleChannels:
@@ -80,6 +84,7 @@ class GoogleChannels:
         self.max_ttl_s: int | None = None
         self.now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
         self.pushes: list[dict[str, Any]] = []
+        self.history: list[WatchChannel] = []  # every channel made, stopped ones too
         self._gaps = itertools.count()
         self._numbering = threading.Lock()  # hooks run on the test's thread too
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,6 +105,27 @@ class GoogleChannels:
             for c in list(self.live.values())  # a copy: hooks run on other threads too
             if c.owner == owner and c.calendar == calendar and c.expiration_ms > now
         ]
+
+    # ---- lifetimes (bookkeeping for the tests) -----------------------------------------------
+    def _record_made(self, channel: WatchChannel, now_ms: int) -> None:
+        channel.created_ms = now_ms
+        self.history.append(channel)
+
+    def lifetimes(self, owner: str, calendar: str) -> list[tuple[str, int, int | None]]:
+        """(channel id, made at, stopped or expired at: None while live) of every channel the
+        owner's calendar ever had, in the order they were made."""
+        now = self.now_ms()
+        out: list[tuple[str, int, int | None]] = []
+        for c in list(self.history):
+            if c.owner == owner and c.calendar == calendar:
+                ended = min(c.expiration_ms, c.stopped_ms or c.expiration_ms)
+                out.append((c.id, c.created_ms, ended if ended <= now else None))
+        return out
+
+    def push_late(self, channel_id: str, state: str = "exists") -> None:
+        """Send a notification on a channel made before, stopped or expired ones too (as a
+        late one Google delivers after the stop); recorded in `pushes` like the others."""
+        self._schedule(next(c for c in self.history if c.id == channel_id), state)
 
     def stats(self) -> list[dict[str, Any]]:
         """The live channels (for GET /_fake/stats), without their tokens."""
@@ -141,6 +167,7 @@ class GoogleChannels:
                                body["address"], body.get("token"), now + ttl * 1000)  # fmt: skip
         self._loop = asyncio.get_running_loop()
         self.live[channel.id] = channel
+        self._record_made(channel, now)
         self.fake.counters["channels_created"] += 1
         self._schedule(channel, "sync")  # may arrive before the client reads this answer
         answer = {
@@ -172,6 +199,7 @@ class GoogleChannels:
                 404, "notFound", f"Channel '{body.get('id')}' not found for project"
             )
         del self.live[channel.id]
+        channel.stopped_ms = self.now_ms()
         self.fake.counters["channels_stopped"] += 1
         return web.Response(status=204)
 

@@ -23,6 +23,10 @@ in a fire-and-forget task; `drop_next_notifications` drops the next N (Graph gav
 `send_lifecycle` POSTs a lifecycle event. An expired subscription is deleted and never
 notifies. Counters: subscriptions_created, validations_failed, notifications_sent,
 notifications_dropped, notification_failures, lifecycle_sent.
+
+For the tests: `max_lifetime_s` caps the expiry granted by a create or a PATCH (the answer
+carries the shorter one); `history` keeps every subscription made (deleted and expired ones
+too) and `lifetimes` answers when each was made and deleted or expired.
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ def _when(text: Any) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
 def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -70,6 +78,8 @@ class SubscriptionHub:
         self.drop_next_notifications = 0
         self.validation_timeout_s = 10.0
         self.delivered: list[tuple[str, int]] = []  # (url kind, receiver status)
+        self.max_lifetime_s: float | None = None
+        self.history: list[dict[str, Any]] = []  # every subscription made, as kept
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -158,6 +168,7 @@ class SubscriptionHub:
         )  # fmt: skip
         if problem is not None or isinstance(expiry, str) or match is None:
             return self.fake.error(400, "InvalidRequest", str(problem))
+        expiry = self._granted(expiry)
         for url in filter(None, (body["notificationUrl"], lifecycle)):
             if not await self._validated(str(url)):
                 self.fake.counters["validations_failed"] += 1
@@ -175,6 +186,7 @@ class SubscriptionHub:
             "_owner": owner, "_calendar": match.group(1), "_expires": expiry,
         }  # fmt: skip
         self.subscriptions[sub_id] = sub
+        self._record_made(sub)
         self.fake.counters["subscriptions_created"] += 1
         return web.json_response(self.public(sub), status=201)
 
@@ -200,6 +212,7 @@ class SubscriptionHub:
         expiry = self._expiry(body.get("expirationDateTime"))
         if isinstance(expiry, str):
             return self.fake.error(400, "InvalidRequest", expiry)
+        expiry = self._granted(expiry)
         sub.update(_expires=expiry, expirationDateTime=_stamp(expiry))
         if body.get("notificationUrl"):
             sub["notificationUrl"] = body["notificationUrl"]
@@ -209,7 +222,7 @@ class SubscriptionHub:
     async def _delete(self, request: web.Request, owner: str) -> web.Response:
         if self.live(owner, request.match_info["id"]) is None:
             return self._unknown()
-        del self.subscriptions[request.match_info["id"]]
+        self.subscriptions.pop(request.match_info["id"])["_deleted"] = datetime.now(UTC)
         self.fake.counters["subscriptions_deleted"] += 1
         return web.Response(status=204)
 
@@ -218,6 +231,28 @@ class SubscriptionHub:
             return self._unknown()
         self.fake.counters["subscriptions_reauthorized"] += 1
         return web.Response(status=200)
+
+    # ---- lifetimes (bookkeeping for the tests) -----------------------------------------------
+    def _granted(self, expiry: datetime) -> datetime:
+        if self.max_lifetime_s is None:
+            return expiry
+        return min(expiry, datetime.now(UTC) + timedelta(seconds=self.max_lifetime_s))
+
+    def _record_made(self, sub: dict[str, Any]) -> None:
+        sub["_created"] = datetime.now(UTC)
+        self.history.append(sub)
+
+    def lifetimes(self, owner: str) -> list[tuple[str, int, int | None]]:
+        """(subscription id, made at, deleted or expired at: None while live; unix ms) of
+        every subscription the owner ever had, in the order they were made."""
+        now, out = datetime.now(UTC), []
+        for sub in list(self.history):
+            if sub["_owner"] == owner:
+                ended = min(sub["_expires"], sub.get("_deleted") or sub["_expires"])
+                out.append(
+                    (str(sub["id"]), _ms(sub["_created"]), _ms(ended) if ended <= now else None)
+                )
+        return out
 
     def _unknown(self) -> web.Response:
         return self.fake.error(404, "ResourceNotFound", "The object was not found.")

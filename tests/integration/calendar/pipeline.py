@@ -72,6 +72,26 @@ class Pipeline:
                      "sync": sync, "deliveries": got})  # fmt: skip
 
 
+@dataclass(frozen=True)
+class EndToEnd:
+    """What every end-to-end test of a calendar runs on (the `e2e` fixture): the session's
+    broker, this test's platform database, settings (its own app id) and codecs."""
+
+    platform: PlatformDb
+    bootstrap: str
+    settings: Settings
+    codecs: TopicCodecs
+
+    def pipeline(
+        self,
+        endpoints: Endpoints,
+        booking: tuple[str, str] = (BOOKING_START, BOOKING_END),
+        **feed_options: Any,
+    ) -> contextlib.AbstractContextManager[Pipeline]:
+        return pipeline(self.platform, self.bootstrap, self.settings, self.codecs, endpoints,
+                        booking, **feed_options)  # fmt: skip
+
+
 @contextlib.contextmanager
 def pipeline(
     platform: PlatformDb,

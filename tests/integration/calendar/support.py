@@ -64,7 +64,7 @@ class FeedThread:
 
     def start(self, timeout: float = 90.0) -> CalendarFeed:
         """Start it; return the feed once it has connected its calendars."""
-        self.thread.start()
+        self.launch()
         wait(lambda: self.error is not None or (self.feeds and self.feeds[0].calendars), timeout)
         if self.error is not None:
             raise self.error
@@ -75,7 +75,13 @@ class FeedThread:
         assert self.loop is not None
         self.loop.call_soon_threadsafe(fn)
 
+    def launch(self) -> None:
+        """Start it without waiting (a standby feed connects nothing until it is active)."""
+        self.thread.start()
+
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
         if self.loop is not None and self.stop_event is not None:
             self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(30)

@@ -6,22 +6,18 @@ resync that raises nothing again; deleting the series resolves the conflict."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from streams.dev.fakes.caldav import RadicaleServer
-from streams.dev.scenario import Endpoints
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
 
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.conftest import CALDAV_PASSWORD as PASSWORD
+from tests.integration.calendar.conftest import CALDAV_USER as USER
+from tests.integration.calendar.conftest import caldav_calendar
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
-USER, PASSWORD = "photo", "app-specific-pw-9911"
 SERIES = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//vendor//EN\r\n"
     "BEGIN:VEVENT\r\nUID:yoga\r\nDTSTAMP:20270101T000000Z\r\nSUMMARY:Yoga class\r\n"
@@ -34,32 +30,14 @@ SERIES = (
 )
 
 
-@pytest.fixture
-def radicale(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RadicaleServer, str]]:
-    with RadicaleServer(users={USER: PASSWORD}) as server:
-        collection = server.make_calendar(USER, "own")
-        monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_POLL_MIN", "0.05")  # 3 s polls
-        monkeypatch.setenv("WEDSYNC_CALENDAR_FEED_CALENDARS_EVERY_S", "0.5")
-        yield server, collection
-
-
 def test_a_vendors_caldav_series_feeds_the_double_booking_detector(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     radicale: tuple[RadicaleServer, str],
 ) -> None:
     _, collection = radicale
     auth = (USER, PASSWORD)
-    put = httpx.put(collection + "yoga.ics", content=SERIES, auth=auth,
-                    headers={"Content-Type": "text/calendar"})  # fmt: skip
-    assert put.status_code in (201, 204)
-    endpoints = Endpoints(
-        calendar_type="caldav", calendar_url=collection, calendar_secret=PASSWORD,
-        calendar_settings={"username": USER, "calendar_id": "", "time_zone": "Europe/London"},
-    )  # fmt: skip
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints) as run:
+    endpoints = caldav_calendar(collection, {"yoga.ics": SERIES})
+    with e2e.pipeline(endpoints) as run:
         run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 120)
         assert run.count("booking.conflict_detected") == 1  # the moved one; the EXDATE'd none
 

@@ -19,13 +19,13 @@ from connectors.sinks.credentials import PostgresCredentialStore
 from streams import topics
 from streams.dev.demo import worker_process
 from streams.dev.fakes.google import GoogleCalendarFake
-from streams.dev.scenario import Endpoints, ids, seed
+from streams.dev.scenario import ids, seed
 from streams.kafka.codec import TopicCodecs
 from streams.settings import Settings
 
 from tests.component.agents.harness import booking_changed
 from tests.integration.agents_support import DeliveryReader
-from tests.integration.calendar.conftest import GOOGLE_SOURCES, vendor_token
+from tests.integration.calendar.conftest import GOOGLE_SOURCES, vendor_calendar, vendor_token
 from tests.integration.calendar.support import FeedThread, wait
 from tests.integration.cdc_support import PlatformDb
 
@@ -71,10 +71,7 @@ def test_a_vendors_google_calendar_feeds_the_double_booking_detector(
     k = ids()
     conn = psycopg2.connect(platform.dsn)
     conn.autocommit = True
-    seed(conn.cursor(), k, Endpoints(
-        calendar_type="google_calendar", calendar_secret=REFRESH,
-        calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
-    ))  # fmt: skip
+    seed(conn.cursor(), k, vendor_calendar("google_calendar", REFRESH))
     shoot = vendor_edit(
         base, "POST", body=private("2027-06-12T13:00:00+01:00", "2027-06-12T15:00:00+01:00")
     )

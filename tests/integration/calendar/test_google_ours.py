@@ -17,15 +17,11 @@ from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy
 from pydantic import SecretStr
 from streams.dev.fakes.google import GoogleCalendarFake
-from streams.dev.scenario import Endpoints
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
 from streams.topics import Destination
 
-from tests.integration.calendar.conftest import APP, GOOGLE_SOURCES, vendor_token
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.conftest import APP, GOOGLE_SOURCES, vendor_calendar, vendor_token
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +43,16 @@ async def sink_writes(base: str, record: dict[str, Any]) -> None:
 
 
 def test_our_event_is_an_echo_a_vendors_move_is_drift_and_invalid_grant_tells_the_vendor(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     google: tuple[GoogleCalendarFake, str, int],
 ) -> None:
     import asyncio
 
     fake, base, port = google
-    endpoints = Endpoints(
-        calendar_type="google_calendar", calendar_secret=REFRESH,
-        calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
-    )  # fmt: skip
+    endpoints = vendor_calendar("google_calendar", REFRESH)
     sources = GOOGLE_SOURCES
     booking = ("2027-06-13T09:00", "2027-06-13T23:00")  # over the moved wedding's ceremony
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints, booking,
+    with e2e.pipeline(endpoints, booking,
                   gateway_sources=sources, gateway_port=port) as run:  # fmt: skip
         wait(lambda: run.key in run.feed.push_live, 60)
         cur = run.extra["conn"].cursor()

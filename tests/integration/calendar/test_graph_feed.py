@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import pytest
 from streams.dev.fakes.graph import GraphFake
-from streams.dev.scenario import Endpoints
-from streams.kafka.codec import TopicCodecs
-from streams.settings import Settings
 
-from tests.integration.calendar.conftest import GRAPH_SOURCES
-from tests.integration.calendar.pipeline import pipeline
+from tests.integration.calendar.conftest import GRAPH_SOURCES, vendor_calendar
+from tests.integration.calendar.pipeline import EndToEnd
 from tests.integration.calendar.support import wait
-from tests.integration.cdc_support import PlatformDb
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +19,7 @@ REFRESH = "M.R3_vendor-graph-refresh"
 
 
 def test_a_vendors_outlook_calendar_feeds_the_double_booking_detector(
-    platform: PlatformDb,
-    kafka_bootstrap: str,
-    settings: Settings,
-    codecs: TopicCodecs,
+    e2e: EndToEnd,
     graph: tuple[GraphFake, int],
 ) -> None:
     fake, port = graph
@@ -36,11 +29,8 @@ def test_a_vendors_outlook_calendar_feeds_the_double_booking_detector(
         "start": {"dateTime": "2027-06-12T14:00:00", "timeZone": "Europe/London"},
         "end": {"dateTime": "2027-06-12T15:30:00", "timeZone": "Europe/London"},
     })  # fmt: skip
-    endpoints = Endpoints(
-        calendar_type="outlook_calendar", calendar_secret=REFRESH,
-        calendar_settings={"calendar_id": "primary", "time_zone": "Europe/London"},
-    )  # fmt: skip
-    with pipeline(platform, kafka_bootstrap, settings, codecs, endpoints,
+    endpoints = vendor_calendar("outlook_calendar", REFRESH)
+    with e2e.pipeline(endpoints,
                   gateway_sources=GRAPH_SOURCES, gateway_port=port) as run:  # fmt: skip
         run.reader.read_until(lambda _: run.both <= run.sent("booking.conflict_detected"), 120)
         wait(lambda: run.key in run.feed.push_live, 60)  # the subscription passed the handshake
