@@ -226,7 +226,8 @@ def _shown(other: BookedInterval, ms: str, text: str, booking: BookedInterval) -
 def conflict_id(supplier_id: str, booking: BookedInterval, other: BookedInterval) -> str:
     """The stable id of the conflict between two bookings of one vendor: the same whichever
     booking came second and however often either is resent; a new one when the overlap
-    changes."""
+    changes, or when it turns from soft to hard or back (a tentative event the vendor then
+    accepts is the double booking the couple must hear of)."""
     first, second = sorted((booking["booking_id"], other["booking_id"]))
     start = max(booking["start_ms"], other["start_ms"])
     end = min(booking["end_ms"], other["end_ms"])
@@ -234,6 +235,8 @@ def conflict_id(supplier_id: str, booking: BookedInterval, other: BookedInterval
     epochs = [str(side["epoch"]) for side in (booking, other) if "epoch" in side]
     if epochs:  # an external event moved away and back is a new conflict, not a resend
         key += b"|" + "|".join(epochs).encode()
+    if is_soft(booking, other):  # hard ones keep the ids they always had
+        key += b"|soft"
     return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 

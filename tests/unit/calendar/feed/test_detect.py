@@ -141,3 +141,27 @@ def test_the_private_event_is_shown_on_the_bookings_wall_clock() -> None:
     from streams.logic.conflicts import wall_clock
 
     assert p["conflicting_starts_at"] == wall_clock(T0 + 11 * H, "Europe/London")
+
+
+def test_a_tentative_event_turned_busy_is_then_a_conflict_for_vendor_and_couple() -> None:
+    known, recs = records(("e1", (busy(11, 13, cls="tentative"),)))
+    state, _ = fold({}, [platform("b1", 10, 14), *recs])
+    _, accepted = records(("e1", (busy(11, 13),)), known=known)
+    assert types(fold(state, accepted)[1]) == ["booking.conflict_detected"]
+
+
+def test_an_all_day_free_event_turned_busy_is_then_a_conflict() -> None:
+    known, recs = records(("e1", (busy(0, 24, cls="free", all_day=True),)))
+    state, _ = fold({}, [platform("b1", 10, 14), *recs])
+    _, busy_day = records(("e1", (busy(0, 24, all_day=True),)), known=known)
+    assert types(fold(state, busy_day)[1]) == ["booking.conflict_detected"]
+
+
+def test_a_busy_event_turned_tentative_clears_the_conflict_and_leaves_a_possible_one() -> None:
+    known, recs = records(("e1", (busy(11, 13),)))
+    state, _ = fold({}, [platform("b1", 10, 14), *recs])
+    _, softened = records(("e1", (busy(11, 13, cls="tentative"),)), known=known)
+    assert sorted(types(fold(state, softened)[1])) == [
+        "booking.conflict_possible",
+        "booking.conflict_resolved",
+    ]
