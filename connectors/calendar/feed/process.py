@@ -56,6 +56,7 @@ async def run_feed(
     from streams.kafka.admin import create_topics
     from streams.kafka.codec import TopicCodecs
     from streams.logic.calendar.echo import OwnedIndex
+    from streams.logic.calendar.limits import Limiter
     from streams.logic.calendar.schedule import MINUTE, Intervals, Scheduler
     from streams.routing.process import wait_for_state_agent
     from streams.routing.state_reader import ChangelogState
@@ -63,6 +64,7 @@ async def run_feed(
     from connectors.calendar.feed.channels import ChannelManager
     from connectors.calendar.feed.connected import connected
     from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
+    from connectors.calendar.feed.gate import RequestGate
     from connectors.calendar.feed.kafka_io import (
         KafkaRoundWriter,
         OwnedFeed,
@@ -97,8 +99,9 @@ async def run_feed(
     owned_feed = OwnedFeed(kafka, codecs, owned, f"{settings.app_id}-calendar-feed-owned")
     writer = KafkaRoundWriter(kafka, codecs, f"{settings.app_id}-calendar-feed")
     await asyncio.to_thread(writer.start)
+    gate = RequestGate(Limiter(config.rates().limits()), max_wait_s=config.max_wait_s)
     fetchers = ProviderFetchers(
-        http, credentials, google=setup.google, graph=setup.graph, caldav=setup.caldav
+        http, credentials, google=setup.google, graph=setup.graph, caldav=setup.caldav, gate=gate
     )
     intervals = Intervals(
         reconcile_ms=int(config.reconcile_min * MINUTE),
