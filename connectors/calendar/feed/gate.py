@@ -44,7 +44,7 @@ class RequestGate:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.limiter = limiter or Limiter(limits_mod.FeedRates().limits())
+        self.limiter = Limiter(limits_mod.FeedRates().limits()) if limiter is None else limiter
         self.max_wait_s = max_wait_s
         self.clock = clock
         self.sleep = sleep

@@ -54,7 +54,7 @@ class ProviderFetchers:
     ) -> None:
         """The configs are parsed at the process's edge (streams/app/calendar_feed.py)."""
         self.http = http
-        self.gate = gate or RequestGate()
+        self.gate = RequestGate() if gate is None else gate
         self.credentials = credentials
         self.google, self.graph, self.caldav = google, graph, caldav
         self.oauth = {
