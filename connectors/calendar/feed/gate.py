@@ -5,7 +5,9 @@ is not the calendar API and has no such quota).
 `RequestGate.client(http, provider, account)` is an httpx.AsyncClient for one account whose
 transport waits for the request's slots (`limits.slots`; CalDAV's include the server's host)
 and then sends it with `http`, the injected client (its timeouts, policy and hooks apply);
-the places are given back when the answer's body is closed. The fetchers and channel calls
+the places are given back once the answer's body is read (the answer is handed on whole,
+decoded: calendar pages are JSON or XML of bounded size, and the product's client reads
+them whole anyway). The fetchers and channel calls
 take it where they took `http`, so each of their requests is counted, pages included.
 
 A request waits for its limits at most `max_wait_s` in all; a longer wait (a rate far
@@ -22,13 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 from streams.logic.calendar import limits as limits_mod
 from streams.logic.calendar.limits import Limiter, Slot
 
 from connectors.calendar.feed_errors import Throttled
+
+MIN_SLEEP_S = 0.001
+DECODED = ("content-encoding", "content-length", "transfer-encoding")  # the body is decoded
 
 
 class Deferred(Throttled):
@@ -48,7 +53,7 @@ class RequestGate:
         self.max_wait_s = max_wait_s
         self.clock = clock
         self.sleep = sleep
-        self.waits = 0  # requests that waited for a limit (tests, benchmarks)
+        self.waits = 0  # times a request waited for a limit (tests, benchmarks)
         self._released = asyncio.Event()
 
     async def acquire(self, wanted: Sequence[Slot]) -> None:
@@ -70,6 +75,7 @@ class RequestGate:
                 continue
             if waited + wait > self.max_wait_s:
                 raise Deferred(f"calendar feed: {wanted[0][0]} limit", wait)
+            wait = max(wait, MIN_SLEEP_S)  # a float's last bit short of a token is no spin
             await self.sleep(wait)
             waited += wait
 
@@ -106,33 +112,11 @@ class _GatedTransport(httpx.AsyncBaseTransport):
         held = limits_mod.slots(self.provider, self.account, request.url.host)
         await self.gate.acquire(held)
         try:
-            answer = await self.http.send(request, stream=True)
-        except BaseException:
-            self.gate.release(held)
-            raise
-        return httpx.Response(
-            answer.status_code,
-            headers=answer.headers,
-            stream=_Releasing(answer, lambda: self.gate.release(held)),
-            extensions=answer.extensions,
-        )
-
-
-class _Releasing(httpx.AsyncByteStream):
-    """The answer's body; closing it gives the request's places back (once)."""
-
-    def __init__(self, answer: httpx.Response, release: Callable[[], None]) -> None:
-        self.answer = answer
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.answer.aiter_raw():
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self.answer.aclose()
+            answer = await self.http.send(request)  # the body read: the request is over
         finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+            self.gate.release(held)
+        headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in DECODED]
+        return httpx.Response(
+            answer.status_code, headers=headers, content=answer.content,
+            extensions=answer.extensions,
+        )  # fmt: skip
