@@ -24,6 +24,7 @@ from connectors.calendar.google import fetch_wire as google_wire
 from connectors.calendar.google.config import GoogleConfig
 from connectors.calendar.graph.config import GraphConfig
 from connectors.sinks.credentials import MemoryCredentialStore
+from connectors.sinks.outbound import OutboundPolicy, http_client
 from pydantic import SecretStr
 from streams.dev.fakes.google import GoogleCalendarFake, owner_of
 from streams.dev.fakes.graph import GraphFake
@@ -40,12 +41,16 @@ from tests.component.calendar.feed.support import (
     GRAPH_SECRET,
     WAIT_S,
     Clock,
+    Gateway,
     MemoryWriter,
     connect,
+    make_manager,
 )
 
 GOOGLE_OWNER = owner_of(GOOGLE_REFRESH)
 QUOTA = 10  # the fake's requests per user per second
+DAY_MS = 86_400_000
+WINDOW = (1_796_000_000_000, 1_796_000_000_000 + 548 * DAY_MS)  # from Nov 2026, 18 months
 CALENDARS = [
     CalendarRef("google", GOOGLE_INTEGRATION, "supplier-1", f"room-{n}@example.com", "UTC")
     for n in range(6)
@@ -87,7 +92,12 @@ def graph() -> Iterator[GraphFake]:
         yield provider
 
 
-def make_fetchers(google: GoogleCalendarFake, graph: GraphFake, gate: RequestGate) -> Any:
+def make_fetchers(
+    google: GoogleCalendarFake,
+    graph: GraphFake,
+    gate: RequestGate,
+    http: httpx.AsyncClient | None = None,
+) -> Any:
     gbase, mbase = google.base_url, graph.base_url  # type: ignore[attr-defined]
     credentials = MemoryCredentialStore(
         {
@@ -96,7 +106,7 @@ def make_fetchers(google: GoogleCalendarFake, graph: GraphFake, gate: RequestGat
         }
     )
     return ProviderFetchers(
-        httpx.AsyncClient(timeout=WAIT_S),
+        http or httpx.AsyncClient(timeout=WAIT_S),
         credentials,
         google=GoogleConfig(client_id="google-app", client_secret=SecretStr("google-SECRET"),
                             token_url=f"{gbase}/token", api_base_url=gbase),
@@ -292,3 +302,35 @@ async def test_a_graph_mailbox_never_has_more_than_four_requests_in_flight(
     assert (feed.rounds, graph.counters["concurrency_rejections"]) == (8, 0)
     assert gate.waits > 0
     await fetchers.aclose()
+
+
+async def test_the_gate_works_over_the_products_outbound_client(
+    google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake, clock: HandClock
+) -> None:
+    """The product's client answers whole bodies (aiohttp underneath): a gated round reads
+    every page of them."""
+    fake, quota = google
+    http = http_client(OutboundPolicy.loopback_for_tests(fake.base_url))  # type: ignore[attr-defined]
+    fetchers = make_fetchers(fake, graph, google_gate(clock, Limit(5.0, 4)), http)
+    for n in range(9):
+        fake.vendor_upsert(GOOGLE_OWNER, CALENDARS[0].calendar_id, google_event(n))
+    got = await fetchers.fetch(CALENDARS[0], None, WINDOW, "reconcile")
+    assert (len(got.changes), quota.admitted, quota.refused) == (9, 5, 0)
+    await fetchers.aclose()
+
+
+async def test_a_throttled_channel_call_holds_the_user_back(
+    limited: ProviderFetchers,
+    google: tuple[GoogleCalendarFake, UserQuota],
+    clock: HandClock,
+    gateway: Gateway,
+) -> None:
+    fake, _ = google
+    feed = CalendarFeed(limited.fetch, MemoryWriter(), clock=clock.now_s)
+    manager = make_manager(feed, limited, gateway, clock)
+    await connect(feed, CALENDARS[0])
+    fake.switches.throttle_next = 1  # events.watch answered 403 rateLimitExceeded
+    await manager.maintain()
+    user = [(GOOGLE_USER, GOOGLE_INTEGRATION)]
+    assert limited.gate.limiter.blocked_for(user, clock.now_s()) == pytest.approx(30.0)
+    assert manager.failures == 1
