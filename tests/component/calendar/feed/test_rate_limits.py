@@ -9,26 +9,23 @@ One hand clock serves the feed's scheduler, the limiter and the fake's quota; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from connectors.calendar.caldav.config import CalDavConfig
 from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
 from connectors.calendar.feed.gate import RequestGate
 from connectors.calendar.feed.providers import ProviderFetchers
 from connectors.calendar.feed_errors import Throttled
 from connectors.calendar.google import fetch_wire as google_wire
-from connectors.calendar.google.config import GoogleConfig
-from connectors.calendar.graph.config import GraphConfig
 from connectors.sinks.credentials import MemoryCredentialStore
 from connectors.sinks.outbound import OutboundPolicy, http_client
-from pydantic import SecretStr
 from streams.dev.fakes.google import GoogleCalendarFake, owner_of
 from streams.dev.fakes.graph import GraphFake
-from streams.dev.fakes.kit import FakeServer, Switches
+from streams.dev.fakes.kit import Switches
 from streams.dev.fakes.quota import UserQuota
 from streams.logic.calendar.limits import GOOGLE_PROJECT, GOOGLE_USER, FeedRates, Limit, Limiter
 from streams.logic.calendar.rounds import CalendarRef
@@ -38,13 +35,13 @@ from tests.component.calendar.feed.support import (
     GOOGLE_REFRESH,
     GRAPH_INTEGRATION,
     GRAPH_REFRESH,
-    GRAPH_SECRET,
-    WAIT_S,
     Clock,
     Gateway,
     MemoryWriter,
     connect,
+    fetchers_for,
     make_manager,
+    served,
 )
 
 GOOGLE_OWNER = owner_of(GOOGLE_REFRESH)
@@ -79,17 +76,8 @@ def google(clock: HandClock) -> Iterator[tuple[GoogleCalendarFake, UserQuota]]:
         client_secret="google-SECRET",
     )
     quota = UserQuota(QUOTA, 1.0, clock=clock.now_s).install(provider)
-    with FakeServer(provider) as server:
-        provider.base_url = server.url  # type: ignore[attr-defined]
+    with served(provider):
         yield provider, quota
-
-
-@pytest.fixture
-def graph() -> Iterator[GraphFake]:
-    provider = GraphFake(client_id="graph-app", client_secret=GRAPH_SECRET)
-    with FakeServer(provider) as server:
-        provider.base_url = server.url  # type: ignore[attr-defined]
-        yield provider
 
 
 def make_fetchers(
@@ -97,24 +85,14 @@ def make_fetchers(
     graph: GraphFake,
     gate: RequestGate,
     http: httpx.AsyncClient | None = None,
-) -> Any:
-    gbase, mbase = google.base_url, graph.base_url  # type: ignore[attr-defined]
+) -> ProviderFetchers:
     credentials = MemoryCredentialStore(
         {
             ("integration", GOOGLE_INTEGRATION): {"api_key": GOOGLE_REFRESH},
             ("integration", GRAPH_INTEGRATION): {"api_key": GRAPH_REFRESH},
         }
     )
-    return ProviderFetchers(
-        http or httpx.AsyncClient(timeout=WAIT_S),
-        credentials,
-        google=GoogleConfig(client_id="google-app", client_secret=SecretStr("google-SECRET"),
-                            token_url=f"{gbase}/token", api_base_url=gbase),
-        graph=GraphConfig(client_id="graph-app", client_secret=SecretStr(GRAPH_SECRET),
-                          token_url=f"{mbase}/common/oauth2/v2.0/token", api_base_url=mbase),
-        caldav=CalDavConfig(default_home_url=None),
-        gate=gate,
-    )  # fmt: skip
+    return fetchers_for(google, graph, credentials, http=http, gate=gate)
 
 
 def google_gate(clock: HandClock, user: Limit) -> RequestGate:
@@ -122,23 +100,32 @@ def google_gate(clock: HandClock, user: Limit) -> RequestGate:
     return RequestGate(limiter, clock=clock.now_s, sleep=clock.sleep, max_wait_s=60)
 
 
+@contextlib.asynccontextmanager
+async def google_fetchers(
+    google: GoogleCalendarFake, graph: GraphFake, clock: HandClock, user: Limit
+) -> AsyncIterator[ProviderFetchers]:
+    made = make_fetchers(google, graph, google_gate(clock, user))
+    try:
+        yield made
+    finally:
+        await made.aclose()
+
+
 @pytest.fixture
 async def limited(
     google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake, clock: HandClock
 ) -> AsyncIterator[ProviderFetchers]:
     """At most 4 + 5/s per user: 9 in any second, under the fake's 10."""
-    made = make_fetchers(google[0], graph, google_gate(clock, Limit(5.0, 4)))
-    yield made
-    await made.aclose()
+    async with google_fetchers(google[0], graph, clock, Limit(5.0, 4)) as made:
+        yield made
 
 
 @pytest.fixture
 async def unlimited(
     google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake, clock: HandClock
 ) -> AsyncIterator[ProviderFetchers]:
-    made = make_fetchers(google[0], graph, google_gate(clock, Limit(1000.0, 1000)))
-    yield made
-    await made.aclose()
+    async with google_fetchers(google[0], graph, clock, Limit(1000.0, 1000)) as made:
+        yield made
 
 
 @pytest.fixture(autouse=True)
