@@ -9,9 +9,8 @@ One hand clock serves the feed's scheduler, the limiter and the fake's quota; th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -80,52 +79,40 @@ def google(clock: HandClock) -> Iterator[tuple[GoogleCalendarFake, UserQuota]]:
         yield provider, quota
 
 
-def make_fetchers(
-    google: GoogleCalendarFake,
-    graph: GraphFake,
-    gate: RequestGate,
-    http: httpx.AsyncClient | None = None,
-) -> ProviderFetchers:
+def google_gate(clock: HandClock, user: Limit) -> RequestGate:
+    limiter = Limiter({GOOGLE_USER: user, GOOGLE_PROJECT: Limit(1000.0, 1000)})
+    return RequestGate(limiter, clock=clock.now_s, sleep=clock.sleep, max_wait_s=60)
+
+
+Build = Callable[..., ProviderFetchers]
+
+
+@pytest.fixture
+async def build(
+    google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake
+) -> AsyncIterator[Build]:
+    """`build(gate, http=None)`: fetchers for both fakes through `gate`, closed at the end."""
     credentials = MemoryCredentialStore(
         {
             ("integration", GOOGLE_INTEGRATION): {"api_key": GOOGLE_REFRESH},
             ("integration", GRAPH_INTEGRATION): {"api_key": GRAPH_REFRESH},
         }
     )
-    return fetchers_for(google, graph, credentials, http=http, gate=gate)
+    made: list[ProviderFetchers] = []
 
+    def one(gate: RequestGate, http: httpx.AsyncClient | None = None) -> ProviderFetchers:
+        made.append(fetchers_for(google[0], graph, credentials, http=http, gate=gate))
+        return made[-1]
 
-def google_gate(clock: HandClock, user: Limit) -> RequestGate:
-    limiter = Limiter({GOOGLE_USER: user, GOOGLE_PROJECT: Limit(1000.0, 1000)})
-    return RequestGate(limiter, clock=clock.now_s, sleep=clock.sleep, max_wait_s=60)
-
-
-@contextlib.asynccontextmanager
-async def google_fetchers(
-    google: GoogleCalendarFake, graph: GraphFake, clock: HandClock, user: Limit
-) -> AsyncIterator[ProviderFetchers]:
-    made = make_fetchers(google, graph, google_gate(clock, user))
-    try:
-        yield made
-    finally:
-        await made.aclose()
+    yield one
+    for fetchers in made:
+        await fetchers.aclose()
 
 
 @pytest.fixture
-async def limited(
-    google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake, clock: HandClock
-) -> AsyncIterator[ProviderFetchers]:
+def limited(build: Build, clock: HandClock) -> ProviderFetchers:
     """At most 4 + 5/s per user: 9 in any second, under the fake's 10."""
-    async with google_fetchers(google[0], graph, clock, Limit(5.0, 4)) as made:
-        yield made
-
-
-@pytest.fixture
-async def unlimited(
-    google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake, clock: HandClock
-) -> AsyncIterator[ProviderFetchers]:
-    async with google_fetchers(google[0], graph, clock, Limit(1000.0, 1000)) as made:
-        yield made
+    return build(google_gate(clock, Limit(5.0, 4)))
 
 
 @pytest.fixture(autouse=True)
@@ -200,10 +187,11 @@ async def test_a_users_rounds_stay_within_its_quota_and_all_converge(
 
 
 async def test_without_the_limits_the_same_rounds_are_refused(
-    unlimited: ProviderFetchers, google: tuple[GoogleCalendarFake, UserQuota], clock: HandClock
+    build: Build, google: tuple[GoogleCalendarFake, UserQuota], clock: HandClock
 ) -> None:
     """The quota bites: the limits are what keeps the first test under it."""
     fake, quota = google
+    unlimited = build(google_gate(clock, Limit(1000.0, 1000)))
     feed = CalendarFeed(unlimited.fetch, MemoryWriter(), clock=clock.now_s,
                         config=FeedConfig(concurrency=8, per_account=3))  # fmt: skip
     await connect_seeded(feed, fake)
@@ -256,10 +244,10 @@ async def test_a_held_back_user_sends_nothing_for_its_other_calendars(
 
 
 async def test_a_graph_retry_after_holds_the_mailbox_that_long(
-    graph: GraphFake, google: tuple[GoogleCalendarFake, UserQuota], clock: HandClock
+    build: Build, graph: GraphFake, clock: HandClock
 ) -> None:
     gate = RequestGate(Limiter(FeedRates().limits()), clock=clock.now_s, sleep=clock.sleep)
-    fetchers = make_fetchers(google[0], graph, gate)
+    fetchers = build(gate)
     feed = CalendarFeed(fetchers.fetch, MemoryWriter(), clock=clock.now_s)
     graph.switches.retry_after_s = 45
     graph.switches.throttle_next = 1  # 429 ApplicationThrottled, Retry-After: 45
@@ -271,14 +259,13 @@ async def test_a_graph_retry_after_holds_the_mailbox_that_long(
     assert (feed.rounds, held) == (0, pytest.approx(45.0))
     clock.ms += 45_000
     await rounds_until(feed, clock, 1)
-    await fetchers.aclose()
 
 
 async def test_a_graph_mailbox_never_has_more_than_four_requests_in_flight(
-    graph: GraphFake, google: tuple[GoogleCalendarFake, UserQuota]
+    build: Build, graph: GraphFake
 ) -> None:
     gate = RequestGate(Limiter(FeedRates().limits()))  # real time: the fake is slow
-    fetchers = make_fetchers(google[0], graph, gate)
+    fetchers = build(gate)
     feed = CalendarFeed(fetchers.fetch, MemoryWriter(),
                         config=FeedConfig(concurrency=8, per_account=8))  # fmt: skip
     graph.switches.latency_ms = 100
@@ -288,22 +275,20 @@ async def test_a_graph_mailbox_never_has_more_than_four_requests_in_flight(
     await feed.idle()
     assert (feed.rounds, graph.counters["concurrency_rejections"]) == (8, 0)
     assert gate.waits > 0
-    await fetchers.aclose()
 
 
 async def test_the_gate_works_over_the_products_outbound_client(
-    google: tuple[GoogleCalendarFake, UserQuota], graph: GraphFake, clock: HandClock
+    build: Build, google: tuple[GoogleCalendarFake, UserQuota], clock: HandClock
 ) -> None:
     """The product's client answers whole bodies (aiohttp underneath): a gated round reads
     every page of them."""
     fake, quota = google
     http = http_client(OutboundPolicy.loopback_for_tests(fake.base_url))  # type: ignore[attr-defined]
-    fetchers = make_fetchers(fake, graph, google_gate(clock, Limit(5.0, 4)), http)
+    fetchers = build(google_gate(clock, Limit(5.0, 4)), http)
     for n in range(9):
         fake.vendor_upsert(GOOGLE_OWNER, CALENDARS[0].calendar_id, google_event(n))
     got = await fetchers.fetch(CALENDARS[0], None, WINDOW, "reconcile")
     assert (len(got.changes), quota.admitted, quota.refused) == (9, 5, 0)
-    await fetchers.aclose()
 
 
 async def test_a_throttled_channel_call_holds_the_user_back(
