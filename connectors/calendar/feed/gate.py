@@ -98,7 +98,9 @@ class RequestGate:
     def client(self, http: httpx.AsyncClient, provider: str, account: str) -> httpx.AsyncClient:
         """A client whose every request takes `account`'s slots at `provider`."""
         transport = _GatedTransport(self, http, provider, account)
-        return httpx.AsyncClient(transport=transport, timeout=http.timeout, trust_env=False)
+        return httpx.AsyncClient(
+            transport=transport, timeout=http.timeout, headers=http.headers, trust_env=False
+        )
 
 
 class _GatedTransport(httpx.AsyncBaseTransport):

@@ -101,3 +101,13 @@ async def test_a_gzipped_answer_is_read_once_and_decoded() -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     got = await gate.client(http, "google", "u1").get("https://calendar.example/events")
     assert got.json() == {"items": [1]}
+
+
+async def test_the_injected_clients_headers_and_timeout_are_kept() -> None:
+    seen: list[httpx.Request] = []
+    http = mock_http(seen)
+    http.headers["User-Agent"] = "wedsync-calendar-feed"
+    http.timeout = httpx.Timeout(3.0)
+    await gate_of(Hand(), Limit(10.0, 10)).client(http, "graph", "m1").get("https://g.example/")
+    assert seen[0].headers["User-Agent"] == "wedsync-calendar-feed"
+    assert seen[0].extensions["timeout"]["read"] == 3.0
