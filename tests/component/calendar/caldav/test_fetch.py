@@ -8,8 +8,15 @@ from typing import Any
 import httpx
 import pytest
 from connectors.calendar.caldav.fetch import fetch_round
-from connectors.calendar.feed_errors import CalendarGone, FullResyncRequired, ReauthRequired
+from connectors.calendar.feed.gate import RequestGate
+from connectors.calendar.feed_errors import (
+    CalendarGone,
+    FullResyncRequired,
+    ReauthRequired,
+    Throttled,
+)
 from streams.dev.fakes.caldav import RadicaleServer
+from streams.logic.calendar.limits import CALDAV_ACCOUNT, Limit, Limiter
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
 USER, PASSWORD = "vendor", "app-pw-5511"
@@ -202,3 +209,18 @@ async def test_a_missing_collection_is_gone(http: httpx.AsyncClient, calendar: C
     gone = CalendarRef("caldav", "int-dav", "sup-1", calendar.calendar_id + "nope/", "UTC")
     with pytest.raises(CalendarGone):
         await run(http, gone, None)
+
+
+async def test_a_round_through_the_feeds_gate_keeps_the_auth_and_spends_a_token_a_request(
+    http: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    await put(
+        http, calendar, "a.ics", ics("a", "DTSTART:20270612T130000Z", "DTEND:20270612T170000Z")
+    )
+    first = await run(http, calendar, None)
+    one_an_hour = RequestGate(Limiter({CALDAV_ACCOUNT: Limit(1 / 3600, 1)}), max_wait_s=0)
+    api = one_an_hour.client(http, "caldav", "int-dav")
+    quiet = await run(api, calendar, first.cursor)  # one sync-collection REPORT, authorised
+    assert quiet.changes == ()
+    with pytest.raises(Throttled):  # the token is spent: the next round sends nothing
+        await run(api, calendar, first.cursor)
