@@ -238,6 +238,8 @@ async def _feed() -> list[str]:
         f"{naive / n:.2f} per calendar",
         f"  ratio feed/naive: {per_cal / (naive / n):.2f}; target <= {REQUESTS_TARGET:.0f} "
         f"per calendar per hour: {verdict}",
+        f"  within the feed's request limits (defaults: 60/min per user, 5,000/min for the "
+        f"project): {hour.limit_waits} waits for them",
         f"3. change to written round: {change.samples} of {change.calendars} calendars"
         f"{' (not 10,000: see BENCH_CALENDAR_CHANGE_CALENDARS)' if calendars < CALENDARS else ''}"
         f", a vendor events.insert in the fake during a burst of {change.pushes} pushes "

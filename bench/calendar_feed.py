@@ -2,11 +2,15 @@
 `ProviderFetchers` against the Google fake over loopback, pushes routed by `PushRouter`.
 
 `requests_per_hour` simulates one hour on an injected clock (rounds take no simulated time,
-so the fetch concurrency does not change the count) and counts what the fake received;
+so the fetch concurrency does not change the count) and counts what the fake received; the
+feed's request limits (the product's defaults) run on that clock too: a wait for the
+project's share moves it on (`limit_waits` counts the waits);
 `change_to_written` runs the feed on the real clock and times a vendor's change, the fake's
-push and the round that carries it. Both use an in-memory writer that records each round
-(key, time, records) instead of Kafka: what they measure is the feed's scheduling and
-fetches, not the write. No broker is needed.
+push and the round that carries it; there the project's share is lifted (at the default
+5,000 requests a minute a burst over 10,000 calendars takes two minutes: Google's quota,
+not the feed's latency, which is what it measures). Both use an in-memory writer that
+records each round (key, time, records) instead of Kafka: what they measure is the feed's
+scheduling and fetches, not the write. No broker is needed.
 
 The calendar feed process does not yet mark channels live or index them by channel id (the
 channel manager does); these benches set `push_live` and `channel_index` as it will, so push
@@ -29,6 +33,7 @@ from aiohttp import web
 from connectors.calendar.caldav.config import CalDavConfig
 from connectors.calendar.feed.connected import Connected
 from connectors.calendar.feed.engine import CalendarFeed, FeedConfig
+from connectors.calendar.feed.gate import RequestGate
 from connectors.calendar.feed.providers import ProviderFetchers
 from connectors.calendar.feed.pushes import PushRouter
 from connectors.calendar.feed.sync_state import CalendarSync
@@ -41,6 +46,7 @@ from pydantic import SecretStr
 from streams.dev.broker import free_port
 from streams.logic.calendar.busy import BusyRecord
 from streams.logic.calendar.channels import issue_token, verify_token
+from streams.logic.calendar.limits import FeedRates, Limiter
 from streams.logic.calendar.rounds import CalendarRef
 from streams.logic.calendar.schedule import MINUTE, SECOND, Intervals, Scheduler
 from streams.models import DomainEvent
@@ -145,7 +151,11 @@ async def fake_process() -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def rig(
-    calendars: int, clock: Callable[[], float], concurrency: int, connections: int = 8
+    calendars: int,
+    clock: Callable[[], float],
+    concurrency: int,
+    connections: int = 8,
+    gate: RequestGate | None = None,
 ) -> AsyncIterator[Rig]:
     """The fake on its own thread, the feed with `calendars` Google calendars (each its own
     integration and account), every one with a live channel indexed by its id."""
@@ -157,7 +167,7 @@ async def rig(
         http = http_client(OutboundPolicy.loopback_for_tests(url))
         google = GoogleConfig(client_id="bench", token_url=f"{url}/token", api_base_url=url)
         fetchers = ProviderFetchers(http, store, google=google, graph=GraphConfig(),
-                                    caldav=CalDavConfig())  # fmt: skip
+                                    caldav=CalDavConfig(), gate=gate)  # fmt: skip
         fetchers.oauth["google"] = OAuthClient(  # token lifetimes on the same clock as the feed
             http, token_url=google.token_url, client_id="bench", client_secret=SecretStr(""),
             prefix="google", clock=clock,
@@ -191,6 +201,11 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    async def sleep(self, seconds: float) -> None:
+        """A wait for a limit: the clock moves on to its end (concurrent waits overlap)."""
+        self.now += seconds  # the next request's wait is read on the moved clock
+        await asyncio.sleep(0)
+
 
 @dataclass
 class HourCounts:
@@ -201,6 +216,7 @@ class HourCounts:
     requests: int  # everything the fake answered (lists + token grants)
     routed: int
     wall_s: float
+    limit_waits: int = 0  # times a request waited for the feed's request limits
 
 
 async def _drain(feed: CalendarFeed) -> None:
@@ -218,7 +234,8 @@ async def requests_per_hour(calendars: int, pushes: int, burst_at_s: float = 300
     started = time.perf_counter()
     t0 = 1_900_000_000.0
     clock = Clock(t0)
-    async with rig(calendars, clock, concurrency=64) as r:
+    gate = RequestGate(clock=clock, sleep=clock.sleep)
+    async with rig(calendars, clock, concurrency=64, gate=gate) as r:
         marks: dict[str, tuple[int, int]] = {}
 
         async def mark(phase: str) -> None:
@@ -255,7 +272,7 @@ async def requests_per_hour(calendars: int, pushes: int, burst_at_s: float = 300
         tokens = {p: marks[p][1] - (marks[q][1] if q else 0)
                   for p, q in zip(phases, (None, *phases[:-1]), strict=True)}  # fmt: skip
         return HourCounts(calendars, pushes, lists, tokens, requests, n,
-                          time.perf_counter() - started)  # fmt: skip
+                          time.perf_counter() - started, gate.waits)  # fmt: skip
 
 
 # ---- 3. change to written round (real clock) ------------------------------------------------
@@ -313,7 +330,9 @@ async def change_to_written(calendars: int, pushes: int, samples: int, burst_s: 
     """Catch up every calendar, then over `burst_s` route `pushes` gateway-shaped pushes and
     make `samples` vendor changes (events.insert in the fake, whose channel pushes to a
     receiver that routes it); per change, the time until its round is written."""
-    async with rig(calendars, time.time, concurrency) as r:
+    rates = FeedRates(google_project_per_min=6_000_000, google_project_burst=100_000)
+    gate = RequestGate(Limiter(rates.limits()))
+    async with rig(calendars, time.time, concurrency, gate=gate) as r:
         stop = asyncio.Event()
         loop_task = asyncio.create_task(r.feed.run(stop))
         started = time.perf_counter()

@@ -29,6 +29,15 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
+    def wait(self, now: float) -> float:
+        """The seconds until `try_acquire` would admit, taking nothing (0.0: it would now)."""
+        tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def full(self, now: float) -> bool:
+        """Saved up to `burst` again: the bucket is indistinguishable from a new one."""
+        return self._tokens + max(0.0, now - self._at) * self.rate >= self.burst
+
     @staticmethod
     def retry_after_header(wait: float) -> str:
         """Retry-After is whole seconds; never 0, so a client does not retry at once."""

@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import httpx
 from streams.logic.calendar.channels import (
     Action,
     Channel,
@@ -63,6 +64,7 @@ from connectors.sinks.credentials import MissingCredential
 log = logging.getLogger("wedsync.calendar.channels")
 
 T = TypeVar("T")
+Call = Callable[[httpx.AsyncClient, str], Awaitable[T]]  # (the account's client, access token)
 GOOGLE_TTL_S = 7 * 24 * 3600  # documented default; Google's answered expiration is kept
 PROVIDERS = ("google", "graph")
 _FIELDS = tuple(f.name for f in dataclasses.fields(Channel))
@@ -310,8 +312,8 @@ class ChannelManager:
     async def _renew(self, calendar: CalendarRef, action: Renew) -> None:
         key, now, channel = calendar.key, self.now_ms(), action.channel
         base = self.fetchers.graph.api_base_url
-        renewed = await self._call(calendar, lambda token: graph_channels.renew_subscription(
-            self.fetchers.http, base, token, channel.channel_id, now_ms=now))  # fmt: skip
+        renewed = await self._call(calendar, lambda api, token: graph_channels.renew_subscription(
+            api, base, token, channel.channel_id, now_ms=now))  # fmt: skip
         self._reauthorize.discard(channel.channel_id)  # a PATCH reauthorizes too
         rest = [c for c in self.held[key] if c.channel_id != channel.channel_id]
         if renewed is None:  # Graph no longer knows it: a new one, and a fetch
@@ -335,32 +337,33 @@ class ChannelManager:
                 await self._act(calendar, Create())
 
     # ---- provider calls ----------------------------------------------------------------------
-    def _reauthorizer(self, base: str, subscription_id: str) -> Callable[[str], Awaitable[bool]]:
-        return lambda token: graph_channels.reauthorize(
-            self.fetchers.http, base, token, subscription_id
-        )
+    def _reauthorizer(self, base: str, subscription_id: str) -> Call[bool]:
+        return lambda api, token: graph_channels.reauthorize(api, base, token, subscription_id)
 
-    async def _call(
-        self, calendar: CalendarRef, call: Callable[[str], Awaitable[T]], counted: bool = True
-    ) -> T:
-        """One provider call with the integration's token (refreshed once on a refusal);
-        `counted` ones are part of the pass's `max_calls`."""
+    async def _call(self, calendar: CalendarRef, call: Call[T], counted: bool = True) -> T:
+        """One provider call with the integration's token (refreshed once on a refusal) and
+        the account's rate-limited client (`fetchers.api`; a Throttled is charged to the
+        account); `counted` ones are part of the pass's `max_calls`."""
         if counted:
             self._spend()
+        api = self.fetchers.api(calendar)
         for refresh in (False, True):
             try:
                 token = await self.fetchers.token(calendar, refresh=refresh)
             except MissingCredential as exc:
                 raise ReauthRequired(f"{calendar.provider}: {exc}") from None
             try:
-                return await call(token)
+                return await call(api, token)
             except ReauthRequired:
                 if refresh:
                     raise
+            except Throttled as exc:
+                gate = self.fetchers.gate
+                raise gate.throttled(calendar.provider, calendar.integration_id, exc) from None
         raise AssertionError("unreachable")
 
-    def _google(self, token: str) -> GoogleChannelCalls:
-        return GoogleChannelCalls(self.fetchers.http, token, clock=self.clock,
+    def _google(self, api: httpx.AsyncClient, token: str) -> GoogleChannelCalls:
+        return GoogleChannelCalls(api, token, clock=self.clock,
                                   api_base_url=self.fetchers.google.api_base_url)  # fmt: skip
 
     async def _create(self, calendar: CalendarRef) -> Channel:
@@ -371,7 +374,7 @@ class ChannelManager:
             secret = issue_token(self.keys, calendar.integration_id, channel_id)
             self.feed.channel_index[channel_id] = calendar.key  # its sync may come first
             try:
-                made = await self._call(calendar, lambda token: self._google(token).watch(
+                made = await self._call(calendar, lambda api, token: self._google(api, token).watch(
                     calendar, channel_id, secret, url, self.google_ttl_s))  # fmt: skip
             except BaseException:
                 self.feed.channel_index.pop(channel_id, None)
@@ -381,18 +384,19 @@ class ChannelManager:
                 made = dataclasses.replace(made, state="active")
             return made
         secret = issue_token(self.keys, calendar.integration_id, calendar.integration_id)
-        sub = await self._call(calendar, lambda token: graph_channels.create_subscription(
-            self.fetchers.http, self.fetchers.graph.api_base_url, token, calendar,
+        sub = await self._call(calendar, lambda api, token: graph_channels.create_subscription(
+            api, self.fetchers.graph.api_base_url, token, calendar,
             notification_url=url, lifecycle_url=url, client_state=secret, now_ms=now))  # fmt: skip
         return Channel(sub.id, calendar.key, "graph", sub.resource, sub.expires_ms, now, "active")
 
     async def _stop(self, calendar: CalendarRef, channel: Channel, counted: bool = True) -> None:
         """channels.stop / DELETE; an unknown channel counts as stopped."""
         if channel.provider == "google":
-            await self._call(calendar, lambda token: self._google(token).stop(channel), counted)
+            await self._call(calendar, lambda api, token: self._google(api, token).stop(channel),
+                             counted)  # fmt: skip
             return
-        await self._call(calendar, lambda token: graph_channels.delete_subscription(
-            self.fetchers.http, self.fetchers.graph.api_base_url, token, channel.channel_id),
+        await self._call(calendar, lambda api, token: graph_channels.delete_subscription(
+            api, self.fetchers.graph.api_base_url, token, channel.channel_id),
             counted)  # fmt: skip
 
     async def stop_orphan(

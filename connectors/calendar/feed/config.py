@@ -4,8 +4,13 @@ WEDSYNC_GRAPH_*, WEDSYNC_CALDAV_*; credentials and the outbound policy are WEDSY
 
 from __future__ import annotations
 
+import dataclasses
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from streams.logic.calendar.limits import FeedRates
+
+_R = FeedRates  # the documented defaults (streams/logic/calendar/limits.py)
 
 
 class CalendarFeedConfig(BaseSettings):
@@ -54,3 +59,42 @@ class CalendarFeedConfig(BaseSettings):
     graph_push_url: str | None = Field(
         default=None, description="The gateway's public URL for Graph notifications."
     )
+    # request limits, counted per provider request (streams/logic/calendar/limits.py)
+    google_user_per_min: float = Field(
+        default=_R.google_user_per_min,
+        gt=0,
+        description="Google requests per minute per user (Google: 600 per user per project).",
+    )
+    google_user_burst: int = Field(default=_R.google_user_burst, ge=1)
+    google_project_per_min: float = Field(
+        default=_R.google_project_per_min,
+        gt=0,
+        description="This feed's share of the project's Google quota (10,000 per minute).",
+    )
+    google_project_burst: int = Field(default=_R.google_project_burst, ge=1)
+    graph_requests_per_window: int = Field(
+        default=_R.graph_requests_per_window,
+        ge=1,
+        description="Graph requests per mailbox per `graph_window_s` (Outlook: 10,000 / 10 min).",
+    )
+    graph_window_s: float = Field(default=_R.graph_window_s, gt=0)
+    graph_burst: int = Field(default=_R.graph_burst, ge=1)
+    graph_concurrency: int = Field(
+        default=_R.graph_concurrency, ge=1, description="Requests at once per mailbox (Outlook: 4)."
+    )
+    caldav_per_min: float = Field(default=_R.caldav_per_min, gt=0, description="Per account.")
+    caldav_burst: int = Field(default=_R.caldav_burst, ge=1)
+    caldav_concurrency: int = Field(default=_R.caldav_concurrency, ge=1, description="Per account.")
+    caldav_host_concurrency: int = Field(
+        default=_R.caldav_host_concurrency, ge=1, description="Requests at once per CalDAV server."
+    )
+    max_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="A request waits at most this long for its limits; a longer wait puts the "
+        "round off (rescheduled, holding no fetch slot).",
+    )
+
+    def rates(self) -> FeedRates:
+        """The request limits as the pure limiter takes them."""
+        return FeedRates(**{f.name: getattr(self, f.name) for f in dataclasses.fields(FeedRates)})

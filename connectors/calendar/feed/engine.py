@@ -226,9 +226,12 @@ class CalendarFeed:
         retry_ms = 0
         try:
             await self._fetch_and_write(calendar, state, reason, pushed)
-        except Throttled as exc:
+        except Throttled as exc:  # runs again once the wait is over, for the same reason
             outcome, retry_ms = "throttled", int(exc.retry_after_s * 1000)
             self._count(calendar, "throttled")
+            self.reasons.setdefault(key, reason)
+            if pushed is not None:
+                self.pushed_at.setdefault(key, pushed)
         except ReauthRequired as exc:  # tried again after reauth_retry_ms, like a throttle
             outcome, retry_ms = "throttled", self.config.reauth_retry_ms
             self._count(calendar, "reauth")

@@ -62,8 +62,10 @@ async def run_feed(
     """The feed until `stop` (tests and the demo pass a credential store, an http client, a
     list that receives the running `CalendarFeed`, and a config)."""
     from streams.kafka.admin import create_topics
+    from streams.logic.calendar.limits import Limiter
     from streams.routing.process import wait_for_state_agent
 
+    from connectors.calendar.feed.gate import RequestGate
     from connectors.calendar.feed.leader import Leadership
     from connectors.calendar.feed.providers import ProviderFetchers
     from connectors.sinks.credentials import PostgresCredentialStore
@@ -85,8 +87,9 @@ async def run_feed(
     http = http or http_client(sink_settings.outbound_policy())
     create_topics(kafka, replication_factor=settings.replication_factor)
     await asyncio.to_thread(wait_for_state_agent, kafka, settings.app_id)
+    gate = RequestGate(Limiter(config.rates().limits()), max_wait_s=config.max_wait_s)
     fetchers = ProviderFetchers(
-        http, credentials, google=setup.google, graph=setup.graph, caldav=setup.caldav
+        http, credentials, google=setup.google, graph=setup.graph, caldav=setup.caldav, gate=gate
     )
     lease = Leadership(kafka, settings.app_id, session_timeout_ms=config.leader_session_timeout_ms)
     lease.start()

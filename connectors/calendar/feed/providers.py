@@ -5,6 +5,12 @@ Google and Graph: an access token from the stored refresh token; a 401 from the 
 answered by one forced refresh and one more try, and a refused refresh (`invalid_grant`)
 is `ReauthRequired`. CalDAV: Basic auth with `settings.username` and the stored password,
 the collection URL resolved like the CalDAV sink does (under the integration's home only).
+
+Every API request (not the token endpoint's) passes `gate` (`connectors.calendar.feed.gate`):
+`api(calendar)` is the client the fetchers and the channel calls use. A provider's Throttled
+is charged to the account (`gate.throttled`: its later requests wait out the Retry-After or
+the backoff, whichever is longer) and raised with that wait, so the scheduler puts the round
+off as long; the round is not lost, it runs from the same cursor once the wait is over.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from streams.logic.calendar.rounds import CalendarRef, FetchRound, Reason
 from connectors.calendar.caldav import fetch as caldav_fetch
 from connectors.calendar.caldav import wire as caldav_wire
 from connectors.calendar.caldav.config import CalDavConfig
-from connectors.calendar.feed_errors import CalendarGone, ReauthRequired, from_answer
+from connectors.calendar.feed.gate import RequestGate
+from connectors.calendar.feed_errors import CalendarGone, ReauthRequired, Throttled, from_answer
 from connectors.calendar.google import fetch as google_fetch
 from connectors.calendar.google.config import GoogleConfig
 from connectors.calendar.graph import fetch as graph_fetch
@@ -43,9 +50,11 @@ class ProviderFetchers:
         google: GoogleConfig,
         graph: GraphConfig,
         caldav: CalDavConfig,
+        gate: RequestGate | None = None,
     ) -> None:
         """The configs are parsed at the process's edge (streams/app/calendar_feed.py)."""
         self.http = http
+        self.gate = RequestGate() if gate is None else gate
         self.credentials = credentials
         self.google, self.graph, self.caldav = google, graph, caldav
         self.oauth = {
@@ -71,10 +80,19 @@ class ProviderFetchers:
     ) -> FetchRound:
         try:
             if calendar.provider == "caldav":
-                return await self._caldav(calendar, cursor, window, reason)
-            return await self._oauth(calendar, cursor, window, reason)
+                got = await self._caldav(calendar, cursor, window, reason)
+            else:
+                got = await self._oauth(calendar, cursor, window, reason)
         except MissingCredential as exc:
             raise ReauthRequired(f"{calendar.provider}: {exc}") from None
+        except Throttled as exc:
+            raise self.gate.throttled(calendar.provider, calendar.integration_id, exc) from None
+        self.gate.succeeded(calendar.provider, calendar.integration_id)
+        return got
+
+    def api(self, calendar: CalendarRef) -> httpx.AsyncClient:
+        """The client of `calendar`'s API requests: each one waits for the account's limits."""
+        return self.gate.client(self.http, calendar.provider, calendar.integration_id)
 
     async def token(self, calendar: CalendarRef, *, refresh: bool = False) -> str:
         """An access token for an OAuth calendar; ReauthRequired (or the classified
@@ -88,15 +106,16 @@ class ProviderFetchers:
     async def _oauth(
         self, calendar: CalendarRef, cursor: str | None, window: Window, reason: Reason
     ) -> FetchRound:
+        api = self.api(calendar)
         for refresh in (False, True):
             token = await self.token(calendar, refresh=refresh)
             try:
                 if calendar.provider == "google":
                     return await google_fetch.fetch_round(
-                        self.http, self.google.api_base_url, token, calendar, cursor, window, reason
+                        api, self.google.api_base_url, token, calendar, cursor, window, reason
                     )
                 return await graph_fetch.fetch_round(
-                    self.http, self.graph.api_base_url, token, calendar, cursor, window, reason
+                    api, self.graph.api_base_url, token, calendar, cursor, window, reason
                 )
             except ReauthRequired:
                 if refresh:
@@ -119,7 +138,7 @@ class ProviderFetchers:
             raise CalendarGone(f"caldav: {exc}") from None
         at_url = dataclasses.replace(calendar, calendar_id=url)
         got = await caldav_fetch.fetch_round(
-            self.http, httpx.BasicAuth(user, password), at_url, cursor, window, reason
+            self.api(calendar), httpx.BasicAuth(user, password), at_url, cursor, window, reason
         )
         return dataclasses.replace(got, calendar=calendar)
 

@@ -99,6 +99,14 @@ def _domain(body: Any) -> str | None:
     return None
 
 
+def rate_limited(status: int, body: Any) -> bool:
+    """A 429, or a 403 naming a rate-limit reason or the `usageLimits` domain."""
+    reason = error_reason(body)
+    return status == 429 or (
+        status == 403 and (reason in RATE_REASONS or _domain(body) == "usageLimits")
+    )
+
+
 def error_for(
     status: int, body: Any, retry_after: str | None = None, *, now_s: float | None = None
 ) -> FetchError:
@@ -107,8 +115,7 @@ def error_for(
     what = f"Google answered {status}" + (f" {reason}" if reason else "")
     if status == 401:
         return ReauthRequired(what)
-    rate_limited = reason in RATE_REASONS or _domain(body) == "usageLimits"
-    if status == 429 or (status == 403 and rate_limited):
+    if rate_limited(status, body):
         wait = parse_retry_after(retry_after, now_s=now_s)
         return Throttled(what, DEFAULT_RETRY_AFTER_S if wait is None else wait)
     if status in (403, 404):

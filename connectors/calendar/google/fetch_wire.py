@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from streams.logic.calendar.rounds import BusyClass, CalendarRef, Observed
 
 from connectors.calendar.feed_errors import FetchError, FullResyncRequired, from_answer
+from connectors.calendar.google import channel_wire
 from connectors.calendar.google.wire import PRIVATE_PROPERTY, classify, error_reason
 
 PAGE_SIZE = 2500  # Google's maximum
@@ -68,6 +69,8 @@ def refusal(status: int, body: Any, retry_after: str | None) -> FetchError:
     """What a non-2xx answer to events.list means for the feed."""
     if status == 410:  # with or without the fullSyncRequired reason: the status decides
         return FullResyncRequired(f"google.{error_reason(body) or 410}: sync token refused")
+    if channel_wire.rate_limited(status, body):  # a usageLimits 403 of any reason: a wait
+        return channel_wire.error_for(status, body, retry_after)
     return from_answer(classify(status, body, retry_after), "google events.list")
 
 

@@ -8,7 +8,14 @@ from typing import Any
 import httpx
 import pytest
 from connectors.calendar.caldav.fetch import fetch_round
-from connectors.calendar.feed_errors import CalendarGone, FullResyncRequired, ReauthRequired
+from connectors.calendar.feed.gate import RequestGate
+from connectors.calendar.feed_errors import (
+    CalendarGone,
+    FullResyncRequired,
+    ReauthRequired,
+    Throttled,
+)
+from streams.logic.calendar.limits import CALDAV_ACCOUNT, Limit, Limiter
 from streams.logic.calendar.rounds import CalendarRef, FetchRound
 
 from tests.component.calendar.caldav import feed
@@ -159,3 +166,14 @@ async def test_a_missing_collection_is_gone(
     gone = CalendarRef("caldav", "int-dav", "sup-1", calendar.calendar_id + "nope/", "UTC")
     with pytest.raises(CalendarGone):
         await run(http, gone, None, mode=mode)
+
+
+async def test_a_round_through_the_feeds_gate_keeps_the_auth_and_spends_a_token_a_request(
+    http: httpx.AsyncClient, calendar: CalendarRef
+) -> None:
+    cursor = (await run(http, calendar, None)).cursor  # an empty calendar's token
+    one_an_hour = RequestGate(Limiter({CALDAV_ACCOUNT: Limit(1 / 3600, 1)}), max_wait_s=0)
+    api = one_an_hour.client(http, "caldav", "int-dav")
+    assert (await run(api, calendar, cursor)).changes == ()  # one REPORT, authorised
+    with pytest.raises(Throttled):  # the token is spent: the next round sends nothing
+        await run(api, calendar, cursor)

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 from aiohttp import web
-from connectors.calendar.caldav.config import CalDavConfig
 from connectors.calendar.feed.channels import ChannelManager
 from connectors.calendar.feed.engine import CalendarFeed
 from connectors.calendar.feed.providers import ProviderFetchers
-from connectors.calendar.google.config import GoogleConfig
-from connectors.calendar.graph.config import GraphConfig
 from connectors.sinks.credentials import MemoryCredentialStore
-from pydantic import SecretStr
 from streams.dev.fakes.google import GoogleCalendarFake
 from streams.dev.fakes.graph import GraphFake
-from streams.dev.fakes.kit import FakeServer
 
 from tests.component.calendar.feed.support import (
     GOOGLE_INTEGRATION,
@@ -27,13 +21,13 @@ from tests.component.calendar.feed.support import (
     GRAPH_INTEGRATION,
     GRAPH_REFRESH,
     GRAPH_SECRET,
-    WAIT_S,
     Clock,
     Gateway,
     MemoryWriter,
+    fetchers_for,
     make_manager,
+    served,
 )
-from tests.component.calendar.loopback import serving
 
 
 @pytest.fixture
@@ -47,9 +41,14 @@ async def gateway() -> AsyncIterator[Gateway]:
     app = web.Application()
     app.router.add_post("/webhooks/gcal", found.google)
     app.router.add_post("/webhooks/graph", found.graph)
-    async with serving(app) as url:
-        found.url = f"{url}/webhooks"
-        yield found
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    found.url = f"http://127.0.0.1:{port}/webhooks"
+    yield found
+    await runner.cleanup()
 
 
 @pytest.fixture
@@ -57,14 +56,13 @@ def google(clock: Clock, gateway: Gateway) -> Iterator[GoogleCalendarFake]:
     """Started after (so stopped before) the gateway: no push is left on its way."""
     provider = GoogleCalendarFake(client_id="google-app", client_secret="google-SECRET")
     provider.channels.now_ms = clock.now_ms
-    with FakeServer(provider):
+    with served(provider):
         yield provider
 
 
 @pytest.fixture
 def graph(gateway: Gateway) -> Iterator[GraphFake]:
-    provider = GraphFake(client_id="graph-app", client_secret=GRAPH_SECRET)
-    with FakeServer(provider):
+    with served(GraphFake(client_id="graph-app", client_secret=GRAPH_SECRET)) as provider:
         yield provider
 
 
@@ -82,16 +80,7 @@ def credentials() -> MemoryCredentialStore:
 async def fetchers(
     google: GoogleCalendarFake, graph: GraphFake, credentials: MemoryCredentialStore
 ) -> AsyncIterator[ProviderFetchers]:
-    gbase, mbase = google.base_url, graph.base_url
-    made = ProviderFetchers(
-        httpx.AsyncClient(timeout=WAIT_S),
-        credentials,
-        google=GoogleConfig(client_id="google-app", client_secret=SecretStr("google-SECRET"),
-                            token_url=f"{gbase}/token", api_base_url=gbase),
-        graph=GraphConfig(client_id="graph-app", client_secret=SecretStr(GRAPH_SECRET),
-                          token_url=f"{mbase}/common/oauth2/v2.0/token", api_base_url=mbase),
-        caldav=CalDavConfig(default_home_url=None),
-    )  # fmt: skip
+    made = fetchers_for(google, graph, credentials)
     yield made
     await made.aclose()
 

@@ -6,19 +6,31 @@ Graph's handshake, records every push and routes it through a `PushRouter` into 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
+import httpx
 from aiohttp import web
+from connectors.calendar.caldav.config import CalDavConfig
 from connectors.calendar.feed.channels import ChannelManager
 from connectors.calendar.feed.connected import Connected
 from connectors.calendar.feed.engine import CalendarFeed
+from connectors.calendar.feed.gate import RequestGate
 from connectors.calendar.feed.providers import ProviderFetchers
 from connectors.calendar.feed.pushes import PushRouter
 from connectors.calendar.feed.sync_state import CalendarSync
+from connectors.calendar.google.config import GoogleConfig
+from connectors.calendar.graph.config import GraphConfig
+from connectors.sinks.credentials import CredentialStore
+from pydantic import SecretStr
+from streams.dev.fakes.kit import FakeProvider, FakeServer
 from streams.logic.calendar.rounds import CalendarRef
+
+P = TypeVar("P", bound=FakeProvider)
 
 KEYS = [b"channel-key-for-tests-0123456789"]
 GOOGLE_REFRESH = "1//vendor-refresh-token"
@@ -114,3 +126,33 @@ def make_manager(
 
 async def connect(feed: CalendarFeed, *calendars: CalendarRef) -> None:
     await feed.connect({c.key: Connected(c, None) for c in calendars})
+
+
+@contextlib.contextmanager
+def served(provider: P) -> Iterator[P]:
+    """`provider` over loopback, its URL as `base_url`, until the block ends."""
+    with FakeServer(provider) as server:
+        provider.base_url = server.url  # type: ignore[attr-defined]
+        yield provider
+
+
+def fetchers_for(
+    google: FakeProvider,
+    graph: FakeProvider,
+    credentials: CredentialStore,
+    *,
+    http: httpx.AsyncClient | None = None,
+    gate: RequestGate | None = None,
+) -> ProviderFetchers:
+    """`ProviderFetchers` for the served Google and Graph fakes (their apps' clients)."""
+    gbase, mbase = google.base_url, graph.base_url  # type: ignore[attr-defined]
+    return ProviderFetchers(
+        http or httpx.AsyncClient(timeout=WAIT_S),
+        credentials,
+        google=GoogleConfig(client_id="google-app", client_secret=SecretStr("google-SECRET"),
+                            token_url=f"{gbase}/token", api_base_url=gbase),
+        graph=GraphConfig(client_id="graph-app", client_secret=SecretStr(GRAPH_SECRET),
+                          token_url=f"{mbase}/common/oauth2/v2.0/token", api_base_url=mbase),
+        caldav=CalDavConfig(default_home_url=None),
+        gate=gate,
+    )  # fmt: skip
