@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Mapping
 
 from streams.logic.calendar.busy import BusyRecord
+from streams.logic.calendar.notices import feed_source
 from streams.logic.conflicts import (
     BookedInterval,
     VendorBookings,
@@ -33,8 +34,7 @@ from streams.logic.conflicts import (
     prune,
     wall_clock,
 )
-from streams.models import DomainEvent, PayloadValue, SourceRef
-from streams.topics import CALENDAR_BUSY
+from streams.models import DomainEvent, PayloadValue
 
 EXTERNAL_PREFIX = "ext:"
 
@@ -152,17 +152,7 @@ def cause_event(record: BusyRecord) -> DomainEvent:
         occurred_at_ms=record["observed_at_ms"],
         correlation_id=record["interval_id"],
         source_ts_ms=record["source_ts_ms"],
-        source=SourceRef(
-            kind="internal",
-            topic=CALENDAR_BUSY.name,
-            partition=-1,
-            offset=-1,
-            lsn=None,
-            commit_lsn=None,
-            state_lsn=None,
-            delivery_id=None,
-            table=None,
-        ),
+        source=feed_source(),
         payload={},
         organization_id=None,
     )

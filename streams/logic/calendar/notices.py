@@ -18,7 +18,8 @@ PROVIDER_NAMES = {
 }
 
 
-def _source() -> SourceRef:
+def feed_source() -> SourceRef:
+    """Where the calendar feed's notices and the detector's calendar causes come from."""
     return SourceRef(
         kind="internal",
         topic=CALENDAR_BUSY.name,
@@ -49,7 +50,7 @@ def _event(
         occurred_at_ms=now_ms,
         correlation_id=calendar.key,
         source_ts_ms=now_ms,
-        source=_source(),
+        source=feed_source(),
         payload={
             "supplier_id": calendar.supplier_id,
             "integration_id": calendar.integration_id,
