@@ -16,13 +16,10 @@ from typing import Any
 from connectors.sinks.answer import (
     Answer,
     Verdict,
-    backpressure,
     classify_http_status,
-    disable,
     fatal,
+    from_verdict,
     ok,
-    reauth,
-    retry,
 )
 
 MAX_BLOCKS = 50
@@ -198,18 +195,16 @@ def classify_webhook(status: int, body: str, retry_after: float | None) -> Answe
     return _answer(verdict, f"slack.{code}", status, retry_after)
 
 
+_VERDICT_MESSAGES = {
+    Verdict.BACKPRESSURE: "Slack rate limit",
+    Verdict.REAUTH: "Slack refused the token",
+}
+
+
 def _answer(verdict: Verdict, error_class: str, status: int, retry_after: float | None) -> Answer:
     code = error_class.removeprefix("slack.")
-    message = _MESSAGES.get(code, f"Slack answered {code}")
-    if verdict is Verdict.BACKPRESSURE:
-        return backpressure(error_class, retry_after, "Slack rate limit", status=status)
-    if verdict is Verdict.RETRY:
-        return retry(error_class, message, status=status)
-    if verdict is Verdict.DISABLE:
-        return disable(error_class, message, status=status)
-    if verdict is Verdict.REAUTH:
-        return reauth(error_class, "Slack refused the token", status=status)
-    return fatal(error_class, message, status=status)
+    message = _VERDICT_MESSAGES.get(verdict) or _MESSAGES.get(code, f"Slack answered {code}")
+    return from_verdict(verdict, error_class, message, status=status, retry_after=retry_after)
 
 
 def _safe_code(error: str | None) -> str:

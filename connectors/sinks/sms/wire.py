@@ -20,11 +20,9 @@ from connectors.sinks.answer import (
     Verdict,
     backpressure,
     classify_http_status,
-    disable,
     fatal,
+    from_verdict,
     ok,
-    reauth,
-    retry,
 )
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -168,17 +166,8 @@ def classify_status_callback(error_code: int | str | None) -> Answer:
 
 
 def _answer(verdict: Verdict, code: int, status: int | None, retry_after: float | None) -> Answer:
-    error_class = f"twilio.{code}"
     message = _MESSAGES.get(code, f"Twilio error {code}")
-    if verdict is Verdict.BACKPRESSURE:
-        return backpressure(error_class, retry_after, message, status=status)
-    if verdict is Verdict.RETRY:
-        return retry(error_class, message, status=status)
-    if verdict is Verdict.DISABLE:
-        return disable(error_class, message, status=status)
-    if verdict is Verdict.REAUTH:
-        return reauth(error_class, message, status=status)
-    return fatal(error_class, message, status=status)
+    return from_verdict(verdict, f"twilio.{code}", message, status=status, retry_after=retry_after)
 
 
 def _code(value: Any) -> int | None:
