@@ -16,6 +16,8 @@ from streams.logic.calendar.echo import OwnedIndex
 from streams.logic.calendar.rounds import CalendarRef
 from streams.topics import DELIVER, DELIVERY_RESULTS, LEDGER, Destination, Topic
 
+from tests.integration.calendar.support import wait
+
 pytestmark = pytest.mark.integration
 
 CALENDAR = DELIVER[Destination.CALENDAR]
@@ -105,10 +107,7 @@ def test_a_result_read_before_its_delivery_still_marks_the_provider_id(
         produce(kafka_bootstrap, codecs, [
             (CALENDAR.deliver, delivery(integration, "ext-2", delivery_id)),
         ])  # fmt: skip
-        deadline = time.monotonic() + 30
-        while owned.external_id(calendar(integration), "AAMk-graph-2", None) is None:
-            assert time.monotonic() < deadline, "the delivery never joined its result"
-            time.sleep(0.05)
+        wait(lambda: owned.external_id(calendar(integration), "AAMk-graph-2", None), 30)
     finally:
         feed.close()
     assert owned.external_id(calendar(integration), "AAMk-graph-2", None) == "ext-2"
