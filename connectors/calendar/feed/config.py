@@ -9,8 +9,10 @@ import dataclasses
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.logic.calendar.limits import FeedRates
+from streams.logic.calendar.schedule import MINUTE, Intervals
 
 _R = FeedRates  # the documented defaults (streams/logic/calendar/limits.py)
+_I = Intervals()  # the reconcile and poll defaults (streams/logic/calendar/schedule.py)
 
 
 class CalendarFeedConfig(BaseSettings):
@@ -23,10 +25,18 @@ class CalendarFeedConfig(BaseSettings):
     max_debounce_ms: int = Field(
         default=10_000, ge=0, description="At most this long into a burst of pushes."
     )
-    reconcile_min: float = Field(default=60, gt=0, description="Push calendars: safety net.")
-    reconcile_soon_min: float = Field(default=15, gt=0, description="... with a wedding soon.")
-    poll_min: float = Field(default=15, gt=0, description="CalDAV calendars: poll interval.")
-    poll_soon_min: float = Field(default=5, gt=0, description="... with a wedding soon.")
+    reconcile_min: float = Field(
+        default=_I.reconcile_ms / MINUTE, gt=0, description="Push calendars: safety net."
+    )
+    reconcile_soon_min: float = Field(
+        default=_I.reconcile_soon_ms / MINUTE, gt=0, description="... with a wedding soon."
+    )
+    poll_min: float = Field(
+        default=_I.poll_ms / MINUTE, gt=0, description="CalDAV calendars: poll interval."
+    )
+    poll_soon_min: float = Field(
+        default=_I.poll_soon_ms / MINUTE, gt=0, description="... with a wedding soon."
+    )
     reauth_retry_min: float = Field(
         default=15,
         gt=0,
@@ -94,6 +104,15 @@ class CalendarFeedConfig(BaseSettings):
         description="A request waits at most this long for its limits; a longer wait puts the "
         "round off (rescheduled, holding no fetch slot).",
     )
+
+    def intervals(self) -> Intervals:
+        """The reconcile and poll intervals as the scheduler takes them."""
+        return Intervals(
+            reconcile_ms=int(self.reconcile_min * MINUTE),
+            reconcile_soon_ms=int(self.reconcile_soon_min * MINUTE),
+            poll_ms=int(self.poll_min * MINUTE),
+            poll_soon_ms=int(self.poll_soon_min * MINUTE),
+        )
 
     def rates(self) -> FeedRates:
         """The request limits as the pure limiter takes them."""

@@ -134,7 +134,7 @@ async def _active(
     abandoned uncommitted: a round's sync state is written only after its records)."""
     from streams.kafka.codec import TopicCodecs
     from streams.logic.calendar.echo import OwnedIndex
-    from streams.logic.calendar.schedule import MINUTE, Intervals, Scheduler
+    from streams.logic.calendar.schedule import MINUTE, Scheduler
     from streams.routing.state_reader import ChangelogState
 
     from connectors.calendar.feed.channels import ChannelManager
@@ -155,12 +155,6 @@ async def _active(
     owned_feed = OwnedFeed(kafka, codecs, owned, f"{settings.app_id}-calendar-feed-owned")
     writer = KafkaRoundWriter(kafka, codecs, f"{settings.app_id}-calendar-feed")
     await asyncio.to_thread(writer.start)
-    intervals = Intervals(
-        reconcile_ms=int(config.reconcile_min * MINUTE),
-        reconcile_soon_ms=int(config.reconcile_soon_min * MINUTE),
-        poll_ms=int(config.poll_min * MINUTE),
-        poll_soon_ms=int(config.poll_soon_min * MINUTE),
-    )
     feed = CalendarFeed(
         fetchers.fetch,
         writer,
@@ -169,7 +163,7 @@ async def _active(
             concurrency=config.concurrency,
             horizon_ahead_ms=config.horizon_days * 24 * 3600 * 1000,
             reauth_retry_ms=int(config.reauth_retry_min * MINUTE),
-            intervals=intervals,
+            intervals=config.intervals(),
         ),
         scheduler=Scheduler(debounce_ms=config.debounce_ms, max_debounce_ms=config.max_debounce_ms),
     )
