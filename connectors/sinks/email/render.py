@@ -38,18 +38,23 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the package's files: no stat() per render to see if they changed
     )
 
 
-def template_names() -> list[str]:
-    """Names with both a text and an HTML template (layouts starting with ``_`` excluded)."""
+@lru_cache(maxsize=1)
+def template_names() -> tuple[str, ...]:
+    """Names with both a text and an HTML template (layouts starting with ``_`` excluded);
+    listed once (it was a directory listing per message)."""
     names = {p.name.split(".", 1)[0] for p in TEMPLATES_DIR.glob("*.j2")}
-    return sorted(
-        n
-        for n in names
-        if not n.startswith("_")
-        and (TEMPLATES_DIR / f"{n}.txt.j2").exists()
-        and (TEMPLATES_DIR / f"{n}.html.j2").exists()
+    return tuple(
+        sorted(
+            n
+            for n in names
+            if not n.startswith("_")
+            and (TEMPLATES_DIR / f"{n}.txt.j2").exists()
+            and (TEMPLATES_DIR / f"{n}.html.j2").exists()
+        )
     )
 
 

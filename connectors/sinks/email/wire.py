@@ -26,6 +26,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+from streams.logic.mime import POLICY
+
 from connectors.sinks.answer import Answer, fatal, ok, reauth, retry
 
 AUTH_CODES = frozenset({530, 534, 535})
@@ -81,7 +83,7 @@ def build_message(
     """A multipart/alternative message (text first, then HTML) for one EmailDelivery.
 
     Raises BadAddress for an unusable recipient or sender."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)  # email's default, header classes made once
     msg["From"] = address(from_address, from_name, "sender")
     msg["To"] = address(record["to_address"], record.get("to_name"), "recipient")
     msg["Subject"] = one_line(record.get("subject") or "")
