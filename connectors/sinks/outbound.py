@@ -292,6 +292,7 @@ def _inner_session(policy: OutboundPolicy) -> aiohttp.ClientSession:
         response_class=CappedResponse,
         auto_decompress=False,
         trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),  # one session serves every tenant: no cookies
     )
 
 
@@ -373,13 +374,24 @@ class _Transport(httpx.AsyncBaseTransport):
         await self._session.close()
 
 
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: one client serves every tenant of a sink, so a cookie one
+    integration's endpoint set must never go with another's call (and reading every answer's
+    Set-Cookie through http.cookiejar cost about 5 % of a CRM sink's CPU)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class _Client(httpx.AsyncClient):
     """httpx's client, except that a URL httpx itself cannot take (``0177.0.0.1``, a scheme
-    it has no transport for) is refused like any other: OutboundRefused, audited."""
+    it has no transport for) is refused like any other: OutboundRefused, audited; and that
+    it keeps no cookies (`_NoCookies`)."""
 
     def __init__(self, policy: OutboundPolicy, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._policy = policy
+        self._cookies = _NoCookies()  # httpx's setter wraps whatever it is given in Cookies
 
     def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
         started = time.monotonic()

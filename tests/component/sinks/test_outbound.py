@@ -113,8 +113,15 @@ class Target(FakeProvider):
             self.counters["accept_encoding:" + request.headers.get("Accept-Encoding", "")] += 1
             return web.Response(status=503, body=b"\x8b" * 4096, headers={"Content-Encoding": "br"})
 
+        async def set_cookie(request: web.Request) -> web.Response:
+            self.counters["cookie:" + request.headers.get("Cookie", "")] += 1
+            response = web.Response(text="ok")
+            response.set_cookie("session", "tenant-a", path="/")
+            return response
+
         app.router.add_get("/late-body", late_body)
         app.router.add_get("/br", brotli)
+        app.router.add_get("/cookie", set_cookie)
 
 
 @pytest.fixture
@@ -189,6 +196,26 @@ async def test_loopback_is_reachable_once_allow_listed(server: FakeServer) -> No
     async with http_client(loopback(server)) as client:
         response = await client.get(f"{server.url}/ok")
     assert response.text == "ok"
+
+
+@pytest.mark.parametrize("make", ["httpx", "aiohttp"])
+async def test_a_cookie_one_answer_sets_is_never_sent_with_a_later_call(
+    server: FakeServer, make: str
+) -> None:
+    """One client serves every tenant of a sink: a session cookie an endpoint set for one
+    integration must not ride along on the next integration's call to the same host (by
+    name: aiohttp's jar keeps no cookie of a bare IP address)."""
+    policy, url = loopback(server), f"http://localhost:{server.port}/cookie"
+    if make == "httpx":
+        async with http_client(policy) as client:
+            for _ in range(2):
+                (await client.get(url)).raise_for_status()
+    else:
+        async with aiohttp_session(policy) as session:
+            for _ in range(2):
+                async with session.get(url) as response:
+                    response.raise_for_status()
+    assert server.provider.counters["cookie:"] == 2
 
 
 @pytest.mark.parametrize("make", ["httpx", "aiohttp"])
