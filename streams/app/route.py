@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from streams import topics
 from streams.app import shell
+from streams.collect import collect_less
 from streams.kafka.admin import create_topics
 from streams.kafka.codec import TopicCodecs
 from streams.logic.routing import load_rules
@@ -54,8 +55,7 @@ def run_route(settings: Settings) -> int:
         # collect young objects less often (a routed event allocates many short-lived dicts),
         # which trims the latency tail that GC pauses add
         gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        collect_less(50_000, 20, 20)
         loaded.set()
         try:
             shell.run_blocking(engine.run)

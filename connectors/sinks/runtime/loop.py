@@ -14,7 +14,6 @@ hand partitions over after their deliveries finished; `_finish` is the stop.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import threading
@@ -23,6 +22,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Message
 from streams import metrics
+from streams.collect import collect_less
 from streams.errors import DecodeError
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.connection import Kafka, client_config
@@ -43,20 +43,6 @@ from connectors.sinks.runtime.outcomes import Outcome, Outcomes
 from connectors.sinks.settings import SinkSettings
 
 log = logging.getLogger("connectors.sinks.runtime")
-
-YOUNG_GC_THRESHOLD = 10_000  # allocations between collections of the youngest generation
-
-
-def _collect_less() -> None:
-    """A delivery allocates a few hundred short-lived objects (futures, dicts, the result
-    record); at Python's default threshold (700) the collector ran about every two deliveries
-    and took 15-20% of the sink's CPU (bench/sinks.py, gc.callbacks). Collect the youngest
-    generation every `YOUNG_GC_THRESHOLD` allocations instead (memory: a few MiB at most),
-    and keep what was made at start-up (modules, the loaded ledger) out of every collection
-    (`gc.freeze`). Process-wide; every sink in the process wants the same."""
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(max(young, YOUNG_GC_THRESHOLD), middle, old)
-    gc.freeze()
 
 
 class SinkRuntime(GroupMember):
@@ -129,7 +115,7 @@ class SinkRuntime(GroupMember):
         )  # fmt: skip
         self._reader = self.ledger.reader()
         await asyncio.to_thread(self._reader.load)
-        _collect_less()
+        collect_less()  # the ledger is loaded: out of the collector's sight
         self.consumer = Consumer(client_config(self.bootstrap, {
             "group.id": self.group_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",

@@ -4,9 +4,7 @@ fingerprint, and the collector's settings a sink process runs with."""
 
 from __future__ import annotations
 
-import gc
 import typing
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +12,6 @@ from connectors.sinks.credentials import Credential
 from connectors.sinks.envelope import Item
 from connectors.sinks.runtime import Outcome
 from connectors.sinks.runtime.ledger import ALREADY_PROCESSED, Ledger
-from connectors.sinks.runtime.loop import YOUNG_GC_THRESHOLD, _collect_less
 from streams import models
 from streams.kafka.codec import TopicCodecs
 from streams.kafka.schema_store import SchemaStore
@@ -77,26 +74,3 @@ def test_a_credential_fingerprint_follows_the_stored_values() -> None:
     first, same = Credential({"api_key": "a"}), Credential({"api_key": "a"})
     assert first.fingerprint == same.fingerprint
     assert first.fingerprint != Credential({"api_key": "b"}).fingerprint
-
-
-@pytest.fixture
-def collector() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()
-
-
-@pytest.mark.usefixtures("collector")
-def test_a_sink_process_collects_young_garbage_less_often() -> None:
-    gc.set_threshold(700, 10, 10)
-    _collect_less()
-    assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, 10, 10)
-    assert gc.get_freeze_count() > 0
-
-
-@pytest.mark.usefixtures("collector")
-def test_a_higher_young_threshold_set_by_the_process_is_kept() -> None:
-    gc.set_threshold(50_000, 10, 10)
-    _collect_less()
-    assert gc.get_threshold()[0] == 50_000
