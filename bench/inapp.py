@@ -196,9 +196,9 @@ def _warm_up(url: str, first: int, count: int = 10) -> None:
 async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Side:
     """One server on a fresh broker: its RSS idle and with `connections` open, then (with
     `fanout`) the latencies of `RATE` notifications/s for `SECONDS` to them."""
-    from connectors.sinks.inapp.config import GatewaySettings
     from streams.dev.broker import free_port
     from streams.kafka.admin import create_topics
+    from streams.kafka.connection import connection
     from streams.topics import (
         DELIVER,
         DELIVERY_RESULTS,
@@ -210,11 +210,11 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
     from bench.engines import broker as bench_broker
 
     side = Side(name)
-    fetch_wait_ms = GatewaySettings.model_fields["fetch_wait_ms"].default
     children = Children(logs / ("fanout" if fanout else "connections"))
     children.logs.mkdir(exist_ok=True)
     with bench_broker() as broker:
         bootstrap = broker.bootstrap_servers
+        fetch_wait_ms = connection(bootstrap).fetch_wait_ms  # the gateway's, on this broker
         inapp = DELIVER[Destination.INAPP].deliver
         create_topics(bootstrap, [inapp, INAPP_RECEIPTS, INAPP_PRESENCE, DELIVERY_RESULTS])
         port = free_port()

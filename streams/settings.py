@@ -13,7 +13,12 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
-from streams.kafka.connection import KafkaConnection, Mechanism, Protocol
+from streams.kafka.connection import (
+    DEFAULT_FETCH_WAIT_MS,
+    KafkaConnection,
+    Mechanism,
+    Protocol,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +136,19 @@ class Settings(BaseSettings):
     faust_fetch_wait_ms: int = Field(
         default=50,
         ge=1,
-        description="Longest a Faust worker's fetch wait (streams.kafka.faust_transport).",
+        description="Longest a Faust worker's fetch wait (streams.kafka.faust_transport): "
+        "aiokafka leaves a partition whose records are being consumed out of the fetch in "
+        "flight, so its next record can wait for that fetch to end.",
+    )
+    kafka_fetch_wait_max_ms: int | None = Field(
+        default=None,
+        ge=1,
+        le=60_000,
+        validation_alias=AliasChoices("KAFKA_FETCH_WAIT_MAX_MS"),
+        description="Longest the broker holds a consumer's fetch while it has no data "
+        "(every confluent-kafka consumer of the process). Unset: 500 ms, or the embedded "
+        "broker's 10 ms (it answers only after the whole wait); Kafka answers as soon as "
+        "data arrives, so a long wait costs no latency and saves broker CPU.",
     )
     web_host: str = "127.0.0.1"
     web_port: int = 6066
@@ -202,6 +219,7 @@ class Settings(BaseSettings):
             ssl_key_password=self.kafka_ssl_key_password,
             ssl_endpoint_identification_algorithm=self.kafka_ssl_endpoint_identification_algorithm,
             client_id=client_id or self.app_id,
+            fetch_wait_ms=self.kafka_fetch_wait_max_ms or DEFAULT_FETCH_WAIT_MS,
         )
 
 

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterator
 
 from streams.errors import ConfigurationError
-from streams.kafka.connection import KafkaConnection
+from streams.kafka.connection import KafkaConnection, connection
 from streams.settings import Settings
 
 
@@ -46,4 +46,7 @@ def kafka_broker(
         ) from None
 
     with dev_broker(choice) as bootstrap:
-        yield settings.kafka(bootstrap, client_id)
+        kafka = settings.kafka(bootstrap, client_id)
+        if settings.kafka_fetch_wait_max_ms is None:  # the wait the broker's start exported
+            kafka = kafka.model_copy(update={"fetch_wait_ms": connection(bootstrap).fetch_wait_ms})
+        yield kafka

@@ -26,7 +26,14 @@ from pathlib import Path
 
 from streams.child import die_with_parent
 from streams.errors import BrokerUnavailable, ConfigurationError
-from streams.kafka.connection import Kafka, client_config, connection
+from streams.kafka.connection import (
+    EMBEDDED_FETCH_WAIT_MS,
+    FETCH_WAIT_ENV,
+    Kafka,
+    client_config,
+    connection,
+    holds_fetches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +116,10 @@ class EmbeddedBroker:
                 start_new_session=True,  # Ctrl-C reaches our owner, who stops us last
             )
             _LIVE.add(self.process)
+            # Tansu answers a fetch only after its whole wait: this process's clients and its
+            # children (which inherit the environment) wait briefly
+            holds_fetches(self.bootstrap_servers)
+            os.environ.setdefault(FETCH_WAIT_ENV, str(EMBEDDED_FETCH_WAIT_MS))
             try:
                 wait_for_kafka(self.bootstrap_servers, timeout)
                 log.info("embedded Kafka broker (Tansu) ready on %s", self.bootstrap_servers)

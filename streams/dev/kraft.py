@@ -68,7 +68,17 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_VERSION = "4.1.1"
-HEAP = "-Xmx512m"
+HEAP = "-Xmx512m -Xms128m"
+PERFORMANCE = "-XX:+UseG1GC"
+
+
+def jvm_options() -> list[str]:
+    """Heap and GC flags; `KAFKA_HEAP_OPTS` and `KAFKA_JVM_PERFORMANCE_OPTS` replace them, as
+    they do for Kafka's own `kafka-run-class.sh`."""
+    heap = os.environ.get("KAFKA_HEAP_OPTS") or HEAP
+    performance = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS") or PERFORMANCE
+    return [*heap.split(), *performance.split()]
+
 
 _LOG4J2 = """\
 <?xml version="1.0" encoding="UTF-8"?>
@@ -274,7 +284,7 @@ class KafkaCluster:
         if node.process is not None and node.process.poll() is None:
             return
         command = [
-            java_binary(), HEAP, "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java_binary(), *jvm_options(), "-Djava.awt.headless=true",
             *(oauth_jvm_options(self.oauth_jwks_url) if self.oauth_jwks_url else []),
             f"-Dlog4j2.configurationFile={node.directory / 'log4j2.xml'}",
             "-cp", f"{jars_dir()}/*", "kafka.Kafka", str(node.properties),

@@ -75,7 +75,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams import metrics, topics
 from streams.errors import BrokerUnavailable, PoisonMessage
 from streams.kafka.codec import AvroCodec, TopicCodecs
-from streams.kafka.connection import Kafka, client_config
+from streams.kafka.connection import Kafka, client_config, consumer_config
 from streams.kafka.deadletter import dead_letter_headers, dead_letter_message
 from streams.kafka.replay import read_to_end
 from streams.logic.conflicts import booking_keys
@@ -103,7 +103,7 @@ class RouteSettings(BaseSettings):
     # to a consumer's read: 5 ms 40-49 / 55-67 ms; 10 ms 20-25 / 37-46 ms; 20 ms 21-25 /
     # 45-50 ms; 40 ms 17-23 / 62-64 ms.
     linger_ms: float = 10.0
-    fetch_wait_max_ms: int = 5
+    fetch_wait_max_ms: int | None = None  # unset: the connection's (KAFKA_FETCH_WAIT_MAX_MS)
     max_inflight_batches: int = 64
     commit_interval_s: float = 0.2
     state_wait_s: float = 2.0  # longest an event waits for the state to reach its commit
@@ -224,12 +224,12 @@ class RouteEngine:
             "batch.num.messages": 10_000,
             "log.connection.close": False,
         }))  # fmt: skip
-        self.consumer = Consumer(client_config(self.bootstrap, {
+        self.consumer = Consumer(consumer_config(self.bootstrap, {
             "group.id": self.group_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": cfg.fetch_wait_max_ms, "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1000, "log.connection.close": False,
-        }))  # fmt: skip
+            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1000,
+            "log.connection.close": False,
+        }, fetch_wait_ms=cfg.fetch_wait_max_ms))  # fmt: skip
         self.consumer.subscribe([self.source], on_assign=self._on_assign, on_revoke=self._on_revoke)
         if ready is not None:
             ready.set()

@@ -28,7 +28,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer
 
 from streams.errors import PoisonMessage
-from streams.kafka.connection import Kafka, client_config
+from streams.kafka.connection import Kafka, client_config, consumer_config
 from streams.kafka.deadletter import dead_letter_message
 from streams.kafka.replay import read_to_end
 from streams.logic.state import WATERMARK_KEY, RoutingState, StateTables
@@ -54,10 +54,9 @@ class ChangelogState:
         self.topic = app_topics(app_id).state_rows_changelog.name
         self.state = RoutingState()
         self._changed = threading.Condition()
-        self._consumer = Consumer(client_config(bootstrap, {
+        self._consumer = Consumer(consumer_config(bootstrap, {
             "group.id": f"{app_id}-route-state",
-            "enable.auto.commit": False, "fetch.wait.max.ms": 5,
-            "log.connection.close": False,
+            "enable.auto.commit": False, "log.connection.close": False,
         }))  # fmt: skip
         self._dead = Producer(client_config(bootstrap, {"linger.ms": 5,
                                "allow.auto.create.topics": False,

@@ -47,7 +47,9 @@ class GatewaySettings(BaseSettings):
         default=15.0, gt=0, description="A gateway silent this long is gone, with its users."
     )
     drain_timeout_s: float = Field(default=10.0, ge=0)
-    fetch_wait_ms: int = Field(default=5, ge=0, description="Kafka fetch.wait.max.ms (latency).")
+    fetch_wait_ms: int | None = Field(
+        default=None, ge=1, description="Kafka fetch.wait.max.ms; unset: the connection's."
+    )
 
     @model_validator(mode="after")
     def _one_key_at_least(self) -> GatewaySettings:

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicCollection, TopicP
 from confluent_kafka.admin import AdminClient
 from streams import metrics
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.connection import Kafka, client_config
+from streams.kafka.connection import Kafka, client_config, consumer_config
 from streams.kafka.ready import ready as ready_records
 from streams.kafka.recovering import asked_again, watermarks
 from streams.topics import DELIVER, INAPP_PRESENCE, INAPP_RECEIPTS, Destination
@@ -92,12 +92,10 @@ class Feed:
         self._presence_codec = codecs[INAPP_PRESENCE]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inapp-feed", daemon=True)
-        self._consumer = Consumer(client_config(bootstrap, {
+        self._consumer = Consumer(consumer_config(bootstrap, {
             "group.id": f"wedsync-inapp-{settings.gateway_id}",  # never joined: assign only
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": settings.fetch_wait_ms,
-            "log.connection.close": False,
-        }))  # fmt: skip
+            "enable.auto.commit": False, "log.connection.close": False,
+        }, fetch_wait_ms=settings.fetch_wait_ms))  # fmt: skip
         self.partitions = NOTIFICATIONS.partitions
         self.starts: dict[int, tuple[int, int]] = {}  # partition -> (window start, log end)
         self._targets: dict[tuple[str, int], int] = {}

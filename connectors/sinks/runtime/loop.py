@@ -25,7 +25,7 @@ from streams import metrics
 from streams.collect import collect_less
 from streams.errors import DecodeError
 from streams.kafka.codec import TopicCodecs
-from streams.kafka.connection import Kafka, client_config
+from streams.kafka.connection import Kafka, client_config, consumer_config
 from streams.kafka.ready import ready as ready_records
 from streams.topics import DELIVER, DELIVERY_RESULTS, SLA_HEALTH
 
@@ -116,10 +116,10 @@ class SinkRuntime(GroupMember):
         self._reader = self.ledger.reader()
         await asyncio.to_thread(self._reader.load)
         collect_less()  # the ledger is loaded: out of the collector's sight
-        self.consumer = Consumer(client_config(self.bootstrap, {
+        self.consumer = Consumer(consumer_config(self.bootstrap, {
             "group.id": self.group_id,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 20, "session.timeout.ms": 10_000,
+            "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 600_000,
             "log.connection.close": False, "on_commit": self._on_commit,
         }))  # fmt: skip
