@@ -14,10 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
 from streams.kafka.connection import (
-    DEFAULT_FETCH_WAIT_MS,
     KafkaConnection,
     Mechanism,
     Protocol,
+    default_fetch_wait,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -219,7 +219,7 @@ class Settings(BaseSettings):
             ssl_key_password=self.kafka_ssl_key_password,
             ssl_endpoint_identification_algorithm=self.kafka_ssl_endpoint_identification_algorithm,
             client_id=client_id or self.app_id,
-            fetch_wait_ms=self.kafka_fetch_wait_max_ms or DEFAULT_FETCH_WAIT_MS,
+            fetch_wait_ms=self.kafka_fetch_wait_max_ms or default_fetch_wait(bootstrap_servers),
         )
 
 

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterator
 
 from streams.errors import ConfigurationError
-from streams.kafka.connection import KafkaConnection, connection
+from streams.kafka.connection import KafkaConnection
 from streams.settings import Settings
 
 
@@ -46,7 +46,4 @@ def kafka_broker(
         ) from None
 
     with dev_broker(choice) as bootstrap:
-        kafka = settings.kafka(bootstrap, client_id)
-        if settings.kafka_fetch_wait_max_ms is None:  # the wait the broker's start exported
-            kafka = kafka.model_copy(update={"fetch_wait_ms": connection(bootstrap).fetch_wait_ms})
-        yield kafka
+        yield settings.kafka(bootstrap, client_id)

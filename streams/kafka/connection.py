@@ -212,9 +212,8 @@ def connection(kafka: Kafka) -> KafkaConnection:
     PLAINTEXT without authentication, with the fetch wait its broker needs."""
     if isinstance(kafka, KafkaConnection):
         return kafka
-    wait = EMBEDDED_FETCH_WAIT_MS if kafka in _HOLDING_FETCHES else DEFAULT_FETCH_WAIT_MS
     try:
-        return KafkaConnection(bootstrap_servers=kafka, fetch_wait_ms=wait)
+        return KafkaConnection(bootstrap_servers=kafka, fetch_wait_ms=default_fetch_wait(kafka))
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
 
@@ -226,6 +225,13 @@ def holds_fetches(bootstrap_servers: str) -> None:
     """The broker at `bootstrap_servers` answers a fetch only after its whole wait (the
     embedded Tansu): a bare-address connection to it waits `EMBEDDED_FETCH_WAIT_MS`."""
     _HOLDING_FETCHES.add(bootstrap_servers)
+
+
+def default_fetch_wait(bootstrap_servers: str) -> int:
+    """The fetch wait for `bootstrap_servers` when no setting names one."""
+    if bootstrap_servers in _HOLDING_FETCHES:
+        return EMBEDDED_FETCH_WAIT_MS
+    return DEFAULT_FETCH_WAIT_MS
 
 
 def client_config(kafka: Kafka, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -54,3 +54,11 @@ def test_a_wrong_wait_names_the_variable(monkeypatch: pytest.MonkeyPatch, value:
     monkeypatch.setenv(FETCH_WAIT_ENV, value)
     with pytest.raises(ConfigurationError, match=FETCH_WAIT_ENV):
         load_settings()
+
+
+def test_unset_the_settings_wait_is_the_embedded_brokers_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(FETCH_WAIT_ENV, raising=False)
+    holds_fetches("127.0.0.1:19094")
+    assert Settings().kafka("127.0.0.1:19094").fetch_wait_ms == EMBEDDED_FETCH_WAIT_MS
