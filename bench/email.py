@@ -40,7 +40,7 @@ def baseline_main(port: int, messages: int, concurrency: int) -> None:
     config = EmailConfig(smtp_host="127.0.0.1", smtp_port=port,
                          from_address="notify@wedsync.example")  # fmt: skip
     composer = EmailConnector(OutboundPolicy.loopback_for_tests(port), config)
-    raw = composer.compose(_record(0), "k0").as_bytes()
+    raw = composer.compose(_record(0), "k0").data
 
     async def main() -> float:
         left = iter(range(messages))

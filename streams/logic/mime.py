@@ -1,11 +1,11 @@
 """email's default policy, with each header class made once.
 
 The standard library's `HeaderRegistry` builds a new class (``type(...)``) for every header
-it parses or sets: composing one multipart message made about 20 of them, the biggest single
-cost of the email sink (py-spy under `bench delivery`: 42 % of the sink's CPU in composing,
-a quarter of it in `HeaderRegistry.__getitem__` alone), and the capture server paid the
-same to parse it back. The classes depend only on the header's name, so `POLICY` keeps them;
-it is `email.policy.default` otherwise, and a message built or parsed with it is the same.
+it parses or sets: parsing one multipart message made about 20 of them (a quarter of the
+cost in `HeaderRegistry.__getitem__` alone). The classes depend only on the header's name,
+so `POLICY` keeps them; it is `email.policy.default` otherwise, and a message built or
+parsed with it is the same. The SMTP capture server (`wedsync fake smtp`) parses with it;
+the email sink no longer builds `EmailMessage`s at all (`connectors/sinks/email/mime.py`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ import asyncio
 import logging
 import socket
 import time
-from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
@@ -75,7 +74,7 @@ class EmailConnector:
         """None: the platform's own relay credential, not an integration's."""
         return None
 
-    def compose(self, record: dict[str, Any], idempotency_key: str) -> EmailMessage:
+    def compose(self, record: dict[str, Any], idempotency_key: str) -> wire.Outgoing:
         """The message for `record`. Raises render.TemplateRefused or wire.BadAddress."""
         text, html = render.render(
             str(record.get("template") or ""),
@@ -105,7 +104,7 @@ class EmailConnector:
         with audit_scope(self.destination.value, self.target(record)):
             return await self._send(message)
 
-    async def _send(self, message: EmailMessage) -> Answer:
+    async def _send(self, message: wire.Outgoing) -> Answer:
         started = time.monotonic()
         while True:
             try:
@@ -180,12 +179,12 @@ class EmailConnector:
         raise last if last is not None else OSError("no address to connect to")
 
     @staticmethod
-    async def _transaction(session: Session, message: EmailMessage) -> tuple[Answer, bool]:
+    async def _transaction(session: Session, message: wire.Outgoing) -> tuple[Answer, bool]:
         """MAIL, RCPT, DATA on `session`: the classified outcome, and whether it failed only
         because the relay had dropped the session while it was idle (send it again)."""
         try:
-            await session.client.send_message(message)
-            return ok(250), False  # send_message raises for every non-2yz reply
+            await session.client.sendmail(message.sender, [message.recipient], message.data)
+            return ok(250), False  # sendmail raises for every non-2yz reply
         except aiosmtplib.SMTPServerDisconnected as exc:
             return _classified(exc), session.reused
         except (aiosmtplib.SMTPException, OSError) as exc:

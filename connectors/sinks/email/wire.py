@@ -18,21 +18,24 @@ only: a server's free text often quotes the recipient's address.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
-from streams.logic.mime import POLICY
+import idna
 
 from connectors.sinks.answer import Answer, fatal, ok, reauth, retry
+from connectors.sinks.email import mime
 
 AUTH_CODES = frozenset({530, 534, 535})
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _ID_SAFE = re.compile(r"^[A-Za-z0-9._+=-]{1,200}$")
+_ID_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,198}[A-Za-z0-9])?$")
 _LINE_BREAKS = re.compile(r"[\r\n\x00\u2028\u2029\x85\x0b\x0c]+")
 
 
@@ -51,22 +54,62 @@ def message_id(idempotency_key: str, domain: str) -> str:
     """``<key@domain>``: the same for every retry of one delivery. A key with characters a
     Message-ID cannot carry is replaced by its SHA-256 (still stable)."""
     key = idempotency_key if _ID_SAFE.match(idempotency_key) else _digest(idempotency_key)
-    return f"<{key}@{one_line(domain) or 'wedsync.invalid'}>"
+    return f"<{key}@{_id_domain(one_line(domain))}>"
+
+
+def _id_domain(domain: str) -> str:
+    """The Message-ID's domain as 7-bit text: an internationalised one in its IDNA form,
+    one that cannot be a domain at all ``wedsync.invalid``."""
+    if _ID_DOMAIN.match(domain):
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return "wedsync.invalid"
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def address(addr_spec: str, display_name: str | None, what: str) -> Address:
-    """An Address header value; BadAddress naming `what` (never the value) when invalid."""
+def address(addr_spec: str, what: str) -> str:
+    """`addr_spec` checked, as the 7-bit text both the envelope and the header carry (an
+    internationalised domain in its IDNA form); BadAddress naming `what` (never the value)
+    when it is not usable. A non-ASCII local part needs SMTPUTF8, which the sink does not
+    use: refused."""
     spec = addr_spec.strip()
     if not spec or _LINE_BREAKS.search(spec) or spec.count("@") != 1:
         raise BadAddress(f"{what}: not an email address")
+    return _checked(spec, what)
+
+
+@functools.lru_cache(maxsize=4096)  # a sink writes to the same vendors all day
+def _checked(spec: str, what: str) -> str:
+    if not spec.rsplit("@", 1)[0].isascii():
+        raise BadAddress(f"{what}: a non-ASCII local part needs SMTPUTF8, which is not used")
     try:
-        return Address(display_name=one_line(display_name or ""), addr_spec=spec)
+        parsed = Address(addr_spec=spec)
     except (ValueError, IndexError, TypeError) as exc:
         raise BadAddress(f"{what}: not an email address ({type(exc).__name__})") from None
+    domain = parsed.domain
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            raise BadAddress(f"{what}: the domain is not a valid IDNA name") from None
+    spec = parsed.addr_spec.rsplit("@", 1)[0] + "@" + domain
+    if not spec.isprintable():
+        raise BadAddress(f"{what}: not an email address (control characters)")
+    return spec
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message as it goes to the relay: the envelope and the DATA bytes."""
+
+    sender: str
+    recipient: str
+    data: bytes
 
 
 def build_message(
@@ -79,21 +122,23 @@ def build_message(
     from_name: str,
     message_id_domain: str,
     now: datetime | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message (text first, then HTML) for one EmailDelivery.
+) -> Outgoing:
+    """A multipart/alternative message (text first, then HTML) for one EmailDelivery
+    (`mime.alternative`: 7-bit, folded, headers encoded where needed).
 
     Raises BadAddress for an unusable recipient or sender."""
-    msg = EmailMessage(policy=POLICY)  # email's default, header classes made once
-    msg["From"] = address(from_address, from_name, "sender")
-    msg["To"] = address(record["to_address"], record.get("to_name"), "recipient")
-    msg["Subject"] = one_line(record.get("subject") or "")
-    msg["Date"] = format_datetime(now or datetime.now(UTC))
-    msg["Message-ID"] = message_id(idempotency_key, message_id_domain)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-WedSync-Template"] = one_line(str(record.get("template") or ""))
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
-    return msg
+    sender = address(from_address, "sender")
+    recipient = address(record["to_address"], "recipient")
+    headers = [
+        mime.mailbox("From", one_line(from_name or ""), sender),
+        mime.mailbox("To", one_line(record.get("to_name") or ""), recipient),
+        mime.header("Subject", one_line(record.get("subject") or "")),
+        mime.header("Date", format_datetime(now or datetime.now(UTC))),
+        mime.header("Message-ID", message_id(idempotency_key, message_id_domain)),
+        "Auto-Submitted: auto-generated",
+        mime.header("X-WedSync-Template", one_line(str(record.get("template") or ""))),
+    ]
+    return Outgoing(sender, recipient, mime.alternative(headers, text, html))
 
 
 def enhanced_status(message: str) -> str | None:

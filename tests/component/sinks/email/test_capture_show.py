@@ -18,7 +18,7 @@ def _captured() -> Captured:
         idempotency_key="dlv-9", from_address="notify@wedsync.example", from_name="WedSync",
         message_id_domain="mail.wedsync.example",
     )  # fmt: skip
-    return Captured("notify@wedsync.example", ("ann@example.com",), message.as_bytes())
+    return Captured(message.sender, (message.recipient,), message.data)
 
 
 def test_piped_it_prints_the_headers_decoded_and_not_the_body(

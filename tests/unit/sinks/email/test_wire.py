@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,11 @@ def record(**overrides: Any) -> dict[str, Any]:
 
 
 def build(rec: dict[str, Any], text: str = "text body", html: str = "<p>html</p>") -> Any:
+    """The message as a reader sees it: the bytes sent, parsed by the standard library."""
+    return email.message_from_bytes(raw(rec, text, html), policy=email.policy.default)
+
+
+def raw(rec: dict[str, Any], text: str = "text body", html: str = "<p>html</p>") -> bytes:
     return wire.build_message(
         rec,
         text,
@@ -33,7 +40,7 @@ def build(rec: dict[str, Any], text: str = "text body", html: str = "<p>html</p>
         from_name="WedSync",
         message_id_domain="mail.wedsync.example",
         now=datetime(2026, 6, 1, 12, 0, tzinfo=UTC),
-    )
+    ).data
 
 
 # ---- classification: every reply PROVIDERS.md names, verdicts written out ----------------
@@ -110,8 +117,7 @@ def test_from_to_and_subject_headers() -> None:
 @pytest.mark.parametrize("injection", ["\r\nBcc: evil@attacker.example", "\nBcc: evil@x.example"])
 def test_subject_with_line_breaks_cannot_add_a_header(injection: str) -> None:
     msg = build(record(subject=f"Hello{injection}"))
-    raw = msg.as_bytes()
-    assert b"\nBcc:" not in raw
+    assert b"\nBcc:" not in raw(record(subject=f"Hello{injection}"))
     assert msg["Bcc"] is None
     assert msg["Subject"].startswith("Hello ")
 
@@ -119,7 +125,7 @@ def test_subject_with_line_breaks_cannot_add_a_header(injection: str) -> None:
 def test_display_name_with_line_breaks_cannot_add_a_header() -> None:
     msg = build(record(to_name="Ann\r\nBcc: evil@attacker.example"))
     assert msg["Bcc"] is None
-    assert b"\nBcc:" not in msg.as_bytes()
+    assert b"\nBcc:" not in raw(record(to_name="Ann\r\nBcc: evil@attacker.example"))
 
 
 @pytest.mark.parametrize("bad", ["", "no-at-sign", "two@@example.com", "a@b.example\r\nBcc: x@y"])
@@ -198,14 +204,11 @@ def test_https_link_is_kept() -> None:
 
 
 def test_non_ascii_name_and_subject_are_encoded_and_read_back() -> None:
-    import email
-    import email.policy
-
-    msg = build(record(to_name="Zoë Núñez", subject="Réponse de José"))
-    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    rec = record(to_name="Zoë Núñez", subject="Réponse de José")
+    parsed = build(rec)
     assert parsed["Subject"] == "Réponse de José"
     assert parsed["To"].addresses[0].display_name == "Zoë Núñez"
-    assert all(byte < 128 for byte in msg.as_bytes().split(b"\n\n", 1)[0])
+    assert all(byte < 128 for byte in raw(rec).split(b"\n\n", 1)[0])
 
 
 def test_text_template_has_a_blank_line_after_the_greeting() -> None:
