@@ -3,14 +3,15 @@ answer through the whole pipeline on one machine, at a trickle and under load.
 
 A throwaway PostgreSQL with the platform schema, the real CDC source, `wedsync worker`
 (normalize, state, routing) and one `wedsync sink <kind>` process per destination kind, as
-deployed, every provider a local server (`streams.dev.local`; SMTP capture in its own
-process). `SUPPLIERS` suppliers, each with email, a photography CRM and a customer webhook
-subscribed to `form_responses.insert`; form responses are inserted round-robin over them
-(one transaction each): after `WARM` at `RATE` a second, not measured (groups joined, every
-path run, the broker's JIT warm: a fresh JVM compiles for its first minute, and a deployed
-broker is long past it), `TRICKLE` at one a second (`make run`'s pace), then `CHANGES` at
-`RATE` a second, so no single CRM or endpoint is pushed past its own rate limit (5/s and
-10/s by default). Each change means an email, a CRM call and a signed webhook.
+deployed, every provider a local server in its own process (`wedsync fake smtp`, `crm`,
+`webhook-receiver`: `bench.servers`). `SUPPLIERS` suppliers, each with email, a photography
+CRM and a customer webhook subscribed to `form_responses.insert`; form responses are
+inserted round-robin over them (one transaction each): after `WARM` at `RATE` a second, not
+measured (groups joined, every path run, the broker's JIT warm: a fresh JVM compiles for its
+first minute, and a deployed broker is long past it), `TRICKLE` at one a second (`make
+run`'s pace), then `CHANGES` at `RATE` a second, so no single CRM or endpoint is pushed past
+its own rate limit (5/s and 10/s by default). Each change means an email, a CRM call and a
+signed webhook.
 
 The figure, per delivered result on the ledger: the provider's answer minus the commit
 time, split into hops by `bench.budget` (commit -> CDC record -> domain event -> routed
@@ -31,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from bench import budget
@@ -45,13 +47,13 @@ TRICKLE = int(os.environ.get("BENCH_DELIVERY_TRICKLE", "40"))
 # 6.0 s of CPU in the 10 s load (per-thread CPU, /proc); with 15 s, 0.7 s
 WARM = int(os.environ.get("BENCH_DELIVERY_WARM", str(RATE * 15)))
 SUPPLIERS = 100
+CRM_KEY = "bench-delivery-crm-key"
 
 
 def run() -> list[str]:
     import psycopg2
     from streams.dev import db as devdb
     from streams.dev.demo import cdc_running, worker_process
-    from streams.dev.local import LocalProviders
     from streams.kafka.admin import create_topics
     from streams.kafka.codec import TopicCodecs
     from streams.settings import Settings
@@ -59,7 +61,7 @@ def run() -> list[str]:
     from bench.engines import broker as bench_broker
 
     with bench_broker() as broker, devdb.throwaway_postgres() as server, \
-            LocalProviders() as local:  # fmt: skip
+            _providers() as local:  # fmt: skip
         bootstrap = broker.bootstrap_servers
         create_topics(bootstrap)
         stamped = budget.stamp_on_append(bootstrap)
@@ -100,10 +102,38 @@ def run() -> list[str]:
     return lines
 
 
-def _seed(cur: Any, local: Any) -> list[tuple[str, str]]:
+@dataclass
+class _Providers:
+    """Where the provider processes listen."""
+
+    smtp: int
+    crm: int
+    webhook: int
+
+    def ports(self) -> list[int]:
+        return [self.smtp, self.crm, self.webhook]
+
+
+@contextlib.contextmanager
+def _providers() -> Iterator[_Providers]:
+    """The SMTP capture, the CRM and the webhook receiver, each in a process of its own."""
+    from streams.dev.local import WEBHOOK_SECRET
+
+    from bench.servers import fake_provider
+
+    with fake_provider("smtp") as smtp, \
+            fake_provider("crm", {"WEDSYNC_FAKE_CRM_KEYS": CRM_KEY}) as crm, \
+            fake_provider("webhook-receiver", {"WEDSYNC_FAKE_WEBHOOK_SECRET": WEBHOOK_SECRET}) \
+            as webhook:  # fmt: skip
+        yield _Providers(smtp=smtp, crm=crm, webhook=webhook)
+
+
+def _seed(cur: Any, local: _Providers) -> list[tuple[str, str]]:
     """`SUPPLIERS` suppliers, each with email, a photography CRM and a customer webhook."""
-    at = local.endpoints()
-    crm_key = next(iter(local.fake("crm").api_keys))
+    from streams.dev.local import WEBHOOK_SECRET
+
+    crm_url = f"http://127.0.0.1:{local.crm}/photography/webhook"
+    webhook_url = f"http://127.0.0.1:{local.webhook}/hooks/photo"
     suppliers: list[tuple[str, str]] = []
     for n in range(SUPPLIERS):
         cur.execute(
@@ -116,12 +146,12 @@ def _seed(cur: Any, local: Any) -> list[tuple[str, str]]:
         cur.execute(
             "INSERT INTO supplier_integrations (supplier_id, integration_type, webhook_url, "
             "api_key) VALUES (%s, 'photography_crm', %s, %s)",
-            (supplier, at.photo_crm, crm_key),
+            (supplier, crm_url, CRM_KEY),
         )
         cur.execute(
             "INSERT INTO webhook_endpoints (supplier_id, endpoint_url, secret_key, "
             "subscribed_events) VALUES (%s, %s, %s, '{form_responses.insert}')",
-            (supplier, at.webhook, at.webhook_secret),
+            (supplier, webhook_url, WEBHOOK_SECRET),
         )
         couple = str(uuid.uuid4())
         cur.execute(  # the CRM files each response under the couple's wedding
@@ -133,21 +163,13 @@ def _seed(cur: Any, local: Any) -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def _sink_processes(bootstrap: str, local: Any, dsn: str) -> Iterator[None]:
-    from streams.dev.broker import free_port
+def _sink_processes(bootstrap: str, local: _Providers, dsn: str) -> Iterator[None]:
     from streams.dev.local import allow_list_env
 
-    smtp_port = free_port()  # its own process: an SMTP exchange is six round trips, and the
-    # providers sharing this process's GIL stretched each one (email p50 3 s at 50/s)
-    smtp = subprocess.Popen(
-        [sys.executable, "-m", "streams.app.cli", "fake", "smtp", "--port", str(smtp_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(2)
     env = {
         **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WEDSYNC_SINK_PLATFORM_DSN": dsn,
-        **allow_list_env(*local.ports(), smtp_port),
-        "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(smtp_port),
+        **allow_list_env(*local.ports()),
+        "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(local.smtp),
     }  # fmt: skip
     procs = [
         subprocess.Popen([sys.executable, "-m", "streams.app.cli", "sink", kind], env=env,
@@ -157,9 +179,9 @@ def _sink_processes(bootstrap: str, local: Any, dsn: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for proc in [*procs, smtp]:
+        for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        for proc in [*procs, smtp]:
+        for proc in procs:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:

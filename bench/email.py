@@ -23,6 +23,8 @@ from typing import Any
 
 from streams.settings import REPO_ROOT
 
+from bench.servers import wait_listening
+
 MESSAGES = 2000
 CONCURRENCY = 8
 
@@ -120,7 +122,7 @@ def run() -> list[str]:
     lines = [f"email: {MESSAGES} messages, {CONCURRENCY} in flight, to the SMTP capture "
              "server in its own process"]  # fmt: skip
     try:
-        _wait_listening(port)
+        wait_listening(port)
         args = "(*map(int, sys.argv[1:]))"
         base = _child(f"import sys; from bench.email import baseline_main; baseline_main{args}",
                       port, MESSAGES, CONCURRENCY)  # fmt: skip
@@ -138,17 +140,3 @@ def run() -> list[str]:
         f"ratio {single['rate'] / base['rate']:.2f}",
     ]
     return lines
-
-
-def _wait_listening(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

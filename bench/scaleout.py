@@ -28,6 +28,7 @@ from typing import Any
 
 from streams.settings import REPO_ROOT
 
+from bench.servers import wait_listening
 from bench.sinks import _ENDPOINT, _body
 
 ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
@@ -80,20 +81,6 @@ def sink_child(bootstrap: str, url: str, concurrency: int) -> None:
         reporter.cancel()
 
     asyncio.run(main())
-
-
-def _wait_listening(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on 127.0.0.1:{port}") from None
-            time.sleep(0.02)
 
 
 def _cpu_s(pid: int) -> float:
@@ -239,7 +226,7 @@ def run() -> list[str]:
         f"ceiling ~{CONCURRENCY / ANSWER_AFTER_S:.0f}/s)"
     ]
     try:
-        _wait_listening(port)
+        wait_listening(port)
         figures = {n: _phase(n, url) for n in PROCESSES}
     finally:
         endpoint.terminate()
