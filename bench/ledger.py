@@ -65,9 +65,11 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _template() -> tuple[bytes, bytes, bytes]:
-    """One encoded delivered result, split around its delivery id (16 characters) and its
-    aggregate id (10): value = a + id + b + aggregate + c + varint(source offset) + null."""
+def _template() -> tuple[bytes, bytes, bytes, bytes]:
+    """One encoded delivered result, split around its delivery id (16 characters), its
+    aggregate id (10) and its source offset: value = a + id + b + aggregate + c +
+    varint(source offset) + end, where end is the null of every optional field after it
+    (taken from the encoding, so a field a new schema version appends is carried)."""
     from streams.kafka.codec import TopicCodecs
     from streams.kafka.registry import EmbeddedRegistry
     from streams.kafka.schema_store import SchemaStore
@@ -86,12 +88,17 @@ def _template() -> tuple[bytes, bytes, bytes]:
         "source_topic": DELIVER[Destination.EMAIL].deliver.name, "source_partition": 0,
         "source_offset": OFFSET_BASE, "superseded_by": None,
     })  # fmt: skip
-    tail = _varint(OFFSET_BASE) + b"\x00"
-    assert value.endswith(tail)
-    body = value[: -len(tail)]
+    offset = _varint(OFFSET_BASE)
+    at = value.rindex(offset)
+    body, end = value[:at], value[at + len(offset) :]
+    assert set(end) <= {0}, "the fields after source_offset must all be null in the template"
     a, rest = body.split(b"D" * 16)
     b, c = rest.split(b"A" * 10)
-    return a, b, c
+    spliced = codec.decode(
+        a + b"d%015d" % 7 + b + b"w%09d" % 3 + c + _varint(OFFSET_BASE + 7) + end
+    )
+    assert (spliced["delivery_id"], spliced["source_offset"]) == (f"d{7:015d}", OFFSET_BASE + 7)
+    return a, b, c, end
 
 
 def _write(bootstrap: str, results: int) -> dict[str, float]:
@@ -108,7 +115,7 @@ def _write(bootstrap: str, results: int) -> dict[str, float]:
     create_topics(bootstrap)
     ledger = LEDGER[Destination.EMAIL].name
     _small_segments(bootstrap, ledger)
-    a, b, c = _template()
+    a, b, c, end = _template()
     producer = Producer({
         "bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
         "acks": 1, "queue.buffering.max.messages": 2_000_000,
@@ -122,15 +129,15 @@ def _write(bootstrap: str, results: int) -> dict[str, float]:
         value = a + b"d%015d" % i + b + b"w%09d" % (i % PAIRS) + c + _varint(OFFSET_BASE + i)
         ts = start_ms + int(i * step)
         try:
-            produce(name, value + b"\x00", None, i % parts, timestamp=ts)
+            produce(name, value + end, None, i % parts, timestamp=ts)
         except BufferError:
             producer.poll(0.1)
-            produce(name, value + b"\x00", None, i % parts, timestamp=ts)
+            produce(name, value + end, None, i % parts, timestamp=ts)
     # the runtime's writes of newest versions, keyed (target, wedding): one per ten results
     entries = max(PAIRS, results // 10)
     for j in range(entries):
         wedding = b"w%09d" % (j % PAIRS)
-        value = a + b"d%015d" % j + b + wedding + c + _varint(OFFSET_BASE + j) + b"\x00"
+        value = a + b"d%015d" % j + b + wedding + c + _varint(OFFSET_BASE + j) + end
         try:
             produce(ledger, value, b"email:supplier-0001\x1fwedding\x1f" + wedding)
         except BufferError:
