@@ -133,8 +133,9 @@ def build_message(
         mime.mailbox("From", one_line(from_name or ""), sender),
         mime.mailbox("To", one_line(record.get("to_name") or ""), recipient),
         mime.header("Subject", one_line(record.get("subject") or "")),
-        mime.header("Date", format_datetime(now or datetime.now(UTC))),
-        mime.header("Message-ID", message_id(idempotency_key, message_id_domain)),
+        # structured, never encoded: both are ASCII by construction, a msg-id under 420
+        f"Date: {format_datetime(now or datetime.now(UTC))}",
+        f"Message-ID: {message_id(idempotency_key, message_id_domain)}",
         "Auto-Submitted: auto-generated",
         mime.header("X-WedSync-Template", one_line(str(record.get("template") or ""))),
     ]

@@ -165,6 +165,15 @@ def test_a_non_ascii_local_part_is_refused_naming_smtputf8_not_the_address() -> 
     assert "josé" not in str(info.value)
 
 
+def test_a_long_message_id_is_written_as_it_is_never_as_encoded_words() -> None:
+    key = "dlv-" + "k" * 190
+    out = wire.build_message({"to_address": "a@b.example"}, "t", "h", idempotency_key=key,
+                             from_address="n@w.example", from_name="W",
+                             message_id_domain="mail.wedsync.example")  # fmt: skip
+    assert read(out.data)["Message-ID"] == f"<{key}@mail.wedsync.example>"
+    assert f"Message-ID: <{key}@mail.wedsync.example>\n".encode() in out.data
+
+
 def test_a_message_id_domain_that_is_not_ascii_is_written_in_its_idna_form() -> None:
     assert wire.message_id("k", "bücher.example") == "<k@xn--bcher-kva.example>"
     assert wire.message_id("k", "not a domain") == "<k@wedsync.invalid>"
