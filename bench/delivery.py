@@ -43,9 +43,10 @@ RATE = int(os.environ.get("BENCH_DELIVERY_RATE", "250"))
 CHANGES = RATE * 10
 TRICKLE_RATE = 1  # `make run`'s pace: one change a second
 TRICKLE = int(os.environ.get("BENCH_DELIVERY_TRICKLE", "40"))
-# not measured: 15 s at RATE. With 5 s, Kafka's C2 compiler was still 2.4 s of the broker's
-# 6.0 s of CPU in the 10 s load (per-thread CPU, /proc); with 15 s, 0.7 s
-WARM = int(os.environ.get("BENCH_DELIVERY_WARM", str(RATE * 15)))
+# not measured: 30 s at RATE. Kafka's C2 compiler, per thread (/proc), during the 10 s load:
+# with 5 s of warm-up 2.4 s of the broker's 6.0 s of CPU; with 15 s 0.24-0.48 ms a change
+# (and the runs it was highest missed the load target by the most); with 30 s 0.08-0.12
+WARM = int(os.environ.get("BENCH_DELIVERY_WARM", str(RATE * 30)))
 SUPPLIERS = 100
 CRM_KEY = "bench-delivery-crm-key"
 
