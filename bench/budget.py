@@ -193,8 +193,15 @@ def tail_spread(hops: list[Hop], p99: float) -> str:
     for commit in slow:
         windows[(commit - start) // 100] = windows.get((commit - start) // 100, 0) + 1
     worst, count = max(windows.items(), key=lambda item: item[1])
+    biggest: dict[str, int] = {}  # the hop that took the most of each slow delivery's time
+    for h in (h for h in hops if h.total_ms > p99):
+        label = max(HOPS, key=lambda hop: getattr(h, hop[2]) - getattr(h, hop[1]))[0]
+        biggest[label] = biggest.get(label, 0) + 1
+    hops_line = ", ".join(f"{label.removeprefix('-> ')} {n}" for label, n in
+                          sorted(biggest.items(), key=lambda item: -item[1]))  # fmt: skip
     return (
         f"the slowest 1 % ({len(slow)}, above the p99): committed in {len(windows)} of the "
         f"phase's 100 ms windows, the most ({count}) in the one at {worst / 10:.1f} s, "
-        f"first {(slow[0] - start) / 1000:.1f} s, last {(slow[-1] - start) / 1000:.1f} s"
+        f"first {(slow[0] - start) / 1000:.1f} s, last {(slow[-1] - start) / 1000:.1f} s; "
+        f"their longest hop: {hops_line}"
     )

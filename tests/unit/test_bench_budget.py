@@ -22,3 +22,9 @@ def test_a_stall_puts_the_slow_deliveries_in_one_window() -> None:
 def test_spread_slow_deliveries_are_counted_per_window() -> None:
     hops = [hop(n * 10, 300 if n % 100 == 0 else 20) for n in range(1000)]
     assert "(10, above the p99): committed in 10 of" in tail_spread(hops, 20.0)
+
+
+def test_the_slow_deliveries_name_their_longest_hop() -> None:
+    hops = [hop(n * 10, 20) for n in range(100)]
+    hops[50] = Hop("crm", 500, 501, 502, 503, 900, 901, 905, 906)  # waited for its pickup
+    assert tail_spread(hops, 20.0).endswith("their longest hop: sink's pickup 1")
