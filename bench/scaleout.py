@@ -168,7 +168,7 @@ def _phase(processes: int, url: str) -> dict[str, float]:
     from streams.kafka.codec import TopicCodecs
     from streams.kafka.registry import EmbeddedRegistry
     from streams.kafka.schema_store import SchemaStore
-    from streams.topics import DELIVER, DELIVERY_RESULTS, Destination
+    from streams.topics import DELIVER, DELIVERY_RESULTS, LEDGER, Destination
 
     from bench.engines import broker as bench_broker
 
@@ -177,7 +177,16 @@ def _phase(processes: int, url: str) -> dict[str, float]:
     webhook = DELIVER[Destination.WEBHOOK]
     with bench_broker() as broker:
         bootstrap = broker.bootstrap_servers
-        create_topics(bootstrap, [webhook.deliver, webhook.retry, webhook.dlq, DELIVERY_RESULTS])
+        create_topics(
+            bootstrap,
+            [
+                webhook.deliver,
+                webhook.retry,
+                webhook.dlq,
+                DELIVERY_RESULTS,
+                LEDGER[Destination.WEBHOOK],
+            ],
+        )  # as deployed
         code = (
             "import sys; from bench.scaleout import sink_child; "
             "sink_child(sys.argv[1], sys.argv[2], int(sys.argv[3]))"

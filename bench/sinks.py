@@ -148,7 +148,7 @@ def _child(code: str, *args: Any) -> dict[str, Any]:
 def run() -> list[str]:
     from streams.dev.broker import free_port
     from streams.kafka.admin import create_topics
-    from streams.topics import DELIVER, DELIVERY_RESULTS, Destination
+    from streams.topics import DELIVER, DELIVERY_RESULTS, LEDGER, Destination
 
     from bench.engines import broker as bench_broker
 
@@ -173,7 +173,13 @@ def run() -> list[str]:
                 webhook = DELIVER[Destination.WEBHOOK]
                 create_topics(
                     broker.bootstrap_servers,
-                    [webhook.deliver, webhook.retry, webhook.dlq, DELIVERY_RESULTS],
+                    [
+                        webhook.deliver,
+                        webhook.retry,
+                        webhook.dlq,
+                        DELIVERY_RESULTS,
+                        LEDGER[Destination.WEBHOOK],
+                    ],  # the compacted ledger it writes too
                 )
                 sink = _child(
                     "import sys; from bench.sinks import sink_main; "
