@@ -185,16 +185,17 @@ def report(phase: str, hops: list[Hop]) -> list[str]:
 def tail_spread(hops: list[Hop], p99: float) -> str:
     """When the deliveries slower than `p99` were committed: one stall puts them in a few
     adjacent 100 ms windows, an oversubscribed machine spreads them over the phase."""
-    slow = sorted(h.commit_ms for h in hops if h.total_ms > p99)
-    if not slow or not hops:
+    slow_hops = [h for h in hops if h.total_ms > p99]
+    if not slow_hops:
         return "the slowest 1 %: none above the p99"
+    slow = sorted(h.commit_ms for h in slow_hops)
     start = min(h.commit_ms for h in hops)
     windows: dict[int, int] = {}
     for commit in slow:
         windows[(commit - start) // 100] = windows.get((commit - start) // 100, 0) + 1
     worst, count = max(windows.items(), key=lambda item: item[1])
     biggest: dict[str, int] = {}  # the hop that took the most of each slow delivery's time
-    for h in (h for h in hops if h.total_ms > p99):
+    for h in slow_hops:
         label = max(HOPS, key=lambda hop: getattr(h, hop[2]) - getattr(h, hop[1]))[0]
         biggest[label] = biggest.get(label, 0) + 1
     hops_line = ", ".join(f"{label.removeprefix('-> ')} {n}" for label, n in

@@ -29,7 +29,7 @@ from typing import Any
 from streams.settings import REPO_ROOT
 
 from bench.servers import wait_listening
-from bench.sinks import _ENDPOINT, _body
+from bench.sinks import _ENDPOINT, _body, sink_topics
 
 ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 DELIVERIES = 4000
@@ -168,25 +168,14 @@ def _phase(processes: int, url: str) -> dict[str, float]:
     from streams.kafka.codec import TopicCodecs
     from streams.kafka.registry import EmbeddedRegistry
     from streams.kafka.schema_store import SchemaStore
-    from streams.topics import DELIVER, DELIVERY_RESULTS, LEDGER, Destination
 
     from bench.engines import broker as bench_broker
 
     store = SchemaStore(REPO_ROOT / "schemas")
     codecs = TopicCodecs(store, EmbeddedRegistry(store))
-    webhook = DELIVER[Destination.WEBHOOK]
     with bench_broker() as broker:
         bootstrap = broker.bootstrap_servers
-        create_topics(
-            bootstrap,
-            [
-                webhook.deliver,
-                webhook.retry,
-                webhook.dlq,
-                DELIVERY_RESULTS,
-                LEDGER[Destination.WEBHOOK],
-            ],
-        )  # as deployed
+        create_topics(bootstrap, sink_topics())
         code = (
             "import sys; from bench.scaleout import sink_child; "
             "sink_child(sys.argv[1], sys.argv[2], int(sys.argv[3]))"

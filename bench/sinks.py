@@ -145,10 +145,19 @@ def _child(code: str, *args: Any) -> dict[str, Any]:
     return dict(json.loads(out.stdout.decode().strip().splitlines()[-1]))
 
 
+def sink_topics() -> list[Any]:
+    """What one webhook sink reads and writes, as deployed: its deliver, retry and dead-letter
+    topics, the results and the compacted ledger."""
+    from streams.topics import DELIVER, DELIVERY_RESULTS, LEDGER, Destination
+
+    webhook = DELIVER[Destination.WEBHOOK]
+    return [webhook.deliver, webhook.retry, webhook.dlq, DELIVERY_RESULTS,
+            LEDGER[Destination.WEBHOOK]]  # fmt: skip
+
+
 def run() -> list[str]:
     from streams.dev.broker import free_port
     from streams.kafka.admin import create_topics
-    from streams.topics import DELIVER, DELIVERY_RESULTS, LEDGER, Destination
 
     from bench.engines import broker as bench_broker
 
@@ -170,17 +179,7 @@ def run() -> list[str]:
                 "baseline_main(sys.argv[1], int(sys.argv[2]))", url, concurrency,
             )  # fmt: skip
             with bench_broker() as broker:  # a fresh broker per phase (FACTS.md)
-                webhook = DELIVER[Destination.WEBHOOK]
-                create_topics(
-                    broker.bootstrap_servers,
-                    [
-                        webhook.deliver,
-                        webhook.retry,
-                        webhook.dlq,
-                        DELIVERY_RESULTS,
-                        LEDGER[Destination.WEBHOOK],
-                    ],  # the compacted ledger it writes too
-                )
+                create_topics(broker.bootstrap_servers, sink_topics())
                 sink = _child(
                     "import sys; from bench.sinks import sink_main; "
                     "sink_main(sys.argv[1], sys.argv[2], int(sys.argv[3]))",

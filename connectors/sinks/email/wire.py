@@ -63,9 +63,14 @@ def _id_domain(domain: str) -> str:
     if _ID_DOMAIN.match(domain):
         return domain
     try:
-        return idna.encode(domain, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError):
+        return _idna(domain)
+    except UnicodeError:  # idna.IDNAError too
         return "wedsync.invalid"
+
+
+def _idna(domain: str) -> str:
+    """`domain` in its IDNA 2008 form (UTS 46 mapping); UnicodeError when it has none."""
+    return str(idna.encode(domain, uts46=True).decode("ascii"))
 
 
 def _digest(value: str) -> str:
@@ -94,8 +99,8 @@ def _checked(spec: str, what: str) -> str:
     domain = parsed.domain
     if not domain.isascii():
         try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError:
+            domain = _idna(domain)
+        except UnicodeError:  # idna.IDNAError too
             raise BadAddress(f"{what}: the domain is not a valid IDNA name") from None
     spec = parsed.addr_spec.rsplit("@", 1)[0] + "@" + domain
     if not spec.isprintable():
