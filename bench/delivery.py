@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench import budget
+from bench import budget, cpu
 
 ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 
@@ -75,6 +75,9 @@ def run() -> list[str]:
         cur = conn.cursor()
         suppliers = _seed(cur, local)
         phases: list[tuple[str, int, int]] = []  # (name, first commit ms, deliveries)
+        usage: dict[str, list[str]] = {}  # phase -> where the machine's CPU went
+        engine = "Kafka" if broker.engine == "kafka" else "Tansu"
+        own = cpu.roots("bench (inserts, CDC source)", ((p, engine) for p in broker.pids))
         with cdc_running(bootstrap, server, codecs), worker_process(bootstrap, settings), \
                 _sink_processes(bootstrap, local, dsn):  # fmt: skip
             _insert(cur, suppliers, WARM, rate=RATE)  # warm-up: groups joined, paths hot,
@@ -83,9 +86,11 @@ def run() -> list[str]:
             for name, count, rate in ((f"trickle, {TRICKLE_RATE}/s", TRICKLE, TRICKLE_RATE),
                                       (f"load, {RATE}/s", CHANGES, RATE)):  # fmt: skip
                 phases.append((name, int(time.time() * 1000), count * 3))
-                _insert(cur, suppliers, count, rate=rate)
-                expected += count * 3
-                _wait_delivered(bootstrap, codecs, expected, timeout=300)
+                with cpu.Window(own | cpu.postmaster(server.datadir)) as window:
+                    _insert(cur, suppliers, count, rate=rate)
+                    expected += count * 3
+                    _wait_delivered(bootstrap, codecs, expected, timeout=300)
+                usage[name] = window.report(count, "change")
         conn.close()
         hops = budget.collect(bootstrap, codecs)
         others = _not_delivered(bootstrap, codecs)
@@ -99,6 +104,7 @@ def run() -> list[str]:
     bounds = [start for _, start, _ in phases] + [2**62]
     for (name, start, _), stop in zip(phases, bounds[1:], strict=True):
         lines += budget.report(name, [h for h in hops if start <= h.commit_ms < stop])
+        lines += usage.get(name, [])
     if others:
         lines.append(f"  attempts that were not deliveries: {others}")
     return lines

@@ -30,6 +30,7 @@ from streams.kafka.schema_store import SchemaStore
 from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS
 
+from bench import cpu
 from bench.bare import bare_server, run_client
 from bench.engines import broker as bench_broker
 
@@ -90,7 +91,7 @@ async def _client(url: str, prefix: str) -> tuple[float, dict[int, int]]:
     return float(result["seconds"]), {int(k): v for k, v in result["statuses"].items()}
 
 
-async def _measure(bootstrap: str) -> list[str]:
+async def _measure(bootstrap: str, broker_pids: tuple[int, ...]) -> list[str]:
     store = SchemaStore(REPO_ROOT / "schemas")
     codecs = TopicCodecs(store, EmbeddedRegistry(store))
     config = parse_gateway_config(
@@ -100,6 +101,8 @@ async def _measure(bootstrap: str) -> list[str]:
     )  # fmt: skip
     bare: list[float] = []
     gateway: list[float] = []
+    windows: dict[str, list[cpu.Window]] = {"bare": [], "gateway": []}
+    brokers = [(pid, "broker") for pid in broker_pids]
     statuses: dict[str, dict[int, int]] = {"bare": {}, "gateway": {}}
     async with (
         bare_server() as bare_port,
@@ -110,7 +113,10 @@ async def _measure(bootstrap: str) -> list[str]:
         for i in range(ROUNDS):  # alternate, so a burst of load elsewhere hits both alike
             for name, port, figures in (("bare", bare_port, bare), ("gateway", gw_port, gateway)):
                 url = f"http://127.0.0.1:{port}/webhooks/bench"
-                seconds, counts = await _client(url, f"{name}-{i}")
+                roots = cpu.roots(f"{name} server (this process)", brokers)
+                with cpu.Window(roots, ended="load client (its start-up included)") as window:
+                    seconds, counts = await _client(url, f"{name}-{i}")
+                windows[name].append(window)
                 figures.append(REQUESTS / seconds)
                 for status, n in counts.items():
                     statuses[name][status] = statuses[name].get(status, 0) + n
@@ -123,7 +129,10 @@ async def _measure(bootstrap: str) -> list[str]:
         f"  ingest gateway (verify + Avro + acked produce): {best_gw:6.0f} req/s  "
         f"(rounds {', '.join(f'{x:.0f}' for x in gateway)}; {statuses['gateway']})",
         f"  ratio gateway/bare: {best_gw / best_bare:.2f}",
-    ]
+        *(line.replace("  CPU while", f"  {name}: CPU while")
+          for name in ("bare", "gateway")
+          for line in cpu.combined(windows[name], (WARMUP + REQUESTS) * ROUNDS, "request")),
+    ]  # fmt: skip
 
 
 def run() -> list[str]:
@@ -131,7 +140,7 @@ def run() -> list[str]:
     with bench_broker() as running:
         bootstrap = running.bootstrap_servers
         create_topics(bootstrap, [INGEST_WEBHOOKS, INGEST_CDC, INGEST_STATE])
-        return asyncio.run(_measure(bootstrap))
+        return asyncio.run(_measure(bootstrap, running.pids))
 
 
 if __name__ == "__main__":

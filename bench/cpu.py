@@ -1,0 +1,216 @@
+"""Where the machine's CPU went while a benchmark measured: per process of the run, from
+/proc, so a missed latency target can be read against how busy the machine was.
+
+For each process (the roots given and every descendant, grouped by what they are: `label`)
+the CPU its threads ran and the time they spent runnable but waiting for a core (the run
+queue: /proc/<pid>/task/<tid>/schedstat, summed over threads, so a process with four
+waiting threads waits 400 % of the window). The machine's busy share is from /proc/stat. A
+process that ends inside the window is not counted, unless it is a child this process waited
+for (`ended`: getrusage, CPU only); the benchmarks' servers outlive their windows.
+
+    with cpu.Window(roots) as window:
+        ...                     # the measured phase
+    lines = window.report(per=2500, unit="change")
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+PROC = Path("/proc")
+_TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Nanoseconds a process's threads ran, and waited runnable for a core."""
+
+    ran_ns: int = 0
+    waited_ns: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.ran_ns + other.ran_ns, self.waited_ns + other.waited_ns)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.ran_ns - other.ran_ns, self.waited_ns - other.waited_ns)
+
+
+def label(argv: list[str]) -> str:
+    """What a process of a benchmark run is, from its command line."""
+    words = " ".join(argv)
+    if "kafka.Kafka" in words:
+        return "Kafka"
+    if argv and (argv[0].startswith("postgres") or Path(argv[0]).name == "postgres"):
+        return "PostgreSQL"
+    for word, name in (("sink", "{} sink"), ("fake", "fake {}")):
+        if word in argv[:-1] and "streams.app.cli" in words:
+            return name.format(argv[argv.index(word) + 1])
+    for command in ("worker", "route", "cdc", "ingest", "inapp"):
+        if command in argv and "streams.app.cli" in words:
+            return "routing" if command == "route" else command
+    return Path(argv[0]).name if argv else "?"
+
+
+def parse_schedstat(text: str) -> Usage:
+    """One task's schedstat line: ran ns, waited ns, timeslices."""
+    ran, waited, *_ = text.split()
+    return Usage(int(ran), int(waited))
+
+
+def parse_stat_ticks(text: str) -> Usage:
+    """A task's CPU from its stat line (utime + stime), when schedstat is not there."""
+    fields = text.rsplit(")", 1)[1].split()
+    return Usage(int((int(fields[11]) + int(fields[12])) * _TICK_NS), 0)
+
+
+def parse_machine(text: str) -> tuple[int, int]:
+    """(busy, total) jiffies from /proc/stat's first line (idle and iowait are not busy)."""
+    values = [int(v) for v in text.split()[1:9]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / total if total else 0.0
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:  # the process or thread ended meanwhile
+        return None
+
+
+def _task_usage(pid: int) -> Usage:
+    total = Usage()
+    try:
+        tids = os.listdir(PROC / str(pid) / "task")
+    except OSError:
+        return total
+    for tid in tids:
+        task = PROC / str(pid) / "task" / tid
+        if (text := _read(task / "schedstat")) is not None:
+            total += parse_schedstat(text)
+        elif (text := _read(task / "stat")) is not None:
+            total += parse_stat_ticks(text)
+    return total
+
+
+def _ended_children() -> Usage:
+    """CPU of this process's children that ended and were waited for (getrusage)."""
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Usage(int((own.ru_utime + own.ru_stime) * 1e9), 0)
+
+
+def processes(roots: Mapping[int, str]) -> dict[int, str]:
+    """pid -> label for `roots` (their labels as given) and all their descendants."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir(PROC):
+        if entry.isdigit() and (text := _read(PROC / entry / "stat")) is not None:
+            parents[int(entry)] = int(text.rsplit(")", 1)[1].split()[1])
+    found = dict(roots)
+    frontier = list(roots)
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                raw = _read(PROC / str(pid) / "cmdline") or ""
+                found[pid] = label([a for a in raw.split("\0") if a])
+                frontier.append(pid)
+    return found
+
+
+def usage(pids: Mapping[int, str]) -> dict[str, Usage]:
+    """Usage per label, summed over the labelled processes' threads."""
+    out: dict[str, Usage] = {}
+    for pid, name in pids.items():
+        out[name] = out.get(name, Usage()) + _task_usage(pid)
+    return out
+
+
+@dataclass
+class Window:
+    """The CPU of a run's processes between entering and leaving the block."""
+
+    roots: Mapping[int, str]
+    ended: str | None = None  # label for the children that ended and were waited for inside
+    _pids: dict[int, str] = field(default_factory=dict)
+    _start: dict[str, Usage] = field(default_factory=dict)
+    _machine: tuple[int, int] = (0, 0)
+    seconds: float = 0.0
+    spent: dict[str, Usage] = field(default_factory=dict)
+    busy: float = 0.0
+
+    def __enter__(self) -> Self:
+        self._pids = processes(self.roots)
+        self._start = usage(self._pids)
+        self._machine = parse_machine(_read(PROC / "stat") or "cpu 0")
+        self._t0 = os.times().elapsed
+        self._children = _ended_children()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = usage(self._pids)
+        self.seconds = os.times().elapsed - self._t0
+        self.busy = busy_share(self._machine, parse_machine(_read(PROC / "stat") or "cpu 0"))
+        self.spent = {k: after[k] - self._start.get(k, Usage()) for k in after}
+        if self.ended is not None:
+            self.spent[self.ended] = _ended_children() - self._children
+
+    def report(self, per: int, unit: str) -> list[str]:
+        return report(self.spent, self.seconds, self.busy, per, unit)
+
+
+def report(
+    spent: Mapping[str, Usage], seconds: float, busy: float, per: int, unit: str
+) -> list[str]:
+    """The lines: CPU per `unit` by process, the machine's busy share, and which processes
+    waited longest for a core."""
+    if not spent or seconds <= 0 or per <= 0:
+        return []
+    ranked = sorted(spent.items(), key=lambda kv: -kv[1].ran_ns)
+    total_ns = sum(u.ran_ns for _, u in ranked)
+    per_unit = ", ".join(f"{name} {u.ran_ns / per / 1e6:.2f}" for name, u in ranked
+                         if u.ran_ns / per >= 5_000)  # fmt: skip
+    waits = sorted(((u.waited_ns / (seconds * 1e9), name) for name, u in ranked), reverse=True)
+    waited = ", ".join(f"{name} {share:.0%}" for share, name in waits[:4] if share >= 0.01)
+    lines = [
+        f"  CPU while measured ({seconds:.1f} s), ms per {unit}: {per_unit}; "
+        f"total {total_ns / per / 1e6:.2f} ({total_ns / seconds / 1e9:.2f} cores); "
+        f"machine {busy:.0%} busy ({os.cpu_count()} cores)",
+    ]
+    if waited:
+        lines.append(f"  runnable but waiting for a core (share of the window, summed over "
+                     f"threads): {waited}")  # fmt: skip
+    return lines
+
+
+def postmaster(datadir: Path | str) -> dict[int, str]:
+    """The PostgreSQL server of `datadir` as a root (its backends are its descendants)."""
+    text = _read(Path(datadir) / "postmaster.pid")
+    return {int(text.split()[0]): "PostgreSQL"} if text else {}
+
+
+def roots(own: str, *others: Iterable[tuple[int, str]]) -> dict[int, str]:
+    """This process as `own`, and every (pid, label) of `others`."""
+    out = {os.getpid(): own}
+    for group in others:
+        out.update(group)
+    return out
+
+
+def combined(windows: Iterable[Window], per: int, unit: str) -> list[str]:
+    """`report` over several windows of one kind (the rounds of a suite) as one."""
+    spent: dict[str, Usage] = {}
+    seconds = busy_seconds = 0.0
+    for window in windows:
+        seconds += window.seconds
+        busy_seconds += window.busy * window.seconds
+        for name, used in window.spent.items():
+            spent[name] = spent.get(name, Usage()) + used
+    return report(spent, seconds, busy_seconds / seconds if seconds else 0.0, per, unit)

@@ -1,0 +1,88 @@
+"""bench/cpu.py: which process of a run used the machine, and how busy it was."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench import cpu
+from bench.cpu import Usage
+
+PY = "/usr/bin/python3"
+
+
+def test_processes_are_named_by_what_they_run() -> None:
+    assert (
+        cpu.label(["/opt/java/bin/java", "-Xmx512m", "-cp", "x/*", "kafka.Kafka", "p"]) == "Kafka"
+    )
+    assert cpu.label([PY, "-m", "streams.app.cli", "sink", "email"]) == "email sink"
+    assert cpu.label([PY, "-m", "streams.app.cli", "fake", "crm", "--port", "1"]) == "fake crm"
+    assert cpu.label([PY, "-m", "streams.app.cli", "worker", "--with-route"]) == "worker"
+    assert cpu.label([PY, "-m", "streams.app.cli", "route"]) == "routing"
+    assert cpu.label(["/usr/lib/postgresql/15/bin/postgres", "-D", "/tmp/d"]) == "PostgreSQL"
+    assert cpu.label(["postgres: walsender postgres 127.0.0.1(5432) streaming"]) == "PostgreSQL"
+    assert cpu.label(["/usr/bin/vmstat", "5"]) == "vmstat"
+
+
+def test_a_sink_named_like_a_command_is_still_a_sink() -> None:
+    assert cpu.label([PY, "-m", "streams.app.cli", "sink", "webhook"]) == "webhook sink"
+
+
+def test_schedstat_gives_run_and_wait_nanoseconds() -> None:
+    assert cpu.parse_schedstat("123456789 2000 17\n") == Usage(123456789, 2000)
+
+
+def test_stat_ticks_count_user_and_system_time() -> None:
+    fields = ["S", *["0"] * 10, "7", "3", *["0"] * 30]  # utime 7, stime 3 ticks
+    usage = cpu.parse_stat_ticks("42 (python3 (x)) " + " ".join(fields))
+    assert usage.ran_ns == round(10 * 1e9 / cpu.os.sysconf("SC_CLK_TCK"))
+    assert usage.waited_ns == 0
+
+
+def test_idle_and_iowait_are_not_busy() -> None:
+    before = cpu.parse_machine("cpu  100 0 100 700 100 0 0 0 0 0")
+    after = cpu.parse_machine("cpu  200 0 200 1200 200 0 0 0 0 0")
+    assert cpu.busy_share(before, after) == 200 / 800
+
+
+def test_report_ranks_processes_and_names_the_starved() -> None:
+    spent = {"Kafka": Usage(5_000_000_000, 11_000_000_000), "worker": Usage(2_500_000_000, 0)}
+    lines = cpu.report(spent, 10.0, 0.93, 2500, "change")
+    assert lines[0].startswith(
+        "  CPU while measured (10.0 s), ms per change: Kafka 2.00, worker 1.00;"
+    )
+    assert "total 3.00 (0.75 cores); machine 93% busy" in lines[0]
+    assert lines[1].endswith("Kafka 110%")
+
+
+def test_nothing_measured_reports_nothing() -> None:
+    assert cpu.report({}, 10.0, 0.5, 100, "change") == []
+    assert cpu.report({"Kafka": Usage(1, 0)}, 0.0, 0.5, 100, "change") == []
+
+
+SPIN = """
+import sys, time
+sys.stdin.readline()                                # go
+start = time.process_time()
+while time.process_time() - start < 0.3:
+    pass
+print("spun", flush=True)
+sys.stdin.readline()                                # stay alive, idle, until told
+"""
+
+
+def test_a_window_counts_the_cpu_of_a_child_by_its_label() -> None:
+    child = subprocess.Popen([sys.executable, "-c", SPIN], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        with cpu.Window(cpu.roots("bench")) as window:
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "spun\n"
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    spun = window.spent[cpu.label([sys.executable, "-c", SPIN])]
+    assert spun.ran_ns >= 0.29e9  # its 0.3 s of CPU, within the window
+    assert window.spent["bench"].ran_ns < spun.ran_ns  # the parent only waited
