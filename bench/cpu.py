@@ -52,7 +52,7 @@ def label(argv: list[str]) -> str:
             return name.format(argv[argv.index(word) + 1])
     for command in ("worker", "route", "cdc", "ingest", "inapp"):
         if command in argv and "streams.app.cli" in words:
-            return "routing" if command == "route" else command
+            return {"route": "routing", "cdc": "CDC source"}.get(command, command)
     return Path(argv[0]).name if argv else "?"
 
 

@@ -1,7 +1,7 @@
 """Commit-to-provider latency, with its budget: a row change in PostgreSQL to the provider's
 answer through the whole pipeline on one machine, at a trickle and under load.
 
-A throwaway PostgreSQL with the platform schema, the real CDC source, `wedsync worker`
+A throwaway PostgreSQL with the platform schema, `wedsync cdc`, `wedsync worker`
 (normalize, state, routing) and one `wedsync sink <kind>` process per destination kind, as
 deployed, every provider a local server in its own process (`wedsync fake smtp`, `crm`,
 `webhook-receiver`: `bench.servers`). `SUPPLIERS` suppliers, each with email, a photography
@@ -55,12 +55,13 @@ CRM_KEY = "bench-delivery-crm-key"
 def run() -> list[str]:
     import psycopg2
     from streams.dev import db as devdb
-    from streams.dev.demo import cdc_running, worker_process
+    from streams.dev.demo import worker_process
     from streams.kafka.admin import create_topics
     from streams.kafka.codec import TopicCodecs
     from streams.settings import Settings
 
     from bench.engines import broker as bench_broker
+    from bench.servers import cdc_process
 
     with bench_broker() as broker, devdb.throwaway_postgres() as server, \
             _providers() as local:  # fmt: skip
@@ -77,8 +78,9 @@ def run() -> list[str]:
         phases: list[tuple[str, int, int]] = []  # (name, first commit ms, deliveries)
         usage: dict[str, list[str]] = {}  # phase -> where the machine's CPU went
         engine = "Kafka" if broker.engine == "kafka" else "Tansu"
-        own = cpu.roots("bench (inserts, CDC source)", ((p, engine) for p in broker.pids))
-        with cdc_running(bootstrap, server, codecs), worker_process(bootstrap, settings), \
+        own = cpu.roots("bench (inserts)", ((p, engine) for p in broker.pids))
+        with cdc_process(bootstrap, server, "wedsync", settings.app_id), \
+                worker_process(bootstrap, settings), \
                 _sink_processes(bootstrap, local, dsn):  # fmt: skip
             _insert(cur, suppliers, WARM, rate=RATE)  # warm-up: groups joined, paths hot,
             expected = WARM * 3  # Kafka's JIT past its first seconds (a deployed broker is warm)

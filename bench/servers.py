@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 
+from streams.child import die_with_parent
 from streams.dev.broker import free_port
+from streams.dev.db import PostgresServer, slot_streaming, wait_until
 
 
 def wait_listening(port: int, timeout: float = 30.0) -> None:
@@ -35,13 +37,49 @@ def fake_provider(name: str, env: dict[str, str] | None = None) -> Iterator[int]
     """`wedsync fake <name>` on a free port, in its own process, listening: the port.
     Stopped (SIGTERM, then SIGKILL after 10 s) on the way out."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.app.cli", "fake", name, "--port", str(port)],
-        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    with _child(["fake", name, "--port", str(port)], env):
         wait_listening(port)
         yield port
+
+
+@contextlib.contextmanager
+def cdc_process(bootstrap: str, server: PostgresServer, dbname: str, app_id: str) -> Iterator[str]:
+    """`wedsync cdc` on `dbname` of `server`, in its own process as deployed (on a thread
+    of the bench it shared a GIL with the inserts, whose waits then showed in the first
+    hop), yielded once its slot streams: the slot's name. RuntimeError when it exits first."""
+    import psycopg2
+
+    slot = "wedsync_cdc"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WEDSYNC_APP_ID": app_id,
+        "WEDSYNC_METRICS_PORT": str(free_port()), "WEDSYNC_CDC_HOST": server.host,
+        "WEDSYNC_CDC_PORT": str(server.port), "WEDSYNC_CDC_USER": server.user,
+        "WEDSYNC_CDC_DBNAME": dbname, "WEDSYNC_CDC_SLOT_NAME": slot,
+        "WEDSYNC_CDC_HEARTBEAT_INTERVAL_S": "1.0",
+    }  # fmt: skip
+    with _child(["cdc"], env) as proc:
+        conn = psycopg2.connect(server.dsn.replace(f"dbname={server.dbname}", f"dbname={dbname}"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                wait_until(lambda: proc.poll() is not None or slot_streaming(cur, slot), 60)
+        finally:
+            conn.close()
+        if proc.poll() is not None:
+            raise RuntimeError(f"wedsync cdc exited with {proc.returncode} before streaming")
+        yield slot
+
+
+@contextlib.contextmanager
+def _child(command: list[str], env: dict[str, str] | None) -> Iterator[subprocess.Popen[bytes]]:
+    """`wedsync <command>` in its own process; SIGTERM, then SIGKILL after 10 s, on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.app.cli", *command],
+        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    try:
+        yield proc
     finally:
         proc.terminate()
         try:

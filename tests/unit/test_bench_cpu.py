@@ -19,6 +19,7 @@ def test_processes_are_named_by_what_they_run() -> None:
     assert cpu.label([PY, "-m", "streams.app.cli", "fake", "crm", "--port", "1"]) == "fake crm"
     assert cpu.label([PY, "-m", "streams.app.cli", "worker", "--with-route"]) == "worker"
     assert cpu.label([PY, "-m", "streams.app.cli", "route"]) == "routing"
+    assert cpu.label([PY, "-m", "streams.app.cli", "cdc"]) == "CDC source"
     assert cpu.label(["/usr/lib/postgresql/15/bin/postgres", "-D", "/tmp/d"]) == "PostgreSQL"
     assert cpu.label(["postgres: walsender postgres 127.0.0.1(5432) streaming"]) == "PostgreSQL"
     assert cpu.label(["/usr/bin/vmstat", "5"]) == "vmstat"
