@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
@@ -152,12 +159,21 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warn", "warning", "error", "critical"] = Field(
+        default="info",
+        description="Every command's log level (the Faust worker's too); the audit lines "
+        "of outbound calls (`wedsync.audit`) are kept at any level.",
+    )
     metrics_port: int | None = Field(
         default=9400,
         description="Port of this process's /metrics and /healthz (unset: none served).",
     )
     metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0 in containers.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_case_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _kafka_connection_is_valid(self) -> Settings:

@@ -29,6 +29,7 @@ from connectors.sinks.outbound_rules import (
 )
 
 log = logging.getLogger("wedsync.audit")
+log.setLevel(logging.INFO)  # the audit trail is kept at any WEDSYNC_LOG_LEVEL
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _LOOPBACK_NETS = ("127.0.0.0/8", "[::1/128]")

@@ -232,11 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_log_level(level: str) -> None:
+    """Every logger at `level` (WEDSYNC_LOG_LEVEL) but those that set their own: the audit
+    trail of outbound calls (`wedsync.audit`) stays at INFO."""
+    logging.getLogger().setLevel(level.upper())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings()
+        use_log_level(settings.log_level)
         from streams import topics
 
         topics.configure(settings.partitions)
