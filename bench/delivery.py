@@ -79,6 +79,8 @@ def run() -> list[str]:
         usage: dict[str, list[str]] = {}  # phase -> where the machine's CPU went
         engine = "Kafka" if broker.engine == "kafka" else "Tansu"
         own = cpu.roots("bench (inserts)", ((p, engine) for p in broker.pids))
+        elsewhere = [*broker.pids, *cpu.postmaster(server.datadir), *local.pids]
+        unfavoured = cpu.favour(elsewhere)
         with cdc_process(bootstrap, server, "wedsync", settings.app_id), \
                 worker_process(bootstrap, settings), \
                 _sink_processes(bootstrap, local, dsn):  # fmt: skip
@@ -102,6 +104,10 @@ def run() -> list[str]:
         f"{TRICKLE} at {TRICKLE_RATE}/s, then {CHANGES} at {RATE}/s, after {WARM} at {RATE}/s "
         "not measured (warm-up)",
         f"  hop times are when each record reached Kafka ({stamped})",
+        f"  every process in a session of its own (Linux shares the CPU fairly between "
+        f"sessions); {engine}, PostgreSQL and the providers' fakes, which a deployment runs "
+        f"on machines of their own, at autogroup nice {cpu.FAVOURED_NICE}"
+        + (f" (not set: {'; '.join(unfavoured)})" if unfavoured else ""),
     ]
     bounds = [start for _, start, _ in phases] + [2**62]
     for (name, start, _), stop in zip(phases, bounds[1:], strict=True):
@@ -119,6 +125,7 @@ class _Providers:
     smtp: int
     crm: int
     webhook: int
+    pids: tuple[int, ...]
 
     def ports(self) -> list[int]:
         return [self.smtp, self.crm, self.webhook]
@@ -135,7 +142,8 @@ def _providers() -> Iterator[_Providers]:
             fake_provider("crm", {"WEDSYNC_FAKE_CRM_KEYS": CRM_KEY}) as crm, \
             fake_provider("webhook-receiver", {"WEDSYNC_FAKE_WEBHOOK_SECRET": WEBHOOK_SECRET}) \
             as webhook:  # fmt: skip
-        yield _Providers(smtp=smtp, crm=crm, webhook=webhook)
+        yield _Providers(smtp=smtp.port, crm=crm.port, webhook=webhook.port,
+                         pids=(smtp.pid, crm.pid, webhook.pid))  # fmt: skip
 
 
 def _seed(cur: Any, local: _Providers) -> list[tuple[str, str]]:
@@ -183,7 +191,8 @@ def _sink_processes(bootstrap: str, local: _Providers, dsn: str) -> Iterator[Non
     }  # fmt: skip
     procs = [
         subprocess.Popen([sys.executable, "-m", "streams.app.cli", "sink", kind], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
         for kind in ("email", "crm", "webhook")
     ]  # fmt: skip
     try:

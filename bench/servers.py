@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from streams.child import die_with_parent
 from streams.dev.broker import free_port
@@ -32,16 +33,24 @@ def wait_listening(port: int, timeout: float = 30.0) -> None:
             time.sleep(0.02)
 
 
+@dataclass(frozen=True)
+class Provider:
+    """A provider's fake in its own process: where it listens, and which process it is."""
+
+    port: int
+    pid: int
+
+
 @contextlib.contextmanager
-def fake_provider(name: str, env: dict[str, str] | None = None) -> Iterator[int]:
-    """`wedsync fake <name>` on a free port, in its own process, listening: the port.
+def fake_provider(name: str, env: dict[str, str] | None = None) -> Iterator[Provider]:
+    """`wedsync fake <name>` on a free port, in its own process and session, listening.
     Stopped (SIGTERM, then SIGKILL after 10 s) on the way out. It logs warnings only: its
     access log is no provider's work (37 of the webhook fake's 102 us a request)."""
     port = free_port()
     quiet = {"WEDSYNC_LOG_LEVEL": "warn", **(env or {})}
-    with _child(["fake", name, "--port", str(port)], quiet):
+    with _child(["fake", name, "--port", str(port)], quiet) as proc:
         wait_listening(port)
-        yield port
+        yield Provider(port, proc.pid)
 
 
 @contextlib.contextmanager
@@ -74,11 +83,13 @@ def cdc_process(bootstrap: str, server: PostgresServer, dbname: str, app_id: str
 
 @contextlib.contextmanager
 def _child(command: list[str], env: dict[str, str] | None) -> Iterator[subprocess.Popen[bytes]]:
-    """`wedsync <command>` in its own process; SIGTERM, then SIGKILL after 10 s, on exit."""
+    """`wedsync <command>` in its own process and session (so its own autogroup for the
+    CPU, as a process of its own container is deployed); SIGTERM, then SIGKILL after 10 s,
+    on exit."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.app.cli", *command],
         env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
+        preexec_fn=die_with_parent, start_new_session=True,
     )  # fmt: skip
     try:
         yield proc

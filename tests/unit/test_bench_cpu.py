@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from bench import cpu
 from bench.cpu import Usage
@@ -87,3 +89,24 @@ def test_a_window_counts_the_cpu_of_a_child_by_its_label() -> None:
     spun = window.spent[cpu.label([sys.executable, "-c", SPIN])]
     assert spun.ran_ns >= 0.29e9  # its 0.3 s of CPU, within the window
     assert window.spent["bench"].ran_ns < spun.ran_ns  # the parent only waited
+
+
+def test_favour_sets_the_session_nice_or_says_why_not() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        problems = cpu.favour([child.pid], -3)
+        seen = "" if problems else Path(f"/proc/{child.pid}/autogroup").read_text()
+    finally:
+        child.communicate(b"")
+    if os.geteuid() == 0 and Path("/proc/self/autogroup").exists():  # root may raise it
+        assert problems == []
+        assert seen.endswith("nice -3\n")
+    else:  # not root, or a kernel without autogroups: said, not silent
+        assert problems[0].startswith(f"pid {child.pid}: ")
+
+
+def test_favouring_a_process_that_is_gone_is_reported() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert cpu.favour([gone.pid])[0].startswith(f"pid {gone.pid}: ")
