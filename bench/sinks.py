@@ -160,6 +160,7 @@ def run() -> list[str]:
     from streams.kafka.admin import create_topics
 
     from bench.engines import broker as bench_broker
+    from bench.servers import wait_listening
 
     port = free_port()
     endpoint = subprocess.Popen(
@@ -172,7 +173,7 @@ def run() -> list[str]:
         f"{ANSWER_AFTER_S * 1000:.0f} ms; sink and baseline each in their own process"
     ]
     try:
-        time.sleep(1.0)
+        wait_listening(port)
         for concurrency in LEVELS:
             base = _child(
                 "import sys; from bench.sinks import baseline_main; "
