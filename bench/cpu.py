@@ -139,12 +139,14 @@ class Window:
 
     roots: Mapping[int, str]
     ended: str | None = None  # label for the children that ended and were waited for inside
-    _pids: dict[int, str] = field(default_factory=dict)
-    _start: dict[str, Usage] = field(default_factory=dict)
-    _machine: tuple[int, int] = (0, 0)
-    seconds: float = 0.0
-    spent: dict[str, Usage] = field(default_factory=dict)
-    busy: float = 0.0
+    seconds: float = field(default=0.0, init=False)
+    spent: dict[str, Usage] = field(default_factory=dict, init=False)
+    busy: float = field(default=0.0, init=False)
+    _pids: dict[int, str] = field(default_factory=dict, init=False)
+    _start: dict[str, Usage] = field(default_factory=dict, init=False)
+    _machine: tuple[int, int] = field(default=(0, 0), init=False)
+    _t0: float = field(default=0.0, init=False)
+    _children: Usage = field(default_factory=Usage, init=False)
 
     def __enter__(self) -> Self:
         self._pids = processes(self.roots)
