@@ -28,8 +28,7 @@ from connectors.sinks.outbound_rules import (
     parse_allow_list,
 )
 
-log = logging.getLogger("wedsync.audit")
-log.setLevel(logging.INFO)  # the audit trail is kept at any WEDSYNC_LOG_LEVEL
+log = logging.getLogger("wedsync.audit")  # kept at INFO at any log level: streams.app.cli
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _LOOPBACK_NETS = ("127.0.0.0/8", "[::1/128]")

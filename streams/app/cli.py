@@ -232,10 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+AUDIT_LOGGER = "wedsync.audit"  # connectors/sinks/outbound_policy.py's (imports stay light)
+
+
 def use_log_level(level: str) -> None:
-    """Every logger at `level` (WEDSYNC_LOG_LEVEL) but those that set their own: the audit
-    trail of outbound calls (`wedsync.audit`) stays at INFO."""
+    """Every logger at `level` (WEDSYNC_LOG_LEVEL), but the audit trail of outbound calls
+    (`wedsync.audit`) stays at INFO. Set before the command runs, so a command may still
+    quiet a logger for its own display (the demo's board)."""
     logging.getLogger().setLevel(level.upper())
+    logging.getLogger(AUDIT_LOGGER).setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:

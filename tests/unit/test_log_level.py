@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 from connectors.sinks import outbound_policy
-from streams.app.cli import use_log_level
+from streams.app.cli import AUDIT_LOGGER, use_log_level
 from streams.errors import ConfigurationError
 from streams.settings import load_settings
 
 
 @pytest.fixture
 def root_level() -> Iterator[None]:
-    before = logging.getLogger().level
+    before = logging.getLogger().level, logging.getLogger(AUDIT_LOGGER).level
     yield
-    logging.getLogger().setLevel(before)
+    logging.getLogger().setLevel(before[0])
+    logging.getLogger(AUDIT_LOGGER).setLevel(before[1])
 
 
 def test_the_level_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,3 +47,21 @@ def test_the_audit_trail_is_kept_at_any_level(caplog: pytest.LogCaptureFixture) 
     with outbound_policy.audit_scope("webhook", "t-1"):
         outbound_policy.audit("POST", "hooks.example", 200, 0.0)
     assert [r.name for r in caplog.records] == ["wedsync.audit"]
+
+
+def test_the_audit_logger_is_the_one_the_policy_writes_to() -> None:
+    assert outbound_policy.log.name == AUDIT_LOGGER
+
+
+QUIETED_THEN_IMPORTED = """
+import logging
+logging.getLogger("wedsync.audit").setLevel(logging.ERROR)  # as the demo quiets its board
+import connectors.sinks.outbound_policy
+print(logging.getLogger("wedsync.audit").level)
+"""
+
+
+def test_a_command_that_quiets_the_audit_keeps_it_quiet() -> None:
+    out = subprocess.run([sys.executable, "-c", QUIETED_THEN_IMPORTED], capture_output=True,
+                         text=True, check=True, timeout=60)  # fmt: skip
+    assert out.stdout.strip() == str(logging.ERROR)
