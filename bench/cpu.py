@@ -62,9 +62,14 @@ def parse_schedstat(text: str) -> Usage:
     return Usage(int(ran), int(waited))
 
 
+def _stat_fields(text: str) -> list[str]:
+    """A /proc stat line's fields after the command name (which may hold spaces and ')')."""
+    return text.rsplit(")", 1)[1].split()
+
+
 def parse_stat_ticks(text: str) -> Usage:
     """A task's CPU from its stat line (utime + stime), when schedstat is not there."""
-    fields = text.rsplit(")", 1)[1].split()
+    fields = _stat_fields(text)
     return Usage(int((int(fields[11]) + int(fields[12])) * _TICK_NS), 0)
 
 
@@ -72,6 +77,10 @@ def parse_machine(text: str) -> tuple[int, int]:
     """(busy, total) jiffies from /proc/stat's first line (idle and iowait are not busy)."""
     values = [int(v) for v in text.split()[1:9]]
     return sum(values) - values[3] - values[4], sum(values)
+
+
+def _machine_now() -> tuple[int, int]:
+    return parse_machine((PROC / "stat").read_text())
 
 
 def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
@@ -112,7 +121,7 @@ def processes(roots: Mapping[int, str]) -> dict[int, str]:
     parents: dict[int, int] = {}
     for entry in os.listdir(PROC):
         if entry.isdigit() and (text := _read(PROC / entry / "stat")) is not None:
-            parents[int(entry)] = int(text.rsplit(")", 1)[1].split()[1])
+            parents[int(entry)] = int(_stat_fields(text)[1])
     found = dict(roots)
     frontier = list(roots)
     while frontier:
@@ -151,7 +160,7 @@ class Window:
     def __enter__(self) -> Self:
         self._pids = processes(self.roots)
         self._start = usage(self._pids)
-        self._machine = parse_machine(_read(PROC / "stat") or "cpu 0")
+        self._machine = _machine_now()
         self._t0 = os.times().elapsed
         self._children = _ended_children()
         return self
@@ -159,20 +168,25 @@ class Window:
     def __exit__(self, *exc: object) -> None:
         after = usage(self._pids)
         self.seconds = os.times().elapsed - self._t0
-        self.busy = busy_share(self._machine, parse_machine(_read(PROC / "stat") or "cpu 0"))
+        self.busy = busy_share(self._machine, _machine_now())
         self.spent = {k: after[k] - self._start.get(k, Usage()) for k in after}
         if self.ended is not None:
             self.spent[self.ended] = _ended_children() - self._children
 
-    def report(self, per: int, unit: str) -> list[str]:
-        return report(self.spent, self.seconds, self.busy, per, unit)
+    def report(self, per: int, unit: str, title: str = "") -> list[str]:
+        return report(self.spent, self.seconds, self.busy, per, unit, title)
 
 
 def report(
-    spent: Mapping[str, Usage], seconds: float, busy: float, per: int, unit: str
+    spent: Mapping[str, Usage],
+    seconds: float,
+    busy: float,
+    per: int,
+    unit: str,
+    title: str = "",
 ) -> list[str]:
     """The lines: CPU per `unit` by process, the machine's busy share, and which processes
-    waited longest for a core."""
+    waited longest for a core; the first line begins with `title` when one is given."""
     if not spent or seconds <= 0 or per <= 0:
         return []
     ranked = sorted(spent.items(), key=lambda kv: -kv[1].ran_ns)
@@ -182,7 +196,8 @@ def report(
     waits = sorted(((u.waited_ns / (seconds * 1e9), name) for name, u in ranked), reverse=True)
     waited = ", ".join(f"{name} {share:.0%}" for share, name in waits[:4] if share >= 0.01)
     lines = [
-        f"  CPU while measured ({seconds:.1f} s), ms per {unit}: {per_unit}; "
+        f"  {title + ': ' if title else ''}CPU while measured ({seconds:.1f} s), ms per {unit}: "
+        f"{per_unit}; "
         f"total {total_ns / per / 1e6:.2f} ({total_ns / seconds / 1e9:.2f} cores); "
         f"machine {busy:.0%} busy ({os.cpu_count()} cores)",
     ]
@@ -224,7 +239,7 @@ def roots(own: str, *others: Iterable[tuple[int, str]]) -> dict[int, str]:
     return out
 
 
-def combined(windows: Iterable[Window], per: int, unit: str) -> list[str]:
+def combined(windows: Iterable[Window], per: int, unit: str, title: str = "") -> list[str]:
     """`report` over several windows of one kind (the rounds of a suite) as one."""
     spent: dict[str, Usage] = {}
     seconds = busy_seconds = 0.0
@@ -233,4 +248,4 @@ def combined(windows: Iterable[Window], per: int, unit: str) -> list[str]:
         busy_seconds += window.busy * window.seconds
         for name, used in window.spent.items():
             spent[name] = spent.get(name, Usage()) + used
-    return report(spent, seconds, busy_seconds / seconds if seconds else 0.0, per, unit)
+    return report(spent, seconds, busy_seconds / seconds if seconds else 0.0, per, unit, title)

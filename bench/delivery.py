@@ -78,8 +78,9 @@ def run() -> list[str]:
         phases: list[tuple[str, int, int]] = []  # (name, first commit ms, deliveries)
         usage: dict[str, list[str]] = {}  # phase -> where the machine's CPU went
         engine = "Kafka" if broker.engine == "kafka" else "Tansu"
-        own = cpu.roots("bench (inserts)", ((p, engine) for p in broker.pids))
-        elsewhere = [*broker.pids, *cpu.postmaster(server.datadir), *local.pids]
+        database = cpu.postmaster(server.datadir)
+        own = cpu.roots("bench (inserts)", ((p, engine) for p in broker.pids), database.items())
+        elsewhere = [*broker.pids, *database, *local.pids]
         unfavoured = cpu.favour(elsewhere)
         with cdc_process(bootstrap, server, "wedsync", settings.app_id), \
                 worker_process(bootstrap, settings), \
@@ -90,7 +91,7 @@ def run() -> list[str]:
             for name, count, rate in ((f"trickle, {TRICKLE_RATE}/s", TRICKLE, TRICKLE_RATE),
                                       (f"load, {RATE}/s", CHANGES, RATE)):  # fmt: skip
                 phases.append((name, int(time.time() * 1000), count * 3))
-                with cpu.Window(own | cpu.postmaster(server.datadir)) as window:
+                with cpu.Window(own) as window:
                     _insert(cur, suppliers, count, rate=rate)
                     expected += count * 3
                     _wait_delivered(bootstrap, codecs, expected, timeout=300)

@@ -129,9 +129,8 @@ async def _measure(bootstrap: str, broker_pids: tuple[int, ...]) -> list[str]:
         f"  ingest gateway (verify + Avro + acked produce): {best_gw:6.0f} req/s  "
         f"(rounds {', '.join(f'{x:.0f}' for x in gateway)}; {statuses['gateway']})",
         f"  ratio gateway/bare: {best_gw / best_bare:.2f}",
-        *(line.replace("  CPU while", f"  {name}: CPU while")
-          for name in ("bare", "gateway")
-          for line in cpu.combined(windows[name], (WARMUP + REQUESTS) * ROUNDS, "request")),
+        *(line for name in ("bare", "gateway") for line in
+          cpu.combined(windows[name], (WARMUP + REQUESTS) * ROUNDS, "request", title=name)),
     ]  # fmt: skip
 
 

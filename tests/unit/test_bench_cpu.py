@@ -58,6 +58,13 @@ def test_report_ranks_processes_and_names_the_starved() -> None:
     assert lines[1].endswith("Kafka 110%")
 
 
+def test_a_title_begins_the_first_line_only() -> None:
+    spent = {"Kafka": Usage(5_000_000_000, 11_000_000_000)}
+    lines = cpu.report(spent, 10.0, 0.5, 2500, "request", title="gateway")
+    assert lines[0].startswith("  gateway: CPU while measured (10.0 s), ms per request:")
+    assert lines[1].startswith("  runnable but waiting")
+
+
 def test_nothing_measured_reports_nothing() -> None:
     assert cpu.report({}, 10.0, 0.5, 100, "change") == []
     assert cpu.report({"Kafka": Usage(1, 0)}, 0.0, 0.5, 100, "change") == []
