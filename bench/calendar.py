@@ -47,7 +47,7 @@ from streams.settings import REPO_ROOT
 from streams.topics import INGEST_CDC, INGEST_STATE, INGEST_WEBHOOKS
 
 from bench import calendar_feed as feed_bench
-from bench import engines
+from bench import cpu, engines
 from bench.bare import bare_server, run_client
 
 ON_BROKER = True  # the gateway produces to the broker; parts 2 and 3 run on the first pass
@@ -158,20 +158,12 @@ def client_main(url: str, first_number: str) -> None:
     print(json.dumps(asyncio.run(_send(url, burst, PUSHES / BURST_S))))
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """The machine's (idle, all) clock ticks so far, every CPU (/proc/stat)."""
-    with open("/proc/stat") as stat:
-        ticks = [int(x) for x in stat.readline().split()[1:]]
-    return ticks[3] + ticks[4], sum(ticks)
-
-
 async def _client(url: str, first_number: int) -> dict[str, Any]:
     """`client_main` in a fresh interpreter (its loop and its core are its own); its figures
     and the machine's idle share meanwhile (other work on shared cores shows there)."""
-    idle, total = _cpu_ticks()
+    before = cpu.Machine.now()
     result = await run_client("bench.calendar", url, str(first_number))
-    idle_after, total_after = _cpu_ticks()
-    result["idle"] = (idle_after - idle) / max(1, total_after - total)
+    result["idle"] = cpu.Machine.now().since(before).idle
     return result
 
 

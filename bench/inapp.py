@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
 from bench.inapp_load import raise_nofile, token, user_id
 
 ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
@@ -95,20 +96,6 @@ def _rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def _cpu_ticks() -> tuple[int, int]:
-    """The machine's idle and steal clock ticks so far (all CPUs)."""
-    with open("/proc/stat") as stat:
-        fields = stat.readline().split()
-    return int(fields[4]), int(fields[8])
-
-
-def _proc_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _child_setup() -> None:
@@ -252,15 +239,14 @@ async def _side(name: str, connections: int, logs: Path, *, fanout: bool) -> Sid
             await asyncio.sleep(SETTLE_S)
             side.loaded_kib = _rss_kib(server.pid)
             if fanout:
-                machine, broker_cpu = _cpu_ticks(), _proc_cpu_s(broker.pids[0])
+                machine, broker_cpu = cpu.Machine.now(), cpu.process_seconds(broker.pids[0])
                 started = time.monotonic()
                 await _fan_out(side, children, clients, bootstrap, connections)
                 wall = time.monotonic() - started
                 side.after_kib = _rss_kib(server.pid)
-                side.broker_share = (_proc_cpu_s(broker.pids[0]) - broker_cpu) / wall
-                idle, steal = (b - a for a, b in zip(machine, _cpu_ticks(), strict=True))
-                side.idle_share = idle / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)
-                side.steal_share = steal / os.sysconf("SC_CLK_TCK") / wall / (os.cpu_count() or 1)
+                side.broker_share = (cpu.process_seconds(broker.pids[0]) - broker_cpu) / wall
+                shares = cpu.Machine.now().since(machine)
+                side.idle_share, side.steal_share = shares.idle, shares.steal
         finally:
             await children.end()
     return side

@@ -79,6 +79,8 @@ from streams.logic.state import RoutingState, StateTables
 from streams.models import ChangeEvent, ColumnValue, DomainEvent, SourceRef
 from streams.settings import Settings
 
+from bench import cpu
+
 WEDDINGS = 300
 EVENTS = 12_000
 WARMUP = 200
@@ -546,10 +548,10 @@ def _measure_routing() -> list[str]:
             floor = _broker_floor(RATE, round(fanout * RATE), LATENCY_SECONDS)
         with _shipped(rng, changes, links) as (bootstrap, codecs, _probe):
             batch = _events(rng, RATE * LATENCY_SECONDS, 20_000_000 + trial * 1_000_000)
-            cpu = _cpu_times()
+            machine = cpu.Machine.now()
             with _no_gc():
                 to_output, to_read = _latency(bootstrap, codecs, batch, RATE)
-            trials.append((to_output, to_read, floor, _steal(cpu)))
+            trials.append((to_output, to_read, floor, _steal(machine)))
             if trial < TRIALS - 1:
                 continue
             quarter = _events(rng, RATE // 4 * LATENCY_SECONDS, 40_000_000)
@@ -605,8 +607,8 @@ def _measure_pipeline() -> list[str]:
                 _pipeline(bootstrap, codecs, _changes(rng, 200, 50_000_000), 100)
             for trial in range(TRIALS):
                 changes_in = _changes(rng, RATE * LATENCY_SECONDS, 90_000_000 + trial * 10**6)
-                pids = _pids_of({"worker": b"worker", "route": b"route", "broker": b""})
-                before, machine = _cpu_of(pids), _cpu_times()
+                pids = _pids_of({"worker", "route", "broker"})
+                before, machine = _cpu_of(pids), cpu.Machine.now()
                 with _no_gc():
                     hops = _pipeline(bootstrap, codecs, changes_in, RATE)
                 used = {k: 1000 * (v - before.get(k, 0.0)) / len(changes_in)
@@ -648,20 +650,20 @@ def _measure_scaling() -> list[str]:
                         time.sleep(0.05)
                 backlog = _events(rng, SCALE_EVENTS, 32_000_000 + processes * 10**6)
                 routed = sum(len(route(e, state, rules, 0)) for e in backlog)
-                pids = _pids_of({"route": b"route"})
-                before, machine = _cpu_of(pids), _cpu_times()
+                pids = _pids_of({"route"})
+                before, machine = _cpu_of(pids), cpu.Machine.now()
                 start, done = time.perf_counter(), _committed(probe)
                 _produce(bootstrap, codecs, backlog, now=False)
                 while _committed(probe) < done + SCALE_EVENTS:
                     time.sleep(0.02)
                 seconds = time.perf_counter() - start
-                cpu = _cpu_of(pids).get("route", 0.0) - before.get("route", 0.0)
+                used = _cpu_of(pids).get("route", 0.0) - before.get("route", 0.0)
                 rates.append(routed / seconds)
                 lines.append(
                     f"  {processes} process{'es' if processes > 1 else ''}: "
                     f"{SCALE_EVENTS / seconds:>7,.0f} events/s, {routed / seconds:>7,.0f} routed "
-                    f"records/s, CPU {1e6 * cpu / routed:.0f} us per routed record "
-                    f"({100 * cpu / seconds:.0f}% of a core) | {_machine(machine)}"
+                    f"records/s, CPU {1e6 * used / routed:.0f} us per routed record "
+                    f"({100 * used / seconds:.0f}% of a core) | {_machine(machine)}"
                 )
         finally:
             for proc in extra:
@@ -699,82 +701,35 @@ def _wait_members(bootstrap: str, group: str, members: int, timeout: float = 60)
     raise TimeoutError(f"{group}: {members} members did not join in {timeout} s")
 
 
-def _pids_of(kinds: dict[str, bytes]) -> dict[int, str]:
-    """Pid -> kind of this process's descendants whose command line has a kind's word
-    (`wedsync worker` and `wedsync route` are `python -m streams.app.cli <word>`); kind
-    "broker", when asked for, is the broker this process started (Apache Kafka or Tansu)."""
-    parents: dict[int, int] = {}
-    words: dict[int, list[bytes]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                words[int(entry)] = cmdline.read().split(b"\0")
-        except OSError:
-            continue
+_KINDS = {"worker": "worker", "routing": "route", "Kafka": "broker", "Tansu": "broker"}
 
-    def descends(pid: int) -> bool:
-        while pid > 1:
-            pid = parents.get(pid, 0)
-            if pid == os.getpid():
-                return True
-        return False
 
-    def kind_of(cmd: list[bytes]) -> str | None:
-        if b"kafka.Kafka" in cmd or b"memory://tansu/" in cmd:  # Apache Kafka's JVM, Tansu
-            return "broker" if "broker" in kinds else None
-        if b"streams.app.cli" not in cmd:
-            return None
-        return next((kind for kind, word in kinds.items() if word in cmd[3:4]), None)
-
-    return {pid: kind for pid, cmd in words.items()
-            if (kind := kind_of(cmd)) is not None and descends(pid)}  # fmt: skip
+def _pids_of(kinds: set[str]) -> dict[int, str]:
+    """Pid -> kind of this process's descendants of `kinds`: "worker" and "route" (`wedsync
+    worker` and its routing process), "broker" (the Apache Kafka or Tansu started here)."""
+    found = cpu.processes({os.getpid(): "bench"})
+    return {pid: _KINDS[name] for pid, name in found.items() if _KINDS.get(name) in kinds}
 
 
 def _cpu_of(pids: dict[int, str]) -> dict[str, float]:
     """Kind -> CPU seconds (utime + stime) its processes used so far."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for pid, kind in pids.items():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        with contextlib.suppress(OSError):  # ended: counts nothing more
+            out[kind] = out.get(kind, 0.0) + cpu.process_seconds(pid)
     return out
 
 
-def _machine(before: list[int]) -> str:
+def _machine(before: cpu.Machine) -> str:
     """How busy the whole machine was since `before` (/proc/stat), every tenant included."""
-    after = _cpu_times()
-    if not before or len(after) < 8:
-        return "machine n/a"
-    delta = [b - a for a, b in zip(before, after, strict=False)]
-    total = max(1, sum(delta))
-    idle = delta[3] + delta[4]
-    return f"machine {100 * (total - idle) / total:.0f}% busy, steal {100 * delta[7] / total:.0f}%"
+    shares = cpu.Machine.now().since(before)
+    return f"machine {shares.busy:.0%} busy, steal {shares.steal:.0%}"
 
 
-def _cpu_times() -> list[int]:
-    try:
-        with open("/proc/stat") as f:
-            return [int(x) for x in f.readline().split()[1:]]
-    except OSError:  # not Linux: no steal figure
-        return []
-
-
-def _steal(before: list[int]) -> str:
+def _steal(before: cpu.Machine) -> str:
     """Share of this machine's CPU time the hypervisor gave to other guests since `before`
     (the `steal` column of /proc/stat): when it is high, every latency here is inflated."""
-    after = _cpu_times()
-    if not before or len(after) < 8:
-        return "steal n/a"
-    delta = [b - a for a, b in zip(before, after, strict=False)]
-    return f"CPU steal {100 * delta[7] / max(1, sum(delta)):.0f}%"
+    return f"CPU steal {cpu.Machine.now().since(before).steal:.0%}"
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ stretch is printed beside it: with no idle CPU left, the ratio says nothing abou
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 from streams.settings import REPO_ROOT
 
+from bench import cpu
 from bench.servers import wait_listening
 from bench.sinks import _ENDPOINT, _body, sink_topics
 
@@ -36,7 +36,6 @@ DELIVERIES = 4000
 CONCURRENCY = 20
 ANSWER_AFTER_S = 0.050
 PROCESSES = (1, 2)
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def sink_child(bootstrap: str, url: str, concurrency: int) -> None:
@@ -81,18 +80,6 @@ def sink_child(bootstrap: str, url: str, concurrency: int) -> None:
         reporter.cancel()
 
     asyncio.run(main())
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _idle_ticks() -> tuple[int, int]:
-    with open("/proc/stat") as stat:
-        cpu = [int(v) for v in stat.readline().split()[1:]]
-    return cpu[3] + cpu[4], sum(cpu)
 
 
 def _all_assigned(children: list[subprocess.Popen[str]], timeout: float) -> None:
@@ -188,12 +175,12 @@ def _phase(processes: int, url: str) -> dict[str, float]:
         ]  # fmt: skip
         try:
             _all_assigned(children, timeout=120)
-            cpu = sum(_cpu_s(c.pid) for c in children)
-            idle, total = _idle_ticks()
+            used = sum(cpu.process_seconds(c.pid) for c in children)
+            machine = cpu.Machine.now()
             _produce(bootstrap, codecs, url, str(processes))
             first, last = _delivered_span(bootstrap, codecs, timeout=300)
-            cpu = sum(_cpu_s(c.pid) for c in children) - cpu
-            idle_after, total_after = _idle_ticks()
+            used = sum(cpu.process_seconds(c.pid) for c in children) - used
+            idle = cpu.Machine.now().since(machine).idle
         finally:
             for child in children:
                 child.send_signal(signal.SIGTERM)
@@ -204,8 +191,8 @@ def _phase(processes: int, url: str) -> dict[str, float]:
                     child.kill()
     return {
         "rate": (DELIVERIES - 1) / max((last - first) / 1000, 1e-3),
-        "cpu_ms": cpu * 1000 / DELIVERIES,
-        "idle": (idle_after - idle) / max(total_after - total, 1),
+        "cpu_ms": used * 1000 / DELIVERIES,
+        "idle": idle,
     }
 
 

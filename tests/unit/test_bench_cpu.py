@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from bench import cpu
 from bench.cpu import Usage
 
@@ -27,6 +28,11 @@ def test_processes_are_named_by_what_they_run() -> None:
     assert cpu.label(["/usr/bin/vmstat", "5"]) == "vmstat"
 
 
+def test_the_embedded_broker_is_named_whatever_its_version() -> None:
+    binary = "/root/.calfkit/bin/tansu-v0.6.0-510f3e2"
+    assert cpu.label([binary, "broker", "--storage-engine", "memory://tansu/"]) == "Tansu"
+
+
 def test_a_sink_named_like_a_command_is_still_a_sink() -> None:
     assert cpu.label([PY, "-m", "streams.app.cli", "sink", "webhook"]) == "webhook sink"
 
@@ -43,9 +49,37 @@ def test_stat_ticks_count_user_and_system_time() -> None:
 
 
 def test_idle_and_iowait_are_not_busy() -> None:
-    before = cpu.parse_machine("cpu  100 0 100 700 100 0 0 0 0 0")
-    after = cpu.parse_machine("cpu  200 0 200 1200 200 0 0 0 0 0")
-    assert cpu.busy_share(before, after) == 200 / 800
+    before = cpu.Machine.parse("cpu  100 0 100 700 100 0 0 0 0 0")
+    after = cpu.Machine.parse("cpu  200 0 200 1200 200 0 0 0 0 0")
+    assert after.since(before).busy == 200 / 800
+    assert after.since(before).idle == 600 / 800
+
+
+def test_steal_is_a_share_of_the_window_and_counted_busy() -> None:
+    before = cpu.Machine.parse("cpu  100 0 100 700 100 0 0 50 0 0")
+    after = cpu.Machine.parse("cpu  200 0 200 1000 100 0 0 150 0 0")
+    shares = after.since(before)
+    assert (shares.steal, shares.busy) == (100 / 600, 300 / 600)
+
+
+def test_an_empty_window_has_no_shares() -> None:
+    same = cpu.Machine.parse("cpu  1 2 3 4 5 6 7 8 0 0")
+    assert same.since(same) == cpu.Shares(0.0, 0.0, 0.0)
+
+
+def test_process_seconds_counts_this_process_cpu() -> None:
+    before = cpu.process_seconds(os.getpid())
+    deadline = os.times().elapsed + 0.2
+    while os.times().elapsed < deadline:  # burn CPU: the figure must grow
+        pass
+    assert cpu.process_seconds(os.getpid()) - before >= 0.05
+
+
+def test_process_seconds_of_a_process_gone_is_an_oserror() -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    with pytest.raises(OSError):
+        cpu.process_seconds(child.pid)
 
 
 def test_report_ranks_processes_and_names_the_starved() -> None:
