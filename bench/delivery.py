@@ -26,9 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -185,27 +182,15 @@ def _seed(cur: Any, local: _Providers) -> list[tuple[str, str]]:
 def _sink_processes(bootstrap: str, local: _Providers, dsn: str) -> Iterator[None]:
     from streams.dev.local import allow_list_env
 
+    from bench.servers import children
+
     env = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WEDSYNC_SINK_PLATFORM_DSN": dsn,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WEDSYNC_SINK_PLATFORM_DSN": dsn,
         **allow_list_env(*local.ports()),
         "WEDSYNC_EMAIL_SMTP_HOST": "127.0.0.1", "WEDSYNC_EMAIL_SMTP_PORT": str(local.smtp),
     }  # fmt: skip
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "streams.app.cli", "sink", kind], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-        for kind in ("email", "crm", "webhook")
-    ]  # fmt: skip
-    try:
+    with children([["sink", kind] for kind in ("email", "crm", "webhook")], env, 30):
         yield
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def _insert(cur: Any, suppliers: list[tuple[str, str]], count: int, *, rate: int) -> None:

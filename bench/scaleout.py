@@ -170,7 +170,7 @@ def _phase(processes: int, url: str) -> dict[str, float]:
         argv = [sys.executable, "-c", code, bootstrap, url, str(CONCURRENCY)]
         children = [
             subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, start_new_session=True)
             for _ in range(processes)
         ]  # fmt: skip
         try:
@@ -202,7 +202,7 @@ def run() -> list[str]:
     port = free_port()
     endpoint = subprocess.Popen(
         [sys.executable, "-c", _ENDPOINT, str(port), str(ANSWER_AFTER_S)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/hook"
     lines = [

@@ -83,20 +83,39 @@ def cdc_process(bootstrap: str, server: PostgresServer, dbname: str, app_id: str
 
 @contextlib.contextmanager
 def _child(command: list[str], env: dict[str, str] | None) -> Iterator[subprocess.Popen[bytes]]:
-    """`wedsync <command>` in its own process and session (so its own autogroup for the
-    CPU, as a process of its own container is deployed); SIGTERM, then SIGKILL after 10 s,
-    on exit."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.app.cli", *command],
-        env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent, start_new_session=True,
-    )  # fmt: skip
-    try:
+    """`wedsync <command>` as `children` starts it: its own process and session."""
+    with children([command], env) as (proc,):
         yield proc
+
+
+@contextlib.contextmanager
+def children(
+    commands: list[list[str]], env: dict[str, str] | None, drain_s: float = 10.0
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`wedsync <command>` for each of `commands`, each in its own process and session (so
+    its own autogroup for the CPU, as a process of its own container is deployed), dying
+    with this one. On exit all get SIGTERM together and `drain_s` seconds in all to stop
+    (a sink finishes and records its calls at the providers); then SIGKILL."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "streams.app.cli", *command],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+        )
+        for command in commands
+    ]
+    try:
+        yield procs
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for proc in procs:
+            proc.terminate()
+        deadline = time.monotonic() + drain_s
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

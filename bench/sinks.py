@@ -7,7 +7,9 @@ its own process, reading pre-produced deliveries from a fresh embedded broker; i
 from its first delivery to its last (the consumer group's join is not counted). The
 baseline is a plain aiohttp client in its own process POSTing the same bodies with the same
 concurrency and nothing else. Both run at concurrency 50 and 200; the sink process reports
-its resident memory at the end (VmRSS) and its peak (VmHWM).
+its resident memory at the end (VmRSS) and its peak (VmHWM). Every process (endpoint, sink,
+baseline, broker) has a session of its own, so Linux's autogroups give each its own share of
+the CPU, as containers of their own would (`bench.servers.children`).
 
 `run()` returns the lines to print; `make bench` calls it.
 """
@@ -138,7 +140,7 @@ def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
 def _child(code: str, *args: Any) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
-        timeout=600, check=False,
+        timeout=600, check=False, start_new_session=True,
     )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"bench child failed: {out.stderr.decode()[-2000:]}")
@@ -165,7 +167,7 @@ def run() -> list[str]:
     port = free_port()
     endpoint = subprocess.Popen(
         [sys.executable, "-c", _ENDPOINT, str(port), str(ANSWER_AFTER_S)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/hook"
     lines = [
