@@ -138,6 +138,7 @@ def _play(cur: Any, k: dict[str, str], local: Any, bootstrap: str, codecs: Topic
               flush=True)  # fmt: skip
         if not watch.until(lambda: want <= watch.got and watch.routed_ids <= set(watch.delivered),
                            timeout, "every routed delivery delivered", alive):  # fmt: skip
+            watch.say(watch.missing(want), "red")
             return 1
         first_act = set(watch.got)
         _summary(watch, local)

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from streams import topics
+from streams.errors import DecodeError
 from streams.kafka.codec import TopicCodecs
 
 COLOURS = {"healthy": "green", "degraded": "yellow", "failing": "red"}
@@ -71,6 +72,8 @@ class Watch:
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.got: set[tuple[str, str, str]] = set()
         self.by_type: Counter[str] = Counter()  # routed deliveries per event type
+        self.seen_in: dict[str, Counter[str]] = {"CDC changes": Counter(),
+                                                 "domain events": Counter()}  # fmt: skip
         self.routed_ids: set[str] = set()
         self.delivered: dict[str, float] = {}  # delivery id -> commit -> answer, ms
         self.results: list[dict[str, Any]] = []
@@ -112,12 +115,37 @@ class Watch:
             name = msg.topic() or ""
             if name in self._counted:
                 self.stages[self._counted[name]] += 1
+                self._what(self._counted[name], name, msg.value())
             elif name in self._by_deliver:
                 self._routed(self._by_deliver[name], msg.value() or b"")
             else:
                 self._result(self.codecs[topics.DELIVERY_RESULTS].decode(msg.value()))
         if self.live is not None:
             self.live.update(self.board())
+
+    def _what(self, stage: str, name: str, value: bytes | None) -> None:
+        """Per table (CDC changes) and per type (domain events), for `missing`."""
+        if stage not in self.seen_in:
+            return
+        try:
+            record = self.codecs[topics.topic(name)].decode(value)
+        except DecodeError:
+            return
+        kind = record["source"]["table"] if stage == "CDC changes" else record["event_type"]
+        self.seen_in[stage][str(kind)] += 1
+
+    def missing(self, want: set[tuple[str, str, str]]) -> str:
+        """What a timed-out wait lacked and how far the records got: the expected deliveries
+        not routed, the routed ones not delivered, the CDC changes per table and the domain
+        events per type that were read."""
+        lacking = sorted(f"{t} {d} {self.name_of.get(r, r)}" for t, d, r in want - self.got)
+        undelivered = len(self.routed_ids - set(self.delivered))
+        seen = "; ".join(f"{stage} read: " + ", ".join(f"{k} {n}" for k, n in sorted(c.items()))
+                         for stage, c in self.seen_in.items())  # fmt: skip
+        return (
+            f"not routed: {', '.join(lacking) or 'none'}; routed but not delivered: "
+            f"{undelivered}; {seen}"
+        )
 
     def _routed(self, dest: topics.Destination, value: bytes) -> None:
         record = self.codecs[topics.DELIVER[dest].deliver].decode(value)
