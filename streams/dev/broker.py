@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,8 +41,42 @@ log = logging.getLogger(__name__)
 _LIVE: set[subprocess.Popen[bytes]] = set()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the caller binds it soon after)."""
+PORTS_FROM = 20_000  # below the ephemeral range's usual start (32768); above common services
+
+
+def ephemeral_range(text: str | None) -> tuple[int, int] | None:
+    """/proc/sys/net/ipv4/ip_local_port_range as (low, high), or None when unreadable."""
+    try:
+        low, high = (int(v) for v in (text or "").split())
+    except ValueError:
+        return None
+    return low, high
+
+
+def _ephemeral_now() -> tuple[int, int] | None:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return ephemeral_range(f.read())
+    except OSError:
+        return None
+
+
+def free_port(host: str = "127.0.0.1", rand: random.Random | None = None) -> int:
+    """A TCP port nobody listens on right now (the caller binds it soon after), drawn from
+    below the kernel's ephemeral range: a port from inside it (what `bind(0)` gives) can be
+    taken meanwhile by any outgoing connection's local end, and was (a child's bind failed
+    with EADDRINUSE under load). Falls back to `bind(0)` when there is no room below."""
+    span = _ephemeral_now()
+    choose = rand or random.Random()
+    if span is not None and span[0] - PORTS_FROM >= 1000:
+        for _ in range(50):
+            port = choose.randrange(PORTS_FROM, span[0])
+            with socket.socket() as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:  # taken: another one
+                    continue
+                return port
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
