@@ -600,11 +600,9 @@ def _measure_pipeline() -> list[str]:
     judged: dict[str, list[float]] = {}
     for broker in PIPELINE_BROKERS:
         with _shipped(rng, changes, links, broker) as (bootstrap, codecs, _probe):
-            if broker == "kafka":  # the JVM's compilers past their first seconds, as deployed
-                _pipeline(bootstrap, codecs, _changes(rng, RATE * PIPELINE_WARM_S, 50_000_000),
-                          RATE)  # fmt: skip
-            else:
-                _pipeline(bootstrap, codecs, _changes(rng, 200, 50_000_000), 100)
+            # Kafka: the JVM's compilers past their first seconds, as deployed
+            warm, rate = (RATE * PIPELINE_WARM_S, RATE) if broker == "kafka" else (200, 100)
+            _pipeline(bootstrap, codecs, _changes(rng, warm, 50_000_000), rate)
             for trial in range(TRIALS):
                 changes_in = _changes(rng, RATE * LATENCY_SECONDS, 90_000_000 + trial * 10**6)
                 pids = _pids_of({"worker", "route", "broker"})

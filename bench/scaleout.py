@@ -28,8 +28,7 @@ from typing import Any
 from streams.settings import REPO_ROOT
 
 from bench import cpu
-from bench.servers import wait_listening
-from bench.sinks import _ENDPOINT, _body, sink_topics
+from bench.sinks import _body, endpoint, sink_topics
 
 ON_BROKER = True  # `make bench` runs this suite on each engine (bench.engines)
 DELIVERIES = 4000
@@ -197,25 +196,13 @@ def _phase(processes: int, url: str) -> dict[str, float]:
 
 
 def run() -> list[str]:
-    from streams.dev.broker import free_port
-
-    port = free_port()
-    endpoint = subprocess.Popen(
-        [sys.executable, "-c", _ENDPOINT, str(port), str(ANSWER_AFTER_S)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/hook"
     lines = [
         f"scale-out: {DELIVERIES} webhook deliveries, {CONCURRENCY} in flight per process, "
         f"to an endpoint answering after {ANSWER_AFTER_S * 1000:.0f} ms (one process's "
         f"ceiling ~{CONCURRENCY / ANSWER_AFTER_S:.0f}/s)"
     ]
-    try:
-        wait_listening(port)
+    with endpoint(ANSWER_AFTER_S) as url:
         figures = {n: _phase(n, url) for n in PROCESSES}
-    finally:
-        endpoint.terminate()
-        endpoint.wait(10)
     for n, f in figures.items():
         lines.append(
             f"  {n} process{'es' if n > 1 else '':<2} {f['rate']:7.0f} deliveries/s, "

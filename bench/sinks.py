@@ -17,10 +17,12 @@ the CPU, as containers of their own would (`bench.servers.children`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from streams.settings import REPO_ROOT
@@ -137,6 +139,27 @@ def sink_main(bootstrap: str, url: str, concurrency: int) -> None:
     print(json.dumps({"rate": rate, "cpu_ms": cpu * 1000, "loop_cpu_ms": loop_cpu * 1000, **mem}))
 
 
+@contextlib.contextmanager
+def endpoint(answer_after_s: float) -> Iterator[str]:
+    """The loopback endpoint (`_ENDPOINT`) in its own process and session, answering after
+    `answer_after_s`: its URL once it listens; stopped on the way out."""
+    from streams.dev.broker import free_port
+
+    from bench.servers import wait_listening
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ENDPOINT, str(port), str(answer_after_s)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_listening(port)
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def _child(code: str, *args: Any) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], cwd=REPO_ROOT, capture_output=True,
@@ -158,24 +181,15 @@ def sink_topics() -> list[Any]:
 
 
 def run() -> list[str]:
-    from streams.dev.broker import free_port
     from streams.kafka.admin import create_topics
 
     from bench.engines import broker as bench_broker
-    from bench.servers import wait_listening
 
-    port = free_port()
-    endpoint = subprocess.Popen(
-        [sys.executable, "-c", _ENDPOINT, str(port), str(ANSWER_AFTER_S)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/hook"
     lines = [
         f"sinks: {DELIVERIES} webhook deliveries to a loopback endpoint answering after "
         f"{ANSWER_AFTER_S * 1000:.0f} ms; sink and baseline each in their own process"
     ]
-    try:
-        wait_listening(port)
+    with endpoint(ANSWER_AFTER_S) as url:
         for concurrency in LEVELS:
             base = _child(
                 "import sys; from bench.sinks import baseline_main; "
@@ -199,9 +213,6 @@ def run() -> list[str]:
                 f"    ratio sink/plain loop:    {sink['rate'] / base['rate']:.2f}  "
                 f"(target >= 0.75)",
             ]
-    finally:
-        endpoint.terminate()
-        endpoint.wait(10)
     return lines
 
 

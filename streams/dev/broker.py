@@ -44,10 +44,10 @@ _LIVE: set[subprocess.Popen[bytes]] = set()
 PORTS_FROM = 20_000  # below the ephemeral range's usual start (32768); above common services
 
 
-def ephemeral_range(text: str | None) -> tuple[int, int] | None:
+def ephemeral_range(text: str) -> tuple[int, int] | None:
     """/proc/sys/net/ipv4/ip_local_port_range as (low, high), or None when unreadable."""
     try:
-        low, high = (int(v) for v in (text or "").split())
+        low, high = (int(v) for v in text.split())
     except ValueError:
         return None
     return low, high
