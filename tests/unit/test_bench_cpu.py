@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,11 @@ def test_an_empty_window_has_no_shares() -> None:
 
 
 def test_process_seconds_counts_this_process_cpu() -> None:
-    before = cpu.process_seconds(os.getpid())
-    deadline = os.times().elapsed + 0.2
-    while os.times().elapsed < deadline:  # burn CPU: the figure must grow
+    before, burnt = cpu.process_seconds(os.getpid()), time.process_time() + 0.2
+    deadline = time.monotonic() + 30  # a loaded machine gives us the CPU late, not never
+    while time.process_time() < burnt and time.monotonic() < deadline:  # burn 0.2 s of CPU
         pass
-    assert cpu.process_seconds(os.getpid()) - before >= 0.05
+    assert cpu.process_seconds(os.getpid()) - before >= 0.15
 
 
 def test_process_seconds_of_a_process_gone_is_an_oserror() -> None:
