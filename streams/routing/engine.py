@@ -32,10 +32,15 @@ the consumer triggers nor anything else commits past the failed records.
 State before event: an event from a database change carries `state_lsn`, the commit LSN of
 the last transaction at or before its own that changed a state table (the CDC source stamps
 it, so the same transaction counts); it is routed only once the routing state's watermark
-has reached that LSN (every such change is folded in), waiting at most `state_wait_s`. Events
-after no recent state change do not wait at all. A wait that times
-out routes against the state as it is, and is counted and logged (a state change that never
-arrives must not stall routing forever).
+has reached that LSN (every such change is folded in). Events after no recent state change
+do not wait at all. A wait is bounded by `state_wait_s`; one that times out is counted and
+logged, and the event is HELD, never routed against a state known to be behind it (that
+routed a wedding's change to nobody when the worker's state agent started slower than the
+routing process: the state had none of its vendors yet). Held means: the event's partition
+goes back to the event (`seek`, nothing after it on that partition is routed, its offset is
+not committed past it) and the next poll asks again; other partitions go on unless they are
+behind too. So the consumer keeps polling (no `max.poll.interval.ms` expiry) and a state
+that is late stalls, visibly, instead of misrouting silently.
 
 Dedupe: an event id already routed within `dedupe_window_s` is skipped. The seen ids live in
 one `SeenWindow` per assigned partition; routed ids are written (after their deliveries are
@@ -106,7 +111,7 @@ class RouteSettings(BaseSettings):
     fetch_wait_max_ms: int | None = None  # unset: the connection's (KAFKA_FETCH_WAIT_MAX_MS)
     max_inflight_batches: int = 64
     commit_interval_s: float = 0.2
-    state_wait_s: float = 2.0  # longest an event waits for the state to reach its commit
+    state_wait_s: float = 2.0  # one wait for the state to reach an event's commit; then held
     # a calendar event's zone when neither the wedding, the calendar nor the integration
     # names one (IANA, e.g. Europe/London); unset: such an event is dead-lettered by the sink
     default_time_zone: str | None = None
@@ -212,6 +217,8 @@ class RouteEngine:
         self.make_producer = make_producer
         self.failed = False  # a produce failed: commit nothing more, stop
         self.state_timeouts = 0
+        self._held: dict[int, int] = {}  # partition -> the state LSN its next event awaits
+        self._holding_since = 0.0  # monotonic time the current hold began; 0 when none
         self.unroutable = 0
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -266,6 +273,7 @@ class RouteEngine:
             self._finish_sync()
         for tp in partitions:
             self.windows.pop(tp.partition, None)
+            self._held.pop(tp.partition, None)
 
     def _finish_sync(self) -> None:
         """Wait for every in-flight batch and commit what they acked, synchronously (stop,
@@ -324,19 +332,26 @@ class RouteEngine:
         decode, state, rules = self.codec.decode, self.state, self.rules
         pending = _Batch(now_ms)
         produce = functools.partial(self._produce, pending)
+        held: dict[int, int] = {}  # partition -> the state LSN its first held event awaits
         for msg in batch:
             if msg.error():
                 continue
             partition = msg.partition() or 0
+            if partition in held:
+                continue
             pending.offsets[partition] = (msg.offset() or 0) + 1
             try:
                 event: Any = decode(msg.value())
                 event_id = event["event_id"]
-                window = self.windows.get(partition)
+                if not self._wait_for_state(event, 0.0 if held else None):
+                    held[partition] = int(event["source"]["state_lsn"])
+                    self._hold(pending, msg)
+                    continue
+                self._held.pop(partition, None)
+                window = self.windows.get(partition)  # after the hold: `seen` records the id
                 if window is not None and window.seen(event_id, now_ms):
                     self.duplicates += 1
                     continue
-                self._wait_for_state(event)
                 problems: list[str] = []
                 out = [
                     (self.encoders[d.destination], d.key.encode(), d.record)
@@ -356,24 +371,48 @@ class RouteEngine:
                     produce(self.bookings_topic, msg.value(), supplier.encode())
             pending.routed.append((partition, event_id))
             self._e2e.observe(max(0.0, now - event["source_ts_ms"] / 1000))
+        self._note_hold(held)
         pending.sealed = True
         self._inflight.append(pending)
         metrics.RECORDS_IN.labels(STAGE).inc(len(batch))
         metrics.RECORDS_OUT.labels(STAGE).inc(pending.produced)
         self._complete()
 
-    def _wait_for_state(self, event: Any) -> None:
-        """Block until the routing state holds every state change committed up to the
-        event's transaction (`source.state_lsn`), at most state_wait_s."""
+    def _wait_for_state(self, event: Any, timeout: float | None = None) -> bool:
+        """Whether the routing state holds every state change committed up to the event's
+        transaction (`source.state_lsn`), waiting at most `timeout` (`state_wait_s`); a miss
+        is counted."""
         lsn = event["source"].get("state_lsn")
-        if not lsn or self.state_ready is None:
-            return
-        if not self.state_ready(int(lsn), self.config.state_wait_s):
-            self.state_timeouts += 1
-            metrics.STATE_WAIT_TIMEOUTS.inc()
-            log.warning("route: state did not reach commit %d within %.1f s; routing %s "
-                        "against the state as it is", lsn, self.config.state_wait_s,
-                        event["event_id"])  # fmt: skip
+        wait = self.config.state_wait_s if timeout is None else timeout
+        if not lsn or self.state_ready is None or self.state_ready(int(lsn), wait):
+            return True
+        self.state_timeouts += 1
+        metrics.STATE_WAIT_TIMEOUTS.inc()
+        return False
+
+    def _hold(self, batch: _Batch, msg: Message) -> None:
+        """Route `msg` and everything after it on its partition later: its offset is the
+        partition's commit point and the consumer reads the partition again from it."""
+        assert self.consumer is not None
+        offset = msg.offset() or 0
+        batch.offsets[msg.partition() or 0] = offset
+        self.consumer.seek(TopicPartition(self.source, msg.partition() or 0, offset))
+
+    def _note_hold(self, held: dict[int, int]) -> None:
+        """Log when holding starts and when it ends (the counter counts every miss)."""
+        self._held.update(held)
+        if self._held and not self._holding_since:
+            self._holding_since = time.monotonic()
+            log.warning("route: the routing state has not reached commit %d within %.1f s; "
+                        "holding partitions %s until it does (is the worker's state agent "
+                        "running and caught up?)", min(self._held.values()),
+                        self.config.state_wait_s, sorted(self._held))  # fmt: skip
+        elif not self._held and self._holding_since:
+            log.warning(
+                "route: the routing state caught up after %.1f s; routing resumed",
+                time.monotonic() - self._holding_since,
+            )
+            self._holding_since = 0.0
 
     def _produce(
         self, batch: _Batch, topic: str, value: bytes | None, key: bytes | None, **kw: Any

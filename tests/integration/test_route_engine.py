@@ -1,8 +1,11 @@
 """The routing engine on the real broker: one event id routes once (also across a restart),
-and a record that cannot be routed goes to the dead-letter topic while routing goes on."""
+a record that cannot be routed goes to the dead-letter topic while routing goes on, and an
+event is never routed against a state known to be behind its commit."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from streams.kafka.codec import TopicCodecs
 from streams.kafka.deadletter import H_ERROR_CLASS, H_STAGE, H_TOPIC, header_map
 from streams.logic.normalize import normalize_change
 from streams.logic.routing import load_rules
+from streams.logic.state import StateTables
 from streams.models import DomainEvent
 from streams.routing.engine import RouteEngine, RouteSettings
 from streams.routing.process import internal_topics
@@ -84,21 +88,22 @@ class FailingProducer:
 
 @pytest.fixture
 def start_engine(kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs) -> Iterator[object]:
-    config = RouteSettings(commit_interval_s=0.05)
+    config = RouteSettings(commit_interval_s=0.05, state_wait_s=0.3)
     create_topics(kafka_bootstrap, internal_topics(settings.app_id, config))
     prefix = f"{settings.app_id}-"
     state = state_of(state_changes(wedding_rows(f"{prefix}{WEDDING}", prefix)))
     running: list[RunningEngine] = []
 
     def start(**kw: Any) -> RunningEngine:
-        engine = RouteEngine(
-            bootstrap=kafka_bootstrap, group_id=f"{settings.app_id}-route",
-            app_id=settings.app_id, codecs=codecs, rules=load_rules(), state=state,
-            bookings_topic=None, config=config, **kw,
-        )  # fmt: skip
+        engine = RouteEngine(**{
+            "bootstrap": kafka_bootstrap, "group_id": f"{settings.app_id}-route",
+            "app_id": settings.app_id, "codecs": codecs, "rules": load_rules(), "state": state,
+            "bookings_topic": None, "config": config, **kw,
+        })  # fmt: skip
         running.append(RunningEngine(engine))
         return running[-1]
 
+    start.state = state  # type: ignore[attr-defined]
     yield start
     for r in running:
         if r.thread.is_alive():
@@ -137,6 +142,68 @@ def _delivery_counts(reader: DeliveryReader, event_id: str, expected: int) -> Co
     settle = time.monotonic() + 2
     reader.read_until(lambda got: time.monotonic() > settle, timeout=10)
     return Counter(r["delivery_id"] for _, r in reader.records if r["event_id"] == event_id)
+
+
+class LateState:
+    """A routing state that reaches its commit only once `arrive()` is called: until then
+    every wait for it times out, as when the worker's state agent is slower to start than
+    the routing process (a fresh machine) or is behind."""
+
+    def __init__(self, full: StateTables) -> None:
+        self.full = full
+        self.tables = StateTables.empty()
+        self.arrived = threading.Event()
+        self.waits = 0
+
+    def ready(self, lsn: int, timeout: float) -> bool:
+        self.waits += 1
+        return self.arrived.wait(timeout)
+
+    def arrive(self) -> None:
+        for table in dataclasses.fields(self.full):
+            getattr(self.tables, table.name).update(getattr(self.full, table.name))
+        self.arrived.set()
+
+
+def test_an_event_is_not_routed_against_a_state_behind_its_commit(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+) -> None:
+    event = _wedding_moved(settings)
+    event = {**event, "source": {**event["source"], "state_lsn": 7}}  # the wedding's vendors
+    late = LateState(start_engine.state)  # type: ignore[attr-defined]
+    reader = DeliveryReader(kafka_bootstrap, codecs)
+    try:
+        start_engine(state=late.tables, state_ready=late.ready)  # type: ignore[operator]
+        _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
+                                        codecs[topics.EVENTS].encode(event)))  # fmt: skip
+        _wait(lambda: late.waits >= 3, timeout=20)  # held, asked again, not routed bare
+        late.arrive()
+        counts = _delivery_counts(reader, event["event_id"], expected=10)
+    finally:
+        reader.close()
+    assert len(counts) == 10  # every vendor channel, calendar and system of the wedding
+    assert set(counts.values()) == {1}
+
+
+def test_a_held_event_is_routed_by_the_next_process_when_this_one_stops_holding_it(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+) -> None:
+    event = _wedding_moved(settings)
+    event = {**event, "source": {**event["source"], "state_lsn": 7}}
+    late = LateState(start_engine.state)  # type: ignore[attr-defined]  # never arrives here
+    reader = DeliveryReader(kafka_bootstrap, codecs)
+    try:
+        holding = start_engine(state=late.tables, state_ready=late.ready)  # type: ignore[operator]
+        _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
+                                        codecs[topics.EVENTS].encode(event)))  # fmt: skip
+        _wait(lambda: late.waits >= 2, timeout=20)
+        holding.close()  # its commit on stop must not pass the held event
+        start_engine(state_ready=lambda lsn, timeout: True)  # type: ignore[operator]
+        counts = _delivery_counts(reader, event["event_id"], expected=10)
+    finally:
+        reader.close()
+    assert len(counts) == 10
+    assert set(counts.values()) == {1}
 
 
 def test_an_event_id_seen_twice_is_routed_once_also_after_a_restart(
