@@ -295,6 +295,32 @@ def test_idle_database_does_not_pin_wal(postgres, db, suffix, start_source):
     assert wait_until(lambda: slot_confirmed(db, slot) >= wal_now, timeout=15)
 
 
+def test_a_restarted_source_makes_its_first_changes_wait_for_the_state_before_its_start(
+    postgres, db, suffix, start_source, reader
+):
+    """A restarted source cannot know which state changes before its start the routing
+    state has folded, so its first changes name the slot's position as their state_lsn (and
+    a heartbeat past it follows): routing waits for it instead of not waiting at all."""
+    table = f"form_responses_{suffix}"
+    with db.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, answer text)")
+    config = cdc_config(postgres, suffix, tables=(table,), snapshot=False)
+    first = start_source(config)
+    r = reader(table)
+    wait_until(lambda: slot_confirmed(db, f"slot_{suffix}") > 0)
+    with db.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} VALUES (1, 'yes')")
+    r.read_until(has(1))
+    first.stop()
+    restart_at = slot_confirmed(db, f"slot_{suffix}")
+    with db.cursor() as cur:
+        cur.execute(f"INSERT INTO {table} VALUES (2, 'no')")
+    start_source(config)
+    _, after = r.read_until(has(2))
+    assert after["source"]["state_lsn"] is not None
+    assert restart_at <= after["source"]["state_lsn"] < after["source"]["commit_lsn"]
+
+
 # ---- crash: kill -9 mid-stream, restart, compare the database with the topic ------------
 def _spawn_cdc(
     postgres: PostgresServer, bootstrap: str, suffix: str, table: str, log: Any

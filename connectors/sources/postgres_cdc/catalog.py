@@ -113,3 +113,13 @@ def check_contract(cur: Any, contract: Contract, tables: list[str]) -> None:
 def slot_exists(cur: Any, slot_name: str) -> bool:
     cur.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot_name,))
     return cur.fetchone() is not None
+
+
+def slot_position(cur: Any, slot_name: str) -> int:
+    """The slot's confirmed position (LSN as an int): where streaming from it resumes."""
+    cur.execute(
+        "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
+        (slot_name,),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

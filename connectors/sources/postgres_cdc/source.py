@@ -82,6 +82,7 @@ from connectors.sources.postgres_cdc.catalog import (
     ensure_publication,
     load_primary_keys,
     slot_exists,
+    slot_position,
 )
 from connectors.sources.postgres_cdc.config import PostgresCdcConfig
 from connectors.sources.postgres_cdc.decode import (
@@ -225,6 +226,13 @@ class PostgresCdcSource:
         log.info("snapshot done: %d rows, %d dead letters; slot %s created at %s",
                  self.snapshot_rows, self.dead_letters, self.config.slot_name,
                  lsn_text(point.lsn))  # fmt: skip
+
+    def _resume_at(self, lsn: int) -> None:
+        """Streaming starts at `lsn` without a snapshot: which state changes before it the
+        routing state has folded is unknown here, so the changes until the next state change
+        carry `lsn` as their state_lsn and a heartbeat past it follows (routing waits for
+        the state to reach it, instead of not waiting at all)."""
+        self._last_commit_lsn = self._state_lsn = lsn
 
     def _read_state_keys(self) -> None:
         """The row keys the state holds, before anything is decoded (see state_keys.py)."""
@@ -407,8 +415,12 @@ class PostgresCdcSource:
             repl_cur = repl.cursor()
             if not exists and self.config.snapshot:
                 self._snapshot(query, repl_cur)
-            elif not exists:
-                repl_cur.create_replication_slot(self.config.slot_name, output_plugin="pgoutput")
+            else:
+                slot = self.config.slot_name
+                if not exists:
+                    repl_cur.create_replication_slot(slot, output_plugin="pgoutput")
+                with query.cursor() as cur:
+                    self._resume_at(slot_position(cur, slot))
             self._stream(query, repl_cur, stop)
         except psycopg2.errors.ObjectNotInPrerequisiteState as exc:  # e.g. wal_level
             raise ConfigurationError(str(exc).strip()) from exc
