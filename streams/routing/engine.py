@@ -345,7 +345,7 @@ class RouteEngine:
                 event_id = event["event_id"]
                 if not self._wait_for_state(event, 0.0 if held else None):
                     held[partition] = int(event["source"]["state_lsn"])
-                    self._hold(pending, msg)
+                    pending.offsets[partition] = msg.offset() or 0  # committed up to it only
                     continue
                 self._held.pop(partition, None)
                 window = self.windows.get(partition)  # after the hold: `seen` records the id
@@ -371,7 +371,7 @@ class RouteEngine:
                     produce(self.bookings_topic, msg.value(), supplier.encode())
             pending.routed.append((partition, event_id))
             self._e2e.observe(max(0.0, now - event["source_ts_ms"] / 1000))
-        self._note_hold(held)
+        self._hold(pending, held)
         pending.sealed = True
         self._inflight.append(pending)
         metrics.RECORDS_IN.labels(STAGE).inc(len(batch))
@@ -390,16 +390,15 @@ class RouteEngine:
         metrics.STATE_WAIT_TIMEOUTS.inc()
         return False
 
-    def _hold(self, batch: _Batch, msg: Message) -> None:
-        """Route `msg` and everything after it on its partition later: its offset is the
-        partition's commit point and the consumer reads the partition again from it."""
+    def _hold(self, batch: _Batch, held: dict[int, int]) -> None:
+        """Read each `held` partition again from its held event (the batch's commit point for
+        it), so that it and everything after it are routed later; log when holding starts
+        and when it ends (the counter counts every miss). A seek that fails raises: the
+        engine stops and commits nothing past the held events."""
         assert self.consumer is not None
-        offset = msg.offset() or 0
-        batch.offsets[msg.partition() or 0] = offset
-        self.consumer.seek(TopicPartition(self.source, msg.partition() or 0, offset))
-
-    def _note_hold(self, held: dict[int, int]) -> None:
-        """Log when holding starts and when it ends (the counter counts every miss)."""
+        for partition in held:
+            offset = batch.offsets[partition]
+            self.consumer.seek(TopicPartition(self.source, partition, offset))
         self._held.update(held)
         if self._held and not self._holding_since:
             self._holding_since = time.monotonic()

@@ -124,6 +124,16 @@ def _send(bootstrap: str, codecs: TopicCodecs, *values: tuple[bytes, bytes]) -> 
     assert producer.flush(10) == 0
 
 
+def _after_a_state_change(settings: Settings) -> DomainEvent:
+    """The wedding's move, committed after the state change that linked its vendors (LSN 7)."""
+    event = _wedding_moved(settings)
+    return {**event, "source": {**event["source"], "state_lsn": 7}}
+
+
+def _send_event(bootstrap: str, codecs: TopicCodecs, event: DomainEvent) -> None:
+    _send(bootstrap, codecs, (event["aggregate_id"].encode(), codecs[topics.EVENTS].encode(event)))
+
+
 def _wait(predicate: object, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
@@ -168,14 +178,12 @@ class LateState:
 def test_an_event_is_not_routed_against_a_state_behind_its_commit(
     kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
 ) -> None:
-    event = _wedding_moved(settings)
-    event = {**event, "source": {**event["source"], "state_lsn": 7}}  # the wedding's vendors
+    event = _after_a_state_change(settings)
     late = LateState(start_engine.state)  # type: ignore[attr-defined]
     reader = DeliveryReader(kafka_bootstrap, codecs)
     try:
         start_engine(state=late.tables, state_ready=late.ready)  # type: ignore[operator]
-        _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
-                                        codecs[topics.EVENTS].encode(event)))  # fmt: skip
+        _send_event(kafka_bootstrap, codecs, event)
         _wait(lambda: late.waits >= 3, timeout=20)  # held, asked again, not routed bare
         late.arrive()
         counts = _delivery_counts(reader, event["event_id"], expected=10)
@@ -188,14 +196,12 @@ def test_an_event_is_not_routed_against_a_state_behind_its_commit(
 def test_a_held_event_is_routed_by_the_next_process_when_this_one_stops_holding_it(
     kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
 ) -> None:
-    event = _wedding_moved(settings)
-    event = {**event, "source": {**event["source"], "state_lsn": 7}}
+    event = _after_a_state_change(settings)
     late = LateState(start_engine.state)  # type: ignore[attr-defined]  # never arrives here
     reader = DeliveryReader(kafka_bootstrap, codecs)
     try:
         holding = start_engine(state=late.tables, state_ready=late.ready)  # type: ignore[operator]
-        _send(kafka_bootstrap, codecs, (event["aggregate_id"].encode(),
-                                        codecs[topics.EVENTS].encode(event)))  # fmt: skip
+        _send_event(kafka_bootstrap, codecs, event)
         _wait(lambda: late.waits >= 2, timeout=20)
         holding.close()  # its commit on stop must not pass the held event
         start_engine(state_ready=lambda lsn, timeout: True)  # type: ignore[operator]
