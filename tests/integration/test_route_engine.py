@@ -87,23 +87,29 @@ class FailingProducer:
 
 
 @pytest.fixture
-def start_engine(kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs) -> Iterator[object]:
+def wedding_state(settings: Settings) -> StateTables:
+    """The routing state of the test's wedding: its vendors, their channels and systems."""
+    prefix = f"{settings.app_id}-"
+    return state_of(state_changes(wedding_rows(f"{prefix}{WEDDING}", prefix)))
+
+
+@pytest.fixture
+def start_engine(
+    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, wedding_state: StateTables
+) -> Iterator[object]:
     config = RouteSettings(commit_interval_s=0.05, state_wait_s=0.3)
     create_topics(kafka_bootstrap, internal_topics(settings.app_id, config))
-    prefix = f"{settings.app_id}-"
-    state = state_of(state_changes(wedding_rows(f"{prefix}{WEDDING}", prefix)))
     running: list[RunningEngine] = []
 
     def start(**kw: Any) -> RunningEngine:
         engine = RouteEngine(**{
             "bootstrap": kafka_bootstrap, "group_id": f"{settings.app_id}-route",
-            "app_id": settings.app_id, "codecs": codecs, "rules": load_rules(), "state": state,
-            "bookings_topic": None, "config": config, **kw,
+            "app_id": settings.app_id, "codecs": codecs, "rules": load_rules(),
+            "state": wedding_state, "bookings_topic": None, "config": config, **kw,
         })  # fmt: skip
         running.append(RunningEngine(engine))
         return running[-1]
 
-    start.state = state  # type: ignore[attr-defined]
     yield start
     for r in running:
         if r.thread.is_alive():
@@ -176,10 +182,14 @@ class LateState:
 
 
 def test_an_event_is_not_routed_against_a_state_behind_its_commit(
-    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+    kafka_bootstrap: str,
+    settings: Settings,
+    codecs: TopicCodecs,
+    start_engine: object,
+    wedding_state: StateTables,
 ) -> None:
     event = _after_a_state_change(settings)
-    late = LateState(start_engine.state)  # type: ignore[attr-defined]
+    late = LateState(wedding_state)
     reader = DeliveryReader(kafka_bootstrap, codecs)
     try:
         start_engine(state=late.tables, state_ready=late.ready)  # type: ignore[operator]
@@ -194,10 +204,14 @@ def test_an_event_is_not_routed_against_a_state_behind_its_commit(
 
 
 def test_a_held_event_is_routed_by_the_next_process_when_this_one_stops_holding_it(
-    kafka_bootstrap: str, settings: Settings, codecs: TopicCodecs, start_engine: object
+    kafka_bootstrap: str,
+    settings: Settings,
+    codecs: TopicCodecs,
+    start_engine: object,
+    wedding_state: StateTables,
 ) -> None:
     event = _after_a_state_change(settings)
-    late = LateState(start_engine.state)  # type: ignore[attr-defined]  # never arrives here
+    late = LateState(wedding_state)  # never arrives here
     reader = DeliveryReader(kafka_bootstrap, codecs)
     try:
         holding = start_engine(state=late.tables, state_ready=late.ready)  # type: ignore[operator]
